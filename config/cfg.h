@@ -1,0 +1,155 @@
+/* cfg.h - the configuration as plain data.
+ *
+ * A struct cfg is built by cfg_parse() from one JSON document, validated as a whole, and never
+ * modified afterwards: it is immutable per generation (a reload builds a new one). It includes
+ * nothing from proxy/ or control/. Every string is owned by the cfg and freed by cfg_free().
+ * Weights are basis points (0..10000); the JSON says percentages with up to two decimals.
+ */
+#ifndef CUT_CFG_H
+#define CUT_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CFG_MAX_POOLS 8
+#define CFG_BP_TOTAL 10000u
+
+/* An IPv4 or IPv6 network, e.g. "10.0.0.0/8" or "::1/128". addr holds the network address in
+ * network byte order (4 or 16 bytes used). */
+struct cfg_cidr {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    unsigned prefix;
+};
+
+struct cfg_cidr_list {
+    struct cfg_cidr *v;
+    size_t n;
+};
+
+enum cfg_proto { CFG_PROTO_HTTP1 = 1u << 0 };
+
+struct cfg_listener {
+    char *name;
+    char *address;     /* "host:port" or "[v6]:port", as written */
+    char *host;        /* parsed host part (numeric address) */
+    uint16_t port;
+    unsigned protocols; /* CFG_PROTO_* bits */
+};
+
+/* One upstream address as written: "name-or-ip:port". Resolution happens outside config/. */
+struct cfg_endpoint {
+    char *address; /* as written */
+    char *host;
+    uint16_t port;
+};
+
+enum cfg_balance { CFG_BALANCE_LEAST_OUTSTANDING = 0, CFG_BALANCE_ROUND_ROBIN = 1 };
+
+struct cfg_pool {
+    char *name; /* "blue", "green", ... */
+    struct cfg_endpoint *endpoints;
+    size_t nendpoints;
+    enum cfg_balance balance;
+    unsigned weight_bp; /* initial weight from "weights" */
+};
+
+enum cfg_sticky_kind {
+    CFG_STICKY_NONE = 0,
+    CFG_STICKY_HEADER,    /* hash a request header (device or user id) */
+    CFG_STICKY_COOKIE,    /* hash one cookie's value */
+    CFG_STICKY_CLIENT_IP  /* hash the client address (from X-Forwarded-For behind trusted proxies) */
+};
+
+struct cfg_sticky {
+    enum cfg_sticky_kind kind;
+    char *name; /* header name (lower case) or cookie name; NULL for CLIENT_IP */
+};
+
+struct cfg_override {
+    char *header; /* lower-case header name, NULL when overrides are disabled */
+    struct cfg_cidr_list trusted_peers; /* peers whose override header is honoured */
+};
+
+struct cfg_route {
+    char *name;
+    char **hosts;  /* lower-case host names (no port); "*" matches any; n == 0 means any */
+    size_t nhosts;
+    char *path_prefix; /* starts with '/' */
+    struct cfg_pool pools[CFG_MAX_POOLS]; /* in the order written; sticky buckets follow it */
+    size_t npools;
+    struct cfg_sticky sticky;
+    struct cfg_override override;
+};
+
+struct cfg_timeouts { /* all milliseconds */
+    unsigned client_header;   /* first byte of a request head to its end */
+    unsigned client_idle;     /* keep-alive idle between requests */
+    unsigned upstream_connect;
+    unsigned upstream_header; /* request sent to response head received */
+    unsigned body_idle;       /* no body byte either way for this long */
+    unsigned upstream_idle;   /* idle pooled upstream connection is closed after this */
+    unsigned shutdown_delay;  /* SIGTERM: keep accepting this long before closing listeners */
+    unsigned drain;           /* SIGTERM: in-flight requests get this long to finish */
+    unsigned dns_refresh;     /* re-resolve endpoint names this often */
+};
+
+struct cfg_limits {
+    unsigned max_request_line;   /* bytes -> 414 */
+    unsigned max_header_bytes;   /* whole head -> 431 */
+    unsigned max_headers;        /* count -> 431 */
+    unsigned max_connections;    /* per worker */
+    unsigned upstream_idle_per_endpoint; /* idle connections kept per endpoint per worker */
+    unsigned buffer_bytes;       /* high-water mark per direction before reading stops */
+};
+
+struct cfg_access_log {
+    int enabled;
+};
+
+struct cfg {
+    char *cluster;
+    char *region;
+    unsigned workers; /* 0 = the CPUs this process may use */
+    struct cfg_listener *listeners;
+    size_t nlisteners;
+    struct cfg_cidr_list trusted_proxies;
+    struct cfg_route *routes;
+    size_t nroutes;
+    struct cfg_timeouts timeouts;
+    struct cfg_limits limits;
+    struct cfg_access_log access_log;
+};
+
+/* One problem found in a configuration: the JSON path ("routes[1].pools.green.endpoints[0]")
+ * and a message; line and column when jansson reported them (0 otherwise). */
+struct cfg_error {
+    char *path;
+    char *message;
+    int line, column;
+};
+
+struct cfg_errors {
+    struct cfg_error *v;
+    size_t n;
+};
+
+/* Parses and validates a JSON document. On success returns 0 and sets *out (caller frees with
+ * cfg_free). On failure returns CUT_EINVAL (or CUT_ENOMEM) and fills errs with every problem found
+ * (caller frees with cfg_errors_dispose); *out is left NULL. Any thread; no global state. */
+int cfg_parse(const char *json, size_t len, struct cfg **out, struct cfg_errors *errs);
+
+/* Reads a file and calls cfg_parse. A read failure is reported as one error with path "". */
+int cfg_load(const char *path, struct cfg **out, struct cfg_errors *errs);
+
+void cfg_free(struct cfg *cfg);
+void cfg_errors_dispose(struct cfg_errors *errs);
+
+/* Writes each error as "path: message (line L, column C)" lines to f. */
+void cfg_errors_print(const struct cfg_errors *errs, const char *file, FILE *f);
+
+/* Returns the pool index of name in route, or -1. */
+int cfg_route_pool_index(const struct cfg_route *route, const char *name);
+
+#endif
