@@ -137,10 +137,13 @@ struct cfg_errors {
 
 /* Parses and validates a JSON document. On success returns 0 and sets *out (caller frees with
  * cfg_free). On failure returns CUT_EINVAL (or CUT_ENOMEM) and fills errs with every problem found
- * (caller frees with cfg_errors_dispose); *out is left NULL. Any thread; no global state. */
+ * (caller frees with cfg_errors_dispose); *out is left NULL. errs need not be initialised: it is
+ * reset on entry (so cfg_load and cfg_parse never append to an earlier list). Any thread; no
+ * global state. */
 int cfg_parse(const char *json, size_t len, struct cfg **out, struct cfg_errors *errs);
 
-/* Reads a file and calls cfg_parse. A read failure is reported as one error with path "". */
+/* Reads a file and calls cfg_parse. A read failure is reported as one error with path "" and
+ * returns CUT_EIO. */
 int cfg_load(const char *path, struct cfg **out, struct cfg_errors *errs);
 
 void cfg_free(struct cfg *cfg);
@@ -151,5 +154,24 @@ void cfg_errors_print(const struct cfg_errors *errs, const char *file, FILE *f);
 
 /* Returns the pool index of name in route, or -1. */
 int cfg_route_pool_index(const struct cfg_route *route, const char *name);
+
+/* Appends one error (path copied; "" is the root; line/column 0 when unknown) to errs, which
+ * must be initialised ({0} is empty). Returns 0 or CUT_ENOMEM. Config and control code use it to
+ * collect every problem before rejecting a change. */
+int cfg_errors_add(struct cfg_errors *errs, const char *path, int line, int column,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* The checks that span several objects (unique listener names and addresses, unique route
+ * names, unique hosts in a route, unique endpoints in a pool, no two routes with the same match).
+ * cfg may be partly filled (NULL strings are skipped). Appends every problem to errs. Returns 0
+ * when nothing was found, CUT_EINVAL when problems were appended, CUT_ENOMEM. Called by
+ * cfg_parse(); exposed so that code building a cfg by other means can run the same rules. */
+int cfg_validate(const struct cfg *cfg, struct cfg_errors *errs);
+
+/* Returns the whole configuration, defaults included, as canonical JSON text (the keys of
+ * cfg_parse in its order, weights back as percentages, hosts lower case, CIDRs as network/prefix)
+ * that cfg_parse accepts and turns into an equal cfg. The caller frees the text with free().
+ * Returns NULL when out of memory. Any thread; cfg is borrowed. */
+char *cfg_dump(const struct cfg *cfg);
 
 #endif

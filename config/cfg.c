@@ -1,0 +1,120 @@
+/* cfg.c - the lifecycle of a struct cfg and of error lists: free, collect, print, look up.
+ *
+ * Parsing lives in cfg_parse.c, cross-object rules in cfg_validate.c, JSON output in cfg_dump.c.
+ */
+#include "cfg.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../proxy/cut.h"
+
+static void cidr_list_dispose(struct cfg_cidr_list *l)
+{
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static void pool_dispose(struct cfg_pool *p)
+{
+    free(p->name);
+    for (size_t i = 0; i < p->nendpoints; i++) {
+        free(p->endpoints[i].address);
+        free(p->endpoints[i].host);
+    }
+    free(p->endpoints);
+    memset(p, 0, sizeof(*p));
+}
+
+static void route_dispose(struct cfg_route *r)
+{
+    free(r->name);
+    for (size_t i = 0; i < r->nhosts; i++)
+        free(r->hosts[i]);
+    free(r->hosts);
+    free(r->path_prefix);
+    for (size_t i = 0; i < r->npools; i++)
+        pool_dispose(&r->pools[i]);
+    free(r->sticky.name);
+    free(r->override.header);
+    cidr_list_dispose(&r->override.trusted_peers);
+}
+
+void cfg_free(struct cfg *cfg)
+{
+    if (cfg == NULL)
+        return;
+    free(cfg->cluster);
+    free(cfg->region);
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        free(cfg->listeners[i].name);
+        free(cfg->listeners[i].address);
+        free(cfg->listeners[i].host);
+    }
+    free(cfg->listeners);
+    cidr_list_dispose(&cfg->trusted_proxies);
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        route_dispose(&cfg->routes[i]);
+    free(cfg->routes);
+    free(cfg);
+}
+
+void cfg_errors_dispose(struct cfg_errors *errs)
+{
+    if (errs == NULL)
+        return;
+    for (size_t i = 0; i < errs->n; i++) {
+        free(errs->v[i].path);
+        free(errs->v[i].message);
+    }
+    free(errs->v);
+    errs->v = NULL;
+    errs->n = 0;
+}
+
+int cfg_errors_add(struct cfg_errors *errs, const char *path, int line, int column, const char *fmt,
+                   ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = NULL;
+    int len = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return CUT_ENOMEM;
+    char *p = strdup(path != NULL ? path : "");
+    struct cfg_error *v = realloc(errs->v, (errs->n + 1) * sizeof(*v));
+    if (p == NULL || v == NULL) {
+        free(msg);
+        free(p);
+        if (v != NULL)
+            errs->v = v;
+        return CUT_ENOMEM;
+    }
+    errs->v = v;
+    v[errs->n++] = (struct cfg_error){.path = p, .message = msg, .line = line, .column = column};
+    return 0;
+}
+
+void cfg_errors_print(const struct cfg_errors *errs, const char *file, FILE *f)
+{
+    for (size_t i = 0; i < errs->n; i++) {
+        const struct cfg_error *e = &errs->v[i];
+        if (file != NULL)
+            fprintf(f, "%s: ", file);
+        fprintf(f, "%s: %s", e->path[0] != '\0' ? e->path : "(root)", e->message);
+        if (e->line > 0)
+            fprintf(f, " (line %d, column %d)", e->line, e->column);
+        fputc('\n', f);
+    }
+}
+
+int cfg_route_pool_index(const struct cfg_route *route, const char *name)
+{
+    for (size_t i = 0; i < route->npools; i++)
+        if (route->pools[i].name != NULL && strcmp(route->pools[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}

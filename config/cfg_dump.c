@@ -1,0 +1,167 @@
+/* cfg_dump.c - struct cfg back to canonical JSON (defaults written out, weights as percentages).
+ *
+ * The output is what cfg_parse() reads: parsing it gives an equal cfg, and dumping that again
+ * gives the same text. Used by the control API ("show config") and by tests.
+ */
+#include "cfg.h"
+
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+/* Building helpers: each takes ownership of the new value and records a failure in *ok, so the
+ * builder can run straight through and check once at the end. */
+static void put(json_t *obj, const char *key, json_t *val, bool *ok)
+{
+    if (val == NULL || json_object_set_new(obj, key, val) != 0)
+        *ok = false;
+}
+
+static void push(json_t *arr, json_t *val, bool *ok)
+{
+    if (val == NULL || json_array_append_new(arr, val) != 0)
+        *ok = false;
+}
+
+static json_t *str(const char *s)
+{
+    return s != NULL ? json_string(s) : json_null();
+}
+
+static json_t *hostport(const char *host, uint16_t port)
+{
+    char buf[300];
+    bool v6 = host != NULL && strchr(host, ':') != NULL;
+    snprintf(buf, sizeof(buf), v6 ? "[%s]:%u" : "%s:%u", host ? host : "", (unsigned)port);
+    return json_string(buf);
+}
+
+static json_t *cidrs(const struct cfg_cidr_list *l, bool *ok)
+{
+    json_t *a = json_array();
+    if (a == NULL) {
+        *ok = false;
+        return NULL;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        char text[INET6_ADDRSTRLEN], buf[INET6_ADDRSTRLEN + 8];
+        inet_ntop(l->v[i].family, l->v[i].addr, text, sizeof(text));
+        snprintf(buf, sizeof(buf), "%s/%u", text, l->v[i].prefix);
+        push(a, json_string(buf), ok);
+    }
+    return a;
+}
+
+static json_t *percent(unsigned bp)
+{
+    if (bp % 100 == 0)
+        return json_integer(bp / 100);
+    return json_real(bp / 100.0);
+}
+
+static json_t *dump_listener(const struct cfg_listener *l, bool *ok)
+{
+    json_t *o = json_object(), *protos = json_array();
+    put(o, "name", str(l->name), ok);
+    put(o, "address", hostport(l->host, l->port), ok);
+    if (l->protocols & CFG_PROTO_HTTP1)
+        push(protos, json_string("http1"), ok);
+    put(o, "protocols", protos, ok);
+    return o;
+}
+
+static json_t *dump_route(const struct cfg_route *r, bool *ok)
+{
+    json_t *o = json_object(), *hosts = json_array(), *pools = json_object(),
+           *weights = json_object();
+    put(o, "name", str(r->name), ok);
+    for (size_t i = 0; i < r->nhosts; i++)
+        push(hosts, str(r->hosts[i]), ok);
+    put(o, "hosts", hosts, ok);
+    put(o, "path_prefix", str(r->path_prefix), ok);
+    for (size_t i = 0; i < r->npools; i++) {
+        const struct cfg_pool *p = &r->pools[i];
+        json_t *po = json_object(), *eps = json_array();
+        for (size_t k = 0; k < p->nendpoints; k++)
+            push(eps, hostport(p->endpoints[k].host, p->endpoints[k].port), ok);
+        put(po, "endpoints", eps, ok);
+        put(po, "balance",
+            json_string(p->balance == CFG_BALANCE_ROUND_ROBIN ? "round_robin"
+                                                              : "least_outstanding"),
+            ok);
+        put(pools, p->name != NULL ? p->name : "", po, ok);
+        put(weights, p->name != NULL ? p->name : "", percent(p->weight_bp), ok);
+    }
+    put(o, "pools", pools, ok);
+    put(o, "weights", weights, ok);
+    if (r->sticky.kind != CFG_STICKY_NONE) {
+        json_t *s = json_object();
+        if (r->sticky.kind == CFG_STICKY_HEADER)
+            put(s, "header", str(r->sticky.name), ok);
+        else if (r->sticky.kind == CFG_STICKY_COOKIE)
+            put(s, "cookie", str(r->sticky.name), ok);
+        else
+            put(s, "client_address", json_true(), ok);
+        put(o, "sticky", s, ok);
+    }
+    if (r->override.header != NULL) {
+        json_t *ov = json_object();
+        put(ov, "header", str(r->override.header), ok);
+        put(ov, "trusted_peers", cidrs(&r->override.trusted_peers, ok), ok);
+        put(o, "override", ov, ok);
+    }
+    return o;
+}
+
+#define NUM(obj, key, v) put(obj, key, json_integer((json_int_t)(v)), &ok)
+
+char *cfg_dump(const struct cfg *cfg)
+{
+    bool ok = true;
+    json_t *root = json_object(), *listeners = json_array(), *routes = json_array();
+    json_t *t = json_object(), *l = json_object(), *log = json_object();
+    put(root, "cluster", str(cfg->cluster), &ok);
+    put(root, "region", str(cfg->region), &ok);
+    NUM(root, "workers", cfg->workers);
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        push(listeners, dump_listener(&cfg->listeners[i], &ok), &ok);
+    put(root, "listeners", listeners, &ok);
+    put(root, "trusted_proxies", cidrs(&cfg->trusted_proxies, &ok), &ok);
+
+    const struct cfg_timeouts *to = &cfg->timeouts;
+    NUM(t, "client_header_ms", to->client_header);
+    NUM(t, "client_idle_ms", to->client_idle);
+    NUM(t, "upstream_connect_ms", to->upstream_connect);
+    NUM(t, "upstream_header_ms", to->upstream_header);
+    NUM(t, "body_idle_ms", to->body_idle);
+    NUM(t, "upstream_idle_ms", to->upstream_idle);
+    NUM(t, "shutdown_delay_ms", to->shutdown_delay);
+    NUM(t, "drain_ms", to->drain);
+    NUM(t, "dns_refresh_ms", to->dns_refresh);
+    put(root, "timeouts", t, &ok);
+
+    const struct cfg_limits *li = &cfg->limits;
+    NUM(l, "max_request_line", li->max_request_line);
+    NUM(l, "max_header_bytes", li->max_header_bytes);
+    NUM(l, "max_headers", li->max_headers);
+    NUM(l, "max_connections", li->max_connections);
+    NUM(l, "upstream_idle_per_endpoint", li->upstream_idle_per_endpoint);
+    NUM(l, "buffer_bytes", li->buffer_bytes);
+    put(root, "limits", l, &ok);
+
+    put(log, "enabled", json_boolean(cfg->access_log.enabled), &ok);
+    put(root, "access_log", log, &ok);
+
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        push(routes, dump_route(&cfg->routes[i], &ok), &ok);
+    put(root, "routes", routes, &ok);
+
+    char *text = NULL;
+    if (ok)
+        text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    json_decref(root);
+    return text;
+}

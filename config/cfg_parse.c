@@ -1,0 +1,1006 @@
+/* cfg_parse.c - JSON text to struct cfg, driven by declarative key tables.
+ *
+ * Each JSON object has a table of its keys (name, setter, target offset, bounds, default), in the
+ * manner of nginx's command tables. parse_object() walks an object's keys in document order,
+ * calls the setter of each known key with the JSON path extended by the key, reports unknown
+ * keys and missing required ones. Setters never stop at the first problem: every problem in the
+ * document is appended to the error list and parsing goes on with the next value, so one run
+ * reports all of them. A value that is rejected leaves its target at the default (numbers) or
+ * NULL (strings); the half-built cfg is freed when any error was found.
+ *
+ * Arrays keep one slot per JSON element, so slot i always corresponds to path "[i]" and the
+ * cross-object checks of cfg_validate.c can name the element they complain about.
+ */
+#include "cfg.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "../proxy/cut.h"
+
+#define PATH_CAP 1024
+#define TOKEN_MAX 128 /* header and cookie names */
+#define PATH_PREFIX_MAX 1024
+#define HOSTNAME_MAX 253
+
+/* The parse context: the error list, the JSON path of the value being parsed, and a little
+ * state one setter leaves for a later one in the same object. */
+struct pctx {
+    struct cfg_errors *errs;
+    bool oom;
+    char path[PATH_CAP];
+    size_t plen;
+    bool pools_known; /* the current route's pool names are known (weights may be checked) */
+};
+
+struct field;
+typedef void set_fn(struct pctx *c, const json_t *v, void *base, const struct field *f);
+
+enum {
+    F_REQUIRED = 1u << 0,
+    F_DEFER = 1u << 1, /* parsed after the other keys of the object (needs their values) */
+    F_LOWER = 1u << 2, /* a string stored lower case */
+};
+
+/* One key of a JSON object. */
+struct field {
+    const char *key;
+    set_fn *set;
+    size_t off;              /* target inside the object's struct */
+    long long min, max;      /* integer bounds, or string length / array size bounds */
+    long long def;           /* default of an integer or boolean */
+    const char *def_str;     /* default of a string */
+    unsigned flags;          /* F_* */
+    const struct field *sub; /* the table of a nested object */
+};
+
+/* ---- errors and paths ---- */
+
+static void perr(struct pctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void perr(struct pctx *c, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (cfg_errors_add(c->errs, c->path, 0, 0, "%s", msg) != 0)
+        c->oom = true;
+}
+
+static size_t path_key(struct pctx *c, const char *key)
+{
+    size_t old = c->plen;
+    int n = snprintf(c->path + c->plen, PATH_CAP - c->plen, "%s%s", c->plen ? "." : "", key);
+    c->plen = n < 0 ? c->plen : c->plen + (size_t)n;
+    if (c->plen >= PATH_CAP)
+        c->plen = PATH_CAP - 1;
+    return old;
+}
+
+static size_t path_index(struct pctx *c, size_t i)
+{
+    size_t old = c->plen;
+    int n = snprintf(c->path + c->plen, PATH_CAP - c->plen, "[%zu]", i);
+    c->plen = n < 0 ? c->plen : c->plen + (size_t)n;
+    if (c->plen >= PATH_CAP)
+        c->plen = PATH_CAP - 1;
+    return old;
+}
+
+static void path_pop(struct pctx *c, size_t old)
+{
+    c->plen = old;
+    c->path[old] = '\0';
+}
+
+static void *at(void *base, size_t off)
+{
+    return (char *)base + off;
+}
+
+static char *xstrdup(struct pctx *c, const char *s)
+{
+    char *d = strdup(s);
+    if (d == NULL)
+        c->oom = true;
+    return d;
+}
+
+static void *xcalloc(struct pctx *c, size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (p == NULL)
+        c->oom = true;
+    return p;
+}
+
+static void set_str(char **dst, char *s)
+{
+    free(*dst);
+    *dst = s;
+}
+
+/* ---- lexical rules ---- */
+
+static bool is_ident_char(int ch)
+{
+    return isalnum(ch) || ch == '.' || ch == '_' || ch == '-';
+}
+
+static bool is_tchar(int ch)
+{
+    return isalnum(ch) || (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* DNS name: labels of 1..63 letters, digits and '-', not starting or ending with '-', at most
+ * 253 characters in all. */
+static bool valid_hostname(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > HOSTNAME_MAX)
+        return false;
+    size_t label = 0;
+    for (size_t i = 0; i <= n; i++) {
+        char ch = s[i];
+        if (ch == '.' || ch == '\0') {
+            if (label == 0 || label > 63 || s[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if (isalnum((unsigned char)ch) || ch == '-') {
+            if (label == 0 && ch == '-')
+                return false;
+            label++;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+static bool parse_port(const char *s, uint16_t *port)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 5)
+        return false;
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    if (v < 1 || v > 65535)
+        return false;
+    *port = (uint16_t)v;
+    return true;
+}
+
+/* Splits "host:port" or "[v6]:port". On success sets *host (malloc'd: a canonical numeric
+ * address without brackets, or a lower-case DNS name) and *port, and returns NULL; otherwise
+ * returns the message. numeric_only refuses DNS names (listeners bind, they do not resolve). */
+static const char *parse_hostport(const char *s, bool numeric_only, char **host, uint16_t *port)
+{
+    char buf[HOSTNAME_MAX + 1];
+    const char *colon;
+    int family;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':')
+            return "expected [IPv6]:port";
+        size_t n = (size_t)(close - s - 1);
+        if (n >= sizeof(buf))
+            return "invalid IPv6 address";
+        memcpy(buf, s + 1, n);
+        buf[n] = '\0';
+        colon = close + 1;
+        family = AF_INET6;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return numeric_only ? "expected IPv4:port or [IPv6]:port" : "expected host:port";
+        size_t n = (size_t)(colon - s);
+        if (memchr(s, ':', n) != NULL)
+            return "IPv6 addresses must be written in brackets: [addr]:port";
+        if (n == 0)
+            return "missing host";
+        if (n >= sizeof(buf))
+            return "host name too long";
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        family = strspn(buf, "0123456789.") == n ? AF_INET : 0;
+    }
+    if (!parse_port(colon + 1, port))
+        return "port must be between 1 and 65535";
+    if (family == 0) {
+        if (numeric_only)
+            return "host must be a numeric IPv4 or [IPv6] address";
+        if (!valid_hostname(buf))
+            return "invalid host name";
+        lower(buf);
+    } else {
+        uint8_t addr[16];
+        if (inet_pton(family, buf, addr) != 1)
+            return family == AF_INET ? "invalid IPv4 address" : "invalid IPv6 address";
+        inet_ntop(family, addr, buf, sizeof(buf));
+    }
+    *host = strdup(buf);
+    return *host == NULL ? "out of memory" : NULL;
+}
+
+/* Parses "addr", "addr/prefix" (IPv4 or IPv6). Returns NULL or the message (written to msg). */
+static const char *parse_cidr(const char *s, struct cfg_cidr *out, char *msg, size_t cap)
+{
+    char buf[64];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    if (n == 0 || n >= sizeof(buf))
+        return "expected an address or address/prefix";
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    memset(out, 0, sizeof(*out));
+    unsigned bits;
+    if (inet_pton(AF_INET, buf, out->addr) == 1) {
+        out->family = AF_INET;
+        bits = 32;
+    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+        out->family = AF_INET6;
+        bits = 128;
+    } else {
+        return "expected an address or address/prefix";
+    }
+    out->prefix = bits;
+    if (slash != NULL) {
+        const char *p = slash + 1;
+        size_t pn = strlen(p);
+        unsigned v = 0;
+        bool ok = pn >= 1 && pn <= 3 && strspn(p, "0123456789") == pn;
+        for (size_t i = 0; ok && i < pn; i++)
+            v = v * 10 + (unsigned)(p[i] - '0');
+        if (!ok || v > bits) {
+            snprintf(msg, cap, "prefix length must be between 0 and %u", bits);
+            return msg;
+        }
+        out->prefix = v;
+    }
+    bool host_bits = false;
+    uint8_t net[16];
+    memcpy(net, out->addr, sizeof(net));
+    for (unsigned i = out->prefix; i < bits; i++) {
+        uint8_t mask = (uint8_t)(0x80u >> (i % 8));
+        if (net[i / 8] & mask) {
+            host_bits = true;
+            net[i / 8] &= (uint8_t)~mask;
+        }
+    }
+    if (host_bits) {
+        char text[INET6_ADDRSTRLEN];
+        inet_ntop(out->family, net, text, sizeof(text));
+        snprintf(msg, cap, "host bits set beyond the /%u prefix (the network is %s/%u)",
+                 out->prefix, text, out->prefix);
+        return msg;
+    }
+    return NULL;
+}
+
+/* ---- the object walker ---- */
+
+static const struct field *find_field(const struct field *t, const char *key)
+{
+    for (; t->key != NULL; t++)
+        if (strcmp(t->key, key) == 0)
+            return t;
+    return NULL;
+}
+
+static void set_object(struct pctx *c, const json_t *v, void *base, const struct field *f);
+static void set_limits(struct pctx *c, const json_t *v, void *base, const struct field *f);
+static void set_uint(struct pctx *c, const json_t *v, void *base, const struct field *f);
+static void set_bool(struct pctx *c, const json_t *v, void *base, const struct field *f);
+static void set_protocols(struct pctx *c, const json_t *v, void *base, const struct field *f);
+
+/* Writes the defaults of table into the struct at base (recursing into nested objects). */
+static void apply_defaults(struct pctx *c, const struct field *t, void *base)
+{
+    for (; t->key != NULL; t++) {
+        if (t->set == set_uint || t->set == set_protocols)
+            *(unsigned *)at(base, t->off) = (unsigned)t->def;
+        else if (t->set == set_bool)
+            *(int *)at(base, t->off) = (int)t->def;
+        else if (t->set == set_object || t->set == set_limits)
+            apply_defaults(c, t->sub, at(base, t->off));
+        else if (t->def_str != NULL)
+            set_str(at(base, t->off), xstrdup(c, t->def_str));
+    }
+}
+
+/* Parses the JSON object v against table t into base (defaults already applied). Returns false
+ * when v is not an object. */
+static bool parse_object(struct pctx *c, const json_t *v, const struct field *t, void *base)
+{
+    if (!json_is_object(v)) {
+        perr(c, "expected an object");
+        return false;
+    }
+    const char *key;
+    json_t *val;
+    for (int pass = 0; pass < 2; pass++) {
+        json_object_foreach((json_t *)v, key, val)
+        {
+            const struct field *f = find_field(t, key);
+            if (pass == 1 && (f == NULL || !(f->flags & F_DEFER)))
+                continue;
+            if (pass == 0 && f != NULL && (f->flags & F_DEFER))
+                continue;
+            size_t old = path_key(c, key);
+            if (f == NULL)
+                perr(c, "unknown key");
+            else
+                f->set(c, val, base, f);
+            path_pop(c, old);
+        }
+    }
+    for (const struct field *f = t; f->key != NULL; f++)
+        if ((f->flags & F_REQUIRED) && json_object_get(v, f->key) == NULL)
+            perr(c, "missing required key \"%s\"", f->key);
+    return true;
+}
+
+/* ---- generic setters ---- */
+
+static void set_object(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    parse_object(c, v, f->sub, at(base, f->off));
+}
+
+static void set_uint(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    if (!json_is_integer(v)) {
+        perr(c, "expected an integer");
+        return;
+    }
+    json_int_t n = json_integer_value(v);
+    if (n < f->min || n > f->max) {
+        perr(c, "must be between %lld and %lld", f->min, f->max);
+        return;
+    }
+    *(unsigned *)at(base, f->off) = (unsigned)n;
+}
+
+static void set_bool(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    if (!json_is_boolean(v)) {
+        perr(c, "expected true or false");
+        return;
+    }
+    *(int *)at(base, f->off) = json_is_true(v);
+}
+
+/* A name of [A-Za-z0-9._-], f->min..f->max characters. */
+static void set_ident(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    char **dst = at(base, f->off);
+    set_str(dst, NULL);
+    if (!json_is_string(v)) {
+        perr(c, "expected a string");
+        return;
+    }
+    const char *s = json_string_value(v);
+    size_t n = strlen(s);
+    bool ok = (long long)n >= f->min && (long long)n <= f->max;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = is_ident_char((unsigned char)s[i]);
+    if (!ok) {
+        perr(c, "must be %lld to %lld characters of A-Z a-z 0-9 . _ -", f->min, f->max);
+        return;
+    }
+    *dst = xstrdup(c, s);
+}
+
+/* A header or cookie name (an RFC 9110 token), 1..TOKEN_MAX; F_LOWER stores it lower case. */
+static void set_token(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    char **dst = at(base, f->off);
+    set_str(dst, NULL);
+    if (!json_is_string(v)) {
+        perr(c, "expected a string");
+        return;
+    }
+    const char *s = json_string_value(v);
+    size_t n = strlen(s);
+    bool ok = n >= 1 && n <= TOKEN_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = is_tchar((unsigned char)s[i]);
+    if (!ok) {
+        perr(c, "must be 1 to %d token characters (letters, digits, !#$%%&'*+-.^_`|~)", TOKEN_MAX);
+        return;
+    }
+    *dst = xstrdup(c, s);
+    if (*dst != NULL && (f->flags & F_LOWER))
+        lower(*dst);
+}
+
+static void set_cidr_list(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    struct cfg_cidr_list *l = at(base, f->off);
+    if (!json_is_array(v)) {
+        perr(c, "expected an array");
+        return;
+    }
+    size_t n = json_array_size(v);
+    if ((long long)n < f->min) {
+        perr(c, "must not be empty");
+        return;
+    }
+    free(l->v);
+    l->n = 0;
+    l->v = xcalloc(c, n, sizeof(*l->v));
+    if (l->v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(v, i);
+        size_t old = path_index(c, i);
+        char msg[160];
+        const char *err;
+        if (!json_is_string(e))
+            perr(c, "expected a string");
+        else if ((err = parse_cidr(json_string_value(e), &l->v[l->n], msg, sizeof(msg))) != NULL)
+            perr(c, "%s", err);
+        else
+            l->n++;
+        path_pop(c, old);
+    }
+}
+
+/* ---- listeners ---- */
+
+static void set_listener_address(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg_listener *l = base;
+    if (!json_is_string(v)) {
+        perr(c, "expected a string");
+        return;
+    }
+    const char *err = parse_hostport(json_string_value(v), true, &l->host, &l->port);
+    if (err != NULL) {
+        perr(c, "%s", err);
+        return;
+    }
+    l->address = xstrdup(c, json_string_value(v));
+}
+
+static void set_protocols(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    unsigned *bits = at(base, f->off);
+    if (!json_is_array(v)) {
+        perr(c, "expected an array");
+        return;
+    }
+    if (json_array_size(v) == 0) {
+        perr(c, "must not be empty");
+        return;
+    }
+    *bits = 0;
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        const json_t *e = json_array_get(v, i);
+        size_t old = path_index(c, i);
+        if (!json_is_string(e))
+            perr(c, "expected a string");
+        else if (strcmp(json_string_value(e), "http1") != 0)
+            perr(c, "unsupported protocol (only \"http1\")");
+        else if (*bits & CFG_PROTO_HTTP1)
+            perr(c, "duplicate protocol");
+        else
+            *bits |= CFG_PROTO_HTTP1;
+        path_pop(c, old);
+    }
+}
+
+static const struct field listener_fields[] = {
+    {"name", set_ident, offsetof(struct cfg_listener, name), 1, 64},
+    {"address", set_listener_address, 0, .flags = F_REQUIRED},
+    {"protocols", set_protocols, offsetof(struct cfg_listener, protocols), .def = CFG_PROTO_HTTP1},
+    {NULL},
+};
+
+static void set_listeners(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg *cfg = base;
+    if (!json_is_array(v)) {
+        perr(c, "expected an array");
+        return;
+    }
+    size_t n = json_array_size(v);
+    if (n < 1 || n > 16)
+        perr(c, "must have between 1 and 16 listeners");
+    cfg->listeners = xcalloc(c, n, sizeof(*cfg->listeners));
+    if (cfg->listeners == NULL)
+        return;
+    cfg->nlisteners = n;
+    for (size_t i = 0; i < n; i++) {
+        struct cfg_listener *l = &cfg->listeners[i];
+        const json_t *e = json_array_get(v, i);
+        size_t old = path_index(c, i);
+        apply_defaults(c, listener_fields, l);
+        if (parse_object(c, e, listener_fields, l) && json_object_get(e, "name") == NULL) {
+            char name[32];
+            snprintf(name, sizeof(name), "listener%zu", i);
+            l->name = xstrdup(c, name);
+        }
+        path_pop(c, old);
+    }
+}
+
+/* ---- routes ---- */
+
+static void set_hosts(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg_route *r = base;
+    if (!json_is_array(v)) {
+        perr(c, "expected an array");
+        return;
+    }
+    size_t n = json_array_size(v);
+    r->hosts = xcalloc(c, n, sizeof(*r->hosts));
+    if (r->hosts == NULL)
+        return;
+    r->nhosts = n;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(v, i);
+        size_t old = path_index(c, i);
+        const char *s = json_is_string(e) ? json_string_value(e) : NULL;
+        if (s == NULL) {
+            perr(c, "expected a string");
+        } else if (strcmp(s, "*") == 0 || valid_hostname(strncmp(s, "*.", 2) == 0 ? s + 2 : s)) {
+            r->hosts[i] = xstrdup(c, s);
+            if (r->hosts[i] != NULL)
+                lower(r->hosts[i]);
+        } else {
+            perr(c, "expected a host name, \"*.suffix\" or \"*\"");
+        }
+        path_pop(c, old);
+    }
+}
+
+static void set_path_prefix(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    char **dst = at(base, f->off);
+    set_str(dst, NULL);
+    if (!json_is_string(v)) {
+        perr(c, "expected a string");
+        return;
+    }
+    const char *s = json_string_value(v);
+    size_t n = strlen(s);
+    if (s[0] != '/') {
+        perr(c, "must start with \"/\"");
+        return;
+    }
+    if (n > PATH_PREFIX_MAX) {
+        perr(c, "must be at most %d characters", PATH_PREFIX_MAX);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 0x20 || ch == 0x7f) {
+            perr(c, "must not contain spaces or control characters");
+            return;
+        }
+        if (ch == '?' || ch == '#') {
+            perr(c, "must not contain \"?\" or \"#\"");
+            return;
+        }
+    }
+    *dst = xstrdup(c, s);
+}
+
+static void set_balance(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    enum cfg_balance *b = at(base, f->off);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (s != NULL && strcmp(s, "least_outstanding") == 0)
+        *b = CFG_BALANCE_LEAST_OUTSTANDING;
+    else if (s != NULL && strcmp(s, "round_robin") == 0)
+        *b = CFG_BALANCE_ROUND_ROBIN;
+    else
+        perr(c, "must be \"least_outstanding\" or \"round_robin\"");
+}
+
+static void set_endpoints(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg_pool *p = base;
+    if (!json_is_array(v)) {
+        perr(c, "expected an array");
+        return;
+    }
+    size_t n = json_array_size(v);
+    if (n < 1 || n > 256)
+        perr(c, "must have between 1 and 256 endpoints");
+    p->endpoints = xcalloc(c, n, sizeof(*p->endpoints));
+    if (p->endpoints == NULL)
+        return;
+    p->nendpoints = n;
+    for (size_t i = 0; i < n; i++) {
+        struct cfg_endpoint *ep = &p->endpoints[i];
+        const json_t *e = json_array_get(v, i);
+        size_t old = path_index(c, i);
+        const char *err;
+        if (!json_is_string(e))
+            perr(c, "expected a string");
+        else if ((err = parse_hostport(json_string_value(e), false, &ep->host, &ep->port)))
+            perr(c, "%s", err);
+        else
+            ep->address = xstrdup(c, json_string_value(e));
+        path_pop(c, old);
+    }
+}
+
+static const struct field pool_fields[] = {
+    {"endpoints", set_endpoints, 0, .flags = F_REQUIRED},
+    {"balance", set_balance, offsetof(struct cfg_pool, balance)},
+    {NULL},
+};
+
+static bool valid_pool_name(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 32 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+static void pool_free_fields(struct cfg_pool *p)
+{
+    free(p->name);
+    for (size_t i = 0; i < p->nendpoints; i++) {
+        free(p->endpoints[i].address);
+        free(p->endpoints[i].host);
+    }
+    free(p->endpoints);
+}
+
+static void set_pools(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg_route *r = base;
+    if (!json_is_object(v)) {
+        perr(c, "expected an object");
+        return;
+    }
+    size_t n = json_object_size(v);
+    if (n < 2 || n > CFG_MAX_POOLS)
+        perr(c, "must have between 2 and %d pools", CFG_MAX_POOLS);
+    c->pools_known = n >= 1 && n <= CFG_MAX_POOLS;
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)v, key, val)
+    {
+        size_t old = path_key(c, key);
+        struct cfg_pool extra = {0};
+        /* Pools past the limit are still checked (so all their errors show), then dropped. */
+        struct cfg_pool *p = r->npools < CFG_MAX_POOLS ? &r->pools[r->npools++] : &extra;
+        p->name = xstrdup(c, key);
+        if (!valid_pool_name(key))
+            perr(c, "pool name must be 1 to 32 characters of a-z 0-9 _ -");
+        parse_object(c, val, pool_fields, p);
+        if (p == &extra)
+            pool_free_fields(&extra);
+        path_pop(c, old);
+    }
+}
+
+static void format_percent(char *buf, size_t cap, unsigned long bp)
+{
+    if (bp % 100 == 0)
+        snprintf(buf, cap, "%lu", bp / 100);
+    else if (bp % 10 == 0)
+        snprintf(buf, cap, "%lu.%lu", bp / 100, (bp % 100) / 10);
+    else
+        snprintf(buf, cap, "%lu.%02lu", bp / 100, bp % 100);
+}
+
+/* Deferred until after "pools" so that the pool names are known. */
+static void set_weights(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg_route *r = base;
+    if (!json_is_object(v)) {
+        perr(c, "expected an object");
+        return;
+    }
+    bool seen[CFG_MAX_POOLS] = {false};
+    bool all_ok = true;
+    unsigned long sum = 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)v, key, val)
+    {
+        size_t old = path_key(c, key);
+        int idx = c->pools_known ? cfg_route_pool_index(r, key) : -1;
+        bool ok = false;
+        if (c->pools_known && idx < 0) {
+            perr(c, "no such pool");
+        } else if (!json_is_number(val)) {
+            perr(c, "expected a number");
+        } else {
+            /* In range, d * 100 is within 1e-6 of an integer exactly when d has at most two
+             * decimals (12.34 * 100 is 1233.9999999999998 in binary floating point). */
+            double d = json_number_value(val);
+            double scaled = d * 100.0;
+            unsigned bp = 0;
+            if (!(d >= 0.0 && d <= 100.0))
+                perr(c, "must be between 0 and 100");
+            else if ((bp = (unsigned)(scaled + 0.5)) - scaled > 1e-6 || scaled - bp > 1e-6)
+                perr(c, "must have at most two decimal places");
+            else
+                ok = true;
+            if (ok && idx >= 0) {
+                r->pools[idx].weight_bp = bp;
+                seen[idx] = true;
+                sum += r->pools[idx].weight_bp;
+            }
+        }
+        all_ok = all_ok && ok;
+        path_pop(c, old);
+    }
+    if (!c->pools_known)
+        return;
+    for (size_t i = 0; i < r->npools; i++) {
+        if (!seen[i] && r->pools[i].name != NULL && json_object_get(v, r->pools[i].name) == NULL) {
+            perr(c, "missing weight for pool \"%s\"", r->pools[i].name);
+            all_ok = false;
+        }
+    }
+    if (all_ok && sum != CFG_BP_TOTAL) {
+        char text[32];
+        format_percent(text, sizeof(text), sum);
+        perr(c, "weights sum to %s, must be 100", text);
+    }
+}
+
+static void set_sticky_header(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    struct cfg_sticky *s = base;
+    set_token(c, v, base, f);
+    s->kind = CFG_STICKY_HEADER;
+}
+
+static void set_sticky_cookie(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    struct cfg_sticky *s = base;
+    set_token(c, v, base, f);
+    s->kind = CFG_STICKY_COOKIE;
+}
+
+static void set_sticky_client(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg_sticky *s = base;
+    if (!json_is_boolean(v))
+        perr(c, "expected true or false");
+    else if (!json_is_true(v))
+        perr(c, "must be true (leave out \"sticky\" to disable stickiness)");
+    else
+        s->kind = CFG_STICKY_CLIENT_IP;
+}
+
+static const struct field sticky_fields[] = {
+    {"header", set_sticky_header, offsetof(struct cfg_sticky, name), .flags = F_LOWER},
+    {"cookie", set_sticky_cookie, offsetof(struct cfg_sticky, name)},
+    {"client_address", set_sticky_client, 0},
+    {NULL},
+};
+
+static void set_sticky(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    struct cfg_sticky *s = at(base, f->off);
+    if (json_is_object(v)) {
+        int kinds = 0;
+        for (const struct field *k = sticky_fields; k->key != NULL; k++)
+            kinds += json_object_get(v, k->key) != NULL;
+        if (kinds != 1) /* the keys present are still checked one by one */
+            perr(c, "must have exactly one of \"header\", \"cookie\", \"client_address\"");
+    }
+    parse_object(c, v, sticky_fields, s);
+}
+
+static const struct field override_fields[] = {
+    {"header", set_token, offsetof(struct cfg_override, header), .flags = F_REQUIRED | F_LOWER},
+    {"trusted_peers", set_cidr_list, offsetof(struct cfg_override, trusted_peers), .min = 1,
+     .flags = F_REQUIRED},
+    {NULL},
+};
+
+static const struct field route_fields[] = {
+    {"name", set_ident, offsetof(struct cfg_route, name), 1, 64, .flags = F_REQUIRED},
+    {"hosts", set_hosts, 0},
+    {"path_prefix", set_path_prefix, offsetof(struct cfg_route, path_prefix), .def_str = "/"},
+    {"pools", set_pools, 0, .flags = F_REQUIRED},
+    {"weights", set_weights, 0, .flags = F_REQUIRED | F_DEFER},
+    {"sticky", set_sticky, offsetof(struct cfg_route, sticky)},
+    {"override", set_object, offsetof(struct cfg_route, override), .sub = override_fields},
+    {NULL},
+};
+
+static void set_routes(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg *cfg = base;
+    if (!json_is_array(v)) {
+        perr(c, "expected an array");
+        return;
+    }
+    size_t n = json_array_size(v);
+    if (n < 1 || n > 1024)
+        perr(c, "must have between 1 and 1024 routes");
+    cfg->routes = xcalloc(c, n, sizeof(*cfg->routes));
+    if (cfg->routes == NULL)
+        return;
+    cfg->nroutes = n;
+    for (size_t i = 0; i < n; i++) {
+        struct cfg_route *r = &cfg->routes[i];
+        size_t old = path_index(c, i);
+        c->pools_known = false;
+        apply_defaults(c, route_fields, r);
+        parse_object(c, json_array_get(v, i), route_fields, r);
+        path_pop(c, old);
+    }
+}
+
+/* ---- the document ---- */
+
+#define TIMEOUT(key, member, lo, def)                                                              \
+    {                                                                                              \
+        key, set_uint, offsetof(struct cfg_timeouts, member), lo, 86400000, def                    \
+    }
+
+static const struct field timeout_fields[] = {
+    TIMEOUT("client_header_ms", client_header, 1, 10000),
+    TIMEOUT("client_idle_ms", client_idle, 1, 120000),
+    TIMEOUT("upstream_connect_ms", upstream_connect, 1, 2000),
+    TIMEOUT("upstream_header_ms", upstream_header, 1, 15000),
+    TIMEOUT("body_idle_ms", body_idle, 1, 60000),
+    TIMEOUT("upstream_idle_ms", upstream_idle, 1, 50000),
+    {"shutdown_delay_ms", set_uint, offsetof(struct cfg_timeouts, shutdown_delay), 0, 600000, 0},
+    TIMEOUT("drain_ms", drain, 1, 25000),
+    TIMEOUT("dns_refresh_ms", dns_refresh, 1, 30000),
+    {NULL},
+};
+
+#define LIMIT(member, lo, hi, def)                                                                 \
+    {                                                                                              \
+#member, set_uint, offsetof(struct cfg_limits, member), lo, hi, def                        \
+    }
+
+static const struct field limit_fields[] = {
+    LIMIT(max_request_line, 256, 65536, 8192),
+    LIMIT(max_header_bytes, 1024, 1048576, 32768),
+    LIMIT(max_headers, 8, 1000, 100),
+    LIMIT(max_connections, 1, 1000000, 10000),
+    LIMIT(upstream_idle_per_endpoint, 0, 10000, 128),
+    LIMIT(buffer_bytes, 4096, 67108864, 262144),
+    {NULL},
+};
+
+/* The limits object, plus the rule between two of its keys (checked only when both are valid). */
+static void set_limits(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    struct cfg_limits *l = at(base, f->off);
+    size_t before = c->errs->n;
+    if (!parse_object(c, v, f->sub, l) || c->errs->n != before)
+        return;
+    if (l->max_header_bytes < l->max_request_line) {
+        size_t old = path_key(c, "max_header_bytes");
+        perr(c, "must be at least max_request_line (%u)", l->max_request_line);
+        path_pop(c, old);
+    }
+}
+
+static const struct field access_log_fields[] = {
+    {"enabled", set_bool, offsetof(struct cfg_access_log, enabled), .def = 1},
+    {NULL},
+};
+
+static const struct field root_fields[] = {
+    {"cluster", set_ident, offsetof(struct cfg, cluster), 1, 64, .def_str = "local"},
+    {"region", set_ident, offsetof(struct cfg, region), 1, 64, .def_str = "local"},
+    {"workers", set_uint, offsetof(struct cfg, workers), 0, 256, 0},
+    {"listeners", set_listeners, 0, .flags = F_REQUIRED},
+    {"trusted_proxies", set_cidr_list, offsetof(struct cfg, trusted_proxies), .min = 0},
+    {"timeouts", set_object, offsetof(struct cfg, timeouts), .sub = timeout_fields},
+    {"limits", set_limits, offsetof(struct cfg, limits), .sub = limit_fields},
+    {"access_log", set_object, offsetof(struct cfg, access_log), .sub = access_log_fields},
+    {"routes", set_routes, 0, .flags = F_REQUIRED},
+    {NULL},
+};
+
+int cfg_parse(const char *json, size_t len, struct cfg **out, struct cfg_errors *errs)
+{
+    *out = NULL;
+    errs->v = NULL;
+    errs->n = 0;
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        int rc = cfg_errors_add(errs, "", jerr.line, jerr.column, "%s", jerr.text);
+        return rc != 0 ? rc : CUT_EINVAL;
+    }
+    struct cfg *cfg = calloc(1, sizeof(*cfg));
+    if (cfg == NULL) {
+        json_decref(root);
+        return CUT_ENOMEM;
+    }
+    struct pctx c = {.errs = errs};
+    apply_defaults(&c, root_fields, cfg);
+    parse_object(&c, root, root_fields, cfg);
+    json_decref(root);
+    int rc = c.oom ? CUT_ENOMEM : 0;
+    if (rc == 0) {
+        rc = cfg_validate(cfg, errs);
+        if (rc == 0 && errs->n > 0)
+            rc = CUT_EINVAL;
+    }
+    if (rc != 0) {
+        cfg_free(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return 0;
+}
+
+int cfg_load(const char *path, struct cfg **out, struct cfg_errors *errs)
+{
+    *out = NULL;
+    errs->v = NULL;
+    errs->n = 0;
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+    if (f == NULL) {
+        rc = CUT_EIO;
+    } else {
+        for (;;) {
+            if (len == cap) {
+                cap = cap ? cap * 2 : 65536;
+                char *nb = realloc(buf, cap);
+                if (nb == NULL) {
+                    rc = CUT_ENOMEM;
+                    break;
+                }
+                buf = nb;
+            }
+            size_t got = fread(buf + len, 1, cap - len, f);
+            len += got;
+            if (got == 0) {
+                if (ferror(f))
+                    rc = CUT_EIO;
+                break;
+            }
+        }
+    }
+    int saved = errno;
+    if (f != NULL)
+        fclose(f);
+    if (rc == 0)
+        rc = cfg_parse(buf, len, out, errs);
+    else if (rc == CUT_EIO && cfg_errors_add(errs, "", 0, 0, "cannot read: %s", strerror(saved)))
+        rc = CUT_ENOMEM;
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,156 @@
+/* cfg_validate.c - the rules that span several objects: uniqueness and route overlap.
+ *
+ * Runs on a cfg that cfg_parse() may have filled only partly (a rejected value is NULL), so every
+ * check skips NULL strings: a value already reported as malformed is not reported again as a
+ * duplicate. The later of two clashing elements is the one reported; the message names the
+ * earlier one.
+ */
+#include "cfg.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../proxy/cut.h"
+
+struct vctx {
+    struct cfg_errors *errs;
+    int rc;
+};
+
+static void verr(struct vctx *v, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void verr(struct vctx *v, const char *path, const char *fmt, ...)
+{
+    if (v->rc == CUT_ENOMEM)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    v->rc = cfg_errors_add(v->errs, path, 0, 0, "%s", msg) != 0 ? CUT_ENOMEM : CUT_EINVAL;
+}
+
+static bool same(const char *a, const char *b)
+{
+    return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+static void check_listeners(struct vctx *v, const struct cfg *cfg)
+{
+    char path[64];
+    for (size_t j = 0; j < cfg->nlisteners; j++) {
+        const struct cfg_listener *b = &cfg->listeners[j];
+        for (size_t i = 0; i < j; i++) {
+            const struct cfg_listener *a = &cfg->listeners[i];
+            if (same(a->name, b->name)) {
+                snprintf(path, sizeof(path), "listeners[%zu].name", j);
+                verr(v, path, "duplicate name (same as listeners[%zu])", i);
+                break;
+            }
+        }
+        for (size_t i = 0; i < j; i++) {
+            const struct cfg_listener *a = &cfg->listeners[i];
+            if (same(a->host, b->host) && a->port == b->port) {
+                snprintf(path, sizeof(path), "listeners[%zu].address", j);
+                verr(v, path, "duplicate address (same as listeners[%zu])", i);
+                break;
+            }
+        }
+    }
+}
+
+static void check_pool(struct vctx *v, size_t ri, const struct cfg_pool *p)
+{
+    char path[256];
+    for (size_t j = 0; j < p->nendpoints; j++) {
+        for (size_t i = 0; i < j; i++) {
+            if (same(p->endpoints[i].host, p->endpoints[j].host) &&
+                p->endpoints[i].port == p->endpoints[j].port) {
+                snprintf(path, sizeof(path), "routes[%zu].pools.%s.endpoints[%zu]", ri, p->name, j);
+                verr(v, path, "duplicate endpoint (same as endpoints[%zu])", i);
+                break;
+            }
+        }
+    }
+}
+
+static bool any_host(const struct cfg_route *r)
+{
+    if (r->nhosts == 0)
+        return true;
+    for (size_t i = 0; i < r->nhosts; i++)
+        if (same(r->hosts[i], "*"))
+            return true;
+    return false;
+}
+
+/* Returns a host both routes match at the same precedence, "*" when both match any host, or
+ * NULL when their host sets do not meet. */
+static const char *common_host(const struct cfg_route *a, const struct cfg_route *b)
+{
+    if (any_host(a) && any_host(b))
+        return "*";
+    for (size_t j = 0; j < b->nhosts; j++) {
+        if (b->hosts[j] == NULL || strcmp(b->hosts[j], "*") == 0)
+            continue;
+        for (size_t i = 0; i < a->nhosts; i++)
+            if (same(a->hosts[i], b->hosts[j]))
+                return b->hosts[j];
+    }
+    return NULL;
+}
+
+static void check_routes(struct vctx *v, const struct cfg *cfg)
+{
+    char path[128], what[512];
+    for (size_t j = 0; j < cfg->nroutes; j++) {
+        const struct cfg_route *b = &cfg->routes[j];
+        for (size_t i = 0; i < j; i++) {
+            if (same(cfg->routes[i].name, b->name)) {
+                snprintf(path, sizeof(path), "routes[%zu].name", j);
+                verr(v, path, "duplicate name (same as routes[%zu])", i);
+                break;
+            }
+        }
+        for (size_t k = 0; k < b->nhosts; k++) {
+            for (size_t i = 0; i < k; i++) {
+                if (same(b->hosts[i], b->hosts[k])) {
+                    snprintf(path, sizeof(path), "routes[%zu].hosts[%zu]", j, k);
+                    verr(v, path, "duplicate host (same as hosts[%zu])", i);
+                    break;
+                }
+            }
+        }
+        for (size_t i = 0; i < j; i++) {
+            const struct cfg_route *a = &cfg->routes[i];
+            if (!same(a->path_prefix, b->path_prefix))
+                continue;
+            const char *host = common_host(a, b);
+            if (host == NULL)
+                continue;
+            snprintf(path, sizeof(path), "routes[%zu]", j);
+            if (strcmp(host, "*") == 0)
+                snprintf(what, sizeof(what), "any host");
+            else
+                snprintf(what, sizeof(what), "host \"%s\"", host);
+            verr(v, path, "duplicate match: %s with path_prefix \"%s\" is already routes[%zu]",
+                 what, b->path_prefix, i);
+            break;
+        }
+        for (size_t p = 0; p < b->npools; p++)
+            if (b->pools[p].name != NULL)
+                check_pool(v, j, &b->pools[p]);
+    }
+}
+
+int cfg_validate(const struct cfg *cfg, struct cfg_errors *errs)
+{
+    struct vctx v = {.errs = errs, .rc = 0};
+    check_listeners(&v, cfg);
+    check_routes(&v, cfg);
+    return v.rc;
+}

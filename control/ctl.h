@@ -1,0 +1,32 @@
+/* ctl.h - the control thread: the single writer of routing state.
+ *
+ * It owns the configuration, the generation counter, the resolved endpoint addresses and the
+ * signals. Every change (reload, DNS change, and later control commands) builds a new immutable
+ * snapshot and publishes it to every worker. It runs on the main thread's event base.
+ */
+#ifndef CUT_CTL_H
+#define CUT_CTL_H
+
+#include "../config/cfg.h"
+
+struct ctl;
+struct worker;
+struct logger;
+
+/* Creates the control state for a validated configuration (taken) loaded from config_path
+ * (borrowed, kept for reloads), and publishes generation 1 to the workers (borrowed; they
+ * outlive the ctl). Returns NULL on failure. */
+struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
+                    struct worker **workers, unsigned nworkers);
+
+/* Runs the control loop: SIGHUP reloads, SIGTERM/SIGINT stop gracefully. Returns when every
+ * worker has stopped (0) or on a fatal error (negative). */
+int ctl_run(struct ctl *c);
+
+void ctl_free(struct ctl *c);
+
+/* Emits an event line {"type":"event","event":name, ...extra} where extra is either empty or
+ * a JSON fragment starting with ','. */
+void ctl_event(struct ctl *c, const char *name, const char *extra);
+
+#endif

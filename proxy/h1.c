@@ -1,0 +1,727 @@
+/* h1.c - HTTP/1.1 client connections: parse requests, feed streams, write responses. */
+#include "h1.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cut.h"
+#include "h1_parse.h"
+#include "http.h"
+#include "stream.h"
+#include "worker.h"
+
+#define H1C_MAX_FIELDS 256
+#define H1C_LINGER_MS 5000
+
+enum h1c_state {
+    H1C_IDLE = 0, /* waiting for (the rest of) a request head */
+    H1C_BODY,     /* reading the request body */
+    H1C_WAIT,     /* request read; the response is on its way */
+    H1C_TUNNEL,   /* after 101: bytes both ways */
+    H1C_CLOSING   /* flushing the last response, then close */
+};
+
+enum h1c_chunk { HC_SIZE = 0, HC_DATA, HC_CRLF, HC_TRAILERS };
+
+struct h1c {
+    struct worker *w;
+    struct bufferevent *bev;
+    struct event *tmo;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    struct h1c *next, *prev; /* the worker's connection list */
+    struct stream *s;
+    enum h1c_state state;
+    int minor;            /* the current request's HTTP/1.x minor version */
+    int keep_alive;       /* the connection survives the current exchange */
+    int head_started;     /* bytes of a new request head arrived (header timer armed) */
+    int req_done, resp_done;
+    int resp_chunked, resp_until_close;
+    int read_paused;
+    int in_read;          /* inside on_read: do not recurse into the next request */
+    int shutting_down;
+    enum h1_body req_body;
+    uint64_t remaining;
+    enum h1c_chunk chunk;
+};
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void process(struct h1c *c);
+
+struct h1c *h1c_next(const struct h1c *c)
+{
+    return c->next;
+}
+
+static const struct cfg *cur_cfg(const struct h1c *c)
+{
+    if (c->s && c->s->pin)
+        return c->s->pin->snap->cfg;
+    return c->w->pins.current ? c->w->pins.current->snap->cfg : NULL;
+}
+
+static void conn_free(struct h1c *c)
+{
+    if (c->s) {
+        stream_abort(c->s);
+        stream_free(c->s);
+        c->s = NULL;
+    }
+    worker_conn_removed(c->w, c);
+    if (c->tmo)
+        event_free(c->tmo);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    free(c);
+}
+
+static void arm(struct h1c *c, unsigned ms)
+{
+    evtimer_add(c->tmo, worker_tv(c->w, ms));
+}
+
+static void pause_read(struct h1c *c)
+{
+    if (!c->read_paused) {
+        c->read_paused = 1;
+        bufferevent_disable(c->bev, EV_READ);
+    }
+}
+
+static void resume_read(struct h1c *c)
+{
+    if (c->read_paused) {
+        c->read_paused = 0;
+        bufferevent_enable(c->bev, EV_READ);
+    }
+}
+
+/* Flush what is queued, then close. Never frees c synchronously: callers up the stack (stream
+ * and upstream callbacks) may still hold it; the free happens from the timer or write callback. */
+static void start_closing(struct h1c *c)
+{
+    c->state = H1C_CLOSING;
+    c->keep_alive = 0;
+    bufferevent_disable(c->bev, EV_READ);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        event_active(c->tmo, EV_TIMEOUT, 1);
+    else
+        arm(c, H1C_LINGER_MS); /* on_write frees it once the output is empty */
+}
+
+/* Answers a request that never reached a stream (parse errors), then closes. */
+static void reject(struct h1c *c, int status, const char *code, const char *msg)
+{
+    char buf[1024];
+    int n = http_write_error(buf, sizeof buf, status, code, msg, 1);
+    if (n > 0)
+        evbuffer_add(bufferevent_get_output(c->bev), buf, (size_t)n);
+    start_closing(c);
+}
+
+static const char *status_code_name(int status)
+{
+    switch (status) {
+    case 414: return "uri_too_long";
+    case 431: return "headers_too_large";
+    case 501: return "not_implemented";
+    case 505: return "version";
+    default: return "bad_request";
+    }
+}
+
+/* Both halves of the exchange are over: log it, then serve the next request or close. */
+static void exchange_done(struct h1c *c)
+{
+    if (!c->req_done || !c->resp_done)
+        return;
+    struct stream *s = c->s;
+    c->s = NULL;
+    stream_free(s);
+    if (c->state == H1C_CLOSING)
+        return;
+    if (!c->keep_alive || c->w->stopping) {
+        start_closing(c);
+        return;
+    }
+    c->state = H1C_IDLE;
+    c->head_started = 0;
+    const struct cfg *cfg = cur_cfg(c);
+    arm(c, cfg ? cfg->timeouts.client_idle : 120000);
+    resume_read(c);
+    if (!c->in_read && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        process(c); /* a pipelined request is already waiting */
+}
+
+/* ---- stream -> client ---------------------------------------------------------------------- */
+
+static void ds_head(void *ctx, struct stream *s, const struct http_resp *resp)
+{
+    struct h1c *c = ctx;
+    struct worker *w = c->w;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    (void)s;
+    if (c->state == H1C_CLOSING)
+        return;
+    if (resp->status < 200 && resp->status != 101) {
+        if (c->minor >= 1) {
+            int n = http_write_h1_response(w->scratch, w->scratch_cap, resp, 0, 0, 0);
+            if (n > 0)
+                evbuffer_add(out, w->scratch, (size_t)n);
+        }
+        return;
+    }
+    c->resp_chunked = 0;
+    c->resp_until_close = 0;
+    if (resp->framing == HTTP_BODY_STREAM || resp->framing == HTTP_BODY_UNTIL_CLOSE) {
+        if (c->minor >= 1)
+            c->resp_chunked = 1;
+        else
+            c->resp_until_close = 1;
+    }
+    /* A response that overtakes its request body ends the connection: we cannot resync. */
+    if (c->resp_until_close || !c->req_done || w->stopping || c->shutting_down)
+        c->keep_alive = 0;
+    int n = http_write_h1_response(w->scratch, w->scratch_cap, resp, c->resp_chunked,
+                                   !c->keep_alive && resp->status != 101,
+                                   c->keep_alive && c->minor == 0);
+    if (n < 0) {
+        h1c_kill(c);
+        return;
+    }
+    evbuffer_add(out, w->scratch, (size_t)n);
+}
+
+static void ds_body(void *ctx, struct stream *s, struct evbuffer *data)
+{
+    struct h1c *c = ctx;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t n = evbuffer_get_length(data);
+    (void)s;
+    if (c->state == H1C_CLOSING) {
+        evbuffer_drain(data, n);
+        return;
+    }
+    if (n == 0)
+        return;
+    if (c->resp_chunked && c->state != H1C_TUNNEL) {
+        evbuffer_add_printf(out, "%zx\r\n", n);
+        evbuffer_add_buffer(out, data);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add_buffer(out, data);
+    }
+}
+
+static void ds_end(void *ctx, struct stream *s, const struct http_field *trailers, unsigned n)
+{
+    struct h1c *c = ctx;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    (void)s;
+    if (c->resp_chunked) {
+        evbuffer_add(out, "0\r\n", 3);
+        for (unsigned i = 0; i < n; i++) {
+            evbuffer_add(out, trailers[i].name.p, trailers[i].name.n);
+            evbuffer_add(out, ": ", 2);
+            evbuffer_add(out, trailers[i].value.p, trailers[i].value.n);
+            evbuffer_add(out, "\r\n", 2);
+        }
+        evbuffer_add(out, "\r\n", 2);
+    }
+    if (c->resp_until_close)
+        c->keep_alive = 0;
+    c->resp_done = 1;
+    if (!c->req_done) {
+        /* The upstream answered before the request body was complete: stop here. */
+        c->req_done = 1;
+        c->keep_alive = 0;
+    }
+    exchange_done(c);
+}
+
+static void ds_fail(void *ctx, struct stream *s, int status, const char *code, const char *msg)
+{
+    struct h1c *c = ctx;
+    if (c->state == H1C_CLOSING)
+        return;
+    if (s->resp_head_sent) {
+        h1c_kill(c); /* the response is cut short: the client must see it fail */
+        return;
+    }
+    if (!c->req_done || c->w->stopping || c->shutting_down)
+        c->keep_alive = 0;
+    char buf[1024];
+    int n = http_write_error(buf, sizeof buf, status, code, msg, !c->keep_alive);
+    if (n > 0) {
+        evbuffer_add(bufferevent_get_output(c->bev), buf, (size_t)n);
+        s->bytes_out += (uint64_t)n;
+    }
+    c->resp_done = 1;
+    c->req_done = 1; /* whatever body remains is not read: the connection closes */
+    if (c->state == H1C_BODY)
+        c->keep_alive = 0;
+    exchange_done(c);
+}
+
+static void ds_resume_body(void *ctx, struct stream *s)
+{
+    struct h1c *c = ctx;
+    (void)s;
+    if (c->read_paused && (c->state == H1C_BODY || c->state == H1C_TUNNEL)) {
+        resume_read(c);
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+            on_read(c->bev, c);
+    }
+}
+
+static size_t ds_pending(void *ctx, struct stream *s)
+{
+    struct h1c *c = ctx;
+    (void)s;
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+static void ds_tunnel(void *ctx, struct stream *s)
+{
+    struct h1c *c = ctx;
+    c->state = H1C_TUNNEL;
+    c->req_done = 1;
+    const struct cfg *cfg = cur_cfg(c);
+    arm(c, cfg ? cfg->timeouts.client_idle : 120000);
+    resume_read(c);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (evbuffer_get_length(in)) {
+        evbuffer_add_buffer(s->req_body, in);
+        stream_request_body(s, 0);
+    }
+}
+
+static const struct downstream_ops h1c_ops = {
+    .head = ds_head,
+    .body = ds_body,
+    .end = ds_end,
+    .fail = ds_fail,
+    .resume_body = ds_resume_body,
+    .pending = ds_pending,
+    .tunnel = ds_tunnel,
+};
+
+/* ---- client -> stream ---------------------------------------------------------------------- */
+
+/* Splits the request-target into path and authority (RFC 9112 section 3.2). Returns 0, or an
+ * HTTP status to answer. */
+static int split_target(const struct h1_request *r, struct http_req *req)
+{
+    struct cut_slice t = r->target;
+    req->authority = r->host;
+    if (t.n > 0 && t.p[0] == '/') {
+        req->path = t;
+        return 0;
+    }
+    if (t.n == 1 && t.p[0] == '*') {
+        if (!h1_slice_ieq(r->method, "options"))
+            return 400;
+        req->path = t;
+        return 0;
+    }
+    /* absolute-form: scheme "://" authority [path]; the authority replaces Host. */
+    size_t i = 0;
+    while (i < t.n && t.p[i] != ':')
+        i++;
+    if (i + 3 > t.n || t.p[i + 1] != '/' || t.p[i + 2] != '/') {
+        return h1_slice_ieq(r->method, "connect") ? 501 : 400;
+    }
+    struct cut_slice scheme = {t.p, i};
+    if (!h1_slice_ieq(scheme, "http") && !h1_slice_ieq(scheme, "https"))
+        return 400;
+    size_t a = i + 3, e = a;
+    while (e < t.n && t.p[e] != '/' && t.p[e] != '?')
+        e++;
+    if (e == a)
+        return 400;
+    req->authority = (struct cut_slice){t.p + a, e - a};
+    if (e == t.n)
+        req->path = CUT_SLICE_LIT("/");
+    else if (t.p[e] == '?') /* "http://h?q": the path is empty, keep the query */
+        return 400;
+    else
+        req->path = (struct cut_slice){t.p + e, t.n - e};
+    return 0;
+}
+
+/* Parses and starts one request. Returns 1 when a request was started (or rejected), 0 when
+ * more bytes are needed. */
+static int read_head(struct h1c *c)
+{
+    struct worker *w = c->w;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(in);
+    if (len == 0)
+        return 0;
+    const struct cfg *cfg = cur_cfg(c);
+    if (!cfg) {
+        reject(c, 503, "not_ready", "no configuration published yet");
+        return 1;
+    }
+    if (!c->head_started) {
+        c->head_started = 1;
+        arm(c, cfg->timeouts.client_header);
+    }
+    struct h1_limits lim = {cfg->limits.max_request_line, cfg->limits.max_header_bytes,
+                            cfg->limits.max_headers};
+    struct h1_header fields[H1C_MAX_FIELDS];
+    struct h1_request r;
+    size_t look = len < lim.max_head + 1 ? len : lim.max_head + 1;
+    const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);
+    int status = 400;
+    int n = h1_parse_request(p, look, &lim, &r, fields, H1C_MAX_FIELDS, &status);
+    if (n == CUT_EAGAIN)
+        return 0;
+    if (n < 0) {
+        reject(c, status, status_code_name(status), "malformed or ambiguous request");
+        return 1;
+    }
+    struct http_req req = {
+        .method = r.method,
+        .fields = fields,
+        .nfields = r.nheaders,
+        .content_length = r.content_length,
+        .version_minor = r.minor_version,
+        .upgrade = r.upgrade,
+    };
+    int bad = split_target(&r, &req);
+    if (bad) {
+        reject(c, bad, status_code_name(bad), bad == 501 ? "CONNECT is not supported"
+                                                         : "invalid request target");
+        return 1;
+    }
+    req.framing = r.body == H1_BODY_LENGTH    ? (r.content_length ? HTTP_BODY_LENGTH
+                                                                  : HTTP_BODY_NONE)
+                  : r.body == H1_BODY_CHUNKED ? HTTP_BODY_STREAM
+                                              : HTTP_BODY_NONE;
+    if (r.body == H1_BODY_LENGTH && r.content_length == 0)
+        req.framing = HTTP_BODY_LENGTH; /* "Content-Length: 0" is forwarded as such */
+    req.flags = (r.conn_flags & H1_CF_KEEP_ALIVE ? HTTP_RF_KEEP_ALIVE : 0) |
+                (r.conn_flags & H1_CF_UPGRADE ? HTTP_RF_UPGRADE : 0) |
+                (r.conn_flags & H1_CF_EXPECT_CONTINUE ? HTTP_RF_EXPECT_CONTINUE : 0) |
+                (h1_slice_ieq(r.method, "head") ? HTTP_RF_HEAD : 0);
+
+    struct stream *s = stream_new(w, &h1c_ops, c, (struct sockaddr *)&c->peer, c->peerlen);
+    if (!s) {
+        reject(c, 503, "overloaded", "out of memory");
+        return 1;
+    }
+    c->s = s;
+    c->minor = r.minor_version;
+    c->keep_alive = (r.conn_flags & H1_CF_KEEP_ALIVE) != 0 && !c->shutting_down;
+    c->req_body = r.body;
+    c->remaining = r.content_length;
+    c->chunk = HC_SIZE;
+    c->req_done = r.body == H1_BODY_NONE || (r.body == H1_BODY_LENGTH && r.content_length == 0);
+    c->resp_done = 0;
+    c->state = c->req_done ? H1C_WAIT : H1C_BODY;
+    s->bytes_in = (uint64_t)n;
+    evtimer_del(c->tmo);
+    stream_start(s, &req); /* may answer at once (no route, ...) */
+    evbuffer_drain(in, (size_t)n);
+    if (c->state == H1C_BODY)
+        arm(c, cfg->timeouts.body_idle);
+    return 1;
+}
+
+/* Moves request body bytes from the input into the stream. Returns 1 to keep processing. */
+static int read_body(struct h1c *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct stream *s = c->s;
+    const struct cfg *cfg = cur_cfg(c);
+    for (;;) {
+        size_t len = evbuffer_get_length(in);
+        if (c->req_done)
+            return 1;
+        if (stream_request_buffered(s) > cfg->limits.buffer_bytes) {
+            pause_read(c); /* resumed by ds_resume_body when the upstream drains */
+            return 0;
+        }
+        if (len == 0)
+            return 0;
+        if (c->req_body == H1_BODY_LENGTH) {
+            size_t n = len < c->remaining ? len : (size_t)c->remaining;
+            evbuffer_remove_buffer(in, s->req_body, n);
+            s->bytes_in += n;
+            c->remaining -= n;
+            if (c->remaining == 0) {
+                c->req_done = 1;
+                c->state = H1C_WAIT;
+                evtimer_del(c->tmo);
+            }
+            stream_request_body(s, c->req_done);
+            continue;
+        }
+        /* chunked */
+        switch (c->chunk) {
+        case HC_SIZE: {
+            size_t look = len < 4100 ? len : 4100;
+            const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);
+            uint64_t size;
+            int n = h1_parse_chunk_size(p, look, &size);
+            if (n == CUT_EAGAIN)
+                return 0;
+            if (n < 0)
+                goto bad;
+            evbuffer_drain(in, (size_t)n);
+            s->bytes_in += (uint64_t)n;
+            c->remaining = size;
+            c->chunk = size ? HC_DATA : HC_TRAILERS;
+            break;
+        }
+        case HC_DATA: {
+            size_t n = len < c->remaining ? len : (size_t)c->remaining;
+            evbuffer_remove_buffer(in, s->req_body, n);
+            s->bytes_in += n;
+            c->remaining -= n;
+            if (c->remaining == 0)
+                c->chunk = HC_CRLF;
+            stream_request_body(s, 0);
+            break;
+        }
+        case HC_CRLF: {
+            if (len < 2)
+                return 0;
+            const char *p = (const char *)evbuffer_pullup(in, 2);
+            if (p[0] != '\r' || p[1] != '\n')
+                goto bad;
+            evbuffer_drain(in, 2);
+            s->bytes_in += 2;
+            c->chunk = HC_SIZE;
+            break;
+        }
+        case HC_TRAILERS: {
+            struct h1_limits lim = {cfg->limits.max_request_line, cfg->limits.max_header_bytes,
+                                    cfg->limits.max_headers};
+            struct h1_header tr[H1C_MAX_FIELDS];
+            unsigned ntr = 0;
+            size_t look = len < lim.max_head + 1 ? len : lim.max_head + 1;
+            const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);
+            int n = h1_parse_trailers(p, look, &lim, tr, H1C_MAX_FIELDS, &ntr);
+            if (n == CUT_EAGAIN)
+                return 0;
+            if (n < 0)
+                goto bad;
+            /* Request trailers are not forwarded to HTTP/1.1 upstreams (few servers read
+             * them); the body itself is complete. */
+            evbuffer_drain(in, (size_t)n);
+            s->bytes_in += (uint64_t)n;
+            c->req_done = 1;
+            c->state = H1C_WAIT;
+            evtimer_del(c->tmo);
+            stream_request_body(s, 1);
+            return 1;
+        }
+        }
+    }
+bad:
+    /* A broken body after the head went upstream: nothing sane can follow. */
+    if (!s->resp_head_sent) {
+        stream_abort(s);
+        s->status = 400;
+        char buf[512];
+        int n = http_write_error(buf, sizeof buf, 400, "bad_request", "malformed chunked body", 1);
+        if (n > 0)
+            evbuffer_add(bufferevent_get_output(c->bev), buf, (size_t)n);
+        c->s = NULL;
+        stream_free(s);
+        start_closing(c);
+    } else {
+        h1c_kill(c);
+    }
+    return -1;
+}
+
+/* Runs the state machine over whatever input there is. c stays allocated on return (frees
+ * are deferred), but may be closing. */
+static void process(struct h1c *c)
+{
+    c->in_read = 1;
+    for (;;) {
+        int r;
+        if (c->state == H1C_IDLE)
+            r = read_head(c);
+        else if (c->state == H1C_BODY)
+            r = read_body(c);
+        else
+            break;
+        if (r <= 0)
+            break;
+    }
+    c->in_read = 0;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct h1c *c = arg;
+    (void)bev;
+    if (c->state == H1C_TUNNEL) {
+        struct evbuffer *in = bufferevent_get_input(c->bev);
+        const struct cfg *cfg = cur_cfg(c);
+        if (c->s) {
+            c->s->bytes_in += evbuffer_get_length(in);
+            evbuffer_add_buffer(c->s->req_body, in);
+            stream_request_body(c->s, 0);
+            if (stream_request_buffered(c->s) > cfg->limits.buffer_bytes)
+                pause_read(c);
+        }
+        arm(c, cfg->timeouts.client_idle);
+        return;
+    }
+    if (c->state == H1C_CLOSING) {
+        struct evbuffer *in = bufferevent_get_input(c->bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    if (c->state == H1C_BODY) {
+        const struct cfg *cfg = cur_cfg(c);
+        arm(c, cfg->timeouts.body_idle);
+    }
+    process(c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct h1c *c = arg;
+    (void)bev;
+    if (c->state == H1C_CLOSING) {
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            conn_free(c);
+        return;
+    }
+    if (c->s)
+        stream_downstream_drained(c->s);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct h1c *c = arg;
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+        conn_free(c); /* an exchange in progress is aborted (logged as 499) */
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct h1c *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->state == H1C_CLOSING) {
+        conn_free(c);
+        return;
+    }
+    if (c->state == H1C_IDLE && c->head_started) {
+        reject(c, 408, "request_timeout", "the request head did not arrive in time");
+        return;
+    }
+    if (c->state == H1C_BODY && c->s && !c->s->resp_head_sent) {
+        /* The client stopped sending its body: tell it, and abandon the upstream. */
+        struct stream *s = c->s;
+        stream_abort(s);
+        s->status = 408;
+        c->s = NULL;
+        stream_free(s);
+        reject(c, 408, "request_timeout", "the request body stalled");
+        return;
+    }
+    conn_free(c);
+}
+
+int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+{
+    struct h1c *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return CUT_ENOMEM;
+    }
+    c->w = w;
+    if (peerlen > sizeof c->peer)
+        peerlen = sizeof c->peer;
+    memcpy(&c->peer, peer, peerlen);
+    c->peerlen = peerlen;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->tmo = evtimer_new(w->base, on_timeout, c);
+    if (!c->bev || !c->tmo) {
+        if (!c->bev)
+            close(fd);
+        if (c->bev)
+            bufferevent_free(c->bev);
+        if (c->tmo)
+            event_free(c->tmo);
+        free(c);
+        return CUT_ENOMEM;
+    }
+    worker_conn_added(w, c);
+    const struct cfg *cfg = cur_cfg(c);
+    unsigned high = cfg ? cfg->limits.buffer_bytes : 262144;
+    if (cfg && cfg->limits.max_header_bytes + 1 > high)
+        high = cfg->limits.max_header_bytes + 1;
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, high);
+    bufferevent_setwatermark(c->bev, EV_WRITE, high / 2, 0);
+    bufferevent_set_timeouts(c->bev, NULL, worker_tv(w, cfg ? cfg->timeouts.body_idle : 60000));
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->state = H1C_IDLE;
+    c->keep_alive = 1;
+    arm(c, cfg ? cfg->timeouts.client_idle : 120000);
+    return 0;
+}
+
+void h1c_shutdown(struct h1c *c)
+{
+    c->shutting_down = 1;
+    if (c->state == H1C_IDLE && !c->head_started && !c->s) {
+        conn_free(c);
+        return;
+    }
+    c->keep_alive = 0;
+}
+
+void h1c_kill(struct h1c *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    bufferevent_disable(c->bev, EV_WRITE);
+    start_closing(c);
+}
+
+void h1c_kill_now(struct h1c *c)
+{
+    conn_free(c);
+}
+
+void h1c_link(struct h1c *c, struct h1c **head)
+{
+    c->prev = NULL;
+    c->next = *head;
+    if (*head)
+        (*head)->prev = c;
+    *head = c;
+}
+
+void h1c_unlink(struct h1c *c, struct h1c **head)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        *head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+}

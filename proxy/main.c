@@ -1,0 +1,209 @@
+/* main.c - start-up, listening sockets, worker threads, and the control loop. */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../config/cfg.h"
+#include "../control/ctl.h"
+#include "cut.h"
+#include "log.h"
+#include "worker.h"
+
+#define CUTOVER_VERSION "0.1.0"
+#define LOG_QUEUE_MAX (64u << 20)
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cutover -c FILE [-w WORKERS]\n"
+               "       cutover --check -c FILE\n"
+               "  -c, --config FILE   configuration (JSON)\n"
+               "  -w, --workers N     worker threads (overrides the configuration)\n"
+               "      --check         validate the configuration and exit 0 (valid) or 1\n"
+               "  -V, --version       print the version\n");
+}
+
+/* The CPUs this process may use: its affinity mask, capped by a cgroup CPU quota. */
+static unsigned cpus_available(void)
+{
+    unsigned n = 1;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = (unsigned)CPU_COUNT(&set);
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        char quota[32];
+        unsigned long period = 0;
+        if (fscanf(f, "%31s %lu", quota, &period) == 2 && strcmp(quota, "max") != 0 && period) {
+            unsigned long q = strtoul(quota, NULL, 10);
+            unsigned lim = (unsigned)((q + period - 1) / period);
+            if (lim >= 1 && lim < n)
+                n = lim;
+        }
+        fclose(f);
+    }
+    return n ? n : 1;
+}
+
+static int listen_socket(const struct cfg_listener *l)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, l->host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(l->port);
+        len = sizeof *a4;
+    } else if (inet_pton(AF_INET6, l->host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(l->port);
+        len = sizeof *a6;
+    } else {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+        (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) ||
+        bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    int check = 0;
+    long workers_opt = -1;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"workers", required_argument, NULL, 'w'},
+        {"check", no_argument, NULL, 't'},         {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "c:w:tVh", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': config_path = optarg; break;
+        case 'w': {
+            char *end;
+            workers_opt = strtol(optarg, &end, 10);
+            if (*end || workers_opt < 1 || workers_opt > 256) {
+                fprintf(stderr, "cutover: --workers must be 1..256\n");
+                return 2;
+            }
+            break;
+        }
+        case 't': check = 1; break;
+        case 'V': printf("cutover %s\n", CUTOVER_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!config_path || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    struct cfg *cfg = NULL;
+    struct cfg_errors errs = {0};
+    if (cfg_load(config_path, &cfg, &errs) < 0) {
+        cfg_errors_print(&errs, config_path, stderr);
+        fprintf(stderr, "cutover: %s: configuration refused (%zu problem%s)\n", config_path,
+                errs.n, errs.n == 1 ? "" : "s");
+        cfg_errors_dispose(&errs);
+        return 1;
+    }
+    if (check) {
+        printf("cutover: %s: configuration ok\n", config_path);
+        cfg_free(cfg);
+        return 0;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    if (evthread_use_pthreads() < 0) {
+        fprintf(stderr, "cutover: libevent threading unavailable\n");
+        return 1;
+    }
+    unsigned nworkers = workers_opt > 0 ? (unsigned)workers_opt
+                        : cfg->workers  ? cfg->workers
+                                        : cpus_available();
+
+    struct logger *lg = log_new(STDOUT_FILENO, LOG_QUEUE_MAX);
+    struct worker **workers = calloc(nworkers, sizeof *workers);
+    if (!lg || !workers) {
+        fprintf(stderr, "cutover: out of memory\n");
+        return 1;
+    }
+    int rc = 1;
+    unsigned made = 0;
+    for (; made < nworkers; made++) {
+        int fds[64];
+        unsigned nfds = 0;
+        for (size_t i = 0; i < cfg->nlisteners && nfds < 64; i++) {
+            int fd = listen_socket(&cfg->listeners[i]);
+            if (fd < 0) {
+                fprintf(stderr, "cutover: listeners[%zu]: cannot listen on %s: %s\n", i,
+                        cfg->listeners[i].address, strerror(errno));
+                for (unsigned j = 0; j < nfds; j++)
+                    close(fds[j]);
+                goto out;
+            }
+            fds[nfds++] = fd;
+        }
+        workers[made] = worker_new(made, lg, fds, nfds);
+        if (!workers[made]) {
+            fprintf(stderr, "cutover: cannot create worker %u\n", made);
+            goto out;
+        }
+    }
+    struct ctl *ctl = ctl_new(config_path, cfg, lg, workers, nworkers);
+    cfg = NULL; /* taken by ctl_new */
+    if (!ctl) {
+        fprintf(stderr, "cutover: cannot start the control thread\n");
+        goto out;
+    }
+    unsigned started = 0;
+    for (; started < nworkers; started++)
+        if (worker_start(workers[started]) < 0)
+            break;
+    if (started < nworkers) {
+        fprintf(stderr, "cutover: cannot start worker threads\n");
+        for (unsigned i = 0; i < started; i++)
+            worker_command(workers[i], WORKER_FORCE_STOP);
+        for (unsigned i = 0; i < started; i++)
+            worker_join(workers[i]);
+        ctl_free(ctl);
+        goto out;
+    }
+    rc = ctl_run(ctl) == 0 ? 0 : 1;
+    for (unsigned i = 0; i < nworkers; i++)
+        worker_join(workers[i]);
+    ctl_free(ctl);
+out:
+    for (unsigned i = 0; i < made; i++)
+        worker_free(workers[i]);
+    free(workers);
+    cfg_free(cfg);
+    log_free(lg);
+    libevent_global_shutdown();
+    return rc;
+}

@@ -1,0 +1,126 @@
+/* snapshot.h - immutable, refcounted routing state, and the worker-local pins that requests hold.
+ *
+ * The control thread builds a snapshot (routes, pools, resolved endpoints, weights) and publishes
+ * it; workers adopt it on their next loop turn. A snapshot is never modified after
+ * snapshot_new() returns, so any thread may read it. Its count is atomic and changes only when a
+ * worker adopts or drops it, never per request: requests pin the worker's snap_pin with a plain
+ * (worker-local) counter. In-flight requests finish on the snapshot they started with.
+ */
+#ifndef CUT_SNAPSHOT_H
+#define CUT_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "../config/cfg.h"
+
+/* A configuration shared by every snapshot built from it (weight changes reuse it). */
+struct cfg_hold {
+    atomic_uint refs;
+    struct cfg *cfg;
+};
+
+/* Takes cfg (freed with the last reference). Returns NULL on allocation failure (cfg is then
+ * freed too). */
+struct cfg_hold *snapshot_cfg_hold(struct cfg *cfg);
+void snapshot_cfg_ref(struct cfg_hold *h);
+void snapshot_cfg_unref(struct cfg_hold *h);
+
+#define SNAP_KEY_MAX 64
+
+struct snap_endpoint {
+    char key[SNAP_KEY_MAX]; /* numeric "ip:port" / "[v6]:port": the identity of upstream pools */
+    char name[SNAP_KEY_MAX]; /* as configured ("blue.svc:80"), for logs */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    unsigned index; /* position in snapshot->endpoints */
+};
+
+struct snap_pool {
+    const struct cfg_pool *cfg;
+    struct snap_endpoint *eps; /* points into snapshot->endpoints */
+    unsigned neps;
+};
+
+struct snap_route {
+    const struct cfg_route *cfg;
+    struct snap_pool pools[CFG_MAX_POOLS];
+    unsigned npools;
+    unsigned weights_bp[CFG_MAX_POOLS]; /* runtime weights, sum 10000 */
+};
+
+struct snapshot {
+    atomic_uint refs;
+    uint64_t generation;
+    struct cfg_hold *hold;
+    const struct cfg *cfg; /* hold->cfg */
+    struct snap_route *routes;
+    unsigned nroutes;
+    struct snap_endpoint *endpoints;
+    unsigned nendpoints;
+};
+
+/* Resolves one configured endpoint into at most max addresses. Returns how many (0 when the name
+ * does not resolve: the endpoint then has no address in this snapshot). Called on the control
+ * thread only. */
+typedef unsigned (*snapshot_resolve_fn)(void *ctx, const struct cfg_endpoint *ep,
+                                        struct sockaddr_storage *out, socklen_t *outlen,
+                                        unsigned max);
+
+#define SNAP_MAX_ADDRS_PER_NAME 16
+
+/* Builds a snapshot with one reference (the caller's). weights, when non-NULL, holds one row per
+ * route of hold->cfg with the runtime weights; NULL takes the configuration's. resolve NULL means
+ * numeric addresses only. Borrows hold (takes its own reference). Returns NULL on allocation
+ * failure. Control thread. */
+struct snapshot *snapshot_new(struct cfg_hold *hold, uint64_t generation,
+                              const unsigned (*weights)[CFG_MAX_POOLS], snapshot_resolve_fn resolve,
+                              void *resolve_ctx);
+
+/* Atomic reference counting; any thread. unref frees the snapshot with its last reference. */
+void snapshot_ref(struct snapshot *s);
+void snapshot_unref(struct snapshot *s);
+unsigned snapshot_refs(const struct snapshot *s);
+
+/* Writes "ip:port" (or "[ip]:port") for addr into out. */
+void snapshot_addr_key(const struct sockaddr *addr, char *out, size_t cap);
+
+/* ---- worker-local pins ------------------------------------------------------------------- */
+
+struct snap_pin {
+    struct snapshot *snap; /* one counted reference, owned by the pin */
+    unsigned users;        /* requests holding this pin; worker-local, not atomic */
+    void *data;            /* the worker's derived state for this snapshot */
+    struct snap_pin *next;
+};
+
+/* Called when a pin is retired (no users, no longer current) just before it is freed, so the
+ * owner can free pin->data. */
+typedef void (*snap_pin_dispose_fn)(void *ctx, struct snap_pin *pin);
+
+/* One worker's pins: the current one and older ones still held by requests. Single thread. */
+struct snap_pins {
+    struct snap_pin *current;
+    struct snap_pin *old; /* list of retired-but-held pins */
+    snap_pin_dispose_fn dispose;
+    void *dispose_ctx;
+};
+
+void snapshot_pins_init(struct snap_pins *p, snap_pin_dispose_fn dispose, void *ctx);
+
+/* Makes s current, taking the caller's reference. data is the worker's derived state (owned by
+ * the pin from now on). The previous current pin is freed at once if no request holds it,
+ * otherwise when the last one lets go. Returns 0 or CUT_ENOMEM (then s is unreferenced). */
+int snapshot_pins_adopt(struct snap_pins *p, struct snapshot *s, void *data);
+
+/* Pins the current snapshot for one request; NULL when there is none yet. */
+struct snap_pin *snapshot_pin_get(struct snap_pins *p);
+
+/* Lets go of a pin taken with snapshot_pin_get. */
+void snapshot_pin_put(struct snap_pins *p, struct snap_pin *pin);
+
+/* Drops every pin (the worker is exiting); pins still in use are a bug. */
+void snapshot_pins_dispose(struct snap_pins *p);
+
+#endif

@@ -1,0 +1,425 @@
+/* stream.c - one exchange: pin a snapshot, route, choose an upstream, relay, log, finish. */
+#include "stream.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "balance.h"
+#include "log.h"
+#include "snapshot.h"
+#include "upstream.h"
+#include "worker.h"
+
+uint64_t stream_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void addr_text(const struct sockaddr *sa, char *out, size_t cap)
+{
+    const void *src = NULL;
+    int family = sa->sa_family;
+    if (family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+            family = AF_INET;
+            src = &a6->sin6_addr.s6_addr[12];
+        } else {
+            src = &a6->sin6_addr;
+        }
+    } else if (family == AF_INET) {
+        src = &((const struct sockaddr_in *)sa)->sin_addr;
+    }
+    if (!src || !inet_ntop(family, src, out, (socklen_t)cap))
+        snprintf(out, cap, "unknown");
+}
+
+struct stream *stream_new(struct worker *w, const struct downstream_ops *ops, void *ctx,
+                          const struct sockaddr *peer, socklen_t peerlen)
+{
+    struct stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->head = evbuffer_new();
+    s->req_body = evbuffer_new();
+    if (!s->head || !s->req_body) {
+        if (s->head)
+            evbuffer_free(s->head);
+        if (s->req_body)
+            evbuffer_free(s->req_body);
+        free(s);
+        return NULL;
+    }
+    s->w = w;
+    s->ops = ops;
+    s->ctx = ctx;
+    if (peerlen > sizeof s->peer)
+        peerlen = sizeof s->peer;
+    memcpy(&s->peer, peer, peerlen);
+    addr_text(peer, s->peer_str, sizeof s->peer_str);
+    memcpy(s->client_str, s->peer_str, sizeof s->client_str);
+    s->route = s->pool = s->ep_index = -1;
+    s->t_start_ns = stream_now_ns();
+    w->stats.requests++;
+    return s;
+}
+
+static void copy_slice(char *dst, size_t cap, struct cut_slice src)
+{
+    size_t n = src.n < cap - 1 ? src.n : cap - 1;
+    memcpy(dst, src.p, n);
+    dst[n] = '\0';
+}
+
+static void fail(struct stream *s, int status, const char *code, const char *msg)
+{
+    s->status = status;
+    if (status >= 500)
+        s->w->stats.responses_5xx++;
+    s->state = STREAM_DONE;
+    s->ops->fail(s->ctx, s, status, code, msg);
+}
+
+static struct cut_slice field_value(const struct http_req *req, const char *lower)
+{
+    int i = http_find(req->fields, req->nfields, lower, strlen(lower));
+    if (i < 0)
+        return (struct cut_slice){NULL, 0};
+    return req->fields[i].value;
+}
+
+static void release_ep(struct stream *s)
+{
+    if (s->ep) {
+        CUT_ASSERT(s->ep->outstanding > 0);
+        s->ep->outstanding--;
+        s->ep = NULL;
+    }
+}
+
+static void connect_next(struct stream *s);
+
+void stream_start(struct stream *s, const struct http_req *req)
+{
+    struct worker *w = s->w;
+    copy_slice(s->log_method, sizeof s->log_method, req->method);
+    s->method_slice = (struct cut_slice){s->log_method, strlen(s->log_method)};
+    copy_slice(s->log_host, sizeof s->log_host, req->authority);
+    copy_slice(s->log_path, sizeof s->log_path, req->path);
+    s->head_method_head = (req->flags & HTTP_RF_HEAD) != 0;
+
+    s->pin = worker_pin(w);
+    if (!s->pin) {
+        fail(s, 503, "not_ready", "no configuration published yet");
+        return;
+    }
+    const struct snapshot *snap = s->pin->snap;
+    const struct cfg *cfg = snap->cfg;
+    const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
+    int peer_trusted = route_cidr_contains(&cfg->trusted_proxies, peer);
+
+    /* Which host the client asked for: behind a trusted proxy (Application Gateway with "pick
+     * host name from backend address"), the original one is in X-Original-Host. */
+    struct cut_slice host = req->authority;
+    if (peer_trusted) {
+        struct cut_slice orig = field_value(req, "x-original-host");
+        if (orig.n)
+            host = orig;
+    }
+    char nhost[STREAM_HOST_MAX];
+    if (host.n == 0) {
+        nhost[0] = '\0';
+    } else if (route_normalize_host(host, nhost, sizeof nhost) < 0) {
+        fail(s, 400, "bad_request", "invalid host");
+        return;
+    }
+    s->route = route_match(cfg, nhost, req->path);
+    if (s->route < 0) {
+        fail(s, 404, "no_route", "no route matches this host and path");
+        return;
+    }
+    const struct snap_route *sr = &snap->routes[s->route];
+    const struct cfg_route *cr = sr->cfg;
+
+    route_client_addr(peer, field_value(req, "x-forwarded-for"), &cfg->trusted_proxies,
+                      s->client_str, sizeof s->client_str);
+
+    struct route_pick_in in = {.route = cr, .weights_bp = sr->weights_bp};
+    if (cr->override.header) {
+        in.override_value = field_value(req, cr->override.header);
+        in.override_trusted = in.override_value.n &&
+                              route_cidr_contains(&cr->override.trusted_peers, peer);
+    }
+    switch (cr->sticky.kind) {
+    case CFG_STICKY_HEADER:
+        in.sticky_key = field_value(req, cr->sticky.name);
+        break;
+    case CFG_STICKY_COOKIE:
+        route_cookie_value(field_value(req, "cookie"), cr->sticky.name, &in.sticky_key);
+        break;
+    case CFG_STICKY_CLIENT_IP:
+        in.sticky_key = (struct cut_slice){s->client_str, strlen(s->client_str)};
+        break;
+    default:
+        break;
+    }
+    struct wsnap *ws = s->pin->data;
+    s->pool = route_pick_pool(&in, &ws->swrr[s->route], &s->reason);
+    if (s->pool < 0) {
+        fail(s, 503, "no_endpoint", "every pool of this route is at weight 0");
+        return;
+    }
+
+    struct cut_slice id = field_value(req, "x-request-id");
+    if (!http_request_id_ok(id))
+        id = field_value(req, "x-appgw-trace-id");
+    if (http_request_id_ok(id))
+        copy_slice(s->request_id, sizeof s->request_id, id);
+    else
+        worker_request_id(w, s->request_id);
+
+    struct http_forward fwd = {
+        .peer_addr = {s->peer_str, strlen(s->peer_str)},
+        .peer_trusted = peer_trusted,
+        .proto = CUT_SLICE_LIT("http"),
+        .request_id = {s->request_id, strlen(s->request_id)},
+    };
+    if (cr->override.header)
+        fwd.strip = (struct cut_slice){cr->override.header, strlen(cr->override.header)};
+    int n = http_write_h1_request(w->scratch, w->scratch_cap, req, &fwd);
+    if (n < 0) {
+        fail(s, 431, "headers_too_large", "request head too large to forward");
+        return;
+    }
+    evbuffer_add(s->head, w->scratch, (size_t)n);
+    s->req_framing = req->framing;
+    s->req_done = req->framing == HTTP_BODY_NONE;
+    s->upgrade = (req->flags & HTTP_RF_UPGRADE) != 0;
+    connect_next(s);
+}
+
+/* Picks an endpoint of the chosen pool not tried yet and attaches an upstream connection. */
+static void connect_next(struct stream *s)
+{
+    struct wsnap *ws = s->pin->data;
+    const struct snap_pool *sp = &s->pin->snap->routes[s->route].pools[s->pool];
+    unsigned outstanding[256];
+    uint8_t usable[256];
+    unsigned n = sp->neps < 256 ? sp->neps : 256;
+    for (unsigned i = 0; i < n; i++) {
+        const struct upstream_ep *ep = ws->eps[sp->eps[i].index];
+        outstanding[i] = ep->outstanding;
+        usable[i] = 1;
+        for (unsigned t = 0; t < s->tries && t < CUT_ARRAY_LEN(s->tried); t++)
+            if (s->tried[t] == i)
+                usable[i] = 0;
+    }
+    enum balance_mode mode = sp->cfg->balance == CFG_BALANCE_ROUND_ROBIN
+                                 ? BALANCE_ROUND_ROBIN
+                                 : BALANCE_LEAST_OUTSTANDING;
+    int idx = balance_pick_endpoint(mode, outstanding, usable, n,
+                                    &ws->rr[s->route * CFG_MAX_POOLS + s->pool]);
+    if (idx < 0) {
+        if (s->tries == 0)
+            fail(s, 503, "no_endpoint", "the chosen pool has no endpoint");
+        else if (s->last_err == CUT_ETIMEDOUT)
+            fail(s, 503, "no_endpoint", "connecting to the upstream timed out");
+        else
+            fail(s, 503, "no_endpoint", "every upstream endpoint tried refused the connection");
+        return;
+    }
+    s->ep_index = (int)sp->eps[idx].index;
+    s->ep = ws->eps[s->ep_index];
+    s->ep->outstanding++;
+    if (s->tries < CUT_ARRAY_LEN(s->tried))
+        s->tried[s->tries] = (unsigned)idx;
+    s->tries++;
+    s->state = STREAM_CONNECTING;
+    s->t_upstream_ns = stream_now_ns();
+    int reused = 0;
+    if (!upstream_open(s->w, s->ep, s, &reused))
+        stream_on_upstream_error(s, CUT_ECONN, 1, 1);
+    else if (s->state == STREAM_CONNECTING)
+        s->state = STREAM_WAITING;
+}
+
+void stream_request_body(struct stream *s, int done)
+{
+    if (done)
+        s->req_done = 1;
+    if (!s->uc)
+        return;
+    if (s->state == STREAM_TUNNEL) {
+        evbuffer_add_buffer(upstream_output(s->uc), s->req_body);
+        return;
+    }
+    upstream_send(s->uc);
+}
+
+size_t stream_request_buffered(const struct stream *s)
+{
+    return evbuffer_get_length(s->req_body) + (s->uc ? upstream_pending(s->uc) : 0);
+}
+
+void stream_downstream_drained(struct stream *s)
+{
+    if (s->uc)
+        upstream_resume(s->uc);
+}
+
+void stream_abort(struct stream *s)
+{
+    if (s->uc)
+        upstream_detach(s->uc);
+    release_ep(s);
+    if (s->state != STREAM_DONE && !s->status)
+        s->status = 499; /* client closed the connection first (nginx's convention) */
+    s->state = STREAM_DONE;
+}
+
+void stream_on_upstream_head(struct stream *s, const struct http_resp *resp)
+{
+    if (resp->status < 200 && resp->status != 101) {
+        s->ops->head(s->ctx, s, resp); /* interim response, relayed as is */
+        return;
+    }
+    s->status = resp->status;
+    if (resp->status >= 500)
+        s->w->stats.responses_5xx++;
+    s->t_head_ns = stream_now_ns();
+    s->resp_head_sent = 1;
+    s->state = STREAM_RESPONDING;
+    s->ops->head(s->ctx, s, resp);
+    if (resp->status == 101 && s->uc) {
+        s->state = STREAM_TUNNEL;
+        s->ops->tunnel(s->ctx, s);
+    }
+}
+
+void stream_on_upstream_body(struct stream *s, struct evbuffer *data)
+{
+    s->bytes_out += evbuffer_get_length(data);
+    s->ops->body(s->ctx, s, data);
+    if (s->uc && s->ops->pending(s->ctx, s) > s->pin->snap->cfg->limits.buffer_bytes)
+        upstream_pause(s->uc);
+}
+
+void stream_on_upstream_end(struct stream *s, const struct http_field *trailers, unsigned n)
+{
+    release_ep(s);
+    s->state = STREAM_DONE;
+    s->ops->end(s->ctx, s, trailers, n);
+}
+
+void stream_on_upstream_error(struct stream *s, int err, int retryable, int connect_phase)
+{
+    release_ep(s);
+    s->last_err = err;
+    s->w->stats.upstream_errors++;
+    /* A failed connect moves to another endpoint of the pool, once; a stale pooled connection
+     * (closed before answering) is retried on a fresh one. */
+    if (retryable && !s->resp_head_sent && s->tries < 3) {
+        if (!connect_phase && s->tries > 0)
+            s->tries--; /* the endpoint itself did not fail: it may be chosen again */
+        if (connect_phase && s->tries >= 2) {
+            connect_phase = 1; /* retry budget spent: fall through to the error */
+        } else {
+            connect_next(s);
+            return;
+        }
+    }
+    if (s->resp_head_sent) {
+        s->state = STREAM_DONE;
+        s->ops->fail(s->ctx, s, s->status, "upstream_reset", "upstream connection lost");
+        return;
+    }
+    if (connect_phase)
+        fail(s, 503, "no_endpoint",
+             err == CUT_ETIMEDOUT ? "connecting to the upstream timed out"
+                                  : "every upstream endpoint tried refused the connection");
+    else if (err == CUT_ETIMEDOUT)
+        fail(s, 504, "upstream_timeout", "the upstream did not answer in time");
+    else if (err == CUT_EPROTO)
+        fail(s, 502, "upstream_protocol", "the upstream sent an invalid response");
+    else
+        fail(s, 502, "upstream_reset", "the upstream closed the connection without answering");
+}
+
+void stream_on_upstream_drained(struct stream *s)
+{
+    if (s->state != STREAM_DONE)
+        s->ops->resume_body(s->ctx, s);
+}
+
+static double ms_between(uint64_t a, uint64_t b)
+{
+    return b > a ? (double)(b - a) / 1e6 : 0.0;
+}
+
+static const char *reason_name(enum route_reason r)
+{
+    switch (r) {
+    case ROUTE_BY_STICKY: return "sticky";
+    case ROUTE_BY_OVERRIDE: return "override";
+    default: return "weight";
+    }
+}
+
+static void write_access_log(struct stream *s)
+{
+    const struct cfg *cfg = s->pin ? s->pin->snap->cfg : NULL;
+    if (cfg && !cfg->access_log.enabled)
+        return;
+    char host[STREAM_HOST_MAX * 2], path[STREAM_LOG_PATH_MAX * 2], method[64], rid[280];
+    log_escape(host, sizeof host, s->log_host, strlen(s->log_host));
+    log_escape(path, sizeof path, s->log_path, strlen(s->log_path));
+    log_escape(method, sizeof method, s->log_method, strlen(s->log_method));
+    log_escape(rid, sizeof rid, s->request_id, strlen(s->request_id));
+    const char *route = "", *pool = "", *endpoint = "";
+    if (s->pin && s->route >= 0) {
+        const struct snap_route *sr = &s->pin->snap->routes[s->route];
+        route = sr->cfg->name;
+        if (s->pool >= 0)
+            pool = sr->pools[s->pool].cfg->name;
+        if (s->ep_index >= 0)
+            endpoint = s->pin->snap->endpoints[s->ep_index].key;
+    }
+    uint64_t now = stream_now_ns();
+    double up_ms = s->t_upstream_ns ? ms_between(s->t_upstream_ns, s->t_head_ns ? s->t_head_ns : now)
+                                    : 0.0;
+    char line[2048];
+    int n = snprintf(line, sizeof line,
+                     "{\"type\":\"access\",\"time\":\"%s\",\"cluster\":\"%s\",\"region\":\"%s\","
+                     "\"worker\":%u,\"client\":\"%s\",\"peer\":\"%s\",\"method\":\"%s\","
+                     "\"host\":\"%s\",\"path\":\"%s\",\"route\":\"%s\",\"pool\":\"%s\","
+                     "\"endpoint\":\"%s\",\"reason\":\"%s\",\"status\":%d,\"bytes_in\":%llu,"
+                     "\"bytes_out\":%llu,\"upstream_ms\":%.3f,\"total_ms\":%.3f,"
+                     "\"tries\":%u,\"request_id\":\"%s\"}",
+                     s->w->now_str, cfg ? cfg->cluster : "", cfg ? cfg->region : "", s->w->id,
+                     s->client_str, s->peer_str, method, host, path, route, pool, endpoint,
+                     reason_name(s->reason), s->status, (unsigned long long)s->bytes_in,
+                     (unsigned long long)s->bytes_out, up_ms, ms_between(s->t_start_ns, now),
+                     s->tries, rid);
+    if (n > 0)
+        worker_log(s->w, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+void stream_free(struct stream *s)
+{
+    if (s->uc)
+        upstream_detach(s->uc);
+    release_ep(s);
+    write_access_log(s);
+    if (s->pin)
+        worker_unpin(s->w, s->pin);
+    evbuffer_free(s->head);
+    evbuffer_free(s->req_body);
+    free(s);
+}

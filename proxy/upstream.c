@@ -1,0 +1,667 @@
+/* upstream.c - per-worker endpoint table, idle-connection pools and the HTTP/1.1 client codec. */
+#include "upstream.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cut.h"
+#include "h1_parse.h"
+#include "http.h"
+#include "stream.h"
+#include "worker.h"
+
+#define UC_MAX_FIELDS 128
+
+enum uc_state {
+    UC_CONNECTING = 0,
+    UC_WAIT_HEAD,   /* request (being) sent, waiting for the response head */
+    UC_BODY,        /* reading the response body */
+    UC_TUNNEL,
+    UC_IDLE         /* in the pool */
+};
+
+enum uc_chunk { CH_SIZE = 0, CH_DATA, CH_CRLF, CH_TRAILERS };
+
+struct upstream_conn {
+    struct worker *w;
+    struct upstream_ep *ep;
+    struct stream *s;
+    struct bufferevent *bev;
+    struct event *tmo;
+    struct upstream_conn *inext, *iprev; /* idle list */
+    enum uc_state state;
+    int reused;
+    int got_bytes;       /* a byte of the response arrived */
+    int req_chunked;     /* the request body is sent with chunked framing */
+    int req_finished;    /* the whole request has been queued */
+    int paused;
+    int keep_alive;
+    int method_head;
+    enum h1_body body;
+    uint64_t remaining;  /* body bytes left (LENGTH) or in the current chunk */
+    enum uc_chunk chunk;
+    unsigned body_idle_ms, header_ms, idle_ms, connect_ms;
+    struct evbuffer *tmp; /* decoded body handed to the stream */
+};
+
+/* ---- endpoint table ------------------------------------------------------------------------ */
+
+static unsigned key_hash(const char *k)
+{
+    uint32_t h = 2166136261u;
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 16777619u;
+    return h;
+}
+
+int upstream_table_init(struct upstream_table *t)
+{
+    t->nbuckets = 256;
+    t->n = 0;
+    t->buckets = calloc(t->nbuckets, sizeof *t->buckets);
+    return t->buckets ? 0 : CUT_ENOMEM;
+}
+
+static void conn_close(struct upstream_conn *c);
+
+static void ep_maybe_free(struct upstream_table *t, struct upstream_ep *ep)
+{
+    if (ep->refs || ep->nconns || ep->outstanding)
+        return;
+    struct upstream_ep **pp = &t->buckets[key_hash(ep->key) % t->nbuckets];
+    for (; *pp; pp = &(*pp)->hnext) {
+        if (*pp == ep) {
+            *pp = ep->hnext;
+            t->n--;
+            free(ep);
+            return;
+        }
+    }
+}
+
+struct upstream_ep *upstream_ep_get(struct upstream_table *t, const struct snap_endpoint *se)
+{
+    unsigned b = key_hash(se->key) % t->nbuckets;
+    for (struct upstream_ep *ep = t->buckets[b]; ep; ep = ep->hnext) {
+        if (strcmp(ep->key, se->key) == 0) {
+            ep->refs++;
+            return ep;
+        }
+    }
+    struct upstream_ep *ep = calloc(1, sizeof *ep);
+    if (!ep)
+        return NULL;
+    memcpy(ep->key, se->key, sizeof ep->key);
+    ep->addr = se->addr;
+    ep->addrlen = se->addrlen;
+    ep->refs = 1;
+    ep->hnext = t->buckets[b];
+    t->buckets[b] = ep;
+    t->n++;
+    return ep;
+}
+
+void upstream_ep_put(struct upstream_table *t, struct upstream_ep *ep)
+{
+    CUT_ASSERT(ep->refs > 0);
+    ep->refs--;
+    if (ep->refs == 0) {
+        /* No snapshot routes here any more: its idle connections are of no use. */
+        while (ep->idle)
+            conn_close(ep->idle);
+    }
+    ep_maybe_free(t, ep);
+}
+
+void upstream_close_idle(struct upstream_table *t)
+{
+    for (unsigned b = 0; b < t->nbuckets; b++) {
+        struct upstream_ep *ep = t->buckets[b];
+        while (ep) {
+            struct upstream_ep *next = ep->hnext;
+            while (ep->idle)
+                conn_close(ep->idle);
+            ep = next;
+        }
+    }
+}
+
+void upstream_table_dispose(struct upstream_table *t)
+{
+    for (unsigned b = 0; b < t->nbuckets; b++) {
+        struct upstream_ep *ep = t->buckets[b];
+        while (ep) {
+            struct upstream_ep *next = ep->hnext;
+            while (ep->idle)
+                conn_close(ep->idle);
+            free(ep);
+            ep = next;
+        }
+    }
+    free(t->buckets);
+    t->buckets = NULL;
+}
+
+/* ---- connections --------------------------------------------------------------------------- */
+
+static void idle_unlink(struct upstream_conn *c)
+{
+    if (c->iprev)
+        c->iprev->inext = c->inext;
+    else
+        c->ep->idle = c->inext;
+    if (c->inext)
+        c->inext->iprev = c->iprev;
+    c->inext = c->iprev = NULL;
+    c->ep->nidle--;
+}
+
+static void conn_close(struct upstream_conn *c)
+{
+    if (c->state == UC_IDLE)
+        idle_unlink(c);
+    struct upstream_ep *ep = c->ep;
+    ep->nconns--;
+    if (c->tmo)
+        event_free(c->tmo);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->tmp)
+        evbuffer_free(c->tmp);
+    struct worker *w = c->w;
+    free(c);
+    ep_maybe_free(&w->ups, ep);
+}
+
+static void arm(struct upstream_conn *c, unsigned ms)
+{
+    evtimer_add(c->tmo, worker_tv(c->w, ms));
+}
+
+/* Detaches the stream from c (both sides forget each other). */
+static struct stream *unhook(struct upstream_conn *c)
+{
+    struct stream *s = c->s;
+    c->s = NULL;
+    if (s)
+        s->uc = NULL;
+    return s;
+}
+
+static void fail(struct upstream_conn *c, int err, int retryable, int connect_phase)
+{
+    struct stream *s = unhook(c);
+    conn_close(c);
+    if (s)
+        stream_on_upstream_error(s, err, retryable, connect_phase);
+}
+
+/* Queues request body from the stream, framed as the request head announced. */
+static void send_body(struct upstream_conn *c)
+{
+    struct stream *s = c->s;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t n = evbuffer_get_length(s->req_body);
+    if (n > 0) {
+        if (c->req_chunked)
+            evbuffer_add_printf(out, "%zx\r\n", n);
+        evbuffer_add_buffer(out, s->req_body);
+        if (c->req_chunked)
+            evbuffer_add(out, "\r\n", 2);
+        s->req_body_sent_any = 1;
+    }
+    if (s->req_done && !c->req_finished) {
+        if (c->req_chunked)
+            evbuffer_add(out, "0\r\n\r\n", 5);
+        c->req_finished = 1;
+    }
+}
+
+static void send_request(struct upstream_conn *c)
+{
+    struct stream *s = c->s;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t hl = evbuffer_get_length(s->head);
+    evbuffer_add(out, evbuffer_pullup(s->head, (ssize_t)hl), hl);
+    c->req_chunked = s->req_framing == HTTP_BODY_STREAM;
+    c->req_finished = 0;
+    c->state = UC_WAIT_HEAD;
+    c->got_bytes = 0;
+    c->method_head = s->head_method_head;
+    if (s->req_framing == HTTP_BODY_NONE)
+        c->req_finished = 1;
+    else
+        send_body(c);
+    arm(c, c->header_ms);
+}
+
+static void finish_response(struct upstream_conn *c, const struct http_field *trailers,
+                            unsigned ntrailers, size_t trailer_bytes)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct stream *s = unhook(c);
+    int reusable = c->keep_alive && c->req_finished && c->state != UC_TUNNEL;
+    stream_on_upstream_end(s, trailers, ntrailers);
+    if (trailer_bytes)
+        evbuffer_drain(in, trailer_bytes);
+    if (!reusable || evbuffer_get_length(in) > 0 || c->w->stopping) {
+        conn_close(c);
+        return;
+    }
+    const struct cfg *cfg = c->w->pins.current ? c->w->pins.current->snap->cfg : NULL;
+    unsigned limit = cfg ? cfg->limits.upstream_idle_per_endpoint : 0;
+    if (c->ep->nidle >= limit || c->ep->refs == 0) {
+        conn_close(c);
+        return;
+    }
+    c->state = UC_IDLE;
+    c->reused = 1;
+    c->paused = 0;
+    c->inext = c->ep->idle;
+    c->iprev = NULL;
+    if (c->ep->idle)
+        c->ep->idle->iprev = c;
+    c->ep->idle = c;
+    c->ep->nidle++;
+    bufferevent_enable(c->bev, EV_READ);
+    arm(c, c->idle_ms);
+}
+
+/* Moves up to n body bytes from in to the stream. */
+static void deliver(struct upstream_conn *c, struct evbuffer *in, size_t n)
+{
+    evbuffer_remove_buffer(in, c->tmp, n);
+    stream_on_upstream_body(c->s, c->tmp);
+    evbuffer_drain(c->tmp, evbuffer_get_length(c->tmp)); /* the stream took it; defensive */
+}
+
+/* Parses the response head; returns 1 when it progressed, 0 when more input is needed, -1 when
+ * c is gone. */
+static int read_head(struct upstream_conn *c, struct evbuffer *in)
+{
+    const struct cfg *cfg = c->s->pin->snap->cfg;
+    struct h1_limits lim = {cfg->limits.max_header_bytes, cfg->limits.max_header_bytes,
+                            cfg->limits.max_headers};
+    struct h1_header fields[UC_MAX_FIELDS];
+    struct h1_response r;
+    size_t len = evbuffer_get_length(in);
+    size_t look = len < lim.max_head + 1 ? len : lim.max_head + 1;
+    const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);
+    int status = 0;
+    struct cut_slice method = c->method_head ? CUT_SLICE_LIT("HEAD") : CUT_SLICE_LIT("GET");
+    int n = h1_parse_response(p, look, &lim, method, &r, fields, UC_MAX_FIELDS, &status);
+    if (n == CUT_EAGAIN)
+        return 0;
+    if (n < 0) {
+        fail(c, CUT_EPROTO, 0, 0);
+        return -1;
+    }
+    struct http_resp resp = {
+        .status = r.status,
+        .reason = r.reason,
+        .fields = fields,
+        .nfields = r.nheaders,
+        .content_length = r.content_length,
+        .flags = (r.conn_flags & H1_CF_KEEP_ALIVE ? HTTP_RF_KEEP_ALIVE : 0) |
+                 (r.conn_flags & H1_CF_UPGRADE ? HTTP_RF_UPGRADE : 0),
+    };
+    switch (r.body) {
+    case H1_BODY_NONE: resp.framing = HTTP_BODY_NONE; break;
+    case H1_BODY_LENGTH: resp.framing = HTTP_BODY_LENGTH; break;
+    case H1_BODY_CHUNKED: resp.framing = HTTP_BODY_STREAM; break;
+    default: resp.framing = HTTP_BODY_UNTIL_CLOSE; break;
+    }
+    struct stream *s = c->s;
+    if (r.status >= 100 && r.status < 200 && r.status != 101) {
+        stream_on_upstream_head(s, &resp); /* interim: relayed, then the real head follows */
+        evbuffer_drain(in, (size_t)n);
+        return c->s ? 1 : -1;
+    }
+    c->keep_alive = (r.conn_flags & H1_CF_KEEP_ALIVE) != 0;
+    c->body = r.body;
+    c->remaining = r.content_length;
+    c->chunk = CH_SIZE;
+    if (r.status == 101) {
+        if (!(r.conn_flags & H1_CF_UPGRADE) || !s->upgrade) {
+            fail(c, CUT_EPROTO, 0, 0);
+            return -1;
+        }
+        c->state = UC_TUNNEL;
+        c->keep_alive = 0;
+        evtimer_del(c->tmo);
+        stream_on_upstream_head(s, &resp);
+        evbuffer_drain(in, (size_t)n);
+        return -1; /* the stream now owns both directions */
+    }
+    c->state = UC_BODY;
+    stream_on_upstream_head(s, &resp);
+    evbuffer_drain(in, (size_t)n);
+    if (!c->s) /* the client went away while the head was written */
+        return -1;
+    if (c->body == H1_BODY_NONE || (c->body == H1_BODY_LENGTH && c->remaining == 0)) {
+        finish_response(c, NULL, 0, 0);
+        return -1;
+    }
+    arm(c, c->body_idle_ms);
+    return 1;
+}
+
+/* Decodes body bytes. Returns 1 when it progressed, 0 when more input is needed, -1 when c is
+ * gone or paused. */
+static int read_body(struct upstream_conn *c, struct evbuffer *in)
+{
+    size_t len = evbuffer_get_length(in);
+    if (len == 0)
+        return 0;
+    switch (c->body) {
+    case H1_BODY_LENGTH: {
+        size_t n = len < c->remaining ? len : (size_t)c->remaining;
+        c->remaining -= n;
+        deliver(c, in, n);
+        if (!c->s)
+            return -1;
+        if (c->remaining == 0) {
+            finish_response(c, NULL, 0, 0);
+            return -1;
+        }
+        return 0;
+    }
+    case H1_BODY_UNTIL_CLOSE:
+        deliver(c, in, len);
+        return c->s ? 0 : -1;
+    case H1_BODY_CHUNKED:
+        break;
+    default:
+        return 0;
+    }
+    switch (c->chunk) {
+    case CH_SIZE: {
+        size_t look = len < 4100 ? len : 4100;
+        const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);
+        uint64_t size;
+        int n = h1_parse_chunk_size(p, look, &size);
+        if (n == CUT_EAGAIN)
+            return 0;
+        if (n < 0) {
+            struct stream *s = unhook(c);
+            conn_close(c);
+            stream_on_upstream_error(s, CUT_EPROTO, 0, 0);
+            return -1;
+        }
+        evbuffer_drain(in, (size_t)n);
+        c->remaining = size;
+        c->chunk = size ? CH_DATA : CH_TRAILERS;
+        return 1;
+    }
+    case CH_DATA: {
+        size_t n = len < c->remaining ? len : (size_t)c->remaining;
+        c->remaining -= n;
+        deliver(c, in, n);
+        if (!c->s)
+            return -1;
+        if (c->remaining == 0)
+            c->chunk = CH_CRLF;
+        return 1;
+    }
+    case CH_CRLF: {
+        if (len < 2)
+            return 0;
+        const char *p = (const char *)evbuffer_pullup(in, 2);
+        if (p[0] != '\r' || p[1] != '\n') {
+            struct stream *s = unhook(c);
+            conn_close(c);
+            stream_on_upstream_error(s, CUT_EPROTO, 0, 0);
+            return -1;
+        }
+        evbuffer_drain(in, 2);
+        c->chunk = CH_SIZE;
+        return 1;
+    }
+    case CH_TRAILERS: {
+        const struct cfg *cfg = c->s->pin->snap->cfg;
+        struct h1_limits lim = {cfg->limits.max_header_bytes, cfg->limits.max_header_bytes,
+                                cfg->limits.max_headers};
+        struct h1_header tr[UC_MAX_FIELDS];
+        unsigned ntr = 0;
+        size_t look = len < lim.max_head + 1 ? len : lim.max_head + 1;
+        const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);
+        int n = h1_parse_trailers(p, look, &lim, tr, UC_MAX_FIELDS, &ntr);
+        if (n == CUT_EAGAIN)
+            return 0;
+        if (n < 0) {
+            struct stream *s = unhook(c);
+            conn_close(c);
+            stream_on_upstream_error(s, CUT_EPROTO, 0, 0);
+            return -1;
+        }
+        finish_response(c, tr, ntr, (size_t)n);
+        return -1;
+    }
+    }
+    return 0;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct upstream_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    (void)bev;
+    if (c->state == UC_IDLE || !c->s) {
+        conn_close(c); /* a pooled connection must stay silent */
+        return;
+    }
+    if (c->state == UC_TUNNEL) {
+        stream_on_upstream_body(c->s, in);
+        return;
+    }
+    c->got_bytes = 1;
+    for (;;) {
+        int r;
+        if (c->state == UC_WAIT_HEAD)
+            r = read_head(c, in);
+        else if (c->state == UC_BODY)
+            r = read_body(c, in);
+        else
+            return;
+        if (r <= 0)
+            break;
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct upstream_conn *c = arg;
+    (void)bev;
+    if (!c->s)
+        return;
+    if (c->state == UC_TUNNEL) {
+        stream_on_upstream_drained(c->s);
+        return;
+    }
+    if (evbuffer_get_length(c->s->req_body) > 0 || (c->s->req_done && !c->req_finished))
+        send_body(c);
+    stream_on_upstream_drained(c->s);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct upstream_conn *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        int fd = bufferevent_getfd(c->bev);
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (c->s)
+            send_request(c);
+        return;
+    }
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
+        return;
+    switch (c->state) {
+    case UC_IDLE:
+        conn_close(c);
+        return;
+    case UC_CONNECTING:
+        fail(c, CUT_ECONN, 1, 1);
+        return;
+    case UC_WAIT_HEAD: {
+        /* Whatever arrived before the close may still hold a complete head. */
+        if (!c->got_bytes && c->reused && c->s && !c->s->req_body_sent_any)
+            fail(c, CUT_ECONN, 1, 0); /* a stale keep-alive connection: safe to retry */
+        else
+            fail(c, (what & BEV_EVENT_TIMEOUT) ? CUT_ETIMEDOUT : CUT_ECONN, 0, 0);
+        return;
+    }
+    case UC_BODY:
+        if (c->body == H1_BODY_UNTIL_CLOSE && (what & BEV_EVENT_EOF) && c->s) {
+            struct evbuffer *in = bufferevent_get_input(c->bev);
+            if (evbuffer_get_length(in))
+                deliver(c, in, evbuffer_get_length(in));
+            if (c->s) {
+                c->keep_alive = 0;
+                finish_response(c, NULL, 0, 0);
+            } else {
+                conn_close(c);
+            }
+            return;
+        }
+        fail(c, (what & BEV_EVENT_TIMEOUT) ? CUT_ETIMEDOUT : CUT_ECONN, 0, 0);
+        return;
+    case UC_TUNNEL:
+        fail(c, CUT_ECONN, 0, 0);
+        return;
+    }
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream_conn *c = arg;
+    (void)fd;
+    (void)what;
+    switch (c->state) {
+    case UC_IDLE:
+        conn_close(c);
+        return;
+    case UC_CONNECTING:
+        fail(c, CUT_ETIMEDOUT, 1, 1);
+        return;
+    default:
+        fail(c, CUT_ETIMEDOUT, 0, 0);
+        return;
+    }
+}
+
+struct upstream_conn *upstream_open(struct worker *w, struct upstream_ep *ep, struct stream *s,
+                                    int *reused)
+{
+    const struct cfg *cfg = s->pin->snap->cfg;
+    struct upstream_conn *c = ep->idle;
+    if (c) {
+        idle_unlink(c);
+        evtimer_del(c->tmo);
+        c->s = s;
+        c->state = UC_WAIT_HEAD;
+        c->body_idle_ms = cfg->timeouts.body_idle;
+        c->header_ms = cfg->timeouts.upstream_header;
+        c->idle_ms = cfg->timeouts.upstream_idle;
+        *reused = 1;
+        s->uc = c;
+        send_request(c);
+        return c;
+    }
+    *reused = 0;
+    c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->w = w;
+    c->ep = ep;
+    c->s = s;
+    c->body_idle_ms = cfg->timeouts.body_idle;
+    c->header_ms = cfg->timeouts.upstream_header;
+    c->idle_ms = cfg->timeouts.upstream_idle;
+    c->connect_ms = cfg->timeouts.upstream_connect;
+    c->tmp = evbuffer_new();
+    c->tmo = evtimer_new(w->base, on_timeout, c);
+    c->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    ep->nconns++;
+    if (!c->tmp || !c->tmo || !c->bev) {
+        conn_close(c);
+        return NULL;
+    }
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 16384, 0);
+    bufferevent_set_timeouts(c->bev, NULL, worker_tv(w, cfg->timeouts.body_idle));
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->state = UC_CONNECTING;
+    s->uc = c;
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ep->addr, (int)ep->addrlen) < 0) {
+        s->uc = NULL;
+        c->s = NULL;
+        conn_close(c);
+        return NULL;
+    }
+    if (c->state == UC_CONNECTING && s->uc == c)
+        arm(c, c->connect_ms);
+    return c;
+}
+
+void upstream_send(struct upstream_conn *c)
+{
+    if (c->state == UC_CONNECTING || !c->s)
+        return; /* everything goes out once connected */
+    if (c->state == UC_TUNNEL)
+        return;
+    send_body(c);
+}
+
+void upstream_pause(struct upstream_conn *c)
+{
+    if (c->paused)
+        return;
+    c->paused = 1;
+    bufferevent_disable(c->bev, EV_READ);
+    evtimer_del(c->tmo);
+}
+
+void upstream_resume(struct upstream_conn *c)
+{
+    if (!c->paused)
+        return;
+    c->paused = 0;
+    bufferevent_enable(c->bev, EV_READ);
+    if (c->state == UC_BODY)
+        arm(c, c->body_idle_ms);
+    else if (c->state == UC_WAIT_HEAD)
+        arm(c, c->header_ms);
+    /* Bytes that arrived before the pause are still waiting in the input. */
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (evbuffer_get_length(in))
+        on_read(c->bev, c);
+}
+
+void upstream_detach(struct upstream_conn *c)
+{
+    unhook(c);
+    conn_close(c);
+}
+
+size_t upstream_pending(const struct upstream_conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+struct evbuffer *upstream_input(struct upstream_conn *c)
+{
+    return bufferevent_get_input(c->bev);
+}
+
+struct evbuffer *upstream_output(struct upstream_conn *c)
+{
+    return bufferevent_get_output(c->bev);
+}

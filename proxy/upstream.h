@@ -1,0 +1,75 @@
+/* upstream.h - per-worker upstream endpoints, their idle-connection pools, and the HTTP/1.1
+ * client side of an exchange.
+ *
+ * Endpoints are keyed by address identity ("ip:port"), not by snapshot, so warm connections
+ * survive weight changes, rollbacks and reloads. Each worker has its own table; nothing here is
+ * shared between threads.
+ */
+#ifndef CUT_UPSTREAM_H
+#define CUT_UPSTREAM_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "snapshot.h"
+
+struct worker;
+struct stream;
+struct upstream_conn;
+
+struct upstream_ep {
+    char key[SNAP_KEY_MAX];
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    unsigned outstanding;        /* requests in flight to it (least-outstanding balancing) */
+    unsigned refs;               /* worker snapshot states that reference it */
+    struct upstream_conn *idle;  /* idle keep-alive connections, most recent first */
+    unsigned nidle;
+    unsigned nconns;             /* every open connection to it */
+    struct upstream_ep *hnext;
+};
+
+struct upstream_table {
+    struct upstream_ep **buckets;
+    unsigned nbuckets;
+    unsigned n;
+};
+
+int upstream_table_init(struct upstream_table *t);
+/* Closes every idle connection and frees the endpoints. Busy connections are a bug. */
+void upstream_table_dispose(struct upstream_table *t);
+
+/* Finds or creates the endpoint for se and takes a reference. NULL on allocation failure. */
+struct upstream_ep *upstream_ep_get(struct upstream_table *t, const struct snap_endpoint *se);
+/* Drops a reference; an endpoint with no reference and no connection is freed. */
+void upstream_ep_put(struct upstream_table *t, struct upstream_ep *ep);
+
+/* Closes every idle connection of every endpoint (shutdown). */
+void upstream_close_idle(struct upstream_table *t);
+
+/* Attaches stream s to a connection to ep: a pooled idle one when there is one (*reused = 1),
+ * else a new non-blocking connect. The connection then drives the exchange through the
+ * stream_on_upstream_* callbacks. Returns NULL when the socket could not even be created
+ * (the caller treats that as a failed connect). */
+struct upstream_conn *upstream_open(struct worker *w, struct upstream_ep *ep, struct stream *s,
+                                    int *reused);
+
+/* The stream queued more request body (or finished it): write what can be written. */
+void upstream_send(struct upstream_conn *c);
+
+/* Flow control from the client side: stop or resume reading the response. */
+void upstream_pause(struct upstream_conn *c);
+void upstream_resume(struct upstream_conn *c);
+
+/* The stream lets go of the connection. A connection whose exchange completed cleanly goes back
+ * to the pool; any other is closed. No callback is made afterwards. */
+void upstream_detach(struct upstream_conn *c);
+
+/* Bytes waiting in the connection's output (request side flow control). */
+size_t upstream_pending(const struct upstream_conn *c);
+
+/* Tunnel mode after a 101: raw bytes both ways. */
+struct evbuffer *upstream_input(struct upstream_conn *c);
+struct evbuffer *upstream_output(struct upstream_conn *c);
+
+#endif
