@@ -129,7 +129,8 @@ static inline size_t h1_skip_target(const char *buf, size_t pos, size_t end)
             break;
         pos += 8;
     }
-    pos = h1_skip_target(buf, pos, end);
+    while (pos < end && (unsigned char)buf[pos] > ' ' && buf[pos] != 0x7f)
+        pos++;
     return pos;
 }
 
@@ -525,12 +526,10 @@ static int h1_analyse(const struct h1_header *h, unsigned n, struct h1_meta *m)
 static void h1_mark_connection_named(struct h1_header *h, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
-        if ((h[i].flags & H1_HF_HOP) || h[i].id == H1_HDR_HOST ||
-            h[i].id == H1_HDR_CONTENT_LENGTH)
+        if ((h[i].flags & H1_HF_HOP) || h[i].id == H1_HDR_HOST || h[i].id == H1_HDR_CONTENT_LENGTH)
             continue;
         for (unsigned j = 0; j < n; j++) {
-            if (h[j].id == H1_HDR_CONNECTION &&
-                h1_list_has(h[j].value, h[i].name.p, h[i].name.n)) {
+            if (h[j].id == H1_HDR_CONNECTION && h1_list_has(h[j].value, h[i].name.p, h[i].name.n)) {
                 h[i].flags |= H1_HF_HOP;
                 break;
             }
@@ -627,8 +626,7 @@ int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
         goto bad;
     req->method = h1_slice(buf + line, pos - line);
     size_t target = ++pos;
-    while (pos < end && (unsigned char)buf[pos] > ' ' && buf[pos] != 0x7f)
-        pos++;
+    pos = h1_skip_target(buf, pos, end);
     if (pos >= end)
         goto line_run_out;
     if (buf[pos] != ' ' || pos == target)
@@ -742,9 +740,9 @@ int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
     if (pre > 0 && memcmp(buf, prefix, pre) != 0)
         goto bad;
 
-    /* HTTP-version SP 3DIGIT SP [reason-phrase] CRLF; the SP after the code may be missing. */
-    while (pos < end && buf[pos] != '\r' && buf[pos] != '\n')
-        pos++;
+    /* HTTP-version SP 3DIGIT SP [reason-phrase] CRLF; the SP after the code may be missing.
+     * Every byte of the line is checked against the field-value class on the way. */
+    pos = h1_skip_value(buf, 0, end);
     if (pos >= end || (buf[pos] == '\r' && pos + 1 >= end)) {
         rc = h1_run_out(len, cap, h1_line_seen(buf, 0, end), lim->max_line, 502, status);
         goto out;
@@ -754,23 +752,21 @@ int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
         if (buf[pos + 1] != '\n')
             goto bad;
         pos += 2;
-    } else {
+    } else if (buf[pos] == '\n') {
         pos++;
+    } else {
+        goto bad; /* a control character in the status line */
     }
     if (line_end > lim->max_line || line_end < 12)
         goto bad;
-    if ((buf[7] != '0' && buf[7] != '1') || buf[8] != ' ' ||
-        (unsigned)(buf[9] - '1') >= 9u || (unsigned)(buf[10] - '0') >= 10u ||
-        (unsigned)(buf[11] - '0') >= 10u)
+    if ((buf[7] != '0' && buf[7] != '1') || buf[8] != ' ' || (unsigned)(buf[9] - '1') >= 9u ||
+        (unsigned)(buf[10] - '0') >= 10u || (unsigned)(buf[11] - '0') >= 10u)
         goto bad;
     resp->minor_version = buf[7] - '0';
     resp->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
     if (line_end > 12) {
         if (buf[12] != ' ')
             goto bad;
-        for (size_t i = 13; i < line_end; i++)
-            if (!h1_is((unsigned char)buf[i], H1_C_VALUE))
-                goto bad;
         resp->reason = h1_slice(buf + 13, line_end - 13);
     } else {
         resp->reason = h1_slice(buf + 12, 0);
@@ -936,8 +932,8 @@ int h1_parse_trailers(const char *buf, size_t len, const struct h1_limits *lim,
     size_t end = len < cap ? len : cap;
     int status = 0;
 
-    int rc = h1_scan_fields(buf, 0, end, headers, h1_field_cap(lim, max_headers), nheaders,
-                            &status);
+    int rc =
+        h1_scan_fields(buf, 0, end, headers, h1_field_cap(lim, max_headers), nheaders, &status);
     if (rc == H1_RUN_OUT)
         return len > cap ? CUT_EPROTO : CUT_EAGAIN;
     return rc;

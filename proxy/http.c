@@ -79,7 +79,7 @@ int http_write_h1_request(char *buf, size_t cap, const struct http_req *req,
                           const struct http_forward *fwd)
 {
     struct wbuf w = {buf, 0, cap, 0};
-    int have_proto = 0, have_host = 0, have_xff = 0;
+    int have_proto = 0, have_host = 0;
 
     w_slice(&w, req->method);
     w_put(&w, " ", 1);
@@ -93,21 +93,22 @@ int http_write_h1_request(char *buf, size_t cap, const struct http_req *req,
             continue; /* framing is written below */
         if (fwd->strip.n && name_ieq(f->name, fwd->strip.p, fwd->strip.n))
             continue;
-        if (is_forwarding_field(f)) {
-            if (NAME_IS(f, "x-forwarded-for")) {
-                w_str(&w, have_xff ? ", " : "X-Forwarded-For: ");
-                w_slice(&w, f->value);
-                have_xff = 1;
-            }
-            continue;
-        }
+        if (is_forwarding_field(f))
+            continue; /* rewritten below */
         w_slice(&w, f->name);
         w_str(&w, ": ");
         w_slice(&w, f->value);
         w_str(&w, "\r\n");
     }
-    /* X-Forwarded-For: the client's chain (joined above) plus the peer. */
-    w_str(&w, have_xff ? ", " : "X-Forwarded-For: ");
+    /* X-Forwarded-For: the client's chain (every field, in order) plus the peer. */
+    w_str(&w, "X-Forwarded-For: ");
+    for (unsigned i = 0; i < req->nfields; i++) {
+        const struct http_field *f = &req->fields[i];
+        if (!(f->flags & H1_HF_HOP) && NAME_IS(f, "x-forwarded-for") && f->value.n) {
+            w_slice(&w, f->value);
+            w_str(&w, ", ");
+        }
+    }
     w_slice(&w, fwd->peer_addr);
     w_str(&w, "\r\n");
     if (fwd->peer_trusted) {
@@ -169,6 +170,7 @@ int http_write_h1_response(char *buf, size_t cap, const struct http_resp *resp, 
     char status[8];
     int upgrade = resp->status == 101 && (resp->flags & HTTP_RF_UPGRADE);
     struct cut_slice upgrade_value = {NULL, 0};
+    int cl_seen = 0;
 
     snprintf(status, sizeof status, "%03d ", resp->status);
     w_str(&w, "HTTP/1.1 ");
@@ -182,7 +184,12 @@ int http_write_h1_response(char *buf, size_t cap, const struct http_resp *resp, 
         const struct http_field *f = &resp->fields[i];
         if (f->id == H1_HDR_UPGRADE)
             upgrade_value = f->value;
-        if ((f->flags & H1_HF_HOP) || f->id == H1_HDR_CONTENT_LENGTH)
+        if (f->flags & H1_HF_HOP)
+            continue;
+        /* Content-Length is rewritten for a body we frame; on a bodiless response to HEAD, or
+         * a 304, it describes the representation and is passed through (the first one). */
+        if (f->id == H1_HDR_CONTENT_LENGTH &&
+            (resp->framing != HTTP_BODY_NONE || cl_seen++ || upgrade))
             continue;
         w_slice(&w, f->name);
         w_str(&w, ": ");
