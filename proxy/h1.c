@@ -188,8 +188,9 @@ static void ds_head(void *ctx, struct stream *s, const struct http_resp *resp)
         else
             c->resp_until_close = 1;
     }
-    /* A response that overtakes its request body ends the connection: we cannot resync. */
-    if (c->resp_until_close || !c->req_done || w->stopping || c->shutting_down)
+    /* A response may start before the request body is complete (an echo, a stream): the
+     * connection survives if the body then completes; ds_end closes it otherwise. */
+    if (c->resp_until_close || w->stopping || c->shutting_down)
         c->keep_alive = 0;
     int n = http_write_h1_response(w->scratch, w->scratch_cap, resp, c->resp_chunked,
                                    !c->keep_alive && resp->status != 101,
@@ -378,7 +379,7 @@ static int read_head(struct h1c *c)
     }
     struct h1_limits lim = {cfg->limits.max_request_line, cfg->limits.max_header_bytes,
                             cfg->limits.max_headers};
-    struct h1_header fields[H1C_MAX_FIELDS];
+    struct http_field fields[H1C_MAX_FIELDS];
     struct h1_request r;
     size_t look = len < lim.max_head + 1 ? len : lim.max_head + 1;
     const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);
@@ -508,7 +509,7 @@ static int read_body(struct h1c *c)
         case HC_TRAILERS: {
             struct h1_limits lim = {cfg->limits.max_request_line, cfg->limits.max_header_bytes,
                                     cfg->limits.max_headers};
-            struct h1_header tr[H1C_MAX_FIELDS];
+            struct http_field tr[H1C_MAX_FIELDS];
             unsigned ntr = 0;
             size_t look = len < lim.max_head + 1 ? len : lim.max_head + 1;
             const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);

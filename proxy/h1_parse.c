@@ -224,7 +224,7 @@ static uint8_t h1_hdr_flags(uint8_t id)
  * reading at or past end. Stores at most max_headers fields, counting them in *nheaders.
  * Returns the position after the empty line, H1_RUN_OUT, or CUT_EPROTO with *status 400
  * (malformed) or 431 (too many fields). */
-static int h1_scan_fields(const char *buf, size_t pos, size_t end, struct h1_header *headers,
+static int h1_scan_fields(const char *buf, size_t pos, size_t end, struct http_field *headers,
                           unsigned max_headers, unsigned *nheaders, int *status)
 {
     unsigned n = 0;
@@ -285,7 +285,7 @@ static int h1_scan_fields(const char *buf, size_t pos, size_t end, struct h1_hea
         while (value_end > value && h1_is_ows(buf[value_end - 1]))
             value_end--;
 
-        struct h1_header *h = &headers[n++];
+        struct http_field *h = &headers[n++];
         h->name = h1_slice(buf + name, name_n);
         h->value = h1_slice(buf + value, value_end - value);
         h->id = h1_hdr_lookup(buf + name, name_n);
@@ -418,7 +418,7 @@ struct h1_meta {
     int conn_keep_alive;
     int conn_upgrade;
     int conn_other; /* Connection names other fields: mark them hop-by-hop */
-    const struct h1_header *upgrade;
+    const struct http_field *upgrade;
     int expect_continue;
     int te_trailers;
 };
@@ -438,7 +438,7 @@ static int h1_coding_known(struct cut_slice c)
 /* Gathers h1_meta from the fields. Returns 0, or -1 on a framing error that no message type
  * accepts (bad or differing Content-Length, malformed Transfer-Encoding element, chunked
  * twice); the caller maps it to its status. */
-static int h1_analyse(const struct h1_header *h, unsigned n, struct h1_meta *m)
+static int h1_analyse(const struct http_field *h, unsigned n, struct h1_meta *m)
 {
     int chunked_seen = 0;
     int after_chunked = 0;
@@ -523,7 +523,7 @@ static int h1_analyse(const struct h1_header *h, unsigned n, struct h1_meta *m)
 
 /* Marks hop-by-hop every field named as a token in a Connection field (RFC 9110 7.6.1),
  * except Host and Content-Length. Only called when Connection names something unusual. */
-static void h1_mark_connection_named(struct h1_header *h, unsigned n)
+static void h1_mark_connection_named(struct http_field *h, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         if ((h[i].flags & H1_HF_HOP) || h[i].id == H1_HDR_HOST || h[i].id == H1_HDR_CONTENT_LENGTH)
@@ -584,7 +584,7 @@ static size_t h1_line_seen(const char *buf, size_t line, size_t end)
 }
 
 int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
-                     struct h1_request *req, struct h1_header *headers, unsigned max_headers,
+                     struct h1_request *req, struct http_field *headers, unsigned max_headers,
                      int *status)
 {
     CUT_ASSERT(lim != NULL && req != NULL && status != NULL);
@@ -718,7 +718,7 @@ bad:
 
 int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
                       struct cut_slice req_method, struct h1_response *resp,
-                      struct h1_header *headers, unsigned max_headers, int *status)
+                      struct http_field *headers, unsigned max_headers, int *status)
 {
     static const char prefix[] = "HTTP/1.";
 
@@ -922,7 +922,7 @@ run_out:
 }
 
 int h1_parse_trailers(const char *buf, size_t len, const struct h1_limits *lim,
-                      struct h1_header *headers, unsigned max_headers, unsigned *nheaders)
+                      struct http_field *headers, unsigned max_headers, unsigned *nheaders)
 {
     CUT_ASSERT(lim != NULL && nheaders != NULL);
     CUT_ASSERT(buf != NULL || len == 0);

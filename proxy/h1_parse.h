@@ -41,7 +41,8 @@ enum h1_hdr_id {
                               names, Keep-Alive, Proxy-Connection, TE, Transfer-Encoding,
                               Upgrade, HTTP2-Settings) */
 
-struct h1_header {
+/* A header field, the protocol-neutral unit every codec fills (see http.h). */
+struct http_field {
     struct cut_slice name;  /* as received (case preserved) */
     struct cut_slice value; /* leading and trailing whitespace removed */
     uint8_t id;             /* enum h1_hdr_id */
@@ -71,7 +72,7 @@ struct h1_request {
     struct cut_slice method;
     struct cut_slice target; /* request-target as received */
     int minor_version;       /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
-    struct h1_header *headers; /* the caller's array, filled in order */
+    struct http_field *headers; /* the caller's array, filled in order */
     unsigned nheaders;
     /* Derived once the head is complete: */
     struct cut_slice host;   /* the Host field value (empty slice if absent) */
@@ -85,7 +86,7 @@ struct h1_response {
     int minor_version;
     int status;               /* 100..999 */
     struct cut_slice reason;
-    struct h1_header *headers;
+    struct http_field *headers;
     unsigned nheaders;
     enum h1_body body;
     uint64_t content_length;
@@ -104,7 +105,7 @@ struct h1_response {
  * "chunked", or "chunked" applied twice; a coding other than chunked -> 501. Over lim->max_line ->
  * 414; over lim->max_head or too many fields -> 431. */
 int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
-                     struct h1_request *req, struct h1_header *headers, unsigned max_headers,
+                     struct h1_request *req, struct http_field *headers, unsigned max_headers,
                      int *status);
 
 /* Parses a response head. req_method is the method of the request it answers (HEAD responses
@@ -112,7 +113,7 @@ int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
  * Content-Length nor chunked runs until close. Invalid framing -> CUT_EPROTO (*status = 502). */
 int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
                       struct cut_slice req_method, struct h1_response *resp,
-                      struct h1_header *headers, unsigned max_headers, int *status);
+                      struct http_field *headers, unsigned max_headers, int *status);
 
 /* Parses a chunk-size line ("1a;ext=val\r\n"). Returns bytes consumed and sets *size, CUT_EAGAIN,
  * or CUT_EPROTO (bad hex digits, no digits, a size over 2^62, a line over 4096 bytes, bad
@@ -123,7 +124,7 @@ int h1_parse_chunk_size(const char *buf, size_t len, uint64_t *size);
  * consumed, CUT_EAGAIN or CUT_EPROTO; fields are validated like header fields and stored in
  * headers (at most max_headers; more -> CUT_EPROTO). */
 int h1_parse_trailers(const char *buf, size_t len, const struct h1_limits *lim,
-                      struct h1_header *headers, unsigned max_headers, unsigned *nheaders);
+                      struct http_field *headers, unsigned max_headers, unsigned *nheaders);
 
 /* Case-insensitive comparison of a slice with a lower-case NUL-terminated string. */
 int h1_slice_ieq(struct cut_slice s, const char *lower);

@@ -14,9 +14,8 @@
 #include "cut.h"
 #include "h1_parse.h"
 
-/* A header field. Same layout and meaning as the HTTP/1 parser's (id is enum h1_hdr_id, flags
- * H1_HF_*), so the HTTP/1 codec hands its parsed array over without copying. */
-#define http_field h1_header
+/* struct http_field (name, value, well-known id, flags) is declared with the well-known header
+ * ids in h1_parse.h, so the HTTP/1 codec hands its parsed array over without copying. */
 
 enum http_framing {
     HTTP_BODY_NONE = 0,

@@ -288,7 +288,7 @@ static int read_head(struct upstream_conn *c, struct evbuffer *in)
     const struct cfg *cfg = c->s->pin->snap->cfg;
     struct h1_limits lim = {cfg->limits.max_header_bytes, cfg->limits.max_header_bytes,
                             cfg->limits.max_headers};
-    struct h1_header fields[UC_MAX_FIELDS];
+    struct http_field fields[UC_MAX_FIELDS];
     struct h1_response r;
     size_t len = evbuffer_get_length(in);
     size_t look = len < lim.max_head + 1 ? len : lim.max_head + 1;
@@ -427,7 +427,7 @@ static int read_body(struct upstream_conn *c, struct evbuffer *in)
         const struct cfg *cfg = c->s->pin->snap->cfg;
         struct h1_limits lim = {cfg->limits.max_header_bytes, cfg->limits.max_header_bytes,
                                 cfg->limits.max_headers};
-        struct h1_header tr[UC_MAX_FIELDS];
+        struct http_field tr[UC_MAX_FIELDS];
         unsigned ntr = 0;
         size_t look = len < lim.max_head + 1 ? len : lim.max_head + 1;
         const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);

@@ -31,7 +31,7 @@ static void fuzz_check_slice(struct cut_slice s, const char *buf, size_t len)
     fuzz_check(s.p >= buf && s.p + s.n <= buf + len);
 }
 
-static void fuzz_check_headers(const struct h1_header *h, unsigned n, const char *buf, size_t len)
+static void fuzz_check_headers(const struct http_field *h, unsigned n, const char *buf, size_t len)
 {
     for (unsigned i = 0; i < n; i++) {
         fuzz_check(h[i].name.n > 0);
@@ -45,7 +45,7 @@ static void fuzz_check_headers(const struct h1_header *h, unsigned n, const char
 static int fuzz_request(const char *buf, size_t n, const struct h1_limits *lim, unsigned maxh)
 {
     struct h1_request req;
-    struct h1_header h[FUZZ_MAXH];
+    struct http_field h[FUZZ_MAXH];
     int status = 0;
     char *copy = malloc(n ? n : 1);
 
@@ -80,7 +80,7 @@ static int fuzz_response(const char *buf, size_t n, const struct h1_limits *lim,
                          int head)
 {
     struct h1_response resp;
-    struct h1_header h[FUZZ_MAXH];
+    struct http_field h[FUZZ_MAXH];
     int status = 0;
     char *copy = malloc(n ? n : 1);
 
@@ -125,7 +125,7 @@ static int fuzz_chunk(const char *buf, size_t n)
 
 static int fuzz_trailers(const char *buf, size_t n, const struct h1_limits *lim, unsigned maxh)
 {
-    struct h1_header h[FUZZ_MAXH];
+    struct http_field h[FUZZ_MAXH];
     unsigned nh = 0;
     char *copy = malloc(n ? n : 1);
 

@@ -29,7 +29,7 @@ static void t_slice_is(struct cut_slice s, const char *want)
 }
 
 static int t_req_n(const char *s, size_t n, const struct h1_limits *lim, struct h1_request *req,
-                   struct h1_header *h, unsigned maxh, int *status)
+                   struct http_field *h, unsigned maxh, int *status)
 {
     char *copy = t_dup(s, n);
     int rc = h1_parse_request(copy, n, lim, req, h, maxh, status);
@@ -38,7 +38,7 @@ static int t_req_n(const char *s, size_t n, const struct h1_limits *lim, struct 
 }
 
 /* Parses in place (slices stay valid as long as s). */
-static int t_req(const char *s, struct h1_request *req, struct h1_header *h, int *status)
+static int t_req(const char *s, struct h1_request *req, struct http_field *h, int *status)
 {
     return h1_parse_request(s, strlen(s), &t_lim, req, h, T_MAXH, status);
 }
@@ -46,7 +46,7 @@ static int t_req(const char *s, struct h1_request *req, struct h1_header *h, int
 static void t_req_rejects_n(const char *s, size_t n, int want_status)
 {
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = -1;
     int rc = t_req_n(s, n, &t_lim, &req, h, T_MAXH, &status);
     cr_assert_eq(rc, CUT_EPROTO, "rc %d for \"%.*s\"", rc, (int)n, s);
@@ -59,7 +59,7 @@ static void t_req_rejects(const char *s, int want_status)
     t_req_rejects_n(s, strlen(s), want_status);
 }
 
-static int t_resp(const char *s, const char *method, struct h1_response *resp, struct h1_header *h,
+static int t_resp(const char *s, const char *method, struct h1_response *resp, struct http_field *h,
                   int *status)
 {
     struct cut_slice m = {method, strlen(method)};
@@ -69,7 +69,7 @@ static int t_resp(const char *s, const char *method, struct h1_response *resp, s
 static void t_resp_rejects(const char *s)
 {
     struct h1_response resp;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = -1;
     char *copy = t_dup(s, strlen(s));
     int rc =
@@ -79,7 +79,7 @@ static void t_resp_rejects(const char *s)
     cr_assert_eq(status, 502, "status %d for \"%s\"", status, s);
 }
 
-static const struct h1_header *t_find(const struct h1_header *h, unsigned n, const char *name)
+static const struct http_field *t_find(const struct http_field *h, unsigned n, const char *name)
 {
     for (unsigned i = 0; i < n; i++)
         if (h1_slice_ieq(h[i].name, name))
@@ -94,7 +94,7 @@ Test(h1_parse_req, get_origin_form_fields)
     const char *s = "GET /index.html?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t/1\r\n"
                     "Accept: */*\r\n\r\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_req(s, &req, h, &status), (int)strlen(s));
@@ -122,7 +122,7 @@ Test(h1_parse_req, post_content_length_body_not_counted)
     const char *head = "POST /submit HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n";
     char s[256];
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     snprintf(s, sizeof(s), "%shello", head);
@@ -138,7 +138,7 @@ Test(h1_parse_req, post_chunked)
 {
     const char *s = "POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_req(s, &req, h, &status), (int)strlen(s));
@@ -150,7 +150,7 @@ Test(h1_parse_req, post_chunked)
 Test(h1_parse_req, content_length_zero)
 {
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
     const char *s = "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n";
 
@@ -162,7 +162,7 @@ Test(h1_parse_req, content_length_zero)
 Test(h1_parse_req, content_length_equal_duplicates_folded)
 {
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
     const char *a = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n";
     const char *b = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n";
@@ -179,7 +179,7 @@ Test(h1_parse_req, content_length_equal_duplicates_folded)
 Test(h1_parse_req, gzip_then_chunked_is_chunked)
 {
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
     const char *a = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
     const char *b = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
@@ -195,7 +195,7 @@ Test(h1_parse_req, http10_no_host_no_keep_alive)
 {
     const char *s = "GET / HTTP/1.0\r\n\r\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_req(s, &req, h, &status), (int)strlen(s));
@@ -209,7 +209,7 @@ Test(h1_parse_req, http10_keep_alive_token)
 {
     const char *s = "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\nKeep-Alive: timeout=5\r\n\r\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_req(s, &req, h, &status), (int)strlen(s));
@@ -222,7 +222,7 @@ Test(h1_parse_req, http10_keep_alive_token)
 Test(h1_parse_req, http11_close_token)
 {
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
     const char *a = "GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n";
     const char *b = "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n";
@@ -238,7 +238,7 @@ Test(h1_parse_req, absolute_form)
     const char *s =
         "GET http://example.com:8080/a/b?c=d HTTP/1.1\r\nHost: example.com:8080\r\n\r\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_req(s, &req, h, &status), (int)strlen(s));
@@ -251,7 +251,7 @@ Test(h1_parse_req, asterisk_and_authority_form)
     const char *a = "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n";
     const char *b = "CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_req(a, &req, h, &status), (int)strlen(a));
@@ -268,7 +268,7 @@ Test(h1_parse_req, values_trimmed_and_empty)
     const char *s = "GET / HTTP/1.1\r\nHost: a\r\nX-Pad: \t padded  value \t \r\nX-Empty:\r\n"
                     "X-Sp:    \r\nX-Tab: a\tb\r\nX-Obs: caf\xc3\xa9\r\n\r\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_req(s, &req, h, &status), (int)strlen(s));
@@ -284,7 +284,7 @@ Test(h1_parse_req, bare_lf_line_ends_accepted)
 {
     const char *s = "GET / HTTP/1.1\nHost: a\nX-A: b\r\n\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_req(s, &req, h, &status), (int)strlen(s));
@@ -297,7 +297,7 @@ Test(h1_parse_req, leading_empty_lines_skipped)
 {
     const char *s = "\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_req(s, &req, h, &status), (int)strlen(s));
@@ -310,7 +310,7 @@ Test(h1_parse_req, pipelined_returns_first_head)
     const char *first = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n";
     const char *s = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     int rc = t_req(s, &req, h, &status);
@@ -339,7 +339,7 @@ Test(h1_parse_req, well_known_names_case_insensitive)
                                    H1_HDR_OTHER,
                                    H1_HDR_OTHER};
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_req(s, &req, h, &status), (int)strlen(s));
@@ -357,7 +357,7 @@ Test(h1_parse_req, hop_by_hop_marking)
                     "Proxy-Connection: k\r\nTE: trailers\r\nTransfer-Encoding: chunked\r\n"
                     "Upgrade: h2c\r\nHTTP2-Settings: AA\r\n\r\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     /* CL together with TE is rejected, so parse without the CL line for the flags. */
@@ -391,7 +391,7 @@ Test(h1_parse_req, upgrade_semantics)
     const char *c = "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n";
     const char *d = "GET /ws HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_req(a, &req, h, &status), (int)strlen(a));
@@ -412,7 +412,7 @@ Test(h1_parse_req, expect_continue_and_te_trailers)
     const char *b = "PUT / HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\nTE: gzip\r\n\r\n";
     const char *c = "PUT / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_req(a, &req, h, &status), (int)strlen(a));
@@ -445,7 +445,7 @@ Test(h1_parse_req, byte_by_byte_every_prefix_is_eagain)
         const char *s = t_valid_requests[i];
         size_t n = strlen(s);
         struct h1_request req;
-        struct h1_header h[T_MAXH];
+        struct http_field h[T_MAXH];
         int status = 0;
 
         for (size_t k = 0; k < n; k++) {
@@ -500,7 +500,7 @@ Test(h1_parse_req, reject_content_length_overflow)
 
     const char *ok = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4611686018427387904\r\n\r\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
     cr_assert_eq(t_req(ok, &req, h, &status), (int)strlen(ok));
     cr_assert_eq(req.content_length, UINT64_C(1) << 62);
@@ -581,7 +581,7 @@ Test(h1_parse_req, reject_host_problems)
 
     const char *empty = "GET /x HTTP/1.1\r\nHost:\r\n\r\n";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
     cr_assert_eq(t_req(empty, &req, h, &status), (int)strlen(empty), "empty Host is allowed");
     cr_assert_eq(req.host.n, 0);
@@ -626,7 +626,7 @@ Test(h1_parse_req, request_line_limit_414)
 {
     const struct h1_limits lim = {.max_line = 20, .max_head = 1024, .max_headers = 8};
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
     /* "GET /12345 HTTP/1.1" is 19 bytes; "GET /123456 HTTP/1.1" is 20; one more is 21. */
     const char *ok = "GET /123456 HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -653,7 +653,7 @@ Test(h1_parse_req, head_limit_431)
     const struct h1_limits exact = {.max_line = 100, .max_head = n, .max_headers = 8};
     const struct h1_limits small = {.max_line = 100, .max_head = n - 1, .max_headers = 8};
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_req_n(s, n, &exact, &req, h, T_MAXH, &status), (int)n);
@@ -675,7 +675,7 @@ Test(h1_parse_req, too_many_fields_431)
     const char *four = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
     const char *four_partial = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC";
     struct h1_request req;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_req_n(three, strlen(three), &lim, &req, h, T_MAXH, &status), (int)strlen(three));
@@ -698,7 +698,7 @@ Test(h1_parse_resp, ok_with_content_length)
 {
     const char *s = "HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\n";
     struct h1_response resp;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_resp(s, "GET", &resp, h, &status), (int)strlen(s));
@@ -719,7 +719,7 @@ Test(h1_parse_resp, chunked_and_until_close)
     const char *c = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n";
     const char *d = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n";
     struct h1_response resp;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_resp(a, "GET", &resp, h, &status), (int)strlen(a));
@@ -745,7 +745,7 @@ Test(h1_parse_resp, bodiless_statuses_and_head)
         "HTTP/1.1 304 Not Modified\r\n\r\n",
     };
     struct h1_response resp;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     for (unsigned i = 0; i < CUT_ARRAY_LEN(bodiless); i++) {
@@ -769,7 +769,7 @@ Test(h1_parse_resp, switching_protocols_upgrade)
     const char *b = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
     const char *c = "HTTP/1.1 200 OK\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n";
     struct h1_response resp;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_resp(a, "GET", &resp, h, &status), (int)strlen(a));
@@ -788,7 +788,7 @@ Test(h1_parse_resp, reason_phrase_forms)
     const char *b = "HTTP/1.1 204\r\n\r\n";
     const char *c = "HTTP/1.1 404 Not  Found \tat all\r\n\r\n";
     struct h1_response resp;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_resp(a, "GET", &resp, h, &status), (int)strlen(a));
@@ -808,7 +808,7 @@ Test(h1_parse_resp, keep_alive_rules)
     const char *c = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n";
     const char *d = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n";
     struct h1_response resp;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
 
     cr_assert_eq(t_resp(a, "GET", &resp, h, &status), (int)strlen(a));
@@ -849,7 +849,7 @@ Test(h1_parse_resp, limits_are_502)
 {
     const struct h1_limits lim = {.max_line = 16, .max_head = 64, .max_headers = 1};
     struct h1_response resp;
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     int status = 0;
     const char *longline = "HTTP/1.1 200 A long reason\r\n\r\n";
     const char *many = "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n";
@@ -884,7 +884,7 @@ Test(h1_parse_resp, byte_by_byte_every_prefix_is_eagain)
         const char *s = t_valid_responses[i];
         size_t n = strlen(s);
         struct h1_response resp;
-        struct h1_header h[T_MAXH];
+        struct http_field h[T_MAXH];
         int status = 0;
 
         for (size_t k = 0; k <= n; k++) {
@@ -1000,7 +1000,7 @@ Test(h1_parse_chunk, line_limit)
 
 Test(h1_parse_trailers, empty_and_fields)
 {
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     unsigned n = 99;
     const char *s = "X-Checksum: abc \r\nExpires: never\r\n\r\nNEXT";
 
@@ -1018,7 +1018,7 @@ Test(h1_parse_trailers, byte_by_byte)
 {
     const char *s = "X-A: 1\r\nX-B: 2\r\n\r\n";
     size_t n = strlen(s);
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     unsigned nh = 0;
 
     for (size_t k = 0; k < n; k++) {
@@ -1034,7 +1034,7 @@ Test(h1_parse_trailers, byte_by_byte)
 Test(h1_parse_trailers, rejections)
 {
     const struct h1_limits lim = {.max_line = 100, .max_head = 32, .max_headers = 2};
-    struct h1_header h[T_MAXH];
+    struct http_field h[T_MAXH];
     unsigned n = 0;
     const char *fold = "X-A: 1\r\n 2\r\n\r\n";
     const char *name = "X A: 1\r\n\r\n";
