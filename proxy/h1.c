@@ -2,7 +2,6 @@
 #include "h1.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,6 +13,7 @@
 #include "cut.h"
 #include "h1_parse.h"
 #include "http.h"
+#include "io.h"
 #include "stream.h"
 #include "worker.h"
 
@@ -32,7 +32,7 @@ enum h1c_chunk { HC_SIZE = 0, HC_DATA, HC_CRLF, HC_TRAILERS };
 
 struct h1c {
     struct worker *w;
-    struct bufferevent *bev;
+    struct io io;
     struct event *tmo;
     struct sockaddr_storage peer;
     socklen_t peerlen;
@@ -52,7 +52,7 @@ struct h1c {
     enum h1c_chunk chunk;
 };
 
-static void on_read(struct bufferevent *bev, void *arg);
+static void on_read(struct io *io, void *arg);
 static void process(struct h1c *c);
 
 struct h1c *h1c_next(const struct h1c *c)
@@ -77,8 +77,7 @@ static void conn_free(struct h1c *c)
     worker_conn_removed(c->w, c);
     if (c->tmo)
         event_free(c->tmo);
-    if (c->bev)
-        bufferevent_free(c->bev);
+    io_dispose(&c->io);
     free(c);
 }
 
@@ -91,7 +90,7 @@ static void pause_read(struct h1c *c)
 {
     if (!c->read_paused) {
         c->read_paused = 1;
-        bufferevent_disable(c->bev, EV_READ);
+        io_pause_read(&c->io);
     }
 }
 
@@ -99,7 +98,7 @@ static void resume_read(struct h1c *c)
 {
     if (c->read_paused) {
         c->read_paused = 0;
-        bufferevent_enable(c->bev, EV_READ);
+        io_resume_read(&c->io);
     }
 }
 
@@ -109,13 +108,16 @@ static void start_closing(struct h1c *c)
 {
     c->state = H1C_CLOSING;
     c->keep_alive = 0;
-    bufferevent_disable(c->bev, EV_READ);
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    io_pause_read(&c->io);
+    struct evbuffer *in = c->io.in;
     evbuffer_drain(in, evbuffer_get_length(in));
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    c->io.drain_mark = 0;
+    if (evbuffer_get_length(c->io.out) == 0) {
         event_active(c->tmo, EV_TIMEOUT, 1);
-    else
-        arm(c, H1C_LINGER_MS); /* on_write frees it once the output is empty */
+    } else {
+        io_mark(&c->io);
+        arm(c, H1C_LINGER_MS); /* on_drain frees it once the output is empty */
+    }
 }
 
 /* Answers a request that never reached a stream (parse errors), then closes. */
@@ -124,8 +126,8 @@ static void reject(struct h1c *c, int status, const char *code, const char *msg)
     char buf[1024];
     int n = http_write_error(buf, sizeof buf, status, code, msg, 1);
     if (n > 0)
-        evbuffer_add(bufferevent_get_output(c->bev), buf, (size_t)n);
-    start_closing(c);
+        evbuffer_add(c->io.out, buf, (size_t)n);
+    start_closing(c); /* marks the output for writing */
 }
 
 static const char *status_code_name(int status)
@@ -158,7 +160,7 @@ static void exchange_done(struct h1c *c)
     const struct cfg *cfg = cur_cfg(c);
     arm(c, cfg ? cfg->timeouts.client_idle : 120000);
     resume_read(c);
-    if (!c->in_read && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+    if (!c->in_read && evbuffer_get_length(c->io.in) > 0)
         process(c); /* a pipelined request is already waiting */
 }
 
@@ -168,15 +170,17 @@ static void ds_head(void *ctx, struct stream *s, const struct http_resp *resp)
 {
     struct h1c *c = ctx;
     struct worker *w = c->w;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->io.out;
     (void)s;
     if (c->state == H1C_CLOSING)
         return;
     if (resp->status < 200 && resp->status != 101) {
         if (c->minor >= 1) {
             int n = http_write_h1_response(w->scratch, w->scratch_cap, resp, 0, 0, 0);
-            if (n > 0)
+            if (n > 0) {
                 evbuffer_add(out, w->scratch, (size_t)n);
+                io_mark(&c->io);
+            }
         }
         return;
     }
@@ -200,12 +204,13 @@ static void ds_head(void *ctx, struct stream *s, const struct http_resp *resp)
         return;
     }
     evbuffer_add(out, w->scratch, (size_t)n);
+    io_mark(&c->io);
 }
 
 static void ds_body(void *ctx, struct stream *s, struct evbuffer *data)
 {
     struct h1c *c = ctx;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->io.out;
     size_t n = evbuffer_get_length(data);
     (void)s;
     if (c->state == H1C_CLOSING) {
@@ -221,12 +226,13 @@ static void ds_body(void *ctx, struct stream *s, struct evbuffer *data)
     } else {
         evbuffer_add_buffer(out, data);
     }
+    io_mark(&c->io);
 }
 
 static void ds_end(void *ctx, struct stream *s, const struct http_field *trailers, unsigned n)
 {
     struct h1c *c = ctx;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->io.out;
     (void)s;
     if (c->resp_chunked) {
         evbuffer_add(out, "0\r\n", 3);
@@ -237,6 +243,7 @@ static void ds_end(void *ctx, struct stream *s, const struct http_field *trailer
             evbuffer_add(out, "\r\n", 2);
         }
         evbuffer_add(out, "\r\n", 2);
+        io_mark(&c->io);
     }
     if (c->resp_until_close)
         c->keep_alive = 0;
@@ -254,6 +261,10 @@ static void ds_fail(void *ctx, struct stream *s, int status, const char *code, c
     struct h1c *c = ctx;
     if (c->state == H1C_CLOSING)
         return;
+    if (c->state == H1C_TUNNEL) {
+        start_closing(c); /* the upstream closed its side: deliver what it sent, then close */
+        return;
+    }
     if (s->resp_head_sent) {
         h1c_kill(c); /* the response is cut short: the client must see it fail */
         return;
@@ -263,8 +274,9 @@ static void ds_fail(void *ctx, struct stream *s, int status, const char *code, c
     char buf[1024];
     int n = http_write_error(buf, sizeof buf, status, code, msg, !c->keep_alive);
     if (n > 0) {
-        evbuffer_add(bufferevent_get_output(c->bev), buf, (size_t)n);
+        evbuffer_add(c->io.out, buf, (size_t)n);
         s->bytes_out += (uint64_t)n;
+        io_mark(&c->io);
     }
     c->resp_done = 1;
     c->req_done = 1; /* whatever body remains is not read: the connection closes */
@@ -279,8 +291,8 @@ static void ds_resume_body(void *ctx, struct stream *s)
     (void)s;
     if (c->read_paused && (c->state == H1C_BODY || c->state == H1C_TUNNEL)) {
         resume_read(c);
-        if (evbuffer_get_length(bufferevent_get_input(c->bev)))
-            on_read(c->bev, c);
+        if (evbuffer_get_length(c->io.in))
+            on_read(&c->io, c);
     }
 }
 
@@ -288,7 +300,7 @@ static size_t ds_pending(void *ctx, struct stream *s)
 {
     struct h1c *c = ctx;
     (void)s;
-    return evbuffer_get_length(bufferevent_get_output(c->bev));
+    return evbuffer_get_length(c->io.out);
 }
 
 static void ds_tunnel(void *ctx, struct stream *s)
@@ -299,7 +311,7 @@ static void ds_tunnel(void *ctx, struct stream *s)
     const struct cfg *cfg = cur_cfg(c);
     arm(c, cfg ? cfg->timeouts.client_idle : 120000);
     resume_read(c);
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->io.in;
     if (evbuffer_get_length(in)) {
         evbuffer_add_buffer(s->req_body, in);
         stream_request_body(s, 0);
@@ -364,7 +376,7 @@ static int split_target(const struct h1_request *r, struct http_req *req)
 static int read_head(struct h1c *c)
 {
     struct worker *w = c->w;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->io.in;
     size_t len = evbuffer_get_length(in);
     if (len == 0)
         return 0;
@@ -442,7 +454,7 @@ static int read_head(struct h1c *c)
 /* Moves request body bytes from the input into the stream. Returns 1 to keep processing. */
 static int read_body(struct h1c *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->io.in;
     struct stream *s = c->s;
     const struct cfg *cfg = cur_cfg(c);
     for (;;) {
@@ -538,7 +550,7 @@ bad:
         char buf[512];
         int n = http_write_error(buf, sizeof buf, 400, "bad_request", "malformed chunked body", 1);
         if (n > 0)
-            evbuffer_add(bufferevent_get_output(c->bev), buf, (size_t)n);
+            evbuffer_add(c->io.out, buf, (size_t)n);
         c->s = NULL;
         stream_free(s);
         start_closing(c);
@@ -565,14 +577,16 @@ static void process(struct h1c *c)
             break;
     }
     c->in_read = 0;
+    if (!c->read_paused && c->state != H1C_CLOSING && c->state != H1C_TUNNEL)
+        io_resume_read(&c->io); /* io.c pauses at read_max; consumed input reopens it */
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(struct io *io, void *arg)
 {
     struct h1c *c = arg;
-    (void)bev;
+    (void)io;
     if (c->state == H1C_TUNNEL) {
-        struct evbuffer *in = bufferevent_get_input(c->bev);
+        struct evbuffer *in = c->io.in;
         const struct cfg *cfg = cur_cfg(c);
         if (c->s) {
             c->s->bytes_in += evbuffer_get_length(in);
@@ -585,7 +599,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         return;
     }
     if (c->state == H1C_CLOSING) {
-        struct evbuffer *in = bufferevent_get_input(c->bev);
+        struct evbuffer *in = c->io.in;
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
@@ -596,12 +610,12 @@ static void on_read(struct bufferevent *bev, void *arg)
     process(c);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_drain(struct io *io, void *arg)
 {
     struct h1c *c = arg;
-    (void)bev;
+    (void)io;
     if (c->state == H1C_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        if (evbuffer_get_length(c->io.out) == 0)
             conn_free(c);
         return;
     }
@@ -609,19 +623,16 @@ static void on_write(struct bufferevent *bev, void *arg)
         stream_downstream_drained(c->s);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(struct io *io, int what, void *arg)
 {
     struct h1c *c = arg;
-    (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+    (void)io;
+    if (what & (IO_EOF | IO_ERROR | IO_TIMEOUT))
         conn_free(c); /* an exchange in progress is aborted (logged as 499) */
 }
 
-static void on_timeout(evutil_socket_t fd, short what, void *arg)
+static void timeout_fired(struct h1c *c)
 {
-    struct h1c *c = arg;
-    (void)fd;
-    (void)what;
     if (c->state == H1C_CLOSING) {
         conn_free(c);
         return;
@@ -643,6 +654,16 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     conn_free(c);
 }
 
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct h1c *c = arg;
+    struct io_loop *l = &c->w->iol;
+    (void)fd;
+    (void)what;
+    timeout_fired(c);
+    io_loop_flush(l);
+}
+
 int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
     struct h1c *c = calloc(1, sizeof *c);
@@ -657,15 +678,14 @@ int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t 
     c->peerlen = peerlen;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->tmo = evtimer_new(w->base, on_timeout, c);
-    if (!c->bev || !c->tmo) {
-        if (!c->bev)
-            close(fd);
-        if (c->bev)
-            bufferevent_free(c->bev);
-        if (c->tmo)
-            event_free(c->tmo);
+    if (!c->tmo) {
+        close(fd);
+        free(c);
+        return CUT_ENOMEM;
+    }
+    if (io_init(&c->io, &w->iol, fd, on_read, on_drain, on_event, c) < 0) {
+        event_free(c->tmo);
         free(c);
         return CUT_ENOMEM;
     }
@@ -674,11 +694,9 @@ int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t 
     unsigned high = cfg ? cfg->limits.buffer_bytes : 262144;
     if (cfg && cfg->limits.max_header_bytes + 1 > high)
         high = cfg->limits.max_header_bytes + 1;
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, high);
-    bufferevent_setwatermark(c->bev, EV_WRITE, high / 2, 0);
-    bufferevent_set_timeouts(c->bev, NULL, worker_tv(w, cfg ? cfg->timeouts.body_idle : 60000));
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->io.read_max = high;
+    c->io.drain_mark = high / 2;
+    c->io.write_timeout = worker_tv(w, cfg ? cfg->timeouts.body_idle : 60000);
     c->state = H1C_IDLE;
     c->keep_alive = 1;
     arm(c, cfg ? cfg->timeouts.client_idle : 120000);
@@ -697,9 +715,8 @@ void h1c_shutdown(struct h1c *c)
 
 void h1c_kill(struct h1c *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->io.out;
     evbuffer_drain(out, evbuffer_get_length(out));
-    bufferevent_disable(c->bev, EV_WRITE);
     start_closing(c);
 }
 

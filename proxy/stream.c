@@ -256,10 +256,6 @@ void stream_request_body(struct stream *s, int done)
         s->req_done = 1;
     if (!s->uc)
         return;
-    if (s->state == STREAM_TUNNEL) {
-        evbuffer_add_buffer(upstream_output(s->uc), s->req_body);
-        return;
-    }
     upstream_send(s->uc);
 }
 

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,6 +12,7 @@
 #include "cut.h"
 #include "h1_parse.h"
 #include "http.h"
+#include "io.h"
 #include "stream.h"
 #include "worker.h"
 
@@ -32,7 +32,8 @@ struct upstream_conn {
     struct worker *w;
     struct upstream_ep *ep;
     struct stream *s;
-    struct bufferevent *bev;
+    struct io io;
+    int io_live;         /* io holds a socket */
     struct event *tmo;
     struct upstream_conn *inext, *iprev; /* idle list */
     enum uc_state state;
@@ -170,8 +171,8 @@ static void conn_close(struct upstream_conn *c)
     ep->nconns--;
     if (c->tmo)
         event_free(c->tmo);
-    if (c->bev)
-        bufferevent_free(c->bev);
+    if (c->io_live)
+        io_dispose(&c->io);
     if (c->tmp)
         evbuffer_free(c->tmp);
     struct worker *w = c->w;
@@ -206,7 +207,7 @@ static void fail(struct upstream_conn *c, int err, int retryable, int connect_ph
 static void send_body(struct upstream_conn *c)
 {
     struct stream *s = c->s;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->io.out;
     size_t n = evbuffer_get_length(s->req_body);
     if (n > 0) {
         if (c->req_chunked)
@@ -221,12 +222,13 @@ static void send_body(struct upstream_conn *c)
             evbuffer_add(out, "0\r\n\r\n", 5);
         c->req_finished = 1;
     }
+    io_mark(&c->io);
 }
 
 static void send_request(struct upstream_conn *c)
 {
     struct stream *s = c->s;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->io.out;
     size_t hl = evbuffer_get_length(s->head);
     evbuffer_add(out, evbuffer_pullup(s->head, (ssize_t)hl), hl);
     c->req_chunked = s->req_framing == HTTP_BODY_STREAM;
@@ -234,17 +236,19 @@ static void send_request(struct upstream_conn *c)
     c->state = UC_WAIT_HEAD;
     c->got_bytes = 0;
     c->method_head = s->head_method_head;
-    if (s->req_framing == HTTP_BODY_NONE)
+    if (s->req_framing == HTTP_BODY_NONE) {
         c->req_finished = 1;
-    else
+        io_mark(&c->io);
+    } else {
         send_body(c);
+    }
     arm(c, c->header_ms);
 }
 
 static void finish_response(struct upstream_conn *c, const struct http_field *trailers,
                             unsigned ntrailers, size_t trailer_bytes)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->io.in;
     struct stream *s = unhook(c);
     int reusable = c->keep_alive && c->req_finished && c->state != UC_TUNNEL;
     stream_on_upstream_end(s, trailers, ntrailers);
@@ -269,7 +273,7 @@ static void finish_response(struct upstream_conn *c, const struct http_field *tr
         c->ep->idle->iprev = c;
     c->ep->idle = c;
     c->ep->nidle++;
-    bufferevent_enable(c->bev, EV_READ);
+    io_resume_read(&c->io);
     arm(c, c->idle_ms);
 }
 
@@ -447,11 +451,10 @@ static int read_body(struct upstream_conn *c, struct evbuffer *in)
     return 0;
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(struct io *io, void *arg)
 {
     struct upstream_conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    (void)bev;
+    struct evbuffer *in = io->in;
     if (c->state == UC_IDLE || !c->s) {
         conn_close(c); /* a pooled connection must stay silent */
         return;
@@ -474,10 +477,10 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_drain(struct io *io, void *arg)
 {
     struct upstream_conn *c = arg;
-    (void)bev;
+    (void)io;
     if (!c->s)
         return;
     if (c->state == UC_TUNNEL) {
@@ -489,20 +492,15 @@ static void on_write(struct bufferevent *bev, void *arg)
     stream_on_upstream_drained(c->s);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(struct io *io, int what, void *arg)
 {
     struct upstream_conn *c = arg;
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED) {
-        int fd = bufferevent_getfd(c->bev);
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    (void)io;
+    if (what & IO_CONNECTED) {
         if (c->s)
             send_request(c);
         return;
     }
-    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
-        return;
     switch (c->state) {
     case UC_IDLE:
         conn_close(c);
@@ -515,12 +513,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         if (!c->got_bytes && c->reused && c->s && !c->s->req_body_sent_any)
             fail(c, CUT_ECONN, 1, 0); /* a stale keep-alive connection: safe to retry */
         else
-            fail(c, (what & BEV_EVENT_TIMEOUT) ? CUT_ETIMEDOUT : CUT_ECONN, 0, 0);
+            fail(c, (what & IO_TIMEOUT) ? CUT_ETIMEDOUT : CUT_ECONN, 0, 0);
         return;
     }
     case UC_BODY:
-        if (c->body == H1_BODY_UNTIL_CLOSE && (what & BEV_EVENT_EOF) && c->s) {
-            struct evbuffer *in = bufferevent_get_input(c->bev);
+        if (c->body == H1_BODY_UNTIL_CLOSE && (what & IO_EOF) && c->s) {
+            struct evbuffer *in = c->io.in;
             if (evbuffer_get_length(in))
                 deliver(c, in, evbuffer_get_length(in));
             if (c->s) {
@@ -531,7 +529,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             }
             return;
         }
-        fail(c, (what & BEV_EVENT_TIMEOUT) ? CUT_ETIMEDOUT : CUT_ECONN, 0, 0);
+        fail(c, (what & IO_TIMEOUT) ? CUT_ETIMEDOUT : CUT_ECONN, 0, 0);
         return;
     case UC_TUNNEL:
         fail(c, CUT_ECONN, 0, 0);
@@ -542,19 +540,21 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct upstream_conn *c = arg;
+    struct io_loop *l = &c->w->iol;
     (void)fd;
     (void)what;
     switch (c->state) {
     case UC_IDLE:
         conn_close(c);
-        return;
+        break;
     case UC_CONNECTING:
         fail(c, CUT_ETIMEDOUT, 1, 1);
-        return;
+        break;
     default:
         fail(c, CUT_ETIMEDOUT, 0, 0);
-        return;
+        break;
     }
+    io_loop_flush(l);
 }
 
 struct upstream_conn *upstream_open(struct worker *w, struct upstream_ep *ep, struct stream *s,
@@ -588,24 +588,21 @@ struct upstream_conn *upstream_open(struct worker *w, struct upstream_ep *ep, st
     c->connect_ms = cfg->timeouts.upstream_connect;
     c->tmp = evbuffer_new();
     c->tmo = evtimer_new(w->base, on_timeout, c);
-    c->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
     ep->nconns++;
-    if (!c->tmp || !c->tmo || !c->bev) {
+    if (!c->tmp || !c->tmo) {
         conn_close(c);
         return NULL;
     }
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 16384, 0);
-    bufferevent_set_timeouts(c->bev, NULL, worker_tv(w, cfg->timeouts.body_idle));
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (io_connect(&c->io, &w->iol, (struct sockaddr *)&ep->addr, ep->addrlen, on_read, on_drain,
+                   on_event, c) < 0) {
+        conn_close(c);
+        return NULL;
+    }
+    c->io_live = 1;
+    c->io.drain_mark = 16384;
+    c->io.write_timeout = worker_tv(w, cfg->timeouts.body_idle);
     c->state = UC_CONNECTING;
     s->uc = c;
-    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ep->addr, (int)ep->addrlen) < 0) {
-        s->uc = NULL;
-        c->s = NULL;
-        conn_close(c);
-        return NULL;
-    }
     if (c->state == UC_CONNECTING && s->uc == c)
         arm(c, c->connect_ms);
     return c;
@@ -615,8 +612,11 @@ void upstream_send(struct upstream_conn *c)
 {
     if (c->state == UC_CONNECTING || !c->s)
         return; /* everything goes out once connected */
-    if (c->state == UC_TUNNEL)
+    if (c->state == UC_TUNNEL) {
+        evbuffer_add_buffer(c->io.out, c->s->req_body);
+        io_mark(&c->io);
         return;
+    }
     send_body(c);
 }
 
@@ -625,7 +625,7 @@ void upstream_pause(struct upstream_conn *c)
     if (c->paused)
         return;
     c->paused = 1;
-    bufferevent_disable(c->bev, EV_READ);
+    io_pause_read(&c->io);
     evtimer_del(c->tmo);
 }
 
@@ -634,15 +634,15 @@ void upstream_resume(struct upstream_conn *c)
     if (!c->paused)
         return;
     c->paused = 0;
-    bufferevent_enable(c->bev, EV_READ);
+    io_resume_read(&c->io);
     if (c->state == UC_BODY)
         arm(c, c->body_idle_ms);
     else if (c->state == UC_WAIT_HEAD)
         arm(c, c->header_ms);
     /* Bytes that arrived before the pause are still waiting in the input. */
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->io.in;
     if (evbuffer_get_length(in))
-        on_read(c->bev, c);
+        on_read(&c->io, c);
 }
 
 void upstream_detach(struct upstream_conn *c)
@@ -653,15 +653,5 @@ void upstream_detach(struct upstream_conn *c)
 
 size_t upstream_pending(const struct upstream_conn *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev));
-}
-
-struct evbuffer *upstream_input(struct upstream_conn *c)
-{
-    return bufferevent_get_input(c->bev);
-}
-
-struct evbuffer *upstream_output(struct upstream_conn *c)
-{
-    return bufferevent_get_output(c->bev);
+    return evbuffer_get_length(c->io.out);
 }

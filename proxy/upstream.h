@@ -68,8 +68,4 @@ void upstream_detach(struct upstream_conn *c);
 /* Bytes waiting in the connection's output (request side flow control). */
 size_t upstream_pending(const struct upstream_conn *c);
 
-/* Tunnel mode after a 101: raw bytes both ways. */
-struct evbuffer *upstream_input(struct upstream_conn *c);
-struct evbuffer *upstream_output(struct upstream_conn *c);
-
 #endif

@@ -246,6 +246,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         force_stop(w);
     else if (cmd == WORKER_STOP_ACCEPTING)
         begin_stop(w);
+    io_loop_flush(&w->iol);
 }
 
 static void on_log_timer(evutil_socket_t fd, short what, void *arg)
@@ -279,6 +280,7 @@ struct worker *worker_new(unsigned id, struct logger *logger, int *fds, unsigned
         return NULL;
     }
     snapshot_pins_init(&w->pins, on_pin_dispose, w);
+    io_loop_init(&w->iol, w->base);
     w->wake = event_new(w->base, -1, EV_PERSIST, on_wake, w);
     w->log_timer = event_new(w->base, -1, EV_PERSIST, on_log_timer, w);
     if (!w->wake || !w->log_timer) {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/time.h>
 
+#include "io.h"
 #include "snapshot.h"
 #include "upstream.h"
 
@@ -62,6 +63,7 @@ struct worker {
 
     struct snap_pins pins;
     struct upstream_table ups;
+    struct io_loop iol;
 
     struct evconnlistener **listeners;
     unsigned nlisteners;

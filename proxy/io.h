@@ -1,0 +1,89 @@
+/* io.h - a lean non-blocking socket with libevent buffers, built for a proxy's data path.
+ *
+ * Why not bufferevent: a bufferevent asks the kernel how many bytes are readable (ioctl) before
+ * every read, and writes only from the next loop turn after enabling and disabling EV_WRITE
+ * (two epoll_ctl per response). Here reads go straight into reserved buffer space, and writes are
+ * attempted at the end of the current callback (all sockets written to during one callback are
+ * flushed together, one writev each); EV_WRITE is armed only when the kernel pushes back.
+ *
+ * Ownership: struct io is embedded in its owner (client or upstream connection), which calls
+ * io_dispose() exactly once. Callbacks may dispose of their own io (or another one); io.c
+ * touches nothing after calling back. Worker thread only.
+ */
+#ifndef CUT_IO_H
+#define CUT_IO_H
+
+#include <event2/event_struct.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+struct evbuffer;
+struct event_base;
+struct io;
+
+/* One per worker: the sockets with output to write at the end of the current callback. */
+struct io_loop {
+    struct event_base *base;
+    struct io *dirty;
+};
+
+enum io_what {
+    IO_CONNECTED = 1, /* an io_connect() completed */
+    IO_EOF = 2,       /* the peer closed its side (input may still hold bytes) */
+    IO_ERROR = 4,     /* read, write or connect failed (errno is saved in io->err) */
+    IO_TIMEOUT = 8    /* output could not be written for the write timeout */
+};
+
+typedef void (*io_read_fn)(struct io *io, void *arg);
+typedef void (*io_drain_fn)(struct io *io, void *arg);
+typedef void (*io_event_fn)(struct io *io, int what, void *arg);
+
+struct io {
+    int fd;
+    int err;
+    struct io_loop *loop;
+    struct evbuffer *in, *out;
+    struct event rev, wev;
+    io_read_fn on_read;   /* bytes were added to in */
+    io_drain_fn on_drain; /* out shrank to drain_mark or below after a write */
+    io_event_fn on_event;
+    void *arg;
+    size_t read_max;      /* stop reading while in holds this much (0: no limit) */
+    size_t drain_mark;
+    const struct timeval *write_timeout;
+    struct io *dnext, *dprev;
+    int *alive;           /* set while io.c calls back, cleared by io_dispose */
+    unsigned reading : 1, read_armed : 1, write_armed : 1, connecting : 1, dirty : 1,
+        eof : 1, failed : 1;
+};
+
+void io_loop_init(struct io_loop *l, struct event_base *base);
+
+/* Takes a connected non-blocking socket. Reading starts at once. Returns 0 or CUT_ENOMEM (the
+ * socket is then closed and io_dispose must not be called). */
+int io_init(struct io *io, struct io_loop *l, int fd, io_read_fn r, io_drain_fn d, io_event_fn e,
+            void *arg);
+
+/* Starts a non-blocking connect; IO_CONNECTED or IO_ERROR follows from the loop (never from
+ * this call). Returns 0, or CUT_EIO when no socket could be made (nothing to dispose). */
+int io_connect(struct io *io, struct io_loop *l, const struct sockaddr *addr, socklen_t len,
+               io_read_fn r, io_drain_fn d, io_event_fn e, void *arg);
+
+/* Closes the socket and frees the buffers. */
+void io_dispose(struct io *io);
+
+/* Output was added to io->out: write it at the end of the current callback. */
+void io_mark(struct io *io);
+
+/* Writes every marked socket now. io.c does this after each of its callbacks; owners call it at
+ * the end of their own timer callbacks. */
+void io_loop_flush(struct io_loop *l);
+
+void io_pause_read(struct io *io);
+void io_resume_read(struct io *io);
+
+/* Bytes waiting to be written. */
+size_t io_pending(const struct io *io);
+
+#endif
