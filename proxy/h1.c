@@ -17,8 +17,10 @@
 #include "stream.h"
 #include "worker.h"
 
-#define H1C_MAX_FIELDS 256
-#define H1C_LINGER_MS 5000
+#define H1C_MAX_FIELDS 1024     /* >= the largest limits.max_headers the config accepts */
+#define H1C_LINGER_MS 5000      /* the last response gets this long to be written */
+#define H1C_DISCARD_MS 2000     /* lingering close: read and discard at most this long... */
+#define H1C_DISCARD_BYTES (1u << 20) /* ...and this much */
 
 enum h1c_state {
     H1C_IDLE = 0, /* waiting for (the rest of) a request head */
@@ -47,6 +49,11 @@ struct h1c {
     int read_paused;
     int in_read;          /* inside on_read: do not recurse into the next request */
     int shutting_down;
+    int out_blocked;      /* responses the client has not read yet: no new request */
+    int linger;           /* close with a lingering read: the client may still be sending */
+    int lingering;
+    int peer_eof;         /* the client half-closed after a complete request */
+    size_t discarded;
     enum h1_body req_body;
     uint64_t remaining;
     enum h1c_chunk chunk;
@@ -102,21 +109,41 @@ static void resume_read(struct h1c *c)
     }
 }
 
-/* Flush what is queued, then close. Never frees c synchronously: callers up the stack (stream
- * and upstream callbacks) may still hold it; the free happens from the timer or write callback. */
-static void start_closing(struct h1c *c)
+/* The output is empty: close, or first half-close and read what the client is still sending
+ * (so that its kernel does not answer our close with a reset that destroys the response we just
+ * sent: RFC 9112 section 9.6). The free itself is always deferred to the timer. */
+static void close_or_linger(struct h1c *c)
 {
+    if (c->linger && !c->lingering && !c->io.eof && !c->io.failed) {
+        c->lingering = 1;
+        shutdown(c->io.fd, SHUT_WR);
+        io_resume_read(&c->io);
+        arm(c, H1C_DISCARD_MS);
+        return;
+    }
+    if (!c->lingering)
+        event_active(c->tmo, EV_TIMEOUT, 1);
+}
+
+/* Flush what is queued, then close. Never frees c synchronously: callers up the stack (stream
+ * and upstream callbacks) may still hold it; the free happens from the timer or write callback.
+ * linger: the client may still be sending (an unread request body, a rejected request). */
+static void start_closing(struct h1c *c, int linger)
+{
+    if (c->state == H1C_CLOSING)
+        return;
     c->state = H1C_CLOSING;
     c->keep_alive = 0;
+    c->linger |= linger;
     io_pause_read(&c->io);
     struct evbuffer *in = c->io.in;
     evbuffer_drain(in, evbuffer_get_length(in));
     c->io.drain_mark = 0;
     if (evbuffer_get_length(c->io.out) == 0) {
-        event_active(c->tmo, EV_TIMEOUT, 1);
+        close_or_linger(c);
     } else {
         io_mark(&c->io);
-        arm(c, H1C_LINGER_MS); /* on_drain frees it once the output is empty */
+        arm(c, H1C_LINGER_MS); /* on_drain continues once the output is empty */
     }
 }
 
@@ -127,7 +154,7 @@ static void reject(struct h1c *c, int status, const char *code, const char *msg)
     int n = http_write_error(buf, sizeof buf, status, code, msg, 1);
     if (n > 0)
         evbuffer_add(c->io.out, buf, (size_t)n);
-    start_closing(c); /* marks the output for writing */
+    start_closing(c, 1); /* marks the output for writing */
 }
 
 static const char *status_code_name(int status)
@@ -152,13 +179,18 @@ static void exchange_done(struct h1c *c)
     if (c->state == H1C_CLOSING)
         return;
     if (!c->keep_alive || c->w->stopping) {
-        start_closing(c);
+        start_closing(c, c->linger);
         return;
     }
     c->state = H1C_IDLE;
     c->head_started = 0;
-    const struct cfg *cfg = cur_cfg(c);
-    arm(c, cfg ? cfg->timeouts.client_idle : 120000);
+    c->io.drain_mark = 0; /* idle: on_drain reports the moment the last response is written */
+    if (io_pending(&c->io) == 0) {
+        const struct cfg *cfg = cur_cfg(c);
+        arm(c, cfg ? cfg->timeouts.client_idle : 120000);
+    } else {
+        evtimer_del(c->tmo); /* the write timeout guards the response still being written */
+    }
     resume_read(c);
     if (!c->in_read && evbuffer_get_length(c->io.in) > 0)
         process(c); /* a pipelined request is already waiting */
@@ -219,6 +251,10 @@ static void ds_body(void *ctx, struct stream *s, struct evbuffer *data)
     }
     if (n == 0)
         return;
+    if (c->state == H1C_TUNNEL) {
+        const struct cfg *cfg = cur_cfg(c);
+        arm(c, cfg ? cfg->timeouts.client_idle : 120000); /* traffic either way keeps it open */
+    }
     if (c->resp_chunked && c->state != H1C_TUNNEL) {
         evbuffer_add_printf(out, "%zx\r\n", n);
         evbuffer_add_buffer(out, data);
@@ -252,6 +288,7 @@ static void ds_end(void *ctx, struct stream *s, const struct http_field *trailer
         /* The upstream answered before the request body was complete: stop here. */
         c->req_done = 1;
         c->keep_alive = 0;
+        c->linger = 1;
     }
     exchange_done(c);
 }
@@ -262,15 +299,18 @@ static void ds_fail(void *ctx, struct stream *s, int status, const char *code, c
     if (c->state == H1C_CLOSING)
         return;
     if (c->state == H1C_TUNNEL) {
-        start_closing(c); /* the upstream closed its side: deliver what it sent, then close */
+        start_closing(c, 0); /* the upstream closed its side: deliver what it sent, then close */
         return;
     }
     if (s->resp_head_sent) {
+        s->aborted = 1;
         h1c_kill(c); /* the response is cut short: the client must see it fail */
         return;
     }
     if (!c->req_done || c->w->stopping || c->shutting_down)
         c->keep_alive = 0;
+    if (!c->req_done)
+        c->linger = 1;
     char buf[1024];
     int n = http_write_error(buf, sizeof buf, status, code, msg, !c->keep_alive);
     if (n > 0) {
@@ -371,6 +411,19 @@ static int split_target(const struct h1_request *r, struct http_req *req)
     return 0;
 }
 
+struct parse_req {
+    const struct h1_limits *lim;
+    struct h1_request *r;
+    struct http_field *fields;
+    int *status;
+};
+
+static int parse_req_fn(const char *p, size_t n, void *ctx)
+{
+    struct parse_req *pr = ctx;
+    return h1_parse_request(p, n, pr->lim, pr->r, pr->fields, H1C_MAX_FIELDS, pr->status);
+}
+
 /* Parses and starts one request. Returns 1 when a request was started (or rejected), 0 when
  * more bytes are needed. */
 static int read_head(struct h1c *c)
@@ -393,10 +446,9 @@ static int read_head(struct h1c *c)
                             cfg->limits.max_headers};
     struct http_field fields[H1C_MAX_FIELDS];
     struct h1_request r;
-    size_t look = len < lim.max_head + 1 ? len : lim.max_head + 1;
-    const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);
     int status = 400;
-    int n = h1_parse_request(p, look, &lim, &r, fields, H1C_MAX_FIELDS, &status);
+    struct parse_req pr = {&lim, &r, fields, &status};
+    int n = io_parse_front(in, lim.max_head + 1, parse_req_fn, &pr);
     if (n == CUT_EAGAIN)
         return 0;
     if (n < 0) {
@@ -442,6 +494,7 @@ static int read_head(struct h1c *c)
     c->req_done = r.body == H1_BODY_NONE || (r.body == H1_BODY_LENGTH && r.content_length == 0);
     c->resp_done = 0;
     c->state = c->req_done ? H1C_WAIT : H1C_BODY;
+    c->io.drain_mark = c->io.read_max / 2;
     s->bytes_in = (uint64_t)n;
     evtimer_del(c->tmo);
     stream_start(s, &req); /* may answer at once (no route, ...) */
@@ -553,8 +606,9 @@ bad:
             evbuffer_add(c->io.out, buf, (size_t)n);
         c->s = NULL;
         stream_free(s);
-        start_closing(c);
+        start_closing(c, 1);
     } else {
+        s->aborted = 1;
         h1c_kill(c);
     }
     return -1;
@@ -565,8 +619,16 @@ bad:
 static void process(struct h1c *c)
 {
     c->in_read = 1;
+    const struct cfg *cfg = cur_cfg(c);
     for (;;) {
         int r;
+        if (c->state == H1C_IDLE && cfg && io_pending(&c->io) > cfg->limits.buffer_bytes &&
+            evbuffer_get_length(c->io.in) > 0) {
+            /* The client sends requests without reading the answers: wait for it. */
+            c->out_blocked = 1;
+            io_pause_read(&c->io);
+            break;
+        }
         if (c->state == H1C_IDLE)
             r = read_head(c);
         else if (c->state == H1C_BODY)
@@ -577,7 +639,8 @@ static void process(struct h1c *c)
             break;
     }
     c->in_read = 0;
-    if (!c->read_paused && c->state != H1C_CLOSING && c->state != H1C_TUNNEL)
+    if (!c->read_paused && !c->out_blocked && c->state != H1C_CLOSING &&
+        c->state != H1C_TUNNEL && !c->peer_eof)
         io_resume_read(&c->io); /* io.c pauses at read_max; consumed input reopens it */
 }
 
@@ -600,7 +663,12 @@ static void on_read(struct io *io, void *arg)
     }
     if (c->state == H1C_CLOSING) {
         struct evbuffer *in = c->io.in;
+        c->discarded += evbuffer_get_length(in);
         evbuffer_drain(in, evbuffer_get_length(in));
+        if (c->discarded > H1C_DISCARD_BYTES) {
+            io_pause_read(&c->io);
+            event_active(c->tmo, EV_TIMEOUT, 1);
+        }
         return;
     }
     if (c->state == H1C_BODY) {
@@ -616,7 +684,23 @@ static void on_drain(struct io *io, void *arg)
     (void)io;
     if (c->state == H1C_CLOSING) {
         if (evbuffer_get_length(c->io.out) == 0)
-            conn_free(c);
+            close_or_linger(c);
+        return;
+    }
+    if (c->state == H1C_IDLE && io_pending(&c->io) == 0) {
+        /* The last response is out: the keep-alive idle time starts now. */
+        if (!c->head_started) {
+            const struct cfg *cfg = cur_cfg(c);
+            arm(c, cfg ? cfg->timeouts.client_idle : 120000);
+        }
+        if (c->shutting_down) {
+            start_closing(c, 0);
+            return;
+        }
+        if (c->out_blocked) {
+            c->out_blocked = 0;
+            process(c);
+        }
         return;
     }
     if (c->s)
@@ -627,6 +711,16 @@ static void on_event(struct io *io, int what, void *arg)
 {
     struct h1c *c = arg;
     (void)io;
+    if (what == IO_EOF && c->s && c->req_done && c->state == H1C_WAIT) {
+        /* A half-close after a complete request: answer it, then close. */
+        c->peer_eof = 1;
+        c->keep_alive = 0;
+        return;
+    }
+    if (what == IO_EOF && c->state == H1C_CLOSING && c->lingering) {
+        event_active(c->tmo, EV_TIMEOUT, 1);
+        return;
+    }
     if (what & (IO_EOF | IO_ERROR | IO_TIMEOUT))
         conn_free(c); /* an exchange in progress is aborted (logged as 499) */
 }
@@ -707,7 +801,10 @@ void h1c_shutdown(struct h1c *c)
 {
     c->shutting_down = 1;
     if (c->state == H1C_IDLE && !c->head_started && !c->s) {
-        conn_free(c);
+        if (io_pending(&c->io) == 0)
+            conn_free(c);
+        else
+            start_closing(c, 0); /* the last response is still being written */
         return;
     }
     c->keep_alive = 0;
@@ -717,7 +814,7 @@ void h1c_kill(struct h1c *c)
 {
     struct evbuffer *out = c->io.out;
     evbuffer_drain(out, evbuffer_get_length(out));
-    start_closing(c);
+    start_closing(c, 0);
 }
 
 void h1c_kill_now(struct h1c *c)

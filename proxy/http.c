@@ -85,12 +85,21 @@ int http_write_h1_request(char *buf, size_t cap, const struct http_req *req,
     w_put(&w, " ", 1);
     w_slice(&w, req->path);
     w_str(&w, " HTTP/1.1\r\n");
+    struct cut_slice host = req->authority.n ? req->authority : fwd->default_host;
+    if (host.n) {
+        w_str(&w, "Host: ");
+        w_slice(&w, host);
+        w_str(&w, "\r\n");
+    }
     for (unsigned i = 0; i < req->nfields; i++) {
         const struct http_field *f = &req->fields[i];
         if (f->flags & H1_HF_HOP)
             continue;
-        if (f->id == H1_HDR_CONTENT_LENGTH)
-            continue; /* framing is written below */
+        if (f->id == H1_HDR_CONTENT_LENGTH || f->id == H1_HDR_HOST)
+            continue; /* framing and Host are written by us */
+        if (!fwd->peer_trusted &&
+            (NAME_IS(f, "x-original-host") || NAME_IS(f, "x-original-url")))
+            continue; /* only a trusted proxy may say what the original request was */
         if (fwd->strip.n && name_ieq(f->name, fwd->strip.p, fwd->strip.n))
             continue;
         if (is_forwarding_field(f))

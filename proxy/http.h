@@ -60,14 +60,18 @@ struct http_forward {
     struct cut_slice request_id;    /* the id to send as x-request-id */
     struct cut_slice strip;         /* one more field name (lower case) to drop: the override
                                        header; empty for none */
+    struct cut_slice default_host;  /* Host to send when the request has no authority (an
+                                       HTTP/1.0 request without Host) */
 };
 
 /* Finds the first field named lower (lower-case). Returns its index or -1. */
 int http_find(const struct http_field *fields, unsigned n, const char *lower, size_t lower_len);
 
 /* Writes the upstream HTTP/1.1 request head for req into buf[0..cap): request line with
- * origin-form path, every non-hop field except x-forwarded-for / x-forwarded-proto /
- * x-forwarded-host / x-request-id (replaced as the rules say) and fwd->strip, then the forwarding
+ * origin-form path, "Host: <authority>" (received Host fields are replaced, so an absolute-form
+ * target and the Host sent upstream always agree), every non-hop field except x-forwarded-for /
+ * x-forwarded-proto / x-forwarded-host / x-request-id (replaced as the rules say), fwd->strip,
+ * and x-original-host / x-original-url unless the peer is trusted, then the forwarding
  * fields, framing (Content-Length or Transfer-Encoding: chunked) and, for an upgrade,
  * "Connection: upgrade" and the Upgrade field. X-Forwarded-For: the client's value(s) joined by
  * ", " with the peer address appended. X-Forwarded-Proto and X-Forwarded-Host: kept when the peer

@@ -290,3 +290,23 @@ size_t io_pending(const struct io *io)
 {
     return evbuffer_get_length(io->out);
 }
+
+int io_parse_front(struct evbuffer *in, size_t max, io_parse_fn fn, void *ctx)
+{
+    size_t len = evbuffer_get_length(in);
+    if (len == 0)
+        return CUT_EAGAIN;
+    size_t look = len < max ? len : max;
+    struct evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, NULL, &v, 1) >= 1) {
+        if (v.iov_len >= look)
+            return fn(v.iov_base, look, ctx);
+        int r = fn(v.iov_base, v.iov_len, ctx);
+        if (r != CUT_EAGAIN)
+            return r;
+    }
+    const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);
+    if (!p)
+        return CUT_ENOMEM;
+    return fn(p, look, ctx);
+}

@@ -83,6 +83,13 @@ void io_loop_flush(struct io_loop *l);
 void io_pause_read(struct io *io);
 void io_resume_read(struct io *io);
 
+/* Parses a head at the front of in without copying when it can: fn runs on the first chain when
+ * that chain holds min(length, max) bytes or fn completes on it; otherwise on at most max bytes
+ * made contiguous. fn returns bytes consumed, CUT_EAGAIN or another negative code, which this
+ * returns. The pointer given to fn is valid until in is modified. */
+typedef int (*io_parse_fn)(const char *p, size_t n, void *ctx);
+int io_parse_front(struct evbuffer *in, size_t max, io_parse_fn fn, void *ctx);
+
 /* Bytes waiting to be written. */
 size_t io_pending(const struct io *io);
 

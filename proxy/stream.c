@@ -47,13 +47,8 @@ struct stream *stream_new(struct worker *w, const struct downstream_ops *ops, vo
     struct stream *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->head = evbuffer_new();
     s->req_body = evbuffer_new();
-    if (!s->head || !s->req_body) {
-        if (s->head)
-            evbuffer_free(s->head);
-        if (s->req_body)
-            evbuffer_free(s->req_body);
+    if (!s->req_body) {
         free(s);
         return NULL;
     }
@@ -106,6 +101,16 @@ static void release_ep(struct stream *s)
 
 static void connect_next(struct stream *s);
 
+/* GET, HEAD, OPTIONS, TRACE, PUT and DELETE may be sent twice (RFC 9110 section 9.2.2). */
+static int method_idempotent(struct cut_slice m)
+{
+    static const char *const ok[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    for (size_t i = 0; i < CUT_ARRAY_LEN(ok); i++)
+        if (m.n == strlen(ok[i]) && memcmp(m.p, ok[i], m.n) == 0)
+            return 1;
+    return 0;
+}
+
 void stream_start(struct stream *s, const struct http_req *req)
 {
     struct worker *w = s->w;
@@ -114,6 +119,7 @@ void stream_start(struct stream *s, const struct http_req *req)
     copy_slice(s->log_host, sizeof s->log_host, req->authority);
     copy_slice(s->log_path, sizeof s->log_path, req->path);
     s->head_method_head = (req->flags & HTTP_RF_HEAD) != 0;
+    s->idempotent = method_idempotent(req->method);
 
     s->pin = worker_pin(w);
     if (!s->pin) {
@@ -193,14 +199,24 @@ void stream_start(struct stream *s, const struct http_req *req)
     };
     if (cr->override.header)
         fwd.strip = (struct cut_slice){cr->override.header, strlen(cr->override.header)};
+    const struct snap_pool *chosen = &sr->pools[s->pool];
+    if (!req->authority.n && chosen->neps)
+        fwd.default_host = (struct cut_slice){chosen->eps[0].name, strlen(chosen->eps[0].name)};
     int n = http_write_h1_request(w->scratch, w->scratch_cap, req, &fwd);
     if (n < 0) {
         fail(s, 431, "headers_too_large", "request head too large to forward");
         return;
     }
-    evbuffer_add(s->head, w->scratch, (size_t)n);
+    s->head = malloc((size_t)n);
+    if (!s->head) {
+        fail(s, 503, "overloaded", "out of memory");
+        return;
+    }
+    memcpy(s->head, w->scratch, (size_t)n);
+    s->head_len = (size_t)n;
     s->req_framing = req->framing;
-    s->req_done = req->framing == HTTP_BODY_NONE;
+    s->req_done = req->framing == HTTP_BODY_NONE ||
+                  (req->framing == HTTP_BODY_LENGTH && req->content_length == 0);
     s->upgrade = (req->flags & HTTP_RF_UPGRADE) != 0;
     connect_next(s);
 }
@@ -241,6 +257,7 @@ static void connect_next(struct stream *s)
     if (s->tries < CUT_ARRAY_LEN(s->tried))
         s->tried[s->tries] = (unsigned)idx;
     s->tries++;
+    s->attempts++;
     s->state = STREAM_CONNECTING;
     s->t_upstream_ns = stream_now_ns();
     int reused = 0;
@@ -272,6 +289,8 @@ void stream_downstream_drained(struct stream *s)
 
 void stream_abort(struct stream *s)
 {
+    if (s->resp_head_sent && s->state != STREAM_DONE)
+        s->aborted = 1;
     if (s->uc)
         upstream_detach(s->uc);
     release_ep(s);
@@ -319,14 +338,17 @@ void stream_on_upstream_error(struct stream *s, int err, int retryable, int conn
     release_ep(s);
     s->last_err = err;
     s->w->stats.upstream_errors++;
-    /* A failed connect moves to another endpoint of the pool, once; a stale pooled connection
-     * (closed before answering) is retried on a fresh one. */
-    if (retryable && !s->resp_head_sent && s->tries < 3) {
-        if (!connect_phase && s->tries > 0)
+    /* A failed connect (nothing was sent) moves to another endpoint of the pool, once. A pooled
+     * connection that died before answering (the upstream closed it as we reused it) is replaced
+     * once by a fresh one, and only for idempotent methods: the request may have been processed. */
+    if (retryable && !s->resp_head_sent) {
+        if (connect_phase && s->tries < 2) {
+            connect_next(s);
+            return;
+        }
+        if (!connect_phase && !s->stale_retried && s->idempotent) {
+            s->stale_retried = 1;
             s->tries--; /* the endpoint itself did not fail: it may be chosen again */
-        if (connect_phase && s->tries >= 2) {
-            connect_phase = 1; /* retry budget spent: fall through to the error */
-        } else {
             connect_next(s);
             return;
         }
@@ -397,12 +419,12 @@ static void write_access_log(struct stream *s)
                      "\"host\":\"%s\",\"path\":\"%s\",\"route\":\"%s\",\"pool\":\"%s\","
                      "\"endpoint\":\"%s\",\"reason\":\"%s\",\"status\":%d,\"bytes_in\":%llu,"
                      "\"bytes_out\":%llu,\"upstream_ms\":%.3f,\"total_ms\":%.3f,"
-                     "\"tries\":%u,\"request_id\":\"%s\"}",
+                     "\"tries\":%u,\"aborted\":%s,\"request_id\":\"%s\"}",
                      s->w->now_str, cfg ? cfg->cluster : "", cfg ? cfg->region : "", s->w->id,
                      s->client_str, s->peer_str, method, host, path, route, pool, endpoint,
                      reason_name(s->reason), s->status, (unsigned long long)s->bytes_in,
                      (unsigned long long)s->bytes_out, up_ms, ms_between(s->t_start_ns, now),
-                     s->tries, rid);
+                     s->attempts, s->aborted ? "true" : "false", rid);
     if (n > 0)
         worker_log(s->w, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
@@ -415,7 +437,7 @@ void stream_free(struct stream *s)
     write_access_log(s);
     if (s->pin)
         worker_unpin(s->w, s->pin);
-    evbuffer_free(s->head);
+    free(s->head);
     evbuffer_free(s->req_body);
     free(s);
 }

@@ -71,12 +71,16 @@ struct stream {
     enum route_reason reason;
     struct upstream_ep *ep;
     struct upstream_conn *uc;
-    unsigned tries;                /* endpoints tried */
-    unsigned tried[4];             /* snapshot endpoint indexes tried */
+    unsigned tries;                /* endpoints tried (a failed endpoint is not chosen again) */
+    unsigned tried[4];             /* pool-local endpoint indexes tried */
+    unsigned attempts;             /* upstream attempts, as logged */
+    int stale_retried;             /* a dead pooled connection was already replaced once */
+    int idempotent;                /* the method may be sent again (RFC 9110 section 9.2.2) */
     int last_err;
 
     /* request */
-    struct evbuffer *head;         /* the upstream request head, kept for a retry */
+    char *head;                    /* the upstream request head, kept for a retry */
+    size_t head_len;
     struct evbuffer *req_body;     /* request body waiting to go upstream (decoded) */
     enum http_framing req_framing;
     int req_done;                  /* the whole request body is in req_body or sent */
@@ -88,6 +92,7 @@ struct stream {
     /* response */
     int status;
     int resp_head_sent;
+    int aborted;                   /* the response was cut short */
 
     /* accounting */
     uint64_t t_start_ns, t_upstream_ns, t_head_ns;

@@ -16,7 +16,8 @@
 #include "stream.h"
 #include "worker.h"
 
-#define UC_MAX_FIELDS 128
+#define UC_MAX_FIELDS 1024 /* >= the largest limits.max_headers the config accepts */
+#define UC_MAX_INTERIM 8   /* 1xx responses relayed per exchange */
 
 enum uc_state {
     UC_CONNECTING = 0,
@@ -44,6 +45,7 @@ struct upstream_conn {
     int paused;
     int keep_alive;
     int method_head;
+    unsigned interim;    /* 1xx responses seen in this exchange */
     enum h1_body body;
     uint64_t remaining;  /* body bytes left (LENGTH) or in the current chunk */
     enum uc_chunk chunk;
@@ -223,44 +225,35 @@ static void send_body(struct upstream_conn *c)
         c->req_finished = 1;
     }
     io_mark(&c->io);
+    /* Waiting for the response head starts when the request is complete; until then the body
+     * must keep moving. */
+    if (c->state == UC_WAIT_HEAD)
+        arm(c, c->req_finished ? c->header_ms : c->body_idle_ms);
 }
 
 static void send_request(struct upstream_conn *c)
 {
     struct stream *s = c->s;
     struct evbuffer *out = c->io.out;
-    size_t hl = evbuffer_get_length(s->head);
-    evbuffer_add(out, evbuffer_pullup(s->head, (ssize_t)hl), hl);
+    evbuffer_add(out, s->head, s->head_len);
     c->req_chunked = s->req_framing == HTTP_BODY_STREAM;
     c->req_finished = 0;
     c->state = UC_WAIT_HEAD;
     c->got_bytes = 0;
+    c->interim = 0;
     c->method_head = s->head_method_head;
-    if (s->req_framing == HTTP_BODY_NONE) {
+    if (s->req_framing == HTTP_BODY_NONE)
         c->req_finished = 1;
-        io_mark(&c->io);
-    } else {
-        send_body(c);
-    }
-    arm(c, c->header_ms);
+    send_body(c); /* queues the body there is, marks the output, arms the timer */
 }
 
-static void finish_response(struct upstream_conn *c, const struct http_field *trailers,
-                            unsigned ntrailers, size_t trailer_bytes)
+/* A finished exchange: back to the pool when the connection can carry another, else closed. */
+static void pool_or_close(struct upstream_conn *c, int reusable)
 {
-    struct evbuffer *in = c->io.in;
-    struct stream *s = unhook(c);
-    int reusable = c->keep_alive && c->req_finished && c->state != UC_TUNNEL;
-    stream_on_upstream_end(s, trailers, ntrailers);
-    if (trailer_bytes)
-        evbuffer_drain(in, trailer_bytes);
-    if (!reusable || evbuffer_get_length(in) > 0 || c->w->stopping) {
-        conn_close(c);
-        return;
-    }
     const struct cfg *cfg = c->w->pins.current ? c->w->pins.current->snap->cfg : NULL;
     unsigned limit = cfg ? cfg->limits.upstream_idle_per_endpoint : 0;
-    if (c->ep->nidle >= limit || c->ep->refs == 0) {
+    if (!reusable || evbuffer_get_length(c->io.in) > 0 || c->w->stopping ||
+        c->ep->nidle >= limit || c->ep->refs == 0) {
         conn_close(c);
         return;
     }
@@ -277,12 +270,45 @@ static void finish_response(struct upstream_conn *c, const struct http_field *tr
     arm(c, c->idle_ms);
 }
 
+static void finish_response(struct upstream_conn *c, const struct http_field *trailers,
+                            unsigned ntrailers, size_t trailer_bytes)
+{
+    struct stream *s = unhook(c);
+    int reusable = c->keep_alive && c->req_finished && c->state != UC_TUNNEL;
+    if (ntrailers == 0) {
+        /* Pool first, so that a pipelined request started by the callback can reuse it. */
+        if (trailer_bytes)
+            evbuffer_drain(c->io.in, trailer_bytes);
+        pool_or_close(c, reusable);
+        stream_on_upstream_end(s, NULL, 0);
+        return;
+    }
+    stream_on_upstream_end(s, trailers, ntrailers); /* the trailers point into c's input */
+    evbuffer_drain(c->io.in, trailer_bytes);
+    pool_or_close(c, reusable);
+}
+
 /* Moves up to n body bytes from in to the stream. */
 static void deliver(struct upstream_conn *c, struct evbuffer *in, size_t n)
 {
     evbuffer_remove_buffer(in, c->tmp, n);
     stream_on_upstream_body(c->s, c->tmp);
     evbuffer_drain(c->tmp, evbuffer_get_length(c->tmp)); /* the stream took it; defensive */
+}
+
+struct parse_resp {
+    const struct h1_limits *lim;
+    struct cut_slice method;
+    struct h1_response *r;
+    struct http_field *fields;
+    int *status;
+};
+
+static int parse_resp_fn(const char *p, size_t n, void *ctx)
+{
+    struct parse_resp *pr = ctx;
+    return h1_parse_response(p, n, pr->lim, pr->method, pr->r, pr->fields, UC_MAX_FIELDS,
+                             pr->status);
 }
 
 /* Parses the response head; returns 1 when it progressed, 0 when more input is needed, -1 when
@@ -294,12 +320,10 @@ static int read_head(struct upstream_conn *c, struct evbuffer *in)
                             cfg->limits.max_headers};
     struct http_field fields[UC_MAX_FIELDS];
     struct h1_response r;
-    size_t len = evbuffer_get_length(in);
-    size_t look = len < lim.max_head + 1 ? len : lim.max_head + 1;
-    const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);
     int status = 0;
-    struct cut_slice method = c->method_head ? CUT_SLICE_LIT("HEAD") : CUT_SLICE_LIT("GET");
-    int n = h1_parse_response(p, look, &lim, method, &r, fields, UC_MAX_FIELDS, &status);
+    struct parse_resp pr = {&lim, c->method_head ? CUT_SLICE_LIT("HEAD") : CUT_SLICE_LIT("GET"),
+                            &r, fields, &status};
+    int n = io_parse_front(in, lim.max_head + 1, parse_resp_fn, &pr);
     if (n == CUT_EAGAIN)
         return 0;
     if (n < 0) {
@@ -323,6 +347,10 @@ static int read_head(struct upstream_conn *c, struct evbuffer *in)
     }
     struct stream *s = c->s;
     if (r.status >= 100 && r.status < 200 && r.status != 101) {
+        if (++c->interim > UC_MAX_INTERIM) {
+            fail(c, CUT_EPROTO, 0, 0);
+            return -1;
+        }
         stream_on_upstream_head(s, &resp); /* interim: relayed, then the real head follows */
         evbuffer_drain(in, (size_t)n);
         return c->s ? 1 : -1;
@@ -341,6 +369,9 @@ static int read_head(struct upstream_conn *c, struct evbuffer *in)
         evtimer_del(c->tmo);
         stream_on_upstream_head(s, &resp);
         evbuffer_drain(in, (size_t)n);
+        /* Bytes the upstream sent right behind the 101 (a server-first protocol). */
+        if (c->s && evbuffer_get_length(in) > 0)
+            stream_on_upstream_body(c->s, in);
         return -1; /* the stream now owns both directions */
     }
     c->state = UC_BODY;
@@ -464,6 +495,8 @@ static void on_read(struct io *io, void *arg)
         return;
     }
     c->got_bytes = 1;
+    if (c->state == UC_BODY)
+        arm(c, c->body_idle_ms); /* the body idle time counts from the last byte */
     for (;;) {
         int r;
         if (c->state == UC_WAIT_HEAD)

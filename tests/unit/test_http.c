@@ -187,3 +187,47 @@ Test(http, find_is_case_insensitive)
     cr_assert_str_eq(http_reason(431), "Request Header Fields Too Large");
     cr_assert_str_eq(http_reason(799), "");
 }
+
+Test(http, host_always_the_authority_and_exactly_once)
+{
+    struct http_field f[] = {F("Host", "admin.internal"), F("Accept", "*/*"), F("host", "x")};
+    f[0].id = f[2].id = H1_HDR_HOST;
+    struct http_req req = base_req(f, 3);
+    req.authority = CUT_SLICE_LIT("public.example");
+    struct http_forward fw = fwd(0);
+    char buf[1024];
+    int n = http_write_h1_request(buf, sizeof buf, &req, &fw);
+    buf[n] = '\0';
+    char *h = strstr(buf, "\r\nHost: public.example\r\n");
+    cr_assert_not_null(h);
+    cr_assert_null(strstr(h + 2, "\r\nHost:"), "a second Host line");
+    cr_assert_null(strstr(buf, "admin.internal"));
+    cr_assert_null(strstr(buf, "host: x"));
+}
+
+Test(http, missing_authority_uses_default_host)
+{
+    struct http_req req = base_req(NULL, 0);
+    req.authority = (struct cut_slice){NULL, 0};
+    struct http_forward fw = fwd(0);
+    fw.default_host = CUT_SLICE_LIT("blue.svc:8080");
+    char buf[1024];
+    int n = http_write_h1_request(buf, sizeof buf, &req, &fw);
+    buf[n] = '\0';
+    cr_assert_not_null(strstr(buf, "\r\nHost: blue.svc:8080\r\n"));
+}
+
+Test(http, original_host_and_url_only_from_trusted_peers)
+{
+    struct http_field f[] = {F("X-Original-Host", "evil.example"), F("X-Original-URL", "/admin")};
+    struct http_req req = base_req(f, 2);
+    struct http_forward untrusted = fwd(0), trusted = fwd(1);
+    char buf[1024];
+    int n = http_write_h1_request(buf, sizeof buf, &req, &untrusted);
+    buf[n] = '\0';
+    cr_assert_null(strstr(buf, "X-Original"));
+    n = http_write_h1_request(buf, sizeof buf, &req, &trusted);
+    buf[n] = '\0';
+    cr_assert_not_null(strstr(buf, "\r\nX-Original-Host: evil.example\r\n"));
+    cr_assert_not_null(strstr(buf, "\r\nX-Original-URL: /admin\r\n"));
+}
