@@ -67,7 +67,11 @@ unit: $(BUILD)/unit_tests
 integration: deps-test $(BUILD)/cutover
 	@BUILD=$(BUILD) SAN=$(SAN) ONLY=integration scripts/run-tests.sh
 
-demo: deps-test $(BUILD)/cutover
+$(BUILD)/bench/origin: bench/origin.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $<
+
+demo: deps-test $(BUILD)/cutover $(BUILD)/bench/origin
 	@BUILD=$(BUILD) python3 scripts/demo.py
 
 bench: deps-bench $(BUILD)/cutover

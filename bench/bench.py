@@ -169,7 +169,7 @@ def start_proxy(kind, ctx, workers=1, cpu=PROXY_CPU, valgrind=None, access_log=F
         path = os.path.join(d, f"haproxy-{port}.cfg")
         # HAProxy reserves two descriptors per connection: keep maxconn within ulimit -n.
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        maxconn = min(12000, (soft - 200) // 2) if soft != resource.RLIM_INFINITY else 12000
+        maxconn = min(12000, (soft - 220) // 2) if soft != resource.RLIM_INFINITY else 12000
         with open(path, "w") as f:
             f.write(render("haproxy.cfg.tmpl", MAXCONN=maxconn, **kw))
         argv = ["haproxy", "-db", "-f", path]
@@ -695,10 +695,16 @@ def ratio(a, b):
     return f"{a / b:.2f}" if a is not None and b else "n/a"
 
 
+def origin_us(entry):
+    """Median CPU µs per request of the two origins during a proxied run."""
+    vals = [r["origin_cpu_s"] * 1e6 / r["requests"] for r in entry.get("runs", []) if r.get("requests")]
+    return statistics.median(vals) if vals else None
+
+
 def table_throughput(title, res, note, mib=False):
     lines = [f"### {title}", "", note, ""]
     hdr = "| server | req/s median (min..max) | × HAProxy | × ceiling | p50 ms | p99 ms | " \
-          "proxy CPU µs/req | × HAProxy | proxy CPU busy | load CPU busy |"
+          "proxy CPU µs/req | × HAProxy | proxy CPU busy | origins CPU µs/req | load CPU busy |"
     if mib:
         hdr = hdr.replace("| p50 ms", "| MiB/s | p50 ms")
     lines += [hdr, "|" + "---|" * (hdr.count("|") - 1)]
@@ -720,9 +726,10 @@ def table_throughput(title, res, note, mib=False):
             bps = med(e, "bytes_per_s")
             row.append(fmt(bps / 1048576 if bps else None))
         row += [fmt(p50, 2), fmt(med(e, "p99_ms"), 2),
-                spread(e, "cpu_us_per_req", 2) if kind != "origin" else "–",
+                spread(e, "cpu_us_per_req", 2),
                 ratio(med(e, "cpu_us_per_req"), med(ha, "cpu_us_per_req")) if kind != "origin" else "–",
-                fmt(med(e, "proxy_busy"), 2) if kind != "origin" else "–",
+                fmt(med(e, "proxy_busy"), 2),
+                fmt(origin_us(e), 2) if kind != "origin" else "–",
                 fmt(med(e, "load_cpu_busy"), 2)]
         lines.append("| " + " | ".join(row) + " |")
     return lines + [""]
@@ -730,8 +737,9 @@ def table_throughput(title, res, note, mib=False):
 
 def report(results):
     R = results["scenarios"]
+    smoke = results.get("smoke", SMOKE)
     L = [f"## Run of {results['date']}" + (" (SMOKE: harness check only, numbers meaningless)"
-                                           if SMOKE else ""), ""]
+                                           if smoke else ""), ""]
     m = results["machine"]
     L += [f"- machine: {m['cpu_model']}, {m['cpus']} CPUs, kernel {m['kernel']}, ulimit -n {m['nofile']}",
           f"- effective CPUs when both are busy (a spinner pinned on each, CPU time / wall): "
@@ -805,6 +813,8 @@ def report(results):
                      f"{fmt(med(v, 'proxy_busy'), 2)} | {fmt(med(v, 'load_cpu_busy'), 2)} |")
         L += ["", f"On {NCPU} CPUs, wrk and the origins compete with the workers for the same cores, "
               "so this shows contention more than scaling.", ""]
+    if results.get("notes"):
+        L += ["### Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
     if results["errors"]:
         L += ["### Errors", ""] + [f"- {e}" for e in results["errors"]] + [""]
     return "\n".join(L) + "\n"
@@ -813,16 +823,32 @@ def report(results):
 # ---------------------------------------------------------------- main
 
 
+def on_sigterm(signum, frame):
+    raise SystemExit(f"bench: stopped by signal {signum}")  # runs every finally: stop by PID
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--report":
+        # Re-renders the markdown of a stored run: bench.py --report bench/results/latest.json
+        with open(sys.argv[2]) as f:
+            results = json.load(f)
+        P.update({k: tuple(v) if isinstance(v, list) else v for k, v in results["params"].items()})
+        errors.extend(results["errors"])
+        print(report(results), end="")
+        return 0
+    signal.signal(signal.SIGTERM, on_sigterm)
     for path in (CUTOVER, ORIGIN):
         if not os.access(path, os.X_OK):
             print(f"bench: {path} missing (run make)", file=sys.stderr)
             return 1
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if P["idle_conns"] + 500 > hard:
-        P["idle_conns"] = max(100, (hard - 500) // 2 * 2)
-        log(f"ulimit -n {hard} is low: idle connections reduced to {P['idle_conns']}")
+    # HAProxy needs two descriptors per connection (maxsock = 2 * maxconn + ~220) and refuses to
+    # start beyond ulimit -n; the idle scenario keeps every proxy within HAProxy's maxconn.
+    cap = ((hard - 220) // 2 - 90) // 100 * 100
+    if P["idle_conns"] > cap:
+        P["idle_conns"] = max(100, cap)
+        log(f"ulimit -n {hard}: idle connections reduced to {P['idle_conns']} (HAProxy maxconn)")
     wanted = ONLY or ["split", "small", "access_log", "large", "h2c", "idle", "callgrind", "scaling"]
     if SMOKE and not ONLY:
         wanted = [w for w in wanted if w != "access_log"]

@@ -12,6 +12,7 @@ if [ ! -x "$BUILD/bench/origin" ] || [ bench/origin.c -nt "$BUILD/bench/origin" 
     cc -std=c17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$BUILD/bench/origin" bench/origin.c
 fi
 [ -x "$BUILD/cutover" ] || { echo "bench: $BUILD/cutover missing (run make)" >&2; exit 1; }
+SMOKE=${SMOKE:-0}
 limit=$(( SMOKE == 1 ? 300 : 1800 ))
-export BUILD SMOKE="${SMOKE:-0}"
+export BUILD SMOKE
 exec timeout --signal=TERM --kill-after=30 "$limit" python3 bench/bench.py
