@@ -108,6 +108,26 @@ struct cfg_access_log {
     int enabled;
 };
 
+enum cfg_role { CFG_ROLE_NONE = 0, CFG_ROLE_VIEWER, CFG_ROLE_OPERATOR, CFG_ROLE_DEPLOYER, CFG_ROLE_ADMIN };
+
+/* Maps a control-socket peer to a role: the first rule whose uid or gid matches wins. */
+struct cfg_role_rule {
+    long uid; /* -1: any */
+    long gid; /* -1: any */
+    enum cfg_role role;
+};
+
+struct cfg_control {
+    char *socket;     /* Unix socket path; NULL: no control socket */
+    unsigned mode;    /* permission bits of the socket, e.g. 0660 */
+    long group;       /* gid to chown the socket to; -1 leaves it */
+    char *state_file; /* NULL: runtime state is not persisted */
+    char *audit_file; /* NULL: audit records go to stdout only */
+    unsigned max_clients;
+    struct cfg_role_rule *roles;
+    size_t nroles;
+};
+
 struct cfg {
     char *cluster;
     char *region;
@@ -120,6 +140,7 @@ struct cfg {
     struct cfg_timeouts timeouts;
     struct cfg_limits limits;
     struct cfg_access_log access_log;
+    struct cfg_control control;
 };
 
 /* One problem found in a configuration: the JSON path ("routes[1].pools.green.endpoints[0]")

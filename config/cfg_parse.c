@@ -311,13 +311,17 @@ static void set_limits(struct pctx *c, const json_t *v, void *base, const struct
 static void set_uint(struct pctx *c, const json_t *v, void *base, const struct field *f);
 static void set_bool(struct pctx *c, const json_t *v, void *base, const struct field *f);
 static void set_protocols(struct pctx *c, const json_t *v, void *base, const struct field *f);
+static void set_mode(struct pctx *c, const json_t *v, void *base, const struct field *f);
+static void set_gid(struct pctx *c, const json_t *v, void *base, const struct field *f);
 
 /* Writes the defaults of table into the struct at base (recursing into nested objects). */
 static void apply_defaults(struct pctx *c, const struct field *t, void *base)
 {
     for (; t->key != NULL; t++) {
-        if (t->set == set_uint || t->set == set_protocols)
+        if (t->set == set_uint || t->set == set_protocols || t->set == set_mode)
             *(unsigned *)at(base, t->off) = (unsigned)t->def;
+        else if (t->set == set_gid)
+            *(long *)at(base, t->off) = (long)t->def;
         else if (t->set == set_bool)
             *(int *)at(base, t->off) = (int)t->def;
         else if (t->set == set_object || t->set == set_limits)
@@ -916,6 +920,140 @@ static const struct field access_log_fields[] = {
     {NULL},
 };
 
+/* ---- control ---- */
+
+/* An absolute file path of 1..f->max characters, no control characters. */
+static void set_path(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    char **dst = at(base, f->off);
+    set_str(dst, NULL);
+    if (!json_is_string(v)) {
+        perr(c, "expected a string");
+        return;
+    }
+    const char *s = json_string_value(v);
+    size_t n = strlen(s);
+    bool ok = n >= 2 && (long long)n <= f->max && s[0] == '/';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
+    if (!ok) {
+        perr(c, "must be an absolute path of at most %lld characters", f->max);
+        return;
+    }
+    *dst = xstrdup(c, s);
+}
+
+static void set_mode(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    unsigned *dst = at(base, f->off);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    char *end = NULL;
+    unsigned long m = s ? strtoul(s, &end, 8) : 0;
+    if (!s || !*s || *end || strlen(s) > 4 || m > 0777) {
+        perr(c, "expected an octal mode string such as \"0660\"");
+        return;
+    }
+    *dst = (unsigned)m;
+}
+
+static void set_gid(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    long *dst = at(base, f->off);
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 4294967294LL) {
+        perr(c, "expected a numeric gid");
+        return;
+    }
+    *dst = (long)json_integer_value(v);
+}
+
+static enum cfg_role role_by_name(const char *s)
+{
+    static const char *const names[] = {"", "viewer", "operator", "deployer", "admin"};
+    for (int i = 1; i < 5; i++)
+        if (strcmp(s, names[i]) == 0)
+            return (enum cfg_role)i;
+    return CFG_ROLE_NONE;
+}
+
+static void set_roles(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    struct cfg_control *ctl = at(base, f->off);
+    if (!json_is_array(v)) {
+        perr(c, "expected an array");
+        return;
+    }
+    size_t n = json_array_size(v);
+    if (n > 256) {
+        perr(c, "at most 256 rules");
+        return;
+    }
+    free(ctl->roles);
+    ctl->nroles = 0;
+    ctl->roles = xcalloc(c, n ? n : 1, sizeof(*ctl->roles));
+    if (ctl->roles == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(v, i);
+        size_t old = path_index(c, i);
+        struct cfg_role_rule r = {-1, -1, CFG_ROLE_NONE};
+        bool ok = json_is_object(e);
+        if (!ok) {
+            perr(c, "expected an object");
+        } else {
+            const char *key;
+            json_t *val;
+            json_object_foreach((json_t *)e, key, val)
+            {
+                size_t o2 = path_key(c, key);
+                if (strcmp(key, "uid") == 0 || strcmp(key, "gid") == 0) {
+                    if (!json_is_integer(val) || json_integer_value(val) < 0 ||
+                        json_integer_value(val) > 4294967294LL) {
+                        perr(c, "expected a numeric id");
+                        ok = false;
+                    } else if (key[0] == 'u') {
+                        r.uid = (long)json_integer_value(val);
+                    } else {
+                        r.gid = (long)json_integer_value(val);
+                    }
+                } else if (strcmp(key, "role") == 0) {
+                    r.role = json_is_string(val) ? role_by_name(json_string_value(val))
+                                                 : CFG_ROLE_NONE;
+                    if (r.role == CFG_ROLE_NONE) {
+                        perr(c, "must be one of viewer, operator, deployer, admin");
+                        ok = false;
+                    }
+                } else {
+                    perr(c, "unknown key");
+                    ok = false;
+                }
+                path_pop(c, o2);
+            }
+            if (ok && r.role == CFG_ROLE_NONE) {
+                perr(c, "missing required key \"role\"");
+                ok = false;
+            }
+            if (ok && r.uid < 0 && r.gid < 0) {
+                perr(c, "needs \"uid\" or \"gid\"");
+                ok = false;
+            }
+        }
+        if (ok)
+            ctl->roles[ctl->nroles++] = r;
+        path_pop(c, old);
+    }
+}
+
+static const struct field control_fields[] = {
+    {"socket", set_path, offsetof(struct cfg_control, socket), .max = 107},
+    {"mode", set_mode, offsetof(struct cfg_control, mode), .def = 0660},
+    {"group", set_gid, offsetof(struct cfg_control, group), .def = -1},
+    {"state_file", set_path, offsetof(struct cfg_control, state_file), .max = 4096},
+    {"audit_file", set_path, offsetof(struct cfg_control, audit_file), .max = 4096},
+    {"max_clients", set_uint, offsetof(struct cfg_control, max_clients), 1, 1024, 16},
+    {"roles", set_roles, 0},
+    {NULL},
+};
+
 static const struct field root_fields[] = {
     {"cluster", set_ident, offsetof(struct cfg, cluster), 1, 64, .def_str = "local"},
     {"region", set_ident, offsetof(struct cfg, region), 1, 64, .def_str = "local"},
@@ -926,6 +1064,7 @@ static const struct field root_fields[] = {
     {"limits", set_limits, offsetof(struct cfg, limits), .sub = limit_fields},
     {"access_log", set_object, offsetof(struct cfg, access_log), .sub = access_log_fields},
     {"routes", set_routes, 0, .flags = F_REQUIRED},
+    {"control", set_object, offsetof(struct cfg, control), .sub = control_fields},
     {NULL},
 };
 

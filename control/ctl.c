@@ -1,6 +1,9 @@
 /* ctl.c - the control thread: reloads, DNS refresh, graceful stop, snapshot publication. */
 #include "ctl.h"
 
+#include <errno.h>
+#include <unistd.h>
+
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <netdb.h>
@@ -14,34 +17,11 @@
 #include "../proxy/log.h"
 #include "../proxy/snapshot.h"
 #include "../proxy/worker.h"
+#include "ctl_internal.h"
+#include "ctlsock.h"
 
 #define CTL_EXIT_POLL_MS 20
-
-/* One resolved name, cached between refreshes. */
-struct dns_entry {
-    char *host;
-    uint16_t port;
-    struct sockaddr_storage addrs[SNAP_MAX_ADDRS_PER_NAME];
-    socklen_t lens[SNAP_MAX_ADDRS_PER_NAME];
-    unsigned n;
-    int seen; /* used by the snapshot being built */
-};
-
-struct ctl {
-    const char *config_path;
-    struct logger *lg;
-    struct worker **workers;
-    unsigned nworkers;
-    struct event_base *base;
-    struct event *ev_hup, *ev_term, *ev_int, *ev_dns, *ev_delay, *ev_drain, *ev_exit;
-    struct cfg_hold *hold;
-    struct snapshot *snap; /* the latest published, one reference */
-    uint64_t generation;
-    struct dns_entry *dns;
-    size_t ndns, capdns;
-    int dns_changed;
-    int stopping;
-};
+#define CTL_HISTORY 1000
 
 void ctl_event(struct ctl *c, const char *name, const char *extra)
 {
@@ -116,7 +96,7 @@ static unsigned resolve(void *ctx, const struct cfg_endpoint *ep, struct sockadd
             ctl_event(c, "dns_failed", extra);
         }
     }
-    e->seen = 1;
+
     unsigned n = e->n < max ? e->n : max;
     memcpy(out, e->addrs, n * sizeof *out);
     memcpy(outlen, e->lens, n * sizeof *outlen);
@@ -132,11 +112,192 @@ static void dns_dispose(struct ctl *c)
     c->ndns = c->capdns = 0;
 }
 
+/* ---- counters ---------------------------------------------------------------------------- */
+
+static struct snap_counter_slot *counters_for(struct ctl *c, const char *route, const char *pool)
+{
+    for (struct counter_entry *e = c->counters; e; e = e->next)
+        if (strcmp(e->route, route) == 0 && strcmp(e->pool, pool) == 0)
+            return e->slots;
+    struct counter_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->route = strdup(route);
+    e->pool = strdup(pool);
+    e->slots = aligned_alloc(64, sizeof(struct snap_counter_slot) * (c->nworkers ? c->nworkers : 1));
+    if (!e->route || !e->pool || !e->slots) {
+        free(e->route);
+        free(e->pool);
+        free(e->slots);
+        free(e);
+        return NULL;
+    }
+    memset(e->slots, 0, sizeof(struct snap_counter_slot) * (c->nworkers ? c->nworkers : 1));
+    e->next = c->counters;
+    c->counters = e;
+    return e->slots;
+}
+
+static void counters_dispose(struct ctl *c)
+{
+    while (c->counters) {
+        struct counter_entry *e = c->counters;
+        c->counters = e->next;
+        free(e->route);
+        free(e->pool);
+        free(e->slots);
+        free(e);
+    }
+}
+
+/* ---- runtime state ------------------------------------------------------------------------- */
+
+void ctl_bp_text(unsigned bp, char *buf, size_t cap)
+{
+    if (bp % 100 == 0)
+        snprintf(buf, cap, "%u", bp / 100);
+    else if (bp % 10 == 0)
+        snprintf(buf, cap, "%u.%u", bp / 100, (bp % 100) / 10);
+    else
+        snprintf(buf, cap, "%u.%02u", bp / 100, bp % 100);
+}
+
+void ctl_weights_json(const struct state_route *r, int stable, char *buf, size_t cap)
+{
+    size_t o = (size_t)snprintf(buf, cap, "{");
+    for (size_t p = 0; p < r->npools && o < cap; p++) {
+        char pct[16];
+        ctl_bp_text(stable ? r->pools[p].stable_bp : r->pools[p].weight_bp, pct, sizeof pct);
+        o += (size_t)snprintf(buf + o, cap - o, "%s\"%s\":%s", p ? "," : "", r->pools[p].name, pct);
+    }
+    if (o < cap)
+        snprintf(buf + o, cap - o, "}");
+}
+
+static int same_pools(const struct cfg_route *cr, const struct state_route *sr)
+{
+    if (cr->npools != sr->npools)
+        return 0;
+    for (size_t p = 0; p < cr->npools; p++)
+        if (strcmp(cr->pools[p].name, sr->pools[p].name) != 0)
+            return 0;
+    return 1;
+}
+
+static int same_cfg_weights(const struct cfg_route *a, const struct cfg_route *b)
+{
+    if (a->npools != b->npools)
+        return 0;
+    for (size_t p = 0; p < a->npools; p++)
+        if (strcmp(a->pools[p].name, b->pools[p].name) != 0 ||
+            a->pools[p].weight_bp != b->pools[p].weight_bp)
+            return 0;
+    return 1;
+}
+
+static const struct cfg_route *cfg_route_find(const struct cfg *cfg, const char *name)
+{
+    for (size_t r = 0; cfg && r < cfg->nroutes; r++)
+        if (strcmp(cfg->routes[r].name, name) == 0)
+            return &cfg->routes[r];
+    return NULL;
+}
+
+static int copy_addrs(struct state_addrs *dst, const struct state_addrs *src)
+{
+    for (size_t i = 0; i < src->n; i++)
+        if (state_addrs_add(dst, src->v[i]) < 0)
+            return CUT_ENOMEM;
+    return 0;
+}
+
+/* Builds the runtime state for cfg from the previous one (old, may be empty). The precedence
+ * rule (docs/control-protocol.md, "Durable state"): a route keeps its runtime weights when its
+ * pools are unchanged and, on a reload (old_cfg set), its configured weights are unchanged too;
+ * otherwise the configuration's weights win for that route. Drained, added and removed
+ * endpoints are kept for pools that still exist. Each route that lost its runtime weights is
+ * named in note (for the event). */
+static int rt_build(const struct cfg *cfg, const struct cfg *old_cfg, const struct state *old,
+                    struct state *out, char *note, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    out->generation = old->generation;
+    out->routes = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof *out->routes);
+    if (!out->routes)
+        return CUT_ENOMEM;
+    out->nroutes = cfg->nroutes;
+    size_t o = 0;
+    note[0] = '\0';
+    for (size_t r = 0; r < cfg->nroutes; r++) {
+        const struct cfg_route *cr = &cfg->routes[r];
+        struct state_route *nr = &out->routes[r];
+        snprintf(nr->name, sizeof nr->name, "%s", cr->name);
+        nr->npools = cr->npools;
+        struct state_route *orr = state_route_find((struct state *)old, cr->name);
+        const struct cfg_route *ocr = cfg_route_find(old_cfg, cr->name);
+        int keep = orr && same_pools(cr, orr) && (!old_cfg || (ocr && same_cfg_weights(cr, ocr)));
+        if (orr && !keep && o + 140 < cap)
+            o += (size_t)snprintf(note + o, cap - o, "%s\"%s\"", o ? "," : "", cr->name);
+        for (size_t p = 0; p < cr->npools; p++) {
+            struct state_pool *np = &nr->pools[p];
+            snprintf(np->name, sizeof np->name, "%s", cr->pools[p].name);
+            struct state_pool *op = orr ? state_pool_find(orr, cr->pools[p].name) : NULL;
+            np->weight_bp = keep ? op->weight_bp : cr->pools[p].weight_bp;
+            np->stable_bp = keep ? op->stable_bp : cr->pools[p].weight_bp;
+            if (op && (copy_addrs(&np->drained, &op->drained) < 0 ||
+                       copy_addrs(&np->added, &op->added) < 0 ||
+                       copy_addrs(&np->removed, &op->removed) < 0)) {
+                state_dispose(out);
+                return CUT_ENOMEM;
+            }
+        }
+    }
+    return 0;
+}
+
+int ctl_save_state(struct ctl *c, const struct state *st, char *err, size_t cap)
+{
+    const char *path = c->hold->cfg->control.state_file;
+    if (!path)
+        return 0;
+    return state_save(path, st, err, cap);
+}
+
+void ctl_audit_out(void *ctx, const char *line, size_t len)
+{
+    struct ctl *c = ctx;
+    log_line(c->lg, line, len);
+}
+
 /* ---- publication --------------------------------------------------------------------------- */
 
-static int publish(struct ctl *c, struct cfg_hold *hold, const unsigned (*weights)[CFG_MAX_POOLS])
+int ctl_publish(struct ctl *c)
 {
-    struct snapshot *s = snapshot_new(hold, c->generation, weights, resolve, c);
+    const struct cfg *cfg = c->hold->cfg;
+    struct snap_overlay_route *ov = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof *ov);
+    if (!ov)
+        return CUT_ENOMEM;
+    for (size_t r = 0; r < cfg->nroutes; r++) {
+        const struct cfg_route *cr = &cfg->routes[r];
+        struct state_route *sr = state_route_find(&c->rt, cr->name);
+        for (size_t p = 0; p < cr->npools; p++) {
+            struct snap_overlay_pool *op = &ov[r].pools[p];
+            op->counters = counters_for(c, cr->name, cr->pools[p].name);
+            struct state_pool *sp = sr ? state_pool_find(sr, cr->pools[p].name) : NULL;
+            if (!sp)
+                continue;
+            op->has_weight = 1;
+            op->weight_bp = sp->weight_bp;
+            op->drained = sp->drained.v;
+            op->ndrained = sp->drained.n;
+            op->added = sp->added.v;
+            op->nadded = sp->added.n;
+            op->removed = sp->removed.v;
+            op->nremoved = sp->removed.n;
+        }
+    }
+    struct snapshot *s = snapshot_new(c->hold, c->generation, ov, resolve, c);
+    free(ov);
     if (!s)
         return CUT_ENOMEM;
     for (unsigned i = 0; i < c->nworkers; i++) {
@@ -181,19 +342,8 @@ static void on_dns(evutil_socket_t fd, short what, void *arg)
             changed = 1;
         }
     }
-    if (changed && !c->stopping) {
-        const unsigned(*w)[CFG_MAX_POOLS] = NULL;
-        unsigned(*rows)[CFG_MAX_POOLS] = calloc(c->snap->nroutes ? c->snap->nroutes : 1,
-                                                 sizeof *rows);
-        if (rows) {
-            for (unsigned r = 0; r < c->snap->nroutes; r++)
-                memcpy(rows[r], c->snap->routes[r].weights_bp, sizeof rows[r]);
-            w = (const unsigned(*)[CFG_MAX_POOLS])rows;
-        }
-        if (publish(c, c->hold, w) == 0)
-            ctl_event(c, "dns_changed", NULL);
-        free(rows);
-    }
+    if (changed && !c->stopping && ctl_publish(c) == 0)
+        ctl_event(c, "dns_changed", NULL);
     arm_dns(c);
 }
 
@@ -212,7 +362,12 @@ static int same_listeners(const struct cfg *a, const struct cfg *b)
     return 1;
 }
 
-static void refuse(struct ctl *c, const struct cfg_errors *errs)
+static int same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void refuse_event(struct ctl *c, const struct cfg_errors *errs)
 {
     /* One event carrying every problem, as {"path","message"} objects. */
     char extra[6144];
@@ -230,46 +385,98 @@ static void refuse(struct ctl *c, const struct cfg_errors *errs)
     }
     snprintf(extra + o, sizeof extra - o, "]");
     ctl_event(c, "reload_refused", extra);
-    cfg_errors_print(errs, c->config_path, stderr);
 }
 
-static void reload(struct ctl *c)
+int ctl_reload(struct ctl *c, struct cfg_errors *errs)
 {
     struct cfg *cfg = NULL;
-    struct cfg_errors errs = {0};
-    if (cfg_load(c->config_path, &cfg, &errs) < 0) {
-        refuse(c, &errs);
-        cfg_errors_dispose(&errs);
-        return;
+    int rc = cfg_load(c->config_path, &cfg, errs);
+    if (rc < 0) {
+        refuse_event(c, errs);
+        return rc;
     }
     const struct cfg *old = c->hold->cfg;
-    struct cfg_error why[2];
-    size_t nwhy = 0;
-    if (!same_listeners(old, cfg))
-        why[nwhy++] = (struct cfg_error){"listeners", "changing listeners requires a restart", 0, 0};
-    if (old->workers != cfg->workers)
-        why[nwhy++] = (struct cfg_error){"workers", "changing workers requires a restart", 0, 0};
-    if (nwhy) {
-        struct cfg_errors e = {why, nwhy};
-        refuse(c, &e);
+    const char *why_path = NULL, *why = NULL;
+    if (!same_listeners(old, cfg)) {
+        why_path = "listeners";
+        why = "changing listeners requires a restart";
+    } else if (old->workers != cfg->workers) {
+        why_path = "workers";
+        why = "changing workers requires a restart";
+    } else if (!same_str(old->control.socket, cfg->control.socket) ||
+               !same_str(old->control.state_file, cfg->control.state_file) ||
+               !same_str(old->control.audit_file, cfg->control.audit_file)) {
+        why_path = "control";
+        why = "changing the control socket, state file or audit file requires a restart";
+    }
+    if (why) {
+        cfg_errors_add(errs, why_path, 0, 0, "%s", why);
+        refuse_event(c, errs);
         cfg_free(cfg);
-        return;
+        return CUT_EINVAL;
+    }
+    struct state nrt;
+    char note[1024], err[256];
+    if (rt_build(cfg, old, &c->rt, &nrt, note, sizeof note) < 0) {
+        cfg_free(cfg);
+        cfg_errors_add(errs, "", 0, 0, "out of memory");
+        return CUT_ENOMEM;
+    }
+    nrt.generation = c->generation + 1;
+    if (ctl_save_state(c, &nrt, err, sizeof err) < 0) {
+        state_dispose(&nrt);
+        cfg_free(cfg);
+        cfg_errors_add(errs, "", 0, 0, "state file: %s", err);
+        ctl_event(c, "reload_refused", ",\"errors\":[{\"path\":\"\",\"message\":\"cannot write the state file\"}]");
+        return CUT_EIO;
     }
     struct cfg_hold *hold = snapshot_cfg_hold(cfg);
     if (!hold) {
-        ctl_event(c, "reload_refused", ",\"errors\":[{\"path\":\"\",\"message\":\"out of memory\"}]");
-        return;
+        state_dispose(&nrt);
+        cfg_errors_add(errs, "", 0, 0, "out of memory");
+        return CUT_ENOMEM;
     }
-    c->generation++;
-    if (publish(c, hold, NULL) < 0) {
-        c->generation--;
-        snapshot_cfg_unref(hold);
-        ctl_event(c, "reload_refused", ",\"errors\":[{\"path\":\"\",\"message\":\"out of memory\"}]");
-        return;
-    }
-    snapshot_cfg_unref(c->hold);
+    struct cfg_hold *old_hold = c->hold;
+    struct state old_rt = c->rt;
     c->hold = hold;
-    ctl_event(c, "reload", ",\"result\":\"ok\"");
+    c->rt = nrt;
+    c->generation++;
+    if (ctl_publish(c) < 0) {
+        c->generation--;
+        c->hold = old_hold;
+        c->rt = old_rt;
+        state_dispose(&nrt);
+        snapshot_cfg_unref(hold);
+        cfg_errors_add(errs, "", 0, 0, "out of memory");
+        return CUT_ENOMEM;
+    }
+    state_dispose(&old_rt);
+    snapshot_cfg_unref(old_hold);
+    char extra[1200];
+    snprintf(extra, sizeof extra, ",\"result\":\"ok\"%s%.1000s%s", note[0] ? ",\"config_weights_won\":[" : "",
+             note, note[0] ? "]" : "");
+    ctl_event(c, "reload", extra);
+    return 0;
+}
+
+static void reload_on_signal(struct ctl *c)
+{
+    struct cfg_errors errs = {0};
+    uint64_t before = c->generation;
+    int rc = ctl_reload(c, &errs);
+    if (rc < 0)
+        cfg_errors_print(&errs, c->config_path, stderr);
+    char err[256];
+    struct audit_record r = {
+        .cluster = c->hold->cfg->cluster, .region = c->hold->cfg->region, .uid = -1,
+        .user = "SIGHUP", .role = "admin", .op = "reload", .ok = rc == 0,
+        .error_code = rc == 0 ? NULL : "invalid_argument",
+        .error_message = rc == 0 ? NULL : (errs.n ? errs.v[0].message : "refused"),
+        .generation_before = before, .generation_after = c->generation,
+    };
+    if (c->audit && audit_append(c->audit, &r, ctl_audit_out, c, err, sizeof err) < 0)
+        ctl_event(c, "audit_failed", NULL);
+    cfg_errors_dispose(&errs);
 }
 
 /* ---- stop --------------------------------------------------------------------------------- */
@@ -310,9 +517,8 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 
 static void begin_stop(struct ctl *c, const char *sig)
 {
-    if (c->stopping) {
+    if (c->stopping)
         return;
-    }
     c->stopping = 1;
     char extra[64];
     snprintf(extra, sizeof extra, ",\"signal\":\"%s\"", sig);
@@ -331,18 +537,70 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     if (sig == SIGHUP) {
         if (!c->stopping)
-            reload(c);
+            reload_on_signal(c);
         return;
     }
     begin_stop(c, sig == SIGTERM ? "TERM" : "INT");
 }
 
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+/* Loads the state file and lays it over cfg. Returns 0, or a negative code with err set. */
+static int load_state(struct ctl *c, int discard, char *err, size_t cap)
+{
+    const struct cfg *cfg = c->hold->cfg;
+    struct state old = {0};
+    const char *path = cfg->control.state_file;
+    if (path) {
+        char lerr[512];
+        int rc = state_load(path, &old, lerr, sizeof lerr);
+        if (rc < 0 && rc != CUT_ENOENT) {
+            if (!discard) {
+                snprintf(err, cap,
+                         "%s; refusing to start (with --discard-state, cutover starts from the "
+                         "configuration's weights and keeps the bad file as %s.discarded)",
+                         lerr, path);
+                return rc;
+            }
+            char dst[4200];
+            snprintf(dst, sizeof dst, "%s.discarded", path);
+            rename(path, dst);
+            char extra[700];
+            size_t o = (size_t)snprintf(extra, sizeof extra, ",\"reason\":\"");
+            o += log_escape(extra + o, sizeof extra - o - 4, lerr, strlen(lerr));
+            snprintf(extra + o, sizeof extra - o, "\"");
+            ctl_event(c, "state_discarded", extra);
+            memset(&old, 0, sizeof old);
+        }
+    }
+    char note[1024];
+    int rc = rt_build(cfg, NULL, &old, &c->rt, note, sizeof note);
+    int had = old.nroutes > 0;
+    uint64_t gen = old.generation;
+    state_dispose(&old);
+    if (rc < 0) {
+        snprintf(err, cap, "out of memory");
+        return rc;
+    }
+    c->generation = gen ? gen : 1;
+    c->rt.generation = c->generation;
+    if (had) {
+        char extra[1600];
+        snprintf(extra, sizeof extra, ",\"file\":\"%.400s\"%s%s%s", path,
+                 note[0] ? ",\"config_weights_won\":[" : "", note, note[0] ? "]" : "");
+        ctl_event(c, "state_applied", extra);
+    }
+    return 0;
+}
+
 struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
-                    struct worker **workers, unsigned nworkers)
+                    struct worker **workers, unsigned nworkers, int discard_state, char *err,
+                    size_t cap)
 {
     struct ctl *c = calloc(1, sizeof *c);
     if (!c) {
         cfg_free(cfg);
+        snprintf(err, cap, "out of memory");
         return NULL;
     }
     c->config_path = config_path;
@@ -350,9 +608,22 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     c->workers = workers;
     c->nworkers = nworkers;
     c->generation = 1;
+    c->started = time(NULL);
     c->hold = snapshot_cfg_hold(cfg);
     c->base = event_base_new();
     if (!c->hold || !c->base) {
+        snprintf(err, cap, "out of memory");
+        ctl_free(c);
+        return NULL;
+    }
+    if (load_state(c, discard_state, err, cap) < 0) {
+        ctl_free(c);
+        return NULL;
+    }
+    char aerr[256];
+    c->audit = audit_open(c->hold->cfg->control.audit_file, CTL_HISTORY, aerr, sizeof aerr);
+    if (!c->audit) {
+        snprintf(err, cap, "audit file: %s", aerr);
         ctl_free(c);
         return NULL;
     }
@@ -365,13 +636,22 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     c->ev_exit = event_new(c->base, -1, EV_PERSIST, on_exit_poll, c);
     if (!c->ev_hup || !c->ev_term || !c->ev_int || !c->ev_dns || !c->ev_delay || !c->ev_drain ||
         !c->ev_exit) {
+        snprintf(err, cap, "out of memory");
         ctl_free(c);
         return NULL;
+    }
+    if (c->hold->cfg->control.socket) {
+        c->sock = ctlsock_new(c, err, cap);
+        if (!c->sock) {
+            ctl_free(c);
+            return NULL;
+        }
     }
     event_add(c->ev_hup, NULL);
     event_add(c->ev_term, NULL);
     event_add(c->ev_int, NULL);
-    if (publish(c, c->hold, NULL) < 0) {
+    if (ctl_publish(c) < 0) {
+        snprintf(err, cap, "out of memory");
         ctl_free(c);
         return NULL;
     }
@@ -393,6 +673,7 @@ void ctl_free(struct ctl *c)
 {
     if (!c)
         return;
+    ctlsock_free(c->sock);
     struct event *evs[] = {c->ev_hup, c->ev_term, c->ev_int, c->ev_dns,
                            c->ev_delay, c->ev_drain, c->ev_exit};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
@@ -400,7 +681,10 @@ void ctl_free(struct ctl *c)
             event_free(evs[i]);
     snapshot_unref(c->snap);
     snapshot_cfg_unref(c->hold);
+    state_dispose(&c->rt);
+    audit_close(c->audit);
     dns_dispose(c);
+    counters_dispose(c);
     if (c->base)
         event_base_free(c->base);
     free(c);

@@ -14,10 +14,13 @@ struct worker;
 struct logger;
 
 /* Creates the control state for a validated configuration (taken) loaded from config_path
- * (borrowed, kept for reloads), and publishes generation 1 to the workers (borrowed; they
- * outlive the ctl). Returns NULL on failure. */
+ * (borrowed, kept for reloads): loads the durable state file and lays it over the configuration
+ * (a corrupt one is an error unless discard_state), opens the audit log and the control socket,
+ * and publishes the first snapshot to the workers (borrowed; they outlive the ctl). Returns NULL
+ * with a message in err on failure. */
 struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
-                    struct worker **workers, unsigned nworkers);
+                    struct worker **workers, unsigned nworkers, int discard_state, char *err,
+                    size_t cap);
 
 /* Runs the control loop: SIGHUP reloads, SIGTERM/SIGINT stop gracefully. Returns when every
  * worker has stopped (0) or on a fatal error (negative). */

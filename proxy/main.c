@@ -30,6 +30,8 @@ static void usage(FILE *f)
                "  -c, --config FILE   configuration (JSON)\n"
                "  -w, --workers N     worker threads (overrides the configuration)\n"
                "      --check         validate the configuration and exit 0 (valid) or 1\n"
+               "      --discard-state start from the configuration's weights even if the state\n"
+               "                      file is corrupt (it is kept as FILE.discarded)\n"
                "  -V, --version       print the version\n");
 }
 
@@ -93,12 +95,13 @@ static int listen_socket(const struct cfg_listener *l)
 int main(int argc, char **argv)
 {
     const char *config_path = NULL;
-    int check = 0;
+    int check = 0, discard_state = 0;
     long workers_opt = -1;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"workers", required_argument, NULL, 'w'},
         {"check", no_argument, NULL, 't'},         {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},          {"discard-state", no_argument, NULL, 'D'},
+        {NULL, 0, NULL, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "c:w:tVh", opts, NULL)) != -1) {
         switch (o) {
@@ -113,6 +116,7 @@ int main(int argc, char **argv)
             break;
         }
         case 't': check = 1; break;
+        case 'D': discard_state = 1; break;
         case 'V': printf("cutover %s\n", CUTOVER_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -175,10 +179,12 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    struct ctl *ctl = ctl_new(config_path, cfg, lg, workers, nworkers);
+    char err[1024];
+    struct ctl *ctl = ctl_new(config_path, cfg, lg, workers, nworkers, discard_state, err,
+                              sizeof err);
     cfg = NULL; /* taken by ctl_new */
     if (!ctl) {
-        fprintf(stderr, "cutover: cannot start the control thread\n");
+        fprintf(stderr, "cutover: %s\n", err);
         goto out;
     }
     unsigned started = 0;

@@ -72,8 +72,73 @@ static unsigned resolve_numeric(const struct cfg_endpoint *ep, struct sockaddr_s
     return 0;
 }
 
+int snapshot_parse_endpoint(const char *text, struct cfg_endpoint *ep, char *buf, size_t cap)
+{
+    size_t n = strlen(text);
+    if (n == 0 || n >= cap)
+        return CUT_EINVAL;
+    memcpy(buf, text, n + 1);
+    char *colon = strrchr(buf, ':');
+    if (!colon || colon == buf || colon[1] == '\0')
+        return CUT_EINVAL;
+    char *end;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (*end || port == 0 || port > 65535)
+        return CUT_EINVAL;
+    *colon = '\0';
+    char *host = buf;
+    if (host[0] == '[') {
+        size_t hl = strlen(host);
+        if (hl < 3 || host[hl - 1] != ']')
+            return CUT_EINVAL;
+        host[hl - 1] = '\0';
+        host++;
+    }
+    ep->address = (char *)text;
+    ep->host = host;
+    ep->port = (uint16_t)port;
+    return 0;
+}
+
+static int listed(char *const *v, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+/* Adds the addresses of one configured or added endpoint to pool sp. */
+static void add_endpoint(struct snapshot *s, struct snap_pool *sp, unsigned *n,
+                         const struct cfg_endpoint *ce, int drained, snapshot_resolve_fn resolve,
+                         void *resolve_ctx)
+{
+    struct sockaddr_storage addrs[SNAP_MAX_ADDRS_PER_NAME];
+    socklen_t lens[SNAP_MAX_ADDRS_PER_NAME];
+    unsigned got = resolve ? resolve(resolve_ctx, ce, addrs, lens, SNAP_MAX_ADDRS_PER_NAME)
+                           : resolve_numeric(ce, &addrs[0], &lens[0]);
+    for (unsigned a = 0; a < got; a++) {
+        struct snap_endpoint *se = &s->endpoints[*n];
+        /* One address serves a pool once even if two names resolve to it. */
+        char key[SNAP_KEY_MAX];
+        snapshot_addr_key((struct sockaddr *)&addrs[a], key, sizeof key);
+        int dup = 0;
+        for (unsigned k = 0; k < sp->neps; k++)
+            dup |= strcmp(sp->eps[k].key, key) == 0;
+        if (dup)
+            continue;
+        memcpy(se->key, key, sizeof key);
+        snprintf(se->name, sizeof se->name, "%s", ce->address);
+        se->addr = addrs[a];
+        se->addrlen = lens[a];
+        se->drained = (uint8_t)drained;
+        se->index = (*n)++;
+        sp->neps++;
+    }
+}
+
 struct snapshot *snapshot_new(struct cfg_hold *hold, uint64_t generation,
-                              const unsigned (*weights)[CFG_MAX_POOLS], snapshot_resolve_fn resolve,
+                              const struct snap_overlay_route *overlay, snapshot_resolve_fn resolve,
                               void *resolve_ctx)
 {
     const struct cfg *cfg = hold->cfg;
@@ -89,7 +154,9 @@ struct snapshot *snapshot_new(struct cfg_hold *hold, uint64_t generation,
     size_t max_eps = 0;
     for (size_t r = 0; r < cfg->nroutes; r++)
         for (size_t p = 0; p < cfg->routes[r].npools; p++)
-            max_eps += cfg->routes[r].pools[p].nendpoints * SNAP_MAX_ADDRS_PER_NAME;
+            max_eps += (cfg->routes[r].pools[p].nendpoints +
+                        (overlay ? overlay[r].pools[p].nadded : 0)) *
+                       SNAP_MAX_ADDRS_PER_NAME;
     s->routes = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof *s->routes);
     s->endpoints = calloc(max_eps ? max_eps : 1, sizeof *s->endpoints);
     if (!s->routes || !s->endpoints) {
@@ -106,36 +173,26 @@ struct snapshot *snapshot_new(struct cfg_hold *hold, uint64_t generation,
         sr->npools = (unsigned)cr->npools;
         for (size_t p = 0; p < cr->npools; p++) {
             const struct cfg_pool *cp = &cr->pools[p];
+            const struct snap_overlay_pool *op = overlay ? &overlay[r].pools[p] : NULL;
             struct snap_pool *sp = &sr->pools[p];
-            sr->weights_bp[p] = weights ? weights[r][p] : cp->weight_bp;
+            sr->weights_bp[p] = op && op->has_weight ? op->weight_bp : cp->weight_bp;
             sp->cfg = cp;
             sp->eps = &s->endpoints[n];
+            sp->counters = op ? op->counters : NULL;
             for (size_t e = 0; e < cp->nendpoints; e++) {
-                struct sockaddr_storage addrs[SNAP_MAX_ADDRS_PER_NAME];
-                socklen_t lens[SNAP_MAX_ADDRS_PER_NAME];
-                unsigned got;
-                if (resolve)
-                    got = resolve(resolve_ctx, &cp->endpoints[e], addrs, lens,
-                                  SNAP_MAX_ADDRS_PER_NAME);
-                else
-                    got = resolve_numeric(&cp->endpoints[e], &addrs[0], &lens[0]);
-                for (unsigned a = 0; a < got; a++) {
-                    struct snap_endpoint *se = &s->endpoints[n];
-                    /* One address serves a pool once even if two names resolve to it. */
-                    char key[SNAP_KEY_MAX];
-                    snapshot_addr_key((struct sockaddr *)&addrs[a], key, sizeof key);
-                    int dup = 0;
-                    for (unsigned k = 0; k < sp->neps; k++)
-                        dup |= strcmp(sp->eps[k].key, key) == 0;
-                    if (dup)
-                        continue;
-                    memcpy(se->key, key, sizeof key);
-                    snprintf(se->name, sizeof se->name, "%s", cp->endpoints[e].address);
-                    se->addr = addrs[a];
-                    se->addrlen = lens[a];
-                    se->index = n++;
-                    sp->neps++;
-                }
+                const char *addr = cp->endpoints[e].address;
+                if (op && listed(op->removed, op->nremoved, addr))
+                    continue;
+                int drained = op && listed(op->drained, op->ndrained, addr);
+                add_endpoint(s, sp, &n, &cp->endpoints[e], drained, resolve, resolve_ctx);
+            }
+            for (size_t e = 0; op && e < op->nadded; e++) {
+                struct cfg_endpoint ce;
+                char buf[300];
+                if (snapshot_parse_endpoint(op->added[e], &ce, buf, sizeof buf) < 0)
+                    continue; /* validated by the control plane before it got here */
+                int drained = listed(op->drained, op->ndrained, op->added[e]);
+                add_endpoint(s, sp, &n, &ce, drained, resolve, resolve_ctx);
             }
         }
     }

@@ -31,16 +31,28 @@ void snapshot_cfg_unref(struct cfg_hold *h);
 
 struct snap_endpoint {
     char key[SNAP_KEY_MAX]; /* numeric "ip:port" / "[v6]:port": the identity of upstream pools */
-    char name[SNAP_KEY_MAX]; /* as configured ("blue.svc:80"), for logs */
+    char name[SNAP_KEY_MAX]; /* as configured or added ("blue.svc:80"), for logs and control */
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    unsigned index; /* position in snapshot->endpoints */
+    unsigned index;  /* position in snapshot->endpoints */
+    uint8_t drained; /* no new requests */
+};
+
+/* Per-pool counters, one padded slot per worker so that workers never share a cache line. A
+ * worker is the only writer of its slot (plain load + store, relaxed); the control thread sums
+ * the slots. They live in the control thread's registry, outside any snapshot, so the counts
+ * survive weight changes and reloads. */
+struct snap_counter_slot {
+    _Atomic uint64_t requests;
+    _Atomic uint64_t responses_5xx;
+    char pad[64 - 2 * sizeof(uint64_t)];
 };
 
 struct snap_pool {
     const struct cfg_pool *cfg;
     struct snap_endpoint *eps; /* points into snapshot->endpoints */
     unsigned neps;
+    struct snap_counter_slot *counters; /* [nworkers]; NULL when not counted */
 };
 
 struct snap_route {
@@ -48,6 +60,25 @@ struct snap_route {
     struct snap_pool pools[CFG_MAX_POOLS];
     unsigned npools;
     unsigned weights_bp[CFG_MAX_POOLS]; /* runtime weights, sum 10000 */
+};
+
+/* Runtime changes laid over the configuration when a snapshot is built (from the control
+ * plane's durable state). Endpoint addresses are written as in the configuration
+ * ("host:port"). All borrowed for the duration of snapshot_new. */
+struct snap_overlay_pool {
+    int has_weight;
+    unsigned weight_bp;
+    char *const *drained;
+    size_t ndrained;
+    char *const *added;
+    size_t nadded;
+    char *const *removed;
+    size_t nremoved;
+    struct snap_counter_slot *counters;
+};
+
+struct snap_overlay_route {
+    struct snap_overlay_pool pools[CFG_MAX_POOLS];
 };
 
 struct snapshot {
@@ -70,13 +101,18 @@ typedef unsigned (*snapshot_resolve_fn)(void *ctx, const struct cfg_endpoint *ep
 
 #define SNAP_MAX_ADDRS_PER_NAME 16
 
-/* Builds a snapshot with one reference (the caller's). weights, when non-NULL, holds one row per
- * route of hold->cfg with the runtime weights; NULL takes the configuration's. resolve NULL means
- * numeric addresses only. Borrows hold (takes its own reference). Returns NULL on allocation
- * failure. Control thread. */
+/* Builds a snapshot with one reference (the caller's). overlay, when non-NULL, holds one entry
+ * per route of hold->cfg: runtime weights (where has_weight), drained, added and removed
+ * endpoints, counters; NULL takes the configuration as it is. resolve NULL means numeric
+ * addresses only. Borrows hold (takes its own reference). Returns NULL on allocation failure.
+ * Control thread. */
 struct snapshot *snapshot_new(struct cfg_hold *hold, uint64_t generation,
-                              const unsigned (*weights)[CFG_MAX_POOLS], snapshot_resolve_fn resolve,
+                              const struct snap_overlay_route *overlay, snapshot_resolve_fn resolve,
                               void *resolve_ctx);
+
+/* Splits "host:port" / "[v6]:port" into ep (host and address point into buf, which must hold
+ * cap bytes). Returns 0 or CUT_EINVAL. */
+int snapshot_parse_endpoint(const char *text, struct cfg_endpoint *ep, char *buf, size_t cap);
 
 /* Atomic reference counting; any thread. unref frees the snapshot with its last reference. */
 void snapshot_ref(struct snapshot *s);

@@ -232,7 +232,7 @@ static void connect_next(struct stream *s)
     for (unsigned i = 0; i < n; i++) {
         const struct upstream_ep *ep = ws->eps[sp->eps[i].index];
         outstanding[i] = ep->outstanding;
-        usable[i] = 1;
+        usable[i] = !sp->eps[i].drained;
         for (unsigned t = 0; t < s->tries && t < CUT_ARRAY_LEN(s->tried); t++)
             if (s->tried[t] == i)
                 usable[i] = 0;
@@ -243,7 +243,9 @@ static void connect_next(struct stream *s)
     int idx = balance_pick_endpoint(mode, outstanding, usable, n,
                                     &ws->rr[s->route * CFG_MAX_POOLS + s->pool]);
     if (idx < 0) {
-        if (s->tries == 0)
+        if (s->tries == 0 && n > 0)
+            fail(s, 503, "no_endpoint", "every endpoint of the chosen pool is drained");
+        else if (s->tries == 0)
             fail(s, 503, "no_endpoint", "the chosen pool has no endpoint");
         else if (s->last_err == CUT_ETIMEDOUT)
             fail(s, 503, "no_endpoint", "connecting to the upstream timed out");
@@ -429,11 +431,29 @@ static void write_access_log(struct stream *s)
         worker_log(s->w, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
+static void count(struct stream *s)
+{
+    const struct snap_pool *sp = &s->pin->snap->routes[s->route].pools[s->pool];
+    if (!sp->counters)
+        return;
+    struct snap_counter_slot *slot = &sp->counters[s->w->id];
+    /* this worker is the only writer of its slot: no read-modify-write needed */
+    atomic_store_explicit(&slot->requests,
+                          atomic_load_explicit(&slot->requests, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    if (s->status >= 500)
+        atomic_store_explicit(&slot->responses_5xx,
+                              atomic_load_explicit(&slot->responses_5xx, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+}
+
 void stream_free(struct stream *s)
 {
     if (s->uc)
         upstream_detach(s->uc);
     release_ep(s);
+    if (s->pin && s->route >= 0 && s->pool >= 0)
+        count(s);
     write_access_log(s);
     if (s->pin)
         worker_unpin(s->w, s->pin);

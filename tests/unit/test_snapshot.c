@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "../../proxy/cut.h"
 #include "../../proxy/snapshot.h"
 
 static struct cfg_endpoint eps_blue[] = {{"127.0.0.1:9001", "127.0.0.1", 9001},
@@ -70,8 +71,11 @@ Test(snapshot, builds_routes_pools_and_numeric_endpoints)
 Test(snapshot, runtime_weights_override_config)
 {
     struct cfg_hold *h = make_hold();
-    unsigned w[1][CFG_MAX_POOLS] = {{2500, 7500}};
-    struct snapshot *s = snapshot_new(h, 2, (const unsigned(*)[CFG_MAX_POOLS])w, NULL, NULL);
+    struct snap_overlay_route ov[1];
+    memset(ov, 0, sizeof ov);
+    ov[0].pools[0] = (struct snap_overlay_pool){.has_weight = 1, .weight_bp = 2500};
+    ov[0].pools[1] = (struct snap_overlay_pool){.has_weight = 1, .weight_bp = 7500};
+    struct snapshot *s = snapshot_new(h, 2, ov, NULL, NULL);
     cr_assert_eq(s->routes[0].weights_bp[0], 2500);
     cr_assert_eq(s->routes[0].weights_bp[1], 7500);
     snapshot_unref(s);
@@ -167,4 +171,44 @@ Test(snapshot, addr_key_formats)
     char k[SNAP_KEY_MAX];
     snapshot_addr_key((struct sockaddr *)&a6, k, sizeof k);
     cr_assert_str_eq(k, "[::1]:443");
+}
+
+Test(snapshot, overlay_drains_adds_and_removes_endpoints)
+{
+    struct cfg_hold *h = make_hold();
+    char *drained[] = {"127.0.0.1:9003"};
+    char *removed[] = {"127.0.0.1:9001"};
+    char *added[] = {"127.0.0.2:9100", "bad-address"};
+    struct snap_overlay_route ov[1];
+    memset(ov, 0, sizeof ov);
+    ov[0].pools[0] = (struct snap_overlay_pool){.drained = drained, .ndrained = 1,
+                                                .removed = removed, .nremoved = 1,
+                                                .added = added, .nadded = 2};
+    struct snapshot *s = snapshot_new(h, 3, ov, NULL, NULL);
+    const struct snap_pool *blue = &s->routes[0].pools[0];
+    cr_assert_eq(blue->neps, 2, "one configured endpoint removed, one added, a bad one ignored");
+    cr_assert_str_eq(blue->eps[0].key, "127.0.0.1:9003");
+    cr_assert_eq(blue->eps[0].drained, 1);
+    cr_assert_str_eq(blue->eps[1].key, "127.0.0.2:9100");
+    cr_assert_str_eq(blue->eps[1].name, "127.0.0.2:9100");
+    cr_assert_eq(blue->eps[1].drained, 0);
+    cr_assert_eq(s->routes[0].weights_bp[0], 9000, "no weight in the overlay: the config's");
+    snapshot_unref(s);
+    free(h);
+}
+
+Test(snapshot, parse_endpoint_forms)
+{
+    struct cfg_endpoint ep;
+    char buf[64];
+    cr_assert_eq(snapshot_parse_endpoint("blue.svc:8080", &ep, buf, sizeof buf), 0);
+    cr_assert_str_eq(ep.host, "blue.svc");
+    cr_assert_eq(ep.port, 8080);
+    cr_assert_eq(snapshot_parse_endpoint("[::1]:443", &ep, buf, sizeof buf), 0);
+    cr_assert_str_eq(ep.host, "::1");
+    cr_assert_eq(ep.port, 443);
+    cr_assert_eq(snapshot_parse_endpoint("host", &ep, buf, sizeof buf), CUT_EINVAL);
+    cr_assert_eq(snapshot_parse_endpoint("host:0", &ep, buf, sizeof buf), CUT_EINVAL);
+    cr_assert_eq(snapshot_parse_endpoint("host:70000", &ep, buf, sizeof buf), CUT_EINVAL);
+    cr_assert_eq(snapshot_parse_endpoint(":80", &ep, buf, sizeof buf), CUT_EINVAL);
 }

@@ -1,0 +1,519 @@
+/* audit.c - the audit trail (see audit.h and docs/control-protocol.md, "Guarantees").
+ *
+ * A record is one line of compact JSON, keys in this order:
+ *   type ("audit"), time, cluster, region, actor {uid, user}, role, op, args, result ("ok" |
+ *   "refused"), error ({code, message} or null), generation_before, generation_after,
+ *   weights_before, weights_after, reason (string or null).
+ * It is built with jansson, so strings are escaped properly (quotes, backslashes, control
+ * characters); non-ASCII text is kept as UTF-8, and bytes that are not valid UTF-8 become U+FFFD
+ * so the line always stays valid JSON. A JSON fragment (args, weights_*) that does not parse is
+ * written as null; the rest of the record is unaffected.
+ *
+ * Lines and newlines: the file gets the line plus '\n'. The ring, audit_recent() and the out
+ * callback see the line WITHOUT its '\n' (NUL-terminated, len excludes the NUL), so the out
+ * callback can hand it to log_line(), which appends its own newline.
+ *
+ * Size bound: a line, newline included, is shorter than AUDIT_LINE_MAX (64 KiB). When a record
+ * would be longer, it is shrunk in steps until it fits, each step keeping more than the next:
+ *   1. reason cut to 4096 bytes;
+ *   2. args, if its compact JSON is longer than 8192 bytes, replaced by
+ *      {"truncated":true,"bytes":<length of its compact JSON>,"prefix":"<first 1024 bytes>"};
+ *   3. the same for weights_before and weights_after;
+ *   4. every string cut to 256 bytes and every fragment longer than 256 bytes summarised with a
+ *      256-byte prefix (this step always fits).
+ * A cut string ends at a UTF-8 character boundary and gets the suffix "...[truncated from N
+ * bytes]", N being its original length, so a reader can tell.
+ *
+ * Durability: the line is written with one write() loop, then fdatasync() (the file is opened
+ * O_APPEND, so its size is synced too). If the write fails part-way, the file is truncated back
+ * to its previous length so that the next record does not glue onto a partial line. When the
+ * path is not a regular file (a FIFO, /dev/stdout), there is nothing to sync or truncate.
+ *
+ * Control thread only; no globals.
+ */
+#include "audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../proxy/cut.h"
+#include "../proxy/log.h"
+
+#define AUDIT_LINE_MAX (64u * 1024) /* a line with its '\n' is shorter than this */
+
+struct audit_line {
+    char *p; /* malloc'd, NUL-terminated, no '\n' */
+    size_t n;
+};
+
+struct audit {
+    int fd;       /* -1 when there is no file */
+    bool regular; /* a regular file: sync and truncate on failure */
+    char *path;   /* for messages; NULL without a file */
+    struct audit_line *ring;
+    size_t cap, head, count; /* head: the slot the next record goes to */
+};
+
+static void set_err(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t cap, const char *fmt, ...)
+{
+    if (err == NULL || cap == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Open / close
+ */
+
+static int sync_dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    if (slash == NULL)
+        dir = strdup(".");
+    else if (slash == path)
+        dir = strdup("/");
+    else
+        dir = strndup(path, (size_t)(slash - path));
+    if (dir == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (dfd < 0)
+        return -1;
+    if (fsync(dfd) != 0 && errno != EINVAL) { /* EINVAL: the file system cannot sync dirs */
+        int e = errno;
+        close(dfd);
+        errno = e;
+        return -1;
+    }
+    return close(dfd);
+}
+
+struct audit *audit_open(const char *path, size_t ring, char *err, size_t cap)
+{
+    if (ring < 1) {
+        set_err(err, cap, "audit: the history ring must hold at least 1 record");
+        return NULL;
+    }
+    struct audit *a = calloc(1, sizeof *a);
+    if (a == NULL || (a->ring = calloc(ring, sizeof *a->ring)) == NULL) {
+        free(a);
+        set_err(err, cap, "audit: out of memory (ring of %zu records)", ring);
+        return NULL;
+    }
+    a->cap = ring;
+    a->fd = -1;
+    if (path == NULL)
+        return a;
+
+    a->path = strdup(path);
+    if (a->path == NULL) {
+        set_err(err, cap, "audit: out of memory");
+        audit_close(a);
+        return NULL;
+    }
+    struct stat sb;
+    bool existed = stat(path, &sb) == 0;
+    a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (a->fd < 0) {
+        set_err(err, cap, "audit %s: open: %s", path, strerror(errno));
+        audit_close(a);
+        return NULL;
+    }
+    if (fstat(a->fd, &sb) != 0) {
+        set_err(err, cap, "audit %s: fstat: %s", path, strerror(errno));
+        audit_close(a);
+        return NULL;
+    }
+    a->regular = S_ISREG(sb.st_mode);
+    /* A new file's directory entry must survive a crash too. */
+    if (!existed && a->regular && sync_dir_of(path) != 0) {
+        set_err(err, cap, "audit %s: fsync of its directory: %s", path, strerror(errno));
+        audit_close(a);
+        return NULL;
+    }
+    return a;
+}
+
+void audit_close(struct audit *a)
+{
+    if (a == NULL)
+        return;
+    if (a->fd >= 0)
+        close(a->fd); /* every record was synced when written */
+    for (size_t i = 0; i < a->cap; i++)
+        free(a->ring[i].p);
+    free(a->ring);
+    free(a->path);
+    free(a);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Formatting
+ */
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is not valid (overlong forms,
+ * surrogates and code points above U+10FFFF are invalid, as for jansson). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* A malloc'd copy of s[0..n) that is valid UTF-8 (each invalid byte becomes U+FFFD). */
+static char *utf8_clean(const char *s, size_t n, size_t *out_len)
+{
+    char *o = malloc(n * 3 + 1);
+    size_t j = 0;
+    if (o == NULL)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+        if (k == 0) {
+            memcpy(o + j, "\xef\xbf\xbd", 3);
+            j += 3;
+            i++;
+        } else {
+            memcpy(o + j, s + i, k);
+            j += k;
+            i += k;
+        }
+    }
+    o[j] = '\0';
+    *out_len = j;
+    return o;
+}
+
+/* A JSON string from valid UTF-8 s[0..n), cut to at most max bytes (plus a marker). */
+static json_t *cut_string(const char *s, size_t n, size_t max)
+{
+    if (n <= max)
+        return json_stringn(s, n);
+    size_t keep = max;
+    while (keep > 0 && ((unsigned char)s[keep] & 0xc0) == 0x80)
+        keep--; /* do not split a character */
+    char marker[64];
+    int m = snprintf(marker, sizeof marker, "...[truncated from %zu bytes]", n);
+    char *buf = malloc(keep + (size_t)m + 1);
+    if (buf == NULL)
+        return NULL;
+    memcpy(buf, s, keep);
+    memcpy(buf + keep, marker, (size_t)m + 1);
+    json_t *j = json_stringn(buf, keep + (size_t)m);
+    free(buf);
+    return j;
+}
+
+/* A string field: null for NULL. */
+static json_t *str_json(const char *s, size_t max)
+{
+    if (s == NULL)
+        return json_null();
+    size_t n;
+    char *clean = utf8_clean(s, strlen(s), &n);
+    if (clean == NULL)
+        return NULL;
+    json_t *j = cut_string(clean, n, max);
+    free(clean);
+    return j;
+}
+
+/* A parsed JSON fragment with its compact text, parsed once per record. */
+struct frag {
+    json_t *v;  /* NULL when absent or invalid (written as null) */
+    char *text; /* compact dump of v */
+    size_t n;
+};
+
+static int frag_init(struct frag *f, const char *src)
+{
+    f->v = NULL;
+    f->text = NULL;
+    f->n = 0;
+    if (src == NULL)
+        return 0;
+    f->v = json_loads(src, JSON_DECODE_ANY, NULL);
+    if (f->v == NULL)
+        return 0; /* invalid: null */
+    f->text = json_dumps(f->v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    if (f->text == NULL) {
+        json_decref(f->v);
+        f->v = NULL;
+        return CUT_ENOMEM;
+    }
+    f->n = strlen(f->text);
+    return 0;
+}
+
+static void frag_dispose(struct frag *f)
+{
+    json_decref(f->v);
+    free(f->text);
+}
+
+static json_t *frag_json(const struct frag *f, size_t max, size_t prefix)
+{
+    if (f->v == NULL)
+        return json_null();
+    if (f->n <= max)
+        return json_incref(f->v);
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    size_t keep = prefix < f->n ? prefix : f->n;
+    while (keep > 0 && keep < f->n && ((unsigned char)f->text[keep] & 0xc0) == 0x80)
+        keep--;
+    if (json_object_set_new(o, "truncated", json_true()) != 0 ||
+        json_object_set_new(o, "bytes", json_integer((json_int_t)f->n)) != 0 ||
+        json_object_set_new(o, "prefix", json_stringn(f->text, keep)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+struct limits {
+    size_t reason, str;   /* bytes kept of the reason / of every other string */
+    size_t args, weights; /* fragments whose compact text is longer are summarised */
+    size_t prefix;        /* bytes of a summarised fragment's text kept */
+};
+
+static const struct limits shrink_steps[] = {
+    {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, 0},
+    {4096, SIZE_MAX, SIZE_MAX, SIZE_MAX, 0},
+    {4096, SIZE_MAX, 8192, SIZE_MAX, 1024},
+    {4096, SIZE_MAX, 8192, 8192, 1024},
+    {256, 256, 256, 256, 256},
+};
+
+/* Sets key to val (taken); a NULL val (allocation failure) marks *ok false. */
+static void put(json_t *o, const char *key, json_t *val, bool *ok)
+{
+    if (val == NULL || json_object_set_new(o, key, val) != 0)
+        *ok = false;
+}
+
+static json_t *record_json(const struct audit_record *r, const char *time, const struct frag *args,
+                           const struct frag *wb, const struct frag *wa, const struct limits *l)
+{
+    json_t *o = json_object(), *actor = json_object(), *error;
+    bool ok = o != NULL && actor != NULL;
+    if (!ok) {
+        json_decref(o);
+        json_decref(actor);
+        return NULL;
+    }
+    put(actor, "uid", r->uid < 0 ? json_null() : json_integer((json_int_t)r->uid), &ok);
+    put(actor, "user", str_json(r->user, l->str), &ok);
+    if (r->ok) {
+        error = json_null();
+    } else {
+        error = json_object();
+        if (error != NULL) {
+            put(error, "code", str_json(r->error_code, l->str), &ok);
+            put(error, "message", str_json(r->error_message, l->str), &ok);
+        }
+    }
+    put(o, "type", json_string("audit"), &ok);
+    put(o, "time", json_string(time), &ok);
+    put(o, "cluster", str_json(r->cluster, l->str), &ok);
+    put(o, "region", str_json(r->region, l->str), &ok);
+    put(o, "actor", actor, &ok);
+    put(o, "role", str_json(r->role, l->str), &ok);
+    put(o, "op", str_json(r->op, l->str), &ok);
+    put(o, "args", frag_json(args, l->args, l->prefix), &ok);
+    put(o, "result", json_string(r->ok ? "ok" : "refused"), &ok);
+    put(o, "error", error, &ok);
+    put(o, "generation_before", json_integer((json_int_t)r->generation_before), &ok);
+    put(o, "generation_after", json_integer((json_int_t)r->generation_after), &ok);
+    put(o, "weights_before", frag_json(wb, l->weights, l->prefix), &ok);
+    put(o, "weights_after", frag_json(wa, l->weights, l->prefix), &ok);
+    put(o, "reason", str_json(r->reason, l->reason), &ok);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The line (malloc'd, room for '\n' and NUL after it), *len without either; NULL: no memory. */
+static char *record_line(const struct audit_record *r, size_t *len)
+{
+    char time[32];
+    struct frag args, wb, wa;
+    char *line = NULL;
+
+    log_time_rfc3339(time, sizeof time);
+    int rc = frag_init(&args, r->args_json);
+    rc |= frag_init(&wb, r->weights_before_json);
+    rc |= frag_init(&wa, r->weights_after_json);
+    for (size_t i = 0; rc == 0 && i < CUT_ARRAY_LEN(shrink_steps); i++) {
+        json_t *o = record_json(r, time, &args, &wb, &wa, &shrink_steps[i]);
+        if (o == NULL)
+            break;
+        char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(o);
+        if (text == NULL)
+            break;
+        size_t n = strlen(text);
+        if (n + 1 < AUDIT_LINE_MAX) {
+            line = realloc(text, n + 2);
+            if (line == NULL) {
+                free(text);
+                break;
+            }
+            *len = n;
+            break;
+        }
+        free(text);
+        CUT_ASSERT(i + 1 < CUT_ARRAY_LEN(shrink_steps)); /* the last step always fits */
+    }
+    frag_dispose(&args);
+    frag_dispose(&wb);
+    frag_dispose(&wa);
+    return line;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Append / recent
+ */
+
+static int write_all(int fd, const char *p, size_t n, size_t *written)
+{
+    *written = 0;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+        *written += (size_t)w;
+    }
+    return 0;
+}
+
+/* Appends line[0..n) (which ends in '\n') durably. Returns 0 or CUT_EIO with err set. */
+static int append_file(struct audit *a, const char *line, size_t n, char *err, size_t cap)
+{
+    off_t before = -1;
+    size_t written = 0;
+    const char *step = "write";
+
+    if (a->regular) {
+        before = lseek(a->fd, 0, SEEK_END);
+        if (before < 0) {
+            step = "lseek";
+            goto fail;
+        }
+    }
+    if (write_all(a->fd, line, n, &written) != 0)
+        goto fail;
+    if (a->regular && fdatasync(a->fd) != 0) {
+        step = "fdatasync";
+        goto fail;
+    }
+    return 0;
+fail : {
+    int e = errno;
+    if (a->regular && written > 0 && before >= 0) {
+        /* Best effort: drop the partial (or unsynced) line so the file stays line-aligned. */
+        if (ftruncate(a->fd, before) != 0)
+            set_err(err, cap, "audit %s: %s: %s (and ftruncate: %s)", a->path, step, strerror(e),
+                    strerror(errno));
+        else
+            set_err(err, cap, "audit %s: %s: %s", a->path, step, strerror(e));
+    } else {
+        set_err(err, cap, "audit %s: %s: %s", a->path, step, strerror(e));
+    }
+    return CUT_EIO;
+}
+}
+
+int audit_append(struct audit *a, const struct audit_record *r, audit_out_fn out, void *ctx,
+                 char *err, size_t cap)
+{
+    size_t n = 0;
+    char *line = record_line(r, &n);
+    if (line == NULL) {
+        set_err(err, cap, "audit: out of memory formatting the record");
+        return CUT_ENOMEM;
+    }
+    if (a->fd >= 0) {
+        line[n] = '\n';
+        line[n + 1] = '\0';
+        int rc = append_file(a, line, n + 1, err, cap);
+        if (rc != 0) {
+            free(line);
+            return rc;
+        }
+    }
+    line[n] = '\0';
+
+    struct audit_line *slot = &a->ring[a->head];
+    free(slot->p);
+    slot->p = line;
+    slot->n = n;
+    a->head = (a->head + 1) % a->cap;
+    if (a->count < a->cap)
+        a->count++;
+
+    if (out != NULL)
+        out(ctx, line, n);
+    return 0;
+}
+
+void audit_recent(const struct audit *a, size_t limit,
+                  void (*fn)(void *ctx, const char *line, size_t len), void *ctx)
+{
+    size_t k = limit < a->count ? limit : a->count;
+    size_t i = (a->head + a->cap - k) % a->cap;
+    for (; k > 0; k--) {
+        fn(ctx, a->ring[i].p, a->ring[i].n);
+        i = (i + 1) % a->cap;
+    }
+}

@@ -1,0 +1,793 @@
+/* commands.c - the control operations: parse, authorise, validate, make durable, audit, publish. */
+#include "commands.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../proxy/cut.h"
+#include "../proxy/snapshot.h"
+#include "ctl_internal.h"
+
+#define CMD_VERSION "0.2.0"
+#define CMD_PROTOCOL 1
+#define CMD_REASON_MAX 512
+#define CMD_ID_MAX 128
+
+struct cmd_req {
+    struct ctl *c;
+    const struct cmd_peer *peer;
+    json_t *args; /* an object (empty when absent) */
+};
+
+struct cmd_res {
+    json_t *result;          /* the reply's "result" */
+    const char *code;        /* error code, NULL when ok */
+    char msg[512];
+    char path[160];
+    json_t *details;
+    /* a mutating operation fills these */
+    int changed;             /* next replaces the runtime state */
+    int reloaded;            /* the reload op already published */
+    struct state next;
+    const char *route;
+    char weights_before[512], weights_after[512];
+};
+
+static int fail(struct cmd_res *r, const char *code, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(struct cmd_res *r, const char *code, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    va_end(ap);
+    r->code = code;
+    snprintf(r->path, sizeof r->path, "%s", path ? path : "");
+    return -1;
+}
+
+const char *commands_role_name(enum cfg_role role)
+{
+    switch (role) {
+    case CFG_ROLE_VIEWER: return "viewer";
+    case CFG_ROLE_OPERATOR: return "operator";
+    case CFG_ROLE_DEPLOYER: return "deployer";
+    case CFG_ROLE_ADMIN: return "admin";
+    default: return "none";
+    }
+}
+
+enum cfg_role commands_role_for(const struct cfg *cfg, long uid, long gid)
+{
+    const struct cfg_control *cc = &cfg->control;
+    if (cc->nroles == 0)
+        return uid >= 0 && uid == (long)geteuid() ? CFG_ROLE_ADMIN : CFG_ROLE_NONE;
+    for (size_t i = 0; i < cc->nroles; i++) {
+        const struct cfg_role_rule *rule = &cc->roles[i];
+        if ((rule->uid < 0 || rule->uid == uid) && (rule->gid < 0 || rule->gid == gid))
+            return rule->role;
+    }
+    return CFG_ROLE_NONE;
+}
+
+/* ---- argument helpers ---------------------------------------------------------------------- */
+
+static int check_keys(struct cmd_res *r, json_t *args, const char *const *allowed)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(args, key, v)
+    {
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++)
+            ok |= strcmp(*a, key) == 0;
+        if (!ok) {
+            char path[160];
+            snprintf(path, sizeof path, "args.%.100s", key);
+            return fail(r, "invalid_argument", path, "unknown argument");
+        }
+    }
+    return 0;
+}
+
+static int arg_str(struct cmd_res *r, json_t *args, const char *key, int required, size_t max,
+                   const char **out)
+{
+    char path[64];
+    snprintf(path, sizeof path, "args.%s", key);
+    json_t *v = json_object_get(args, key);
+    *out = NULL;
+    if (!v) {
+        if (required)
+            return fail(r, "invalid_argument", path, "missing required argument");
+        return 0;
+    }
+    if (!json_is_string(v))
+        return fail(r, "invalid_argument", path, "expected a string");
+    size_t n = json_string_length(v);
+    if (n == 0 || n > max)
+        return fail(r, "invalid_argument", path, "must be 1 to %zu characters", max);
+    *out = json_string_value(v);
+    if (strlen(*out) != n)
+        return fail(r, "invalid_argument", path, "must not contain NUL");
+    return 0;
+}
+
+static int arg_expect(struct cmd_req *q, struct cmd_res *r)
+{
+    json_t *v = json_object_get(q->args, "expect_generation");
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return fail(r, "invalid_argument", "args.expect_generation",
+                    "expected a non-negative integer");
+    if ((uint64_t)json_integer_value(v) != q->c->generation)
+        return fail(r, "conflict", "args.expect_generation",
+                    "expect_generation is %lld but the generation is %llu",
+                    (long long)json_integer_value(v), (unsigned long long)q->c->generation);
+    return 0;
+}
+
+static struct state_route *find_route(struct cmd_req *q, struct cmd_res *r, const char *name)
+{
+    struct state_route *sr = state_route_find(&q->c->rt, name);
+    if (!sr)
+        fail(r, "not_found", "args.route", "no route named \"%.100s\"", name);
+    return sr;
+}
+
+static int find_pool(struct cmd_res *r, struct state_route *sr, const char *name)
+{
+    for (size_t p = 0; p < sr->npools; p++)
+        if (strcmp(sr->pools[p].name, name) == 0)
+            return (int)p;
+    fail(r, "not_found", "args.pool", "route \"%s\" has no pool \"%.100s\"", sr->name, name);
+    return -1;
+}
+
+static json_t *weights_obj(const struct state_route *sr, int stable)
+{
+    json_t *o = json_object();
+    for (size_t p = 0; p < sr->npools; p++) {
+        unsigned bp = stable ? sr->pools[p].stable_bp : sr->pools[p].weight_bp;
+        json_t *v = bp % 100 == 0 ? json_integer(bp / 100) : json_real(bp / 100.0);
+        json_object_set_new(o, sr->pools[p].name, v);
+    }
+    return o;
+}
+
+/* Starts a change of route name: copies the runtime state into r->next and records the weights
+ * before. Returns the route inside r->next, or NULL (r says why). */
+static struct state_route *begin_change(struct cmd_req *q, struct cmd_res *r, const char *name)
+{
+    struct state_route *cur = find_route(q, r, name);
+    if (!cur)
+        return NULL;
+    if (state_copy(&r->next, &q->c->rt) < 0) {
+        fail(r, "internal", NULL, "out of memory");
+        return NULL;
+    }
+    r->route = cur->name;
+    ctl_weights_json(cur, 0, r->weights_before, sizeof r->weights_before);
+    return state_route_find(&r->next, name);
+}
+
+static int same_weights(const struct state_route *a, const struct state_route *b)
+{
+    for (size_t p = 0; p < a->npools; p++)
+        if (a->pools[p].weight_bp != b->pools[p].weight_bp ||
+            a->pools[p].stable_bp != b->pools[p].stable_bp)
+            return 0;
+    return 1;
+}
+
+/* Parses {"blue": 90, "green": 10} for route sr into bp[]. */
+static int parse_weights(struct cmd_res *r, json_t *w, const struct state_route *sr, unsigned *bp)
+{
+    if (!json_is_object(w))
+        return fail(r, "invalid_argument", "args.weights", "expected an object");
+    unsigned sum = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(w, key, v)
+    {
+        char path[160];
+        snprintf(path, sizeof path, "args.weights.%.100s", key);
+        int p = -1;
+        for (size_t i = 0; i < sr->npools; i++)
+            if (strcmp(sr->pools[i].name, key) == 0)
+                p = (int)i;
+        if (p < 0)
+            return fail(r, "invalid_argument", path, "route \"%s\" has no such pool", sr->name);
+        if (!json_is_number(v))
+            return fail(r, "invalid_argument", path, "expected a number");
+        double d = json_number_value(v);
+        double x = d * 100.0;
+        double rx = floor(x + 0.5);
+        if (d < 0 || d > 100 || fabs(x - rx) > 1e-6)
+            return fail(r, "invalid_argument", path,
+                        "must be 0 to 100 with at most two decimals");
+        bp[p] = (unsigned)rx;
+        sum += bp[p];
+    }
+    for (size_t i = 0; i < sr->npools; i++)
+        if (!json_object_get(w, sr->pools[i].name))
+            return fail(r, "invalid_argument", "args.weights", "missing weight for pool \"%s\"",
+                        sr->pools[i].name);
+    if (sum != CFG_BP_TOTAL) {
+        char pct[16];
+        ctl_bp_text(sum, pct, sizeof pct);
+        return fail(r, "invalid_argument", "args.weights", "weights sum to %s, must be 100", pct);
+    }
+    return 0;
+}
+
+/* The endpoints a pool serves now: configured minus removed, plus added. */
+static int pool_has_endpoint(struct ctl *c, const char *route, const struct state_pool *sp,
+                             const char *addr)
+{
+    if (state_addrs_has(&sp->added, addr))
+        return 1;
+    if (state_addrs_has(&sp->removed, addr))
+        return 0;
+    for (size_t r = 0; r < c->hold->cfg->nroutes; r++) {
+        const struct cfg_route *cr = &c->hold->cfg->routes[r];
+        if (strcmp(cr->name, route) != 0)
+            continue;
+        int p = cfg_route_pool_index(cr, sp->name);
+        if (p < 0)
+            return 0;
+        for (size_t e = 0; e < cr->pools[p].nendpoints; e++)
+            if (strcmp(cr->pools[p].endpoints[e].address, addr) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+static size_t pool_endpoint_count(struct ctl *c, const char *route, const struct state_pool *sp)
+{
+    size_t n = sp->added.n;
+    for (size_t r = 0; r < c->hold->cfg->nroutes; r++) {
+        const struct cfg_route *cr = &c->hold->cfg->routes[r];
+        if (strcmp(cr->name, route) != 0)
+            continue;
+        int p = cfg_route_pool_index(cr, sp->name);
+        for (size_t e = 0; p >= 0 && e < cr->pools[p].nendpoints; e++)
+            n += !state_addrs_has(&sp->removed, cr->pools[p].endpoints[e].address);
+    }
+    return n;
+}
+
+/* ---- operations ---------------------------------------------------------------------------- */
+
+static int op_version(struct cmd_req *q, struct cmd_res *r)
+{
+    static const char *const keys[] = {NULL};
+    if (check_keys(r, q->args, keys) < 0)
+        return -1;
+    r->result = json_pack("{s:s, s:i}", "version", CMD_VERSION, "protocol", CMD_PROTOCOL);
+    return 0;
+}
+
+static json_t *endpoints_json(struct ctl *c, const struct state_route *sr, const struct state_pool *sp)
+{
+    json_t *a = json_array();
+    const struct cfg_route *cr = NULL;
+    for (size_t i = 0; i < c->hold->cfg->nroutes; i++)
+        if (strcmp(c->hold->cfg->routes[i].name, sr->name) == 0)
+            cr = &c->hold->cfg->routes[i];
+    int p = cr ? cfg_route_pool_index(cr, sp->name) : -1;
+    for (size_t e = 0; p >= 0 && e < cr->pools[p].nendpoints; e++) {
+        const char *addr = cr->pools[p].endpoints[e].address;
+        if (state_addrs_has(&sp->removed, addr))
+            continue;
+        json_array_append_new(a, json_pack("{s:s, s:b, s:b}", "address", addr, "drained",
+                                           state_addrs_has(&sp->drained, addr), "added", 0));
+    }
+    for (size_t e = 0; e < sp->added.n; e++)
+        json_array_append_new(a, json_pack("{s:s, s:b, s:b}", "address", sp->added.v[e],
+                                           "drained", state_addrs_has(&sp->drained, sp->added.v[e]),
+                                           "added", 1));
+    return a;
+}
+
+static void pool_counts(struct ctl *c, const char *route, const char *pool, uint64_t *req,
+                        uint64_t *e5)
+{
+    *req = *e5 = 0;
+    for (struct counter_entry *e = c->counters; e; e = e->next) {
+        if (strcmp(e->route, route) != 0 || strcmp(e->pool, pool) != 0)
+            continue;
+        for (unsigned w = 0; w < c->nworkers; w++) {
+            *req += atomic_load_explicit(&e->slots[w].requests, memory_order_relaxed);
+            *e5 += atomic_load_explicit(&e->slots[w].responses_5xx, memory_order_relaxed);
+        }
+    }
+}
+
+static int op_status(struct cmd_req *q, struct cmd_res *r)
+{
+    static const char *const keys[] = {"route", NULL};
+    const char *only;
+    if (check_keys(r, q->args, keys) < 0 || arg_str(r, q->args, "route", 0, 128, &only) < 0)
+        return -1;
+    if (only && !find_route(q, r, only))
+        return -1;
+    struct ctl *c = q->c;
+    const struct cfg *cfg = c->hold->cfg;
+    json_t *routes = json_array();
+    for (size_t i = 0; i < c->rt.nroutes; i++) {
+        const struct state_route *sr = &c->rt.routes[i];
+        if (only && strcmp(only, sr->name) != 0)
+            continue;
+        json_t *pools = json_object();
+        for (size_t p = 0; p < sr->npools; p++) {
+            uint64_t req, e5;
+            pool_counts(c, sr->name, sr->pools[p].name, &req, &e5);
+            json_object_set_new(pools, sr->pools[p].name,
+                                json_pack("{s:I, s:I, s:o}", "requests", (json_int_t)req,
+                                          "responses_5xx", (json_int_t)e5, "endpoints",
+                                          endpoints_json(c, sr, &sr->pools[p])));
+        }
+        json_array_append_new(routes, json_pack("{s:s, s:o, s:o, s:o}", "name", sr->name,
+                                                "weights", weights_obj(sr, 0), "stable",
+                                                weights_obj(sr, 1), "pools", pools));
+    }
+    r->result = json_pack("{s:I, s:s, s:s, s:s, s:o}", "uptime_s",
+                          (json_int_t)(time(NULL) - c->started), "config_file", c->config_path,
+                          "cluster", cfg->cluster, "region", cfg->region, "routes", routes);
+    return 0;
+}
+
+static int op_set_weights(struct cmd_req *q, struct cmd_res *r)
+{
+    static const char *const keys[] = {"route", "weights", "reason", "expect_generation", NULL};
+    const char *route, *reason;
+    if (check_keys(r, q->args, keys) < 0 || arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
+        arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
+        return -1;
+    json_t *w = json_object_get(q->args, "weights");
+    if (!w)
+        return fail(r, "invalid_argument", "args.weights", "missing required argument");
+    struct state_route *cur = find_route(q, r, route);
+    unsigned bp[CFG_MAX_POOLS] = {0};
+    if (!cur || parse_weights(r, w, cur, bp) < 0 || arg_expect(q, r) < 0)
+        return -1;
+    struct state_route *nr = begin_change(q, r, route);
+    if (!nr)
+        return -1;
+    for (size_t p = 0; p < nr->npools; p++)
+        nr->pools[p].weight_bp = bp[p];
+    r->changed = !same_weights(cur, nr);
+    r->result = json_pack("{s:s, s:o, s:b}", "route", nr->name, "weights", weights_obj(nr, 0),
+                          "changed", r->changed);
+    ctl_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
+    return 0;
+}
+
+static int op_promote(struct cmd_req *q, struct cmd_res *r)
+{
+    static const char *const keys[] = {"route", "pool", "reason", "expect_generation", NULL};
+    const char *route, *pool, *reason;
+    if (check_keys(r, q->args, keys) < 0 || arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
+        arg_str(r, q->args, "pool", 1, 128, &pool) < 0 ||
+        arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
+        return -1;
+    struct state_route *cur = find_route(q, r, route);
+    int p;
+    if (!cur || (p = find_pool(r, cur, pool)) < 0 || arg_expect(q, r) < 0)
+        return -1;
+    struct state_route *nr = begin_change(q, r, route);
+    if (!nr)
+        return -1;
+    for (size_t i = 0; i < nr->npools; i++)
+        nr->pools[i].weight_bp = nr->pools[i].stable_bp = (int)i == p ? CFG_BP_TOTAL : 0;
+    r->changed = !same_weights(cur, nr);
+    r->result = json_pack("{s:s, s:o, s:o}", "route", nr->name, "weights", weights_obj(nr, 0),
+                          "stable", weights_obj(nr, 1));
+    ctl_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
+    return 0;
+}
+
+static int op_rollback(struct cmd_req *q, struct cmd_res *r)
+{
+    static const char *const keys[] = {"route", "reason", "expect_generation", NULL};
+    const char *route, *reason;
+    if (check_keys(r, q->args, keys) < 0 || arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
+        arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
+        return -1;
+    struct state_route *cur = find_route(q, r, route);
+    if (!cur || arg_expect(q, r) < 0)
+        return -1;
+    struct state_route *nr = begin_change(q, r, route);
+    if (!nr)
+        return -1;
+    for (size_t i = 0; i < nr->npools; i++)
+        nr->pools[i].weight_bp = nr->pools[i].stable_bp;
+    r->changed = !same_weights(cur, nr);
+    r->result = json_pack("{s:s, s:o, s:b}", "route", nr->name, "weights", weights_obj(nr, 0),
+                          "already", !r->changed);
+    ctl_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
+    return 0;
+}
+
+/* drain, undrain, add-endpoint, remove-endpoint */
+static int endpoint_op(struct cmd_req *q, struct cmd_res *r, int kind)
+{
+    static const char *const keys[] = {"route", "pool", "endpoint", "reason", "expect_generation",
+                                       NULL};
+    const char *route, *pool, *ep, *reason;
+    if (check_keys(r, q->args, keys) < 0 || arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
+        arg_str(r, q->args, "pool", 1, 128, &pool) < 0 ||
+        arg_str(r, q->args, "endpoint", 1, 262, &ep) < 0 ||
+        arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
+        return -1;
+    struct state_route *cur = find_route(q, r, route);
+    int p;
+    if (!cur || (p = find_pool(r, cur, pool)) < 0 || arg_expect(q, r) < 0)
+        return -1;
+    struct state_pool *cp = &cur->pools[p];
+    int present = pool_has_endpoint(q->c, route, cp, ep);
+    if (kind == 2) { /* add */
+        struct cfg_endpoint ce;
+        char buf[300];
+        if (snapshot_parse_endpoint(ep, &ce, buf, sizeof buf) < 0)
+            return fail(r, "invalid_argument", "args.endpoint",
+                        "expected host:port (port 1..65535)");
+        for (const char *h = ce.host; *h; h++)
+            if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') ||
+                  *h == '.' || *h == '-' || *h == ':'))
+                return fail(r, "invalid_argument", "args.endpoint", "invalid host");
+        if (present)
+            return fail(r, "invalid_argument", "args.endpoint", "already an endpoint of the pool");
+    } else if (!present) {
+        return fail(r, "not_found", "args.endpoint", "pool \"%s\" has no endpoint \"%.100s\"",
+                    pool, ep);
+    }
+    if (kind == 3 && pool_endpoint_count(q->c, route, cp) <= 1)
+        return fail(r, "invalid_argument", "args.endpoint",
+                    "cannot remove the last endpoint of a pool");
+    struct state_route *nr = begin_change(q, r, route);
+    if (!nr)
+        return -1;
+    struct state_pool *np = &nr->pools[p];
+    int rc = 0;
+    switch (kind) {
+    case 0: /* drain */
+        r->changed = !state_addrs_has(&np->drained, ep);
+        rc = state_addrs_add(&np->drained, ep);
+        break;
+    case 1: /* undrain */
+        r->changed = state_addrs_has(&np->drained, ep);
+        state_addrs_remove(&np->drained, ep);
+        break;
+    case 2: /* add */
+        r->changed = 1;
+        if (state_addrs_has(&np->removed, ep))
+            state_addrs_remove(&np->removed, ep);
+        else
+            rc = state_addrs_add(&np->added, ep);
+        break;
+    default: /* remove */
+        r->changed = 1;
+        state_addrs_remove(&np->drained, ep);
+        if (state_addrs_has(&np->added, ep))
+            state_addrs_remove(&np->added, ep);
+        else
+            rc = state_addrs_add(&np->removed, ep);
+        break;
+    }
+    if (rc < 0)
+        return fail(r, "internal", NULL, "out of memory");
+    r->result = json_pack("{s:s, s:s, s:s, s:b, s:b}", "route", nr->name, "pool", np->name,
+                          "endpoint", ep, "drained", state_addrs_has(&np->drained, ep), "changed",
+                          r->changed);
+    ctl_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
+    return 0;
+}
+
+static int op_drain(struct cmd_req *q, struct cmd_res *r)
+{
+    return endpoint_op(q, r, 0);
+}
+
+static int op_undrain(struct cmd_req *q, struct cmd_res *r)
+{
+    return endpoint_op(q, r, 1);
+}
+
+static int op_add_endpoint(struct cmd_req *q, struct cmd_res *r)
+{
+    return endpoint_op(q, r, 2);
+}
+
+static int op_remove_endpoint(struct cmd_req *q, struct cmd_res *r)
+{
+    return endpoint_op(q, r, 3);
+}
+
+static int op_reload(struct cmd_req *q, struct cmd_res *r)
+{
+    static const char *const keys[] = {"reason", "expect_generation", NULL};
+    const char *reason;
+    if (check_keys(r, q->args, keys) < 0 ||
+        arg_str(r, q->args, "reason", 0, CMD_REASON_MAX, &reason) < 0 || arg_expect(q, r) < 0)
+        return -1;
+    struct cfg_errors errs = {0};
+    int rc = ctl_reload(q->c, &errs);
+    if (rc < 0) {
+        r->details = json_array();
+        for (size_t i = 0; i < errs.n; i++)
+            json_array_append_new(r->details,
+                                  json_pack("{s:s, s:s, s:i, s:i}", "path",
+                                            errs.v[i].path && errs.v[i].path[0] ? errs.v[i].path
+                                                                                : "(root)",
+                                            "message", errs.v[i].message, "line", errs.v[i].line,
+                                            "column", errs.v[i].column));
+        fail(r, rc == CUT_EINVAL ? "invalid_argument" : "internal", NULL,
+             "the configuration was refused (%zu problem%s)", errs.n, errs.n == 1 ? "" : "s");
+        cfg_errors_dispose(&errs);
+        return -1;
+    }
+    r->reloaded = 1;
+    r->result = json_pack("{s:s}", "config_file", q->c->config_path);
+    return 0;
+}
+
+struct history_ctx {
+    json_t *arr;
+};
+
+static void history_line(void *ctx, const char *line, size_t len)
+{
+    struct history_ctx *h = ctx;
+    json_t *v = json_loadb(line, len, 0, NULL);
+    if (v)
+        json_array_append_new(h->arr, v);
+}
+
+static int op_history(struct cmd_req *q, struct cmd_res *r)
+{
+    static const char *const keys[] = {"limit", NULL};
+    if (check_keys(r, q->args, keys) < 0)
+        return -1;
+    json_int_t limit = 50;
+    json_t *v = json_object_get(q->args, "limit");
+    if (v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000)
+            return fail(r, "invalid_argument", "args.limit", "must be an integer 1..1000");
+        limit = json_integer_value(v);
+    }
+    struct history_ctx h = {json_array()};
+    audit_recent(q->c->audit, (size_t)limit, history_line, &h);
+    r->result = json_pack("{s:o}", "records", h.arr);
+    return 0;
+}
+
+/* ---- the command table ------------------------------------------------------------------- */
+
+#define CMD_MUTATES 1u
+
+struct command {
+    const char *op;
+    enum cfg_role role;
+    unsigned flags;
+    int (*fn)(struct cmd_req *q, struct cmd_res *r);
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"version", CFG_ROLE_VIEWER, 0, op_version, "the server's version and protocol"},
+    {"status", CFG_ROLE_VIEWER, 0, op_status, "routes, weights, pools, endpoints, counts"},
+    {"history", CFG_ROLE_VIEWER, 0, op_history, "recent audit records"},
+    {"rollback", CFG_ROLE_OPERATOR, CMD_MUTATES, op_rollback, "return a route to its stable weights"},
+    {"drain", CFG_ROLE_OPERATOR, CMD_MUTATES, op_drain, "stop new requests to an endpoint"},
+    {"undrain", CFG_ROLE_OPERATOR, CMD_MUTATES, op_undrain, "let an endpoint take requests again"},
+    {"set-weights", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_set_weights, "set a route's weights"},
+    {"promote", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_promote, "a pool to 100 %, made stable"},
+    {"add-endpoint", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_add_endpoint, "add an endpoint to a pool"},
+    {"remove-endpoint", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_remove_endpoint,
+     "remove an endpoint from a pool"},
+    {"reload", CFG_ROLE_ADMIN, CMD_MUTATES, op_reload, "reload the configuration file"},
+};
+
+static const struct command *find_command(const char *op)
+{
+    for (size_t i = 0; i < CUT_ARRAY_LEN(commands); i++)
+        if (strcmp(commands[i].op, op) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* ---- replies and audit ------------------------------------------------------------------- */
+
+static char *reply(struct ctl *c, const char *id, struct cmd_res *r)
+{
+    json_t *o = json_object();
+    if (id)
+        json_object_set_new(o, "id", json_string(id));
+    else
+        json_object_set_new(o, "id", json_null());
+    json_object_set_new(o, "ok", json_boolean(r->code == NULL));
+    json_object_set_new(o, "generation", json_integer((json_int_t)c->generation));
+    if (r->code) {
+        json_t *e = json_pack("{s:s, s:s}", "code", r->code, "message", r->msg);
+        if (r->path[0])
+            json_object_set_new(e, "path", json_string(r->path));
+        if (r->details)
+            json_object_set(e, "details", r->details);
+        json_object_set_new(o, "error", e);
+    } else {
+        json_object_set(o, "result", r->result ? r->result : json_object());
+    }
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
+char *commands_error_reply(struct ctl *c, const char *code, const char *message)
+{
+    struct cmd_res r = {0};
+    fail(&r, code, NULL, "%s", message);
+    return reply(c, NULL, &r);
+}
+
+static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, json_t *args,
+                  struct cmd_res *r, uint64_t gen_before)
+{
+    const char *reason = NULL;
+    json_t *rv = args ? json_object_get(args, "reason") : NULL;
+    if (rv && json_is_string(rv))
+        reason = json_string_value(rv);
+    char *args_json = args ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    struct audit_record rec = {
+        .cluster = c->hold->cfg->cluster,
+        .region = c->hold->cfg->region,
+        .uid = peer->uid,
+        .user = peer->user,
+        .role = commands_role_name(peer->role),
+        .op = op ? op : "",
+        .args_json = args_json,
+        .ok = r->code == NULL,
+        .error_code = r->code,
+        .error_message = r->code ? r->msg : NULL,
+        .generation_before = gen_before,
+        .generation_after = c->generation,
+        .weights_before_json = r->weights_before[0] ? r->weights_before : NULL,
+        .weights_after_json = r->weights_after[0] ? r->weights_after : NULL,
+        .reason = reason,
+    };
+    char err[256];
+    if (audit_append(c->audit, &rec, ctl_audit_out, c, err, sizeof err) < 0 && !r->code)
+        fail(r, "internal", NULL, "audit log: %s", err);
+    free(args_json);
+}
+
+/* Makes a validated change durable, audits it and publishes it (the order of the contract). */
+static void apply(struct ctl *c, const struct cmd_peer *peer, const char *op, json_t *args,
+                  struct cmd_res *r)
+{
+    uint64_t before = c->generation;
+    char err[256];
+    if (!r->changed) {
+        audit(c, peer, op, args, r, before); /* nothing to change: still on the record */
+        return;
+    }
+    r->next.generation = c->generation + 1;
+    if (ctl_save_state(c, &r->next, err, sizeof err) < 0) {
+        fail(r, "internal", NULL, "state file: %s", err);
+        audit(c, peer, op, args, r, before);
+        return;
+    }
+    /* Audit before publishing: if the audit log cannot be written, the change is undone. */
+    uint64_t saved = c->generation;
+    c->generation = r->next.generation;
+    audit(c, peer, op, args, r, before);
+    if (r->code) {
+        c->generation = saved;
+        char err2[256];
+        if (ctl_save_state(c, &c->rt, err2, sizeof err2) < 0)
+            ctl_event(c, "state_restore_failed", NULL);
+        return;
+    }
+    struct state old = c->rt;
+    c->rt = r->next;
+    memset(&r->next, 0, sizeof r->next);
+    if (ctl_publish(c) < 0) {
+        /* Durable and audited but not yet published: the next change or reload publishes it. */
+        ctl_event(c, "publish_failed", NULL);
+    }
+    state_dispose(&old);
+}
+
+char *commands_handle(struct ctl *c, const struct cmd_peer *peer, const char *line, size_t len)
+{
+    struct cmd_res r = {0};
+    json_error_t jerr;
+    const char *id = NULL, *op = NULL;
+    json_t *args = NULL;
+    json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    uint64_t before = c->generation;
+    const struct command *cmd = NULL;
+    char *out;
+    if (!req || !json_is_object(req)) {
+        fail(&r, "bad_request", NULL, req ? "expected a JSON object" : "malformed JSON: %s",
+             jerr.text);
+        goto done;
+    }
+    json_t *jid = json_object_get(req, "id"), *jop = json_object_get(req, "op");
+    json_t *jv = json_object_get(req, "v");
+    args = json_object_get(req, "args");
+    if (!jid || !json_is_string(jid) || json_string_length(jid) == 0 ||
+        json_string_length(jid) > CMD_ID_MAX) {
+        fail(&r, "bad_request", "id", "\"id\" must be a string of 1 to %d characters", CMD_ID_MAX);
+        goto done;
+    }
+    id = json_string_value(jid);
+    if (!jop || !json_is_string(jop)) {
+        fail(&r, "bad_request", "op", "\"op\" must be a string");
+        goto done;
+    }
+    op = json_string_value(jop);
+    if (jv && (!json_is_integer(jv) || json_integer_value(jv) != CMD_PROTOCOL)) {
+        fail(&r, "unsupported_version", "v", "this server speaks protocol version %d",
+             CMD_PROTOCOL);
+        goto done;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(req, key, val)
+    {
+        if (strcmp(key, "id") && strcmp(key, "op") && strcmp(key, "v") && strcmp(key, "args")) {
+            char path[128];
+            snprintf(path, sizeof path, "%.100s", key);
+            fail(&r, "bad_request", path, "unknown field");
+            goto done;
+        }
+    }
+    if (args && !json_is_object(args)) {
+        fail(&r, "invalid_argument", "args", "expected an object");
+        goto done;
+    }
+    cmd = find_command(op);
+    if (!cmd) {
+        fail(&r, "unknown_op", "op", "no operation \"%.100s\"", op);
+        goto done;
+    }
+    if (peer->role < cmd->role) {
+        fail(&r, "denied", "op", "role %s may not %s (needs %s)", commands_role_name(peer->role),
+             cmd->op, commands_role_name(cmd->role));
+        goto done;
+    }
+    json_t *empty = NULL;
+    if (!args)
+        args = empty = json_object();
+    struct cmd_req q = {c, peer, args};
+    int rc = cmd->fn(&q, &r);
+    if (rc == 0 && (cmd->flags & CMD_MUTATES) && !r.reloaded)
+        apply(c, peer, op, args, &r);
+    else if (cmd->flags & CMD_MUTATES)
+        audit(c, peer, op, args, &r, before);
+    out = reply(c, id, &r);
+    json_decref(r.result);
+    json_decref(r.details);
+    state_dispose(&r.next);
+    json_decref(empty);
+    json_decref(req);
+    return out;
+
+done:
+    /* Refused before reaching an operation: still audited (who tried what). */
+    audit(c, peer, op, args && json_is_object(args) ? args : NULL, &r, before);
+    out = reply(c, id, &r);
+    json_decref(r.details);
+    json_decref(req);
+    return out;
+}

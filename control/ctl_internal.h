@@ -1,0 +1,80 @@
+/* ctl_internal.h - the control thread's state, shared by ctl.c (lifecycle, publication, reload),
+ * commands.c (the control operations) and ctlsock.c (the Unix socket). Control thread only;
+ * nothing here is visible to workers, which only ever receive snapshots.
+ */
+#ifndef CUT_CTL_INTERNAL_H
+#define CUT_CTL_INTERNAL_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "../config/cfg.h"
+#include "../proxy/snapshot.h"
+#include "audit.h"
+#include "ctl.h"
+#include "state.h"
+
+struct event_base;
+struct event;
+struct logger;
+struct worker;
+struct ctlsock;
+
+struct dns_entry {
+    char *host;
+    uint16_t port;
+    struct sockaddr_storage addrs[SNAP_MAX_ADDRS_PER_NAME];
+    socklen_t lens[SNAP_MAX_ADDRS_PER_NAME];
+    unsigned n;
+};
+
+/* Counters of one route's pool, kept by name across snapshots (see snap_counter_slot). */
+struct counter_entry {
+    char *route, *pool;
+    struct snap_counter_slot *slots; /* [nworkers] */
+    struct counter_entry *next;
+};
+
+struct ctl {
+    const char *config_path;
+    struct logger *lg;
+    struct worker **workers;
+    unsigned nworkers;
+    struct event_base *base;
+    struct event *ev_hup, *ev_term, *ev_int, *ev_dns, *ev_delay, *ev_drain, *ev_exit;
+    struct cfg_hold *hold;
+    struct snapshot *snap; /* the latest published, one reference */
+    uint64_t generation;
+    struct state rt;       /* runtime routing state; its generation field mirrors generation */
+    struct audit *audit;
+    struct ctlsock *sock;
+    struct counter_entry *counters;
+    struct dns_entry *dns;
+    size_t ndns, capdns;
+    int stopping;
+    time_t started;
+};
+
+/* Builds a snapshot from the current configuration and runtime state and publishes it to every
+ * worker. Returns 0 or CUT_ENOMEM (nothing published). */
+int ctl_publish(struct ctl *c);
+
+/* Makes st durable (when a state file is configured). Returns 0, or CUT_EIO with err set. */
+int ctl_save_state(struct ctl *c, const struct state *st, char *err, size_t cap);
+
+/* Reloads the configuration file. Returns 0 (published, generation + 1), or CUT_EINVAL with
+ * every problem in errs (caller disposes), or CUT_EIO/CUT_ENOMEM with errs holding one message.
+ * actor names who asked, for the audit record ("SIGHUP", or the control peer). */
+int ctl_reload(struct ctl *c, struct cfg_errors *errs);
+
+/* Writes an audit record's line to stdout through the logger (audit_out_fn). */
+void ctl_audit_out(void *ctx, const char *line, size_t len);
+
+/* Weights of route r of st as a JSON object text {"blue":90,"green":10} into buf. */
+void ctl_weights_json(const struct state_route *r, int stable, char *buf, size_t cap);
+
+/* Formats basis points as a percentage ("12.34", "100"). */
+void ctl_bp_text(unsigned bp, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,1990 @@
+/* cutoverctl.c - the command-line client of cutover's control socket (docs/cutoverctl.md).
+ *
+ * Speaks the control protocol (docs/control-protocol.md: newline-delimited JSON over a Unix
+ * stream socket) to one or more replicas. Every command goes to every replica in parallel, each
+ * exchange bounded by --timeout with non-blocking sockets and poll(2); the per-replica outcomes
+ * are folded into one exit code (see enum ctl_exit). Mutating commands can wait for a barrier
+ * (--wait: every replica reports the generation it acknowledged), and `shift` walks a route
+ * through a list of weights with compare-and-set between steps.
+ *
+ * Single-threaded. All state is reachable from `struct cli`; the only global is the signal flag
+ * (and its self-pipe) that the SIGINT/SIGTERM handler of `shift` sets.
+ * Depends on jansson only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef CUTOVER_VERSION
+#define CUTOVER_VERSION "0.2.0"
+#endif
+
+#define CTL_DEFAULT_SOCKET "/run/cutover/control.sock"
+#define CTL_MAX_REPLICAS 64
+#define CTL_MAX_POS 256
+#define CTL_MAX_REQUEST (64u << 10) /* the server's request line limit, newline included */
+#define CTL_MAX_REPLY (16u << 20)   /* we refuse longer reply lines */
+#define CTL_MAX_REASON 512
+#define CTL_MAX_STEPS 100
+#define CTL_POLL_RETRY_MS 10 /* connect() said EAGAIN (listen backlog full): retry after */
+#define CTL_BARRIER_PERIOD_MS 100
+
+/* Exit codes (documented in docs/cutoverctl.md; keep them in sync). */
+enum ctl_exit {
+    CTL_EXIT_OK = 0,
+    CTL_EXIT_USAGE = 2,      /* usage error, or refused as invalid by the server */
+    CTL_EXIT_DENIED = 3,     /* the caller's role may not do this */
+    CTL_EXIT_UNREACH = 4,    /* unreachable / timeout / busy / internal, on every replica */
+    CTL_EXIT_PARTIAL = 5,    /* some replicas succeeded, some failed */
+    CTL_EXIT_ROLLEDBACK = 6, /* the route was rolled back during a shift */
+    CTL_EXIT_INTERRUPTED = 130,
+};
+
+/* Command-specific options, as bits (which command accepts which). */
+enum {
+    CTL_OPT_REASON = 1u << 0,
+    CTL_OPT_EXPECT = 1u << 1,
+    CTL_OPT_LIMIT = 1u << 2,
+    CTL_OPT_TO = 1u << 3,
+    CTL_OPT_FROM = 1u << 4,
+    CTL_OPT_STEPS = 1u << 5,
+    CTL_OPT_INTERVAL = 1u << 6,
+};
+
+/* Where one replica's exchange is. */
+enum ctl_rstate {
+    CTL_RS_IDLE,
+    CTL_RS_RETRY,
+    CTL_RS_CONNECTING,
+    CTL_RS_SENDING,
+    CTL_RS_RECEIVING,
+    CTL_RS_DONE,
+};
+
+/* One replica (control socket) and the outcome of its last exchange. */
+struct replica {
+    const char *socket; /* borrowed from argv or the environment */
+
+    /* the exchange in flight (buffers owned, freed at the end of each exchange) */
+    enum ctl_rstate st;
+    int fd;
+    char *out;
+    size_t outlen, outoff;
+    char *in;
+    size_t inlen, incap;
+    long long retry_at;
+    int send_failed;
+
+    /* the outcome of the last exchange */
+    json_t *reply;  /* owned: the reply object when the server answered, else NULL */
+    int ok;         /* the server answered ok:true (and the barrier, if any, was met) */
+    int exit_class; /* when !ok: CTL_EXIT_USAGE, _DENIED or _UNREACH */
+    char code[40];  /* when !ok: the server's error code, or unreachable/timeout/protocol/... */
+    char msg[700];  /* when !ok: a sentence for people */
+    long long generation;
+    int has_generation;
+};
+
+/* The whole invocation: options, positionals, replicas. */
+struct cli {
+    const char *sockets[CTL_MAX_REPLICAS];
+    size_t nsockets;
+    int json;
+    long long timeout_ms;
+    int wait;
+    long long wait_timeout_ms;
+    const char *id;
+    unsigned long round; /* requests sent so far (for generated ids) */
+
+    unsigned seen; /* CTL_OPT_* given on the command line */
+    const char *reason;
+    long long expect;
+    long long limit;
+    const char *to, *from, *steps, *interval;
+
+    const char *pos[CTL_MAX_POS]; /* positionals, pos[0] is the command */
+    size_t npos;
+
+    struct replica rs[CTL_MAX_REPLICAS];
+    size_t n;
+    int tty; /* stdout is a terminal (live progress line) */
+};
+
+struct cmd;
+typedef int (*cmd_run_fn)(struct cli *c, const struct cmd *cmd);
+
+/* The command table: each entry carries its own usage and help text. */
+struct cmd {
+    const char *name;
+    const char *op; /* protocol op */
+    int mutating;
+    unsigned opts; /* CTL_OPT_* accepted */
+    int reason_required;
+    size_t min_pos, max_pos;  /* positionals after the command name */
+    const char *pos_names[3]; /* argument names of the positionals (simple commands) */
+    cmd_run_fn run;
+    const char *usage;
+    const char *help;
+};
+
+/* ---- small utilities ------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t g_stop; /* SIGINT/SIGTERM seen (shift only) */
+static int g_sigpipe[2] = {-1, -1};  /* self-pipe that wakes the shift's interval wait */
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    g_stop = sig;
+    if (g_sigpipe[1] >= 0) {
+        char b = 1;
+        ssize_t w = write(g_sigpipe[1], &b, 1);
+        (void)w;
+    }
+    errno = saved;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fputs("cutoverctl: out of memory\n", stderr);
+        exit(CTL_EXIT_UNREACH);
+    }
+    return p;
+}
+
+/* Parses a percentage with at most two decimals ("25", "12.5", "12.34", "25%") into hundredths
+ * (0..10000). Returns 0 or -1. */
+static int parse_pct(const char *s, long *out)
+{
+    long whole = 0, frac = 0;
+    int nd = 0, nf = 0;
+    const char *p = s;
+    while (*p >= '0' && *p <= '9') {
+        whole = whole * 10 + (*p - '0');
+        if (whole > 100)
+            return -1;
+        p++;
+        nd++;
+    }
+    if (*p == '.') {
+        p++;
+        while (*p >= '0' && *p <= '9') {
+            if (++nf > 2)
+                return -1;
+            frac = frac * 10 + (*p - '0');
+            p++;
+        }
+        if (nf == 0)
+            return -1;
+        if (nf == 1)
+            frac *= 10;
+    }
+    if (*p == '%')
+        p++;
+    if (*p || nd == 0)
+        return -1;
+    long v = whole * 100 + frac;
+    if (v > 10000)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Parses a duration: a decimal number with an optional unit ms, s, m or h (no unit: seconds).
+ * Returns milliseconds, or -1. */
+static long long parse_duration(const char *s)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+        return -1;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0 || v > 1e9)
+        return -1;
+    double mul;
+    if (!*end || !strcmp(end, "s"))
+        mul = 1000;
+    else if (!strcmp(end, "ms"))
+        mul = 1;
+    else if (!strcmp(end, "m"))
+        mul = 60000;
+    else if (!strcmp(end, "h"))
+        mul = 3600000;
+    else
+        return -1;
+    return (long long)(v * mul + 0.5);
+}
+
+static int parse_ll(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s)
+        return -1;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* A weight (JSON number, a percentage) in hundredths, rounded; -1 when not a number. */
+static long json_pct(const json_t *v)
+{
+    if (!json_is_number(v))
+        return -1;
+    double d = json_number_value(v) * 100.0;
+    return (long)(d >= 0 ? d + 0.5 : d - 0.5);
+}
+
+/* A JSON number for hundredths: an integer when whole, else a real with two decimals. */
+static json_t *pct_json(long h)
+{
+    if (h % 100 == 0)
+        return json_integer(h / 100);
+    return json_real((double)h / 100.0);
+}
+
+/* Formats hundredths as "25" or "12.5" or "12.34" into buf. */
+static const char *pct_str(long h, char *buf, size_t cap)
+{
+    if (h < 0)
+        snprintf(buf, cap, "?");
+    else if (h % 100 == 0)
+        snprintf(buf, cap, "%ld", h / 100);
+    else if (h % 10 == 0)
+        snprintf(buf, cap, "%ld.%ld", h / 100, (h % 100) / 10);
+    else
+        snprintf(buf, cap, "%ld.%02ld", h / 100, h % 100);
+    return buf;
+}
+
+/* "blue=90% green=10%" for a weights object, into buf. */
+static const char *weights_str(const json_t *w, char *buf, size_t cap)
+{
+    const char *k;
+    json_t *v;
+    size_t off = 0;
+    buf[0] = 0;
+    if (!json_is_object(w)) {
+        snprintf(buf, cap, "?");
+        return buf;
+    }
+    json_object_foreach((json_t *)w, k, v)
+    {
+        char p[32];
+        int n = snprintf(buf + off, cap - off, "%s%s=%s%%", off ? " " : "", k,
+                         pct_str(json_pct(v), p, sizeof p));
+        if (n < 0 || (size_t)n >= cap - off)
+            break;
+        off += (size_t)n;
+    }
+    return buf;
+}
+
+/* Two weights objects name the same pools with the same percentages. */
+static int weights_same(const json_t *a, const json_t *b)
+{
+    const char *k;
+    json_t *v;
+    if (!json_is_object(a) || !json_is_object(b) || json_object_size(a) != json_object_size(b))
+        return 0;
+    json_object_foreach((json_t *)a, k, v)
+    {
+        json_t *w = json_object_get(b, k);
+        if (!w || json_pct(v) != json_pct(w))
+            return 0;
+    }
+    return 1;
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+/* ---- output helpers ------------------------------------------------------------------------- */
+
+/* A usage error: message on stderr (and a JSON document on stdout with --json). Returns 2. */
+static int usage_error(const struct cli *c, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "cutoverctl: %s\nTry 'cutoverctl --help'.\n", msg);
+    if (c && c->json) {
+        json_t *doc =
+            json_pack("{s:b, s:i, s:{s:s, s:s}, s:[]}", "ok", 0, "exit_code", CTL_EXIT_USAGE,
+                      "error", "code", "usage", "message", msg, "replicas");
+        char *s = json_dumps(doc, JSON_COMPACT);
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        json_decref(doc);
+    }
+    return CTL_EXIT_USAGE;
+}
+
+/* ---- one exchange with every replica, in parallel -------------------------------------------- */
+
+static void replica_fail(struct replica *r, int exit_class, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    r->ok = 0;
+    r->exit_class = exit_class;
+    snprintf(r->code, sizeof r->code, "%s", code);
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    va_end(ap);
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    r->st = CTL_RS_DONE;
+}
+
+/* The exit class of a server error code (see docs/cutoverctl.md, "Exit codes"). */
+static int code_exit_class(const char *code)
+{
+    if (!strcmp(code, "denied"))
+        return CTL_EXIT_DENIED;
+    if (!strcmp(code, "busy") || !strcmp(code, "internal"))
+        return CTL_EXIT_UNREACH;
+    /* bad_request, unsupported_version, unknown_op, invalid_argument, not_found, conflict,
+     * too_large, and codes this client does not know: refused as invalid */
+    return CTL_EXIT_USAGE;
+}
+
+static void replica_start_connect(struct replica *r)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(r->socket) >= sizeof sa.sun_path) {
+        replica_fail(r, CTL_EXIT_UNREACH, "unreachable", "socket path too long (max %zu bytes)",
+                     sizeof sa.sun_path - 1);
+        return;
+    }
+    memcpy(sa.sun_path, r->socket, strlen(r->socket) + 1);
+    r->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (r->fd < 0) {
+        replica_fail(r, CTL_EXIT_UNREACH, "unreachable", "socket: %s", strerror(errno));
+        return;
+    }
+    if (connect(r->fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        r->st = CTL_RS_SENDING;
+    } else if (errno == EINPROGRESS) {
+        r->st = CTL_RS_CONNECTING;
+    } else if (errno == EAGAIN) { /* the listen backlog is full: try again shortly */
+        close(r->fd);
+        r->fd = -1;
+        r->st = CTL_RS_RETRY;
+        r->retry_at = now_ms() + CTL_POLL_RETRY_MS;
+    } else {
+        replica_fail(r, CTL_EXIT_UNREACH, "unreachable", "connect: %s", strerror(errno));
+    }
+}
+
+/* Takes the first complete reply line in r->in, if any. Returns 1 when the exchange is done. */
+static int replica_take_line(struct replica *r, const char *id)
+{
+    for (;;) {
+        char *nl = memchr(r->in, '\n', r->inlen);
+        if (!nl) {
+            if (r->inlen > CTL_MAX_REPLY) {
+                replica_fail(r, CTL_EXIT_UNREACH, "protocol", "reply longer than %u MiB refused",
+                             CTL_MAX_REPLY >> 20);
+                return 1;
+            }
+            return 0;
+        }
+        size_t len = (size_t)(nl - r->in);
+        size_t i = 0;
+        while (i < len && (r->in[i] == ' ' || r->in[i] == '\t' || r->in[i] == '\r'))
+            i++;
+        if (i == len) { /* blank line: skip it */
+            memmove(r->in, nl + 1, r->inlen - len - 1);
+            r->inlen -= len + 1;
+            continue;
+        }
+        if (len > CTL_MAX_REPLY) {
+            replica_fail(r, CTL_EXIT_UNREACH, "protocol", "reply longer than %u MiB refused",
+                         CTL_MAX_REPLY >> 20);
+            return 1;
+        }
+        json_error_t je;
+        json_t *j = json_loadb(r->in, len, 0, &je);
+        if (!j || !json_is_object(j)) {
+            json_decref(j);
+            replica_fail(r, CTL_EXIT_UNREACH, "protocol", "the reply is not a JSON object%s%s",
+                         j ? "" : ": ", j ? "" : je.text);
+            return 1;
+        }
+        const char *rid = json_string_value(json_object_get(j, "id"));
+        json_t *ok = json_object_get(j, "ok");
+        if (rid && strcmp(rid, id)) {
+            json_decref(j);
+            replica_fail(r, CTL_EXIT_UNREACH, "protocol",
+                         "the reply's id does not match the request's (%s)", id);
+            return 1;
+        }
+        if (!json_is_boolean(ok)) {
+            json_decref(j);
+            replica_fail(r, CTL_EXIT_UNREACH, "protocol", "the reply has no boolean \"ok\"");
+            return 1;
+        }
+        json_t *gen = json_object_get(j, "generation");
+        if (json_is_integer(gen)) {
+            r->generation = json_integer_value(gen);
+            r->has_generation = 1;
+        }
+        r->reply = j;
+        if (json_is_true(ok)) {
+            r->ok = 1;
+            close(r->fd);
+            r->fd = -1;
+            r->st = CTL_RS_DONE;
+        } else {
+            json_t *err = json_object_get(j, "error");
+            const char *code = json_string_value(json_object_get(err, "code"));
+            const char *msg = json_string_value(json_object_get(err, "message"));
+            const char *path = json_string_value(json_object_get(err, "path"));
+            code = code ? code : "unknown";
+            replica_fail(r, code_exit_class(code), code, "%s%s%s%s", msg ? msg : "(no message)",
+                         path ? " (at " : "", path ? path : "", path ? ")" : "");
+        }
+        return 1;
+    }
+}
+
+static void replica_on_readable(struct replica *r, const char *id)
+{
+    for (;;) {
+        if (r->incap - r->inlen < 4096) {
+            size_t ncap = r->incap ? r->incap * 2 : 8192;
+            if (ncap > CTL_MAX_REPLY + 8192)
+                ncap = CTL_MAX_REPLY + 8192;
+            if (ncap <= r->incap) { /* full and still no newline */
+                replica_fail(r, CTL_EXIT_UNREACH, "protocol", "reply longer than %u MiB refused",
+                             CTL_MAX_REPLY >> 20);
+                return;
+            }
+            char *nb = realloc(r->in, ncap);
+            if (!nb) {
+                replica_fail(r, CTL_EXIT_UNREACH, "protocol", "out of memory reading the reply");
+                return;
+            }
+            r->in = nb;
+            r->incap = ncap;
+        }
+        ssize_t got = recv(r->fd, r->in + r->inlen, r->incap - r->inlen, 0);
+        if (got > 0) {
+            size_t before = r->inlen;
+            r->inlen += (size_t)got;
+            /* only a new newline can complete a line */
+            if (memchr(r->in + before, '\n', (size_t)got) || r->inlen > CTL_MAX_REPLY) {
+                if (replica_take_line(r, id))
+                    return;
+            }
+            continue;
+        }
+        if (got == 0) {
+            replica_fail(r, CTL_EXIT_UNREACH, "protocol",
+                         "the server closed the connection before replying%s",
+                         r->inlen ? " (incomplete reply line)" : "");
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        replica_fail(r, CTL_EXIT_UNREACH, "unreachable", "recv: %s", strerror(errno));
+        return;
+    }
+}
+
+static void replica_on_writable(struct replica *r)
+{
+    if (r->st == CTL_RS_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+        if (err) {
+            replica_fail(r, CTL_EXIT_UNREACH, "unreachable", "connect: %s", strerror(err));
+            return;
+        }
+        r->st = CTL_RS_SENDING;
+    }
+    while (r->outoff < r->outlen) {
+        ssize_t w = send(r->fd, r->out + r->outoff, r->outlen - r->outoff, MSG_NOSIGNAL);
+        if (w > 0) {
+            r->outoff += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (w < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+            /* the server may have said why (busy, too_large) before closing */
+            r->send_failed = 1;
+            r->st = CTL_RS_RECEIVING;
+            return;
+        }
+        replica_fail(r, CTL_EXIT_UNREACH, "unreachable", "send: %s", strerror(errno));
+        return;
+    }
+    r->st = CTL_RS_RECEIVING;
+}
+
+/* Sends reqs[i] (borrowed; NULL skips replica i) to each replica and waits for every reply, all
+ * in parallel, bounded by timeout_ms overall. Sets "v" and "id" in each request. Afterwards each
+ * participating replica's outcome (ok, reply, code, msg, generation) is set. Never blocks longer
+ * than timeout_ms (+ one poll tick). */
+static void exchange(struct cli *c, json_t *const *reqs, long long timeout_ms, char *id_out,
+                     size_t id_cap)
+{
+    char id[160];
+    c->round++;
+    if (c->id && c->round == 1)
+        snprintf(id, sizeof id, "%s", c->id);
+    else if (c->id)
+        snprintf(id, sizeof id, "%s-%lu", c->id, c->round);
+    else
+        snprintf(id, sizeof id, "cutoverctl-%ld-%lu", (long)getpid(), c->round);
+    if (id_out)
+        snprintf(id_out, id_cap, "%s", id);
+
+    long long deadline = now_ms() + timeout_ms;
+    for (size_t i = 0; i < c->n; i++) {
+        struct replica *r = &c->rs[i];
+        r->st = CTL_RS_IDLE;
+        if (!reqs[i])
+            continue;
+        json_decref(r->reply);
+        r->reply = NULL;
+        r->ok = 0;
+        r->exit_class = 0;
+        r->code[0] = r->msg[0] = 0;
+        r->has_generation = 0;
+        r->fd = -1;
+        r->send_failed = 0;
+        r->inlen = r->incap = 0;
+        r->in = NULL;
+        json_object_set_new(reqs[i], "v", json_integer(1));
+        json_object_set_new(reqs[i], "id", json_string(id));
+        char *s = json_dumps(reqs[i], JSON_COMPACT | JSON_REAL_PRECISION(12));
+        if (!s) {
+            replica_fail(r, CTL_EXIT_USAGE, "usage", "the request could not be encoded");
+            continue;
+        }
+        r->outlen = strlen(s) + 1;
+        if (r->outlen > CTL_MAX_REQUEST) {
+            free(s);
+            replica_fail(r, CTL_EXIT_USAGE, "usage", "the request is over %u KiB",
+                         CTL_MAX_REQUEST >> 10);
+            continue;
+        }
+        r->out = xmalloc(r->outlen);
+        memcpy(r->out, s, r->outlen - 1);
+        r->out[r->outlen - 1] = '\n';
+        r->outoff = 0;
+        free(s);
+        replica_start_connect(r);
+    }
+
+    struct pollfd pfd[CTL_MAX_REPLICAS];
+    size_t who[CTL_MAX_REPLICAS];
+    for (;;) {
+        size_t np = 0;
+        int retrying = 0, pending = 0;
+        long long now = now_ms();
+        for (size_t i = 0; i < c->n; i++) {
+            struct replica *r = &c->rs[i];
+            if (r->st == CTL_RS_IDLE || r->st == CTL_RS_DONE)
+                continue;
+            pending = 1;
+            if (now >= deadline) {
+                replica_fail(r, CTL_EXIT_UNREACH, "timeout", "no reply within %.1f s%s",
+                             (double)timeout_ms / 1000.0,
+                             r->st == CTL_RS_RECEIVING ? " (request sent)" : "");
+                continue;
+            }
+            if (r->st == CTL_RS_RETRY) {
+                if (now >= r->retry_at)
+                    replica_start_connect(r);
+                if (r->st == CTL_RS_RETRY) {
+                    retrying = 1;
+                    continue;
+                }
+                if (r->st == CTL_RS_DONE)
+                    continue;
+            }
+            pfd[np].fd = r->fd;
+            pfd[np].events = r->st == CTL_RS_RECEIVING ? POLLIN : POLLOUT;
+            pfd[np].revents = 0;
+            who[np++] = i;
+        }
+        if (!pending)
+            break;
+        if (np == 0 && !retrying)
+            continue; /* everything just finished or timed out */
+        long long wait = deadline - now;
+        if (retrying && wait > CTL_POLL_RETRY_MS)
+            wait = CTL_POLL_RETRY_MS;
+        if (wait < 0)
+            wait = 0;
+        int rc = poll(pfd, np, (int)wait);
+        if (rc < 0 && errno != EINTR) {
+            for (size_t k = 0; k < np; k++)
+                replica_fail(&c->rs[who[k]], CTL_EXIT_UNREACH, "unreachable", "poll: %s",
+                             strerror(errno));
+            break;
+        }
+        for (size_t k = 0; rc > 0 && k < np; k++) {
+            struct replica *r = &c->rs[who[k]];
+            if (!pfd[k].revents)
+                continue;
+            if (r->st == CTL_RS_RECEIVING)
+                replica_on_readable(r, id);
+            else
+                replica_on_writable(r);
+        }
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        struct replica *r = &c->rs[i];
+        if (r->fd >= 0)
+            close(r->fd);
+        r->fd = -1;
+        free(r->out);
+        r->out = NULL;
+        free(r->in);
+        r->in = NULL;
+        r->inlen = r->incap = 0;
+    }
+}
+
+/* Sends the same request (borrowed) to every replica. */
+static void exchange_all(struct cli *c, json_t *req)
+{
+    json_t *reqs[CTL_MAX_REPLICAS];
+    for (size_t i = 0; i < c->n; i++)
+        reqs[i] = req;
+    exchange(c, reqs, c->timeout_ms, NULL, 0);
+}
+
+/* The exit code for the replicas' outcomes: 0 when all ok; 5 when some ok and some not;
+ * otherwise the failure class, 2 before 3 before 4 when replicas failed differently. */
+static int fold_exit(const struct cli *c)
+{
+    size_t nok = 0;
+    int worst = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->rs[i].ok)
+            nok++;
+        else if (!worst || c->rs[i].exit_class < worst)
+            worst = c->rs[i].exit_class;
+    }
+    if (nok == c->n)
+        return CTL_EXIT_OK;
+    if (nok > 0)
+        return CTL_EXIT_PARTIAL;
+    return worst ? worst : CTL_EXIT_UNREACH;
+}
+
+/* --wait: polls `version` on every replica that acknowledged until it reports a generation >=
+ * the one it acknowledged, bounded by --wait-timeout. A replica that never does is marked failed
+ * (class 4, code wait_timeout). */
+static void barrier(struct cli *c)
+{
+    long long target[CTL_MAX_REPLICAS], seen[CTL_MAX_REPLICAS];
+    int pending[CTL_MAX_REPLICAS], saw[CTL_MAX_REPLICAS];
+    json_t *saved[CTL_MAX_REPLICAS];
+    char lasterr[CTL_MAX_REPLICAS][200];
+    size_t left = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        struct replica *r = &c->rs[i];
+        pending[i] = r->ok && r->has_generation;
+        target[i] = r->generation;
+        saw[i] = 0;
+        seen[i] = 0;
+        lasterr[i][0] = 0;
+        saved[i] = NULL;
+        if (pending[i]) {
+            saved[i] = json_incref(r->reply);
+            left++;
+        }
+    }
+    long long deadline = now_ms() + c->wait_timeout_ms;
+    json_t *probe = json_pack("{s:s}", "op", "version");
+    while (left > 0) {
+        long long rem = deadline - now_ms();
+        if (rem <= 0)
+            break;
+        json_t *reqs[CTL_MAX_REPLICAS];
+        for (size_t i = 0; i < c->n; i++)
+            reqs[i] = pending[i] ? probe : NULL;
+        exchange(c, reqs, rem < c->timeout_ms ? rem : c->timeout_ms, NULL, 0);
+        for (size_t i = 0; i < c->n; i++) {
+            struct replica *r = &c->rs[i];
+            if (!pending[i])
+                continue;
+            if (r->ok && r->has_generation) {
+                saw[i] = 1;
+                seen[i] = r->generation;
+                if (r->generation >= target[i]) {
+                    pending[i] = 0;
+                    left--;
+                }
+            } else if (!r->ok) {
+                snprintf(lasterr[i], sizeof lasterr[i], "%.39s: %.150s", r->code, r->msg);
+            }
+        }
+        if (left == 0)
+            break;
+        rem = deadline - now_ms();
+        if (rem <= 0)
+            break;
+        poll(NULL, 0, (int)(rem < CTL_BARRIER_PERIOD_MS ? rem : CTL_BARRIER_PERIOD_MS));
+    }
+    json_decref(probe);
+    /* restore the acknowledgements, then mark the laggards */
+    for (size_t i = 0; i < c->n; i++) {
+        struct replica *r = &c->rs[i];
+        if (!saved[i])
+            continue;
+        json_decref(r->reply);
+        r->reply = saved[i];
+        r->ok = 1;
+        r->generation = target[i];
+        r->has_generation = 1;
+        r->code[0] = r->msg[0] = 0;
+        if (pending[i]) {
+            char last[260];
+            if (saw[i])
+                snprintf(last, sizeof last, "it still reports generation %lld", seen[i]);
+            else
+                snprintf(last, sizeof last, "it did not answer (%.200s)",
+                         lasterr[i][0] ? lasterr[i] : "no reply");
+            r->ok = 0;
+            r->exit_class = CTL_EXIT_UNREACH;
+            snprintf(r->code, sizeof r->code, "wait_timeout");
+            snprintf(r->msg, sizeof r->msg,
+                     "acknowledged generation %lld but %s after %.1f s (--wait-timeout)", target[i],
+                     last, (double)c->wait_timeout_ms / 1000.0);
+        }
+    }
+}
+
+/* ---- reports -------------------------------------------------------------------------------- */
+
+/* One replica as JSON: {"socket", "ok", "generation", "result" | "error"}. New reference. */
+static json_t *replica_json(const struct replica *r)
+{
+    json_t *o = json_pack("{s:s, s:b}", "socket", r->socket, "ok", r->ok);
+    json_object_set_new(o, "generation",
+                        r->has_generation ? json_integer(r->generation) : json_null());
+    if (r->ok) {
+        json_t *res = json_object_get(r->reply, "result");
+        json_object_set(o, "result", res ? res : json_null());
+    } else {
+        json_t *err = json_object_get(r->reply, "error");
+        if (err && !strcmp(r->code, jstr(err, "code")))
+            json_object_set(o, "error", err);
+        else
+            json_object_set_new(o, "error",
+                                json_pack("{s:s, s:s}", "code", r->code, "message", r->msg));
+        if (!strcmp(r->code, "wait_timeout"))
+            json_object_set(o, "result", json_object_get(r->reply, "result"));
+    }
+    return o;
+}
+
+/* Prints the JSON document {"ok", "exit_code", "command", "replicas": [...]} plus extra's keys
+ * (extra taken, may be NULL). */
+static void print_json_doc(const struct cli *c, const char *command, int code, json_t *extra)
+{
+    json_t *doc =
+        json_pack("{s:b, s:i, s:s}", "ok", code == 0, "exit_code", code, "command", command);
+    if (extra)
+        json_object_update(doc, extra);
+    json_decref(extra);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < c->n; i++)
+        json_array_append_new(arr, replica_json(&c->rs[i]));
+    json_object_set_new(doc, "replicas", arr);
+    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
+    if (s)
+        printf("%s\n", s);
+    free(s);
+    json_decref(doc);
+}
+
+static size_t width_of_sockets(const struct cli *c)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (strlen(c->rs[i].socket) > w)
+            w = strlen(c->rs[i].socket);
+    return w;
+}
+
+/* "  SOCKET  FAILED  code: message" */
+static void print_failure_line(const struct cli *c, const struct replica *r)
+{
+    printf("  %-*s  FAILED  %s: %s\n", (int)width_of_sockets(c), r->socket, r->code, r->msg);
+}
+
+/* The closing line on stderr for a non-zero exit. */
+static void print_verdict(const struct cli *c, const char *what, int code)
+{
+    if (code == CTL_EXIT_OK)
+        return;
+    size_t nok = 0;
+    char failed[1024];
+    size_t off = 0;
+    failed[0] = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->rs[i].ok) {
+            nok++;
+            continue;
+        }
+        int k = snprintf(failed + off, sizeof failed - off, "%s%s (%s)", off ? ", " : "",
+                         c->rs[i].socket, c->rs[i].code);
+        if (k > 0 && (size_t)k < sizeof failed - off)
+            off += (size_t)k;
+    }
+    if (code == CTL_EXIT_PARTIAL)
+        fprintf(stderr, "cutoverctl: %s: PARTIAL: %zu of %zu replicas succeeded; failed: %s\n",
+                what, nok, c->n, failed);
+    else
+        fprintf(stderr, "cutoverctl: %s failed on every replica: %s\n", what, failed);
+}
+
+static void print_bar(long h)
+{
+    int full = h < 0 ? 0 : (int)((h * 20 + 5000) / 10000);
+    putchar('[');
+    for (int i = 0; i < 20; i++)
+        putchar(i < full ? '#' : '.');
+    putchar(']');
+}
+
+static void print_duration(long long s)
+{
+    if (s >= 86400)
+        printf("%lldd%lldh", s / 86400, s % 86400 / 3600);
+    else if (s >= 3600)
+        printf("%lldh%02lldm", s / 3600, s % 3600 / 60);
+    else if (s >= 60)
+        printf("%lldm%02llds", s / 60, s % 60);
+    else
+        printf("%llds", s);
+}
+
+static void print_status_route(const json_t *rt)
+{
+    const json_t *w = json_object_get(rt, "weights");
+    const json_t *st = json_object_get(rt, "stable");
+    const json_t *pools = json_object_get(rt, "pools");
+    char b1[32], b2[32], ws[512];
+    printf("  route %s\n", jstr(rt, "name"));
+    printf("    weights %s", weights_str(w, ws, sizeof ws));
+    if (st)
+        printf("   (stable %s%s)", weights_str(st, ws, sizeof ws),
+               weights_same(w, st) ? ", at stable" : "");
+    putchar('\n');
+    size_t pw = 4;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)w, k, v)
+    {
+        if (strlen(k) > pw)
+            pw = strlen(k);
+    }
+    json_object_foreach((json_t *)pools, k, v)
+    {
+        if (strlen(k) > pw)
+            pw = strlen(k);
+    }
+    /* one line per pool: weight, bar, stable, counters; then its endpoints */
+    const json_t *order = json_is_object(w) && json_object_size(w) ? w : pools;
+    json_object_foreach((json_t *)order, k, v)
+    {
+        const json_t *p = json_object_get(pools, k);
+        long h = json_pct(json_object_get(w, k));
+        printf("    %-*s %6s%% ", (int)pw, k, pct_str(h, b1, sizeof b1));
+        print_bar(h);
+        if (st)
+            printf("  stable %5s%%", pct_str(json_pct(json_object_get(st, k)), b2, sizeof b2));
+        if (p) {
+            json_t *rq = json_object_get(p, "requests"), *e5 = json_object_get(p, "responses_5xx");
+            if (json_is_integer(rq))
+                printf("  requests %" JSON_INTEGER_FORMAT, json_integer_value(rq));
+            if (json_is_integer(e5))
+                printf("  5xx %" JSON_INTEGER_FORMAT, json_integer_value(e5));
+        }
+        putchar('\n');
+        size_t i;
+        json_t *ep;
+        json_array_foreach(json_object_get(p, "endpoints"), i, ep)
+        {
+            int drained = json_is_true(json_object_get(ep, "drained"));
+            int added = json_is_true(json_object_get(ep, "added"));
+            printf("      %-24s %s%s\n",
+                   json_is_string(ep) ? json_string_value(ep) : jstr(ep, "address"),
+                   drained ? "DRAINED" : "serving", added ? " (added)" : "");
+        }
+    }
+}
+
+static void print_status(const struct cli *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const struct replica *r = &c->rs[i];
+        if (!r->ok) {
+            printf("replica %s: FAILED %s: %s\n", r->socket, r->code, r->msg);
+            continue;
+        }
+        const json_t *res = json_object_get(r->reply, "result");
+        printf("replica %s: generation %lld", r->socket, r->generation);
+        if (*jstr(res, "cluster"))
+            printf(", cluster %s", jstr(res, "cluster"));
+        if (*jstr(res, "region"))
+            printf(", region %s", jstr(res, "region"));
+        json_t *up = json_object_get(res, "uptime_s");
+        if (json_is_integer(up)) {
+            printf(", up ");
+            print_duration(json_integer_value(up));
+        }
+        putchar('\n');
+        size_t k;
+        json_t *rt;
+        json_array_foreach(json_object_get(res, "routes"), k, rt)
+        {
+            print_status_route(rt);
+        }
+        if (c->n > 1 && i + 1 < c->n)
+            putchar('\n');
+    }
+    if (c->n > 1) {
+        printf("generations:");
+        for (size_t i = 0; i < c->n; i++) {
+            if (c->rs[i].has_generation)
+                printf(" %s=%lld", c->rs[i].socket, c->rs[i].generation);
+            else
+                printf(" %s=?", c->rs[i].socket);
+        }
+        putchar('\n');
+    }
+}
+
+static void print_history_record(const json_t *rec)
+{
+    json_t *owned = NULL;
+    if (json_is_string(rec)) { /* a raw audit line */
+        owned = json_loads(json_string_value(rec), 0, NULL);
+        if (!json_is_object(owned)) {
+            printf("  %s\n", json_string_value(rec));
+            json_decref(owned);
+            return;
+        }
+        rec = owned;
+    }
+    const char *who = *jstr(rec, "user") ? jstr(rec, "user") : "?";
+    json_t *gb = json_object_get(rec, "generation_before");
+    json_t *ga = json_object_get(rec, "generation_after");
+    printf("  %-24s %-10s %-16s %-7s", jstr(rec, "time"), who, jstr(rec, "op"),
+           json_is_false(json_object_get(rec, "ok")) ? "REFUSED" : "ok");
+    if (json_is_integer(gb) && json_is_integer(ga))
+        printf(" gen %" JSON_INTEGER_FORMAT "->%" JSON_INTEGER_FORMAT, json_integer_value(gb),
+               json_integer_value(ga));
+    if (*jstr(rec, "error_code"))
+        printf(" [%s]", jstr(rec, "error_code"));
+    if (*jstr(rec, "reason"))
+        printf(" \"%s\"", jstr(rec, "reason"));
+    putchar('\n');
+    json_decref(owned);
+}
+
+static void print_history(const struct cli *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const struct replica *r = &c->rs[i];
+        if (!r->ok) {
+            printf("replica %s: FAILED %s: %s\n", r->socket, r->code, r->msg);
+            continue;
+        }
+        const json_t *res = json_object_get(r->reply, "result");
+        const json_t *recs = json_is_array(res) ? res : json_object_get(res, "records");
+        printf("replica %s: generation %lld, %zu record(s)\n", r->socket, r->generation,
+               json_array_size(recs));
+        size_t k;
+        json_t *rec;
+        json_array_foreach(recs, k, rec)
+        {
+            print_history_record(rec);
+        }
+    }
+}
+
+static void print_version(const struct cli *c)
+{
+    printf("cutoverctl %s (protocol 1)\n", CUTOVER_VERSION);
+    for (size_t i = 0; i < c->n; i++) {
+        const struct replica *r = &c->rs[i];
+        if (!r->ok) {
+            print_failure_line(c, r);
+            continue;
+        }
+        const json_t *res = json_object_get(r->reply, "result");
+        json_t *proto = json_object_get(res, "protocol");
+        printf("  %-*s  cutover %s  protocol %" JSON_INTEGER_FORMAT "  generation %lld\n",
+               (int)width_of_sockets(c), r->socket, jstr(res, "version"),
+               json_is_integer(proto) ? json_integer_value(proto) : 0, r->generation);
+    }
+}
+
+/* A short description of a mutating command's result. */
+static void describe_result(const char *op, const json_t *args, const json_t *res, char *buf,
+                            size_t cap)
+{
+    char w1[512], w2[512];
+    if (!strcmp(op, "set-weights") || !strcmp(op, "rollback")) {
+        snprintf(buf, cap, "weights %s%s",
+                 weights_str(json_object_get(res, "weights"), w1, sizeof w1),
+                 json_is_true(json_object_get(res, "already")) ? " (already at stable)" : "");
+    } else if (!strcmp(op, "promote")) {
+        snprintf(buf, cap, "weights %s, stable %s",
+                 weights_str(json_object_get(res, "weights"), w1, sizeof w1),
+                 weights_str(json_object_get(res, "stable"), w2, sizeof w2));
+    } else if (!strcmp(op, "drain") || !strcmp(op, "undrain")) {
+        snprintf(buf, cap, "endpoint %s in pool %s %s", jstr(args, "endpoint"), jstr(args, "pool"),
+                 !strcmp(op, "drain") ? "drained" : "serving again");
+    } else if (!strcmp(op, "add-endpoint")) {
+        snprintf(buf, cap, "endpoint %s added to pool %s", jstr(args, "endpoint"),
+                 jstr(args, "pool"));
+    } else if (!strcmp(op, "remove-endpoint")) {
+        snprintf(buf, cap, "endpoint %s removed from pool %s", jstr(args, "endpoint"),
+                 jstr(args, "pool"));
+    } else if (!strcmp(op, "reload")) {
+        snprintf(buf, cap, "configuration reloaded");
+    } else {
+        buf[0] = 0;
+    }
+}
+
+static void print_mutation(const struct cli *c, const struct cmd *cmd, const json_t *args)
+{
+    size_t nok = 0;
+    for (size_t i = 0; i < c->n; i++)
+        nok += c->rs[i].ok;
+    const char *route = jstr(args, "route");
+    printf("%s%s%s: ok on %zu of %zu replica(s)%s\n", cmd->name, *route ? " " : "", route, nok,
+           c->n, c->wait ? " (waited for the generation)" : "");
+    for (size_t i = 0; i < c->n; i++) {
+        const struct replica *r = &c->rs[i];
+        if (!r->ok) {
+            print_failure_line(c, r);
+            continue;
+        }
+        char d[1200];
+        describe_result(cmd->op, args, json_object_get(r->reply, "result"), d, sizeof d);
+        printf("  %-*s  ok  generation %lld  %s\n", (int)width_of_sockets(c), r->socket,
+               r->generation, d);
+    }
+}
+
+/* ---- simple commands: one request to every replica ------------------------------------------- */
+
+/* Builds the "args" object of a simple command from its positionals and options, checking what
+ * can be checked without the server. Returns NULL after printing a usage error. */
+static json_t *build_args(struct cli *c, const struct cmd *cmd)
+{
+    json_t *args = json_object();
+    size_t np = c->npos - 1;
+    const char **p = c->pos + 1;
+    if (!strcmp(cmd->op, "set-weights")) {
+        json_t *w = json_object();
+        long sum = 0;
+        json_object_set_new(args, "route", json_string(p[0]));
+        for (size_t i = 1; i < np; i++) {
+            const char *eq = strchr(p[i], '=');
+            long h;
+            if (!eq || eq == p[i]) {
+                usage_error(c, "set-weights: '%s' is not POOL=PCT", p[i]);
+                goto fail_w;
+            }
+            if (parse_pct(eq + 1, &h) < 0) {
+                usage_error(c,
+                            "set-weights: '%s': the weight must be a percentage 0..100 with at "
+                            "most two decimals",
+                            p[i]);
+                goto fail_w;
+            }
+            char name[256];
+            snprintf(name, sizeof name, "%.*s", (int)(eq - p[i]), p[i]);
+            if (json_object_get(w, name)) {
+                usage_error(c, "set-weights: pool '%s' given twice", name);
+                goto fail_w;
+            }
+            json_object_set_new(w, name, pct_json(h));
+            sum += h;
+        }
+        if (sum != 10000) {
+            char b[32];
+            usage_error(c, "set-weights: the weights sum to %s%%, not 100%%",
+                        pct_str(sum, b, sizeof b));
+            goto fail_w;
+        }
+        json_object_set_new(args, "weights", w);
+        goto common;
+    fail_w:
+        json_decref(w);
+        json_decref(args);
+        return NULL;
+    }
+    for (size_t i = 0; i < np && i < 3 && cmd->pos_names[i]; i++) {
+        if (!*p[i]) {
+            usage_error(c, "%s: %s must not be empty", cmd->name, cmd->pos_names[i]);
+            json_decref(args);
+            return NULL;
+        }
+        json_object_set_new(args, cmd->pos_names[i], json_string(p[i]));
+    }
+common:
+    if (cmd->opts & CTL_OPT_REASON) {
+        if (c->reason) {
+            size_t rl = strlen(c->reason);
+            if (rl == 0 || rl > CTL_MAX_REASON) {
+                usage_error(c, "%s: --reason must be 1..%d characters", cmd->name, CTL_MAX_REASON);
+                json_decref(args);
+                return NULL;
+            }
+            json_object_set_new(args, "reason", json_string(c->reason));
+        } else if (cmd->reason_required) {
+            usage_error(c, "%s: --reason TEXT is required (it goes to the audit log)", cmd->name);
+            json_decref(args);
+            return NULL;
+        }
+    }
+    if (c->seen & CTL_OPT_EXPECT)
+        json_object_set_new(args, "expect_generation", json_integer(c->expect));
+    if (c->seen & CTL_OPT_LIMIT)
+        json_object_set_new(args, "limit", json_integer(c->limit));
+    return args;
+}
+
+static int run_simple(struct cli *c, const struct cmd *cmd)
+{
+    json_t *args = build_args(c, cmd);
+    if (!args)
+        return CTL_EXIT_USAGE;
+    json_t *req = json_pack("{s:s}", "op", cmd->op);
+    if (json_object_size(args))
+        json_object_set(req, "args", args);
+    exchange_all(c, req);
+    json_decref(req);
+    if (cmd->mutating && c->wait)
+        barrier(c);
+    int code = fold_exit(c);
+    if (c->json) {
+        print_json_doc(c, cmd->name, code, NULL);
+    } else if (!strcmp(cmd->op, "status")) {
+        print_status(c);
+    } else if (!strcmp(cmd->op, "history")) {
+        print_history(c);
+    } else if (!strcmp(cmd->op, "version")) {
+        print_version(c);
+    } else {
+        print_mutation(c, cmd, args);
+    }
+    print_verdict(c, cmd->name, code);
+    json_decref(args);
+    return code;
+}
+
+/* ---- shift ---------------------------------------------------------------------------------- */
+
+struct shift {
+    const char *route, *to, *from;
+    long steps[CTL_MAX_STEPS];
+    size_t nsteps;
+    long long interval_ms;
+    json_t *pools;  /* the route's weights when the shift started (pool order) */
+    json_t *others; /* pools other than to/from with their (kept) weights */
+    long room;      /* 10000 - sum(others) */
+    long long expect[CTL_MAX_REPLICAS];
+    size_t applied;     /* steps applied on every replica */
+    json_t *log;        /* array of {"step", "weights", "generations"} */
+    char stop_code[32]; /* why it stopped early: "", interrupted, rolled_back, conflict, failed */
+    char stop_msg[1024];
+};
+
+/* The weights of step k (0-based). New reference. */
+static json_t *shift_weights(const struct shift *sh, size_t k)
+{
+    json_t *w = json_object();
+    const char *key;
+    json_t *v;
+    json_object_foreach(sh->pools, key, v) /* in the route's pool order */
+    {
+        if (!strcmp(key, sh->to))
+            json_object_set_new(w, key, pct_json(sh->steps[k]));
+        else if (!strcmp(key, sh->from))
+            json_object_set_new(w, key, pct_json(sh->room - sh->steps[k]));
+        else
+            json_object_set_new(w, key, pct_json(json_pct(json_object_get(sh->others, key))));
+    }
+    return w;
+}
+
+/* Progress output: one line per event (non-TTY or --json: --json sends it to stderr so stdout
+ * stays one JSON document); a live line on a TTY. live=1 for a line that the next one replaces. */
+static void shift_progress(const struct cli *c, int live, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (c->json) {
+        if (!live)
+            fprintf(stderr, "%s\n", line);
+        return;
+    }
+    if (c->tty) {
+        printf("\r\033[K%s%s", line, live ? "" : "\n");
+        fflush(stdout);
+    } else if (!live) {
+        printf("%s\n", line);
+        fflush(stdout);
+    }
+}
+
+/* Waits ms milliseconds, or less if SIGINT/SIGTERM comes. Redraws the live line each second.
+ * Returns 1 when interrupted. */
+static int shift_sleep(const struct cli *c, long long ms, size_t step, size_t n)
+{
+    long long end = now_ms() + ms;
+    for (;;) {
+        if (g_stop)
+            return 1;
+        long long rem = end - now_ms();
+        if (rem <= 0)
+            return 0;
+        shift_progress(c, 1, "step %zu/%zu applied; next step in %lld s (Ctrl-C stops here)", step,
+                       n, (rem + 999) / 1000);
+        struct pollfd p = {.fd = g_sigpipe[0], .events = POLLIN};
+        int rc = poll(&p, 1, (int)(rem < 1000 ? rem : 1000));
+        if (rc > 0) {
+            char b[16];
+            ssize_t r = read(g_sigpipe[0], b, sizeof b);
+            (void)r;
+        }
+    }
+}
+
+/* Checks through status that every replica still has the weights of step k (0-based).
+ * Returns 0, or the exit code to stop with (message in sh->stop_msg). */
+static int shift_verify(struct cli *c, struct shift *sh, size_t k, json_t *want)
+{
+    json_t *req = json_pack("{s:s, s:{s:s}}", "op", "status", "args", "route", sh->route);
+    exchange_all(c, req);
+    json_decref(req);
+    int code = fold_exit(c);
+    if (code) {
+        snprintf(sh->stop_code, sizeof sh->stop_code, "failed");
+        snprintf(sh->stop_msg, sizeof sh->stop_msg, "could not verify step %zu/%zu through status",
+                 k + 1, sh->nsteps);
+        return code;
+    }
+    int rolled = 0, changed = 0;
+    char who[600] = "", ws[512], ss[512];
+    for (size_t i = 0; i < c->n; i++) {
+        const json_t *routes = json_object_get(json_object_get(c->rs[i].reply, "result"), "routes");
+        const json_t *rt = NULL, *x;
+        size_t j;
+        json_array_foreach(routes, j, x)
+        {
+            if (!strcmp(jstr(x, "name"), sh->route))
+                rt = x;
+        }
+        const json_t *w = json_object_get(rt, "weights"), *st = json_object_get(rt, "stable");
+        if (weights_same(w, want))
+            continue;
+        if (weights_same(w, st))
+            rolled++;
+        else
+            changed++;
+        if (!who[0])
+            snprintf(who, sizeof who, "%s now has %s (stable %s)", c->rs[i].socket,
+                     weights_str(w, ws, sizeof ws), weights_str(st, ss, sizeof ss));
+    }
+    if (rolled) {
+        snprintf(sh->stop_code, sizeof sh->stop_code, "rolled_back");
+        snprintf(sh->stop_msg, sizeof sh->stop_msg,
+                 "route %s was ROLLED BACK to its stable weights during the shift, after step "
+                 "%zu/%zu: %s; the shift is cancelled",
+                 sh->route, k + 1, sh->nsteps, who);
+        return CTL_EXIT_ROLLEDBACK;
+    }
+    if (changed) {
+        snprintf(sh->stop_code, sizeof sh->stop_code, "conflict");
+        snprintf(sh->stop_msg, sizeof sh->stop_msg,
+                 "someone else changed route %s's weights during the shift, after step %zu/%zu: "
+                 "%s",
+                 sh->route, k + 1, sh->nsteps, who);
+        return CTL_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Reads the route from the first replica's status and works out the pools: to, from, others.
+ * Returns 0 or an exit code (after printing). */
+static int shift_plan(struct cli *c, struct shift *sh)
+{
+    json_t *req = json_pack("{s:s, s:{s:s}}", "op", "status", "args", "route", sh->route);
+    exchange_all(c, req);
+    json_decref(req);
+    int code = fold_exit(c);
+    if (code) {
+        snprintf(sh->stop_code, sizeof sh->stop_code, "failed");
+        snprintf(sh->stop_msg, sizeof sh->stop_msg,
+                 "could not read route %s's status; nothing was changed", sh->route);
+        return code;
+    }
+    const json_t *rts[CTL_MAX_REPLICAS];
+    for (size_t i = 0; i < c->n; i++) {
+        const json_t *routes = json_object_get(json_object_get(c->rs[i].reply, "result"), "routes");
+        const json_t *x;
+        size_t j;
+        rts[i] = NULL;
+        json_array_foreach(routes, j, x)
+        {
+            if (!strcmp(jstr(x, "name"), sh->route))
+                rts[i] = x;
+        }
+        if (!rts[i] || !json_is_object(json_object_get(rts[i], "weights")))
+            return usage_error(c, "shift: replica %s has no route '%s'", c->rs[i].socket,
+                               sh->route);
+        sh->expect[i] = (c->seen & CTL_OPT_EXPECT) ? c->expect : c->rs[i].generation;
+    }
+    const json_t *w = json_object_get(rts[0], "weights");
+    for (size_t i = 1; i < c->n; i++) {
+        const json_t *wi = json_object_get(rts[i], "weights");
+        const char *k;
+        json_t *v;
+        int same = json_object_size(wi) == json_object_size(w);
+        json_object_foreach((json_t *)w, k, v)
+        {
+            same = same && json_object_get(wi, k);
+        }
+        if (!same)
+            return usage_error(c, "shift: replicas %s and %s disagree on route %s's pools",
+                               c->rs[0].socket, c->rs[i].socket, sh->route);
+    }
+    if (!json_object_get(w, sh->to))
+        return usage_error(c, "shift: route %s has no pool '%s'", sh->route, sh->to);
+    size_t npools = json_object_size(w);
+    if (npools < 2)
+        return usage_error(c, "shift: route %s has a single pool", sh->route);
+    if (sh->from) {
+        if (!json_object_get(w, sh->from))
+            return usage_error(c, "shift: route %s has no pool '%s'", sh->route, sh->from);
+        if (!strcmp(sh->from, sh->to))
+            return usage_error(c, "shift: --from and --to name the same pool");
+    } else if (npools == 2) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)w, k, v)
+        {
+            if (strcmp(k, sh->to))
+                sh->from = k;
+        }
+    } else {
+        return usage_error(c,
+                           "shift: route %s has %zu pools; say which one gives up the weight "
+                           "with --from POOL (the others keep theirs)",
+                           sh->route, npools);
+    }
+    /* keep our own copies: the replies are replaced by the next exchange */
+    sh->to = strdup(sh->to);
+    sh->from = strdup(sh->from);
+    sh->pools = json_deep_copy(w);
+    sh->others = json_object();
+    sh->room = 10000;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)w, k, v)
+    {
+        if (!strcmp(k, sh->to) || !strcmp(k, sh->from))
+            continue;
+        json_object_set_new(sh->others, k, pct_json(json_pct(v)));
+        sh->room -= json_pct(v);
+    }
+    for (size_t i = 0; i < sh->nsteps; i++) {
+        if (sh->steps[i] > sh->room) {
+            char b1[32], b2[32];
+            return usage_error(c, "shift: step %s%% does not fit: the other pools keep %s%%",
+                               pct_str(sh->steps[i], b1, sizeof b1),
+                               pct_str(10000 - sh->room, b2, sizeof b2));
+        }
+    }
+    return 0;
+}
+
+static int run_shift(struct cli *c, const struct cmd *cmd)
+{
+    struct shift sh = {.route = c->pos[1], .to = c->to, .from = c->from};
+    int code = 0;
+    (void)cmd;
+    if (!sh.to)
+        return usage_error(c, "shift: --to POOL is required");
+    if (!c->steps)
+        return usage_error(c, "shift: --steps P1,P2,... is required (e.g. 10,25,50,100)");
+    if (!c->reason || !*c->reason)
+        return usage_error(c, "shift: --reason TEXT is required (it goes to the audit log)");
+    if (strlen(c->reason) + 40 + strlen(sh.to) > CTL_MAX_REASON)
+        return usage_error(c, "shift: --reason is too long (the step suffix must fit in %d)",
+                           CTL_MAX_REASON);
+    sh.interval_ms = 0;
+    if (c->interval) {
+        sh.interval_ms = parse_duration(c->interval);
+        if (sh.interval_ms < 0)
+            return usage_error(c, "shift: --interval '%s' is not a duration (500ms, 30s, 2m)",
+                               c->interval);
+    }
+    {
+        const char *s = c->steps;
+        for (;;) {
+            const char *comma = strchr(s, ',');
+            size_t len = comma ? (size_t)(comma - s) : strlen(s);
+            char tok[32];
+            long h;
+            if (len == 0 || len >= sizeof tok)
+                return usage_error(c, "shift: --steps '%s' is not a list of percentages", c->steps);
+            memcpy(tok, s, len);
+            tok[len] = 0;
+            if (parse_pct(tok, &h) < 0)
+                return usage_error(c, "shift: step '%s' is not a percentage 0..100", tok);
+            if (sh.nsteps == CTL_MAX_STEPS)
+                return usage_error(c, "shift: at most %d steps", CTL_MAX_STEPS);
+            sh.steps[sh.nsteps++] = h;
+            if (!comma)
+                break;
+            s = comma + 1;
+        }
+    }
+
+    /* Ctrl-C and SIGTERM stop between steps or during the wait */
+    if (pipe2(g_sigpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        return usage_error(c, "pipe: %s", strerror(errno));
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    sh.log = json_array();
+    code = shift_plan(c, &sh);
+    if (code) {
+        if (!sh.stop_code[0]) { /* usage error already printed */
+            json_decref(sh.log);
+            json_decref(sh.others);
+            json_decref(sh.pools);
+            if (sh.to != c->to)
+                free((char *)sh.to);
+            if (sh.from != c->from)
+                free((char *)sh.from);
+            return code;
+        }
+        goto out;
+    }
+    {
+        char ws[512];
+        json_t *w0 = shift_weights(&sh, sh.nsteps - 1);
+        shift_progress(c, 0,
+                       "shift %s to %s in %zu step(s) every %.1f s on %zu replica(s); "
+                       "final weights %s",
+                       sh.route, sh.to, sh.nsteps, (double)sh.interval_ms / 1000.0, c->n,
+                       weights_str(w0, ws, sizeof ws));
+        json_decref(w0);
+    }
+    for (size_t k = 0; k < sh.nsteps; k++) {
+        char pct[32], ws[512], reason[CTL_MAX_REASON + 64];
+        if (g_stop) {
+            code = CTL_EXIT_INTERRUPTED;
+            break;
+        }
+        json_t *w = shift_weights(&sh, k);
+        snprintf(reason, sizeof reason, "%s (step %zu/%zu: %s=%s%%)", c->reason, k + 1, sh.nsteps,
+                 sh.to, pct_str(sh.steps[k], pct, sizeof pct));
+        json_t *reqs[CTL_MAX_REPLICAS];
+        for (size_t i = 0; i < c->n; i++)
+            reqs[i] = json_pack("{s:s, s:{s:s, s:O, s:s, s:I}}", "op", "set-weights", "args",
+                                "route", sh.route, "weights", w, "reason", reason,
+                                "expect_generation", (json_int_t)sh.expect[i]);
+        exchange(c, reqs, c->timeout_ms, NULL, 0);
+        for (size_t i = 0; i < c->n; i++)
+            json_decref(reqs[i]);
+        if (c->wait)
+            barrier(c);
+        code = fold_exit(c);
+        json_t *gens = json_array();
+        for (size_t i = 0; i < c->n; i++) {
+            if (c->rs[i].ok)
+                sh.expect[i] = c->rs[i].generation;
+            json_array_append_new(gens,
+                                  c->rs[i].ok ? json_integer(c->rs[i].generation) : json_null());
+        }
+        json_array_append_new(sh.log,
+                              json_pack("{s:I, s:O, s:o, s:b}", "step", (json_int_t)(k + 1),
+                                        "weights", w, "generations", gens, "ok", code == 0));
+        if (code) {
+            int conflict = 0;
+            for (size_t i = 0; i < c->n; i++)
+                conflict |= !c->rs[i].ok && !strcmp(c->rs[i].code, "conflict");
+            snprintf(sh.stop_code, sizeof sh.stop_code, "%s", conflict ? "conflict" : "failed");
+            snprintf(sh.stop_msg, sizeof sh.stop_msg, "step %zu/%zu (%s) %s%s", k + 1, sh.nsteps,
+                     weights_str(w, ws, sizeof ws),
+                     code == CTL_EXIT_PARTIAL ? "was applied on some replicas only"
+                                              : "was refused or failed",
+                     conflict ? ": CONFLICT, someone else changed the routing state since the "
+                                "previous step (expect_generation no longer matches)"
+                              : "");
+            json_decref(w);
+            break;
+        }
+        sh.applied = k + 1;
+        shift_progress(c, 0, "step %zu/%zu: %s applied (generation %lld)", k + 1, sh.nsteps,
+                       weights_str(w, ws, sizeof ws), c->rs[0].generation);
+        code = shift_verify(c, &sh, k, w);
+        if (code) {
+            json_decref(w);
+            break;
+        }
+        if (k + 1 < sh.nsteps) {
+            if (shift_sleep(c, sh.interval_ms, k + 1, sh.nsteps)) {
+                code = CTL_EXIT_INTERRUPTED;
+                json_decref(w);
+                break;
+            }
+            code = shift_verify(c, &sh, k, w); /* rolled back during the wait? */
+            if (code) {
+                json_decref(w);
+                break;
+            }
+        }
+        json_decref(w);
+    }
+    if (code == CTL_EXIT_INTERRUPTED) {
+        char ws[512];
+        snprintf(sh.stop_code, sizeof sh.stop_code, "interrupted");
+        if (sh.applied) {
+            json_t *w = shift_weights(&sh, sh.applied - 1);
+            snprintf(sh.stop_msg, sizeof sh.stop_msg,
+                     "interrupted by %s: the last applied step is %zu/%zu (%s), left in place",
+                     g_stop == SIGTERM ? "SIGTERM" : "SIGINT", sh.applied, sh.nsteps,
+                     weights_str(w, ws, sizeof ws));
+            json_decref(w);
+        } else {
+            snprintf(sh.stop_msg, sizeof sh.stop_msg,
+                     "interrupted by %s before the first step; nothing was changed",
+                     g_stop == SIGTERM ? "SIGTERM" : "SIGINT");
+        }
+    }
+out:
+    if (c->tty && !c->json)
+        printf("\r\033[K");
+    if (!code) {
+        char ws[512];
+        json_t *w = shift_weights(&sh, sh.nsteps - 1);
+        shift_progress(c, 0, "shift complete: route %s at %s on %zu replica(s)", sh.route,
+                       weights_str(w, ws, sizeof ws), c->n);
+        json_decref(w);
+    } else if (code != CTL_EXIT_INTERRUPTED && sh.applied) {
+        char ws[512];
+        json_t *w = shift_weights(&sh, sh.applied - 1);
+        snprintf(sh.stop_msg + strlen(sh.stop_msg), sizeof sh.stop_msg - strlen(sh.stop_msg),
+                 "; the last step applied everywhere is %zu/%zu (%s)", sh.applied, sh.nsteps,
+                 weights_str(w, ws, sizeof ws));
+        json_decref(w);
+    }
+    if (c->json) {
+        json_t *extra = json_pack("{s:s, s:s, s:I, s:I, s:o, s:s?, s:s?}", "route", sh.route, "to",
+                                  sh.to ? sh.to : "", "steps_total", (json_int_t)sh.nsteps,
+                                  "steps_applied", (json_int_t)sh.applied, "steps", sh.log,
+                                  "stopped", sh.stop_code[0] ? sh.stop_code : NULL, "message",
+                                  sh.stop_msg[0] ? sh.stop_msg : NULL);
+        sh.log = NULL;
+        print_json_doc(c, "shift", code, extra);
+    } else if (code) {
+        for (size_t i = 0; i < c->n; i++)
+            if (!c->rs[i].ok)
+                print_failure_line(c, &c->rs[i]);
+    }
+    if (code)
+        fprintf(stderr, "cutoverctl: shift %s: %s\n", sh.route, sh.stop_msg);
+    json_decref(sh.log);
+    json_decref(sh.others);
+    json_decref(sh.pools);
+    if (sh.to != c->to)
+        free((char *)sh.to);
+    if (sh.from != c->from)
+        free((char *)sh.from);
+    return code;
+}
+
+/* ---- the command table and main ------------------------------------------------------------ */
+
+#define CTL_MUT (CTL_OPT_REASON | CTL_OPT_EXPECT)
+
+static const struct cmd cmds[] = {
+    {"status",
+     "status",
+     0,
+     0,
+     0,
+     0,
+     1,
+     {"route"},
+     run_simple,
+     "status [ROUTE]",
+     "routes: weights, stable weights, pools, endpoints, counters, generation per replica"},
+    {"set-weights",
+     "set-weights",
+     1,
+     CTL_MUT,
+     1,
+     3,
+     CTL_MAX_POS,
+     {"route"},
+     run_simple,
+     "set-weights ROUTE POOL=PCT POOL=PCT... --reason TEXT [--expect-generation N]",
+     "set every pool's weight (percentages, two decimals at most, summing to 100)"},
+    {"promote",
+     "promote",
+     1,
+     CTL_MUT,
+     1,
+     2,
+     2,
+     {"route", "pool"},
+     run_simple,
+     "promote ROUTE POOL --reason TEXT [--expect-generation N]",
+     "POOL to 100 %; these weights become the stable weights"},
+    {"rollback",
+     "rollback",
+     1,
+     CTL_MUT,
+     1,
+     1,
+     1,
+     {"route"},
+     run_simple,
+     "rollback ROUTE --reason TEXT [--expect-generation N]",
+     "back to the stable weights"},
+    {"drain",
+     "drain",
+     1,
+     CTL_MUT,
+     1,
+     3,
+     3,
+     {"route", "pool", "endpoint"},
+     run_simple,
+     "drain ROUTE POOL ENDPOINT --reason TEXT",
+     "no new request to ENDPOINT"},
+    {"undrain",
+     "undrain",
+     1,
+     CTL_MUT,
+     1,
+     3,
+     3,
+     {"route", "pool", "endpoint"},
+     run_simple,
+     "undrain ROUTE POOL ENDPOINT --reason TEXT",
+     "ENDPOINT takes requests again"},
+    {"add-endpoint",
+     "add-endpoint",
+     1,
+     CTL_MUT,
+     1,
+     3,
+     3,
+     {"route", "pool", "endpoint"},
+     run_simple,
+     "add-endpoint ROUTE POOL HOST:PORT --reason TEXT",
+     "add an endpoint to a pool"},
+    {"remove-endpoint",
+     "remove-endpoint",
+     1,
+     CTL_MUT,
+     1,
+     3,
+     3,
+     {"route", "pool", "endpoint"},
+     run_simple,
+     "remove-endpoint ROUTE POOL HOST:PORT --reason TEXT",
+     "remove an endpoint from a pool (not the last one)"},
+    {"reload",
+     "reload",
+     1,
+     CTL_OPT_REASON,
+     0,
+     0,
+     0,
+     {0},
+     run_simple,
+     "reload [--reason TEXT]",
+     "re-read the configuration file (like SIGHUP)"},
+    {"history",
+     "history",
+     0,
+     CTL_OPT_LIMIT,
+     0,
+     0,
+     0,
+     {0},
+     run_simple,
+     "history [--limit N]",
+     "the most recent audit records, newest last"},
+    {"version",
+     "version",
+     0,
+     0,
+     0,
+     0,
+     0,
+     {0},
+     run_simple,
+     "version",
+     "this client's and every replica's version and generation"},
+    {"shift",
+     "set-weights",
+     1,
+     CTL_OPT_REASON | CTL_OPT_EXPECT | CTL_OPT_TO | CTL_OPT_FROM | CTL_OPT_STEPS | CTL_OPT_INTERVAL,
+     1,
+     1,
+     1,
+     {"route"},
+     run_shift,
+     "shift ROUTE --to POOL --steps 10,25,50,100 [--interval 30s] [--from POOL] --reason TEXT",
+     "step POOL's weight through the list, one set-weights per step"},
+};
+
+static void help(FILE *f)
+{
+    fprintf(f, "usage: cutoverctl [OPTIONS] COMMAND [ARGS]\n"
+               "\n"
+               "Options (anywhere on the line):\n"
+               "  --socket PATH           a replica's control socket; repeat for every replica\n"
+               "                          (default: $CUTOVER_SOCKET or " CTL_DEFAULT_SOCKET ")\n"
+               "  --endpoint unix:PATH    the same as --socket PATH\n"
+               "  --json                  print one JSON document\n"
+               "  --timeout SECONDS       bound on connect + each request (default 5)\n"
+               "  --wait                  after a change, wait until every replica reports the\n"
+               "                          generation it acknowledged\n"
+               "  --wait-timeout SECONDS  bound on --wait (default 10)\n"
+               "  --id ID                 request id (default: cutoverctl-PID-N)\n"
+               "  -h, --help              this help\n"
+               "\n"
+               "Commands:\n");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        fprintf(f, "  %s\n      %s\n", cmds[i].usage, cmds[i].help);
+    fprintf(f, "\nExit codes: 0 ok, 2 usage error or refused as invalid, 3 denied, 4 unreachable "
+               "or timeout,\n5 partial across replicas, 6 rolled back during a shift, 130 "
+               "interrupted. See docs/cutoverctl.md.\n");
+}
+
+struct optdef {
+    const char *name;
+    int has_arg;
+    unsigned bit; /* CTL_OPT_* for command options, 0 for global ones */
+};
+
+static const struct optdef optdefs[] = {
+    {"--socket", 1, 0},
+    {"--endpoint", 1, 0},
+    {"--json", 0, 0},
+    {"--timeout", 1, 0},
+    {"--wait", 0, 0},
+    {"--wait-timeout", 1, 0},
+    {"--id", 1, 0},
+    {"--reason", 1, CTL_OPT_REASON},
+    {"--expect-generation", 1, CTL_OPT_EXPECT},
+    {"--limit", 1, CTL_OPT_LIMIT},
+    {"--to", 1, CTL_OPT_TO},
+    {"--from", 1, CTL_OPT_FROM},
+    {"--steps", 1, CTL_OPT_STEPS},
+    {"--interval", 1, CTL_OPT_INTERVAL},
+};
+
+/* Applies one option. Returns 0 or a usage exit code (after printing). */
+static int apply_option(struct cli *c, const char *name, const char *val)
+{
+    if (!strcmp(name, "--socket") || !strcmp(name, "--endpoint")) {
+        const char *path = val;
+        if (!strcmp(name, "--endpoint")) {
+            if (!strncmp(val, "https://", 8) || !strncmp(val, "http://", 7))
+                return usage_error(c,
+                                   "--endpoint %s: the HTTPS admin API is not supported yet; "
+                                   "use --socket PATH or --endpoint unix:PATH",
+                                   val);
+            if (strncmp(val, "unix:", 5))
+                return usage_error(c, "--endpoint %s: expected unix:PATH", val);
+            path = val + 5;
+        }
+        if (!*path)
+            return usage_error(c, "%s: empty socket path", name);
+        if (c->nsockets == CTL_MAX_REPLICAS)
+            return usage_error(c, "at most %d replicas", CTL_MAX_REPLICAS);
+        c->sockets[c->nsockets++] = path;
+    } else if (!strcmp(name, "--json")) {
+        c->json = 1;
+    } else if (!strcmp(name, "--wait")) {
+        c->wait = 1;
+    } else if (!strcmp(name, "--timeout") || !strcmp(name, "--wait-timeout")) {
+        long long ms = parse_duration(val);
+        if (ms <= 0 || ms > 86400000LL)
+            return usage_error(c, "%s '%s': expected a positive number of seconds", name, val);
+        if (!strcmp(name, "--timeout"))
+            c->timeout_ms = ms;
+        else
+            c->wait_timeout_ms = ms;
+    } else if (!strcmp(name, "--id")) {
+        if (!*val || strlen(val) > 100)
+            return usage_error(c, "--id must be 1..100 characters");
+        c->id = val;
+    } else if (!strcmp(name, "--reason")) {
+        c->reason = val;
+    } else if (!strcmp(name, "--expect-generation")) {
+        if (parse_ll(val, 0, LLONG_MAX, &c->expect) < 0)
+            return usage_error(c, "--expect-generation '%s': expected a generation number", val);
+    } else if (!strcmp(name, "--limit")) {
+        if (parse_ll(val, 1, 1000, &c->limit) < 0)
+            return usage_error(c, "--limit '%s': expected 1..1000", val);
+    } else if (!strcmp(name, "--to")) {
+        c->to = val;
+    } else if (!strcmp(name, "--from")) {
+        c->from = val;
+    } else if (!strcmp(name, "--steps")) {
+        c->steps = val;
+    } else if (!strcmp(name, "--interval")) {
+        c->interval = val;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct cli cli;
+    struct cli *c = &cli;
+    int only_pos = 0;
+    c->timeout_ms = 5000;
+    c->wait_timeout_ms = 10000;
+    signal(SIGPIPE, SIG_IGN);
+
+    /* --json first, so that usage errors found before it are reported as JSON too */
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "--json"))
+            c->json = 1;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_pos || a[0] != '-' || !a[1]) {
+            if (c->npos == CTL_MAX_POS)
+                return usage_error(c, "too many arguments");
+            c->pos[c->npos++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            only_pos = 1;
+            continue;
+        }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            help(stdout);
+            return 0;
+        }
+        char name[64];
+        const char *eq = strchr(a, '=');
+        const char *val = NULL;
+        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
+        const struct optdef *od = NULL;
+        for (size_t k = 0; k < sizeof optdefs / sizeof optdefs[0]; k++)
+            if (!strcmp(optdefs[k].name, name))
+                od = &optdefs[k];
+        if (!od)
+            return usage_error(c, "unknown option '%s'", name);
+        if (od->has_arg) {
+            if (eq)
+                val = eq + 1;
+            else if (i + 1 < argc)
+                val = argv[++i];
+            else
+                return usage_error(c, "option %s needs a value", name);
+        } else if (eq) {
+            return usage_error(c, "option %s takes no value", name);
+        }
+        c->seen |= od->bit;
+        int rc = apply_option(c, name, val);
+        if (rc)
+            return rc;
+    }
+    if (c->npos == 0)
+        return usage_error(c, "no command given");
+    const struct cmd *cmd = NULL;
+    for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
+        if (!strcmp(cmds[k].name, c->pos[0]))
+            cmd = &cmds[k];
+    if (!cmd)
+        return usage_error(c, "unknown command '%s'", c->pos[0]);
+    if (c->seen & ~cmd->opts) {
+        for (size_t k = 0; k < sizeof optdefs / sizeof optdefs[0]; k++)
+            if (optdefs[k].bit & c->seen & ~cmd->opts)
+                return usage_error(c, "%s does not take %s", cmd->name, optdefs[k].name);
+    }
+    size_t nargs = c->npos - 1;
+    if (nargs < cmd->min_pos || nargs > cmd->max_pos)
+        return usage_error(c, "usage: cutoverctl %s", cmd->usage);
+
+    if (c->nsockets == 0) {
+        const char *env = getenv("CUTOVER_SOCKET");
+        c->sockets[c->nsockets++] = env && *env ? env : CTL_DEFAULT_SOCKET;
+    }
+    c->n = c->nsockets;
+    for (size_t i = 0; i < c->n; i++) {
+        c->rs[i].socket = c->sockets[i];
+        c->rs[i].fd = -1;
+    }
+    c->tty = isatty(STDOUT_FILENO);
+
+    int code = cmd->run(c, cmd);
+    for (size_t i = 0; i < c->n; i++)
+        json_decref(c->rs[i].reply);
+    fflush(stdout);
+    return code;
+}

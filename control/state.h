@@ -1,0 +1,80 @@
+/* state.h - the durable runtime state: weights, stable weights, drained/added/removed endpoints
+ * per route, and the generation. Written atomically and durably; read back with a checksum.
+ *
+ * Plain data plus file I/O: no libevent, no worker types. Control thread only.
+ */
+#ifndef CUT_STATE_H
+#define CUT_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../config/cfg.h"
+
+#define STATE_FORMAT 1
+#define STATE_MAX_NAME 128
+
+/* A list of endpoint addresses ("host:port", as written). Owned strings. */
+struct state_addrs {
+    char **v;
+    size_t n;
+};
+
+struct state_pool {
+    char name[STATE_MAX_NAME];
+    unsigned weight_bp;       /* current */
+    unsigned stable_bp;       /* what rollback returns to */
+    struct state_addrs drained;
+    struct state_addrs added;
+    struct state_addrs removed;
+};
+
+struct state_route {
+    char name[STATE_MAX_NAME];
+    struct state_pool pools[CFG_MAX_POOLS];
+    size_t npools;
+};
+
+struct state {
+    uint64_t generation;
+    struct state_route *routes;
+    size_t nroutes;
+};
+
+/* Frees everything a state owns and zeroes it. */
+void state_dispose(struct state *st);
+
+/* Deep copy. Returns 0 or CUT_ENOMEM (dst is then empty). */
+int state_copy(struct state *dst, const struct state *src);
+
+/* Lookups; NULL when absent. */
+struct state_route *state_route_find(struct state *st, const char *route);
+struct state_pool *state_pool_find(struct state_route *r, const char *pool);
+
+/* Address list helpers: 1 when present / 0. add returns 0, or CUT_ENOMEM; adding a present
+ * address does nothing; remove of an absent one does nothing. */
+int state_addrs_has(const struct state_addrs *a, const char *addr);
+int state_addrs_add(struct state_addrs *a, const char *addr);
+void state_addrs_remove(struct state_addrs *a, const char *addr);
+
+/* Serialises st to JSON text (malloc'd, NUL-terminated) with format, generation, routes and a
+ * "checksum" (SHA-256, hex, over the canonical compact sorted-key JSON of everything else).
+ * Returns NULL on allocation failure. */
+char *state_to_json(const struct state *st);
+
+/* Parses text written by state_to_json. Returns 0, CUT_EINVAL with a message in err (cap bytes)
+ * for a bad format, wrong checksum, or malformed content. */
+int state_from_json(const char *text, size_t len, struct state *out, char *err, size_t cap);
+
+/* Writes st to path durably: path.tmp, write, fsync, rename over path, fsync of the directory.
+ * Returns 0 or CUT_EIO with a message in err (CUT_ENOMEM when out of memory; CUT_EINVAL, and
+ * nothing written, when st itself would not load back: a weight above 10000, a bad or duplicate
+ * name). Nothing is left half-written: a crash at any point leaves either the old file or the
+ * new one. */
+int state_save(const char *path, const struct state *st, char *err, size_t cap);
+
+/* Reads path. Returns 0 (out filled), CUT_ENOENT when the file does not exist (out empty), or
+ * CUT_EINVAL / CUT_EIO with a message in err (corrupt, unreadable). */
+int state_load(const char *path, struct state *out, char *err, size_t cap);
+
+#endif
