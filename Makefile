@@ -31,7 +31,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps deps-test deps-bench test unit integration demo bench bench-smoke clean format
-all: $(BUILD)/cutover
+all: $(BUILD)/cutover $(BUILD)/cutoverctl
 
 deps:
 	@scripts/deps.sh build
@@ -51,6 +51,9 @@ $(BUILD)/libcutover.a: $(LIB_OBJ)
 $(BUILD)/cutover: $(BUILD)/proxy/main.o $(BUILD)/libcutover.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+$(BUILD)/cutoverctl: $(BUILD)/control/cutoverctl.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 $(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libcutover.a | deps-test
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcriterion
 
@@ -58,20 +61,20 @@ $(BUILD)/tests/unit/%.o: tests/unit/%.c | deps-test
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
-test: deps-test $(BUILD)/cutover $(BUILD)/unit_tests
+test: deps-test $(BUILD)/cutover $(BUILD)/cutoverctl $(BUILD)/unit_tests
 	@BUILD=$(BUILD) SAN=$(SAN) scripts/run-tests.sh
 
 unit: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests
 
-integration: deps-test $(BUILD)/cutover
+integration: deps-test $(BUILD)/cutover $(BUILD)/cutoverctl
 	@BUILD=$(BUILD) SAN=$(SAN) ONLY=integration scripts/run-tests.sh
 
 $(BUILD)/bench/origin: bench/origin.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $<
 
-demo: deps-test $(BUILD)/cutover $(BUILD)/bench/origin
+demo: deps-test $(BUILD)/cutover $(BUILD)/cutoverctl $(BUILD)/bench/origin
 	@BUILD=$(BUILD) python3 scripts/demo.py
 
 bench: deps-bench $(BUILD)/cutover

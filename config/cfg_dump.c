@@ -159,6 +159,36 @@ char *cfg_dump(const struct cfg *cfg)
         push(routes, dump_route(&cfg->routes[i], &ok), &ok);
     put(root, "routes", routes, &ok);
 
+    const struct cfg_control *cc = &cfg->control;
+    if (cc->socket || cc->state_file || cc->audit_file || cc->nroles) {
+        static const char *const role_names[] = {"", "viewer", "operator", "deployer", "admin"};
+        json_t *ctl = json_object();
+        char mode[8];
+        snprintf(mode, sizeof mode, "0%o", cc->mode);
+        if (cc->socket)
+            put(ctl, "socket", json_string(cc->socket), &ok);
+        put(ctl, "mode", json_string(mode), &ok);
+        if (cc->group >= 0)
+            put(ctl, "group", json_integer(cc->group), &ok);
+        if (cc->state_file)
+            put(ctl, "state_file", json_string(cc->state_file), &ok);
+        if (cc->audit_file)
+            put(ctl, "audit_file", json_string(cc->audit_file), &ok);
+        put(ctl, "max_clients", json_integer(cc->max_clients), &ok);
+        json_t *roles = json_array();
+        for (size_t i = 0; i < cc->nroles; i++) {
+            json_t *r = json_object();
+            if (cc->roles[i].uid >= 0)
+                put(r, "uid", json_integer(cc->roles[i].uid), &ok);
+            if (cc->roles[i].gid >= 0)
+                put(r, "gid", json_integer(cc->roles[i].gid), &ok);
+            put(r, "role", json_string(role_names[cc->roles[i].role]), &ok);
+            push(roles, r, &ok);
+        }
+        put(ctl, "roles", roles, &ok);
+        put(root, "control", ctl, &ok);
+    }
+
     char *text = NULL;
     if (ok)
         text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));

@@ -34,7 +34,8 @@ fi
 if [ "$ONLY" != "unit" ]; then
     echo "== integration tests (tests/integration, binary $BUILD/cutover)"
     out=$(mktemp)
-    CUTOVER_BIN="$PWD/$BUILD/cutover" python3 tests/integration/run.py 2>&1 | tee "$out"
+    CUTOVER_BIN="$PWD/$BUILD/cutover" CUTOVERCTL_BIN="$PWD/$BUILD/cutoverctl" \
+        python3 tests/integration/run.py 2>&1 | tee "$out"
     line=$(grep -E '^integration: [0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
     if [ -z "$line" ]; then
         echo "integration: the runner did not report"

@@ -20,7 +20,7 @@ from harness import (HOST, BodyHash, ClosedBeforeResponse, ProtocolError, RawCon
 MiB = 1 << 20
 
 
-# --- a purpose-built upstream ---------------------------------------------------------------------
+# --- a purpose-built upstream --------------------------------------------------------------------
 
 class MiniUpstream:
     """A listening socket on 127.0.0.1; every accepted connection runs handler(up, sock, cid) in
@@ -74,6 +74,10 @@ class MiniUpstream:
             except OSError:
                 pass
 
+    def running(self):
+        """False once stop() was called or the lifetime is over: handlers' loops check it."""
+        return not self.stop_event.is_set() and time.monotonic() < self.deadline
+
     def record(self, item):
         with self.lock:
             self.log.append(item)
@@ -102,10 +106,14 @@ class MiniUpstream:
         self.thread.join(2.0)
 
 
-def read_request(s, buf):
-    """Reads one request head (and a Content-Length body) from s. Returns
-    (method, target, {lower-name: value}, body, rest) or None at EOF before a complete head."""
+def read_request(s, buf, timeout=10.0):
+    """Reads one request head (and a Content-Length body) from s, for at most `timeout` seconds
+    (socket.timeout after that). Returns (method, target, {lower-name: value}, body, rest), or
+    None at EOF before a complete request."""
+    deadline = time.monotonic() + timeout
     while b"\r\n\r\n" not in buf:
+        if time.monotonic() > deadline:
+            raise socket.timeout("request head")
         d = s.recv(65536)
         if not d:
             return None
@@ -120,6 +128,8 @@ def read_request(s, buf):
         headers[n.strip().lower()] = v.strip()
     n = int(headers.get("content-length", "0") or 0)
     while len(rest) < n:
+        if time.monotonic() > deadline:
+            raise socket.timeout("request body")
         d = s.recv(65536)
         if not d:
             return None
@@ -131,7 +141,7 @@ def ok_response(body=b"ok\n", extra=b""):
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
 
 
-# --- helpers ----------------------------------------------------------------------------------------
+# --- helpers -------------------------------------------------------------------------------------
 
 def _proxy(endpoint, timeouts=None, limits=None, prefix="/", workers=1, **kw):
     """cutover with one route (prefix) whose pools both point at endpoint (an Upstream or
@@ -219,7 +229,7 @@ def _slow_download(port, n, step, pause, budget, on_tick=None, rcvbuf=262144):
     return status, sink, err
 
 
-# --- 1. pipelined flood -------------------------------------------------------------------------------
+# --- 1. pipelined flood --------------------------------------------------------------------------
 
 def _flood_phase(cx, port, path, budget, max_bytes):
     """Pipelines requests for `path` without reading for `budget` seconds (or max_bytes sent),
@@ -304,13 +314,13 @@ def test_pipelined_flood_is_bounded():
 test_pipelined_flood_is_bounded.timeout = 60
 
 
-# --- 2. retries on dead pooled connections ----------------------------------------------------------
+# --- 2. retries on dead pooled connections -------------------------------------------------------
 
 def _post_trap_handler(up, s, cid):
     """GET: 200 keep-alive after 200 ms (so concurrent clients need several connections).
     POST: read it, then close without answering."""
     buf = b""
-    while True:
+    while up.running():
         req = read_request(s, buf)
         if req is None:
             return
@@ -327,7 +337,7 @@ def _get_trap_handler(up, s, cid):
     swallowed and the connection closed (once)."""
     buf = b""
     n = 0
-    while True:
+    while up.running():
         req = read_request(s, buf)
         if req is None:
             return
@@ -403,7 +413,7 @@ def test_post_not_replayed_on_dead_pooled_connection():
         up.stop()
 
 
-# --- 3. streaming response and body_idle_ms ----------------------------------------------------------
+# --- 3. streaming response and body_idle_ms ------------------------------------------------------
 
 def _drip_handler(up, s, cid):
     """A chunked response: one chunk every 300 ms for 3 s, then the last chunk."""
@@ -438,7 +448,7 @@ def test_streaming_response_not_cut_by_body_idle():
         up.stop()
 
 
-# --- 4. slow upload and upstream_header_ms ------------------------------------------------------------
+# --- 4. slow upload and upstream_header_ms -------------------------------------------------------
 
 def test_slow_upload_not_504():
     """upstream_header_ms 1000 and a 3 KB upload that takes ~3 s: 200 with the right checksum
@@ -463,7 +473,7 @@ def test_slow_upload_not_504():
               "slow upload: upstream got %r", j)
 
 
-# --- 5. slow reader and client_idle_ms ----------------------------------------------------------------
+# --- 5. slow reader and client_idle_ms -----------------------------------------------------------
 
 def test_slow_reader_gets_whole_response():
     """client_idle_ms 1000, buffer_bytes 16 MiB and GET /size/12000000 read at 256 KiB per
@@ -486,7 +496,7 @@ def test_slow_reader_gets_whole_response():
     check(cx.alive(), "cutover died")
 
 
-# --- 6. SIGTERM during a download ---------------------------------------------------------------------
+# --- 6. SIGTERM during a download ----------------------------------------------------------------
 
 def test_sigterm_does_not_truncate_download():
     """buffer_bytes 16 MiB, drain_ms 10000: SIGTERM while a slow client downloads /size/8000000
@@ -511,7 +521,7 @@ def test_sigterm_does_not_truncate_download():
     check(code == 0, "cutover exited with %s; stderr %r", code, cx.stderr_text()[-1000:])
 
 
-# --- 7. / 8. tunnels ----------------------------------------------------------------------------------
+# --- 7. / 8. tunnels -----------------------------------------------------------------------------
 
 UPGRADE = [("Connection", "Upgrade"), ("Upgrade", "websocket")]
 
@@ -582,11 +592,11 @@ def test_tunnel_idle_counts_both_directions():
         up.stop()
 
 
-# --- 9. Content-Length: 0 and upstream keep-alive -------------------------------------------------------
+# --- 9. Content-Length: 0 and upstream keep-alive ------------------------------------------------
 
 def _keepalive_handler(up, s, cid):
     buf = b""
-    while True:
+    while up.running():
         req = read_request(s, buf)
         if req is None:
             return
@@ -614,7 +624,7 @@ def test_content_length_zero_reuses_upstream_connection():
         up.stop()
 
 
-# --- 10. Host of absolute-form and HTTP/1.0 requests ---------------------------------------------------
+# --- 10. Host of absolute-form and HTTP/1.0 requests ---------------------------------------------
 
 def test_absolute_form_sets_host():
     """`GET http://public.example/headers` with `Host: admin.internal` reaches the upstream with
@@ -639,7 +649,7 @@ def test_absolute_form_sets_host():
         check(j["version"] == "HTTP/1.1", "version upstream %r", j["version"])
 
 
-# --- 11. half-close after a complete request ----------------------------------------------------------
+# --- 11. half-close after a complete request -----------------------------------------------------
 
 def test_half_close_after_request_gets_response():
     """A complete GET followed by shutdown(SHUT_WR): the whole response arrives."""
@@ -657,7 +667,7 @@ def test_half_close_after_request_gets_response():
                   r.body[:60])
 
 
-# --- 12. an early response while the client is still sending -------------------------------------------
+# --- 12. an early response while the client is still sending -------------------------------------
 
 class _SlowSink(BodyHash):
     """A body sink that takes `pause` seconds per piece received (a slow client)."""
@@ -727,7 +737,8 @@ def _early_413_handler(up, s, cid):
     """413 at once, without reading the body (a 2 MB body for /big, else 4 bytes); hold the
     connection a moment, then close."""
     buf = b""
-    while b"\r\n\r\n" not in buf:
+    deadline = time.monotonic() + 5
+    while b"\r\n\r\n" not in buf and time.monotonic() < deadline:
         d = s.recv(65536)
         if not d:
             return
@@ -767,7 +778,7 @@ def test_early_response_not_reset():
     check(cx.alive() and cx2.alive(), "cutover died")
 
 
-# --- 13. X-Original-Host / X-Original-URL from untrusted peers ------------------------------------------
+# --- 13. X-Original-Host / X-Original-URL from untrusted peers -----------------------------------
 
 def test_untrusted_original_host_stripped():
     """X-Original-Host and X-Original-URL are dropped from an untrusted peer and forwarded from a
@@ -791,7 +802,7 @@ def test_untrusted_original_host_stripped():
         cx.stop()
 
 
-# --- 14. the access log marks an aborted response -------------------------------------------------------
+# --- 14. the access log marks an aborted response ------------------------------------------------
 
 def _abort_handler(up, s, cid):
     """/abort: Content-Length 1000000, 10 bytes, close. Anything else: 200 "ok" and close."""
