@@ -20,7 +20,7 @@
 #include "log.h"
 #include "worker.h"
 
-#define CUTOVER_VERSION "0.1.0"
+#define CUTOVER_VERSION "0.2.0"
 #define LOG_QUEUE_MAX (64u << 20)
 
 static void usage(FILE *f)

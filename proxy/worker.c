@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -236,8 +237,10 @@ static void force_stop(struct worker *w)
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    (void)fd;
     (void)what;
+    uint64_t n;
+    if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
+        fprintf(stderr, "cutover: worker %u: wake: %s\n", w->id, strerror(errno));
     struct snapshot *s = atomic_exchange(&w->inbox, NULL);
     if (s)
         adopt(w, s);
@@ -267,21 +270,30 @@ struct worker *worker_new(unsigned id, struct logger *logger, int *fds, unsigned
         return NULL;
     w->id = id;
     w->logger = logger;
+    w->wake_fd = -1;
     atomic_init(&w->inbox, NULL);
     atomic_init(&w->cmd, WORKER_RUN);
     w->scratch_cap = 1u << 20;
     w->scratch = malloc(w->scratch_cap);
-    w->base = event_base_new();
+    /* The base is touched by this worker's thread only (the control thread wakes it through an
+     * eventfd), so libevent's internal locking is switched off: no mutex per event operation. */
+    struct event_config *ec = event_config_new();
+    if (ec) {
+        event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+        w->base = event_base_new_with_config(ec);
+        event_config_free(ec);
+    }
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->logbuf = evbuffer_new();
     w->listeners = calloc(nfds ? nfds : 1, sizeof *w->listeners);
-    if (!w->scratch || !w->base || !w->logbuf || !w->listeners ||
+    if (!w->scratch || !w->base || w->wake_fd < 0 || !w->logbuf || !w->listeners ||
         upstream_table_init(&w->ups) < 0) {
         worker_free(w);
         return NULL;
     }
     snapshot_pins_init(&w->pins, on_pin_dispose, w);
     io_loop_init(&w->iol, w->base);
-    w->wake = event_new(w->base, -1, EV_PERSIST, on_wake, w);
+    w->wake = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
     w->log_timer = event_new(w->base, -1, EV_PERSIST, on_log_timer, w);
     if (!w->wake || !w->log_timer) {
         worker_free(w);
@@ -331,6 +343,10 @@ void worker_free(struct worker *w)
         if (w->log_timer)
             event_free(w->log_timer);
     }
+    if (w->wake_fd >= 0) {
+        close(w->wake_fd);
+        w->wake_fd = -1;
+    }
     if (w->logbuf) {
         if (w->logger)
             log_submit(w->logger, w->logbuf);
@@ -362,12 +378,20 @@ void worker_join(struct worker *w)
     pthread_join(w->thread, NULL);
 }
 
+/* Wakes the worker's loop from another thread. */
+static void wake(struct worker *w)
+{
+    uint64_t one = 1;
+    ssize_t n = write(w->wake_fd, &one, sizeof one);
+    (void)n; /* EAGAIN: the counter is already non-zero, the worker is awake anyway */
+}
+
 void worker_publish(struct worker *w, struct snapshot *s)
 {
     struct snapshot *old = atomic_exchange(&w->inbox, s);
     if (old)
         snapshot_unref(old); /* never adopted: superseded */
-    event_active(w->wake, EV_READ, 1);
+    wake(w);
 }
 
 void worker_command(struct worker *w, int cmd)
@@ -375,5 +399,5 @@ void worker_command(struct worker *w, int cmd)
     int cur = atomic_load(&w->cmd);
     while (cmd > cur && !atomic_compare_exchange_weak(&w->cmd, &cur, cmd))
         ;
-    event_active(w->wake, EV_READ, 1);
+    wake(w);
 }

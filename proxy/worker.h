@@ -60,6 +60,7 @@ struct worker {
     atomic_int cmd;
     atomic_int exited; /* set by the thread as it leaves its loop */
     struct event *wake;
+    int wake_fd; /* eventfd the control thread writes to */
 
     struct snap_pins pins;
     struct upstream_table ups;

@@ -41,7 +41,7 @@ ARGS = {
     "undrain": {"route", "pool", "endpoint", "reason", "expect_generation"},
     "add-endpoint": {"route", "pool", "endpoint", "reason", "expect_generation"},
     "remove-endpoint": {"route", "pool", "endpoint", "reason", "expect_generation"},
-    "reload": {"reason"},
+    "reload": {"reason", "expect_generation"},
 }
 
 
@@ -100,8 +100,10 @@ class State:
     def audit(self, op, args, ok, code, before, reason, user="fake"):
         self.history.append({"type": "audit", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                      time.gmtime()),
-                             "user": user, "role": "admin", "op": op, "args": args, "ok": ok,
-                             "error_code": code, "generation_before": before,
+                             "actor": {"uid": os.getuid(), "user": user}, "role": "admin",
+                             "op": op, "args": args, "result": "ok" if ok else "refused",
+                             "error": {"code": code, "message": code} if code else None,
+                             "generation_before": before,
                              "generation_after": self.generation, "reason": reason})
         del self.history[:-1000]
 

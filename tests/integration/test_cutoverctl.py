@@ -284,6 +284,9 @@ def test_cutoverctl_refused_invalid():
         check(code == 2, "%s exited %s (want 2): %s %s", args, code, out, err)
         check(want in out, "%s: %r not in output %r", args, want, out)
     check(app_weights(f) == {"blue": 100, "green": 0}, "weights changed: %r", app_weights(f))
+    code, out, err = ctl(*S, "history")
+    check(code == 0 and "REFUSED" in out and "[conflict]" in out and "[not_found]" in out,
+          "history does not show the refusals: %s %r", code, out)
 
 
 def test_cutoverctl_denied():
