@@ -46,6 +46,7 @@ P = {
     "idle_conns": 300 if SMOKE else 10000,
     "cg_counts": (50, 250) if SMOKE else (2000, 12000),
     "split_requests": 100,
+    "switches": 50 if SMOKE else 1000,
 }
 LARGE = 1048576
 
@@ -599,6 +600,30 @@ def scenario_scaling(ctx):
     return out
 
 
+def scenario_switch(ctx):
+    """Switch latency: set-weights ack -> first response from the new pool on each worker, in
+    the three modes of switch_latency.py (durable, memory, baseline). cutover -w 2, its own
+    origins, nothing pinned (see bench/README.md, "Switch latency")."""
+    sys.path.insert(0, HERE)
+    import switch_latency
+    out = {}
+    for mode in ("durable", "memory", "baseline"):
+        try:
+            r = switch_latency.run(CUTOVER, ORIGIN, ctx["dir"], P["switches"], mode,
+                                   time_limit=300.0)
+        except (RuntimeError, OSError) as e:
+            fail(f"switch/{mode}: {e}")
+            out[mode] = {"error": str(e)}
+            continue
+        out[mode] = r
+        if r["timeouts"] or r["stale_responses"]:
+            fail(f"switch/{mode}: {r['timeouts']} switches timed out, "
+                 f"{r['stale_responses']} stale responses")
+        log(f"switch/{mode}: post-ack all workers p50 {r['post_ack_ms']['overall']['p50']} "
+            f"p99 {r['post_ack_ms']['overall']['p99']} ms")
+    return out
+
+
 def scenario_access_log(ctx):
     """cutover with its access log on (JSON lines to a file), small GET, for the log's cost."""
     kind = "cutover"
@@ -813,6 +838,10 @@ def report(results):
                      f"{fmt(med(v, 'proxy_busy'), 2)} | {fmt(med(v, 'load_cpu_busy'), 2)} |")
         L += ["", f"On {NCPU} CPUs, wrk and the origins compete with the workers for the same cores, "
               "so this shows contention more than scaling.", ""]
+    if "switch" in R:
+        sys.path.insert(0, HERE)
+        import switch_latency
+        L += switch_latency.table(R["switch"], P["switches"])
     if results.get("notes"):
         L += ["### Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
     if results["errors"]:
@@ -849,7 +878,8 @@ def main():
     if P["idle_conns"] > cap:
         P["idle_conns"] = max(100, cap)
         log(f"ulimit -n {hard}: idle connections reduced to {P['idle_conns']} (HAProxy maxconn)")
-    wanted = ONLY or ["split", "small", "access_log", "large", "h2c", "idle", "callgrind", "scaling"]
+    wanted = ONLY or ["split", "small", "access_log", "large", "h2c", "idle", "callgrind", "scaling",
+                      "switch"]
     if SMOKE and not ONLY:
         wanted = [w for w in wanted if w != "access_log"]
 
@@ -882,6 +912,8 @@ def main():
                 results["scenarios"]["callgrind"] = scenario_callgrind(ctx)
             elif sc == "scaling":
                 results["scenarios"]["scaling"] = scenario_scaling(ctx)
+            elif sc == "switch":
+                results["scenarios"]["switch"] = scenario_switch(ctx)
             else:
                 fail(f"unknown scenario {sc}")
             log(f"scenario {sc} took {time.time() - t0:.0f} s")

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""demo.py - a real blue/green switch on loopback (run by `make demo`).
+"""demo.py - a real blue/green release on loopback (run by `make demo`).
 
-Starts two origins (blue on 127.0.0.1:18081, green on :18082), starts cutover with
-config/demo.json (90/10 on 127.0.0.1:18080), sends a few thousand requests and prints the
-observed split; then shifts to 100 % green and rolls back to 100 % blue by reloading a copy of
-the configuration (SIGHUP), printing the split after each step. Stops everything it started, by
-PID, and exits 0 when every request succeeded and every split is what the weights say.
+Starts two origins (blue on 127.0.0.1:18081, green on :18082) and cutover with config/demo.json
+(90/10 on 127.0.0.1:18080, plus a control socket in a temporary directory), sends a few thousand
+requests and prints the observed split. Then a scripted release with cutoverctl: promote blue
+(the stable state a release starts from), shift green 10 -> 50 -> 100 %, roll back, printing the
+split after each step; and finally the same switch by reloading an edited configuration
+(SIGHUP). Stops everything it started, by PID, and exits 0 when every request succeeded and
+every split is what the weights say.
 """
 import http.client
 import json
+import shlex
 import os
 import signal
 import socket
@@ -21,6 +24,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", "build")
 CUTOVER = os.path.join(REPO, BUILD, "cutover")
+CUTOVERCTL = os.path.join(REPO, BUILD, "cutoverctl")
 ORIGIN = os.path.join(REPO, BUILD, "bench", "origin")
 UPSTREAM_PY = os.path.join(REPO, "tests", "integration", "upstream.py")
 LISTEN, BLUE, GREEN = 18080, 18081, 18082
@@ -131,8 +135,20 @@ def main():
             json.dump(cfg, f, indent=2)
         os.replace(path + ".tmp", path)
 
+    cfg["control"] = {"socket": os.path.join(work, "control.sock"),
+                      "state_file": os.path.join(work, "state.json"),
+                      "audit_file": os.path.join(work, "audit.jsonl")}
     write(90, 10)
     log = open(os.path.join(work, "cutover.log"), "w")
+
+    def ctl(*args):
+        cmd = [CUTOVERCTL, "--socket", cfg["control"]["socket"]] + list(args)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        print("  $ cutoverctl %s" % shlex.join(args))
+        for line in r.stdout.strip().splitlines():
+            print("    " + line)
+        if r.returncode != 0:
+            sys.exit("demo: cutoverctl failed (exit %d): %s" % (r.returncode, r.stderr.strip()))
     try:
         start_origin("blue", BLUE)
         start_origin("green", GREEN)
@@ -142,8 +158,19 @@ def main():
         print("cutover is listening on 127.0.0.1:%d; blue on :%d, green on :%d" % (LISTEN, BLUE, GREEN))
         ok = True
         ok &= show("90/10 (config/demo.json)", *send(REQUESTS), 10.0)
+        print("\nA release with cutoverctl (each change durable and audited before it is acknowledged):")
+        ctl("promote", "demo", "blue", "--reason", "demo: blue is the stable version")
+        ok &= show("stable: blue 100 %", *send(REQUESTS), 0.0)
+        for pct in (10, 50, 100):
+            ctl("set-weights", "demo", "blue=%d" % (100 - pct), "green=%d" % pct,
+                "--reason", "demo: release step green %d%%" % pct)
+            ok &= show("green %d %%" % pct, *send(REQUESTS), float(pct))
+        ctl("rollback", "demo", "--reason", "demo: roll back to the stable version")
+        ok &= show("after rollback", *send(REQUESTS), 0.0)
+        ctl("status", "demo")
+        print("\nThe same switch by editing the configuration and reloading it (SIGHUP):")
         for blue, green, label in ((0, 100, "switch to green (SIGHUP)"),
-                                   (100, 0, "roll back to blue (SIGHUP)")):
+                                   (100, 0, "back to blue (SIGHUP)")):
             write(blue, green)
             generation_lines = sum(1 for _ in open(log.name))
             cut.send_signal(signal.SIGHUP)
@@ -157,6 +184,7 @@ def main():
             else:
                 sys.exit("demo: the reload was not applied")
             ok &= show(label, *send(REQUESTS), float(green))
+        print("audit log: %s" % cfg["control"]["audit_file"])
         print("access log and events: %s" % log.name)
         print("demo %s" % ("passed: every request answered, every split as configured" if ok
                            else "FAILED"))
