@@ -841,7 +841,9 @@ def report(results):
     if "switch" in R:
         sys.path.insert(0, HERE)
         import switch_latency
-        L += switch_latency.table(R["switch"], P["switches"])
+        sw = R["switch"]
+        # switch_latency.py --record stores {"date", "machine", "switches", "modes": {...}}
+        L += switch_latency.table(sw.get("modes", sw), sw.get("switches", P["switches"]))
     if results.get("notes"):
         L += ["### Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
     if results["errors"]:

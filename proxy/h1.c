@@ -19,8 +19,13 @@
 
 #define H1C_MAX_FIELDS 1024     /* >= the largest limits.max_headers the config accepts */
 #define H1C_LINGER_MS 5000      /* the last response gets this long to be written */
-#define H1C_DISCARD_MS 2000     /* lingering close: read and discard at most this long... */
-#define H1C_DISCARD_BYTES (1u << 20) /* ...and this much */
+/* Lingering close (nginx's lingering_timeout / lingering_time): after the last response, read and
+ * discard what the client still sends until it closes, or sends nothing for H1C_LINGER_IDLE_MS,
+ * or H1C_LINGER_MAX_MS passed, or H1C_DISCARD_BYTES arrived. Closing with unread input makes the
+ * kernel send a reset, which destroys response bytes the client has not read yet. */
+#define H1C_LINGER_IDLE_MS 5000
+#define H1C_LINGER_MAX_MS 30000
+#define H1C_DISCARD_BYTES (64u << 20)
 
 enum h1c_state {
     H1C_IDLE = 0, /* waiting for (the rest of) a request head */
@@ -52,6 +57,7 @@ struct h1c {
     int out_blocked;      /* responses the client has not read yet: no new request */
     int linger;           /* close with a lingering read: the client may still be sending */
     int lingering;
+    uint64_t linger_until_ns;
     int peer_eof;         /* the client half-closed after a complete request */
     size_t discarded;
     enum h1_body req_body;
@@ -116,9 +122,10 @@ static void close_or_linger(struct h1c *c)
 {
     if (c->linger && !c->lingering && !c->io.eof && !c->io.failed) {
         c->lingering = 1;
+        c->linger_until_ns = stream_now_ns() + (uint64_t)H1C_LINGER_MAX_MS * 1000000u;
         shutdown(c->io.fd, SHUT_WR);
         io_resume_read(&c->io);
-        arm(c, H1C_DISCARD_MS);
+        arm(c, H1C_LINGER_IDLE_MS);
         return;
     }
     if (!c->lingering)
@@ -665,9 +672,11 @@ static void on_read(struct io *io, void *arg)
         struct evbuffer *in = c->io.in;
         c->discarded += evbuffer_get_length(in);
         evbuffer_drain(in, evbuffer_get_length(in));
-        if (c->discarded > H1C_DISCARD_BYTES) {
+        if (c->discarded > H1C_DISCARD_BYTES || stream_now_ns() > c->linger_until_ns) {
             io_pause_read(&c->io);
             event_active(c->tmo, EV_TIMEOUT, 1);
+        } else if (c->lingering) {
+            arm(c, H1C_LINGER_IDLE_MS); /* still sending: keep reading a while longer */
         }
         return;
     }

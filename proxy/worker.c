@@ -84,6 +84,15 @@ static void adopt(struct worker *w, struct snapshot *s)
 
 struct snap_pin *worker_pin(struct worker *w)
 {
+    /* A change acknowledged by the control thread was published before the acknowledgement;
+     * adopting it here, not only from the wake-up event, makes "the next request on every
+     * worker" exact even when the request and the wake-up arrive in the same loop turn. One
+     * read-only atomic load per request; nothing shared is written. */
+    if (atomic_load_explicit(&w->inbox, memory_order_acquire)) {
+        struct snapshot *s = atomic_exchange(&w->inbox, NULL);
+        if (s)
+            adopt(w, s);
+    }
     return snapshot_pin_get(&w->pins);
 }
 

@@ -400,38 +400,78 @@ test_protocol_errors.timeout = 60
 
 # --- 2. roles ----------------------------------------------------------------------------------
 
-_CLIENT_SRC = r"""
-import json, socket, sys
-path, reqs = sys.argv[1], json.loads(sys.argv[2])
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(5)
-s.connect(path)
-out, buf = [], b""
-for r in reqs:
-    s.sendall(json.dumps(r).encode() + b"\n")
-    while b"\n" not in buf:
-        d = s.recv(65536)
-        if not d:
-            break
-        buf += d
-    if b"\n" not in buf:
-        out.append({"closed": True})
-        break
-    line, buf = buf.split(b"\n", 1)
-    out.append(json.loads(line))
-print(json.dumps(out))
-"""
+def _child_client(path, uid, gid, reqs, wfd):
+    """In a forked child: drop to uid/gid, send reqs, write the replies as JSON to wfd."""
+    out = {"replies": []}
+    try:
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+        out["ids"] = [os.getuid(), os.geteuid(), os.getgid(), os.getegid()]
+        with Ctl(path, timeout=5.0) as c:
+            for r in reqs:
+                try:
+                    out["replies"].append(c.request(r))
+                except CtlClosed:
+                    out["replies"].append({"closed": True})
+                    break
+    except BaseException as e:  # reported by the parent
+        out["error"] = repr(e)
+    data = json.dumps(out).encode()
+    while data:
+        data = data[os.write(wfd, data):]
 
 
-def as_user(path, uid, gid, reqs):
-    """Sends reqs from a child process running as uid/gid; returns the replies."""
-    p = subprocess.run([sys.executable, "-c", _CLIENT_SRC, path, json.dumps(reqs)],
-                       user=uid, group=gid, extra_groups=[], cwd="/", stdin=subprocess.DEVNULL,
-                       capture_output=True, text=True, timeout=15)
-    check(p.returncode == 0, "client as uid %d failed (%d): %s", uid, p.returncode,
-          p.stderr[-1000:])
-    reps = json.loads(p.stdout)
-    check(len(reps) == len(reqs) and all("closed" not in r for r in reps),
+def as_user(path, uid, gid, reqs, timeout=10.0):
+    """Sends reqs on one connection from a forked child running as uid/gid (SO_PEERCRED sees
+    those ids); returns the replies."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        code = 1
+        try:
+            os.close(r)
+            _child_client(path, uid, gid, reqs, w)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    os.set_blocking(r, False)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    status = None
+    try:
+        while True:  # read while waiting (the pipe buffer is finite)
+            try:
+                d = os.read(r, 65536)
+            except BlockingIOError:
+                d = None
+            if d:
+                chunks.append(d)
+                continue
+            if status is None:
+                done, st = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = st
+            if status is not None and d == b"":
+                break
+            if time.monotonic() > deadline:
+                if status is None:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                raise HarnessError("client as uid %d did not finish within %.0f s"
+                                   % (uid, timeout))
+            time.sleep(0.005)
+    finally:
+        os.close(r)
+    check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "client as uid %d: status %r",
+          uid, status)
+    out = json.loads(b"".join(chunks))
+    check("error" not in out, "client as uid %d failed: %s", uid, out.get("error"))
+    check(out["ids"] == [uid, uid, gid, gid], "the child runs as %r, wanted uid %d gid %d",
+          out["ids"], uid, gid)
+    reps = out["replies"]
+    check(len(reps) == len(reqs) and all("closed" not in x for x in reps),
           "uid %d: replies %r", uid, reps)
     return reps
 
@@ -713,6 +753,8 @@ def test_rollback_under_load():
     check(not late, "%d requests sent after the rollback ack reached green, e.g. %r", len(late),
           late[:3])
     after_ack = [g for g in green_reqs if g["t"] > t_ack]
+    print("rollback: %s; %d requests started after the ack; %d green arrivals after it"
+          % (load.summary(), len(after), len(after_ack)))
     check(len(after_ack) <= load.nthreads, "%d requests arrived at green after the ack (at most "
           "one in flight per client): %r", len(after_ack), after_ack[:5])
     # the access log: pool blue for every request started after the ack

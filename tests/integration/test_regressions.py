@@ -773,6 +773,14 @@ def test_early_response_not_reset():
               results)
         results = [_early_attempt(port2, "/big", 20 * MiB, **slow) for _ in range(3)]
         check(results == [413] * 3, "slow client, upstream 413 with a 2 MB body: %r", results)
+        # A client sending flat out while reading slowly: more than 1 MiB of body arrives
+        # during the linger; cutover must keep discarding until the client stops, not give up
+        # after a byte count and reset the connection under an undelivered response.
+        results = [_early_attempt(port2, "/big", 20 * MiB, read_pause=0.02) for _ in range(3)]
+        check(results == [413] * 3, "flat-out sender, slow reader, 413 with 2 MB: %r", results)
+        results = [_early_attempt(port, "/nothing", 20 * MiB, before="/size/2000000",
+                                  read_pause=0.02) for _ in range(3)]
+        check(results == [404] * 3, "flat-out sender, slow reader, 404 behind 2 MB: %r", results)
     finally:
         up.stop()
     check(cx.alive() and cx2.alive(), "cutover died")
