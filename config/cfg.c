@@ -42,6 +42,21 @@ static void route_dispose(struct cfg_route *r)
     cidr_list_dispose(&r->override.trusted_peers);
 }
 
+static void tls_free(struct cfg_tls *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->ncerts; i++) {
+        free(t->certs[i].cert);
+        free(t->certs[i].key);
+        free(t->certs[i].pem);
+    }
+    free(t->certs);
+    free(t->client_ca);
+    free(t->crl);
+    free(t);
+}
+
 void cfg_free(struct cfg *cfg)
 {
     if (cfg == NULL)
@@ -52,6 +67,7 @@ void cfg_free(struct cfg *cfg)
         free(cfg->listeners[i].name);
         free(cfg->listeners[i].address);
         free(cfg->listeners[i].host);
+        tls_free(cfg->listeners[i].tls);
     }
     free(cfg->listeners);
     cidr_list_dispose(&cfg->trusted_proxies);

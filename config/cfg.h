@@ -30,12 +30,39 @@ struct cfg_cidr_list {
 
 enum cfg_proto { CFG_PROTO_HTTP1 = 1u << 0 };
 
+#define CFG_MAX_LISTENERS 16
+#define CFG_TLS_MAX_CERTS 16
+#define CFG_TLS_MAX_ALPN 2
+
+/* One certificate of a TLS listener: either cert + key (two PEM files), or pem (one file holding
+ * the private key followed by the chain, as the Key Vault CSI driver writes it). */
+struct cfg_tls_cert {
+    char *cert; /* leaf first, then intermediates */
+    char *key;
+    char *pem;
+};
+
+enum cfg_client_auth { CFG_CLIENT_AUTH_NONE = 0, CFG_CLIENT_AUTH_OPTIONAL, CFG_CLIENT_AUTH_REQUIRED };
+enum cfg_alpn { CFG_ALPN_HTTP11 = 1, CFG_ALPN_H2 = 2 };
+
+struct cfg_tls {
+    struct cfg_tls_cert *certs; /* certs[0] is the default (no SNI, or no SAN matches) */
+    size_t ncerts;
+    enum cfg_client_auth client_auth;
+    char *client_ca; /* PEM bundle; required unless client_auth is none */
+    char *crl;       /* PEM CRLs; NULL: no revocation check */
+    unsigned min_version; /* 12 or 13 (TLS 1.2 / 1.3); 1.3 is always the maximum */
+    enum cfg_alpn alpn[CFG_TLS_MAX_ALPN]; /* in server preference order */
+    size_t nalpn;
+};
+
 struct cfg_listener {
     char *name;
     char *address;     /* "host:port" or "[v6]:port", as written */
     char *host;        /* parsed host part (numeric address) */
     uint16_t port;
     unsigned protocols; /* CFG_PROTO_* bits */
+    struct cfg_tls *tls; /* NULL: plain TCP */
 };
 
 /* One upstream address as written: "name-or-ip:port". Resolution happens outside config/. */

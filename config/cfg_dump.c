@@ -70,6 +70,32 @@ static json_t *dump_listener(const struct cfg_listener *l, bool *ok)
     if (l->protocols & CFG_PROTO_HTTP1)
         push(protos, json_string("http1"), ok);
     put(o, "protocols", protos, ok);
+    const struct cfg_tls *t = l->tls;
+    if (t != NULL) {
+        static const char *const auth[] = {"none", "optional", "required"};
+        json_t *to = json_object(), *certs = json_array(), *alpn = json_array();
+        for (size_t i = 0; i < t->ncerts; i++) {
+            json_t *co = json_object();
+            if (t->certs[i].pem != NULL) {
+                put(co, "pem", str(t->certs[i].pem), ok);
+            } else {
+                put(co, "cert", str(t->certs[i].cert), ok);
+                put(co, "key", str(t->certs[i].key), ok);
+            }
+            push(certs, co, ok);
+        }
+        put(to, "certificates", certs, ok);
+        put(to, "client_auth", json_string(auth[t->client_auth]), ok);
+        if (t->client_ca != NULL)
+            put(to, "client_ca", str(t->client_ca), ok);
+        if (t->crl != NULL)
+            put(to, "crl", str(t->crl), ok);
+        put(to, "min_version", json_string(t->min_version == 13 ? "1.3" : "1.2"), ok);
+        for (size_t i = 0; i < t->nalpn; i++)
+            push(alpn, json_string(t->alpn[i] == CFG_ALPN_H2 ? "h2" : "http/1.1"), ok);
+        put(to, "alpn", alpn, ok);
+        put(o, "tls", to, ok);
+    }
     return o;
 }
 

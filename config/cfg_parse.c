@@ -313,6 +313,7 @@ static void set_bool(struct pctx *c, const json_t *v, void *base, const struct f
 static void set_protocols(struct pctx *c, const json_t *v, void *base, const struct field *f);
 static void set_mode(struct pctx *c, const json_t *v, void *base, const struct field *f);
 static void set_gid(struct pctx *c, const json_t *v, void *base, const struct field *f);
+static void set_path(struct pctx *c, const json_t *v, void *base, const struct field *f);
 
 /* Writes the defaults of table into the struct at base (recursing into nested objects). */
 static void apply_defaults(struct pctx *c, const struct field *t, void *base)
@@ -514,10 +515,149 @@ static void set_protocols(struct pctx *c, const json_t *v, void *base, const str
     }
 }
 
+/* ---- listeners[].tls ---- */
+
+#define TLS_PATH_MAX 4096
+
+static const struct field tls_cert_fields[] = {
+    {"cert", set_path, offsetof(struct cfg_tls_cert, cert), .max = TLS_PATH_MAX},
+    {"key", set_path, offsetof(struct cfg_tls_cert, key), .max = TLS_PATH_MAX},
+    {"pem", set_path, offsetof(struct cfg_tls_cert, pem), .max = TLS_PATH_MAX},
+    {NULL},
+};
+
+static void set_tls_certs(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg_tls *t = base;
+    if (!json_is_array(v)) {
+        perr(c, "expected an array");
+        return;
+    }
+    size_t n = json_array_size(v);
+    if (n < 1 || n > CFG_TLS_MAX_CERTS) {
+        perr(c, "must have between 1 and %d certificates", CFG_TLS_MAX_CERTS);
+        if (n == 0)
+            return;
+    }
+    t->certs = xcalloc(c, n, sizeof(*t->certs));
+    if (t->certs == NULL)
+        return;
+    t->ncerts = n;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(v, i);
+        size_t old = path_index(c, i);
+        if (parse_object(c, e, tls_cert_fields, &t->certs[i])) {
+            bool cert = json_object_get(e, "cert") != NULL, key = json_object_get(e, "key") != NULL;
+            bool pem = json_object_get(e, "pem") != NULL;
+            if (pem ? (cert || key) : !(cert && key))
+                perr(c, "must have either \"cert\" and \"key\", or \"pem\" (key and chain in "
+                        "one file)");
+        }
+        path_pop(c, old);
+    }
+}
+
+static void set_client_auth(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    enum cfg_client_auth *dst = at(base, f->off);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (s != NULL && strcmp(s, "none") == 0)
+        *dst = CFG_CLIENT_AUTH_NONE;
+    else if (s != NULL && strcmp(s, "optional") == 0)
+        *dst = CFG_CLIENT_AUTH_OPTIONAL;
+    else if (s != NULL && strcmp(s, "required") == 0)
+        *dst = CFG_CLIENT_AUTH_REQUIRED;
+    else
+        perr(c, "must be \"none\", \"optional\" or \"required\"");
+}
+
+static void set_tls_version(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    unsigned *dst = at(base, f->off);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (s != NULL && strcmp(s, "1.2") == 0)
+        *dst = 12;
+    else if (s != NULL && strcmp(s, "1.3") == 0)
+        *dst = 13;
+    else
+        perr(c, "must be \"1.2\" or \"1.3\" (older versions are not offered)");
+}
+
+static void set_alpn(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg_tls *t = base;
+    if (!json_is_array(v)) {
+        perr(c, "expected an array");
+        return;
+    }
+    size_t n = json_array_size(v);
+    if (n == 0) {
+        perr(c, "must not be empty");
+        return;
+    }
+    t->nalpn = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(v, i);
+        size_t old = path_index(c, i);
+        const char *s = json_is_string(e) ? json_string_value(e) : NULL;
+        enum cfg_alpn a = 0;
+        if (s != NULL && strcmp(s, "h2") == 0)
+            a = CFG_ALPN_H2;
+        else if (s != NULL && strcmp(s, "http/1.1") == 0)
+            a = CFG_ALPN_HTTP11;
+        bool dup = false;
+        for (size_t k = 0; k < t->nalpn; k++)
+            dup = dup || t->alpn[k] == a;
+        if (a == 0)
+            perr(c, "unsupported protocol (only \"h2\" and \"http/1.1\")");
+        else if (dup)
+            perr(c, "duplicate protocol");
+        else if (t->nalpn < CFG_TLS_MAX_ALPN)
+            t->alpn[t->nalpn++] = a;
+        path_pop(c, old);
+    }
+}
+
+static const struct field tls_fields[] = {
+    {"certificates", set_tls_certs, 0, .flags = F_REQUIRED},
+    {"client_auth", set_client_auth, offsetof(struct cfg_tls, client_auth)},
+    {"client_ca", set_path, offsetof(struct cfg_tls, client_ca), .max = TLS_PATH_MAX},
+    {"crl", set_path, offsetof(struct cfg_tls, crl), .max = TLS_PATH_MAX},
+    {"min_version", set_tls_version, offsetof(struct cfg_tls, min_version)},
+    {"alpn", set_alpn, 0},
+    {NULL},
+};
+
+/* The tls object, plus the rules between its keys. */
+static void set_tls(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    struct cfg_listener *l = at(base, f->off);
+    struct cfg_tls *t = xcalloc(c, 1, sizeof(*t));
+    if (t == NULL)
+        return;
+    l->tls = t;
+    t->client_auth = CFG_CLIENT_AUTH_NONE;
+    t->min_version = 12;
+    t->alpn[0] = CFG_ALPN_HTTP11;
+    t->nalpn = 1;
+    if (!parse_object(c, v, tls_fields, t))
+        return;
+    if (t->client_auth != CFG_CLIENT_AUTH_NONE && json_object_get(v, "client_ca") == NULL)
+        perr(c, "\"client_ca\" is required when client_auth is \"optional\" or \"required\"");
+    if (t->client_auth == CFG_CLIENT_AUTH_NONE && json_object_get(v, "crl") != NULL) {
+        size_t old = path_key(c, "crl");
+        perr(c, "a CRL needs client_auth \"optional\" or \"required\"");
+        path_pop(c, old);
+    }
+}
+
 static const struct field listener_fields[] = {
     {"name", set_ident, offsetof(struct cfg_listener, name), 1, 64},
     {"address", set_listener_address, 0, .flags = F_REQUIRED},
     {"protocols", set_protocols, offsetof(struct cfg_listener, protocols), .def = CFG_PROTO_HTTP1},
+    {"tls", set_tls, 0},
     {NULL},
 };
 
@@ -530,8 +670,8 @@ static void set_listeners(struct pctx *c, const json_t *v, void *base, const str
         return;
     }
     size_t n = json_array_size(v);
-    if (n < 1 || n > 16)
-        perr(c, "must have between 1 and 16 listeners");
+    if (n < 1 || n > CFG_MAX_LISTENERS)
+        perr(c, "must have between 1 and %d listeners", CFG_MAX_LISTENERS);
     cfg->listeners = xcalloc(c, n, sizeof(*cfg->listeners));
     if (cfg->listeners == NULL)
         return;

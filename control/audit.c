@@ -438,7 +438,8 @@ static int write_all(int fd, const char *p, size_t n, size_t *written)
 }
 
 /* Appends line[0..n) (which ends in '\n') durably. Returns 0 or CUT_EIO with err set. */
-static int append_file(struct audit *a, const char *line, size_t n, char *err, size_t cap)
+static int append_file(struct audit *a, const char *line, size_t n, int sync, char *err,
+                       size_t cap)
 {
     off_t before = -1;
     size_t written = 0;
@@ -453,7 +454,7 @@ static int append_file(struct audit *a, const char *line, size_t n, char *err, s
     }
     if (write_all(a->fd, line, n, &written) != 0)
         goto fail;
-    if (a->regular && fdatasync(a->fd) != 0) {
+    if (a->regular && sync && fdatasync(a->fd) != 0) {
         step = "fdatasync";
         goto fail;
     }
@@ -486,7 +487,7 @@ int audit_append(struct audit *a, const struct audit_record *r, audit_out_fn out
     if (a->fd >= 0) {
         line[n] = '\n';
         line[n + 1] = '\0';
-        int rc = append_file(a, line, n + 1, err, cap);
+        int rc = append_file(a, line, n + 1, !r->no_sync, err, cap);
         if (rc != 0) {
             free(line);
             return rc;

@@ -31,6 +31,7 @@ struct audit_record {
     uint64_t generation_before, generation_after;
     const char *weights_before_json, *weights_after_json;
     const char *reason;        /* NULL when none */
+    int no_sync;               /* a read (status, history, version): written, not fsynced */
 };
 
 /* Formats the record as one JSON line (with "type":"audit" and an RFC 3339 UTC time with

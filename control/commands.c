@@ -541,16 +541,42 @@ static int op_reload(struct cmd_req *q, struct cmd_res *r)
     return 0;
 }
 
+#define CMD_MUTATES 1u
+
+struct command {
+    const char *op;
+    enum cfg_role role;
+    unsigned flags;
+    int (*fn)(struct cmd_req *q, struct cmd_res *r);
+    const char *help;
+};
+
+static const struct command *find_command(const char *op);
+
 struct history_ctx {
     json_t *arr;
 };
+
+/* History is about changes: successful reads (status, history, version) are in the audit log
+ * but not in the history. */
+static int is_read_ok(json_t *rec)
+{
+    const char *op = json_string_value(json_object_get(rec, "op"));
+    const char *result = json_string_value(json_object_get(rec, "result"));
+    if (!op || !result || strcmp(result, "ok") != 0)
+        return 0;
+    const struct command *cmd = find_command(op);
+    return cmd && !(cmd->flags & CMD_MUTATES);
+}
 
 static void history_line(void *ctx, const char *line, size_t len)
 {
     struct history_ctx *h = ctx;
     json_t *v = json_loadb(line, len, 0, NULL);
-    if (v)
+    if (v && !is_read_ok(v))
         json_array_append_new(h->arr, v);
+    else
+        json_decref(v);
 }
 
 static int op_history(struct cmd_req *q, struct cmd_res *r)
@@ -566,22 +592,14 @@ static int op_history(struct cmd_req *q, struct cmd_res *r)
         limit = json_integer_value(v);
     }
     struct history_ctx h = {json_array()};
-    audit_recent(q->c->audit, (size_t)limit, history_line, &h);
+    audit_recent(q->c->audit, SIZE_MAX, history_line, &h);
+    while (json_array_size(h.arr) > (size_t)limit)
+        json_array_remove(h.arr, 0); /* the newest `limit` changes */
     r->result = json_pack("{s:o}", "records", h.arr);
     return 0;
 }
 
 /* ---- the command table ------------------------------------------------------------------- */
-
-#define CMD_MUTATES 1u
-
-struct command {
-    const char *op;
-    enum cfg_role role;
-    unsigned flags;
-    int (*fn)(struct cmd_req *q, struct cmd_res *r);
-    const char *help;
-};
 
 static const struct command commands[] = {
     {"version", CFG_ROLE_VIEWER, 0, op_version, "the server's version and protocol"},
@@ -632,10 +650,15 @@ static char *reply(struct ctl *c, const char *id, struct cmd_res *r)
     return s;
 }
 
-char *commands_error_reply(struct ctl *c, const char *code, const char *message)
+static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, json_t *args,
+                  struct cmd_res *r, uint64_t gen_before);
+
+char *commands_error_reply(struct ctl *c, const struct cmd_peer *peer, const char *code,
+                           const char *message)
 {
     struct cmd_res r = {0};
     fail(&r, code, NULL, "%s", message);
+    audit(c, peer, NULL, NULL, &r, c->generation);
     return reply(c, NULL, &r);
 }
 
@@ -663,6 +686,8 @@ static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, js
         .weights_before_json = r->weights_before[0] ? r->weights_before : NULL,
         .weights_after_json = r->weights_after[0] ? r->weights_after : NULL,
         .reason = reason,
+        .no_sync = op && r->code == NULL && find_command(op) &&
+                   !(find_command(op)->flags & CMD_MUTATES),
     };
     char err[256];
     if (audit_append(c->audit, &rec, ctl_audit_out, c, err, sizeof err) < 0 && !r->code)
@@ -773,8 +798,8 @@ char *commands_handle(struct ctl *c, const struct cmd_peer *peer, const char *li
     int rc = cmd->fn(&q, &r);
     if (rc == 0 && (cmd->flags & CMD_MUTATES) && !r.reloaded)
         apply(c, peer, op, args, &r);
-    else if (cmd->flags & CMD_MUTATES)
-        audit(c, peer, op, args, &r, before);
+    else
+        audit(c, peer, op, args, &r, before); /* every request is on the record, reads too */
     out = reply(c, id, &r);
     json_decref(r.result);
     json_decref(r.details);

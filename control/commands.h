@@ -22,8 +22,10 @@ struct cmd_peer {
  * caller frees), or NULL when out of memory. */
 char *commands_handle(struct ctl *c, const struct cmd_peer *peer, const char *line, size_t len);
 
-/* The reply for a request that could not even be read (too large, busy). */
-char *commands_error_reply(struct ctl *c, const char *code, const char *message);
+/* The reply for a request that could not even be read (too large, busy); audited like any
+ * other refusal. */
+char *commands_error_reply(struct ctl *c, const struct cmd_peer *peer, const char *code,
+                           const char *message);
 
 /* Maps a peer's uid/gid to a role by the configuration's rules (first match). Without rules,
  * the user cutover runs as is admin and everyone else has no role. */

@@ -2,6 +2,10 @@
 #include "ctl.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -16,12 +20,15 @@
 #include "../proxy/cut.h"
 #include "../proxy/log.h"
 #include "../proxy/snapshot.h"
+#include "../proxy/tls.h"
 #include "../proxy/worker.h"
 #include "ctl_internal.h"
 #include "ctlsock.h"
 
 #define CTL_EXIT_POLL_MS 20
 #define CTL_HISTORY 1000
+#define CTL_TLS_POLL_MS 5000   /* polling fallback for the certificate files */
+#define CTL_TLS_SETTLE_MS 200  /* after a directory event, wait for the writer to finish */
 
 void ctl_event(struct ctl *c, const char *name, const char *extra)
 {
@@ -269,6 +276,253 @@ void ctl_audit_out(void *ctx, const char *line, size_t len)
     log_line(c->lg, line, len);
 }
 
+/* ---- certificates ---------------------------------------------------------------------------
+ * The contexts are built on this thread (file I/O) and hang off every snapshot, so workers use
+ * the current snapshot's for new handshakes and open connections keep theirs. A change of any
+ * certificate, key, CA or CRL file rebuilds every TLS listener's contexts; bad material is
+ * refused (event tls_reload_refused) and the old keeps serving. */
+
+struct ctl_tls_file {
+    char *path;
+    struct stat st; /* what stat() (through symlinks) said when the contexts were built */
+    int missing;
+};
+
+static int same_stat(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void tls_files_dispose(struct ctl *c)
+{
+    for (size_t i = 0; i < c->ntls_files; i++)
+        free(c->tls_files[i].path);
+    free(c->tls_files);
+    c->tls_files = NULL;
+    c->ntls_files = 0;
+}
+
+static void tls_files_add(struct ctl *c, const char *path, size_t *cap)
+{
+    if (!path)
+        return;
+    for (size_t i = 0; i < c->ntls_files; i++)
+        if (strcmp(c->tls_files[i].path, path) == 0)
+            return;
+    if (c->ntls_files == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        struct ctl_tls_file *v = realloc(c->tls_files, ncap * sizeof *v);
+        if (!v)
+            return;
+        c->tls_files = v;
+        *cap = ncap;
+    }
+    struct ctl_tls_file *f = &c->tls_files[c->ntls_files];
+    memset(f, 0, sizeof *f);
+    f->path = strdup(path);
+    if (f->path)
+        c->ntls_files++;
+}
+
+/* Records what every file looks like now. Returns 1 when something differs from before. */
+static int tls_files_stat(struct ctl *c)
+{
+    int changed = 0;
+    for (size_t i = 0; i < c->ntls_files; i++) {
+        struct ctl_tls_file *f = &c->tls_files[i];
+        struct stat st;
+        int missing = stat(f->path, &st) < 0;
+        if (missing)
+            memset(&st, 0, sizeof st);
+        if (missing != f->missing || !same_stat(&st, &f->st))
+            changed = 1;
+        f->st = st;
+        f->missing = missing;
+    }
+    return changed;
+}
+
+/* Builds the contexts of every TLS listener of cfg into out (NULL for plain listeners). On a
+ * failure every problem is in errs (path listeners[i].tls) and nothing is left in out. */
+static int tls_build(const struct cfg *cfg, struct tls_ctx **out, struct cfg_errors *errs)
+{
+    int rc = 0;
+    for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
+        out[i] = NULL;
+    for (size_t i = 0; i < cfg->nlisteners && i < CFG_MAX_LISTENERS; i++) {
+        if (!cfg->listeners[i].tls)
+            continue;
+        char err[512], path[64];
+        int r = tls_ctx_new(cfg->listeners[i].tls, &out[i], err, sizeof err);
+        if (r < 0) {
+            snprintf(path, sizeof path, "listeners[%zu].tls", i);
+            cfg_errors_add(errs, path, 0, 0, "%s", err);
+            rc = rc ? rc : r;
+        }
+    }
+    if (rc < 0)
+        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++) {
+            tls_ctx_unref(out[i]);
+            out[i] = NULL;
+        }
+    return rc;
+}
+
+static void tls_replace(struct ctl *c, struct tls_ctx **fresh)
+{
+    for (size_t i = 0; i < CFG_MAX_LISTENERS; i++) {
+        tls_ctx_unref(c->tls[i]);
+        c->tls[i] = fresh[i];
+    }
+}
+
+/* {"listener":name,"certificates":[...]} for every TLS listener, into extra. */
+static void tls_event(struct ctl *c, const char *name)
+{
+    const struct cfg *cfg = c->hold->cfg;
+    size_t cap = 16384, o = 0;
+    char *extra = malloc(cap);
+    if (!extra)
+        return;
+    o += (size_t)snprintf(extra + o, cap - o, ",\"listeners\":[");
+    int first = 1;
+    for (size_t i = 0; i < cfg->nlisteners && i < CFG_MAX_LISTENERS && o + 256 < cap; i++) {
+        if (!c->tls[i])
+            continue;
+        o += (size_t)snprintf(extra + o, cap - o, "%s{\"listener\":\"%s\",\"certificates\":",
+                              first ? "" : ",", cfg->listeners[i].name);
+        o += tls_ctx_describe(c->tls[i], extra + o, cap - o - 4);
+        o += (size_t)snprintf(extra + o, cap - o, "}");
+        first = 0;
+    }
+    snprintf(extra + o, cap - o, "]");
+    ctl_event(c, name, extra);
+    free(extra);
+}
+
+static void tls_refused_event(struct ctl *c, const struct cfg_errors *errs)
+{
+    char extra[4096];
+    size_t o = (size_t)snprintf(extra, sizeof extra, ",\"errors\":[");
+    for (size_t i = 0; i < errs->n && o < sizeof extra - 1200; i++) {
+        o += (size_t)snprintf(extra + o, sizeof extra - o, "%s{\"path\":\"", i ? "," : "");
+        o += log_escape(extra + o, 256, errs->v[i].path, strlen(errs->v[i].path));
+        o += (size_t)snprintf(extra + o, sizeof extra - o, "\",\"reason\":\"");
+        o += log_escape(extra + o, 900, errs->v[i].message, strlen(errs->v[i].message));
+        o += (size_t)snprintf(extra + o, sizeof extra - o, "\"}");
+    }
+    snprintf(extra + o, sizeof extra - o, "]");
+    ctl_event(c, "tls_reload_refused", extra);
+}
+
+static void on_tls_notify(evutil_socket_t fd, short what, void *arg);
+static void on_tls_check(evutil_socket_t fd, short what, void *arg);
+
+/* (Re)starts watching the files of the current configuration: one inotify watch per directory
+ * (a CSI "..data" swap is a rename inside it), and the polling timer. */
+static void tls_watch(struct ctl *c)
+{
+    const struct cfg *cfg = c->hold->cfg;
+    size_t cap = c->ntls_files;
+    tls_files_dispose(c);
+    cap = 0;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct cfg_tls *t = cfg->listeners[i].tls;
+        if (!t)
+            continue;
+        for (size_t k = 0; k < t->ncerts; k++) {
+            tls_files_add(c, t->certs[k].cert, &cap);
+            tls_files_add(c, t->certs[k].key, &cap);
+            tls_files_add(c, t->certs[k].pem, &cap);
+        }
+        tls_files_add(c, t->client_ca, &cap);
+        tls_files_add(c, t->crl, &cap);
+    }
+    if (c->ev_tls_notify) {
+        event_free(c->ev_tls_notify);
+        c->ev_tls_notify = NULL;
+    }
+    if (c->tls_inotify >= 0)
+        close(c->tls_inotify);
+    c->tls_inotify = -1;
+    event_del(c->ev_tls_poll);
+    if (c->ntls_files == 0)
+        return;
+    c->tls_inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    for (size_t i = 0; c->tls_inotify >= 0 && i < c->ntls_files; i++) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s", c->tls_files[i].path);
+        inotify_add_watch(c->tls_inotify, dirname(dir),
+                          IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_DELETE |
+                              IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
+    }
+    if (c->tls_inotify >= 0) {
+        c->ev_tls_notify = event_new(c->base, c->tls_inotify, EV_READ | EV_PERSIST,
+                                     on_tls_notify, c);
+        if (c->ev_tls_notify)
+            event_add(c->ev_tls_notify, NULL);
+    }
+    struct timeval tv = {CTL_TLS_POLL_MS / 1000, (CTL_TLS_POLL_MS % 1000) * 1000};
+    event_add(c->ev_tls_poll, &tv);
+}
+
+/* Something may have changed: rebuild when a file differs from what was loaded. */
+static void tls_check(struct ctl *c)
+{
+    if (c->stopping || !tls_files_stat(c))
+        return;
+    struct tls_ctx *fresh[CFG_MAX_LISTENERS];
+    struct cfg_errors errs = {0};
+    if (tls_build(c->hold->cfg, fresh, &errs) < 0) {
+        tls_refused_event(c, &errs); /* the old material keeps serving */
+        cfg_errors_dispose(&errs);
+        return;
+    }
+    struct tls_ctx *old[CFG_MAX_LISTENERS];
+    memcpy(old, c->tls, sizeof old);
+    memcpy(c->tls, fresh, sizeof fresh);
+    if (ctl_publish(c) < 0) {
+        memcpy(c->tls, old, sizeof old);
+        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
+            tls_ctx_unref(fresh[i]);
+        ctl_event(c, "tls_reload_refused", ",\"errors\":[{\"path\":\"\",\"reason\":\"out of memory\"}]");
+        return;
+    }
+    for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
+        tls_ctx_unref(old[i]);
+    tls_event(c, "tls_reloaded");
+}
+
+static void on_tls_notify(evutil_socket_t fd, short what, void *arg)
+{
+    struct ctl *c = arg;
+    (void)what;
+    char buf[8192];
+    while (read(fd, buf, sizeof buf) > 0)
+        ; /* which file does not matter: every file is compared */
+    struct timeval tv = {0, CTL_TLS_SETTLE_MS * 1000};
+    event_add(c->ev_tls_check, &tv); /* re-adding restarts it: the last event wins */
+}
+
+static void on_tls_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tls_check(arg);
+}
+
+static void on_tls_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct ctl *c = arg;
+    (void)fd;
+    (void)what;
+    tls_check(c);
+    struct timeval tv = {CTL_TLS_POLL_MS / 1000, (CTL_TLS_POLL_MS % 1000) * 1000};
+    if (!c->stopping)
+        event_add(c->ev_tls_poll, &tv);
+}
+
 /* ---- publication --------------------------------------------------------------------------- */
 
 int ctl_publish(struct ctl *c)
@@ -300,6 +554,10 @@ int ctl_publish(struct ctl *c)
     free(ov);
     if (!s)
         return CUT_ENOMEM;
+    for (unsigned i = 0; i < CFG_MAX_LISTENERS; i++) {
+        s->tls[i] = c->tls[i];
+        tls_ctx_ref(s->tls[i]);
+    }
     for (unsigned i = 0; i < c->nworkers; i++) {
         snapshot_ref(s);
         worker_publish(c->workers[i], s);
@@ -415,15 +673,25 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
         cfg_free(cfg);
         return CUT_EINVAL;
     }
+    struct tls_ctx *fresh_tls[CFG_MAX_LISTENERS];
+    if (tls_build(cfg, fresh_tls, errs) < 0) {
+        refuse_event(c, errs); /* certificates that do not load refuse the whole reload */
+        cfg_free(cfg);
+        return CUT_EINVAL;
+    }
     struct state nrt;
     char note[1024], err[256];
     if (rt_build(cfg, old, &c->rt, &nrt, note, sizeof note) < 0) {
+        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
+            tls_ctx_unref(fresh_tls[i]);
         cfg_free(cfg);
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
     }
     nrt.generation = c->generation + 1;
     if (ctl_save_state(c, &nrt, err, sizeof err) < 0) {
+        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
+            tls_ctx_unref(fresh_tls[i]);
         state_dispose(&nrt);
         cfg_free(cfg);
         cfg_errors_add(errs, "", 0, 0, "state file: %s", err);
@@ -432,16 +700,24 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
     }
     struct cfg_hold *hold = snapshot_cfg_hold(cfg);
     if (!hold) {
+        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
+            tls_ctx_unref(fresh_tls[i]);
         state_dispose(&nrt);
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
     }
     struct cfg_hold *old_hold = c->hold;
     struct state old_rt = c->rt;
+    struct tls_ctx *old_tls[CFG_MAX_LISTENERS];
+    memcpy(old_tls, c->tls, sizeof old_tls);
+    memcpy(c->tls, fresh_tls, sizeof fresh_tls);
     c->hold = hold;
     c->rt = nrt;
     c->generation++;
     if (ctl_publish(c) < 0) {
+        memcpy(c->tls, old_tls, sizeof old_tls);
+        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
+            tls_ctx_unref(fresh_tls[i]);
         c->generation--;
         c->hold = old_hold;
         c->rt = old_rt;
@@ -450,8 +726,12 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
     }
+    for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
+        tls_ctx_unref(old_tls[i]);
     state_dispose(&old_rt);
     snapshot_cfg_unref(old_hold);
+    tls_watch(c);
+    tls_files_stat(c);
     char extra[1200];
     snprintf(extra, sizeof extra, ",\"result\":\"ok\"%s%.1000s%s", note[0] ? ",\"config_weights_won\":[" : "",
              note, note[0] ? "]" : "");
@@ -609,6 +889,7 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     c->nworkers = nworkers;
     c->generation = 1;
     c->started = time(NULL);
+    c->tls_inotify = -1;
     c->hold = snapshot_cfg_hold(cfg);
     c->base = event_base_new();
     if (!c->hold || !c->base) {
@@ -634,8 +915,10 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     c->ev_delay = evtimer_new(c->base, on_delay, c);
     c->ev_drain = evtimer_new(c->base, on_drain, c);
     c->ev_exit = event_new(c->base, -1, EV_PERSIST, on_exit_poll, c);
+    c->ev_tls_check = evtimer_new(c->base, on_tls_check, c);
+    c->ev_tls_poll = evtimer_new(c->base, on_tls_poll, c);
     if (!c->ev_hup || !c->ev_term || !c->ev_int || !c->ev_dns || !c->ev_delay || !c->ev_drain ||
-        !c->ev_exit) {
+        !c->ev_exit || !c->ev_tls_check || !c->ev_tls_poll) {
         snprintf(err, cap, "out of memory");
         ctl_free(c);
         return NULL;
@@ -647,6 +930,19 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
             return NULL;
         }
     }
+    /* Certificates: stat first, then read, so a change during the read is seen next time. */
+    tls_watch(c);
+    tls_files_stat(c);
+    struct cfg_errors terrs = {0};
+    if (tls_build(c->hold->cfg, c->tls, &terrs) < 0) {
+        size_t o = 0;
+        for (size_t i = 0; i < terrs.n && o + 2 < cap; i++)
+            o += (size_t)snprintf(err + o, cap - o, "%s%s: %s", i ? "; " : "", terrs.v[i].path,
+                                  terrs.v[i].message);
+        cfg_errors_dispose(&terrs);
+        ctl_free(c);
+        return NULL;
+    }
     event_add(c->ev_hup, NULL);
     event_add(c->ev_term, NULL);
     event_add(c->ev_int, NULL);
@@ -656,6 +952,8 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         return NULL;
     }
     arm_dns(c);
+    if (c->ntls_files)
+        tls_event(c, "tls_loaded");
     return c;
 }
 
@@ -674,12 +972,18 @@ void ctl_free(struct ctl *c)
     if (!c)
         return;
     ctlsock_free(c->sock);
-    struct event *evs[] = {c->ev_hup, c->ev_term, c->ev_int, c->ev_dns,
-                           c->ev_delay, c->ev_drain, c->ev_exit};
+    struct event *evs[] = {c->ev_hup,   c->ev_term,  c->ev_int,       c->ev_dns,
+                           c->ev_delay, c->ev_drain, c->ev_exit,      c->ev_tls_notify,
+                           c->ev_tls_check, c->ev_tls_poll};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);
     snapshot_unref(c->snap);
+    struct tls_ctx *none[CFG_MAX_LISTENERS] = {NULL};
+    tls_replace(c, none);
+    tls_files_dispose(c);
+    if (c->tls_inotify >= 0)
+        close(c->tls_inotify);
     snapshot_cfg_unref(c->hold);
     state_dispose(&c->rt);
     audit_close(c->audit);

@@ -20,6 +20,8 @@ struct event;
 struct logger;
 struct worker;
 struct ctlsock;
+struct tls_ctx;
+struct ctl_tls_file;
 
 struct dns_entry {
     char *host;
@@ -54,6 +56,16 @@ struct ctl {
     size_t ndns, capdns;
     int stopping;
     time_t started;
+
+    /* TLS material (control/ctl.c, "certificates"): the contexts in use per listener (one
+     * reference each; every published snapshot takes its own), the files they were built from
+     * with what stat() said then, and the watchers (inotify on the directories, since the CSI
+     * driver swaps a "..data" symlink, plus a polling fallback). */
+    struct tls_ctx *tls[CFG_MAX_LISTENERS];
+    struct ctl_tls_file *tls_files;
+    size_t ntls_files;
+    int tls_inotify;
+    struct event *ev_tls_notify, *ev_tls_check, *ev_tls_poll;
 };
 
 /* Builds a snapshot from the current configuration and runtime state and publishes it to every

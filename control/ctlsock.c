@@ -82,7 +82,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
         if (!line) {
             if (evbuffer_get_length(in) >= CTLSOCK_MAX_LINE) {
-                send_reply(cl, commands_error_reply(c, "too_large",
+                send_reply(cl, commands_error_reply(c, &cl->peer, "too_large",
                                                     "request line over 64 KiB"));
                 close_after_flush(cl);
             }
@@ -90,7 +90,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         }
         if (len + 1 > CTLSOCK_MAX_LINE) {
             free(line);
-            send_reply(cl, commands_error_reply(c, "too_large", "request line over 64 KiB"));
+            send_reply(cl, commands_error_reply(c, &cl->peer, "too_large", "request line over 64 KiB"));
             close_after_flush(cl);
             return;
         }
@@ -171,7 +171,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_setwatermark(cl->bev, EV_READ, 0, CTLSOCK_MAX_LINE + 1);
     bufferevent_enable(cl->bev, EV_READ | EV_WRITE);
     if (s->nclients > c->hold->cfg->control.max_clients) {
-        send_reply(cl, commands_error_reply(c, "busy", "too many control connections"));
+        send_reply(cl, commands_error_reply(c, &cl->peer, "busy", "too many control connections"));
         close_after_flush(cl);
     }
 }

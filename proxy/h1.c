@@ -12,6 +12,7 @@
 
 #include "cut.h"
 #include "h1_parse.h"
+#include "h2.h"
 #include "http.h"
 #include "io.h"
 #include "stream.h"
@@ -37,32 +38,43 @@ enum h1c_state {
 
 enum h1c_chunk { HC_SIZE = 0, HC_DATA, HC_CRLF, HC_TRAILERS };
 
+/* The peer's address: only IPv4 and IPv6 are ever accepted, so no sockaddr_storage (128 bytes)
+ * per idle connection. */
+union h1c_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+};
+
+/* Kept small: an idle keep-alive connection costs this struct, its timer and two empty buffers
+ * (bench: resident memory per idle connection). */
 struct h1c {
     struct worker *w;
     struct io io;
     struct event *tmo;
-    struct sockaddr_storage peer;
+    union h1c_addr peer;
     socklen_t peerlen;
     struct h1c *next, *prev; /* the worker's connection list */
     struct stream *s;
     enum h1c_state state;
-    int minor;            /* the current request's HTTP/1.x minor version */
-    int keep_alive;       /* the connection survives the current exchange */
-    int head_started;     /* bytes of a new request head arrived (header timer armed) */
-    int req_done, resp_done;
-    int resp_chunked, resp_until_close;
-    int read_paused;
-    int in_read;          /* inside on_read: do not recurse into the next request */
-    int shutting_down;
-    int out_blocked;      /* responses the client has not read yet: no new request */
-    int linger;           /* close with a lingering read: the client may still be sending */
-    int lingering;
-    uint64_t linger_until_ns;
-    int peer_eof;         /* the client half-closed after a complete request */
-    size_t discarded;
     enum h1_body req_body;
-    uint64_t remaining;
     enum h1c_chunk chunk;
+    unsigned minor : 1;          /* the current request's HTTP/1.x minor version */
+    unsigned keep_alive : 1;     /* the connection survives the current exchange */
+    unsigned head_started : 1;   /* bytes of a new request head arrived (header timer armed) */
+    unsigned req_done : 1, resp_done : 1;
+    unsigned resp_chunked : 1, resp_until_close : 1;
+    unsigned read_paused : 1;
+    unsigned in_read : 1;        /* inside on_read: do not recurse into the next request */
+    unsigned shutting_down : 1;
+    unsigned out_blocked : 1;    /* responses the client has not read yet: no new request */
+    unsigned linger : 1;         /* close with a lingering read: the client may still be sending */
+    unsigned lingering : 1;
+    unsigned peer_eof : 1;       /* the client half-closed after a complete request */
+    unsigned used : 1;           /* a request was read: an HTTP/2 preface is no longer one */
+    size_t discarded;
+    uint64_t linger_until_ns;
+    uint64_t remaining;
 };
 
 static void on_read(struct io *io, void *arg);
@@ -123,7 +135,7 @@ static void close_or_linger(struct h1c *c)
     if (c->linger && !c->lingering && !c->io.eof && !c->io.failed) {
         c->lingering = 1;
         c->linger_until_ns = stream_now_ns() + (uint64_t)H1C_LINGER_MAX_MS * 1000000u;
-        shutdown(c->io.fd, SHUT_WR);
+        io_shutdown_write(&c->io); /* close_notify first on TLS */
         io_resume_read(&c->io);
         arm(c, H1C_LINGER_IDLE_MS);
         return;
@@ -449,6 +461,24 @@ static int read_head(struct h1c *c)
         c->head_started = 1;
         arm(c, cfg->timeouts.client_header);
     }
+    if (!c->used && !io_is_tls(&c->io)) {
+        /* HTTP/2 with prior knowledge (RFC 9113 section 3.3): h2.c takes the socket over. */
+        size_t k = len < H2_PREFACE_LEN ? len : H2_PREFACE_LEN;
+        int m = h2_preface_match((const char *)evbuffer_pullup(in, (ssize_t)k), k);
+        if (m == 0)
+            return 0;
+        if (m == 1) {
+            if (!w->stopping)
+                h2c_takeover(w, &c->io, &c->peer.sa, c->peerlen);
+            /* Done either way: close without shutdown() (the h2c has a duplicate socket). */
+            c->state = H1C_CLOSING;
+            c->keep_alive = 0;
+            io_pause_read(&c->io);
+            evbuffer_drain(in, evbuffer_get_length(in));
+            event_active(c->tmo, EV_TIMEOUT, 1);
+            return 1;
+        }
+    }
     struct h1_limits lim = {cfg->limits.max_request_line, cfg->limits.max_header_bytes,
                             cfg->limits.max_headers};
     struct http_field fields[H1C_MAX_FIELDS];
@@ -493,7 +523,9 @@ static int read_head(struct h1c *c)
         return 1;
     }
     c->s = s;
-    c->minor = r.minor_version;
+    c->used = 1;
+    stream_set_tls(s, &c->io);
+    c->minor = r.minor_version == 1;
     c->keep_alive = (r.conn_flags & H1_CF_KEEP_ALIVE) != 0 && !c->shutting_down;
     c->req_body = r.body;
     c->remaining = r.content_length;
@@ -767,7 +799,8 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     io_loop_flush(l);
 }
 
-int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+               struct tls_ctx *tls)
 {
     struct h1c *c = calloc(1, sizeof *c);
     if (!c) {
@@ -788,6 +821,12 @@ int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t 
         return CUT_ENOMEM;
     }
     if (io_init(&c->io, &w->iol, fd, on_read, on_drain, on_event, c) < 0) {
+        event_free(c->tmo);
+        free(c);
+        return CUT_ENOMEM;
+    }
+    if (tls && io_tls_accept(&c->io, tls) < 0) {
+        io_dispose(&c->io);
         event_free(c->tmo);
         free(c);
         return CUT_ENOMEM;

@@ -10,7 +10,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "cut.h"
+#include "tls.h"
 
 #define IO_READ_CHUNK 16384
 #define IO_READS_PER_EVENT 4
@@ -65,8 +69,12 @@ static void disarm_write(struct io *io)
 
 /* Writes what it can. Returns 1 when the drain callback should run, 0 when not, -1 after an
  * error was reported (io may be gone). */
+static int tls_write(struct io *io);
+
 static int do_write(struct io *io)
 {
+    if (io->ssl)
+        return tls_write(io);
     size_t before = evbuffer_get_length(io->out);
     while (evbuffer_get_length(io->out) > 0) {
         int n = evbuffer_write(io->out, io->fd);
@@ -89,6 +97,170 @@ static int do_write(struct io *io)
     return before > 0;
 }
 
+/* ---- TLS ----------------------------------------------------------------------------------- */
+
+#define IO_TLS_RECORD 16384 /* one full TLS record of plaintext per SSL_write / SSL_read */
+
+/* A TLS failure: no close_notify will be sent; reported as IO_ERROR. */
+static void tls_fail(struct io *io, int err)
+{
+    ERR_clear_error();
+    io->tls_dead = 1;
+    io->err = err ? err : EPROTO;
+    io->failed = 1;
+    io_pause_read(io);
+    disarm_write(io);
+    io->on_event(io, IO_ERROR, io->arg);
+}
+
+/* Same contract as do_write. Writes at most one record per SSL_write (the first bytes of out
+ * made contiguous: small chains such as chunk-size lines are coalesced into one record). */
+static int tls_write(struct io *io)
+{
+    if (io->tls_handshaking)
+        return 0; /* the handshake's own events carry on; output waits */
+    size_t before = evbuffer_get_length(io->out);
+    size_t len;
+    while ((len = evbuffer_get_length(io->out)) > 0) {
+        size_t n = len < IO_TLS_RECORD ? len : IO_TLS_RECORD;
+        const unsigned char *p = evbuffer_pullup(io->out, (ssize_t)n);
+        if (!p) {
+            tls_fail(io, ENOMEM);
+            return -1;
+        }
+        ERR_clear_error();
+        int w = SSL_write(io->ssl, p, (int)n);
+        if (w > 0) {
+            evbuffer_drain(io->out, (size_t)w);
+            continue;
+        }
+        int e = SSL_get_error(io->ssl, w);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+            if (e == SSL_ERROR_WANT_READ)
+                io->tls_write_wants_read = 1; /* retried from the read event */
+            else
+                arm_write(io);
+            return evbuffer_get_length(io->out) < before &&
+                   evbuffer_get_length(io->out) <= io->drain_mark;
+        }
+        tls_fail(io, e == SSL_ERROR_SYSCALL ? errno : EPROTO);
+        return -1;
+    }
+    disarm_write(io);
+    return before > 0;
+}
+
+/* Advances the handshake. Returns 1 when it completed, 0 when it waits for the socket, -1 when
+ * it failed (reported; io may be gone). */
+static int tls_handshake(struct io *io)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(io->ssl);
+    if (r == 1) {
+        io->tls_handshaking = 0;
+        disarm_write(io);
+        return 1;
+    }
+    int e = SSL_get_error(io->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        return 0;
+    if (e == SSL_ERROR_WANT_WRITE) {
+        arm_write(io);
+        return 0;
+    }
+    tls_fail(io, EPROTO); /* protocol version, no shared cipher, bad client certificate, ... */
+    return -1;
+}
+
+/* One read into a single extent: bytes, 0 at the peer's close, or -1 with errno (EAGAIN when
+ * the socket has nothing more). */
+static ssize_t tls_read(struct io *io, void *p, size_t cap)
+{
+    ERR_clear_error();
+    int n = SSL_read(io->ssl, p, (int)cap);
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(io->ssl, n);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_WANT_WRITE: /* a post-handshake message to send first */
+        io->tls_read_wants_write = 1;
+        arm_write(io);
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN: /* close_notify, or a bare TCP close (IGNORE_UNEXPECTED_EOF) */
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        io->tls_dead = 1;
+        ERR_clear_error();
+        if (errno == 0)
+            return 0;
+        return -1;
+    default:
+        io->tls_dead = 1;
+        ERR_clear_error();
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+int io_tls_accept(struct io *io, struct tls_ctx *t)
+{
+    SSL *ssl = tls_ssl_new(t);
+    if (!ssl)
+        return CUT_ENOMEM;
+    if (SSL_set_fd(ssl, io->fd) != 1) {
+        ERR_clear_error();
+        tls_ssl_free(ssl);
+        return CUT_ENOMEM;
+    }
+    io->ssl = ssl;
+    io->tls_handshaking = 1;
+    return 0;
+}
+
+int io_is_tls(const struct io *io)
+{
+    return io->ssl != NULL;
+}
+
+const char *io_alpn(const struct io *io)
+{
+    if (!io->ssl || io->tls_handshaking)
+        return NULL;
+    return tls_ssl_alpn(io->ssl);
+}
+
+size_t io_peer_subject(const struct io *io, char *buf, size_t cap)
+{
+    if (!io->ssl || io->tls_handshaking || cap == 0) {
+        if (cap)
+            buf[0] = '\0';
+        return 0;
+    }
+    return tls_ssl_peer_subject(io->ssl, buf, cap);
+}
+
+/* Sends close_notify once, without blocking, when the connection is healthy. */
+static void tls_close_notify(struct io *io)
+{
+    if (!io->ssl || io->tls_dead || io->failed || io->tls_handshaking || io->fd < 0)
+        return;
+    if (SSL_get_shutdown(io->ssl) & SSL_SENT_SHUTDOWN)
+        return;
+    ERR_clear_error();
+    SSL_shutdown(io->ssl);
+    ERR_clear_error();
+}
+
+void io_shutdown_write(struct io *io)
+{
+    tls_close_notify(io);
+    shutdown(io->fd, SHUT_WR);
+}
+
 void io_loop_flush(struct io_loop *l)
 {
     struct io *io;
@@ -105,16 +277,38 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     struct io_loop *l = io->loop;
     (void)what;
     size_t got = 0;
+    if (io->ssl) {
+        if (io->tls_write_wants_read) { /* a write waited for this */
+            io->tls_write_wants_read = 0;
+            if (do_write(io) < 0) {
+                io_loop_flush(l);
+                return;
+            }
+        }
+        if (io->tls_handshaking && tls_handshake(io) <= 0) {
+            io_loop_flush(l);
+            return;
+        }
+    }
     for (int i = 0; i < IO_READS_PER_EVENT; i++) {
         if (io->read_max && evbuffer_get_length(io->in) >= io->read_max) {
             io_pause_read(io); /* the owner resumes once it consumed enough */
             break;
         }
         struct evbuffer_iovec v[2];
-        int nv = evbuffer_reserve_space(io->in, IO_READ_CHUNK, v, 2);
-        if (nv <= 0)
-            break;
-        ssize_t n = readv(fd, (struct iovec *)v, nv);
+        int nv;
+        ssize_t n;
+        if (io->ssl) { /* one extent that holds a whole record */
+            nv = evbuffer_reserve_space(io->in, IO_TLS_RECORD, v, 1);
+            if (nv <= 0)
+                break;
+            n = tls_read(io, v[0].iov_base, v[0].iov_len);
+        } else {
+            nv = evbuffer_reserve_space(io->in, IO_READ_CHUNK, v, 2);
+            if (nv <= 0)
+                break;
+            n = readv(fd, (struct iovec *)v, nv);
+        }
         if (n > 0) {
             size_t left = (size_t)n;
             for (int k = 0; k < nv; k++) {
@@ -124,6 +318,12 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             }
             evbuffer_commit_space(io->in, v, nv);
             got += (size_t)n;
+            if (io->ssl) {
+                if (!SSL_has_pending(io->ssl) && (size_t)n < IO_TLS_RECORD)
+                    break; /* the rest (if any) is in the kernel: the level-triggered event
+                            * fires again */
+                continue;
+            }
             if ((size_t)n < IO_READ_CHUNK)
                 break; /* the socket is most likely empty: skip the EAGAIN round trip */
             continue;
@@ -157,6 +357,9 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         io_loop_flush(l);
         return;
     }
+    /* Decrypted bytes held inside OpenSSL make no socket event: come back for them. */
+    if (io->ssl && io->reading && SSL_has_pending(io->ssl))
+        event_active(&io->rev, EV_READ, 1);
     if (got)
         io->on_read(io, io->arg);
     io_loop_flush(l);
@@ -171,6 +374,17 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         io->on_event(io, IO_TIMEOUT, io->arg);
         io_loop_flush(l);
         return;
+    }
+    if (io->ssl && io->tls_handshaking) {
+        if (tls_handshake(io) == 1 && io->reading)
+            event_active(&io->rev, EV_READ, 1); /* application data may already be there */
+        io_loop_flush(l);
+        return;
+    }
+    if (io->ssl && io->tls_read_wants_write) {
+        io->tls_read_wants_write = 0;
+        if (io->reading)
+            event_active(&io->rev, EV_READ, 1);
     }
     if (io->connecting) {
         int e = 0;
@@ -262,6 +476,11 @@ void io_dispose(struct io *io)
     dirty_unlink(io);
     event_del(&io->rev);
     event_del(&io->wev);
+    if (io->ssl) {
+        tls_close_notify(io);
+        tls_ssl_free(io->ssl);
+        io->ssl = NULL;
+    }
     if (io->fd >= 0)
         close(io->fd);
     io->fd = -1;
@@ -283,6 +502,8 @@ void io_resume_read(struct io *io)
     if (!io->reading && !io->eof && !io->failed) {
         io->reading = 1;
         event_add(&io->rev, NULL);
+        if (io->ssl && !io->tls_handshaking && SSL_has_pending(io->ssl))
+            event_active(&io->rev, EV_READ, 1);
     }
 }
 

@@ -21,6 +21,8 @@
 struct evbuffer;
 struct event_base;
 struct io;
+struct ssl_st;
+struct tls_ctx;
 
 /* One per worker: the sockets with output to write at the end of the current callback. */
 struct io_loop {
@@ -54,8 +56,11 @@ struct io {
     const struct timeval *write_timeout;
     struct io *dnext, *dprev;
     int *alive;           /* set while io.c calls back, cleared by io_dispose */
+    struct ssl_st *ssl;   /* TLS mode (io_tls_accept); NULL: plain socket */
     unsigned reading : 1, read_armed : 1, write_armed : 1, connecting : 1, dirty : 1,
         eof : 1, failed : 1;
+    unsigned tls_handshaking : 1, tls_read_wants_write : 1, tls_write_wants_read : 1,
+        tls_dead : 1;
 };
 
 void io_loop_init(struct io_loop *l, struct event_base *base);
@@ -70,8 +75,32 @@ int io_init(struct io *io, struct io_loop *l, int fd, io_read_fn r, io_drain_fn 
 int io_connect(struct io *io, struct io_loop *l, const struct sockaddr *addr, socklen_t len,
                io_read_fn r, io_drain_fn d, io_event_fn e, void *arg);
 
-/* Closes the socket and frees the buffers. */
+/* Closes the socket and frees the buffers. In TLS mode a close_notify is attempted first
+ * (without blocking) unless the connection failed. */
 void io_dispose(struct io *io);
+
+/* ---- TLS mode ------------------------------------------------------------------------------
+ * io_tls_accept() right after io_init() turns the socket into a TLS server connection: the
+ * handshake is driven by the read and write events; on_read is called only once it completed
+ * (so the owner's first on_read may ask io_alpn() which protocol to speak); a failed handshake
+ * is reported as IO_ERROR (err EPROTO). Afterwards in/out carry plaintext exactly as in plain
+ * mode (SSL_read/SSL_write replace readv/writev; writes stay batched at the end of callbacks).
+ * The SSL object holds a reference on t: a rotation never changes an open connection. */
+int io_tls_accept(struct io *io, struct tls_ctx *t); /* 0 or CUT_ENOMEM (io stays plain) */
+
+/* 1 when the connection is TLS (whether or not the handshake has completed). */
+int io_is_tls(const struct io *io);
+
+/* The ALPN protocol negotiated: "h2", "http/1.1", or NULL (plain, or none negotiated, which
+ * means HTTP/1.1). Meaningful from the first on_read on. */
+const char *io_alpn(const struct io *io);
+
+/* The verified client certificate's subject (RFC 2253) into buf; "" when none. Returns the
+ * length. */
+size_t io_peer_subject(const struct io *io, char *buf, size_t cap);
+
+/* Half-close for a lingering close: close_notify (TLS), then shutdown(SHUT_WR). */
+void io_shutdown_write(struct io *io);
 
 /* Output was added to io->out: write it at the end of the current callback. */
 void io_mark(struct io *io);

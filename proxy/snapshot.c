@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cut.h"
+#include "tls.h"
 
 struct cfg_hold *snapshot_cfg_hold(struct cfg *cfg)
 {
@@ -213,6 +214,8 @@ void snapshot_unref(struct snapshot *s)
         return;
     free(s->routes);
     free(s->endpoints);
+    for (unsigned i = 0; i < CFG_MAX_LISTENERS; i++)
+        tls_ctx_unref(s->tls[i]);
     snapshot_cfg_unref(s->hold);
     free(s);
 }

@@ -15,6 +15,8 @@
 
 #include "../config/cfg.h"
 
+struct tls_ctx;
+
 /* A configuration shared by every snapshot built from it (weight changes reuse it). */
 struct cfg_hold {
     atomic_uint refs;
@@ -90,6 +92,11 @@ struct snapshot {
     unsigned nroutes;
     struct snap_endpoint *endpoints;
     unsigned nendpoints;
+    /* TLS server contexts per listener (index as in cfg->listeners; NULL: plain), one counted
+     * reference each, released with the snapshot. Set by the control thread between
+     * snapshot_new() and publication; read-only afterwards. New handshakes use the current
+     * snapshot's; an open connection keeps its own reference (proxy/tls.h). */
+    struct tls_ctx *tls[CFG_MAX_LISTENERS];
 };
 
 /* Resolves one configured endpoint into at most max addresses. Returns how many (0 when the name

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "balance.h"
+#include "io.h"
 #include "log.h"
 #include "snapshot.h"
 #include "upstream.h"
@@ -64,6 +65,14 @@ struct stream *stream_new(struct worker *w, const struct downstream_ops *ops, vo
     s->t_start_ns = stream_now_ns();
     w->stats.requests++;
     return s;
+}
+
+void stream_set_tls(struct stream *s, const struct io *io)
+{
+    if (!io_is_tls(io))
+        return;
+    s->tls = 1;
+    io_peer_subject(io, s->client_cert, sizeof s->client_cert);
 }
 
 static void copy_slice(char *dst, size_t cap, struct cut_slice src)
@@ -194,7 +203,7 @@ void stream_start(struct stream *s, const struct http_req *req)
     struct http_forward fwd = {
         .peer_addr = {s->peer_str, strlen(s->peer_str)},
         .peer_trusted = peer_trusted,
-        .proto = CUT_SLICE_LIT("http"),
+        .proto = s->tls ? CUT_SLICE_LIT("https") : CUT_SLICE_LIT("http"),
         .request_id = {s->request_id, strlen(s->request_id)},
     };
     if (cr->override.header)
@@ -398,6 +407,12 @@ static void write_access_log(struct stream *s)
     if (cfg && !cfg->access_log.enabled)
         return;
     char host[STREAM_HOST_MAX * 2], path[STREAM_LOG_PATH_MAX * 2], method[64], rid[280];
+    char cert[sizeof s->client_cert * 2 + 32] = "";
+    if (s->tls) { /* TLS connections only: plain lines keep their shape */
+        size_t o = (size_t)snprintf(cert, sizeof cert, ",\"client_cert\":\"");
+        o += log_escape(cert + o, sizeof cert - o - 2, s->client_cert, strlen(s->client_cert));
+        snprintf(cert + o, sizeof cert - o, "\"");
+    }
     log_escape(host, sizeof host, s->log_host, strlen(s->log_host));
     log_escape(path, sizeof path, s->log_path, strlen(s->log_path));
     log_escape(method, sizeof method, s->log_method, strlen(s->log_method));
@@ -421,12 +436,12 @@ static void write_access_log(struct stream *s)
                      "\"host\":\"%s\",\"path\":\"%s\",\"route\":\"%s\",\"pool\":\"%s\","
                      "\"endpoint\":\"%s\",\"reason\":\"%s\",\"status\":%d,\"bytes_in\":%llu,"
                      "\"bytes_out\":%llu,\"upstream_ms\":%.3f,\"total_ms\":%.3f,"
-                     "\"tries\":%u,\"aborted\":%s,\"request_id\":\"%s\"}",
+                     "\"tries\":%u,\"aborted\":%s,\"request_id\":\"%s\"%s}",
                      s->w->now_str, cfg ? cfg->cluster : "", cfg ? cfg->region : "", s->w->id,
                      s->client_str, s->peer_str, method, host, path, route, pool, endpoint,
                      reason_name(s->reason), s->status, (unsigned long long)s->bytes_in,
                      (unsigned long long)s->bytes_out, up_ms, ms_between(s->t_start_ns, now),
-                     s->attempts, s->aborted ? "true" : "false", rid);
+                     s->attempts, s->aborted ? "true" : "false", rid, cert);
     if (n > 0)
         worker_log(s->w, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }

@@ -22,6 +22,7 @@ struct snap_pin;
 struct upstream_conn;
 struct upstream_ep;
 struct stream;
+struct io;
 
 /* What a stream asks of the client side. */
 struct downstream_ops {
@@ -103,11 +104,19 @@ struct stream {
     char log_host[STREAM_HOST_MAX];
     char log_path[STREAM_LOG_PATH_MAX];
     char request_id[132];
+
+    /* client transport (stream_set_tls) */
+    unsigned tls : 1;              /* X-Forwarded-Proto "https" */
+    char client_cert[256];         /* verified client certificate subject, "" when none */
 };
 
 /* Creates a stream for a client whose address is peer. Returns NULL on allocation failure. */
 struct stream *stream_new(struct worker *w, const struct downstream_ops *ops, void *ctx,
                           const struct sockaddr *peer, socklen_t peerlen);
+
+/* The client connection is TLS (io in TLS mode): sets s->tls and copies the verified client
+ * certificate's subject for the access log. Plain io: nothing. Call before stream_start. */
+void stream_set_tls(struct stream *s, const struct io *io);
 
 /* Routes and forwards a request. req and its slices are only borrowed for the call: everything
  * needed later is copied. On a routing failure the stream calls ops->fail before returning. */

@@ -16,6 +16,7 @@
 #include "balance.h"
 #include "cut.h"
 #include "h1.h"
+#include "h2.h"
 #include "log.h"
 
 #define WORKER_LOG_FLUSH_MS 50
@@ -168,9 +169,28 @@ static void maybe_exit(struct worker *w)
         event_base_loopexit(w->base, NULL);
 }
 
+static void conn_gone(struct worker *w);
+
 void worker_conn_removed(struct worker *w, struct h1c *c)
 {
     h1c_unlink(c, &w->conns);
+    conn_gone(w);
+}
+
+void worker_h2c_added(struct worker *w, struct h2c *c)
+{
+    h2c_link(c, &w->h2conns);
+    w->nconns++;
+}
+
+void worker_h2c_removed(struct worker *w, struct h2c *c)
+{
+    h2c_unlink(c, &w->h2conns);
+    conn_gone(w);
+}
+
+static void conn_gone(struct worker *w)
+{
     w->nconns--;
     if (w->listeners_paused && w->nlisteners && !w->stopping) {
         const struct cfg *cfg = w->pins.current ? w->pins.current->snap->cfg : NULL;
@@ -189,9 +209,17 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       void *arg)
 {
     struct worker *w = arg;
-    (void)l;
     w->stats.conns_accepted++;
-    h1c_accept(w, fd, sa, (socklen_t)len);
+    /* TLS listeners: new handshakes use the current snapshot's contexts (listener i of the
+     * configuration is w->listeners[i]). */
+    struct snap_pin *cur = worker_pin(w);
+    struct tls_ctx *tls = NULL;
+    for (unsigned i = 0; cur && i < w->nlisteners && i < CFG_MAX_LISTENERS; i++)
+        if (w->listeners[i] == l)
+            tls = cur->snap->tls[i];
+    h1c_accept(w, fd, sa, (socklen_t)len, tls);
+    if (cur)
+        worker_unpin(w, cur);
     const struct cfg *cfg = w->pins.current ? w->pins.current->snap->cfg : NULL;
     if (cfg && w->nconns >= cfg->limits.max_connections && !w->listeners_paused) {
         for (unsigned i = 0; i < w->nlisteners; i++)
@@ -228,6 +256,10 @@ static void begin_stop(struct worker *w)
         h1c_shutdown(c);
         c = next;
     }
+    for (struct h2c *c2 = w->h2conns, *n2; c2; c2 = n2) {
+        n2 = h2c_next(c2);
+        h2c_shutdown(c2);
+    }
     maybe_exit(w);
 }
 
@@ -239,6 +271,10 @@ static void force_stop(struct worker *w)
         struct h1c *next = h1c_next(c);
         h1c_kill(c);
         c = next;
+    }
+    for (struct h2c *c2 = w->h2conns, *n2; c2; c2 = n2) {
+        n2 = h2c_next(c2);
+        h2c_kill(c2);
     }
     event_base_loopexit(w->base, NULL);
 }
@@ -342,6 +378,8 @@ void worker_free(struct worker *w)
         struct h1c *c;
         while ((c = w->conns) != NULL)
             h1c_kill_now(c);
+        while (w->h2conns)
+            h2c_kill_now(w->h2conns);
         snapshot_pins_dispose(&w->pins);
         struct snapshot *s = atomic_exchange(&w->inbox, NULL);
         snapshot_unref(s);

@@ -22,6 +22,7 @@ struct evbuffer;
 struct evconnlistener;
 struct logger;
 struct h1c;
+struct h2c;
 struct stream;
 
 enum worker_cmd {
@@ -72,6 +73,7 @@ struct worker {
     int *listen_fds; /* bound before the thread starts, so start-up errors are reported early */
 
     struct h1c *conns; /* every client connection (for shutdown) */
+    struct h2c *h2conns; /* HTTP/2 client connections (also counted in nconns) */
     unsigned nconns;
     int stopping;
     int listeners_paused; /* max_connections reached */
@@ -120,5 +122,7 @@ void worker_request_id(struct worker *w, char *out);
 /* Client connection bookkeeping, called by the connection codec. Worker. */
 void worker_conn_added(struct worker *w, struct h1c *c);
 void worker_conn_removed(struct worker *w, struct h1c *c);
+void worker_h2c_added(struct worker *w, struct h2c *c);
+void worker_h2c_removed(struct worker *w, struct h2c *c);
 
 #endif

@@ -1,0 +1,53 @@
+/* tls.h - immutable, refcounted TLS server contexts built from a listener's "tls" configuration.
+ *
+ * A struct tls_ctx holds one OpenSSL SSL_CTX per configured certificate (the first is the
+ * default: no SNI, or no SAN matches), all with the same settings: TLS 1.2 and 1.3 only, ECDHE
+ * with AES-GCM or ChaCha20 for 1.2, session tickets, the full chain served, client certificate
+ * verification against the CA bundle (+ CRL) when configured, ALPN from the configured list.
+ *
+ * tls_ctx_new() reads the files and validates the material (each key matches its certificate,
+ * the leaf is inside its validity period, the chain in the file verifies up to its last
+ * certificate, the CA bundle and the CRL parse) and refuses the whole listener on the first
+ * problem, with a message: the caller keeps the old context serving.
+ *
+ * Threads: built on the control thread (file I/O); once built it is never modified, so every
+ * worker may create SSL objects from it concurrently. The count is atomic. An SSL object made by
+ * tls_ssl_new() holds its own reference (released by tls_ssl_free()), so open connections keep
+ * the material they started with after a rotation.
+ */
+#ifndef CUT_TLS_H
+#define CUT_TLS_H
+
+#include <stddef.h>
+
+struct cfg_tls;
+struct tls_ctx;
+typedef struct ssl_st SSL;
+
+/* Builds the contexts for one listener. cfg is borrowed (everything needed is copied). Returns
+ * 0 and sets *out (one reference, the caller's), or CUT_EINVAL / CUT_EIO / CUT_ENOMEM with a
+ * one-line reason in err ("certificates[1]: the key does not match the certificate"). */
+int tls_ctx_new(const struct cfg_tls *cfg, struct tls_ctx **out, char *err, size_t cap);
+
+/* Atomic reference counting; any thread. NULL is ignored. */
+void tls_ctx_ref(struct tls_ctx *t);
+void tls_ctx_unref(struct tls_ctx *t);
+
+/* Writes a JSON array describing the certificates ([{"subject":..,"not_after":..,"serial":..,
+ * "names":[..]}]) into buf (always terminated). Returns the length written. Any thread. */
+size_t tls_ctx_describe(const struct tls_ctx *t, char *buf, size_t cap);
+
+/* A new server-side SSL object for an accepted connection (not yet bound to a socket), holding
+ * a reference on t until tls_ssl_free(). NULL when out of memory. Worker thread. */
+SSL *tls_ssl_new(struct tls_ctx *t);
+void tls_ssl_free(SSL *ssl);
+
+/* After the handshake: the negotiated ALPN protocol ("h2", "http/1.1") or NULL when none was
+ * negotiated (the client offered no ALPN: HTTP/1.1). Static strings. */
+const char *tls_ssl_alpn(SSL *ssl);
+
+/* After the handshake: the verified client certificate's subject (RFC 2253) into buf, or ""
+ * when the client presented none. Returns the length. */
+size_t tls_ssl_peer_subject(SSL *ssl, char *buf, size_t cap);
+
+#endif
