@@ -267,6 +267,8 @@ int h2_head_request(struct h2_head *h, int end_stream, struct http_req *req)
     req->method = method;
     req->path = path;
     req->authority = authority.n ? authority : host;
+    if (!req->authority.p)
+        req->authority = CUT_SLICE_LIT(""); /* never a NULL pointer, even when empty */
     req->fields = h->fields;
     req->nfields = nf;
     req->version_minor = 0;

@@ -78,7 +78,8 @@ void stream_set_tls(struct stream *s, const struct io *io)
 static void copy_slice(char *dst, size_t cap, struct cut_slice src)
 {
     size_t n = src.n < cap - 1 ? src.n : cap - 1;
-    memcpy(dst, src.p, n);
+    if (n) /* an absent field is {NULL, 0}: memcpy must not see NULL */
+        memcpy(dst, src.p, n);
     dst[n] = '\0';
 }
 

@@ -113,12 +113,14 @@ struct upstream_ep *upstream_ep_get(struct upstream_table *t, const struct snap_
 void upstream_ep_put(struct upstream_table *t, struct upstream_ep *ep)
 {
     CUT_ASSERT(ep->refs > 0);
-    ep->refs--;
-    if (ep->refs == 0) {
-        /* No snapshot routes here any more: its idle connections are of no use. */
+    if (ep->refs == 1) {
+        /* No snapshot routes here any more: its idle connections are of no use. The reference
+         * is dropped only afterwards, so that closing the last connection cannot free ep while
+         * this loop still reads it. */
         while (ep->idle)
             conn_close(ep->idle);
     }
+    ep->refs--;
     ep_maybe_free(t, ep);
 }
 
@@ -128,8 +130,11 @@ void upstream_close_idle(struct upstream_table *t)
         struct upstream_ep *ep = t->buckets[b];
         while (ep) {
             struct upstream_ep *next = ep->hnext;
+            ep->refs++; /* keep ep while its last connection closes */
             while (ep->idle)
                 conn_close(ep->idle);
+            ep->refs--;
+            ep_maybe_free(t, ep);
             ep = next;
         }
     }
@@ -141,6 +146,7 @@ void upstream_table_dispose(struct upstream_table *t)
         struct upstream_ep *ep = t->buckets[b];
         while (ep) {
             struct upstream_ep *next = ep->hnext;
+            ep->refs++; /* conn_close must not free ep: it is freed right here */
             while (ep->idle)
                 conn_close(ep->idle);
             free(ep);

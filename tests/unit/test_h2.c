@@ -225,3 +225,17 @@ Test(h2, limits)
     cr_assert_eq(h2_head_request(&h, 1, &req), 431);
     h2_head_dispose(&h);
 }
+
+Test(h2, no_authority_is_empty_not_null)
+{
+    struct h2_head h;
+    struct http_req req;
+    h2_head_init(&h, 32768, 100);
+    add(&h, ":method", "GET");
+    add(&h, ":scheme", "http");
+    add(&h, ":path", "/");
+    cr_assert_eq(h2_head_request(&h, 1, &req), 0);
+    cr_assert_eq(req.authority.n, 0);
+    cr_assert_not_null(req.authority.p);
+    h2_head_dispose(&h);
+}
