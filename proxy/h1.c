@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cut.h"
+#include "chunked.h"
 #include "h1_parse.h"
 #include "h2.h"
 #include "http.h"
@@ -36,7 +37,6 @@ enum h1c_state {
     H1C_CLOSING   /* flushing the last response, then close */
 };
 
-enum h1c_chunk { HC_SIZE = 0, HC_DATA, HC_CRLF, HC_TRAILERS };
 
 /* The peer's address: only IPv4 and IPv6 are ever accepted, so no sockaddr_storage (128 bytes)
  * per idle connection. */
@@ -58,7 +58,7 @@ struct h1c {
     struct stream *s;
     enum h1c_state state;
     enum h1_body req_body;
-    enum h1c_chunk chunk;
+    struct chunked chunk;
     unsigned minor : 1;          /* the current request's HTTP/1.x minor version */
     unsigned keep_alive : 1;     /* the connection survives the current exchange */
     unsigned head_started : 1;   /* bytes of a new request head arrived (header timer armed) */
@@ -529,7 +529,7 @@ static int read_head(struct h1c *c)
     c->keep_alive = (r.conn_flags & H1_CF_KEEP_ALIVE) != 0 && !c->shutting_down;
     c->req_body = r.body;
     c->remaining = r.content_length;
-    c->chunk = HC_SIZE;
+    chunked_init(&c->chunk);
     c->req_done = r.body == H1_BODY_NONE || (r.body == H1_BODY_LENGTH && r.content_length == 0);
     c->resp_done = 0;
     c->state = c->req_done ? H1C_WAIT : H1C_BODY;
@@ -573,66 +573,31 @@ static int read_body(struct h1c *c)
             continue;
         }
         /* chunked */
-        switch (c->chunk) {
-        case HC_SIZE: {
-            size_t look = len < 4100 ? len : 4100;
-            const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);
-            uint64_t size;
-            int n = h1_parse_chunk_size(p, look, &size);
-            if (n == CUT_EAGAIN)
-                return 0;
-            if (n < 0)
-                goto bad;
-            evbuffer_drain(in, (size_t)n);
-            s->bytes_in += (uint64_t)n;
-            c->remaining = size;
-            c->chunk = size ? HC_DATA : HC_TRAILERS;
-            break;
-        }
-        case HC_DATA: {
-            size_t n = len < c->remaining ? len : (size_t)c->remaining;
-            evbuffer_remove_buffer(in, s->req_body, n);
-            s->bytes_in += n;
-            c->remaining -= n;
-            if (c->remaining == 0)
-                c->chunk = HC_CRLF;
+        struct h1_limits lim = {cfg->limits.max_request_line, cfg->limits.max_header_bytes,
+                                cfg->limits.max_headers};
+        struct http_field tr[H1C_MAX_FIELDS];
+        unsigned ntr = 0;
+        size_t moved = 0, trailer_len = 0, framing = 0;
+        int r = chunked_step(&c->chunk, in, s->req_body, &lim, tr, H1C_MAX_FIELDS, &ntr, &moved,
+                             &trailer_len, &framing);
+        s->bytes_in += framing + moved;
+        if (r < 0)
+            goto bad;
+        if (r == CHUNKED_NEED_MORE)
+            return 0;
+        if (r == CHUNKED_MOVED) {
             stream_request_body(s, 0);
-            break;
+            continue;
         }
-        case HC_CRLF: {
-            if (len < 2)
-                return 0;
-            const char *p = (const char *)evbuffer_pullup(in, 2);
-            if (p[0] != '\r' || p[1] != '\n')
-                goto bad;
-            evbuffer_drain(in, 2);
-            s->bytes_in += 2;
-            c->chunk = HC_SIZE;
-            break;
-        }
-        case HC_TRAILERS: {
-            struct h1_limits lim = {cfg->limits.max_request_line, cfg->limits.max_header_bytes,
-                                    cfg->limits.max_headers};
-            struct http_field tr[H1C_MAX_FIELDS];
-            unsigned ntr = 0;
-            size_t look = len < lim.max_head + 1 ? len : lim.max_head + 1;
-            const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);
-            int n = h1_parse_trailers(p, look, &lim, tr, H1C_MAX_FIELDS, &ntr);
-            if (n == CUT_EAGAIN)
-                return 0;
-            if (n < 0)
-                goto bad;
-            /* Request trailers are not forwarded to HTTP/1.1 upstreams (few servers read
-             * them); the body itself is complete. */
-            evbuffer_drain(in, (size_t)n);
-            s->bytes_in += (uint64_t)n;
-            c->req_done = 1;
-            c->state = H1C_WAIT;
-            evtimer_del(c->tmo);
-            stream_request_body(s, 1);
-            return 1;
-        }
-        }
+        /* Request trailers are not forwarded to HTTP/1.1 upstreams (few servers read them);
+         * the body itself is complete. */
+        evbuffer_drain(in, trailer_len);
+        s->bytes_in += trailer_len;
+        c->req_done = 1;
+        c->state = H1C_WAIT;
+        evtimer_del(c->tmo);
+        stream_request_body(s, 1);
+        return 1;
     }
 bad:
     /* A broken body after the head went upstream: nothing sane can follow. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cut.h"
+#include "chunked.h"
 #include "h1_parse.h"
 #include "http.h"
 #include "io.h"
@@ -27,7 +28,6 @@ enum uc_state {
     UC_IDLE         /* in the pool */
 };
 
-enum uc_chunk { CH_SIZE = 0, CH_DATA, CH_CRLF, CH_TRAILERS };
 
 struct upstream_conn {
     struct worker *w;
@@ -48,7 +48,7 @@ struct upstream_conn {
     unsigned interim;    /* 1xx responses seen in this exchange */
     enum h1_body body;
     uint64_t remaining;  /* body bytes left (LENGTH) or in the current chunk */
-    enum uc_chunk chunk;
+    struct chunked chunk;
     unsigned body_idle_ms, header_ms, idle_ms, connect_ms;
     struct evbuffer *tmp; /* decoded body handed to the stream */
 };
@@ -364,7 +364,7 @@ static int read_head(struct upstream_conn *c, struct evbuffer *in)
     c->keep_alive = (r.conn_flags & H1_CF_KEEP_ALIVE) != 0;
     c->body = r.body;
     c->remaining = r.content_length;
-    c->chunk = CH_SIZE;
+    chunked_init(&c->chunk);
     if (r.status == 101) {
         if (!(r.conn_flags & H1_CF_UPGRADE) || !s->upgrade) {
             fail(c, CUT_EPROTO, 0, 0);
@@ -421,71 +421,29 @@ static int read_body(struct upstream_conn *c, struct evbuffer *in)
     default:
         return 0;
     }
-    switch (c->chunk) {
-    case CH_SIZE: {
-        size_t look = len < 4100 ? len : 4100;
-        const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);
-        uint64_t size;
-        int n = h1_parse_chunk_size(p, look, &size);
-        if (n == CUT_EAGAIN)
-            return 0;
-        if (n < 0) {
-            struct stream *s = unhook(c);
-            conn_close(c);
-            stream_on_upstream_error(s, CUT_EPROTO, 0, 0);
-            return -1;
-        }
-        evbuffer_drain(in, (size_t)n);
-        c->remaining = size;
-        c->chunk = size ? CH_DATA : CH_TRAILERS;
-        return 1;
-    }
-    case CH_DATA: {
-        size_t n = len < c->remaining ? len : (size_t)c->remaining;
-        c->remaining -= n;
-        deliver(c, in, n);
-        if (!c->s)
-            return -1;
-        if (c->remaining == 0)
-            c->chunk = CH_CRLF;
-        return 1;
-    }
-    case CH_CRLF: {
-        if (len < 2)
-            return 0;
-        const char *p = (const char *)evbuffer_pullup(in, 2);
-        if (p[0] != '\r' || p[1] != '\n') {
-            struct stream *s = unhook(c);
-            conn_close(c);
-            stream_on_upstream_error(s, CUT_EPROTO, 0, 0);
-            return -1;
-        }
-        evbuffer_drain(in, 2);
-        c->chunk = CH_SIZE;
-        return 1;
-    }
-    case CH_TRAILERS: {
-        const struct cfg *cfg = c->s->pin->snap->cfg;
-        struct h1_limits lim = {cfg->limits.max_header_bytes, cfg->limits.max_header_bytes,
-                                cfg->limits.max_headers};
-        struct http_field tr[UC_MAX_FIELDS];
-        unsigned ntr = 0;
-        size_t look = len < lim.max_head + 1 ? len : lim.max_head + 1;
-        const char *p = (const char *)evbuffer_pullup(in, (ssize_t)look);
-        int n = h1_parse_trailers(p, look, &lim, tr, UC_MAX_FIELDS, &ntr);
-        if (n == CUT_EAGAIN)
-            return 0;
-        if (n < 0) {
-            struct stream *s = unhook(c);
-            conn_close(c);
-            stream_on_upstream_error(s, CUT_EPROTO, 0, 0);
-            return -1;
-        }
-        finish_response(c, tr, ntr, (size_t)n);
+    const struct cfg *cfg = c->s->pin->snap->cfg;
+    struct h1_limits lim = {cfg->limits.max_header_bytes, cfg->limits.max_header_bytes,
+                            cfg->limits.max_headers};
+    struct http_field tr[UC_MAX_FIELDS];
+    unsigned ntr = 0;
+    size_t moved = 0, trailer_len = 0, framing = 0;
+    int r = chunked_step(&c->chunk, in, c->tmp, &lim, tr, UC_MAX_FIELDS, &ntr, &moved,
+                         &trailer_len, &framing);
+    if (r < 0) {
+        struct stream *s = unhook(c);
+        conn_close(c);
+        stream_on_upstream_error(s, CUT_EPROTO, 0, 0);
         return -1;
     }
+    if (r == CHUNKED_NEED_MORE)
+        return 0;
+    if (r == CHUNKED_MOVED) {
+        stream_on_upstream_body(c->s, c->tmp);
+        evbuffer_drain(c->tmp, evbuffer_get_length(c->tmp)); /* the stream took it */
+        return c->s ? 1 : -1;
     }
-    return 0;
+    finish_response(c, tr, ntr, trailer_len);
+    return -1;
 }
 
 static void on_read(struct io *io, void *arg)
