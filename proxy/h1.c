@@ -461,10 +461,14 @@ static int read_head(struct h1c *c)
         c->head_started = 1;
         arm(c, cfg->timeouts.client_header);
     }
-    if (!c->used && !io_is_tls(&c->io)) {
-        /* HTTP/2 with prior knowledge (RFC 9113 section 3.3): h2.c takes the socket over. */
+    if (!c->used) {
+        /* HTTP/2: with prior knowledge on cleartext (RFC 9113 section 3.3), or negotiated by
+         * ALPN on TLS. h2.c takes the socket over (and the TLS session with it). */
+        const char *alpn = io_is_tls(&c->io) ? io_alpn(&c->io) : NULL;
         size_t k = len < H2_PREFACE_LEN ? len : H2_PREFACE_LEN;
-        int m = h2_preface_match((const char *)evbuffer_pullup(in, (ssize_t)k), k);
+        int m = io_is_tls(&c->io) && !(alpn && strcmp(alpn, "h2") == 0)
+                    ? -1
+                    : h2_preface_match((const char *)evbuffer_pullup(in, (ssize_t)k), k);
         if (m == 0)
             return 0;
         if (m == 1) {

@@ -774,6 +774,8 @@ static void start_request(struct h2c *c, struct h2s *h, int end_stream)
         return;
     }
     struct stream *s = stream_new(c->w, &h2s_ops, h, (struct sockaddr *)&c->peer, c->peerlen);
+    if (s)
+        stream_set_tls(s, &c->io); /* X-Forwarded-Proto https and the client certificate */
     if (!s) {
         submit_error(h, 503, "overloaded", "out of memory");
         h2_head_dispose(&h->head);
@@ -1125,8 +1127,6 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 int h2c_takeover(struct worker *w, struct io *from, const struct sockaddr *peer,
                  socklen_t peerlen)
 {
-    if (io_is_tls(from))
-        return CUT_EINVAL; /* a TLS session cannot be duplicated: needs an io move (io.c) */
     int fd = fcntl(from->fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0)
         return CUT_EIO;
@@ -1207,6 +1207,14 @@ int h2c_takeover(struct worker *w, struct io *from, const struct sockaddr *peer,
         event_free(c->run);
         free(c);
         return CUT_ENOMEM;
+    }
+    if (io_is_tls(from) && io_take_tls(&c->io, from) < 0) {
+        io_dispose(&c->io);
+        nghttp2_session_del(c->ng);
+        event_free(c->tmo);
+        event_free(c->run);
+        free(c);
+        return CUT_EIO;
     }
     c->io.read_max = c->out_cap;
     c->io.drain_mark = c->out_cap / 2;

@@ -226,6 +226,19 @@ int io_is_tls(const struct io *io)
     return io->ssl != NULL;
 }
 
+int io_take_tls(struct io *dst, struct io *src)
+{
+    if (!src->ssl || src->tls_handshaking || dst->ssl)
+        return CUT_EINVAL;
+    if (SSL_set_fd(src->ssl, dst->fd) != 1)
+        return CUT_EIO;
+    dst->ssl = src->ssl;
+    src->ssl = NULL; /* src now closes its own descriptor only: no close_notify */
+    if (SSL_has_pending(dst->ssl))
+        event_active(&dst->rev, EV_READ, 1); /* decrypted bytes already inside the session */
+    return 0;
+}
+
 const char *io_alpn(const struct io *io)
 {
     if (!io->ssl || io->tls_handshaking)

@@ -91,6 +91,12 @@ int io_tls_accept(struct io *io, struct tls_ctx *t); /* 0 or CUT_ENOMEM (io stay
 /* 1 when the connection is TLS (whether or not the handshake has completed). */
 int io_is_tls(const struct io *io);
 
+/* Moves src's established TLS session to dst, an io initialised on a duplicate of src's socket
+ * (used when ALPN chose h2 and the HTTP/2 codec takes the connection over). Afterwards src is a
+ * plain io whose disposal only closes its own descriptor. Returns 0, CUT_EINVAL (src not an
+ * established TLS connection) or CUT_EIO. */
+int io_take_tls(struct io *dst, struct io *src);
+
 /* The ALPN protocol negotiated: "h2", "http/1.1", or NULL (plain, or none negotiated, which
  * means HTTP/1.1). Meaningful from the first on_read on. */
 const char *io_alpn(const struct io *io);

@@ -336,3 +336,47 @@ def test_tls_rotation_under_load():
 
 
 test_tls_rotation_under_load.timeout = 180
+
+
+def test_h2_over_tls_alpn():
+    """ALPN h2 on a TLS listener: the HTTP/2 codec takes the connection (and its TLS session)
+    over; responses come over HTTP/2, X-Forwarded-Proto is https, the split and the access log
+    are the same as for HTTP/1.1; a client that offers only http/1.1 still gets HTTP/1.1."""
+    pki = Pki()
+    blue, green = start_upstream("blue"), start_upstream("green")
+    port = free_port()
+    cfg = tls_config(port, blue, green, {"certificates": [{"pem": pki.p("server.pem")}],
+                                         "alpn": ["h2", "http/1.1"]})
+    cfg["routes"][0]["weights"] = {"blue": 90, "green": 10}
+    cx = start_cutover(cfg)
+    cx.wait_event("tls_loaded")
+    base = ["curl", "-sS", "--cacert", pki.p("ca.crt"),
+            "--resolve", "app.test:%d:127.0.0.1" % port]
+    p = subprocess.run(base + ["--http2", "-w", "\n%{http_version}", "https://app.test:%d/headers"
+                               % port], capture_output=True, text=True, timeout=20)
+    check(p.returncode == 0, "curl --http2: %s", p.stderr)
+    body, _, version = p.stdout.rpartition("\n")
+    check(version == "2", "negotiated HTTP version %r", version)
+    h = json.loads(body)["headers"]
+    check(h.get("x-forwarded-proto") == "https", "X-Forwarded-Proto over h2: %r", h)
+    p = subprocess.run(base + ["--http1.1", "-w", "\n%{http_version}",
+                               "https://app.test:%d/headers" % port],
+                       capture_output=True, text=True, timeout=20)
+    check(p.returncode == 0 and p.stdout.rpartition("\n")[2] == "1.1", "http/1.1 client: %r %s",
+          p.stdout[-20:], p.stderr)
+    # many streams over one TLS connection, split by weight
+    p = subprocess.run(["h2load", "-n", "2000", "-c", "1", "-m", "50",
+                        "https://127.0.0.1:%d/" % port], capture_output=True, text=True,
+                       timeout=60)
+    check(p.returncode == 0 and "2000 succeeded" in p.stdout and "TLS Protocol" in p.stdout,
+          "h2load over TLS: %s", p.stdout[-1500:])
+    check("Application protocol: h2" in p.stdout, "h2load ALPN: %s", p.stdout[-1500:])
+    a = wait_until(lambda: [x for x in cx.access() if x.get("path") == "/"]
+                   if len([x for x in cx.access() if x.get("path") == "/"]) >= 2000 else None,
+                   15.0, what="2000 access lines")
+    green_n = sum(1 for x in a if x["pool"] == "green")
+    check(abs(green_n - 200) <= 5, "90/10 over h2+TLS: %d green of %d", green_n, len(a))
+    cx.stop()
+
+
+test_h2_over_tls_alpn.timeout = 120
