@@ -810,7 +810,12 @@ int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t 
     c->io.write_timeout = worker_tv(w, cfg ? cfg->timeouts.body_idle : 60000);
     c->state = H1C_IDLE;
     c->keep_alive = 1;
-    arm(c, cfg ? cfg->timeouts.client_idle : 120000);
+    /* A TLS handshake gets the request-head time, not the keep-alive idle time: a peer that
+     * connects and never finishes its handshake is closed after timeouts.client_header_ms. */
+    if (tls)
+        arm(c, cfg ? cfg->timeouts.client_header : 10000);
+    else
+        arm(c, cfg ? cfg->timeouts.client_idle : 120000);
     return 0;
 }
 

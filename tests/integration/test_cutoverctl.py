@@ -517,8 +517,14 @@ def test_cutoverctl_shift_rolled_back():
 class _OneShotServer:
     """A Unix socket server in a thread that answers each request with behave(conn, line)."""
 
+    _seq = iter(range(1, 1 << 30))
+
     def __init__(self, behave):
-        self.path = os.path.join(sockdir(), "oneshot-%d.sock" % id(self))
+        # A counter, not id(self): ids are reused once an earlier server is collected, and its
+        # socket file would still be there.
+        self.path = os.path.join(sockdir(), "oneshot-%d-%d.sock" % (os.getpid(), next(self._seq)))
+        if os.path.exists(self.path):
+            os.unlink(self.path)
         self.ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.ls.bind(self.path)
         self.ls.listen(8)

@@ -380,3 +380,33 @@ def test_h2_over_tls_alpn():
 
 
 test_h2_over_tls_alpn.timeout = 120
+
+
+def test_tls_handshake_timeout():
+    """A peer that opens a TCP connection to a TLS listener and never completes the handshake is
+    closed after timeouts.client_header_ms, not left open for the keep-alive idle time."""
+    pki = Pki()
+    blue, green = start_upstream("blue"), start_upstream("green")
+    port = free_port()
+    cfg = tls_config(port, blue, green, {"certificates": [{"pem": pki.p("server.pem")}]})
+    cfg["timeouts"] = {"client_header_ms": 500, "client_idle_ms": 60000}
+    cx = start_cutover(cfg)
+    cx.wait_event("tls_loaded")
+    for hello in (b"", b"\x16\x03\x01\x00\x05"):  # nothing at all; half a ClientHello
+        s = socket.create_connection((HOST, port), timeout=5)
+        if hello:
+            s.sendall(hello)
+        t0 = time.monotonic()
+        s.settimeout(5)
+        try:
+            data = s.recv(100)
+        except ConnectionResetError:
+            data = b""
+        elapsed = time.monotonic() - t0
+        s.close()
+        check(data == b"", "stalled handshake got bytes: %r", data)
+        check(0.3 <= elapsed <= 3.0, "stalled handshake closed after %.2f s (want ~0.5 s)",
+              elapsed)
+    st, _, _ = tls_get(port, client_ctx(pki))
+    check(st == 200, "a normal client is still served: %s", st)
+    cx.stop()
