@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../proxy/cut.h"
+#include "../proxy/list.h"
 #include "commands.h"
 #include "ctl_internal.h"
 
@@ -39,12 +40,7 @@ struct ctlsock {
 static void client_free(struct client *cl)
 {
     struct ctlsock *s = cl->owner;
-    if (cl->prev)
-        cl->prev->next = cl->next;
-    else
-        s->clients = cl->next;
-    if (cl->next)
-        cl->next->prev = cl->prev;
+    CUT_LIST_REMOVE(&s->clients, cl, next, prev);
     s->nclients--;
     bufferevent_free(cl->bev);
     free(cl);
@@ -141,10 +137,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         free(cl);
         return;
     }
-    cl->next = s->clients;
-    if (s->clients)
-        s->clients->prev = cl;
-    s->clients = cl;
+    CUT_LIST_PUSH(&s->clients, cl, next, prev);
     s->nclients++;
 
     struct ucred cred;

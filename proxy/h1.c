@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cut.h"
+#include "list.h"
 #include "chunked.h"
 #include "h1_parse.h"
 #include "h2.h"
@@ -846,19 +847,10 @@ void h1c_kill_now(struct h1c *c)
 
 void h1c_link(struct h1c *c, struct h1c **head)
 {
-    c->prev = NULL;
-    c->next = *head;
-    if (*head)
-        (*head)->prev = c;
-    *head = c;
+    CUT_LIST_PUSH(head, c, next, prev);
 }
 
 void h1c_unlink(struct h1c *c, struct h1c **head)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        *head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    CUT_LIST_REMOVE(head, c, next, prev);
 }

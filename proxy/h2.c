@@ -17,6 +17,8 @@
  */
 #include "h2.h"
 
+#include "list.h"
+
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>

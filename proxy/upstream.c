@@ -14,6 +14,7 @@
 #include "h1_parse.h"
 #include "http.h"
 #include "io.h"
+#include "list.h"
 #include "stream.h"
 #include "worker.h"
 
@@ -161,13 +162,7 @@ void upstream_table_dispose(struct upstream_table *t)
 
 static void idle_unlink(struct upstream_conn *c)
 {
-    if (c->iprev)
-        c->iprev->inext = c->inext;
-    else
-        c->ep->idle = c->inext;
-    if (c->inext)
-        c->inext->iprev = c->iprev;
-    c->inext = c->iprev = NULL;
+    CUT_LIST_REMOVE(&c->ep->idle, c, inext, iprev);
     c->ep->nidle--;
 }
 
@@ -266,11 +261,7 @@ static void pool_or_close(struct upstream_conn *c, int reusable)
     c->state = UC_IDLE;
     c->reused = 1;
     c->paused = 0;
-    c->inext = c->ep->idle;
-    c->iprev = NULL;
-    if (c->ep->idle)
-        c->ep->idle->iprev = c;
-    c->ep->idle = c;
+    CUT_LIST_PUSH(&c->ep->idle, c, inext, iprev);
     c->ep->nidle++;
     io_resume_read(&c->io);
     arm(c, c->idle_ms);
