@@ -50,7 +50,7 @@ P = {
 }
 LARGE = 1048576
 
-PROXIES = ["cutover", "haproxy", "nginx", "nghttpx", "h2o"]
+PROXIES = [p for p in os.environ.get("PROXIES", "cutover,haproxy,nginx,nghttpx,h2o").split(",") if p]
 H2C_CAPABLE = {"cutover", "haproxy", "nginx", "nghttpx", "h2o"}  # cutover: h2c prior knowledge
 
 errors = []  # harness failures: a proxy not starting, zero successes, non-2xx
@@ -209,15 +209,16 @@ def start_proxy(kind, ctx, workers=1, cpu=PROXY_CPU, valgrind=None, access_log=F
 
 
 def start_origins(d):
-    origins = []
-    for name in ("blue", "green"):
-        port = free_port()
-        p = Proc(f"origin-{name}", [ORIGIN, "--port", str(port), "--name", name], LOAD_CPU, d)
+    """Blue and green in one origin process (one event loop on the load CPU, not two).
+    Returns [(proc, blue_port), (proc, green_port)]; callers stop the process once."""
+    blue, green = free_port(), free_port()
+    p = Proc("origins", [ORIGIN, "--listen", f"{blue}:blue", "--listen", f"{green}:green"],
+             LOAD_CPU, d)
+    for port in (blue, green):
         why = wait_ready(p, port, 10)
         if why:
-            raise RuntimeError(f"origin {name} did not start: {why}")
-        origins.append((p, port))
-    return origins
+            raise RuntimeError(f"origins did not start: {why}")
+    return [(p, blue), (p, green)]
 
 
 # ---------------------------------------------------------------- load generators
@@ -335,7 +336,7 @@ def measured_wrk(proc, port, origins, path, conns, tool="wrk", cpu=LOAD_CPU, thr
         wrk(port, path, conns, P["warmup"], cpu=cpu, threads=threads)
     else:
         h2load(port, conns, 10, P["warmup"], cpu=cpu)
-    pids = [o[0].pid for o in origins]
+    pids = sorted({o[0].pid for o in origins})
     t0 = time.time()
     c0 = cpu_ticks(proc.pid) if proc else 0
     o0 = sum(cpu_ticks(pid) for pid in pids)
@@ -920,7 +921,7 @@ def main():
                 fail(f"unknown scenario {sc}")
             log(f"scenario {sc} took {time.time() - t0:.0f} s")
     finally:
-        for p, _ in origins:
+        for p in {id(o[0]): o[0] for o in origins}.values():
             rc = p.stop()
             if rc != 0:
                 fail(f"origin exited with {rc} on SIGTERM")

@@ -2,7 +2,10 @@
  * origin.c - the benchmark and demo origin: a lean single-threaded HTTP/1.1 server on epoll.
  *
  *   origin --port P --name NAME [--host 127.0.0.1]
+ *   origin --listen PORT:NAME [--listen PORT:NAME ...] [--host 127.0.0.1]
  *
+ * One process may serve several ports, each answering with its own name (the benchmark runs blue
+ * and green in one process so that the load CPU runs one origin loop, not two).
  * GET /size/N answers N bytes of 'x' (N <= 1 GiB); any other path answers "NAME\n".
  * HEAD gets the same head without a body. Keep-alive and pipelining are supported (HTTP/1.1 by
  * default, HTTP/1.0 with "Connection: keep-alive"); "Connection: close" closes after the response.
@@ -11,6 +14,8 @@
  * SIGTERM or SIGINT.
  *
  * Design: one epoll loop, level-triggered. Per connection one input buffer and one output buffer;
+ * a read that did not fill the buffer goes back to epoll instead of reading again for EAGAIN
+ * (level-triggered epoll reports what is left), which saves one syscall per request;
  * large bodies are not copied but sent from one static 1 MiB buffer of 'x' with writev. The head
  * for "/" is built once at start-up; a /size/N head is formatted with one snprintf.
  * All state lives in struct origin, passed explicitly; nothing is global.
@@ -37,9 +42,19 @@
 #define ORIGIN_BODY_CHUNK 1048576 /* static body buffer */
 #define ORIGIN_MAX_SIZE (1UL << 30)
 #define ORIGIN_MAX_EVENTS 256
+#define ORIGIN_MAX_LISTENERS 8
+
+/* One listening port and the name it answers with. */
+struct listener {
+    int fd;
+    const char *name;
+    char root_ka[256], root_close[256]; /* full responses for "/" */
+    size_t root_ka_len, root_close_len, name_len;
+};
 
 struct conn {
     int fd;
+    const struct listener *l;
     bool closing;      /* close once the output is flushed */
     bool want_out;     /* EPOLLOUT is armed */
     size_t in_len;
@@ -51,10 +66,9 @@ struct conn {
 };
 
 struct origin {
-    int ep, lfd, sfd;
-    const char *name;
-    char root_ka[256], root_close[256]; /* full responses for "/" */
-    size_t root_ka_len, root_close_len, name_len;
+    int ep, sfd;
+    struct listener ls[ORIGIN_MAX_LISTENERS];
+    int nls;
     char *body;                          /* ORIGIN_BODY_CHUNK bytes of 'x' */
 };
 
@@ -158,13 +172,14 @@ static long handle_one(struct origin *o, struct conn *c)
             }
         }
     } else if (head_only) {
-        const char *r = keep ? o->root_ka : o->root_close;
-        size_t rl = (keep ? o->root_ka_len : o->root_close_len) - o->name_len - 1;
+        const struct listener *l = c->l;
+        const char *r = keep ? l->root_ka : l->root_close;
+        size_t rl = (keep ? l->root_ka_len : l->root_close_len) - l->name_len - 1;
         out_append(c, r, rl);
     } else if (keep) {
-        out_append(c, o->root_ka, o->root_ka_len);
+        out_append(c, c->l->root_ka, c->l->root_ka_len);
     } else {
-        out_append(c, o->root_close, o->root_close_len);
+        out_append(c, c->l->root_close, c->l->root_close_len);
     }
     if (!keep)
         c->closing = true;
@@ -220,6 +235,7 @@ static void arm_out(struct origin *o, struct conn *c, bool on)
 /* Runs the connection as far as it can go without blocking. */
 static void conn_run(struct origin *o, struct conn *c)
 {
+    bool drained = false; /* the last read left the socket empty: epoll reports more input */
     for (;;) {
         /* Parse every complete request already buffered (pipelining). */
         size_t off = 0;
@@ -268,7 +284,9 @@ static void conn_run(struct origin *o, struct conn *c)
         }
         arm_out(o, c, false);
 
-        /* Output drained: read more. */
+        /* Output drained: read more, unless the last read already emptied the socket. */
+        if (drained)
+            return;
         if (c->in_len >= ORIGIN_IN_CAP) {
             conn_free(o, c);
             return;
@@ -286,14 +304,17 @@ static void conn_run(struct origin *o, struct conn *c)
             conn_free(o, c);
             return;
         }
+        size_t room = ORIGIN_IN_CAP - c->in_len;
         c->in_len += (size_t)r;
+        if ((size_t)r < room)
+            drained = true;
     }
 }
 
-static void on_accept(struct origin *o)
+static void on_accept(struct origin *o, const struct listener *l)
 {
     for (;;) {
-        int fd = accept4(o->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return; /* EAGAIN, or out of descriptors: try again on the next event */
         int one = 1;
@@ -304,6 +325,7 @@ static void on_accept(struct origin *o)
             continue;
         }
         c->fd = fd;
+        c->l = l;
         c->closing = c->want_out = false;
         c->in_len = c->out_len = c->out_off = 0;
         c->body_left = c->discard = 0;
@@ -317,37 +339,76 @@ static void on_accept(struct origin *o)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: origin --port P --name NAME [--host ADDR]\n");
+    fprintf(stderr, "usage: origin --port P --name NAME [--host ADDR]\n"
+                    "       origin --listen PORT:NAME [--listen PORT:NAME ...] [--host ADDR]\n");
     exit(2);
+}
+
+/* Adds a listener answering NAME on PORT (bound later). */
+static void add_listener(struct origin *o, long port, const char *name)
+{
+    if (o->nls >= ORIGIN_MAX_LISTENERS || port < 1 || port > 65535 || !name || !*name ||
+        strlen(name) > 64)
+        usage();
+    struct listener *l = &o->ls[o->nls++];
+    l->fd = (int)port; /* the port until bind replaces it with the socket */
+    l->name = name;
+    l->name_len = strlen(name);
+    l->root_ka_len = (size_t)snprintf(l->root_ka, sizeof l->root_ka,
+                                      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                      "Content-Length: %zu\r\n\r\n%s\n",
+                                      l->name_len + 1, name);
+    l->root_close_len = (size_t)snprintf(l->root_close, sizeof l->root_close,
+                                         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                                         l->name_len + 1, name);
+}
+
+static int listen_on(const char *host, long port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        fprintf(stderr, "origin: bad --host %s\n", host);
+        exit(2);
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 4096) < 0) {
+        fprintf(stderr, "origin: cannot listen on %s:%ld: %s\n", host, port, strerror(errno));
+        exit(1);
+    }
+    return fd;
 }
 
 int main(int argc, char **argv)
 {
-    struct origin o = {.name = NULL};
+    struct origin o = {.nls = 0};
     const char *host = "127.0.0.1";
     long port = -1;
+    const char *name = NULL;
     for (int i = 1; i < argc; i++) {
-        if (i + 1 < argc && strcmp(argv[i], "--port") == 0)
+        if (i + 1 < argc && strcmp(argv[i], "--port") == 0) {
             port = strtol(argv[++i], NULL, 10);
-        else if (i + 1 < argc && strcmp(argv[i], "--name") == 0)
-            o.name = argv[++i];
-        else if (i + 1 < argc && strcmp(argv[i], "--host") == 0)
+        } else if (i + 1 < argc && strcmp(argv[i], "--name") == 0) {
+            name = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--host") == 0) {
             host = argv[++i];
-        else
+        } else if (i + 1 < argc && strcmp(argv[i], "--listen") == 0) {
+            char *end;
+            long p = strtol(argv[++i], &end, 10);
+            if (*end != ':')
+                usage();
+            add_listener(&o, p, end + 1);
+        } else {
             usage();
+        }
     }
-    if (port < 1 || port > 65535 || !o.name || strlen(o.name) > 64)
+    if (port != -1 || name)
+        add_listener(&o, port, name);
+    if (o.nls == 0)
         usage();
 
-    o.name_len = strlen(o.name);
-    o.root_ka_len = (size_t)snprintf(o.root_ka, sizeof o.root_ka,
-                                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                                     "Content-Length: %zu\r\n\r\n%s\n",
-                                     o.name_len + 1, o.name);
-    o.root_close_len = (size_t)snprintf(o.root_close, sizeof o.root_close,
-                                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                                        "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
-                                        o.name_len + 1, o.name);
     o.body = malloc(ORIGIN_BODY_CHUNK);
     if (!o.body)
         return 1;
@@ -361,22 +422,13 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     o.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        fprintf(stderr, "origin: bad --host %s\n", host);
-        return 2;
-    }
-    o.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(o.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(o.lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(o.lfd, 4096) < 0) {
-        fprintf(stderr, "origin: cannot listen on %s:%ld: %s\n", host, port, strerror(errno));
-        return 1;
-    }
     o.ep = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &o.lfd};
-    epoll_ctl(o.ep, EPOLL_CTL_ADD, o.lfd, &ev);
-    ev.data.ptr = &o.sfd;
+    for (int i = 0; i < o.nls; i++) {
+        o.ls[i].fd = listen_on(host, o.ls[i].fd);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &o.ls[i]};
+        epoll_ctl(o.ep, EPOLL_CTL_ADD, o.ls[i].fd, &ev);
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &o.sfd};
     epoll_ctl(o.ep, EPOLL_CTL_ADD, o.sfd, &ev);
 
     printf("ready\n");
@@ -388,16 +440,22 @@ int main(int argc, char **argv)
         if (n < 0 && errno != EINTR)
             return 1;
         for (int i = 0; i < n; i++) {
-            if (evs[i].data.ptr == &o.lfd) {
-                on_accept(&o);
-            } else if (evs[i].data.ptr == &o.sfd) {
+            void *p = evs[i].data.ptr;
+            if (p == &o.sfd) {
                 /* Connections are not tracked in a list: the process exit closes them. */
-                close(o.lfd);
+                for (int k = 0; k < o.nls; k++)
+                    close(o.ls[k].fd);
                 free(o.body);
                 return 0;
-            } else {
-                conn_run(&o, evs[i].data.ptr);
             }
+            struct listener *l = NULL;
+            for (int k = 0; k < o.nls && !l; k++)
+                if (p == &o.ls[k])
+                    l = &o.ls[k];
+            if (l)
+                on_accept(&o, l);
+            else
+                conn_run(&o, p);
         }
     }
 }
