@@ -25,6 +25,7 @@ static void pool_dispose(struct cfg_pool *p)
         free(p->endpoints[i].host);
     }
     free(p->endpoints);
+    cfg_upstream_tls_free(p->tls);
     memset(p, 0, sizeof(*p));
 }
 
@@ -40,6 +41,22 @@ static void route_dispose(struct cfg_route *r)
     free(r->sticky.name);
     free(r->override.header);
     cidr_list_dispose(&r->override.trusted_peers);
+}
+
+void cfg_upstream_tls_free(struct cfg_upstream_tls *t)
+{
+    if (t == NULL)
+        return;
+    free(t->ca);
+    free(t->crl);
+    free(t->server_name);
+    if (t->client_cert != NULL) {
+        free(t->client_cert->cert);
+        free(t->client_cert->key);
+        free(t->client_cert->pem);
+        free(t->client_cert);
+    }
+    free(t);
 }
 
 static void tls_free(struct cfg_tls *t)

@@ -74,12 +74,30 @@ struct cfg_endpoint {
 
 enum cfg_balance { CFG_BALANCE_LEAST_OUTSTANDING = 0, CFG_BALANCE_ROUND_ROBIN = 1 };
 
+/* How cutover talks to a pool's endpoints: http1 (cleartext, or TLS with ALPN "http/1.1" when
+ * the pool has a "tls" object), h2c (cleartext HTTP/2 with prior knowledge), h2 (TLS with ALPN
+ * "h2" only: an upstream that picks anything else is a failed connection). */
+enum cfg_up_proto { CFG_UP_HTTP1 = 0, CFG_UP_H2C, CFG_UP_H2 };
+
+/* TLS towards a pool's endpoints: the upstream's certificate is always verified against ca (the
+ * corporate CA; there is no way to turn verification off) and the expected name. */
+struct cfg_upstream_tls {
+    char *ca;          /* PEM bundle of trusted CAs (required) */
+    char *crl;         /* PEM CRLs; NULL: no revocation check */
+    char *server_name; /* SNI and the name verified; NULL: the endpoint's host (DNS name: SNI and
+                        * name check; IP literal: no SNI, the IP must be in the SAN) */
+    struct cfg_tls_cert *client_cert; /* presented to the upstream; NULL: none */
+    unsigned min_version;             /* 12 or 13 */
+};
+
 struct cfg_pool {
     char *name; /* "blue", "green", ... */
     struct cfg_endpoint *endpoints;
     size_t nendpoints;
     enum cfg_balance balance;
     unsigned weight_bp; /* initial weight from "weights" */
+    enum cfg_up_proto protocol;
+    struct cfg_upstream_tls *tls; /* NULL: cleartext */
 };
 
 enum cfg_sticky_kind {
@@ -195,6 +213,9 @@ int cfg_parse(const char *json, size_t len, struct cfg **out, struct cfg_errors 
 int cfg_load(const char *path, struct cfg **out, struct cfg_errors *errs);
 
 void cfg_free(struct cfg *cfg);
+
+/* Frees a pool's tls object (NULL is ignored). */
+void cfg_upstream_tls_free(struct cfg_upstream_tls *t);
 void cfg_errors_dispose(struct cfg_errors *errs);
 
 /* Writes each error as "path: message (line L, column C)" lines to f. */

@@ -62,6 +62,18 @@ static json_t *percent(unsigned bp)
     return json_real(bp / 100.0);
 }
 
+static json_t *dump_cert(const struct cfg_tls_cert *c, bool *ok)
+{
+    json_t *co = json_object();
+    if (c->pem != NULL) {
+        put(co, "pem", str(c->pem), ok);
+    } else {
+        put(co, "cert", str(c->cert), ok);
+        put(co, "key", str(c->key), ok);
+    }
+    return co;
+}
+
 static json_t *dump_listener(const struct cfg_listener *l, bool *ok)
 {
     json_t *o = json_object(), *protos = json_array();
@@ -74,16 +86,8 @@ static json_t *dump_listener(const struct cfg_listener *l, bool *ok)
     if (t != NULL) {
         static const char *const auth[] = {"none", "optional", "required"};
         json_t *to = json_object(), *certs = json_array(), *alpn = json_array();
-        for (size_t i = 0; i < t->ncerts; i++) {
-            json_t *co = json_object();
-            if (t->certs[i].pem != NULL) {
-                put(co, "pem", str(t->certs[i].pem), ok);
-            } else {
-                put(co, "cert", str(t->certs[i].cert), ok);
-                put(co, "key", str(t->certs[i].key), ok);
-            }
-            push(certs, co, ok);
-        }
+        for (size_t i = 0; i < t->ncerts; i++)
+            push(certs, dump_cert(&t->certs[i], ok), ok);
         put(to, "certificates", certs, ok);
         put(to, "client_auth", json_string(auth[t->client_auth]), ok);
         if (t->client_ca != NULL)
@@ -96,6 +100,20 @@ static json_t *dump_listener(const struct cfg_listener *l, bool *ok)
         put(to, "alpn", alpn, ok);
         put(o, "tls", to, ok);
     }
+    return o;
+}
+
+static json_t *dump_upstream_tls(const struct cfg_upstream_tls *t, bool *ok)
+{
+    json_t *o = json_object();
+    put(o, "ca", str(t->ca), ok);
+    if (t->crl != NULL)
+        put(o, "crl", str(t->crl), ok);
+    if (t->server_name != NULL)
+        put(o, "server_name", str(t->server_name), ok);
+    if (t->client_cert != NULL)
+        put(o, "client_certificate", dump_cert(t->client_cert, ok), ok);
+    put(o, "min_version", json_string(t->min_version == 13 ? "1.3" : "1.2"), ok);
     return o;
 }
 
@@ -118,6 +136,10 @@ static json_t *dump_route(const struct cfg_route *r, bool *ok)
             json_string(p->balance == CFG_BALANCE_ROUND_ROBIN ? "round_robin"
                                                               : "least_outstanding"),
             ok);
+        static const char *const protos[] = {"http1", "h2c", "h2"};
+        put(po, "protocol", json_string(protos[p->protocol]), ok);
+        if (p->tls != NULL)
+            put(po, "tls", dump_upstream_tls(p->tls, ok), ok);
         put(pools, p->name != NULL ? p->name : "", po, ok);
         put(weights, p->name != NULL ? p->name : "", percent(p->weight_bp), ok);
     }

@@ -526,6 +526,15 @@ static const struct field tls_cert_fields[] = {
     {NULL},
 };
 
+/* A certificate object holds either "cert" and "key", or "pem" (key and chain in one file). */
+static void check_cert_keys(struct pctx *c, const json_t *v)
+{
+    bool cert = json_object_get(v, "cert") != NULL, key = json_object_get(v, "key") != NULL;
+    bool pem = json_object_get(v, "pem") != NULL;
+    if (pem ? (cert || key) : !(cert && key))
+        perr(c, "must have either \"cert\" and \"key\", or \"pem\" (key and chain in one file)");
+}
+
 static void set_tls_certs(struct pctx *c, const json_t *v, void *base, const struct field *f)
 {
     (void)f;
@@ -547,13 +556,8 @@ static void set_tls_certs(struct pctx *c, const json_t *v, void *base, const str
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(v, i);
         size_t old = path_index(c, i);
-        if (parse_object(c, e, tls_cert_fields, &t->certs[i])) {
-            bool cert = json_object_get(e, "cert") != NULL, key = json_object_get(e, "key") != NULL;
-            bool pem = json_object_get(e, "pem") != NULL;
-            if (pem ? (cert || key) : !(cert && key))
-                perr(c, "must have either \"cert\" and \"key\", or \"pem\" (key and chain in "
-                        "one file)");
-        }
+        if (parse_object(c, e, tls_cert_fields, &t->certs[i]))
+            check_cert_keys(c, e);
         path_pop(c, old);
     }
 }
@@ -796,11 +800,82 @@ static void set_endpoints(struct pctx *c, const json_t *v, void *base, const str
     }
 }
 
+static void set_up_proto(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    enum cfg_up_proto *p = at(base, f->off);
+    static const char *const names[] = {"http1", "h2c", "h2"};
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    for (size_t i = 0; s != NULL && i < CUT_ARRAY_LEN(names); i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *p = (enum cfg_up_proto)i;
+            return;
+        }
+    }
+    perr(c, "must be \"http1\", \"h2c\" or \"h2\"");
+}
+
+static void set_server_name(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    char **dst = at(base, f->off);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (s == NULL || !valid_hostname(s))
+        perr(c, "must be a host name");
+    else
+        set_str(dst, xstrdup(c, s));
+}
+
+/* pools.X.tls.client_certificate: one certificate, the same shape as a listener's. */
+static void set_client_cert(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    struct cfg_tls_cert **dst = at(base, f->off);
+    struct cfg_tls_cert *cc = xcalloc(c, 1, sizeof(*cc));
+    if (cc == NULL)
+        return;
+    *dst = cc;
+    if (parse_object(c, v, tls_cert_fields, cc))
+        check_cert_keys(c, v);
+}
+
+static const struct field upstream_tls_fields[] = {
+    {"ca", set_path, offsetof(struct cfg_upstream_tls, ca), .max = TLS_PATH_MAX,
+     .flags = F_REQUIRED},
+    {"crl", set_path, offsetof(struct cfg_upstream_tls, crl), .max = TLS_PATH_MAX},
+    {"server_name", set_server_name, offsetof(struct cfg_upstream_tls, server_name)},
+    {"client_certificate", set_client_cert, offsetof(struct cfg_upstream_tls, client_cert)},
+    {"min_version", set_tls_version, offsetof(struct cfg_upstream_tls, min_version)},
+    {NULL},
+};
+
+static void set_upstream_tls(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    struct cfg_pool *p = at(base, f->off);
+    struct cfg_upstream_tls *t = xcalloc(c, 1, sizeof(*t));
+    if (t == NULL)
+        return;
+    p->tls = t;
+    t->min_version = 12;
+    parse_object(c, v, upstream_tls_fields, t);
+}
+
 static const struct field pool_fields[] = {
     {"endpoints", set_endpoints, 0, .flags = F_REQUIRED},
     {"balance", set_balance, offsetof(struct cfg_pool, balance)},
+    {"protocol", set_up_proto, offsetof(struct cfg_pool, protocol)},
+    {"tls", set_upstream_tls, 0},
     {NULL},
 };
+
+/* The rules between a pool's "protocol" and "tls". */
+static void check_pool_protocol(struct pctx *c, const json_t *v, const struct cfg_pool *p)
+{
+    size_t old = path_key(c, "protocol");
+    if (p->protocol == CFG_UP_H2C && p->tls != NULL)
+        perr(c, "\"h2c\" is cleartext HTTP/2: use \"h2\" with \"tls\"");
+    else if (p->protocol == CFG_UP_H2 && p->tls == NULL && json_object_get(v, "tls") == NULL)
+        perr(c, "\"h2\" is negotiated with TLS ALPN: add \"tls\" (or use \"h2c\" for "
+                "cleartext HTTP/2)");
+    path_pop(c, old);
+}
 
 static bool valid_pool_name(const char *s)
 {
@@ -816,6 +891,7 @@ static void pool_free_fields(struct cfg_pool *p)
         free(p->endpoints[i].host);
     }
     free(p->endpoints);
+    cfg_upstream_tls_free(p->tls);
 }
 
 static void set_pools(struct pctx *c, const json_t *v, void *base, const struct field *f)
@@ -841,7 +917,8 @@ static void set_pools(struct pctx *c, const json_t *v, void *base, const struct 
         p->name = xstrdup(c, key);
         if (!valid_pool_name(key))
             perr(c, "pool name must be 1 to 32 characters of a-z 0-9 _ -");
-        parse_object(c, val, pool_fields, p);
+        if (parse_object(c, val, pool_fields, p))
+            check_pool_protocol(c, val, p);
         if (p == &extra)
             pool_free_fields(&extra);
         path_pop(c, old);

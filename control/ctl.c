@@ -343,38 +343,68 @@ static int tls_files_stat(struct ctl *c)
     return changed;
 }
 
-/* Builds the contexts of every TLS listener of cfg into out (NULL for plain listeners). On a
- * failure every problem is in errs (path listeners[i].tls) and nothing is left in out. */
-static int tls_build(const struct cfg *cfg, struct tls_ctx **out, struct cfg_errors *errs)
+/* Drops every context of set (NULL entries are fine) and empties it. */
+static void tls_set_release(struct ctl_tls_set *set)
+{
+    for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
+        tls_ctx_unref(set->listeners[i]);
+    for (size_t i = 0; i < set->npools; i++)
+        tls_client_unref(set->pools[i]);
+    free(set->pools);
+    memset(set, 0, sizeof *set);
+}
+
+/* Builds the contexts of every TLS listener and every TLS pool of cfg into out. On a failure
+ * every problem is in errs (paths listeners[i].tls, routes[r].pools.NAME.tls) and out is
+ * empty. */
+static int tls_build(const struct cfg *cfg, struct ctl_tls_set *out, struct cfg_errors *errs)
 {
     int rc = 0;
-    for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-        out[i] = NULL;
+    memset(out, 0, sizeof *out);
     for (size_t i = 0; i < cfg->nlisteners && i < CFG_MAX_LISTENERS; i++) {
         if (!cfg->listeners[i].tls)
             continue;
         char err[512], path[64];
-        int r = tls_ctx_new(cfg->listeners[i].tls, &out[i], err, sizeof err);
+        int r = tls_ctx_new(cfg->listeners[i].tls, &out->listeners[i], err, sizeof err);
         if (r < 0) {
             snprintf(path, sizeof path, "listeners[%zu].tls", i);
             cfg_errors_add(errs, path, 0, 0, "%s", err);
             rc = rc ? rc : r;
         }
     }
-    if (rc < 0)
-        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++) {
-            tls_ctx_unref(out[i]);
-            out[i] = NULL;
+    out->npools = cfg->nroutes * CFG_MAX_POOLS;
+    out->pools = calloc(out->npools ? out->npools : 1, sizeof *out->pools);
+    if (!out->pools) {
+        cfg_errors_add(errs, "", 0, 0, "out of memory");
+        rc = CUT_ENOMEM;
+        out->npools = 0;
+    }
+    for (size_t r = 0; out->pools && r < cfg->nroutes; r++) {
+        for (size_t p = 0; p < cfg->routes[r].npools; p++) {
+            const struct cfg_pool *cp = &cfg->routes[r].pools[p];
+            if (!cp->tls)
+                continue;
+            char err[1024], path[128];
+            int e = tls_client_new(cp->tls, (int)cp->protocol,
+                                   &out->pools[r * CFG_MAX_POOLS + p], err, sizeof err);
+            if (e < 0) {
+                snprintf(path, sizeof path, "routes[%zu].pools.%s.tls", r, cp->name);
+                cfg_errors_add(errs, path, 0, 0, "%s", err);
+                rc = rc ? rc : e;
+            }
         }
+    }
+    if (rc < 0)
+        tls_set_release(out);
     return rc;
 }
 
-static void tls_replace(struct ctl *c, struct tls_ctx **fresh)
+int ctl_tls_check(const struct cfg *cfg, struct cfg_errors *errs)
 {
-    for (size_t i = 0; i < CFG_MAX_LISTENERS; i++) {
-        tls_ctx_unref(c->tls[i]);
-        c->tls[i] = fresh[i];
-    }
+    struct ctl_tls_set set;
+    int rc = tls_build(cfg, &set, errs);
+    tls_set_release(&set);
+    return rc;
 }
 
 /* {"listener":name,"certificates":[...]} for every TLS listener, into extra. */
@@ -388,11 +418,11 @@ static void tls_event(struct ctl *c, const char *name)
     o += (size_t)snprintf(extra + o, cap - o, ",\"listeners\":[");
     int first = 1;
     for (size_t i = 0; i < cfg->nlisteners && i < CFG_MAX_LISTENERS && o + 256 < cap; i++) {
-        if (!c->tls[i])
+        if (!c->tls.listeners[i])
             continue;
         o += (size_t)snprintf(extra + o, cap - o, "%s{\"listener\":\"%s\",\"certificates\":",
                               first ? "" : ",", cfg->listeners[i].name);
-        o += tls_ctx_describe(c->tls[i], extra + o, cap - o - 4);
+        o += tls_ctx_describe(c->tls.listeners[i], extra + o, cap - o - 4);
         o += (size_t)snprintf(extra + o, cap - o, "}");
         first = 0;
     }
@@ -439,6 +469,20 @@ static void tls_watch(struct ctl *c)
         tls_files_add(c, t->client_ca, &cap);
         tls_files_add(c, t->crl, &cap);
     }
+    for (size_t r = 0; r < cfg->nroutes; r++) {
+        for (size_t p = 0; p < cfg->routes[r].npools; p++) {
+            const struct cfg_upstream_tls *u = cfg->routes[r].pools[p].tls;
+            if (!u)
+                continue;
+            tls_files_add(c, u->ca, &cap);
+            tls_files_add(c, u->crl, &cap);
+            if (u->client_cert) {
+                tls_files_add(c, u->client_cert->cert, &cap);
+                tls_files_add(c, u->client_cert->key, &cap);
+                tls_files_add(c, u->client_cert->pem, &cap);
+            }
+        }
+    }
     if (c->ev_tls_notify) {
         event_free(c->ev_tls_notify);
         c->ev_tls_notify = NULL;
@@ -472,25 +516,22 @@ static void tls_check(struct ctl *c)
 {
     if (c->stopping || !tls_files_stat(c))
         return;
-    struct tls_ctx *fresh[CFG_MAX_LISTENERS];
+    struct ctl_tls_set fresh;
     struct cfg_errors errs = {0};
-    if (tls_build(c->hold->cfg, fresh, &errs) < 0) {
+    if (tls_build(c->hold->cfg, &fresh, &errs) < 0) {
         tls_refused_event(c, &errs); /* the old material keeps serving */
         cfg_errors_dispose(&errs);
         return;
     }
-    struct tls_ctx *old[CFG_MAX_LISTENERS];
-    memcpy(old, c->tls, sizeof old);
-    memcpy(c->tls, fresh, sizeof fresh);
+    struct ctl_tls_set old = c->tls;
+    c->tls = fresh;
     if (ctl_publish(c) < 0) {
-        memcpy(c->tls, old, sizeof old);
-        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-            tls_ctx_unref(fresh[i]);
+        c->tls = old;
+        tls_set_release(&fresh);
         ctl_event(c, "tls_reload_refused", ",\"errors\":[{\"path\":\"\",\"reason\":\"out of memory\"}]");
         return;
     }
-    for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-        tls_ctx_unref(old[i]);
+    tls_set_release(&old);
     tls_event(c, "tls_reloaded");
 }
 
@@ -555,8 +596,15 @@ int ctl_publish(struct ctl *c)
     if (!s)
         return CUT_ENOMEM;
     for (unsigned i = 0; i < CFG_MAX_LISTENERS; i++) {
-        s->tls[i] = c->tls[i];
+        s->tls[i] = c->tls.listeners[i];
         tls_ctx_ref(s->tls[i]);
+    }
+    for (unsigned r = 0; r < s->nroutes && c->tls.pools; r++) {
+        for (unsigned p = 0; p < s->routes[r].npools; p++) {
+            size_t k = (size_t)r * CFG_MAX_POOLS + p;
+            s->routes[r].pools[p].tls = k < c->tls.npools ? c->tls.pools[k] : NULL;
+            tls_client_ref(s->routes[r].pools[p].tls);
+        }
     }
     for (unsigned i = 0; i < c->nworkers; i++) {
         snapshot_ref(s);
@@ -673,8 +721,8 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
         cfg_free(cfg);
         return CUT_EINVAL;
     }
-    struct tls_ctx *fresh_tls[CFG_MAX_LISTENERS];
-    if (tls_build(cfg, fresh_tls, errs) < 0) {
+    struct ctl_tls_set fresh_tls;
+    if (tls_build(cfg, &fresh_tls, errs) < 0) {
         refuse_event(c, errs); /* certificates that do not load refuse the whole reload */
         cfg_free(cfg);
         return CUT_EINVAL;
@@ -682,16 +730,14 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
     struct state nrt;
     char note[1024], err[256];
     if (rt_build(cfg, old, &c->rt, &nrt, note, sizeof note) < 0) {
-        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-            tls_ctx_unref(fresh_tls[i]);
+        tls_set_release(&fresh_tls);
         cfg_free(cfg);
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
     }
     nrt.generation = c->generation + 1;
     if (ctl_save_state(c, &nrt, err, sizeof err) < 0) {
-        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-            tls_ctx_unref(fresh_tls[i]);
+        tls_set_release(&fresh_tls);
         state_dispose(&nrt);
         cfg_free(cfg);
         cfg_errors_add(errs, "", 0, 0, "state file: %s", err);
@@ -700,24 +746,21 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
     }
     struct cfg_hold *hold = snapshot_cfg_hold(cfg);
     if (!hold) {
-        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-            tls_ctx_unref(fresh_tls[i]);
+        tls_set_release(&fresh_tls);
         state_dispose(&nrt);
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
     }
     struct cfg_hold *old_hold = c->hold;
     struct state old_rt = c->rt;
-    struct tls_ctx *old_tls[CFG_MAX_LISTENERS];
-    memcpy(old_tls, c->tls, sizeof old_tls);
-    memcpy(c->tls, fresh_tls, sizeof fresh_tls);
+    struct ctl_tls_set old_tls = c->tls;
+    c->tls = fresh_tls;
     c->hold = hold;
     c->rt = nrt;
     c->generation++;
     if (ctl_publish(c) < 0) {
-        memcpy(c->tls, old_tls, sizeof old_tls);
-        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-            tls_ctx_unref(fresh_tls[i]);
+        c->tls = old_tls;
+        tls_set_release(&fresh_tls);
         c->generation--;
         c->hold = old_hold;
         c->rt = old_rt;
@@ -726,8 +769,7 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
     }
-    for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-        tls_ctx_unref(old_tls[i]);
+    tls_set_release(&old_tls);
     state_dispose(&old_rt);
     snapshot_cfg_unref(old_hold);
     tls_watch(c);
@@ -934,7 +976,7 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     tls_watch(c);
     tls_files_stat(c);
     struct cfg_errors terrs = {0};
-    if (tls_build(c->hold->cfg, c->tls, &terrs) < 0) {
+    if (tls_build(c->hold->cfg, &c->tls, &terrs) < 0) {
         size_t o = 0;
         for (size_t i = 0; i < terrs.n && o + 2 < cap; i++)
             o += (size_t)snprintf(err + o, cap - o, "%s%s: %s", i ? "; " : "", terrs.v[i].path,
@@ -979,8 +1021,7 @@ void ctl_free(struct ctl *c)
         if (evs[i])
             event_free(evs[i]);
     snapshot_unref(c->snap);
-    struct tls_ctx *none[CFG_MAX_LISTENERS] = {NULL};
-    tls_replace(c, none);
+    tls_set_release(&c->tls);
     tls_files_dispose(c);
     if (c->tls_inotify >= 0)
         close(c->tls_inotify);

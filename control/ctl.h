@@ -10,6 +10,8 @@
 #include "../config/cfg.h"
 
 struct ctl;
+struct cfg;
+struct cfg_errors;
 struct worker;
 struct logger;
 
@@ -27,6 +29,11 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
 int ctl_run(struct ctl *c);
 
 void ctl_free(struct ctl *c);
+
+/* Loads every certificate, key, CA bundle and CRL cfg names (listeners and pools) as start-up
+ * would, and drops them again: for --check. Returns 0, or < 0 with the problems in errs (paths
+ * listeners[i].tls, routes[r].pools.NAME.tls). */
+int ctl_tls_check(const struct cfg *cfg, struct cfg_errors *errs);
 
 /* Emits an event line {"type":"event","event":name, ...extra} where extra is either empty or
  * a JSON fragment starting with ','. */

@@ -21,7 +21,16 @@ struct logger;
 struct worker;
 struct ctlsock;
 struct tls_ctx;
+struct tls_client;
 struct ctl_tls_file;
+
+/* Every TLS context of one configuration: per listener (server) and per pool (upstream client,
+ * index route * CFG_MAX_POOLS + pool); NULL where there is no TLS. One reference each. */
+struct ctl_tls_set {
+    struct tls_ctx *listeners[CFG_MAX_LISTENERS];
+    struct tls_client **pools;
+    size_t npools;
+};
 
 struct dns_entry {
     char *host;
@@ -57,11 +66,12 @@ struct ctl {
     int stopping;
     time_t started;
 
-    /* TLS material (control/ctl.c, "certificates"): the contexts in use per listener (one
-     * reference each; every published snapshot takes its own), the files they were built from
+    /* TLS material (control/ctl.c, "certificates"): the contexts in use per listener and per
+     * pool (one reference each; every published snapshot takes its own), the files they were
+     * built from
      * with what stat() said then, and the watchers (inotify on the directories, since the CSI
      * driver swaps a "..data" symlink, plus a polling fallback). */
-    struct tls_ctx *tls[CFG_MAX_LISTENERS];
+    struct ctl_tls_set tls;
     struct ctl_tls_file *tls_files;
     size_t ntls_files;
     int tls_inotify;

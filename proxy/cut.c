@@ -15,6 +15,7 @@ const char *cut_strerror(int code)
     case CUT_ETIMEDOUT: return "timed out";
     case CUT_ECONN: return "connection failed";
     case CUT_EUNAVAIL: return "no endpoint available";
+    case CUT_ETLS: return "TLS handshake failed";
     default: return "unknown error";
     }
 }

@@ -22,7 +22,8 @@ enum {
     CUT_ENOENT = -7,   /* no such object (route, pool, endpoint) */
     CUT_ETIMEDOUT = -8,
     CUT_ECONN = -9,    /* connection refused, reset or closed */
-    CUT_EUNAVAIL = -10 /* no endpoint available */
+    CUT_EUNAVAIL = -10, /* no endpoint available */
+    CUT_ETLS = -11      /* TLS handshake or certificate verification failed */
 };
 
 /* Returns a static, human-readable name for a CUT_E* code. Any thread. */

@@ -520,6 +520,7 @@ static int read_head(struct h1c *c)
     req.flags = (r.conn_flags & H1_CF_KEEP_ALIVE ? HTTP_RF_KEEP_ALIVE : 0) |
                 (r.conn_flags & H1_CF_UPGRADE ? HTTP_RF_UPGRADE : 0) |
                 (r.conn_flags & H1_CF_EXPECT_CONTINUE ? HTTP_RF_EXPECT_CONTINUE : 0) |
+                (r.conn_flags & H1_CF_TE_TRAILERS ? HTTP_RF_TE_TRAILERS : 0) |
                 (h1_slice_ieq(r.method, "head") ? HTTP_RF_HEAD : 0);
 
     struct stream *s = stream_new(w, &h1c_ops, c, (struct sockaddr *)&c->peer, c->peerlen);

@@ -251,6 +251,7 @@ int h2_head_request(struct h2_head *h, int end_stream, struct http_req *req)
                 return 400;
             f->id = H1_HDR_TE;
             f->flags = H1_HF_HOP;
+            req->flags |= HTTP_RF_TE_TRAILERS;
         } else if (h2_conn_specific(name)) {
             f->flags = H1_HF_HOP; /* nghttp2 refuses these already; never forward them anyway */
         } else if (ieq(name, "expect") && ieq(value, "100-continue")) {
@@ -282,6 +283,85 @@ int h2_head_request(struct h2_head *h, int end_stream, struct http_req *req)
         req->content_length = cl;
     } else {
         req->framing = end_stream ? HTTP_BODY_NONE : HTTP_BODY_STREAM;
+    }
+    return 0;
+}
+
+int h2_head_fields(struct h2_head *h, unsigned *n)
+{
+    *n = 0;
+    if (h->over)
+        return CUT_ELIMIT;
+    free(h->fields);
+    h->fields = calloc(h->n ? h->n : 1, sizeof *h->fields);
+    if (!h->fields)
+        return CUT_ENOMEM;
+    for (unsigned i = 0; i < h->n; i++) {
+        struct cut_slice name = ref_name(h, &h->refs[i]);
+        if (name.n && name.p[0] == ':')
+            return CUT_EPROTO;
+        struct http_field *f = &h->fields[i];
+        f->name = name;
+        f->value = ref_value(h, &h->refs[i]);
+        f->id = H1_HDR_OTHER;
+        f->flags = h2_conn_specific(name) ? H1_HF_HOP : 0;
+    }
+    *n = h->n;
+    return 0;
+}
+
+int h2_head_response(struct h2_head *h, int end_stream, int head_req, struct http_resp *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    if (h->over)
+        return 502;
+    h->fields = calloc(h->n ? h->n : 1, sizeof *h->fields);
+    if (!h->fields)
+        return 502;
+    int status = -1, have_cl = 0;
+    uint64_t cl = 0;
+    unsigned nf = 0;
+    for (unsigned i = 0; i < h->n; i++) {
+        const struct h2_head_ref *r = &h->refs[i];
+        struct cut_slice name = ref_name(h, r), value = ref_value(h, r);
+        if (name.n && name.p[0] == ':') {
+            uint64_t v;
+            if (nf || status >= 0 || !ieq(name, ":status") || value.n != 3 ||
+                parse_u64(value, &v) < 0 || v < 100)
+                return 502;
+            status = (int)v;
+            continue;
+        }
+        struct http_field *f = &h->fields[nf++];
+        f->name = name;
+        f->value = value;
+        f->id = H1_HDR_OTHER;
+        f->flags = 0;
+        if (ieq(name, "content-length")) {
+            uint64_t v;
+            if (parse_u64(value, &v) < 0 || (have_cl && v != cl))
+                return 502;
+            cl = v;
+            have_cl = 1;
+            f->id = H1_HDR_CONTENT_LENGTH;
+        } else if (h2_conn_specific(name) || ieq(name, "te")) {
+            f->flags = H1_HF_HOP;
+        }
+    }
+    if (status < 0)
+        return 502;
+    resp->status = status;
+    resp->fields = h->fields;
+    resp->nfields = nf;
+    resp->flags = HTTP_RF_KEEP_ALIVE;
+    if (head_req || status == 204 || status == 304 || status < 200 || end_stream) {
+        resp->framing = HTTP_BODY_NONE;
+        resp->content_length = have_cl ? cl : 0;
+    } else if (have_cl) {
+        resp->framing = HTTP_BODY_LENGTH;
+        resp->content_length = cl;
+    } else {
+        resp->framing = HTTP_BODY_STREAM;
     }
     return 0;
 }

@@ -71,6 +71,18 @@ int h2_head_add(struct h2_head *h, const char *name, size_t nl, const char *valu
  * content-length, te other than "trailers"). */
 int h2_head_request(struct h2_head *h, int end_stream, struct http_req *req);
 
+/* Fills resp from a collected response head (the upstream side of an HTTP/2 exchange): status
+ * from ":status", fields (content-length gets its id; connection-specific fields and te are
+ * flagged hop-by-hop), framing: none for HEAD, 1xx, 204, 304 or end_stream, else Content-Length
+ * when present, else a streamed body. Returns 0, or 502 when the head is malformed (no or a
+ * bad ":status", another pseudo-header, a pseudo-header after a regular field, a bad
+ * content-length) or over a limit. */
+int h2_head_response(struct h2_head *h, int end_stream, int head_req, struct http_resp *resp);
+
+/* Builds h->fields from a head of regular fields only (trailers). Returns 0 with *n set, or
+ * CUT_EPROTO (a pseudo-header), CUT_ELIMIT (over a limit), CUT_ENOMEM. */
+int h2_head_fields(struct h2_head *h, unsigned *n);
+
 void h2_head_dispose(struct h2_head *h);
 
 /* ---- connections ---------------------------------------------------------------------------- */

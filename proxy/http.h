@@ -41,6 +41,7 @@ struct http_req {
 #define HTTP_RF_UPGRADE (1u << 1)
 #define HTTP_RF_EXPECT_CONTINUE (1u << 2)
 #define HTTP_RF_HEAD (1u << 3) /* method is HEAD: the response has no body */
+#define HTTP_RF_TE_TRAILERS (1u << 4) /* the client accepts trailers ("te: trailers"; gRPC) */
 
 struct http_resp {
     int status;

@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -174,6 +175,20 @@ static int tls_write(struct io *io)
     return before > 0;
 }
 
+/* A client handshake completed: report IO_CONNECTED, then come back for application data that
+ * OpenSSL may already hold (it makes no socket event). */
+static void tls_client_ready(struct io *io)
+{
+    int alive = 1;
+    io->alive = &alive;
+    io->on_event(io, IO_CONNECTED, io->arg);
+    if (!alive)
+        return;
+    io->alive = NULL;
+    if (io->reading)
+        event_active(&io->rev, EV_READ, 1);
+}
+
 /* Advances the handshake. Returns 1 when it completed, 0 when it waits for the socket, -1 when
  * it failed (reported; io may be gone). */
 static int tls_handshake(struct io *io)
@@ -243,6 +258,30 @@ int io_tls_accept(struct io *io, struct tls_ctx *t)
     io->ssl = ssl;
     io->tls_handshaking = 1;
     return 0;
+}
+
+int io_tls_connect(struct io *io, SSL *ssl)
+{
+    if (SSL_set_fd(ssl, io->fd) != 1) {
+        ERR_clear_error();
+        return CUT_ENOMEM;
+    }
+    io->ssl = ssl;
+    io->tls_client = 1;
+    io->tls_handshaking = 1; /* output waits for the handshake, which waits for TCP */
+    return 0;
+}
+
+size_t io_tls_failure(const struct io *io, char *buf, size_t cap)
+{
+    if (!io->ssl)
+        return (size_t)snprintf(buf, cap, "not TLS");
+    return tls_ssl_failure(io->ssl, buf, cap);
+}
+
+int io_tls_resumed(const struct io *io)
+{
+    return io->ssl && !io->tls_handshaking && tls_ssl_resumed(io->ssl);
 }
 
 int io_is_tls(const struct io *io)
@@ -322,9 +361,16 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
                 return;
             }
         }
-        if (io->tls_handshaking && tls_handshake(io) <= 0) {
-            io_loop_flush(l);
-            return;
+        if (io->tls_handshaking) {
+            if (tls_handshake(io) <= 0) {
+                io_loop_flush(l);
+                return;
+            }
+            if (io->tls_client) {
+                tls_client_ready(io);
+                io_loop_flush(l);
+                return;
+            }
         }
     }
     for (int i = 0; i < IO_READS_PER_EVENT; i++) {
@@ -413,12 +459,6 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         io_loop_flush(l);
         return;
     }
-    if (io->ssl && io->tls_handshaking) {
-        if (tls_handshake(io) == 1 && io->reading)
-            event_active(&io->rev, EV_READ, 1); /* application data may already be there */
-        io_loop_flush(l);
-        return;
-    }
     if (io->ssl && io->tls_read_wants_write) {
         io->tls_read_wants_write = 0;
         if (io->reading)
@@ -436,9 +476,23 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
             io->err = e;
             io->failed = 1;
             io->on_event(io, IO_ERROR, io->arg);
+        } else if (io->ssl) { /* TCP is up: the TLS handshake follows; it reports CONNECTED */
+            io_resume_read(io);
+            if (tls_handshake(io) == 1)
+                tls_client_ready(io);
         } else {
             io_resume_read(io);
             io->on_event(io, IO_CONNECTED, io->arg);
+        }
+        io_loop_flush(l);
+        return;
+    }
+    if (io->ssl && io->tls_handshaking) {
+        if (tls_handshake(io) == 1) {
+            if (io->tls_client)
+                tls_client_ready(io);
+            else if (io->reading)
+                event_active(&io->rev, EV_READ, 1); /* application data may already be there */
         }
         io_loop_flush(l);
         return;

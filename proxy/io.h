@@ -60,7 +60,7 @@ struct io {
     unsigned reading : 1, read_armed : 1, write_armed : 1, connecting : 1, dirty : 1,
         eof : 1, failed : 1;
     unsigned tls_handshaking : 1, tls_read_wants_write : 1, tls_write_wants_read : 1,
-        tls_dead : 1;
+        tls_dead : 1, tls_client : 1;
 };
 
 void io_loop_init(struct io_loop *l, struct event_base *base);
@@ -87,6 +87,15 @@ void io_dispose(struct io *io);
  * mode (SSL_read/SSL_write replace readv/writev; writes stay batched at the end of callbacks).
  * The SSL object holds a reference on t: a rotation never changes an open connection. */
 int io_tls_accept(struct io *io, struct tls_ctx *t); /* 0 or CUT_ENOMEM (io stays plain) */
+
+/* Right after io_connect(): the connection becomes a TLS client (ssl from tls_client_ssl_new,
+ * owned by io from now on). The handshake starts once TCP is up; IO_CONNECTED is reported after
+ * it completed, a failed handshake as IO_ERROR (err EPROTO; io_tls_failure says why). Output
+ * queued before waits. Returns 0 or CUT_ENOMEM (ssl is then still the caller's). */
+int io_tls_connect(struct io *io, struct ssl_st *ssl);
+size_t io_tls_failure(const struct io *io, char *buf, size_t cap);
+/* 1 when the established client connection resumed a session. */
+int io_tls_resumed(const struct io *io);
 
 /* 1 when the connection is TLS (whether or not the handshake has completed). */
 int io_is_tls(const struct io *io);

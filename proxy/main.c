@@ -147,6 +147,15 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check) {
+        /* The certificate, key, CA and CRL files too: exactly what start-up would load. */
+        if (ctl_tls_check(cfg, &errs) < 0) {
+            cfg_errors_print(&errs, config_path, stderr);
+            fprintf(stderr, "cutover: %s: TLS material refused (%zu problem%s)\n", config_path,
+                    errs.n, errs.n == 1 ? "" : "s");
+            cfg_errors_dispose(&errs);
+            cfg_free(cfg);
+            return 1;
+        }
         printf("cutover: %s: configuration ok\n", config_path);
         cfg_free(cfg);
         return 0;

@@ -212,6 +212,9 @@ void snapshot_unref(struct snapshot *s)
         return;
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
+    for (unsigned r = 0; r < s->nroutes; r++)
+        for (unsigned p = 0; p < s->routes[r].npools; p++)
+            tls_client_unref(s->routes[r].pools[p].tls);
     free(s->routes);
     free(s->endpoints);
     for (unsigned i = 0; i < CFG_MAX_LISTENERS; i++)

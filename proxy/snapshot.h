@@ -16,6 +16,7 @@
 #include "../config/cfg.h"
 
 struct tls_ctx;
+struct tls_client;
 
 /* A configuration shared by every snapshot built from it (weight changes reuse it). */
 struct cfg_hold {
@@ -55,6 +56,9 @@ struct snap_pool {
     struct snap_endpoint *eps; /* points into snapshot->endpoints */
     unsigned neps;
     struct snap_counter_slot *counters; /* [nworkers]; NULL when not counted */
+    /* TLS towards the pool's endpoints (cfg->tls), one counted reference, set by the control
+     * thread like the listeners' contexts; NULL for cleartext pools. */
+    struct tls_client *tls;
 };
 
 struct snap_route {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "balance.h"
@@ -15,6 +16,8 @@
 #include "snapshot.h"
 #include "upstream.h"
 #include "worker.h"
+
+#define TLS_FAILED_MSG "the TLS handshake with the upstream failed (see the upstream_tls_failed event)"
 
 uint64_t stream_now_ns(void)
 {
@@ -86,6 +89,7 @@ static void copy_slice(char *dst, size_t cap, struct cut_slice src)
 static void fail(struct stream *s, int status, const char *code, const char *msg)
 {
     s->status = status;
+    s->error = code;
     if (status >= 500)
         s->w->stats.responses_5xx++;
     s->state = STREAM_DONE;
@@ -228,6 +232,9 @@ void stream_start(struct stream *s, const struct http_req *req)
     s->req_done = req->framing == HTTP_BODY_NONE ||
                   (req->framing == HTTP_BODY_LENGTH && req->content_length == 0);
     s->upgrade = (req->flags & HTTP_RF_UPGRADE) != 0;
+    s->te_trailers = (req->flags & HTTP_RF_TE_TRAILERS) != 0;
+    struct cut_slice ct = field_value(req, "content-type");
+    s->grpc = ct.n >= 16 && strncasecmp(ct.p, "application/grpc", 16) == 0;
     connect_next(s);
 }
 
@@ -259,6 +266,8 @@ static void connect_next(struct stream *s)
             fail(s, 503, "no_endpoint", "the chosen pool has no endpoint");
         else if (s->last_err == CUT_ETIMEDOUT)
             fail(s, 503, "no_endpoint", "connecting to the upstream timed out");
+        else if (s->last_err == CUT_ETLS)
+            fail(s, 502, "upstream_tls", TLS_FAILED_MSG);
         else
             fail(s, 503, "no_endpoint", "every upstream endpoint tried refused the connection");
         return;
@@ -353,6 +362,16 @@ void stream_on_upstream_error(struct stream *s, int err, int retryable, int conn
     /* A failed connect (nothing was sent) moves to another endpoint of the pool, once. A pooled
      * connection that died before answering (the upstream closed it as we reused it) is replaced
      * once by a fresh one, and only for idempotent methods: the request may have been processed. */
+    if (retryable == STREAM_RETRY_UNPROCESSED && !s->resp_head_sent &&
+        s->unprocessed_retries < 2) {
+        /* HTTP/2 REFUSED_STREAM or above a GOAWAY's last stream id: the upstream never
+         * processed it (RFC 9113 section 8.7), so any method goes again, to any endpoint
+         * (usually a fresh connection to the same one). */
+        s->unprocessed_retries++;
+        s->tries--;
+        connect_next(s);
+        return;
+    }
     if (retryable && !s->resp_head_sent) {
         if (connect_phase && s->tries < 2) {
             connect_next(s);
@@ -370,7 +389,9 @@ void stream_on_upstream_error(struct stream *s, int err, int retryable, int conn
         s->ops->fail(s->ctx, s, s->status, "upstream_reset", "upstream connection lost");
         return;
     }
-    if (connect_phase)
+    if (connect_phase && err == CUT_ETLS)
+        fail(s, 502, "upstream_tls", TLS_FAILED_MSG);
+    else if (connect_phase)
         fail(s, 503, "no_endpoint",
              err == CUT_ETIMEDOUT ? "connecting to the upstream timed out"
                                   : "every upstream endpoint tried refused the connection");
@@ -430,6 +451,9 @@ static void write_access_log(struct stream *s)
     uint64_t now = stream_now_ns();
     double up_ms = s->t_upstream_ns ? ms_between(s->t_upstream_ns, s->t_head_ns ? s->t_head_ns : now)
                                     : 0.0;
+    char err[64] = "";
+    if (s->error) /* a response cutover made: its X-Cutover-Error code */
+        snprintf(err, sizeof err, ",\"error\":\"%.40s\"", s->error);
     char line[2048];
     int n = snprintf(line, sizeof line,
                      "{\"type\":\"access\",\"time\":\"%s\",\"cluster\":\"%s\",\"region\":\"%s\","
@@ -437,12 +461,12 @@ static void write_access_log(struct stream *s)
                      "\"host\":\"%s\",\"path\":\"%s\",\"route\":\"%s\",\"pool\":\"%s\","
                      "\"endpoint\":\"%s\",\"reason\":\"%s\",\"status\":%d,\"bytes_in\":%llu,"
                      "\"bytes_out\":%llu,\"upstream_ms\":%.3f,\"total_ms\":%.3f,"
-                     "\"tries\":%u,\"aborted\":%s,\"request_id\":\"%s\"%s}",
+                     "\"tries\":%u,\"aborted\":%s,\"request_id\":\"%s\"%s%s}",
                      s->w->now_str, cfg ? cfg->cluster : "", cfg ? cfg->region : "", s->w->id,
                      s->client_str, s->peer_str, method, host, path, route, pool, endpoint,
                      reason_name(s->reason), s->status, (unsigned long long)s->bytes_in,
                      (unsigned long long)s->bytes_out, up_ms, ms_between(s->t_start_ns, now),
-                     s->attempts, s->aborted ? "true" : "false", rid, cert);
+                     s->attempts, s->aborted ? "true" : "false", rid, cert, err);
     if (n > 0)
         worker_log(s->w, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }

@@ -76,6 +76,7 @@ struct stream {
     unsigned tried[4];             /* pool-local endpoint indexes tried */
     unsigned attempts;             /* upstream attempts, as logged */
     int stale_retried;             /* a dead pooled connection was already replaced once */
+    int unprocessed_retries;       /* sent again after an HTTP/2 refusal */
     int idempotent;                /* the method may be sent again (RFC 9110 section 9.2.2) */
     int last_err;
 
@@ -89,11 +90,14 @@ struct stream {
     int head_method_head;          /* the request is HEAD */
     struct cut_slice method_slice; /* points into log_method */
     int upgrade;
+    int te_trailers;               /* the client accepts trailers (sent on to HTTP/2 upstreams) */
+    int grpc;                      /* content-type application/grpc: a long-lived stream */
 
     /* response */
     int status;
     int resp_head_sent;
     int aborted;                   /* the response was cut short */
+    const char *error;             /* code of a response cutover made (static string) */
 
     /* accounting */
     uint64_t t_start_ns, t_upstream_ns, t_head_ns;
@@ -141,9 +145,12 @@ void stream_free(struct stream *s);
 void stream_on_upstream_head(struct stream *s, const struct http_resp *resp);
 void stream_on_upstream_body(struct stream *s, struct evbuffer *data);
 void stream_on_upstream_end(struct stream *s, const struct http_field *trailers, unsigned n);
-/* err: CUT_ECONN (connect failed or connection lost), CUT_ETIMEDOUT, CUT_EPROTO.
+/* err: CUT_ECONN (connect failed or connection lost), CUT_ETIMEDOUT, CUT_EPROTO, CUT_ETLS.
  * retryable: nothing of the request was processed (connect failure, or a reused connection
- * that closed before any response byte). The connection is already detached. */
+ * that closed before any response byte); STREAM_RETRY_UNPROCESSED: the upstream said it did
+ * not process it (HTTP/2 REFUSED_STREAM / GOAWAY), any method may go again, even to the same
+ * endpoint. The connection is already detached. */
+#define STREAM_RETRY_UNPROCESSED 2
 void stream_on_upstream_error(struct stream *s, int err, int retryable, int connect_phase);
 void stream_on_upstream_drained(struct stream *s);
 

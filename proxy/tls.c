@@ -14,6 +14,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <arpa/inet.h>
 
 #include "../config/cfg.h"
 #include "cut.h"
@@ -35,6 +36,14 @@ struct tls_cert {
     char subject[512];
     char not_after[32];
     char serial[96];
+};
+
+/* TLS towards one pool's upstreams. */
+struct tls_client {
+    atomic_uint refs;
+    SSL_CTX *ctx;
+    char *server_name; /* configured name, or NULL: each endpoint's host */
+    struct tls_cert cert; /* the client certificate's description (subject "" when none) */
 };
 
 struct tls_ctx {
@@ -225,16 +234,15 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 /* ---- building ---------------------------------------------------------------------------------- */
 
 /* Loads the client CA bundle (and CRL) into ctx. Returns 0 or CUT_EINVAL/CUT_EIO with err. */
-static int load_client_auth(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, size_t cap)
+/* Loads the CA bundle ca (labelled what in messages) and the optional CRLs into ctx's store;
+ * advertise: also send the CAs' names in a CertificateRequest (server side). */
+static int load_trust(SSL_CTX *ctx, const char *ca, const char *crl_path, const char *what,
+                      int advertise, char *err, size_t cap)
 {
-    if (cfg->client_auth == CFG_CLIENT_AUTH_NONE) {
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-        return 0;
-    }
-    BIO *b = read_file(cfg->client_ca, "client_ca", err, cap);
+    BIO *b = read_file(ca, what, err, cap);
     if (!b)
         return CUT_EIO;
-    STACK_OF(X509) *cas = read_certs(b, cfg->client_ca, "client_ca", err, cap);
+    STACK_OF(X509) *cas = read_certs(b, ca, what, err, cap);
     BIO_free(b);
     if (!cas)
         return CUT_EINVAL;
@@ -242,16 +250,16 @@ static int load_client_auth(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, 
     int rc = 0;
     for (int i = 0; i < sk_X509_num(cas) && rc == 0; i++) {
         X509 *x = sk_X509_value(cas, i);
-        if (!X509_STORE_add_cert(store, x) || !SSL_CTX_add_client_CA(ctx, x)) {
+        if (!X509_STORE_add_cert(store, x) || (advertise && !SSL_CTX_add_client_CA(ctx, x))) {
             char why[256];
             ssl_reason(why, sizeof why);
-            snprintf(err, cap, "client_ca %s: %s", cfg->client_ca, why);
+            snprintf(err, cap, "%s %s: %s", what, ca, why);
             rc = CUT_EINVAL;
         }
     }
     sk_X509_pop_free(cas, X509_free);
-    if (rc == 0 && cfg->crl) {
-        b = read_file(cfg->crl, "crl", err, cap);
+    if (rc == 0 && crl_path) {
+        b = read_file(crl_path, "crl", err, cap);
         if (!b)
             return CUT_EIO;
         X509_CRL *crl;
@@ -262,10 +270,10 @@ static int load_client_auth(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, 
             if (next && X509_cmp_current_time(next) < 0) {
                 char when[32];
                 time_text(next, when, sizeof when);
-                snprintf(err, cap, "crl %s: expired (next update was due %s)", cfg->crl, when);
+                snprintf(err, cap, "crl %s: expired (next update was due %s)", crl_path, when);
                 rc = CUT_EINVAL;
             } else if (!X509_STORE_add_crl(store, crl)) {
-                snprintf(err, cap, "crl %s: cannot be added", cfg->crl);
+                snprintf(err, cap, "crl %s: cannot be added", crl_path);
                 rc = CUT_EINVAL;
             }
             X509_CRL_free(crl);
@@ -273,12 +281,22 @@ static int load_client_auth(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, 
         ERR_clear_error();
         BIO_free(b);
         if (rc == 0 && n == 0) {
-            snprintf(err, cap, "crl %s: no PEM CRL found", cfg->crl);
+            snprintf(err, cap, "crl %s: no PEM CRL found", crl_path);
             rc = CUT_EINVAL;
         }
         if (rc == 0)
             X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
     }
+    return rc;
+}
+
+static int load_client_auth(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, size_t cap)
+{
+    if (cfg->client_auth == CFG_CLIENT_AUTH_NONE) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+        return 0;
+    }
+    int rc = load_trust(ctx, cfg->client_ca, cfg->crl, "client_ca", 1, err, cap);
     if (rc == 0) {
         int mode = SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE;
         if (cfg->client_auth == CFG_CLIENT_AUTH_REQUIRED)
@@ -332,28 +350,27 @@ static int check_chain(X509 *leaf, STACK_OF(X509) *chain, char *err, size_t cap)
     return rc;
 }
 
-/* One SSL_CTX for certificate i of cfg. */
-static int build_cert(struct tls_ctx *t, const struct cfg_tls *cfg, size_t i, char *err,
-                      size_t cap)
+/* Reads certificate cc (leaf + chain, and its key) into the fresh context x and checks it: the
+ * key matches, the leaf is inside its validity period, the chain verifies. The leaf is described
+ * into desc. Returns 0 or a CUT_E* code with the reason in why. */
+static int use_cert_key(SSL_CTX *x, const struct cfg_tls_cert *cc, struct tls_cert *desc,
+                        char *why, size_t cap)
 {
-    const struct cfg_tls_cert *cc = &cfg->certs[i];
-    struct tls_cert *c = &t->certs[i];
     const char *cert_path = cc->pem ? cc->pem : cc->cert;
     const char *key_path = cc->pem ? cc->pem : cc->key;
-    char why[768];
     int rc = CUT_EINVAL;
     STACK_OF(X509) *certs = NULL;
     EVP_PKEY *key = NULL;
     BIO *kb = NULL;
-    BIO *cb = read_file(cert_path, cc->pem ? "pem" : "cert", why, sizeof why);
+    BIO *cb = read_file(cert_path, cc->pem ? "pem" : "cert", why, cap);
     if (!cb) {
         rc = CUT_EIO;
         goto out;
     }
-    certs = read_certs(cb, cert_path, cc->pem ? "pem" : "cert", why, sizeof why);
+    certs = read_certs(cb, cert_path, cc->pem ? "pem" : "cert", why, cap);
     if (!certs)
         goto out;
-    kb = cc->pem ? cb : read_file(key_path, "key", why, sizeof why);
+    kb = cc->pem ? cb : read_file(key_path, "key", why, cap);
     if (!kb) {
         rc = CUT_EIO;
         goto out;
@@ -362,50 +379,69 @@ static int build_cert(struct tls_ctx *t, const struct cfg_tls *cfg, size_t i, ch
     key = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
     if (!key) {
         ERR_clear_error();
-        snprintf(why, sizeof why, "%s %s: no PEM private key found", cc->pem ? "pem" : "key",
-                 key_path);
+        snprintf(why, cap, "%s %s: no PEM private key found", cc->pem ? "pem" : "key", key_path);
         goto out;
     }
     X509 *leaf = sk_X509_shift(certs); /* certs is now the chain */
-    describe_leaf(c, leaf);
-    c->ctx = SSL_CTX_new(TLS_server_method());
-    if (!c->ctx) {
-        X509_free(leaf);
-        rc = CUT_ENOMEM;
-        snprintf(why, sizeof why, "out of memory");
-        goto out;
-    }
-    int ok = SSL_CTX_use_certificate(c->ctx, leaf) == 1;
+    describe_leaf(desc, leaf);
+    int ok = SSL_CTX_use_certificate(x, leaf) == 1;
     X509_free(leaf);
-    ok = ok && SSL_CTX_use_PrivateKey(c->ctx, key) == 1;
-    if (!ok || SSL_CTX_check_private_key(c->ctx) != 1) {
+    ok = ok && SSL_CTX_use_PrivateKey(x, key) == 1;
+    if (!ok || SSL_CTX_check_private_key(x) != 1) {
         ERR_clear_error();
-        snprintf(why, sizeof why, "the private key does not match the certificate (%s)",
-                 c->subject);
+        snprintf(why, cap, "the private key does not match the certificate (%s)", desc->subject);
         goto out;
     }
     for (int k = 0; k < sk_X509_num(certs); k++) {
-        if (SSL_CTX_add1_chain_cert(c->ctx, sk_X509_value(certs, k)) != 1) {
-            snprintf(why, sizeof why, "out of memory");
+        if (SSL_CTX_add1_chain_cert(x, sk_X509_value(certs, k)) != 1) {
+            snprintf(why, cap, "out of memory");
             rc = CUT_ENOMEM;
             goto out;
         }
     }
-    if ((rc = check_chain(SSL_CTX_get0_certificate(c->ctx), certs, why, sizeof why)) < 0)
-        goto out;
-    rc = CUT_EINVAL;
+    rc = check_chain(SSL_CTX_get0_certificate(x), certs, why, cap);
+out:
+    if (kb && kb != cb)
+        BIO_free(kb);
+    BIO_free(cb);
+    EVP_PKEY_free(key);
+    sk_X509_pop_free(certs, X509_free);
+    return rc;
+}
 
-    SSL_CTX *x = c->ctx;
-    SSL_CTX_set_min_proto_version(x, cfg->min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
+/* Protocol versions, options and the TLS 1.2 suites every context shares. */
+static int common_settings(SSL_CTX *x, unsigned min_version, char *why, size_t cap)
+{
+    SSL_CTX_set_min_proto_version(x, min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(x, TLS1_3_VERSION);
     SSL_CTX_set_options(x, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(x, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_set_cipher_list(x, TLS12_CIPHERS) != 1) {
-        ssl_reason(why, sizeof why);
+        ssl_reason(why, cap);
+        return CUT_EINVAL;
+    }
+    return 0;
+}
+
+/* One SSL_CTX for certificate i of cfg. */
+static int build_cert(struct tls_ctx *t, const struct cfg_tls *cfg, size_t i, char *err,
+                      size_t cap)
+{
+    struct tls_cert *c = &t->certs[i];
+    char why[768];
+    int rc;
+    c->ctx = SSL_CTX_new(TLS_server_method());
+    if (!c->ctx) {
+        rc = CUT_ENOMEM;
+        snprintf(why, sizeof why, "out of memory");
         goto out;
     }
+    SSL_CTX *x = c->ctx;
+    if ((rc = use_cert_key(x, &cfg->certs[i], c, why, sizeof why)) < 0 ||
+        (rc = common_settings(x, cfg->min_version, why, sizeof why)) < 0)
+        goto out;
     /* Stateless resumption: tickets (keys made per context, so a rotation starts new
      * sessions); no server-side cache to lock. */
     SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_OFF);
@@ -413,17 +449,10 @@ static int build_cert(struct tls_ctx *t, const struct cfg_tls *cfg, size_t i, ch
     SSL_CTX_set_session_id_context(x, (const unsigned char *)"cutover", 7);
     SSL_CTX_set_tlsext_servername_callback(x, on_servername);
     SSL_CTX_set_alpn_select_cb(x, on_alpn, NULL);
-    if ((rc = load_client_auth(x, cfg, why, sizeof why)) < 0)
-        goto out;
-    rc = 0;
+    rc = load_client_auth(x, cfg, why, sizeof why);
 out:
     if (rc < 0)
         snprintf(err, cap, "certificates[%zu]: %s", i, why);
-    if (kb && kb != cb)
-        BIO_free(kb);
-    BIO_free(cb);
-    EVP_PKEY_free(key);
-    sk_X509_pop_free(certs, X509_free);
     return rc;
 }
 
@@ -540,9 +569,13 @@ void tls_ssl_free(SSL *ssl)
 {
     if (!ssl)
         return;
-    struct tls_ctx *t = SSL_get_app_data(ssl);
+    void *owner = SSL_get_app_data(ssl);
+    int server = SSL_is_server(ssl);
     SSL_free(ssl);
-    tls_ctx_unref(t);
+    if (server)
+        tls_ctx_unref(owner);
+    else
+        tls_client_unref(owner);
 }
 
 const char *tls_ssl_alpn(SSL *ssl)
@@ -565,4 +598,139 @@ size_t tls_ssl_peer_subject(SSL *ssl, char *buf, size_t cap)
         return 0;
     name_text(X509_get_subject_name(x), buf, cap);
     return strlen(buf);
+}
+
+/* ---- client side (upstreams) ----------------------------------------------------------------- */
+
+int tls_client_new(const struct cfg_upstream_tls *cfg, int proto, struct tls_client **out,
+                   char *err, size_t cap)
+{
+    *out = NULL;
+    char why[768];
+    int rc = CUT_ENOMEM;
+    struct tls_client *tc = calloc(1, sizeof *tc);
+    if (!tc || (cfg->server_name && !(tc->server_name = strdup(cfg->server_name))) ||
+        !(tc->ctx = SSL_CTX_new(TLS_client_method()))) {
+        snprintf(why, sizeof why, "out of memory");
+        goto fail;
+    }
+    atomic_init(&tc->refs, 1);
+    SSL_CTX *x = tc->ctx;
+    if ((rc = common_settings(x, cfg->min_version, why, sizeof why)) < 0)
+        goto fail;
+    if ((rc = load_trust(x, cfg->ca, cfg->crl, "ca", 0, why, sizeof why)) < 0)
+        goto fail;
+    /* The upstream sends its chain; partial chains are not trusted (the CA bundle is the root). */
+    SSL_CTX_set_verify(x, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_verify_depth(x, 8);
+    if (cfg->client_cert) {
+        static const char label[] = "client_certificate: ";
+        memcpy(why, label, sizeof label);
+        if ((rc = use_cert_key(x, cfg->client_cert, &tc->cert, why + sizeof label - 1,
+                               sizeof why - sizeof label + 1)) < 0)
+            goto fail;
+    }
+    /* Sessions are kept per endpoint by the caller (tls_ssl_take_session). */
+    SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+    static const unsigned char h2[] = "\x02h2", h1[] = "\x08http/1.1";
+    const unsigned char *alpn = proto == CFG_UP_H2 ? h2 : h1;
+    size_t alpn_len = proto == CFG_UP_H2 ? sizeof h2 - 1 : sizeof h1 - 1;
+    if (SSL_CTX_set_alpn_protos(x, alpn, (unsigned)alpn_len) != 0) {
+        rc = CUT_ENOMEM;
+        snprintf(why, sizeof why, "out of memory");
+        goto fail;
+    }
+    *out = tc;
+    return 0;
+fail:
+    snprintf(err, cap, "%s", why);
+    ERR_clear_error();
+    if (tc) {
+        SSL_CTX_free(tc->ctx);
+        free(tc->server_name);
+        free(tc);
+    }
+    return rc < 0 ? rc : CUT_EINVAL;
+}
+
+void tls_client_ref(struct tls_client *tc)
+{
+    if (tc)
+        atomic_fetch_add_explicit(&tc->refs, 1, memory_order_relaxed);
+}
+
+void tls_client_unref(struct tls_client *tc)
+{
+    if (tc && atomic_fetch_sub_explicit(&tc->refs, 1, memory_order_acq_rel) == 1) {
+        SSL_CTX_free(tc->ctx);
+        free(tc->server_name);
+        free(tc);
+    }
+}
+
+const char *tls_client_subject(const struct tls_client *tc)
+{
+    return tc->cert.subject;
+}
+
+/* Is host an IPv4 or IPv6 literal? */
+static int is_ip_literal(const char *host)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+SSL *tls_client_ssl_new(struct tls_client *tc, const char *host, void *session)
+{
+    const char *name = tc->server_name ? tc->server_name : host;
+    SSL *ssl = SSL_new(tc->ctx);
+    if (!ssl)
+        return NULL;
+    int ok;
+    if (is_ip_literal(name)) { /* no SNI for an address (RFC 6066); the IP must be in the SAN */
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1;
+    } else {
+        ok = SSL_set_tlsext_host_name(ssl, name) == 1 && SSL_set1_host(ssl, name) == 1;
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    }
+    if (ok && session)
+        ok = SSL_set_session(ssl, session) == 1;
+    if (!ok) {
+        ERR_clear_error();
+        SSL_free(ssl);
+        return NULL;
+    }
+    tls_client_ref(tc);
+    SSL_set_app_data(ssl, tc);
+    SSL_set_connect_state(ssl);
+    return ssl;
+}
+
+void *tls_ssl_take_session(SSL *ssl)
+{
+    SSL_SESSION *s = SSL_get1_session(ssl);
+    if (s && !SSL_SESSION_is_resumable(s)) {
+        SSL_SESSION_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void tls_session_free(void *session)
+{
+    SSL_SESSION_free(session);
+}
+
+int tls_ssl_resumed(SSL *ssl)
+{
+    return SSL_session_reused(ssl);
+}
+
+size_t tls_ssl_failure(SSL *ssl, char *buf, size_t cap)
+{
+    long v = SSL_get_verify_result(ssl);
+    if (v != X509_V_OK)
+        return (size_t)snprintf(buf, cap, "certificate verification failed: %s",
+                                X509_verify_cert_error_string(v));
+    return (size_t)snprintf(buf, cap, "handshake failed");
 }

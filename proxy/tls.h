@@ -21,7 +21,9 @@
 #include <stddef.h>
 
 struct cfg_tls;
+struct cfg_upstream_tls;
 struct tls_ctx;
+struct tls_client;
 typedef struct ssl_st SSL;
 
 /* Builds the contexts for one listener. cfg is borrowed (everything needed is copied). Returns
@@ -49,5 +51,33 @@ const char *tls_ssl_alpn(SSL *ssl);
 /* After the handshake: the verified client certificate's subject (RFC 2253) into buf, or ""
  * when the client presented none. Returns the length. */
 size_t tls_ssl_peer_subject(SSL *ssl, char *buf, size_t cap);
+
+/* ---- upstream (client) side ---------------------------------------------------------------------
+ * One struct tls_client per pool with a "tls" object, built on the control thread like the server
+ * contexts (same validation of the client certificate; the CA bundle and CRL must load), then
+ * immutable and refcounted; an SSL object made from it holds a reference. The upstream's
+ * certificate is always verified: chain to the CA bundle (+ CRL), and the name: server_name, or
+ * the endpoint's host (a DNS name is also sent as SNI; an IP literal must be an IP SAN). */
+
+/* proto: enum cfg_up_proto (ALPN offered: h2 for h2, else http/1.1). */
+int tls_client_new(const struct cfg_upstream_tls *cfg, int proto, struct tls_client **out,
+                   char *err, size_t cap);
+void tls_client_ref(struct tls_client *tc);
+void tls_client_unref(struct tls_client *tc);
+/* The client certificate's subject, "" when none is configured. */
+const char *tls_client_subject(const struct tls_client *tc);
+
+/* A client SSL for a connection to host (the endpoint's host part), resuming session when not
+ * NULL (an SSL_SESSION from tls_ssl_take_session). NULL when out of memory. Worker thread. */
+SSL *tls_client_ssl_new(struct tls_client *tc, const char *host, void *session);
+
+/* The session of an established client connection, for resumption by the next one (one
+ * reference, released with tls_session_free), or NULL. */
+void *tls_ssl_take_session(SSL *ssl);
+void tls_session_free(void *session);
+int tls_ssl_resumed(SSL *ssl);
+
+/* Why a handshake failed, for logs ("certificate verification failed: ..."). */
+size_t tls_ssl_failure(SSL *ssl, char *buf, size_t cap);
 
 #endif

@@ -6,16 +6,20 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cut.h"
 #include "chunked.h"
 #include "h1_parse.h"
+#include "h2up.h"
 #include "http.h"
 #include "io.h"
 #include "list.h"
+#include "log.h"
 #include "stream.h"
+#include "tls.h"
 #include "worker.h"
 
 #define UC_MAX_FIELDS 1024 /* >= the largest limits.max_headers the config accepts */
@@ -31,6 +35,7 @@ enum uc_state {
 
 
 struct upstream_conn {
+    int kind; /* UPSTREAM_KIND_H1; first, like struct h2up_stream's */
     struct worker *w;
     struct upstream_ep *ep;
     struct stream *s;
@@ -40,6 +45,7 @@ struct upstream_conn {
     struct upstream_conn *inext, *iprev; /* idle list */
     enum uc_state state;
     int reused;
+    int session_saved;   /* this connection's TLS session was offered to the endpoint */
     int got_bytes;       /* a byte of the response arrived */
     int req_chunked;     /* the request body is sent with chunked framing */
     int req_finished;    /* the whole request has been queued */
@@ -74,26 +80,63 @@ int upstream_table_init(struct upstream_table *t)
 
 static void conn_close(struct upstream_conn *c);
 
+static void ep_free(struct upstream_ep *ep)
+{
+    if (ep->tls_session)
+        tls_session_free(ep->tls_session);
+    free(ep);
+}
+
 static void ep_maybe_free(struct upstream_table *t, struct upstream_ep *ep)
 {
-    if (ep->refs || ep->nconns || ep->outstanding)
+    if (ep->refs || ep->nconns || ep->outstanding || ep->h2conns)
         return;
     struct upstream_ep **pp = &t->buckets[key_hash(ep->key) % t->nbuckets];
     for (; *pp; pp = &(*pp)->hnext) {
         if (*pp == ep) {
             *pp = ep->hnext;
             t->n--;
-            free(ep);
+            ep_free(ep);
             return;
         }
     }
 }
 
-struct upstream_ep *upstream_ep_get(struct upstream_table *t, const struct snap_endpoint *se)
+/* The host part of "host:port" / "[v6]:port". */
+static void host_of(const char *name, char *out, size_t cap)
 {
-    unsigned b = key_hash(se->key) % t->nbuckets;
+    const char *b = name, *e;
+    if (*b == '[') {
+        b++;
+        e = strchr(b, ']');
+    } else {
+        e = strrchr(b, ':');
+    }
+    size_t n = e ? (size_t)(e - b) : strlen(b);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, b, n);
+    out[n] = '\0';
+}
+
+struct upstream_ep *upstream_ep_get(struct upstream_table *t, const struct snap_endpoint *se,
+                                    const struct snap_pool *sp)
+{
+    static const char *const protos[] = {"http1", "h2c", "h2"};
+    const struct cfg_pool *cp = sp->cfg;
+    char key[UPSTREAM_IDENT_MAX], host[UPSTREAM_HOST_MAX];
+    host_of(se->name, host, sizeof host);
+    if (sp->tls)
+        snprintf(key, sizeof key, "%s|%s|%s|%s", se->key, protos[cp->protocol],
+                 cp->tls->server_name ? cp->tls->server_name : host,
+                 tls_client_subject(sp->tls));
+    else if (cp->protocol != CFG_UP_HTTP1)
+        snprintf(key, sizeof key, "%s|%s", se->key, protos[cp->protocol]);
+    else
+        snprintf(key, sizeof key, "%s", se->key);
+    unsigned b = key_hash(key) % t->nbuckets;
     for (struct upstream_ep *ep = t->buckets[b]; ep; ep = ep->hnext) {
-        if (strcmp(ep->key, se->key) == 0) {
+        if (strcmp(ep->key, key) == 0) {
             ep->refs++;
             return ep;
         }
@@ -101,7 +144,10 @@ struct upstream_ep *upstream_ep_get(struct upstream_table *t, const struct snap_
     struct upstream_ep *ep = calloc(1, sizeof *ep);
     if (!ep)
         return NULL;
-    memcpy(ep->key, se->key, sizeof ep->key);
+    memcpy(ep->key, key, sizeof ep->key);
+    memcpy(ep->host, host, sizeof ep->host);
+    ep->proto = (int)cp->protocol;
+    ep->tls = sp->tls != NULL;
     ep->addr = se->addr;
     ep->addrlen = se->addrlen;
     ep->refs = 1;
@@ -109,6 +155,11 @@ struct upstream_ep *upstream_ep_get(struct upstream_table *t, const struct snap_
     t->buckets[b] = ep;
     t->n++;
     return ep;
+}
+
+void upstream_ep_release(struct upstream_table *t, struct upstream_ep *ep)
+{
+    ep_maybe_free(t, ep);
 }
 
 void upstream_ep_put(struct upstream_table *t, struct upstream_ep *ep)
@@ -120,6 +171,7 @@ void upstream_ep_put(struct upstream_table *t, struct upstream_ep *ep)
          * this loop still reads it. */
         while (ep->idle)
             conn_close(ep->idle);
+        h2up_close_idle(ep);
     }
     ep->refs--;
     ep_maybe_free(t, ep);
@@ -134,6 +186,7 @@ void upstream_close_idle(struct upstream_table *t)
             ep->refs++; /* keep ep while its last connection closes */
             while (ep->idle)
                 conn_close(ep->idle);
+            h2up_close_idle(ep);
             ep->refs--;
             ep_maybe_free(t, ep);
             ep = next;
@@ -150,7 +203,8 @@ void upstream_table_dispose(struct upstream_table *t)
             ep->refs++; /* conn_close must not free ep: it is freed right here */
             while (ep->idle)
                 conn_close(ep->idle);
-            free(ep);
+            h2up_close_idle(ep);
+            ep_free(ep);
             ep = next;
         }
     }
@@ -253,6 +307,17 @@ static void pool_or_close(struct upstream_conn *c, int reusable)
 {
     const struct cfg *cfg = c->w->pins.current ? c->w->pins.current->snap->cfg : NULL;
     unsigned limit = cfg ? cfg->limits.upstream_idle_per_endpoint : 0;
+    if (reusable && c->ep->tls && !c->session_saved) {
+        /* After a whole exchange the TLS 1.3 tickets have arrived: keep the session for the
+         * next connection's resumption. */
+        void *sess = tls_ssl_take_session(c->io.ssl);
+        if (sess) {
+            if (c->ep->tls_session)
+                tls_session_free(c->ep->tls_session);
+            c->ep->tls_session = sess;
+        }
+        c->session_saved = 1;
+    }
     if (!reusable || evbuffer_get_length(c->io.in) > 0 || c->w->stopping ||
         c->ep->nidle >= limit || c->ep->refs == 0) {
         conn_close(c);
@@ -480,6 +545,26 @@ static void on_drain(struct io *io, void *arg)
     stream_on_upstream_drained(c->s);
 }
 
+/* A failed upstream handshake is a security event (wrong CA, expired or revoked certificate,
+ * name mismatch): one JSON line to the log, with the reason OpenSSL gives. */
+void upstream_tls_failed_event(struct worker *w, const struct upstream_ep *ep,
+                               const struct io *io)
+{
+    char why[256], ewhy[600], ekey[UPSTREAM_IDENT_MAX * 2], now[40], line[2048];
+    const struct cfg *cfg = w->pins.current ? w->pins.current->snap->cfg : NULL;
+    io_tls_failure(io, why, sizeof why);
+    log_escape(ewhy, sizeof ewhy, why, strlen(why));
+    log_escape(ekey, sizeof ekey, ep->key, strlen(ep->key));
+    log_time_rfc3339(now, sizeof now);
+    int n = snprintf(line, sizeof line,
+                     "{\"type\":\"event\",\"time\":\"%s\",\"cluster\":\"%s\",\"region\":\"%s\","
+                     "\"event\":\"upstream_tls_failed\",\"worker\":%u,\"upstream\":\"%s\","
+                     "\"reason\":\"%s\"}",
+                     now, cfg ? cfg->cluster : "", cfg ? cfg->region : "", w->id, ekey, ewhy);
+    if (n > 0 && (size_t)n < sizeof line)
+        log_line(w->logger, line, (size_t)n);
+}
+
 static void on_event(struct io *io, int what, void *arg)
 {
     struct upstream_conn *c = arg;
@@ -494,7 +579,12 @@ static void on_event(struct io *io, int what, void *arg)
         conn_close(c);
         return;
     case UC_CONNECTING:
-        fail(c, CUT_ECONN, 1, 1);
+        if (c->ep->tls && c->io.err == EPROTO) {
+            upstream_tls_failed_event(c->w, c->ep, &c->io);
+            fail(c, CUT_ETLS, 1, 1);
+        } else {
+            fail(c, CUT_ECONN, 1, 1);
+        }
         return;
     case UC_WAIT_HEAD: {
         /* Whatever arrived before the close may still hold a complete head. */
@@ -545,9 +635,28 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     io_loop_flush(l);
 }
 
+/* Makes c's fresh connection a TLS client with the pool's current context, resuming the
+ * endpoint's last session. */
+static int start_tls(struct upstream_conn *c, struct stream *s)
+{
+    struct tls_client *tc = s->pin->snap->routes[s->route].pools[s->pool].tls;
+    SSL *ssl = tc ? tls_client_ssl_new(tc, c->ep->host, c->ep->tls_session) : NULL;
+    if (!ssl)
+        return CUT_ENOMEM;
+    if (io_tls_connect(&c->io, ssl) < 0) {
+        tls_ssl_free(ssl);
+        return CUT_ENOMEM;
+    }
+    return 0;
+}
+
 struct upstream_conn *upstream_open(struct worker *w, struct upstream_ep *ep, struct stream *s,
                                     int *reused)
 {
+    if (ep->proto == CFG_UP_H2C || ep->proto == CFG_UP_H2) {
+        *reused = 0;
+        return h2up_open(w, ep, s);
+    }
     const struct cfg *cfg = s->pin->snap->cfg;
     struct upstream_conn *c = ep->idle;
     if (c) {
@@ -587,6 +696,10 @@ struct upstream_conn *upstream_open(struct worker *w, struct upstream_ep *ep, st
         return NULL;
     }
     c->io_live = 1;
+    if (ep->tls && start_tls(c, s) < 0) {
+        conn_close(c);
+        return NULL;
+    }
     c->io.drain_mark = 16384;
     c->io.write_timeout = worker_tv(w, cfg->timeouts.body_idle);
     c->state = UC_CONNECTING;
@@ -596,8 +709,17 @@ struct upstream_conn *upstream_open(struct worker *w, struct upstream_ep *ep, st
     return c;
 }
 
+static int is_h2(const struct upstream_conn *c)
+{
+    return *(const int *)(const void *)c == UPSTREAM_KIND_H2;
+}
+
 void upstream_send(struct upstream_conn *c)
 {
+    if (is_h2(c)) {
+        h2up_send(c);
+        return;
+    }
     if (c->state == UC_CONNECTING || !c->s)
         return; /* everything goes out once connected */
     if (c->state == UC_TUNNEL) {
@@ -610,6 +732,10 @@ void upstream_send(struct upstream_conn *c)
 
 void upstream_pause(struct upstream_conn *c)
 {
+    if (is_h2(c)) {
+        h2up_pause(c);
+        return;
+    }
     if (c->paused)
         return;
     c->paused = 1;
@@ -619,6 +745,10 @@ void upstream_pause(struct upstream_conn *c)
 
 void upstream_resume(struct upstream_conn *c)
 {
+    if (is_h2(c)) {
+        h2up_resume(c);
+        return;
+    }
     if (!c->paused)
         return;
     c->paused = 0;
@@ -635,11 +765,17 @@ void upstream_resume(struct upstream_conn *c)
 
 void upstream_detach(struct upstream_conn *c)
 {
+    if (is_h2(c)) {
+        h2up_detach(c);
+        return;
+    }
     unhook(c);
     conn_close(c);
 }
 
 size_t upstream_pending(const struct upstream_conn *c)
 {
+    if (is_h2(c))
+        return h2up_pending(c);
     return evbuffer_get_length(c->io.out);
 }

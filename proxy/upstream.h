@@ -16,14 +16,32 @@
 struct worker;
 struct stream;
 struct upstream_conn;
+struct h2up_conn;
+struct io;
+
+/* What stream.c holds in s->uc is either an HTTP/1.1 connection (upstream.c) or a stream on an
+ * HTTP/2 connection (h2up.c); both start with an int kind. */
+#define UPSTREAM_KIND_H1 0
+#define UPSTREAM_KIND_H2 1
+
+#define UPSTREAM_IDENT_MAX (SNAP_KEY_MAX + 600)
+#define UPSTREAM_HOST_MAX 256
 
 struct upstream_ep {
-    char key[SNAP_KEY_MAX];
+    /* The identity of a pool of connections: the address, and for TLS the name verified and
+     * the client certificate presented ("10.0.0.5:443|h2|green.svc|CN=cutover"), so that two
+     * pools reaching one address in different ways never share a connection. */
+    char key[UPSTREAM_IDENT_MAX];
+    char host[UPSTREAM_HOST_MAX]; /* the configured host (name checked when no server_name) */
+    int proto;                    /* enum cfg_up_proto */
+    int tls;                      /* connections are TLS */
+    void *tls_session;            /* the last session, for resumption (tls_session_free) */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     unsigned outstanding;        /* requests in flight to it (least-outstanding balancing) */
     unsigned refs;               /* worker snapshot states that reference it */
     struct upstream_conn *idle;  /* idle keep-alive connections, most recent first */
+    struct h2up_conn *h2conns;   /* HTTP/2 connections (h2up.c) */
     unsigned nidle;
     unsigned nconns;             /* every open connection to it */
     struct upstream_ep *hnext;
@@ -39,10 +57,19 @@ int upstream_table_init(struct upstream_table *t);
 /* Closes every idle connection and frees the endpoints. Busy connections are a bug. */
 void upstream_table_dispose(struct upstream_table *t);
 
-/* Finds or creates the endpoint for se and takes a reference. NULL on allocation failure. */
-struct upstream_ep *upstream_ep_get(struct upstream_table *t, const struct snap_endpoint *se);
+/* Finds or creates the endpoint for se, a member of pool sp, and takes a reference. NULL on
+ * allocation failure. */
+struct upstream_ep *upstream_ep_get(struct upstream_table *t, const struct snap_endpoint *se,
+                                    const struct snap_pool *sp);
 /* Drops a reference; an endpoint with no reference and no connection is freed. */
 void upstream_ep_put(struct upstream_table *t, struct upstream_ep *ep);
+
+/* An endpoint lost a connection: frees it when nothing refers to it any more. */
+void upstream_ep_release(struct upstream_table *t, struct upstream_ep *ep);
+
+/* A failed TLS handshake towards ep: the upstream_tls_failed event (a security event). */
+void upstream_tls_failed_event(struct worker *w, const struct upstream_ep *ep,
+                               const struct io *io);
 
 /* Closes every idle connection of every endpoint (shutdown). */
 void upstream_close_idle(struct upstream_table *t);

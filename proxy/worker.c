@@ -53,11 +53,18 @@ static struct wsnap *wsnap_new(struct worker *w, const struct snapshot *s)
     }
     for (unsigned r = 0; r < s->nroutes; r++)
         balance_swrr_init(&ws->swrr[r]);
-    for (unsigned i = 0; i < s->nendpoints; i++) {
-        ws->eps[i] = upstream_ep_get(&w->ups, &s->endpoints[i]);
-        if (!ws->eps[i]) {
-            wsnap_free(w, ws, i);
-            return NULL;
+    /* Every snapshot endpoint belongs to exactly one pool (pools point into s->endpoints). */
+    for (unsigned r = 0; r < s->nroutes; r++) {
+        for (unsigned p = 0; p < s->routes[r].npools; p++) {
+            const struct snap_pool *sp = &s->routes[r].pools[p];
+            for (unsigned k = 0; k < sp->neps; k++) {
+                unsigned i = sp->eps[k].index;
+                ws->eps[i] = upstream_ep_get(&w->ups, &sp->eps[k], sp);
+                if (!ws->eps[i]) {
+                    wsnap_free(w, ws, s->nendpoints); /* NULL slots are skipped */
+                    return NULL;
+                }
+            }
         }
     }
     return ws;

@@ -7,6 +7,8 @@ BUILD=${BUILD:-build}
 ONLY=${ONLY:-}
 passed=0
 failed=0
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 
 if [ "$SAN" = "1" ]; then
     # A small quarantine: the default (256 MiB) keeps freed memory resident, which the memory
@@ -37,7 +39,9 @@ if [ "$ONLY" != "unit" ]; then
     echo "== integration tests (tests/integration, binary $BUILD/cutover)"
     out=$(mktemp)
     CUTOVER_BIN="$PWD/$BUILD/cutover" CUTOVERCTL_BIN="$PWD/$BUILD/cutoverctl" \
-        python3 tests/integration/run.py 2>&1 | tee "$out"
+        # Debian's interpreter: the packages deps.sh installs (python3-h2) live there, whatever
+        # other python3 comes first on PATH.
+        "$PY" tests/integration/run.py 2>&1 | tee "$out"
     line=$(grep -E '^integration: [0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
     if [ -z "$line" ]; then
         echo "integration: the runner did not report"

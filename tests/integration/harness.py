@@ -29,6 +29,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 UPSTREAM_PY = os.path.join(HERE, "upstream.py")
+H2UPSTREAM_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "h2upstream.py")
 HOST = "127.0.0.1"
 DEFAULT_HOST_HEADER = "app.test"
 
@@ -267,14 +268,20 @@ class Upstream(Proc):
         return self.terminate(timeout=5.0)
 
 
-def start_upstream(name, port=None):
-    """Starts upstream.py as a separate process; returns once it printed "ready" and accepts."""
+def start_h2upstream(name, port=None, args=()):
+    """Starts h2upstream.py (HTTP/2: h2c, or h2 over TLS with --tls-cert/--tls-key)."""
+    return start_upstream(name, port, args, script=H2UPSTREAM_PY)
+
+
+def start_upstream(name, port=None, args=(), script=None):
+    """Starts upstream.py as a separate process; returns once it printed "ready" and accepts.
+    args: extra command-line arguments (e.g. --tls-cert/--tls-key/--tls-client-ca)."""
     port = port or free_port()
     log = unique("upstream-%s.log" % name)
     open(log, "w").close()
     errf = open(log + ".stderr", "w")
-    p = subprocess.Popen([sys.executable, UPSTREAM_PY, "--port", str(port), "--name", name,
-                          "--log", log], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, script or UPSTREAM_PY, "--port", str(port), "--name", name,
+                          "--log", log, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=errf, text=True)
     errf.close()
     up = Upstream(p, name, port, log)
@@ -514,6 +521,7 @@ class Response:
         self.body_length = 0
         self.sink = None
         self.interim = []  # 1xx responses that came before this one
+        self.trailers = []  # [(name, value)] of a chunked body
 
     def header(self, name, default=None):
         name = name.lower()
@@ -746,8 +754,12 @@ class RawConn:
                 except ValueError:
                     raise ProtocolError("bad chunk size line %r" % line[:100])
                 if size == 0:
-                    while self._read_line() != b"":  # trailers
-                        pass
+                    while True:  # trailers
+                        tl = self._read_line()
+                        if tl == b"":
+                            break
+                        n, _, v = tl.decode("latin-1").partition(":")
+                        r.trailers.append((n.strip(), v.strip()))
                     break
                 self._read_exact(size, sink, parts)
                 if self._read_line() != b"":

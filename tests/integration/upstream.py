@@ -34,6 +34,7 @@ import base64
 import hashlib
 import json
 import signal
+import ssl
 import sys
 import time
 
@@ -177,11 +178,13 @@ class Server:
         self.log = open(log_path, "a", buffering=1) if log_path else None
         self.conn_serial = 0
 
-    def log_request(self, req, conn_id, peer):
+    def log_request(self, req, conn_id, peer, tls=None):
         if not self.log:
             return
         rec = {"t": time.time(), "name": self.name, "method": req.method, "path": req.target,
                "version": req.version, "headers": req.headers, "conn": conn_id, "peer": peer}
+        if tls is not None:
+            rec["tls"] = tls
         self.log.write(json.dumps(rec) + "\n")
         self.log.flush()
 
@@ -211,6 +214,15 @@ class Server:
         conn_id = self.conn_serial
         peer = writer.get_extra_info("peername")
         peer = "%s:%s" % (peer[0], peer[1]) if peer else "?"
+        tls = None
+        so = writer.get_extra_info("ssl_object")
+        if so is not None:  # what cutover presented: SNI, client certificate, resumption
+            cert = so.getpeercert()
+            subject = ",".join("%s=%s" % kv for rdn in (cert or {}).get("subject", ())
+                               for kv in rdn)
+            tls = {"sni": SNI.get(id(so)), "client_cert": subject or None,
+                   "resumed": so.session_reused, "version": so.version(),
+                   "alpn": so.selected_alpn_protocol()}
         try:
             while True:
                 try:
@@ -227,7 +239,7 @@ class Server:
                     await self.simple(writer, Request("GET", "/", "HTTP/1.1", []), 400,
                                       (str(e) + "\n").encode(), keep=False)
                     return
-                self.log_request(req, conn_id, peer)
+                self.log_request(req, conn_id, peer, tls)
                 conn_tokens = req.tokens("connection")
                 if req.version == "HTTP/1.0":
                     keep = "keep-alive" in conn_tokens
@@ -374,16 +386,39 @@ class Server:
         return True
 
 
+SNI = {}  # id(SSLObject) -> the server name the client sent
+
+
+def tls_context(args):
+    """--tls-cert/--tls-key: serve TLS; --tls-client-ca: require a client certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls_client_ca:
+        ctx.load_verify_locations(args.tls_client_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.set_alpn_protocols(["http/1.1"])
+
+    def on_sni(so, name, _ctx):
+        SNI[id(so)] = name
+    ctx.sni_callback = on_sni
+    return ctx
+
+
 async def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--name", default="upstream")
     ap.add_argument("--log", default=None)
+    ap.add_argument("--tls-cert", default=None)
+    ap.add_argument("--tls-key", default=None)
+    ap.add_argument("--tls-client-ca", default=None)
     args = ap.parse_args()
     srv = Server(args.name, args.log)
     server = await asyncio.start_server(srv.handle, args.host, args.port, limit=MAX_HEAD,
-                                        backlog=1024, reuse_address=True)
+                                        backlog=1024, reuse_address=True,
+                                        ssl=tls_context(args) if args.tls_cert else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for s in (signal.SIGTERM, signal.SIGINT):

@@ -239,3 +239,105 @@ Test(h2, no_authority_is_empty_not_null)
     cr_assert_not_null(req.authority.p);
     h2_head_dispose(&h);
 }
+
+/* ---- the upstream side: response heads and trailers from an HTTP/2 upstream ---------------- */
+
+static int response(const char *const *kv, size_t n, int end_stream, int head_req,
+                    struct h2_head *h, struct http_resp *resp)
+{
+    h2_head_init(h, 32768, 100);
+    for (size_t i = 0; i + 1 < n; i += 2)
+        add(h, kv[i], kv[i + 1]);
+    return h2_head_response(h, end_stream, head_req, resp);
+}
+
+Test(h2, response_framing)
+{
+    struct h2_head h;
+    struct http_resp r;
+    const char *sized[] = {":status", "200", "content-length", "12", "x-a", "b"};
+    cr_assert_eq(response(sized, 6, 0, 0, &h, &r), 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(r.framing, HTTP_BODY_LENGTH);
+    cr_assert_eq(r.content_length, 12);
+    cr_assert_eq(r.nfields, 2);
+    cr_assert_eq(r.fields[0].id, H1_HDR_CONTENT_LENGTH);
+    cr_assert(slice_is(r.fields[1].value, "b"));
+    h2_head_dispose(&h);
+
+    const char *streamed[] = {":status", "200", "content-type", "application/grpc"};
+    cr_assert_eq(response(streamed, 4, 0, 0, &h, &r), 0);
+    cr_assert_eq(r.framing, HTTP_BODY_STREAM, "no content-length: a streamed body");
+    h2_head_dispose(&h);
+
+    cr_assert_eq(response(streamed, 4, 1, 0, &h, &r), 0);
+    cr_assert_eq(r.framing, HTTP_BODY_NONE, "END_STREAM on HEADERS: no body");
+    h2_head_dispose(&h);
+
+    cr_assert_eq(response(sized, 6, 0, 1, &h, &r), 0);
+    cr_assert_eq(r.framing, HTTP_BODY_NONE, "a HEAD response has no body");
+    cr_assert_eq(r.content_length, 12);
+    h2_head_dispose(&h);
+
+    const char *interim[] = {":status", "103", "link", "</a.css>"};
+    cr_assert_eq(response(interim, 4, 0, 0, &h, &r), 0);
+    cr_assert_eq(r.status, 103);
+    cr_assert_eq(r.framing, HTTP_BODY_NONE);
+    h2_head_dispose(&h);
+}
+
+Test(h2, response_connection_fields_are_hop_by_hop)
+{
+    struct h2_head h;
+    struct http_resp r;
+    const char *kv[] = {":status", "200", "connection", "close", "te", "trailers", "x-ok", "1"};
+    cr_assert_eq(response(kv, 8, 1, 0, &h, &r), 0);
+    cr_assert_eq(r.nfields, 3);
+    cr_assert(r.fields[0].flags & H1_HF_HOP);
+    cr_assert(r.fields[1].flags & H1_HF_HOP);
+    cr_assert_eq(r.fields[2].flags & H1_HF_HOP, 0);
+    h2_head_dispose(&h);
+}
+
+Test(h2, response_refusals)
+{
+    struct h2_head h;
+    struct http_resp r;
+    const char *none[] = {"x-a", "b"};
+    cr_assert_eq(response(none, 2, 1, 0, &h, &r), 502, "no :status");
+    h2_head_dispose(&h);
+    const char *bad[] = {":status", "20x"};
+    cr_assert_eq(response(bad, 2, 1, 0, &h, &r), 502, "non-numeric :status");
+    h2_head_dispose(&h);
+    const char *low[] = {":status", "099"};
+    cr_assert_eq(response(low, 2, 1, 0, &h, &r), 502, "status below 100");
+    h2_head_dispose(&h);
+    const char *late[] = {"x-a", "b", ":status", "200"};
+    cr_assert_eq(response(late, 4, 1, 0, &h, &r), 502, "pseudo-header after a field");
+    h2_head_dispose(&h);
+    const char *other[] = {":status", "200", ":path", "/"};
+    cr_assert_eq(response(other, 4, 1, 0, &h, &r), 502, "a request pseudo-header");
+    h2_head_dispose(&h);
+    const char *cl[] = {":status", "200", "content-length", "1", "content-length", "2"};
+    cr_assert_eq(response(cl, 6, 0, 0, &h, &r), 502, "conflicting content-length");
+    h2_head_dispose(&h);
+}
+
+Test(h2, trailers_fields)
+{
+    struct h2_head h;
+    h2_head_init(&h, 32768, 100);
+    add(&h, "grpc-status", "0");
+    add(&h, "grpc-message", "OK");
+    unsigned n = 9;
+    cr_assert_eq(h2_head_fields(&h, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert(slice_is(h.fields[0].name, "grpc-status"));
+    cr_assert(slice_is(h.fields[1].value, "OK"));
+    h2_head_dispose(&h);
+
+    h2_head_init(&h, 32768, 100);
+    add(&h, ":status", "200");
+    cr_assert_eq(h2_head_fields(&h, &n), CUT_EPROTO, "a pseudo-header in trailers");
+    h2_head_dispose(&h);
+}
