@@ -37,7 +37,8 @@
 #define H2C_STREAM_WINDOW (256u << 10) /* per-stream receive window (capped at buffer_bytes) */
 #define H2C_CONN_WINDOW (1u << 20)   /* connection receive window */
 #define H2C_MAX_RESETS_PER_SEC 100   /* RST_STREAM from the client (CVE-2023-44487) */
-#define H2C_MAX_CONTROL_PER_SEC 500  /* PING, SETTINGS, PRIORITY, empty DATA from the client */
+#define H2C_MAX_CONTROL_PER_SEC 500  /* PING, SETTINGS, PRIORITY, empty DATA, tiny WINDOW_UPDATE */
+#define H2C_TINY_WINDOW_UPDATE 1024  /* WINDOW_UPDATE increments below this count as control */
 #define H2C_MAX_CONTINUATIONS 16     /* CONTINUATION frames after one HEADERS */
 #define H2C_CLOSE_MS 5000            /* the last frames (GOAWAY) get this long to be written */
 #define H2C_LINGER_MS 2000           /* read and discard after GOAWAY before closing */
@@ -902,6 +903,13 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         /* fall through */
     case NGHTTP2_PRIORITY:
         if (rate_exceeded(c, &c->ctrl_count, H2C_MAX_CONTROL_PER_SEC))
+            calm(c);
+        return 0;
+    case NGHTTP2_WINDOW_UPDATE:
+        /* Tiny increments cost a frame each for nothing (a client reading normally returns
+         * window in large steps); they count as control frames. */
+        if (frame->window_update.window_size_increment < H2C_TINY_WINDOW_UPDATE &&
+            rate_exceeded(c, &c->ctrl_count, H2C_MAX_CONTROL_PER_SEC))
             calm(c);
         return 0;
     default:

@@ -371,6 +371,22 @@ def test_h2_floods():
     check(goaway_code(frames) == ENHANCE_YOUR_CALM and c.eof, "SETTINGS flood: %r",
           goaway_code(frames))
 
+    # WINDOW_UPDATE with increments of 1 byte, connection and stream level
+    c = H2Raw(port)
+    c.send(c.frame(HEADERS, END_STREAM | END_HEADERS, 1, hpack_literal(
+        [(":method", "GET"), (":scheme", "http"), (":authority", "app.test"),
+         (":path", "/size/1048576")])))
+    try:
+        for i in range(100):
+            c.send((c.frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1)) +
+                    c.frame(WINDOW_UPDATE, 0, 1, struct.pack(">I", 1))) * 50)
+    except OSError:
+        pass
+    frames = c.frames_until_close(10)
+    c.close()
+    check(goaway_code(frames) == ENHANCE_YOUR_CALM and c.eof, "WINDOW_UPDATE flood: %r",
+          goaway_code(frames))
+
     out = h2load(port, "-n", "200", "-c", "2", "-m", "10")
     check(h2load_counts(out).get("2xx") == 200, "h2load after floods: %s", out[-800:])
     cx.stop()

@@ -2,11 +2,12 @@
 expected name (server_name, or an IP SAN for an IP endpoint), SNI sent, a client certificate
 presented (mTLS in both directions), session resumption, and the refusals: wrong name, another
 CA, no client certificate where the upstream requires one. Certificates are made at test time."""
+import os
 import subprocess
 
 from harness import (check, free_port, make_config, raw_exchange, require_bin, start_cutover,
-                     start_upstream, wait_until, write_config)
-from test_tls import Pki
+                     start_upstream, unique, wait_until, write_config)
+from test_tls import Pki, csi_write
 
 
 def tls_upstream(pki, name, require_client_cert=True):
@@ -134,3 +135,40 @@ def test_upstream_tls_config_refused_with_path():
     err = cx.stderr_text()
     check(rc != 0 and "client_certificate" in err and "does not match" in err,
           "rc %s stderr %s", rc, err[-800:])
+
+
+def test_upstream_client_certificate_rotation():
+    """The client certificate cutover presents to a service lives in a CSI-style mount; a
+    "..data" swap makes new upstream connections present the new one, without a restart and
+    without failing a request; a swap to a key that does not match is refused and the old
+    certificate keeps being presented."""
+    pki = Pki()
+    pki.leaf("client2", "client two", None, issuer="ca", client=True)
+    mount = unique("client-certs")
+    os.makedirs(mount)
+    rd = lambda n: open(pki.p(n)).read()  # noqa: E731
+    csi_write(mount, {"tls.crt": rd("client.crt"), "tls.key": rd("client.key")},
+              "2026_11_24_10_00_00.000000001")
+    blue = start_upstream("blue")
+    green = tls_upstream(pki, "green")
+    port = free_port()
+    cx = start_cutover(config_with_tls_green(port, blue, green, {
+        "ca": pki.p("ca.crt"), "server_name": "app.test",
+        "client_certificate": {"cert": os.path.join(mount, "tls.crt"),
+                               "key": os.path.join(mount, "tls.key")}},
+        {"upstream_idle_per_endpoint": 0}))
+    check(get(port).status == 200, "before rotation")
+    csi_write(mount, {"tls.crt": rd("client2.crt"), "tls.key": rd("client2.key")},
+              "2026_11_24_11_00_00.000000001")
+    cx.wait_event("tls_reloaded")
+    check(get(port).status == 200, "after rotation")
+    # a bad swap (the key of another certificate) is refused; the second cert stays in use
+    csi_write(mount, {"tls.crt": rd("client.crt"), "tls.key": rd("client2.key")},
+              "2026_11_24_12_00_00.000000001")
+    ev = cx.wait_event("tls_reload_refused")
+    check(any("routes[0].pools.green.tls" in e["path"] for e in ev["errors"]),
+          "refusal path %r", ev["errors"])
+    check(get(port).status == 200, "after the refused swap")
+    subjects = [q["tls"]["client_cert"] for q in green.requests()]
+    check(subjects == ["commonName=client one", "commonName=client two",
+                       "commonName=client two"], "client certificates presented: %r", subjects)
