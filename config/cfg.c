@@ -91,6 +91,8 @@ void cfg_free(struct cfg *cfg)
     for (size_t i = 0; i < cfg->nroutes; i++)
         route_dispose(&cfg->routes[i]);
     free(cfg->routes);
+    free(cfg->metrics.address);
+    free(cfg->metrics.host);
     free(cfg->control.socket);
     free(cfg->control.state_file);
     free(cfg->control.audit_file);

@@ -162,6 +162,13 @@ struct cfg_role_rule {
     enum cfg_role role;
 };
 
+/* The metrics and health listener: plain HTTP, read-only (/metrics, /healthz, /readyz). */
+struct cfg_metrics {
+    char *address; /* as written; NULL: no such listener */
+    char *host;
+    uint16_t port;
+};
+
 struct cfg_control {
     char *socket;     /* Unix socket path; NULL: no control socket */
     unsigned mode;    /* permission bits of the socket, e.g. 0660 */
@@ -186,6 +193,7 @@ struct cfg {
     struct cfg_limits limits;
     struct cfg_access_log access_log;
     struct cfg_control control;
+    struct cfg_metrics metrics;
 };
 
 /* One problem found in a configuration: the JSON path ("routes[1].pools.green.endpoints[0]")

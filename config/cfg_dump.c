@@ -236,6 +236,11 @@ char *cfg_dump(const struct cfg *cfg)
         put(ctl, "roles", roles, &ok);
         put(root, "control", ctl, &ok);
     }
+    if (cfg->metrics.address) {
+        json_t *m = json_object();
+        put(m, "address", hostport(cfg->metrics.host, cfg->metrics.port), &ok);
+        put(root, "metrics", m, &ok);
+    }
 
     char *text = NULL;
     if (ok)

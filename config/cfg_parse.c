@@ -1271,6 +1271,28 @@ static const struct field control_fields[] = {
     {NULL},
 };
 
+static void set_metrics_address(struct pctx *c, const json_t *v, void *base,
+                                const struct field *f)
+{
+    (void)f;
+    struct cfg_metrics *m = base;
+    if (!json_is_string(v)) {
+        perr(c, "expected a string");
+        return;
+    }
+    const char *err = parse_hostport(json_string_value(v), true, &m->host, &m->port);
+    if (err != NULL) {
+        perr(c, "%s", err);
+        return;
+    }
+    m->address = xstrdup(c, json_string_value(v));
+}
+
+static const struct field metrics_fields[] = {
+    {"address", set_metrics_address, 0, .flags = F_REQUIRED},
+    {NULL},
+};
+
 static const struct field root_fields[] = {
     {"cluster", set_ident, offsetof(struct cfg, cluster), 1, 64, .def_str = "local"},
     {"region", set_ident, offsetof(struct cfg, region), 1, 64, .def_str = "local"},
@@ -1282,6 +1304,7 @@ static const struct field root_fields[] = {
     {"access_log", set_object, offsetof(struct cfg, access_log), .sub = access_log_fields},
     {"routes", set_routes, 0, .flags = F_REQUIRED},
     {"control", set_object, offsetof(struct cfg, control), .sub = control_fields},
+    {"metrics", set_object, offsetof(struct cfg, metrics), .sub = metrics_fields},
     {NULL},
 };
 

@@ -692,6 +692,8 @@ static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, js
     char err[256];
     if (audit_append(c->audit, &rec, ctl_audit_out, c, err, sizeof err) < 0 && !r->code)
         fail(r, "internal", NULL, "audit log: %s", err);
+    const struct command *cmd = op ? find_command(op) : NULL;
+    ctl_count_op(c, cmd ? cmd->op : "unknown", r->code == NULL);
     free(args_json);
 }
 

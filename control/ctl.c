@@ -24,6 +24,7 @@
 #include "../proxy/worker.h"
 #include "ctl_internal.h"
 #include "ctlsock.h"
+#include "metrics.h"
 
 #define CTL_EXIT_POLL_MS 20
 #define CTL_HISTORY 1000
@@ -120,6 +121,22 @@ static void dns_dispose(struct ctl *c)
 }
 
 /* ---- counters ---------------------------------------------------------------------------- */
+
+void ctl_count_op(struct ctl *c, const char *op, int ok)
+{
+    unsigned i = 0;
+    while (i < c->nops && strcmp(c->ops[i].op, op) != 0)
+        i++;
+    if (i == c->nops) {
+        if (c->nops == CTL_MAX_OPS)
+            return;
+        c->ops[c->nops++] = (struct ctl_op_count){op, 0, 0};
+    }
+    if (ok)
+        c->ops[i].ok++;
+    else
+        c->ops[i].refused++;
+}
 
 static struct snap_counter_slot *counters_for(struct ctl *c, const char *route, const char *pool)
 {
@@ -714,6 +731,9 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
                !same_str(old->control.audit_file, cfg->control.audit_file)) {
         why_path = "control";
         why = "changing the control socket, state file or audit file requires a restart";
+    } else if (!same_str(old->metrics.address, cfg->metrics.address)) {
+        why_path = "metrics.address";
+        why = "changing the metrics listener requires a restart";
     }
     if (why) {
         cfg_errors_add(errs, why_path, 0, 0, "%s", why);
@@ -972,6 +992,10 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
             return NULL;
         }
     }
+    if (metrics_new(c, &c->metrics, err, cap) < 0) {
+        ctl_free(c);
+        return NULL;
+    }
     /* Certificates: stat first, then read, so a change during the read is seen next time. */
     tls_watch(c);
     tls_files_stat(c);
@@ -1014,6 +1038,7 @@ void ctl_free(struct ctl *c)
     if (!c)
         return;
     ctlsock_free(c->sock);
+    metrics_free(c->metrics);
     struct event *evs[] = {c->ev_hup,   c->ev_term,  c->ev_int,       c->ev_dns,
                            c->ev_delay, c->ev_drain, c->ev_exit,      c->ev_tls_notify,
                            c->ev_tls_check, c->ev_tls_poll};

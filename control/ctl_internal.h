@@ -47,6 +47,16 @@ struct counter_entry {
     struct counter_entry *next;
 };
 
+/* Control requests by op and result, for the metrics (op names are static strings from the
+ * command table, or "unknown"). */
+#define CTL_MAX_OPS 32
+struct ctl_op_count {
+    const char *op;
+    uint64_t ok, refused;
+};
+
+struct metrics;
+
 struct ctl {
     const char *config_path;
     struct logger *lg;
@@ -60,6 +70,9 @@ struct ctl {
     struct state rt;       /* runtime routing state; its generation field mirrors generation */
     struct audit *audit;
     struct ctlsock *sock;
+    struct metrics *metrics;
+    struct ctl_op_count ops[CTL_MAX_OPS];
+    unsigned nops;
     struct counter_entry *counters;
     struct dns_entry *dns;
     size_t ndns, capdns;
@@ -95,6 +108,9 @@ void ctl_audit_out(void *ctx, const char *line, size_t len);
 
 /* Weights of route r of st as a JSON object text {"blue":90,"green":10} into buf. */
 void ctl_weights_json(const struct state_route *r, int stable, char *buf, size_t cap);
+
+/* Counts one control request (op: a static string) with its result. */
+void ctl_count_op(struct ctl *c, const char *op, int ok);
 
 /* Formats basis points as a percentage ("12.34", "100"). */
 void ctl_bp_text(unsigned bp, char *buf, size_t cap);

@@ -45,10 +45,17 @@ struct snap_endpoint {
  * worker is the only writer of its slot (plain load + store, relaxed); the control thread sums
  * the slots. They live in the control thread's registry, outside any snapshot, so the counts
  * survive weight changes and reloads. */
+#define SNAP_LAT_BUCKETS 12 /* request duration histogram: upper bounds in SNAP_LAT_BOUNDS_MS */
+#define SNAP_LAT_BOUNDS_MS {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000}
+
 struct snap_counter_slot {
     _Atomic uint64_t requests;
     _Atomic uint64_t responses_5xx;
-    char pad[64 - 2 * sizeof(uint64_t)];
+    _Atomic uint64_t responses_2xx, responses_3xx, responses_4xx, responses_other;
+    _Atomic uint64_t upstream_errors;  /* answers cutover made because the upstream failed */
+    _Atomic uint64_t lat[SNAP_LAT_BUCKETS + 1]; /* per bucket (not cumulative); last: +Inf */
+    _Atomic uint64_t lat_sum_us;
+    char pad[64 - ((8 + SNAP_LAT_BUCKETS + 1) * sizeof(uint64_t)) % 64];
 };
 
 struct snap_pool {

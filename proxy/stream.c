@@ -471,20 +471,36 @@ static void write_access_log(struct stream *s)
         worker_log(s->w, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
+/* This worker is the only writer of its slot: a plain load and store, no read-modify-write. */
+static void bump(_Atomic uint64_t *c, uint64_t by)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + by,
+                          memory_order_relaxed);
+}
+
 static void count(struct stream *s)
 {
     const struct snap_pool *sp = &s->pin->snap->routes[s->route].pools[s->pool];
     if (!sp->counters)
         return;
+    static const unsigned bounds[SNAP_LAT_BUCKETS] = SNAP_LAT_BOUNDS_MS;
     struct snap_counter_slot *slot = &sp->counters[s->w->id];
-    /* this worker is the only writer of its slot: no read-modify-write needed */
-    atomic_store_explicit(&slot->requests,
-                          atomic_load_explicit(&slot->requests, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    if (s->status >= 500)
-        atomic_store_explicit(&slot->responses_5xx,
-                              atomic_load_explicit(&slot->responses_5xx, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+    bump(&slot->requests, 1);
+    int cls = s->status / 100;
+    bump(cls == 2   ? &slot->responses_2xx
+         : cls == 3 ? &slot->responses_3xx
+         : cls == 4 ? &slot->responses_4xx
+         : cls == 5 ? &slot->responses_5xx
+                    : &slot->responses_other,
+         1);
+    if (s->error && s->status >= 502 && s->status <= 504 && s->attempts)
+        bump(&slot->upstream_errors, 1);
+    uint64_t us = (stream_now_ns() - s->t_start_ns) / 1000;
+    unsigned b = 0;
+    while (b < SNAP_LAT_BUCKETS && us > (uint64_t)bounds[b] * 1000)
+        b++;
+    bump(&slot->lat[b], 1);
+    bump(&slot->lat_sum_us, us);
 }
 
 void stream_free(struct stream *s)

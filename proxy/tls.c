@@ -35,6 +35,7 @@ struct tls_cert {
     unsigned nnames;
     char subject[512];
     char not_after[32];
+    long long not_after_s; /* seconds since the epoch; 0 when unknown */
     char serial[96];
 };
 
@@ -147,6 +148,9 @@ static void describe_leaf(struct tls_cert *c, X509 *leaf)
 {
     name_text(X509_get_subject_name(leaf), c->subject, sizeof c->subject);
     time_text(X509_get0_notAfter(leaf), c->not_after, sizeof c->not_after);
+    struct tm tm;
+    c->not_after_s = ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1 ? (long long)timegm(&tm)
+                                                                         : 0;
     c->serial[0] = '\0';
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
     char *hex = bn ? BN_bn2hex(bn) : NULL;
@@ -733,4 +737,21 @@ size_t tls_ssl_failure(SSL *ssl, char *buf, size_t cap)
         return (size_t)snprintf(buf, cap, "certificate verification failed: %s",
                                 X509_verify_cert_error_string(v));
     return (size_t)snprintf(buf, cap, "handshake failed");
+}
+
+size_t tls_ctx_ncerts(const struct tls_ctx *t)
+{
+    return t ? t->ncerts : 0;
+}
+
+const char *tls_ctx_cert_info(const struct tls_ctx *t, size_t i, long long *not_after_s)
+{
+    *not_after_s = t->certs[i].not_after_s;
+    return t->certs[i].subject;
+}
+
+const char *tls_client_cert_info(const struct tls_client *tc, long long *not_after_s)
+{
+    *not_after_s = tc->cert.not_after_s;
+    return tc->cert.subject;
 }

@@ -39,6 +39,10 @@ void tls_ctx_unref(struct tls_ctx *t);
  * "names":[..]}]) into buf (always terminated). Returns the length written. Any thread. */
 size_t tls_ctx_describe(const struct tls_ctx *t, char *buf, size_t cap);
 
+/* Certificate i's subject (RFC 2253) and expiry (seconds since the epoch); any thread. */
+size_t tls_ctx_ncerts(const struct tls_ctx *t);
+const char *tls_ctx_cert_info(const struct tls_ctx *t, size_t i, long long *not_after_s);
+
 /* A new server-side SSL object for an accepted connection (not yet bound to a socket), holding
  * a reference on t until tls_ssl_free(). NULL when out of memory. Worker thread. */
 SSL *tls_ssl_new(struct tls_ctx *t);
@@ -66,6 +70,8 @@ void tls_client_ref(struct tls_client *tc);
 void tls_client_unref(struct tls_client *tc);
 /* The client certificate's subject, "" when none is configured. */
 const char *tls_client_subject(const struct tls_client *tc);
+/* The same, with its expiry (seconds since the epoch; 0 when none). */
+const char *tls_client_cert_info(const struct tls_client *tc, long long *not_after_s);
 
 /* A client SSL for a connection to host (the endpoint's host part), resuming session when not
  * NULL (an SSL_SESSION from tls_ssl_take_session). NULL when out of memory. Worker thread. */

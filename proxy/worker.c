@@ -168,6 +168,7 @@ void worker_conn_added(struct worker *w, struct h1c *c)
 {
     h1c_link(c, &w->conns);
     w->nconns++;
+    atomic_store_explicit(&w->open_conns, w->nconns, memory_order_relaxed);
 }
 
 static void maybe_exit(struct worker *w)
@@ -188,6 +189,7 @@ void worker_h2c_added(struct worker *w, struct h2c *c)
 {
     h2c_link(c, &w->h2conns);
     w->nconns++;
+    atomic_store_explicit(&w->open_conns, w->nconns, memory_order_relaxed);
 }
 
 void worker_h2c_removed(struct worker *w, struct h2c *c)
@@ -199,6 +201,7 @@ void worker_h2c_removed(struct worker *w, struct h2c *c)
 static void conn_gone(struct worker *w)
 {
     w->nconns--;
+    atomic_store_explicit(&w->open_conns, w->nconns, memory_order_relaxed);
     if (w->listeners_paused && w->nlisteners && !w->stopping) {
         const struct cfg *cfg = w->pins.current ? w->pins.current->snap->cfg : NULL;
         if (!cfg || w->nconns < cfg->limits.max_connections) {

@@ -75,6 +75,7 @@ struct worker {
     struct h1c *conns; /* every client connection (for shutdown) */
     struct h2c *h2conns; /* HTTP/2 client connections (also counted in nconns) */
     unsigned nconns;
+    _Atomic unsigned open_conns; /* nconns, published for the metrics (control thread reads) */
     int stopping;
     int listeners_paused; /* max_connections reached */
 

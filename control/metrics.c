@@ -1,0 +1,330 @@
+/* metrics.c - the metrics and health listener (see metrics.h). */
+#include "metrics.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../proxy/cut.h"
+#include "../proxy/snapshot.h"
+#include "../proxy/tls.h"
+#include "../proxy/worker.h"
+#include "ctl_internal.h"
+
+#define METRICS_TIMEOUT_S 10        /* a scraper gets this long per request */
+#define METRICS_MAX_HEADERS 8192
+
+struct metrics {
+    struct ctl *ctl;
+    struct evhttp *http;
+};
+
+/* ---- the document --------------------------------------------------------------------------- */
+
+/* A label value with \, " and newline escaped (the text format's rules). */
+static void label(struct evbuffer *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            evbuffer_add_printf(b, "\\%c", *v);
+        else if (*v == '\n')
+            evbuffer_add(b, "\\n", 2);
+        else
+            evbuffer_add(b, v, 1);
+    }
+}
+
+static void family(struct evbuffer *b, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void route_pool(struct evbuffer *b, const char *route, const char *pool)
+{
+    evbuffer_add(b, "route=\"", 7);
+    label(b, route);
+    evbuffer_add(b, "\",pool=\"", 8);
+    label(b, pool);
+    evbuffer_add(b, "\"", 1);
+}
+
+/* The counters of one pool, summed over the workers' slots. */
+struct pool_sum {
+    uint64_t requests, cls[5], upstream_errors, lat[SNAP_LAT_BUCKETS + 1], lat_sum_us;
+};
+
+static uint64_t ld(const _Atomic uint64_t *v)
+{
+    return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+static void pool_sum(const struct ctl *c, const struct counter_entry *e, struct pool_sum *s)
+{
+    memset(s, 0, sizeof *s);
+    for (unsigned w = 0; w < (c->nworkers ? c->nworkers : 1); w++) {
+        const struct snap_counter_slot *k = &e->slots[w];
+        s->requests += ld(&k->requests);
+        s->cls[0] += ld(&k->responses_other);
+        s->cls[1] += ld(&k->responses_2xx);
+        s->cls[2] += ld(&k->responses_3xx);
+        s->cls[3] += ld(&k->responses_4xx);
+        s->cls[4] += ld(&k->responses_5xx);
+        s->upstream_errors += ld(&k->upstream_errors);
+        for (unsigned i = 0; i <= SNAP_LAT_BUCKETS; i++)
+            s->lat[i] += ld(&k->lat[i]);
+        s->lat_sum_us += ld(&k->lat_sum_us);
+    }
+}
+
+static void render_requests(struct ctl *c, struct evbuffer *b)
+{
+    static const char *const classes[] = {"other", "2xx", "3xx", "4xx", "5xx"};
+    family(b, "cutover_requests_total", "counter",
+           "Requests answered, by route, pool and status class.");
+    for (const struct counter_entry *e = c->counters; e; e = e->next) {
+        struct pool_sum s;
+        pool_sum(c, e, &s);
+        for (unsigned k = 0; k < 5; k++) {
+            evbuffer_add_printf(b, "cutover_requests_total{");
+            route_pool(b, e->route, e->pool);
+            evbuffer_add_printf(b, ",class=\"%s\"} %llu\n", classes[k],
+                                (unsigned long long)s.cls[k]);
+        }
+    }
+    family(b, "cutover_upstream_errors_total", "counter",
+           "Requests cutover answered itself because the upstream failed (502, 503, 504).");
+    for (const struct counter_entry *e = c->counters; e; e = e->next) {
+        struct pool_sum s;
+        pool_sum(c, e, &s);
+        evbuffer_add_printf(b, "cutover_upstream_errors_total{");
+        route_pool(b, e->route, e->pool);
+        evbuffer_add_printf(b, "} %llu\n", (unsigned long long)s.upstream_errors);
+    }
+    static const unsigned bounds[SNAP_LAT_BUCKETS] = SNAP_LAT_BOUNDS_MS;
+    family(b, "cutover_request_duration_seconds", "histogram",
+           "Time from the request head to the end of the response, by route and pool.");
+    for (const struct counter_entry *e = c->counters; e; e = e->next) {
+        struct pool_sum s;
+        pool_sum(c, e, &s);
+        uint64_t cum = 0;
+        for (unsigned i = 0; i <= SNAP_LAT_BUCKETS; i++) {
+            cum += s.lat[i];
+            evbuffer_add_printf(b, "cutover_request_duration_seconds_bucket{");
+            route_pool(b, e->route, e->pool);
+            if (i < SNAP_LAT_BUCKETS)
+                evbuffer_add_printf(b, ",le=\"%g\"} %llu\n", bounds[i] / 1000.0,
+                                    (unsigned long long)cum);
+            else
+                evbuffer_add_printf(b, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        }
+        evbuffer_add_printf(b, "cutover_request_duration_seconds_sum{");
+        route_pool(b, e->route, e->pool);
+        evbuffer_add_printf(b, "} %.6f\n", (double)s.lat_sum_us / 1e6);
+        evbuffer_add_printf(b, "cutover_request_duration_seconds_count{");
+        route_pool(b, e->route, e->pool);
+        evbuffer_add_printf(b, "} %llu\n", (unsigned long long)cum);
+    }
+}
+
+static void render_weights(struct ctl *c, struct evbuffer *b)
+{
+    family(b, "cutover_pool_weight_ratio", "gauge",
+           "The share of new requests a pool gets (0..1), by route and pool.");
+    for (size_t r = 0; r < c->rt.nroutes; r++) {
+        const struct state_route *sr = &c->rt.routes[r];
+        for (size_t p = 0; p < sr->npools; p++) {
+            evbuffer_add_printf(b, "cutover_pool_weight_ratio{");
+            route_pool(b, sr->name, sr->pools[p].name);
+            evbuffer_add_printf(b, "} %.4f\n", sr->pools[p].weight_bp / 10000.0);
+        }
+    }
+    family(b, "cutover_pool_stable_weight_ratio", "gauge",
+           "The weights a rollback returns to (0..1), by route and pool.");
+    for (size_t r = 0; r < c->rt.nroutes; r++) {
+        const struct state_route *sr = &c->rt.routes[r];
+        for (size_t p = 0; p < sr->npools; p++) {
+            evbuffer_add_printf(b, "cutover_pool_stable_weight_ratio{");
+            route_pool(b, sr->name, sr->pools[p].name);
+            evbuffer_add_printf(b, "} %.4f\n", sr->pools[p].stable_bp / 10000.0);
+        }
+    }
+    family(b, "cutover_endpoints", "gauge",
+           "Endpoints per route and pool in the serving snapshot, by state.");
+    const struct snapshot *s = c->snap;
+    for (unsigned r = 0; s && r < s->nroutes; r++) {
+        for (unsigned p = 0; p < s->routes[r].npools; p++) {
+            const struct snap_pool *sp = &s->routes[r].pools[p];
+            unsigned drained = 0;
+            for (unsigned k = 0; k < sp->neps; k++)
+                drained += sp->eps[k].drained != 0;
+            evbuffer_add_printf(b, "cutover_endpoints{");
+            route_pool(b, s->routes[r].cfg->name, sp->cfg->name);
+            evbuffer_add_printf(b, ",state=\"serving\"} %u\n", sp->neps - drained);
+            evbuffer_add_printf(b, "cutover_endpoints{");
+            route_pool(b, s->routes[r].cfg->name, sp->cfg->name);
+            evbuffer_add_printf(b, ",state=\"drained\"} %u\n", drained);
+        }
+    }
+}
+
+static void render_process(struct ctl *c, struct evbuffer *b)
+{
+    family(b, "cutover_generation", "gauge", "The routing generation being served.");
+    evbuffer_add_printf(b, "cutover_generation %llu\n", (unsigned long long)c->generation);
+    family(b, "cutover_ready", "gauge", "1 when serving, 0 while draining (SIGTERM).");
+    evbuffer_add_printf(b, "cutover_ready %d\n", c->snap && !c->stopping);
+    family(b, "cutover_start_time_seconds", "gauge", "Start time since the epoch.");
+    evbuffer_add_printf(b, "cutover_start_time_seconds %lld\n", (long long)c->started);
+    family(b, "cutover_open_connections", "gauge", "Open client connections, all workers.");
+    unsigned long long conns = 0;
+    for (unsigned i = 0; i < c->nworkers; i++)
+        conns += atomic_load_explicit(&c->workers[i]->open_conns, memory_order_relaxed);
+    evbuffer_add_printf(b, "cutover_open_connections %llu\n", conns);
+    family(b, "cutover_control_operations_total", "counter",
+           "Control requests (socket and reload), by op and result.");
+    for (unsigned i = 0; i < c->nops; i++) {
+        evbuffer_add_printf(b, "cutover_control_operations_total{op=\"");
+        label(b, c->ops[i].op);
+        evbuffer_add_printf(b, "\",result=\"ok\"} %llu\n", (unsigned long long)c->ops[i].ok);
+        evbuffer_add_printf(b, "cutover_control_operations_total{op=\"");
+        label(b, c->ops[i].op);
+        evbuffer_add_printf(b, "\",result=\"refused\"} %llu\n",
+                            (unsigned long long)c->ops[i].refused);
+    }
+    unsigned long long rollbacks = 0;
+    for (unsigned i = 0; i < c->nops; i++)
+        if (strcmp(c->ops[i].op, "rollback") == 0)
+            rollbacks = c->ops[i].ok;
+    family(b, "cutover_rollbacks_total", "counter", "Rollbacks applied.");
+    evbuffer_add_printf(b, "cutover_rollbacks_total %llu\n", rollbacks);
+}
+
+static void render_certificates(struct ctl *c, struct evbuffer *b)
+{
+    const struct cfg *cfg = c->hold->cfg;
+    family(b, "cutover_certificate_expiry_seconds", "gauge",
+           "Expiry (seconds since the epoch) of each certificate cutover presents: listener "
+           "certificates and upstream client certificates.");
+    for (size_t i = 0; i < cfg->nlisteners && i < CFG_MAX_LISTENERS; i++) {
+        const struct tls_ctx *t = c->tls.listeners[i];
+        for (size_t k = 0; k < tls_ctx_ncerts(t); k++) {
+            long long na;
+            const char *subject = tls_ctx_cert_info(t, k, &na);
+            evbuffer_add_printf(b, "cutover_certificate_expiry_seconds{use=\"listener\",name=\"");
+            label(b, cfg->listeners[i].name ? cfg->listeners[i].name : "");
+            evbuffer_add_printf(b, "\",index=\"%zu\",subject=\"", k);
+            label(b, subject);
+            evbuffer_add_printf(b, "\"} %lld\n", na);
+        }
+    }
+    for (size_t r = 0; r < cfg->nroutes && c->tls.pools; r++) {
+        for (size_t p = 0; p < cfg->routes[r].npools; p++) {
+            size_t k = r * CFG_MAX_POOLS + p;
+            const struct tls_client *tc = k < c->tls.npools ? c->tls.pools[k] : NULL;
+            long long na;
+            const char *subject = tc ? tls_client_cert_info(tc, &na) : "";
+            if (!tc || !subject[0])
+                continue;
+            char name[200];
+            snprintf(name, sizeof name, "%s/%s", cfg->routes[r].name, cfg->routes[r].pools[p].name);
+            evbuffer_add_printf(b, "cutover_certificate_expiry_seconds{use=\"upstream_client\","
+                                   "name=\"");
+            label(b, name);
+            evbuffer_add_printf(b, "\",index=\"0\",subject=\"");
+            label(b, subject);
+            evbuffer_add_printf(b, "\"} %lld\n", na);
+        }
+    }
+}
+
+int metrics_render(struct ctl *c, struct evbuffer *out)
+{
+    render_requests(c, out);
+    render_weights(c, out);
+    render_process(c, out);
+    render_certificates(c, out);
+    return 0;
+}
+
+/* ---- HTTP ----------------------------------------------------------------------------------- */
+
+static void answer(struct evhttp_request *req, int code, const char *reason, const char *ctype,
+                   struct evbuffer *body)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", ctype);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_send_reply(req, code, reason, body);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct metrics *m = arg;
+    struct ctl *c = m->ctl;
+    const char *uri = evhttp_request_get_uri(req);
+    struct evbuffer *body = evbuffer_new();
+    if (!body) {
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    const char *path = uri ? uri : "";
+    size_t plen = strcspn(path, "?");
+    if (plen == 8 && strncmp(path, "/metrics", 8) == 0) {
+        metrics_render(c, body);
+        answer(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
+    } else if (plen == 8 && strncmp(path, "/healthz", 8) == 0) {
+        evbuffer_add_printf(body, "ok\n");
+        answer(req, 200, "OK", "text/plain", body);
+    } else if (plen == 7 && strncmp(path, "/readyz", 7) == 0) {
+        int ready = c->snap && !c->stopping;
+        evbuffer_add_printf(body, "%s\n", ready ? "ready" : c->stopping ? "draining" : "starting");
+        answer(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", "text/plain", body);
+    } else {
+        evbuffer_add_printf(body, "not found: /metrics, /healthz, /readyz\n");
+        answer(req, 404, "Not Found", "text/plain", body);
+    }
+    evbuffer_free(body);
+}
+
+int metrics_new(struct ctl *c, struct metrics **out, char *err, size_t cap)
+{
+    *out = NULL;
+    const struct cfg_metrics *mc = &c->hold->cfg->metrics;
+    if (!mc->address)
+        return 0;
+    struct metrics *m = calloc(1, sizeof *m);
+    if (!m || !(m->http = evhttp_new(c->base))) {
+        free(m);
+        snprintf(err, cap, "metrics: out of memory");
+        return CUT_ENOMEM;
+    }
+    m->ctl = c;
+    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_timeout(m->http, METRICS_TIMEOUT_S);
+    evhttp_set_max_headers_size(m->http, METRICS_MAX_HEADERS);
+    evhttp_set_max_body_size(m->http, 0);
+    evhttp_set_gencb(m->http, on_request, m);
+    if (!evhttp_bind_socket_with_handle(m->http, mc->host, mc->port)) {
+        snprintf(err, cap, "metrics.address %s: cannot listen (in use, or not a local address)",
+                 mc->address);
+        evhttp_free(m->http);
+        free(m);
+        return CUT_EIO;
+    }
+    *out = m;
+    return 0;
+}
+
+void metrics_free(struct metrics *m)
+{
+    if (!m)
+        return;
+    evhttp_free(m->http);
+    free(m);
+}
