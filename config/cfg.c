@@ -26,6 +26,8 @@ static void pool_dispose(struct cfg_pool *p)
     }
     free(p->endpoints);
     cfg_upstream_tls_free(p->tls);
+    free(p->health_check.path);
+    free(p->health_check.host);
     memset(p, 0, sizeof(*p));
 }
 

@@ -90,6 +90,17 @@ struct cfg_upstream_tls {
     unsigned min_version;             /* 12 or 13 */
 };
 
+/* Active health checks of a pool's endpoints (HTTP/1.1 GET, over TLS when the pool uses TLS),
+ * run by the control thread. */
+struct cfg_health_check {
+    int enabled;
+    char *path;            /* "/healthz" */
+    char *host;            /* Host header; NULL: the endpoint as configured */
+    unsigned interval_ms, jitter_ms, timeout_ms;
+    unsigned healthy_threshold, unhealthy_threshold; /* consecutive results to change state */
+    unsigned status_min, status_max;                 /* expected statuses, inclusive */
+};
+
 struct cfg_pool {
     char *name; /* "blue", "green", ... */
     struct cfg_endpoint *endpoints;
@@ -98,6 +109,29 @@ struct cfg_pool {
     unsigned weight_bp; /* initial weight from "weights" */
     enum cfg_up_proto protocol;
     struct cfg_upstream_tls *tls; /* NULL: cleartext */
+    struct cfg_health_check health_check;
+    unsigned slow_start_ms; /* a returning endpoint's share ramps up over this long; 0: none */
+};
+
+/* Passive outlier ejection, per route (every pool): an endpoint with consecutive_failures
+ * upstream failures in a row (5xx, connect errors, resets) on one worker is ejected for
+ * base_ejection_ms, doubling with each ejection up to max_ejection_ms; at most
+ * max_ejection_percent of a pool's endpoints are ejected at once. */
+struct cfg_outlier {
+    int enabled;
+    unsigned consecutive_failures;
+    unsigned base_ejection_ms, max_ejection_ms;
+    unsigned max_ejection_percent;
+};
+
+/* Outside any shift plan: when a non-stable pool carrying weight (green) answers more than
+ * max_5xx_bp (basis points) 5xx over window_s seconds with at least min_requests requests, the
+ * route rolls back to its stable weights (actor "auto"). */
+struct cfg_watchdog {
+    int enabled;
+    unsigned max_5xx_bp;
+    unsigned window_s;
+    unsigned min_requests;
 };
 
 enum cfg_sticky_kind {
@@ -126,6 +160,8 @@ struct cfg_route {
     size_t npools;
     struct cfg_sticky sticky;
     struct cfg_override override;
+    struct cfg_outlier outlier;
+    struct cfg_watchdog watchdog;
 };
 
 struct cfg_timeouts { /* all milliseconds */

@@ -140,11 +140,44 @@ static json_t *dump_route(const struct cfg_route *r, bool *ok)
         put(po, "protocol", json_string(protos[p->protocol]), ok);
         if (p->tls != NULL)
             put(po, "tls", dump_upstream_tls(p->tls, ok), ok);
+        if (p->health_check.enabled) {
+            const struct cfg_health_check *h = &p->health_check;
+            json_t *ho = json_object(), *st = json_array();
+            put(ho, "path", str(h->path), ok);
+            if (h->host)
+                put(ho, "host", str(h->host), ok);
+            put(ho, "interval_ms", json_integer(h->interval_ms), ok);
+            put(ho, "jitter_ms", json_integer(h->jitter_ms), ok);
+            put(ho, "timeout_ms", json_integer(h->timeout_ms), ok);
+            put(ho, "healthy_threshold", json_integer(h->healthy_threshold), ok);
+            put(ho, "unhealthy_threshold", json_integer(h->unhealthy_threshold), ok);
+            push(st, json_integer(h->status_min), ok);
+            push(st, json_integer(h->status_max), ok);
+            put(ho, "expected_status", st, ok);
+            put(po, "health_check", ho, ok);
+        }
+        if (p->slow_start_ms)
+            put(po, "slow_start_ms", json_integer(p->slow_start_ms), ok);
         put(pools, p->name != NULL ? p->name : "", po, ok);
         put(weights, p->name != NULL ? p->name : "", percent(p->weight_bp), ok);
     }
     put(o, "pools", pools, ok);
     put(o, "weights", weights, ok);
+    if (r->outlier.enabled) {
+        json_t *oo = json_object();
+        put(oo, "consecutive_failures", json_integer(r->outlier.consecutive_failures), ok);
+        put(oo, "base_ejection_ms", json_integer(r->outlier.base_ejection_ms), ok);
+        put(oo, "max_ejection_ms", json_integer(r->outlier.max_ejection_ms), ok);
+        put(oo, "max_ejection_percent", json_integer(r->outlier.max_ejection_percent), ok);
+        put(o, "outlier_detection", oo, ok);
+    }
+    if (r->watchdog.enabled) {
+        json_t *wo = json_object();
+        put(wo, "max_5xx_percent", percent(r->watchdog.max_5xx_bp), ok);
+        put(wo, "window_s", json_integer(r->watchdog.window_s), ok);
+        put(wo, "min_requests", json_integer(r->watchdog.min_requests), ok);
+        put(o, "watchdog", wo, ok);
+    }
     if (r->sticky.kind != CFG_STICKY_NONE) {
         json_t *s = json_object();
         if (r->sticky.kind == CFG_STICKY_HEADER)

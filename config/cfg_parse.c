@@ -857,11 +857,82 @@ static void set_upstream_tls(struct pctx *c, const json_t *v, void *base, const 
     parse_object(c, v, upstream_tls_fields, t);
 }
 
+/* A percentage (number 0..100, at most two decimals) stored as basis points. */
+static void set_percent_bp(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    double d = json_is_number(v) ? json_number_value(v) : -1;
+    double scaled = d * 100.0;
+    unsigned bp = (unsigned)(scaled + 0.5);
+    if (d < 0 || d > 100 || (double)bp - scaled > 1e-6 || scaled - (double)bp > 1e-6)
+        perr(c, "must be a percentage between 0 and 100 with at most two decimals");
+    else
+        *(unsigned *)at(base, f->off) = bp;
+}
+
+static void set_status_range(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg_health_check *h = base;
+    json_int_t lo = json_is_array(v) && json_array_size(v) == 2 &&
+                            json_is_integer(json_array_get(v, 0))
+                        ? json_integer_value(json_array_get(v, 0))
+                        : -1;
+    json_int_t hi = lo >= 0 && json_is_integer(json_array_get(v, 1))
+                        ? json_integer_value(json_array_get(v, 1))
+                        : -1;
+    if (lo < 100 || hi > 599 || hi < lo) {
+        perr(c, "must be [FIRST, LAST], statuses between 100 and 599");
+        return;
+    }
+    h->status_min = (unsigned)lo;
+    h->status_max = (unsigned)hi;
+}
+
+static void set_check_host(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    char **dst = at(base, f->off);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (s == NULL || !valid_hostname(s))
+        perr(c, "must be a host name");
+    else
+        set_str(dst, xstrdup(c, s));
+}
+
+static const struct field health_check_fields[] = {
+    {"path", set_path_prefix, offsetof(struct cfg_health_check, path), .flags = F_REQUIRED},
+    {"host", set_check_host, offsetof(struct cfg_health_check, host)},
+    {"interval_ms", set_uint, offsetof(struct cfg_health_check, interval_ms), 100, 300000},
+    {"jitter_ms", set_uint, offsetof(struct cfg_health_check, jitter_ms), 0, 60000},
+    {"timeout_ms", set_uint, offsetof(struct cfg_health_check, timeout_ms), 10, 60000},
+    {"healthy_threshold", set_uint, offsetof(struct cfg_health_check, healthy_threshold), 1, 100},
+    {"unhealthy_threshold", set_uint, offsetof(struct cfg_health_check, unhealthy_threshold), 1,
+     100},
+    {"expected_status", set_status_range, 0},
+    {NULL},
+};
+
+static void set_health_check(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    struct cfg_health_check *h = at(base, f->off);
+    *h = (struct cfg_health_check){.enabled = 1, .interval_ms = 5000, .jitter_ms = 1000,
+                                   .timeout_ms = 2000, .healthy_threshold = 2,
+                                   .unhealthy_threshold = 3, .status_min = 200,
+                                   .status_max = 399};
+    parse_object(c, v, health_check_fields, h);
+    if (h->timeout_ms >= h->interval_ms) {
+        size_t old = path_key(c, "timeout_ms");
+        perr(c, "must be shorter than interval_ms");
+        path_pop(c, old);
+    }
+}
+
 static const struct field pool_fields[] = {
     {"endpoints", set_endpoints, 0, .flags = F_REQUIRED},
     {"balance", set_balance, offsetof(struct cfg_pool, balance)},
     {"protocol", set_up_proto, offsetof(struct cfg_pool, protocol)},
     {"tls", set_upstream_tls, 0},
+    {"health_check", set_health_check, offsetof(struct cfg_pool, health_check)},
+    {"slow_start_ms", set_uint, offsetof(struct cfg_pool, slow_start_ms), 0, 3600000},
     {NULL},
 };
 
@@ -892,6 +963,8 @@ static void pool_free_fields(struct cfg_pool *p)
     }
     free(p->endpoints);
     cfg_upstream_tls_free(p->tls);
+    free(p->health_check.path);
+    free(p->health_check.host);
 }
 
 static void set_pools(struct pctx *c, const json_t *v, void *base, const struct field *f)
@@ -1047,6 +1120,43 @@ static const struct field override_fields[] = {
     {NULL},
 };
 
+static const struct field outlier_fields[] = {
+    {"consecutive_failures", set_uint, offsetof(struct cfg_outlier, consecutive_failures), 1,
+     1000},
+    {"base_ejection_ms", set_uint, offsetof(struct cfg_outlier, base_ejection_ms), 100, 3600000},
+    {"max_ejection_ms", set_uint, offsetof(struct cfg_outlier, max_ejection_ms), 100, 3600000},
+    {"max_ejection_percent", set_uint, offsetof(struct cfg_outlier, max_ejection_percent), 0,
+     100},
+    {NULL},
+};
+
+static void set_outlier(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    struct cfg_outlier *o = at(base, f->off);
+    *o = (struct cfg_outlier){1, 5, 30000, 300000, 50};
+    parse_object(c, v, outlier_fields, o);
+    if (o->max_ejection_ms < o->base_ejection_ms) {
+        size_t old = path_key(c, "max_ejection_ms");
+        perr(c, "must not be below base_ejection_ms");
+        path_pop(c, old);
+    }
+}
+
+static const struct field watchdog_fields[] = {
+    {"max_5xx_percent", set_percent_bp, offsetof(struct cfg_watchdog, max_5xx_bp),
+     .flags = F_REQUIRED},
+    {"window_s", set_uint, offsetof(struct cfg_watchdog, window_s), 5, 60},
+    {"min_requests", set_uint, offsetof(struct cfg_watchdog, min_requests), 1, 1000000},
+    {NULL},
+};
+
+static void set_watchdog(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    struct cfg_watchdog *w = at(base, f->off);
+    *w = (struct cfg_watchdog){1, 0, 30, 50};
+    parse_object(c, v, watchdog_fields, w);
+}
+
 static const struct field route_fields[] = {
     {"name", set_ident, offsetof(struct cfg_route, name), 1, 64, .flags = F_REQUIRED},
     {"hosts", set_hosts, 0},
@@ -1055,6 +1165,8 @@ static const struct field route_fields[] = {
     {"weights", set_weights, 0, .flags = F_REQUIRED | F_DEFER},
     {"sticky", set_sticky, offsetof(struct cfg_route, sticky)},
     {"override", set_object, offsetof(struct cfg_route, override), .sub = override_fields},
+    {"outlier_detection", set_outlier, offsetof(struct cfg_route, outlier)},
+    {"watchdog", set_watchdog, offsetof(struct cfg_route, watchdog)},
     {NULL},
 };
 
