@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 mkdir -p "$BUILD/bench"
 if [ ! -x "$BUILD/bench/origin" ] || [ bench/origin.c -nt "$BUILD/bench/origin" ]; then
-    cc -std=c17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$BUILD/bench/origin" bench/origin.c
+    cc -std=c17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$BUILD/bench/origin" bench/origin.c -lnghttp2
 fi
 [ -x "$BUILD/cutover" ] || { echo "bench: $BUILD/cutover missing (run make)" >&2; exit 1; }
 SMOKE=${SMOKE:-0}
