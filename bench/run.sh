@@ -3,7 +3,7 @@
 #   BUILD=build bench/run.sh            full run (~12 min on 2 cores); appends to bench/RESULTS.md
 #   BUILD=build SMOKE=1 bench/run.sh    harness check (< 2 min); fails on errors, never on speed
 #   ONLY=small,idle bench/run.sh        only some scenarios
-# (split small access_log large h2c idle callgrind scaling)
+# (split small access_log large h2c h2tls tls_handshakes idle callgrind scaling switch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
