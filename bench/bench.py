@@ -185,19 +185,36 @@ def make_certs(d):
     return {k: p[k] for k in ("cert", "key", "pem", "ca")}
 
 
-def render(template, **kw):
+TLS_MARK = "@tls "
+
+
+def render(template, tls=False, **kw):
+    """Fills a template from bench/anchors. A line whose text starts with "@tls " (after its
+    indentation) belongs to the TLS listener: kept without the mark when tls, dropped otherwise,
+    so the proxies of the cleartext scenarios run exactly the configuration they had before TLS
+    scenarios existed (an idle TLS listener is not free: see nginx.conf.tmpl)."""
     with open(os.path.join(HERE, "anchors", template)) as f:
-        return string.Template(f.read()).substitute(**kw)
+        lines = []
+        for line in f:
+            body = line.lstrip(" ")
+            if body.startswith(TLS_MARK):
+                if not tls:
+                    continue
+                line = line[:len(line) - len(body)] + body[len(TLS_MARK):]
+            lines.append(line)
+    return string.Template("".join(lines)).substitute(**kw)
 
 
-def start_proxy(kind, ctx, workers=1, cpu=PROXY_CPU, valgrind=None, access_log=False):
-    """Writes the proxy's configuration for fresh ports and starts it. Returns (Proc, port)."""
+def start_proxy(kind, ctx, workers=1, cpu=PROXY_CPU, valgrind=None, access_log=False, tls=False):
+    """Writes the proxy's configuration for fresh ports and starts it. Returns (Proc, port).
+    tls: also listen with TLS (the "@tls " lines of the template) on ctx["tls_port"][port]."""
     d = ctx["dir"]
     port = free_port()
-    tls_port = free_port()  # every proxy also serves TLS (h2tls, tls_handshakes)
-    kw = dict(PORT=port, BLUE=ctx["blue"], GREEN=ctx["green"], DIR=d, TLS_PORT=tls_port,
-              CERT=ctx["tls"]["cert"], KEY=ctx["tls"]["key"], CERT_PEM=ctx["tls"]["pem"])
-    ctx.setdefault("tls_port", {})[port] = tls_port
+    kw = dict(PORT=port, BLUE=ctx["blue"], GREEN=ctx["green"], DIR=d, tls=tls)
+    if tls:
+        kw.update(TLS_PORT=free_port(), CERT=ctx["tls"]["cert"], KEY=ctx["tls"]["key"],
+                  CERT_PEM=ctx["tls"]["pem"])
+        ctx.setdefault("tls_port", {})[port] = kw["TLS_PORT"]
     if kind == "cutover":
         path = os.path.join(d, f"cutover-{port}.json")
         with open(path, "w") as f:
@@ -512,7 +529,7 @@ def scenario_throughput(ctx, name, path, conns, tool="wrk", proxies=None, ceilin
             out[kind] = {"pending": "cutover has no h2 yet"}
             continue
         try:
-            proc, port = start_proxy(kind, ctx)
+            proc, port = start_proxy(kind, ctx, tls=tool in TLS_TOOLS)
         except RuntimeError as e:
             fail(f"{label}: {e}")
             out[kind] = {"error": str(e)}
@@ -522,12 +539,12 @@ def scenario_throughput(ctx, name, path, conns, tool="wrk", proxies=None, ceilin
                 port = ctx["h2c_port"][port]
             elif tool in TLS_TOOLS:
                 port = ctx["tls_port"][port]
-            unit = "handshakes" if tool == "handshakes" else "req"
+            unit = "handshake" if tool == "handshakes" else "req"
             runs = []
             for i in range(P["repeats"]):
                 r = measured_wrk(proc, port, ctx["origins"], path, conns, tool=tool)
                 runs.append(r)
-                log(f"{label} run {i + 1}: {r['rps']:.0f} {unit}/s, p99 {r.get('p99_ms')} ms, "
+                log(f"{label} run {i + 1}: {r['rps']:.0f} {'handshakes' if unit == 'handshake' else 'req'}/s, p99 {r.get('p99_ms')} ms, "
                     f"proxy {r.get('cpu_us_per_req') or 0:.2f} us/{unit}, "
                     f"proxy busy {r.get('proxy_busy', 0):.2f}, load cpu busy {r['load_cpu_busy']:.2f}")
                 if not proc.alive():
