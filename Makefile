@@ -72,7 +72,7 @@ integration: deps-test $(BUILD)/cutover $(BUILD)/cutoverctl
 
 $(BUILD)/bench/origin: bench/origin.c | deps
 	@mkdir -p $(dir $@)
-	$(CC) -std=c17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $<
+	$(CC) -std=c17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< -lnghttp2
 
 demo: deps-test $(BUILD)/cutover $(BUILD)/cutoverctl $(BUILD)/bench/origin
 	@BUILD=$(BUILD) python3 scripts/demo.py

@@ -21,6 +21,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,11 +48,14 @@ P = {
     "cg_counts": (50, 250) if SMOKE else (2000, 12000),
     "split_requests": 100,
     "switches": 50 if SMOKE else 1000,
+    "hs_batch": 20 if SMOKE else 100,  # tls_handshakes: new connections per h2load run
+    "hs_loops": 2,  # tls_handshakes: h2load runs in flight at once
 }
 LARGE = 1048576
 
 PROXIES = [p for p in os.environ.get("PROXIES", "cutover,haproxy,nginx,nghttpx,h2o").split(",") if p]
 H2C_CAPABLE = {"cutover", "haproxy", "nginx", "nghttpx", "h2o"}  # cutover: h2c prior knowledge
+TLS_TOOLS = ("h2tls", "handshakes")  # load tools that connect to the proxy's TLS listener
 
 errors = []  # harness failures: a proxy not starting, zero successes, non-2xx
 
@@ -150,16 +154,67 @@ def rss_kib(pid):
 # ---------------------------------------------------------------- configurations
 
 
-def render(template, **kw):
+def make_certs(d):
+    """A throwaway CA and an ECDSA P-256 server certificate it signs (CN localhost, SAN
+    localhost and 127.0.0.1), made with openssl in the run's directory; every proxy serves it.
+    Returns {"cert", "key", "pem" (certificate then key, for HAProxy), "ca"}."""
+    p = {k: os.path.join(d, f) for k, f in (("ca", "ca.crt"), ("ca_key", "ca.key"),
+                                            ("csr", "server.csr"), ("cert", "server.crt"),
+                                            ("key", "server.key"), ("ext", "server.ext"),
+                                            ("pem", "server.pem"))}
+    with open(p["ext"], "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    steps = [
+        ["openssl", "req", "-x509", *ec, "-keyout", p["ca_key"], "-out", p["ca"], "-days", "2",
+         "-subj", "/CN=cutover bench CA"],
+        ["openssl", "req", "-new", *ec, "-keyout", p["key"], "-out", p["csr"],
+         "-subj", "/CN=localhost"],
+        ["openssl", "x509", "-req", "-in", p["csr"], "-CA", p["ca"], "-CAkey", p["ca_key"],
+         "-CAcreateserial", "-days", "2", "-out", p["cert"], "-extfile", p["ext"]],
+    ]
+    for argv in steps:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[:3])} failed: {r.stderr.strip()[-300:]}")
+    with open(p["pem"], "w") as out:
+        for k in ("cert", "key"):
+            with open(p[k]) as f:
+                out.write(f.read())
+    return {k: p[k] for k in ("cert", "key", "pem", "ca")}
+
+
+TLS_MARK = "@tls "
+
+
+def render(template, tls=False, **kw):
+    """Fills a template from bench/anchors. A line whose text starts with "@tls " (after its
+    indentation) belongs to the TLS listener: kept without the mark when tls, dropped otherwise,
+    so the proxies of the cleartext scenarios run exactly the configuration they had before TLS
+    scenarios existed (an idle TLS listener is not free: see nginx.conf.tmpl)."""
     with open(os.path.join(HERE, "anchors", template)) as f:
-        return string.Template(f.read()).substitute(**kw)
+        lines = []
+        for line in f:
+            body = line.lstrip(" ")
+            if body.startswith(TLS_MARK):
+                if not tls:
+                    continue
+                line = line[:len(line) - len(body)] + body[len(TLS_MARK):]
+            lines.append(line)
+    return string.Template("".join(lines)).substitute(**kw)
 
 
-def start_proxy(kind, ctx, workers=1, cpu=PROXY_CPU, valgrind=None, access_log=False):
-    """Writes the proxy's configuration for fresh ports and starts it. Returns (Proc, port)."""
+def start_proxy(kind, ctx, workers=1, cpu=PROXY_CPU, valgrind=None, access_log=False, tls=False):
+    """Writes the proxy's configuration for fresh ports and starts it. Returns (Proc, port).
+    tls: also listen with TLS (the "@tls " lines of the template) on ctx["tls_port"][port]."""
     d = ctx["dir"]
     port = free_port()
-    kw = dict(PORT=port, BLUE=ctx["blue"], GREEN=ctx["green"], DIR=d)
+    kw = dict(PORT=port, BLUE=ctx["blue"], GREEN=ctx["green"], DIR=d, tls=tls)
+    if tls:
+        kw.update(TLS_PORT=free_port(), CERT=ctx["tls"]["cert"], KEY=ctx["tls"]["key"],
+                  CERT_PEM=ctx["tls"]["pem"])
+        ctx.setdefault("tls_port", {})[port] = kw["TLS_PORT"]
     if kind == "cutover":
         path = os.path.join(d, f"cutover-{port}.json")
         with open(path, "w") as f:
@@ -276,12 +331,16 @@ def wrk(port, path, conns, seconds, cpu=LOAD_CPU, threads=1):
     return r
 
 
-def h2load(port, conns, streams, seconds, cpu=LOAD_CPU):
-    url = f"http://127.0.0.1:{port}/"
-    c0 = children_cpu()
-    out, rc = run_load(["h2load", "-t1", f"-c{conns}", f"-m{streams}", f"-D{seconds}", url],
-                       cpu, seconds)
-    r = {"rc": rc, "wrk_cpu_s": children_cpu() - c0}
+# Every TLS client offers only this TLS 1.3 suite, so every proxy runs the same cipher (HAProxy
+# would otherwise pick its own preference, AES-256-GCM, while the others follow h2load's order).
+TLS13_CIPHER = "TLS_AES_128_GCM_SHA256"
+H2LOAD_TLS = {"tls_protocol": r"TLS Protocol: (\S+)", "cipher": r"Cipher: (\S+)",
+              "temp_key": r"Server Temp Key: ([^\n]+)", "alpn": r"Application protocol: (\S+)"}
+
+
+def parse_h2load(out):
+    """The counts, the mean request and first-byte times and the TLS parameters h2load printed."""
+    r = {}
     m = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
     r["rps"] = float(m.group(1)) if m else 0.0
     m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed",
@@ -290,12 +349,75 @@ def h2load(port, conns, streams, seconds, cpu=LOAD_CPU):
     r["failed"] = int(m.group(5)) if m else 0
     m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
     r["non2xx"] = sum(int(x) for x in m.groups()[1:]) if m else 0
-    m = re.search(r"time for request:\s+" + WRK_NUM + r"\s+" + WRK_NUM + r"\s+" + WRK_NUM, out)
-    r["mean_ms"] = to_ms(m.group(5), m.group(6)) if m else None
+    for key, label in (("mean_ms", "time for request"), ("ttfb_ms", "time to 1st byte")):
+        m = re.search(label + r":\s+" + WRK_NUM + r"\s+" + WRK_NUM + r"\s+" + WRK_NUM, out)
+        r[key] = to_ms(m.group(5), m.group(6)) if m else None
+    for key, rx in H2LOAD_TLS.items():
+        m = re.search(rx, out)
+        if m:
+            r[key] = m.group(1).strip()
+    return r
+
+
+def h2load(url, conns, streams, seconds, cpu=LOAD_CPU):
+    """h2load -t1 for seconds against url (http:// is h2c with prior knowledge, https:// is
+    HTTP/2 over TLS with ALPN)."""
+    c0 = children_cpu()
+    tls = [f"--tls13-ciphers={TLS13_CIPHER}"] if url.startswith("https:") else []
+    out, rc = run_load(["h2load", "-t1", f"-c{conns}", f"-m{streams}", f"-D{seconds}", *tls, url],
+                       cpu, seconds)
+    r = {"rc": rc, "wrk_cpu_s": children_cpu() - c0}
+    r.update(parse_h2load(out))
     r["p50_ms"] = r["p99_ms"] = None
     r["socket_errors"] = r["failed"]
     if rc != 0 or r["requests"] == 0:
         r["raw"] = out[-2000:]
+    return r
+
+
+def handshakes(url, batch, loops, seconds, cpu=LOAD_CPU):
+    """New TLS connections, one request each, for seconds: `loops` threads each run
+    `h2load -n batch -c batch -m 1` again and again. h2load gives every client its own
+    connection and SSL object and never reconnects one, so each connection is a full handshake
+    (no session is offered for resumption); a client that reconnects (wrk, or h2load after
+    Connection: close) would resume with the previous TLS 1.3 ticket instead. Bursts of `batch`
+    stay far below every proxy's listen backlog. rps = successful connections / wall time."""
+    c0 = children_cpu()
+    t0 = time.time()
+    deadline = t0 + seconds
+    lock = threading.Lock()
+    outs, rcs = [], []
+
+    def loop():
+        while time.time() < deadline:
+            out, rc = run_load(["h2load", "-t1", f"-n{batch}", f"-c{batch}", "-m1",
+                                f"--tls13-ciphers={TLS13_CIPHER}", url], cpu, 10)
+            with lock:
+                outs.append(out)
+                rcs.append(rc)
+
+    threads = [threading.Thread(target=loop) for _ in range(loops)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.time() - t0
+    parsed = [parse_h2load(o) for o in outs]
+    ok = sum(p["requests"] for p in parsed)
+    r = {"rc": max(rcs, key=abs) if rcs else -1, "wrk_cpu_s": children_cpu() - c0,
+         "h2load_runs": len(outs), "requests": ok, "failed": sum(p["failed"] for p in parsed),
+         "non2xx": sum(p["non2xx"] for p in parsed), "rps": ok / wall if wall else 0.0,
+         "p50_ms": None, "p99_ms": None}
+    r["socket_errors"] = r["failed"]
+    ttfb = [(p["ttfb_ms"], p["requests"]) for p in parsed if p.get("ttfb_ms") is not None]
+    r["mean_ms"] = (sum(t * n for t, n in ttfb) / sum(n for _, n in ttfb)
+                    if ttfb and sum(n for _, n in ttfb) else None)
+    for key in H2LOAD_TLS:
+        seen = sorted({p[key] for p in parsed if key in p})
+        if seen:
+            r[key] = ", ".join(seen)
+    if r["rc"] != 0 or ok == 0:
+        r["raw"] = (outs[-1] if outs else "no h2load run")[-2000:]
     return r
 
 
@@ -330,20 +452,29 @@ def sequential(port, n, path="/"):
 # ---------------------------------------------------------------- measurements
 
 
+def load(tool, port, path, conns, seconds, cpu=LOAD_CPU, threads=1):
+    """One run of a load tool: wrk (HTTP/1.1), h2c (h2load, prior knowledge), h2tls (h2load,
+    HTTP/2 over TLS) or handshakes (new TLS connections, see handshakes())."""
+    if tool == "wrk":
+        return wrk(port, path, conns, seconds, cpu=cpu, threads=threads)
+    if tool == "h2c":
+        return h2load(f"http://127.0.0.1:{port}{path}", conns, 10, seconds, cpu=cpu)
+    if tool == "h2tls":
+        return h2load(f"https://127.0.0.1:{port}{path}", conns, 10, seconds, cpu=cpu)
+    if tool == "handshakes":
+        return handshakes(f"https://127.0.0.1:{port}{path}", conns, P["hs_loops"], seconds,
+                          cpu=cpu)
+    raise ValueError(tool)
+
+
 def measured_wrk(proc, port, origins, path, conns, tool="wrk", cpu=LOAD_CPU, threads=1):
     """Warm-up, then one measured run with CPU accounting of the proxy and the origins."""
-    if tool == "wrk":
-        wrk(port, path, conns, P["warmup"], cpu=cpu, threads=threads)
-    else:
-        h2load(port, conns, 10, P["warmup"], cpu=cpu)
+    load(tool, port, path, conns, P["warmup"], cpu=cpu, threads=threads)
     pids = sorted({o[0].pid for o in origins})
     t0 = time.time()
     c0 = cpu_ticks(proc.pid) if proc else 0
     o0 = sum(cpu_ticks(pid) for pid in pids)
-    if tool == "wrk":
-        r = wrk(port, path, conns, P["duration"], cpu=cpu, threads=threads)
-    else:
-        r = h2load(port, conns, 10, P["duration"], cpu=cpu)
+    r = load(tool, port, path, conns, P["duration"], cpu=cpu, threads=threads)
     wall = time.time() - t0
     o1 = sum(cpu_ticks(pid) for pid in pids)
     if proc:
@@ -377,6 +508,17 @@ def check_runs(label, runs):
             log(f"{label}: {r['socket_errors']} socket errors (reported, not fatal)")
 
 
+def check_tls(label, runs):
+    """Every TLS run must have negotiated TLS 1.3, TLS13_CIPHER and ALPN h2. Returns what was
+    negotiated."""
+    seen = {k: sorted({r[k] for r in runs if r.get(k)}) for k in H2LOAD_TLS}
+    if seen["tls_protocol"] != ["TLSv1.3"] or seen["alpn"] != ["h2"] or \
+            seen["cipher"] != [TLS13_CIPHER]:
+        fail(f"{label}: negotiated {seen['tls_protocol'] or 'no TLS'} {seen['cipher']} with ALPN "
+             f"{seen['alpn'] or 'none'}; expected TLSv1.3 {TLS13_CIPHER} and h2")
+    return {k: ", ".join(v) for k, v in seen.items()}
+
+
 def scenario_throughput(ctx, name, path, conns, tool="wrk", proxies=None, ceiling=True):
     """Runs one throughput scenario for every proxy and for the origin directly."""
     out = {}
@@ -387,7 +529,7 @@ def scenario_throughput(ctx, name, path, conns, tool="wrk", proxies=None, ceilin
             out[kind] = {"pending": "cutover has no h2 yet"}
             continue
         try:
-            proc, port = start_proxy(kind, ctx)
+            proc, port = start_proxy(kind, ctx, tls=tool in TLS_TOOLS)
         except RuntimeError as e:
             fail(f"{label}: {e}")
             out[kind] = {"error": str(e)}
@@ -395,19 +537,23 @@ def scenario_throughput(ctx, name, path, conns, tool="wrk", proxies=None, ceilin
         try:
             if tool == "h2c" and kind == "nginx":
                 port = ctx["h2c_port"][port]
+            elif tool in TLS_TOOLS:
+                port = ctx["tls_port"][port]
+            unit = "handshake" if tool == "handshakes" else "req"
             runs = []
             for i in range(P["repeats"]):
-                r = measured_wrk(proc, port, ctx["origins"], path, conns,
-                                 tool="wrk" if tool == "wrk" else "h2load")
+                r = measured_wrk(proc, port, ctx["origins"], path, conns, tool=tool)
                 runs.append(r)
-                log(f"{label} run {i + 1}: {r['rps']:.0f} req/s, p99 {r.get('p99_ms')} ms, "
-                    f"proxy {r.get('cpu_us_per_req') or 0:.2f} us/req, "
+                log(f"{label} run {i + 1}: {r['rps']:.0f} {'handshakes' if unit == 'handshake' else 'req'}/s, p99 {r.get('p99_ms')} ms, "
+                    f"proxy {r.get('cpu_us_per_req') or 0:.2f} us/{unit}, "
                     f"proxy busy {r.get('proxy_busy', 0):.2f}, load cpu busy {r['load_cpu_busy']:.2f}")
                 if not proc.alive():
                     fail(f"{label}: {kind} died during the run (exit {proc.p.returncode})")
                     break
             check_runs(label, runs)
             out[kind] = {"runs": runs}
+            if tool in TLS_TOOLS:
+                out[kind]["tls"] = check_tls(label, runs)
             for k in ("rps", "p50_ms", "p99_ms", "mean_ms", "cpu_us_per_req", "bytes_per_s",
                       "proxy_busy", "load_cpu_busy"):
                 s = summarize(runs, k)
@@ -727,12 +873,14 @@ def origin_us(entry):
     return statistics.median(vals) if vals else None
 
 
-def table_throughput(title, res, note, mib=False):
+def table_throughput(title, res, note, mib=False, unit="req", p50_hdr="p50 ms"):
+    """unit: what rps and the CPU column count ("req", or "handshake" for tls_handshakes);
+    p50_hdr: the header of the p50 column (h2load rows fill it with a mean)."""
     lines = [f"### {title}", "", note, ""]
-    hdr = "| server | req/s median (min..max) | × HAProxy | × ceiling | p50 ms | p99 ms | " \
-          "proxy CPU µs/req | × HAProxy | proxy CPU busy | origins CPU µs/req | load CPU busy |"
+    hdr = f"| server | {unit}/s median (min..max) | × HAProxy | × ceiling | {p50_hdr} | p99 ms | " \
+          f"proxy CPU µs/{unit} | × HAProxy | proxy CPU busy | origins CPU µs/req | load CPU busy |"
     if mib:
-        hdr = hdr.replace("| p50 ms", "| MiB/s | p50 ms")
+        hdr = hdr.replace(f"| {p50_hdr}", f"| MiB/s | {p50_hdr}")
     lines += [hdr, "|" + "---|" * (hdr.count("|") - 1)]
     ha = res.get("haproxy", {})
     ceil = res.get("origin", {})
@@ -759,6 +907,13 @@ def table_throughput(title, res, note, mib=False):
                 fmt(med(e, "load_cpu_busy"), 2)]
         lines.append("| " + " | ".join(row) + " |")
     return lines + [""]
+
+
+def tls_params(res):
+    """One line with what each proxy negotiated (from h2load's output)."""
+    parts = [f"{k}: {e['tls']['tls_protocol']} {e['tls']['cipher']}, {e['tls']['temp_key']}, "
+             f"ALPN {e['tls']['alpn']}" for k, e in res.items() if e.get("tls")]
+    return (["Negotiated: " + "; ".join(parts) + ".", ""]) if parts else []
 
 
 def report(results):
@@ -802,6 +957,24 @@ def report(results):
             f"h2c (prior knowledge) small GET (h2load -t1 -c{P['conns_small']} -m10, {P['duration']} s)",
             R["h2c"], "Downstream HTTP/2 cleartext, upstream HTTP/1.1. p50 column shows h2load's "
             "mean (h2load prints no percentiles); no origin ceiling (the origin speaks HTTP/1.1).")
+    if "h2tls" in R:
+        L += table_throughput(
+            f"HTTP/2 over TLS small GET (h2load -t1 -c{P['conns_small']} -m10, {P['duration']} s)",
+            R["h2tls"], "Downstream TLS 1.3 with ALPN h2 (ECDSA P-256 certificate), upstream "
+            "HTTP/1.1 in clear. Connections are opened once, so handshakes are not measured here. "
+            "p50 column: h2load's mean; no origin ceiling (the origin has no TLS).",
+            p50_hdr="mean ms") + tls_params(R["h2tls"])
+    if "tls_handshakes" in R:
+        L += table_throughput(
+            f"New TLS connections, full handshakes ({P['hs_loops']} × h2load -n{P['hs_batch']} "
+            f"-c{P['hs_batch']} -m1 in a loop, {P['duration']} s)",
+            R["tls_handshakes"], "Every connection: TCP connect, full TLS 1.3 handshake (no "
+            "resumption), ALPN h2, one GET / proxied upstream, close. handshakes/s = connections "
+            "completed per second; proxy CPU µs/handshake covers the whole connection. The load "
+            "side pays a full client handshake per connection too, so load CPU busy near 1.00 means "
+            "h2load, not the proxy, sets the rate: compare the CPU column. Mean ms: time to the "
+            "first response byte (connect + handshake + request).", unit="handshake",
+            p50_hdr="mean ms") + tls_params(R["tls_handshakes"])
     if "idle" in R:
         L += [f"### {P['idle_conns']} idle keep-alive connections: resident memory per connection", "",
               "Each connection made one GET, then stays open. RSS from /proc/PID/status after "
@@ -881,8 +1054,8 @@ def main():
     if P["idle_conns"] > cap:
         P["idle_conns"] = max(100, cap)
         log(f"ulimit -n {hard}: idle connections reduced to {P['idle_conns']} (HAProxy maxconn)")
-    wanted = ONLY or ["split", "small", "access_log", "large", "h2c", "idle", "callgrind", "scaling",
-                      "switch"]
+    wanted = ONLY or ["split", "small", "access_log", "large", "h2c", "h2tls", "tls_handshakes",
+                      "idle", "callgrind", "scaling", "switch"]
     if SMOKE and not ONLY:
         wanted = [w for w in wanted if w != "access_log"]
 
@@ -891,8 +1064,13 @@ def main():
     t_start = time.time()
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "smoke": SMOKE, "params": dict(P),
                "versions": versions(), "machine": machine(), "scenarios": {}, "errors": errors}
+    try:
+        tls = make_certs(d)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        print(f"bench: cannot make the TLS certificates: {e}", file=sys.stderr)
+        return 1
     origins = start_origins(d)
-    ctx = {"dir": d, "blue": origins[0][1], "green": origins[1][1], "origins": origins}
+    ctx = {"dir": d, "blue": origins[0][1], "green": origins[1][1], "origins": origins, "tls": tls}
     try:
         for sc in wanted:
             t0 = time.time()
@@ -909,6 +1087,12 @@ def main():
             elif sc == "h2c":
                 results["scenarios"]["h2c"] = scenario_throughput(
                     ctx, "h2c", "/", P["conns_small"], tool="h2c", ceiling=False)
+            elif sc == "h2tls":
+                results["scenarios"]["h2tls"] = scenario_throughput(
+                    ctx, "h2tls", "/", P["conns_small"], tool="h2tls", ceiling=False)
+            elif sc == "tls_handshakes":
+                results["scenarios"]["tls_handshakes"] = scenario_throughput(
+                    ctx, "tls_handshakes", "/", P["hs_batch"], tool="handshakes", ceiling=False)
             elif sc == "idle":
                 results["scenarios"]["idle"] = scenario_idle(ctx)
             elif sc == "callgrind":

@@ -13,11 +13,24 @@
  * the connection is closed. Prints the line "ready" on stdout once it listens; exits 0 on
  * SIGTERM or SIGINT.
  *
+ * HTTP/2 cleartext with prior knowledge (h2c): a connection whose first bytes are the HTTP/2
+ * connection preface is served by an nghttp2 server session with the same answers (GET /size/N,
+ * "NAME\n" otherwise, HEAD without body, request bodies discarded), plus a gRPC-shaped exchange:
+ * a request with "te: trailers" on a path starting with /grpc gets content-type application/grpc,
+ * the 5-byte length-prefixed message "NAME" and the trailers grpc-status: 0, grpc-message: OK.
+ * A stream is answered when its request ends (END_STREAM).
+ *
  * Design: one epoll loop, level-triggered. Per connection one input buffer and one output buffer;
  * a read that did not fill the buffer goes back to epoll instead of reading again for EAGAIN
  * (level-triggered epoll reports what is left), which saves one syscall per request;
  * large bodies are not copied but sent from one static 1 MiB buffer of 'x' with writev. The head
  * for "/" is built once at start-up; a /size/N head is formatted with one snprintf.
+ * The protocol is decided once per connection, on its first read; an HTTP/1.1 connection then
+ * pays one branch per event for HTTP/2 existing. An HTTP/2 connection reuses the same in/out
+ * buffers: input goes straight to nghttp2_session_mem_recv; frames are queued as iovecs, control
+ * frames and small bodies copied into out[], /size/N DATA payloads as slices of the static body
+ * buffer (NGHTTP2_DATA_FLAG_NO_COPY), so a large response is neither copied nor buffered whole:
+ * nghttp2 pulls it frame by frame as the peer's flow-control window allows.
  * All state lives in struct origin, passed explicitly; nothing is global.
  */
 #include <errno.h>
@@ -37,12 +50,23 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <nghttp2/nghttp2.h>
+
 #define ORIGIN_IN_CAP 16384       /* one request head must fit */
 #define ORIGIN_OUT_CAP 65536      /* stop parsing pipelined requests beyond this */
 #define ORIGIN_BODY_CHUNK 1048576 /* static body buffer */
 #define ORIGIN_MAX_SIZE (1UL << 30)
 #define ORIGIN_MAX_EVENTS 256
 #define ORIGIN_MAX_LISTENERS 8
+#define ORIGIN_H2_STREAMS 128 /* SETTINGS_MAX_CONCURRENT_STREAMS, and the stream pool size */
+#define ORIGIN_H2_IOV 64      /* queued output segments per HTTP/2 connection */
+#define ORIGIN_H2_ROUNDS 16   /* reads per wake-up before other connections get a turn */
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define ORIGIN_H2_PREFACE_LEN (sizeof h2_preface - 1)
+
+/* What a connection speaks: decided by its first bytes. */
+enum origin_proto { ORIGIN_SNIFF, ORIGIN_H1, ORIGIN_H2 };
 
 /* One listening port and the name it answers with. */
 struct listener {
@@ -50,17 +74,23 @@ struct listener {
     const char *name;
     char root_ka[256], root_close[256]; /* full responses for "/" */
     size_t root_ka_len, root_close_len, name_len;
+    char grpc_msg[5 + 64]; /* gRPC message framing of NAME: flag 0, 4-byte big-endian length */
+    size_t grpc_len;
 };
+
+struct h2c;
 
 struct conn {
     int fd;
     const struct listener *l;
-    bool closing;      /* close once the output is flushed */
-    bool want_out;     /* EPOLLOUT is armed */
+    bool closing;        /* close once the output is flushed */
+    bool want_out;       /* EPOLLOUT is armed */
+    unsigned char proto; /* enum origin_proto */
+    struct h2c *h2;      /* owned; set once the connection is HTTP/2 */
     size_t in_len;
     size_t out_len, out_off;
-    uint64_t body_left;  /* static-body bytes still to send after out[] */
-    uint64_t discard;    /* request-body bytes still to skip */
+    uint64_t body_left; /* static-body bytes still to send after out[] */
+    uint64_t discard;   /* request-body bytes still to skip */
     char in[ORIGIN_IN_CAP];
     char out[ORIGIN_OUT_CAP];
 };
@@ -70,10 +100,15 @@ struct origin {
     struct listener ls[ORIGIN_MAX_LISTENERS];
     int nls;
     char *body;                          /* ORIGIN_BODY_CHUNK bytes of 'x' */
+    nghttp2_session_callbacks *h2cb;     /* shared by every HTTP/2 session */
 };
+
+static void h2c_free(struct h2c *h);
 
 static void conn_free(struct origin *o, struct conn *c)
 {
+    if (c->h2)
+        h2c_free(c->h2);
     epoll_ctl(o->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     free(c);
@@ -232,10 +267,444 @@ static void arm_out(struct origin *o, struct conn *c, bool on)
     c->want_out = on;
 }
 
+/* ---------------------------------------------------------------- HTTP/2 (h2c, prior knowledge) */
+
+/* One request stream; lives in its connection's pool from HEADERS to stream close. */
+struct h2s {
+    int next_free;    /* index of the next free slot, -1 at the end (while free) */
+    bool head;        /* :method HEAD */
+    bool size_path;   /* :path /size/N */
+    bool grpc_path;   /* :path starts with /grpc */
+    bool te_trailers; /* te: trailers */
+    bool responded;
+    bool trailers;   /* send the gRPC trailers after the body */
+    uint64_t size;   /* N of /size/N */
+    uint64_t left;   /* body bytes still to hand to nghttp2 */
+    const char *src; /* small body copied from here; NULL: /size/N from the static buffer */
+};
+
+/* An HTTP/2 connection: the nghttp2 session and its output queue. The queue is a list of
+ * iovecs into conn->out (serialized frames, copied by the send callback) and into the origin's
+ * static body buffer (DATA payloads, not copied); it is written with writev and reset once
+ * empty. Owned by its struct conn; freed by conn_free. */
+struct h2c {
+    struct origin *o;
+    struct conn *c;
+    nghttp2_session *s;
+    size_t used; /* bytes of c->out the queue refers to */
+    int iov_head, iov_n;
+    bool tail_out; /* the last iovec ends at c->out + used (a copy may extend it) */
+    struct iovec iov[ORIGIN_H2_IOV];
+    int free_head; /* first free stream slot, -1 when all are in use */
+    struct h2s streams[ORIGIN_H2_STREAMS];
+};
+
+#define ORIGIN_NV(NAME, VALUE)                                                                     \
+    {                                                                                              \
+        (uint8_t *)(NAME), (uint8_t *)(VALUE), sizeof(NAME) - 1, sizeof(VALUE) - 1,                \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
+    }
+
+static struct h2s *h2s_get(struct h2c *h)
+{
+    if (h->free_head < 0)
+        return NULL;
+    struct h2s *st = &h->streams[h->free_head];
+    h->free_head = st->next_free;
+    *st = (struct h2s){.next_free = -1};
+    return st;
+}
+
+static void h2s_put(struct h2c *h, struct h2s *st)
+{
+    st->next_free = h->free_head;
+    h->free_head = (int)(st - h->streams);
+}
+
+/* Copies up to n bytes into the output queue. Returns the bytes taken, 0 when it is full. */
+static size_t h2q_copy(struct h2c *h, const uint8_t *p, size_t n)
+{
+    size_t room = ORIGIN_OUT_CAP - h->used;
+    if (n > room)
+        n = room;
+    if (n == 0)
+        return 0;
+    char *dst = h->c->out + h->used;
+    if (h->tail_out) {
+        h->iov[h->iov_n - 1].iov_len += n;
+    } else {
+        if (h->iov_n == ORIGIN_H2_IOV)
+            return 0;
+        h->iov[h->iov_n++] = (struct iovec){.iov_base = dst, .iov_len = n};
+        h->tail_out = true;
+    }
+    memcpy(dst, p, n);
+    h->used += n;
+    return n;
+}
+
+/* Writes the queue. Returns 1 when it is empty, 0 on EAGAIN, -1 on a socket error. */
+static int h2q_flush(struct h2c *h)
+{
+    while (h->iov_head < h->iov_n) {
+        ssize_t w = writev(h->c->fd, h->iov + h->iov_head, h->iov_n - h->iov_head);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        size_t k = (size_t)w;
+        while (k > 0) {
+            struct iovec *v = &h->iov[h->iov_head];
+            if (k >= v->iov_len) {
+                k -= v->iov_len;
+                h->iov_head++;
+            } else {
+                v->iov_base = (char *)v->iov_base + k;
+                v->iov_len -= k;
+                k = 0;
+            }
+        }
+    }
+    h->iov_head = h->iov_n = 0;
+    h->used = 0;
+    h->tail_out = false;
+    return 1;
+}
+
+/* nghttp2 send callback: serialized frames (all but /size/N DATA) are copied into the queue. */
+static ssize_t h2_on_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
+                          void *user_data)
+{
+    (void)s;
+    (void)flags;
+    size_t n = h2q_copy(user_data, data, len);
+    return n ? (ssize_t)n : NGHTTP2_ERR_WOULDBLOCK;
+}
+
+/* nghttp2 send-data callback (NO_COPY DATA frames): the 9-byte header is copied, the payload
+ * queued as a slice of the static body buffer. All or nothing, as nghttp2 requires. */
+static int h2_on_send_data(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *framehd,
+                           size_t length, nghttp2_data_source *source, void *user_data)
+{
+    (void)s;
+    (void)source;
+    struct h2c *h = user_data;
+    if (frame->data.padlen > 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE; /* no padding is ever selected */
+    if (ORIGIN_OUT_CAP - h->used < 9 || h->iov_n + 2 > ORIGIN_H2_IOV)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    h2q_copy(h, framehd, 9);
+    if (length > 0) {
+        h->iov[h->iov_n++] = (struct iovec){.iov_base = h->o->body, .iov_len = length};
+        h->tail_out = false;
+    }
+    return 0;
+}
+
+/* Data provider: small bodies are copied from the listener's static text; /size/N bodies are
+ * sent without a copy (NO_COPY: h2_on_send_data queues the static buffer). Sends the gRPC
+ * trailers after the last byte when the stream asked for them. */
+static ssize_t h2_on_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length,
+                               uint32_t *flags, nghttp2_data_source *source, void *user_data)
+{
+    (void)user_data;
+    struct h2s *st = source->ptr;
+    size_t n = st->left < length ? (size_t)st->left : length;
+    if (n > ORIGIN_BODY_CHUNK)
+        n = ORIGIN_BODY_CHUNK;
+    if (st->src) {
+        memcpy(buf, st->src, n);
+        st->src += n;
+    } else {
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    }
+    st->left -= n;
+    if (st->left == 0) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->trailers) {
+            static const nghttp2_nv trailers[] = {ORIGIN_NV("grpc-status", "0"),
+                                                  ORIGIN_NV("grpc-message", "OK")};
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            if (nghttp2_submit_trailer(s, id, trailers, 2) != 0)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+    }
+    return (ssize_t)n;
+}
+
+static bool is_request_headers(const nghttp2_frame *frame)
+{
+    return frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST;
+}
+
+static int h2_on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *user_data)
+{
+    if (!is_request_headers(frame))
+        return 0;
+    struct h2s *st = h2s_get(user_data);
+    if (!st)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets this stream only */
+    if (nghttp2_session_set_stream_user_data(s, frame->hd.stream_id, st) != 0) {
+        h2s_put(user_data, st);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
+/* :path decides the answer, as the HTTP/1.1 request line does. */
+static void h2s_set_path(struct h2s *st, const uint8_t *v, size_t len)
+{
+    if (len > 6 && memcmp(v, "/size/", 6) == 0) {
+        uint64_t n = 0;
+        for (size_t i = 6; i < len && v[i] >= '0' && v[i] <= '9' && n <= ORIGIN_MAX_SIZE; i++)
+            n = n * 10 + (uint64_t)(v[i] - '0');
+        st->size_path = true;
+        st->size = n > ORIGIN_MAX_SIZE ? ORIGIN_MAX_SIZE : n;
+    } else if (len >= 5 && memcmp(v, "/grpc", 5) == 0) {
+        st->grpc_path = true;
+    }
+}
+
+static int h2_on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name,
+                        size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                        void *user_data)
+{
+    (void)flags;
+    (void)user_data;
+    if (!is_request_headers(frame))
+        return 0;
+    struct h2s *st = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+    if (!st)
+        return 0;
+    if (namelen == 7 && memcmp(name, ":method", 7) == 0)
+        st->head = valuelen == 4 && memcmp(value, "HEAD", 4) == 0;
+    else if (namelen == 5 && memcmp(name, ":path", 5) == 0)
+        h2s_set_path(st, value, valuelen);
+    else if (namelen == 2 && memcmp(name, "te", 2) == 0)
+        st->te_trailers = valuelen == 8 && memcmp(value, "trailers", 8) == 0;
+    return 0;
+}
+
+/* Submits the response of a complete request. Returns 0 or an nghttp2 error code. */
+static int h2s_respond(struct h2c *h, int32_t id, struct h2s *st)
+{
+    const struct listener *l = h->c->l;
+    char clen[24];
+    nghttp2_nv nv[3] = {ORIGIN_NV(":status", "200")};
+    size_t nnv = 1;
+    if (st->grpc_path && st->te_trailers) {
+        nv[nnv++] = (nghttp2_nv)ORIGIN_NV("content-type", "application/grpc");
+        st->src = l->grpc_msg;
+        st->left = l->grpc_len;
+        st->trailers = !st->head;
+    } else {
+        uint64_t len = st->size_path ? st->size : l->name_len + 1;
+        if (st->size_path) {
+            nv[nnv++] = (nghttp2_nv)ORIGIN_NV("content-type", "application/octet-stream");
+            st->src = NULL;
+        } else {
+            nv[nnv++] = (nghttp2_nv)ORIGIN_NV("content-type", "text/plain");
+            st->src = l->root_ka + l->root_ka_len - len; /* "NAME\n" ends the "/" response */
+        }
+        int n = snprintf(clen, sizeof clen, "%llu", (unsigned long long)len);
+        nv[nnv++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clen, 14, (size_t)n,
+                                 NGHTTP2_NV_FLAG_NO_COPY_NAME};
+        st->left = len;
+    }
+    if (st->head)
+        st->left = 0;
+    st->responded = true;
+    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = h2_on_read_body};
+    return nghttp2_submit_response(h->s, id, nv, nnv, st->left ? &prd : NULL);
+}
+
+/* A request is answered when it ends: END_STREAM on its HEADERS or on its last DATA frame
+ * (the body was discarded chunk by chunk; nghttp2 returns the window automatically). */
+static int h2_on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user_data)
+{
+    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    struct h2s *st = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+    if (!st || st->responded)
+        return 0;
+    return h2s_respond(user_data, frame->hd.stream_id, st) == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+static int h2_on_stream_close(nghttp2_session *s, int32_t id, uint32_t error_code, void *user_data)
+{
+    (void)error_code;
+    struct h2s *st = nghttp2_session_get_stream_user_data(s, id);
+    if (st)
+        h2s_put(user_data, st);
+    return 0;
+}
+
+/* The callbacks every session shares; made once at start-up. Returns NULL on failure. */
+static nghttp2_session_callbacks *h2_callbacks_new(void)
+{
+    nghttp2_session_callbacks *cb;
+    if (nghttp2_session_callbacks_new(&cb) != 0)
+        return NULL;
+    nghttp2_session_callbacks_set_send_callback(cb, h2_on_send);
+    nghttp2_session_callbacks_set_send_data_callback(cb, h2_on_send_data);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, h2_on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, h2_on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, h2_on_frame_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2_on_stream_close);
+    return cb;
+}
+
+/* A server session for connection c with our SETTINGS queued. Returns NULL on failure. */
+static struct h2c *h2c_new(struct origin *o, struct conn *c)
+{
+    struct h2c *h = malloc(sizeof *h);
+    if (!h)
+        return NULL;
+    h->o = o;
+    h->c = c;
+    h->used = 0;
+    h->iov_head = h->iov_n = 0;
+    h->tail_out = false;
+    for (int i = 0; i < ORIGIN_H2_STREAMS; i++)
+        h->streams[i].next_free = i + 1 < ORIGIN_H2_STREAMS ? i + 1 : -1;
+    h->free_head = 0;
+    if (nghttp2_session_server_new(&h->s, o->h2cb, h) != 0) {
+        free(h);
+        return NULL;
+    }
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, ORIGIN_H2_STREAMS},
+    };
+    if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, 1) != 0) {
+        h2c_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+/* Frees the session; stream slots go with the struct (nghttp2_session_del calls no callback). */
+static void h2c_free(struct h2c *h)
+{
+    nghttp2_session_del(h->s);
+    free(h);
+}
+
+/* Lets nghttp2 fill the queue and writes it, until nghttp2 has nothing more to send (1), the
+ * socket is full (0) or fails (-1). */
+static int h2_output(struct h2c *h)
+{
+    for (;;) {
+        if (nghttp2_session_send(h->s) != 0)
+            return -1;
+        if (h->iov_n == 0)
+            return 1;
+        int f = h2q_flush(h);
+        if (f <= 0)
+            return f;
+    }
+}
+
+/* Reads once and feeds the bytes to nghttp2. Returns 1 when the socket may hold more, 0 when
+ * it is drained, -1 to close (EOF, socket or protocol error). */
+static int h2_input(struct h2c *h)
+{
+    struct conn *c = h->c;
+    ssize_t r;
+    do {
+        r = read(c->fd, c->in, ORIGIN_IN_CAP);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    if (r == 0)
+        return -1;
+    if (nghttp2_session_mem_recv(h->s, (const uint8_t *)c->in, (size_t)r) < 0)
+        return -1;
+    return (size_t)r == ORIGIN_IN_CAP ? 1 : 0;
+}
+
+/* Runs an HTTP/2 connection as far as it can go: output first (EPOLLOUT replaces EPOLLIN while
+ * the socket is full, as for HTTP/1.1), then input. drained: the last read emptied the socket. */
+static void h2_run(struct origin *o, struct conn *c, bool drained)
+{
+    struct h2c *h = c->h2;
+    for (int round = 0;; round++) {
+        int f = h2_output(h);
+        if (f < 0)
+            break;
+        arm_out(o, c, f == 0);
+        if (f == 0)
+            return;
+        if (!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s))
+            break;
+        if (drained || round == ORIGIN_H2_ROUNDS)
+            return; /* level-triggered epoll reports input still waiting */
+        int r = h2_input(h);
+        if (r < 0)
+            break;
+        drained = r == 0;
+    }
+    conn_free(o, c);
+}
+
+/* Switches a connection whose buffered input starts with the preface to HTTP/2. */
+static void h2_start(struct origin *o, struct conn *c, bool drained)
+{
+    c->h2 = h2c_new(o, c);
+    if (!c->h2) {
+        conn_free(o, c);
+        return;
+    }
+    c->proto = ORIGIN_H2;
+    ssize_t r = nghttp2_session_mem_recv(c->h2->s, (const uint8_t *)c->in, c->in_len);
+    c->in_len = 0;
+    if (r < 0) {
+        conn_free(o, c);
+        return;
+    }
+    h2_run(o, c, drained);
+}
+
+/* The first read of a connection: its bytes decide the protocol. Returns ORIGIN_H1 or
+ * ORIGIN_H2 once decided, ORIGIN_SNIFF when more bytes are needed or nothing was read, -1
+ * when the connection was closed (and freed). */
+static int conn_sniff(struct origin *o, struct conn *c, bool *drained)
+{
+    size_t room = ORIGIN_IN_CAP - c->in_len;
+    ssize_t r = read(c->fd, c->in + c->in_len, room);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return ORIGIN_SNIFF;
+    if (r <= 0) {
+        conn_free(o, c);
+        return -1;
+    }
+    c->in_len += (size_t)r;
+    *drained = (size_t)r < room;
+    size_t n = c->in_len < ORIGIN_H2_PREFACE_LEN ? c->in_len : ORIGIN_H2_PREFACE_LEN;
+    if (memcmp(c->in, h2_preface, n) != 0)
+        return ORIGIN_H1;
+    return n == ORIGIN_H2_PREFACE_LEN ? ORIGIN_H2 : ORIGIN_SNIFF;
+}
+
 /* Runs the connection as far as it can go without blocking. */
 static void conn_run(struct origin *o, struct conn *c)
 {
     bool drained = false; /* the last read left the socket empty: epoll reports more input */
+    if (c->proto != ORIGIN_H1) {
+        if (c->proto == ORIGIN_H2) {
+            h2_run(o, c, false);
+            return;
+        }
+        int p = conn_sniff(o, c, &drained);
+        if (p == ORIGIN_H2)
+            h2_start(o, c, drained);
+        if (p != ORIGIN_H1)
+            return;
+        c->proto = ORIGIN_H1;
+    }
     for (;;) {
         /* Parse every complete request already buffered (pipelining). */
         size_t off = 0;
@@ -327,6 +796,8 @@ static void on_accept(struct origin *o, const struct listener *l)
         c->fd = fd;
         c->l = l;
         c->closing = c->want_out = false;
+        c->proto = ORIGIN_SNIFF;
+        c->h2 = NULL;
         c->in_len = c->out_len = c->out_off = 0;
         c->body_left = c->discard = 0;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -340,7 +811,8 @@ static void on_accept(struct origin *o, const struct listener *l)
 static void usage(void)
 {
     fprintf(stderr, "usage: origin --port P --name NAME [--host ADDR]\n"
-                    "       origin --listen PORT:NAME [--listen PORT:NAME ...] [--host ADDR]\n");
+                    "       origin --listen PORT:NAME [--listen PORT:NAME ...] [--host ADDR]\n"
+                    "HTTP/1.1, and HTTP/2 cleartext with prior knowledge, on every port.\n");
     exit(2);
 }
 
@@ -362,6 +834,11 @@ static void add_listener(struct origin *o, long port, const char *name)
                                          "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                                          "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
                                          l->name_len + 1, name);
+    l->grpc_msg[0] = 0; /* not compressed */
+    for (int i = 0; i < 4; i++)
+        l->grpc_msg[1 + i] = (char)((l->name_len >> (8 * (3 - i))) & 0xff);
+    memcpy(l->grpc_msg + 5, name, l->name_len);
+    l->grpc_len = 5 + l->name_len;
 }
 
 static int listen_on(const char *host, long port)
@@ -413,6 +890,11 @@ int main(int argc, char **argv)
     if (!o.body)
         return 1;
     memset(o.body, 'x', ORIGIN_BODY_CHUNK);
+    o.h2cb = h2_callbacks_new();
+    if (!o.h2cb) {
+        fprintf(stderr, "origin: cannot create the nghttp2 callbacks\n");
+        return 1;
+    }
 
     signal(SIGPIPE, SIG_IGN);
     sigset_t mask;
@@ -446,6 +928,7 @@ int main(int argc, char **argv)
                 for (int k = 0; k < o.nls; k++)
                     close(o.ls[k].fd);
                 free(o.body);
+                nghttp2_session_callbacks_del(o.h2cb);
                 return 0;
             }
             struct listener *l = NULL;

@@ -3,13 +3,13 @@
 #   BUILD=build bench/run.sh            full run (~12 min on 2 cores); appends to bench/RESULTS.md
 #   BUILD=build SMOKE=1 bench/run.sh    harness check (< 2 min); fails on errors, never on speed
 #   ONLY=small,idle bench/run.sh        only some scenarios
-# (split small access_log large h2c idle callgrind scaling)
+# (split small access_log large h2c h2tls tls_handshakes idle callgrind scaling switch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 mkdir -p "$BUILD/bench"
 if [ ! -x "$BUILD/bench/origin" ] || [ bench/origin.c -nt "$BUILD/bench/origin" ]; then
-    cc -std=c17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$BUILD/bench/origin" bench/origin.c
+    cc -std=c17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$BUILD/bench/origin" bench/origin.c -lnghttp2
 fi
 [ -x "$BUILD/cutover" ] || { echo "bench: $BUILD/cutover missing (run make)" >&2; exit 1; }
 SMOKE=${SMOKE:-0}
