@@ -159,3 +159,11 @@ int cfg_route_pool_index(const struct cfg_route *route, const char *name)
             return (int)i;
     return -1;
 }
+
+int cfg_route_index(const struct cfg *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        if (cfg->routes[i].name != NULL && strcmp(cfg->routes[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}

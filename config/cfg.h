@@ -268,6 +268,9 @@ void cfg_errors_print(const struct cfg_errors *errs, const char *file, FILE *f);
 /* Returns the pool index of name in route, or -1. */
 int cfg_route_pool_index(const struct cfg_route *route, const char *name);
 
+/* Index of the route named name in cfg, or -1. */
+int cfg_route_index(const struct cfg *cfg, const char *name);
+
 /* Appends one error (path copied; "" is the root; line/column 0 when unknown) to errs, which
  * must be initialised ({0} is empty). Returns 0 or CUT_ENOMEM. Config and control code use it to
  * collect every problem before rejecting a change. */

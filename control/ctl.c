@@ -24,6 +24,7 @@
 #include "../proxy/worker.h"
 #include "ctl_internal.h"
 #include "ctlsock.h"
+#include "health_state.h"
 #include "metrics.h"
 
 #define CTL_EXIT_POLL_MS 20
@@ -121,6 +122,41 @@ static void dns_dispose(struct ctl *c)
 }
 
 /* ---- counters ---------------------------------------------------------------------------- */
+
+void ctl_health_report(struct ctl *c, const char *route, const char *pool, const char *key,
+                       int up, const char *why)
+{
+    char extra[1024], er[128], ep[64], ek[128], ew[256];
+    log_escape(er, sizeof er, route, strlen(route));
+    log_escape(ep, sizeof ep, pool, strlen(pool));
+    log_escape(ek, sizeof ek, key, strlen(key));
+    log_escape(ew, sizeof ew, why ? why : "", why ? strlen(why) : 0);
+    snprintf(extra, sizeof extra,
+             ",\"route\":\"%s\",\"pool\":\"%s\",\"endpoint\":\"%s\",\"state\":\"%s\","
+             "\"reason\":\"%s\",\"source\":\"active\"",
+             er, ep, ek, up ? "up" : "down", ew);
+    ctl_event(c, "endpoint_health", extra);
+    if (hstate_set_active(c->hs, route, pool, key, up, ctl_now_ms()) && ctl_publish(c) < 0)
+        ctl_event(c, "publish_failed", ",\"reason\":\"out of memory\"");
+}
+
+uint64_t ctl_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct ctl *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->stopping)
+        return;
+    if (hstate_tick(c, ctl_now_ms()) && ctl_publish(c) < 0)
+        ctl_event(c, "publish_failed", ",\"reason\":\"out of memory\"");
+}
 
 void ctl_count_op(struct ctl *c, const char *op, int ok)
 {
@@ -612,6 +648,8 @@ int ctl_publish(struct ctl *c)
     free(ov);
     if (!s)
         return CUT_ENOMEM;
+    if (c->hs)
+        hstate_apply(c, s);
     for (unsigned i = 0; i < CFG_MAX_LISTENERS; i++) {
         s->tls[i] = c->tls.listeners[i];
         tls_ctx_ref(s->tls[i]);
@@ -978,9 +1016,11 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     c->ev_drain = evtimer_new(c->base, on_drain, c);
     c->ev_exit = event_new(c->base, -1, EV_PERSIST, on_exit_poll, c);
     c->ev_tls_check = evtimer_new(c->base, on_tls_check, c);
+    c->ev_tick = event_new(c->base, -1, EV_PERSIST, on_tick, c);
+    c->hs = hstate_new(c->nworkers);
     c->ev_tls_poll = evtimer_new(c->base, on_tls_poll, c);
     if (!c->ev_hup || !c->ev_term || !c->ev_int || !c->ev_dns || !c->ev_delay || !c->ev_drain ||
-        !c->ev_exit || !c->ev_tls_check || !c->ev_tls_poll) {
+        !c->ev_exit || !c->ev_tls_check || !c->ev_tls_poll || !c->ev_tick || !c->hs) {
         snprintf(err, cap, "out of memory");
         ctl_free(c);
         return NULL;
@@ -1018,6 +1058,8 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         return NULL;
     }
     arm_dns(c);
+    struct timeval tick = {0, CTL_TICK_MS * 1000};
+    event_add(c->ev_tick, &tick);
     if (c->ntls_files)
         tls_event(c, "tls_loaded");
     return c;
@@ -1041,10 +1083,11 @@ void ctl_free(struct ctl *c)
     metrics_free(c->metrics);
     struct event *evs[] = {c->ev_hup,   c->ev_term,  c->ev_int,       c->ev_dns,
                            c->ev_delay, c->ev_drain, c->ev_exit,      c->ev_tls_notify,
-                           c->ev_tls_check, c->ev_tls_poll};
+                           c->ev_tls_check, c->ev_tls_poll, c->ev_tick};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);
+    hstate_free(c->hs);
     snapshot_unref(c->snap);
     tls_set_release(&c->tls);
     tls_files_dispose(c);

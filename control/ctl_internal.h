@@ -56,6 +56,7 @@ struct ctl_op_count {
 };
 
 struct metrics;
+struct hstate;
 
 struct ctl {
     const char *config_path;
@@ -71,6 +72,8 @@ struct ctl {
     struct audit *audit;
     struct ctlsock *sock;
     struct metrics *metrics;
+    struct hstate *hs;   /* endpoint health (health_state.c) */
+    struct event *ev_tick; /* every CTL_TICK_MS: ejections, slow start, windows, plans */
     struct ctl_op_count ops[CTL_MAX_OPS];
     unsigned nops;
     struct counter_entry *counters;
@@ -108,6 +111,19 @@ void ctl_audit_out(void *ctx, const char *line, size_t len);
 
 /* Weights of route r of st as a JSON object text {"blue":90,"green":10} into buf. */
 void ctl_weights_json(const struct state_route *r, int stable, char *buf, size_t cap);
+
+/* An active health check changed an endpoint's state: up (healthy) or down, with a short
+ * reason ("status 503", "timeout", "connect: refused", "tls: ..."). route/pool are names, key
+ * the endpoint's numeric "ip:port" (snap_endpoint.key). The control thread records it, logs the
+ * endpoint_health event and publishes a snapshot (a down endpoint gets no new requests; a pool
+ * with none up gives its share to the others). Control thread only. */
+void ctl_health_report(struct ctl *c, const char *route, const char *pool, const char *key,
+                       int up, const char *why);
+
+/* Monotonic milliseconds. */
+uint64_t ctl_now_ms(void);
+
+#define CTL_TICK_MS 100
 
 /* Counts one control request (op: a static string) with its result. */
 void ctl_count_op(struct ctl *c, const char *op, int ok);

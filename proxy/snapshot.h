@@ -32,6 +32,13 @@ void snapshot_cfg_unref(struct cfg_hold *h);
 
 #define SNAP_KEY_MAX 64
 
+/* Passive health of one endpoint as one worker sees it (single writer: that worker). */
+struct snap_health_slot {
+    _Atomic uint64_t consec_failures; /* upstream failures in a row (reset by a success) */
+    _Atomic uint64_t failures, successes;
+    char pad[64 - 3 * sizeof(uint64_t)];
+};
+
 struct snap_endpoint {
     char key[SNAP_KEY_MAX]; /* numeric "ip:port" / "[v6]:port": the identity of upstream pools */
     char name[SNAP_KEY_MAX]; /* as configured or added ("blue.svc:80"), for logs and control */
@@ -39,6 +46,10 @@ struct snap_endpoint {
     socklen_t addrlen;
     unsigned index;  /* position in snapshot->endpoints */
     uint8_t drained; /* no new requests */
+    /* Set by the control thread before publication (control/health_state.c): */
+    uint8_t unhealthy;             /* failed active checks, or ejected: no new requests */
+    uint16_t ramp_permille;        /* slow start: share of picks it accepts (1000: all) */
+    struct snap_health_slot *health; /* [nworkers]; NULL when not tracked */
 };
 
 /* Per-pool counters, one padded slot per worker so that workers never share a cache line. A

@@ -65,6 +65,7 @@ struct stream *stream_new(struct worker *w, const struct downstream_ops *ops, vo
     addr_text(peer, s->peer_str, sizeof s->peer_str);
     memcpy(s->client_str, s->peer_str, sizeof s->client_str);
     s->route = s->pool = s->ep_index = -1;
+    s->health_noted = -1;
     s->t_start_ns = stream_now_ns();
     w->stats.requests++;
     return s;
@@ -114,6 +115,7 @@ static void release_ep(struct stream *s)
 }
 
 static void connect_next(struct stream *s);
+static void note_health(struct stream *s, int ep_index, int failed);
 
 /* GET, HEAD, OPTIONS, TRACE, PUT and DELETE may be sent twice (RFC 9110 section 9.2.2). */
 static int method_idempotent(struct cut_slice m)
@@ -249,7 +251,12 @@ static void connect_next(struct stream *s)
     for (unsigned i = 0; i < n; i++) {
         const struct upstream_ep *ep = ws->eps[sp->eps[i].index];
         outstanding[i] = ep->outstanding;
-        usable[i] = !sp->eps[i].drained;
+        const struct snap_endpoint *se = &sp->eps[i];
+        usable[i] = !se->drained && !se->unhealthy;
+        /* Slow start: a returning endpoint takes only its ramp's share of the picks. */
+        if (usable[i] && se->ramp_permille < 1000 &&
+            worker_rand(s->w) % 1000 >= se->ramp_permille)
+            usable[i] = 2;
         for (unsigned t = 0; t < s->tries && t < CUT_ARRAY_LEN(s->tried); t++)
             if (s->tried[t] == i)
                 usable[i] = 0;
@@ -257,6 +264,12 @@ static void connect_next(struct stream *s)
     enum balance_mode mode = sp->cfg->balance == CFG_BALANCE_ROUND_ROBIN
                                  ? BALANCE_ROUND_ROBIN
                                  : BALANCE_LEAST_OUTSTANDING;
+    unsigned full = 0;
+    for (unsigned i = 0; i < n; i++)
+        full += usable[i] == 1;
+    for (unsigned i = 0; i < n; i++) /* ramping endpoints skipped only if another can serve */
+        if (usable[i] == 2)
+            usable[i] = full == 0;
     int idx = balance_pick_endpoint(mode, outstanding, usable, n,
                                     &ws->rr[s->route * CFG_MAX_POOLS + s->pool]);
     if (idx < 0) {
@@ -356,6 +369,9 @@ void stream_on_upstream_end(struct stream *s, const struct http_field *trailers,
 
 void stream_on_upstream_error(struct stream *s, int err, int retryable, int connect_phase)
 {
+    if (retryable != STREAM_RETRY_UNPROCESSED) /* a refusal says nothing about its health */
+        note_health(s, s->ep_index, 1);
+    s->health_noted = s->ep_index;
     release_ep(s);
     s->last_err = err;
     s->w->stats.upstream_errors++;
@@ -478,6 +494,25 @@ static void bump(_Atomic uint64_t *c, uint64_t by)
                           memory_order_relaxed);
 }
 
+/* Passive health: one upstream outcome for snapshot endpoint ep_index (control/health_state.c
+ * reads the slots for outlier ejection). */
+static void note_health(struct stream *s, int ep_index, int failed)
+{
+    if (!s->pin || ep_index < 0)
+        return;
+    const struct snap_endpoint *se = &s->pin->snap->endpoints[ep_index];
+    if (!se->health)
+        return;
+    struct snap_health_slot *h = &se->health[s->w->id];
+    if (failed) {
+        bump(&h->failures, 1);
+        bump(&h->consec_failures, 1);
+    } else {
+        bump(&h->successes, 1);
+        atomic_store_explicit(&h->consec_failures, 0, memory_order_relaxed);
+    }
+}
+
 static void count(struct stream *s)
 {
     const struct snap_pool *sp = &s->pin->snap->routes[s->route].pools[s->pool];
@@ -495,6 +530,10 @@ static void count(struct stream *s)
          1);
     if (s->error && s->status >= 502 && s->status <= 504 && s->attempts)
         bump(&slot->upstream_errors, 1);
+    /* The endpoint that answered: a 5xx of its own is a failure, anything else a success (an
+     * upstream failure was already noted when it happened). */
+    if (s->ep_index >= 0 && s->health_noted != s->ep_index && s->resp_head_sent)
+        note_health(s, s->ep_index, s->status >= 500);
     uint64_t us = (stream_now_ns() - s->t_start_ns) / 1000;
     unsigned b = 0;
     while (b < SNAP_LAT_BUCKETS && us > (uint64_t)bounds[b] * 1000)

@@ -77,6 +77,7 @@ struct stream {
     unsigned attempts;             /* upstream attempts, as logged */
     int stale_retried;             /* a dead pooled connection was already replaced once */
     int unprocessed_retries;       /* sent again after an HTTP/2 refusal */
+    int health_noted;              /* ep_index whose failure was already noted, or -1 */
     int idempotent;                /* the method may be sent again (RFC 9110 section 9.2.2) */
     int last_err;
 

@@ -153,6 +153,11 @@ static uint64_t rng_next(struct worker *w)
     return w->rng[1] + s0;
 }
 
+uint64_t worker_rand(struct worker *w)
+{
+    return rng_next(w);
+}
+
 void worker_request_id(struct worker *w, char *out)
 {
     static const char hex[] = "0123456789abcdef";

@@ -114,6 +114,9 @@ void worker_unpin(struct worker *w, struct snap_pin *pin);
 /* A libevent timeval for ms milliseconds, using the base's common-timeout queues. Worker. */
 const struct timeval *worker_tv(struct worker *w, unsigned ms);
 
+/* A pseudo-random number (xorshift128+, seeded from getrandom). Worker. */
+uint64_t worker_rand(struct worker *w);
+
 /* Appends a finished access-log line (without newline) to the worker's batch. Worker. */
 void worker_log(struct worker *w, const char *line, size_t len);
 

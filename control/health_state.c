@@ -1,0 +1,325 @@
+/* health_state.c - endpoint health: active verdicts, outlier ejection, slow start, fail-safe
+ * (see health_state.h). */
+#include "health_state.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../proxy/cut.h"
+#include "../proxy/log.h"
+#include "../proxy/snapshot.h"
+#include "ctl_internal.h"
+
+#define HS_RAMP_STEP_MS 1000 /* slow start republishes this often while ramping */
+
+struct hs_entry {
+    char route[64], pool[40], key[SNAP_KEY_MAX];
+    int active_down;
+    int ejected;
+    uint64_t ejected_until_ms;
+    unsigned ejections;
+    uint64_t up_since_ms;         /* when it last started serving again (slow start); 0: long ago */
+    unsigned slow_start_ms;       /* from the pool, at the last apply */
+    uint16_t ramp;                /* the ramp published last */
+    struct snap_health_slot *slots; /* [nworkers] */
+    uint64_t *base;               /* [nworkers] failures at the last return (or ejection) */
+    struct hs_entry *next;
+};
+
+struct hs_pool {
+    char route[64], pool[40];
+    int serving;   /* has a serving endpoint in the last applied snapshot */
+    int failsafe;  /* its weight was given to other pools */
+    struct hs_pool *next;
+};
+
+struct hstate {
+    unsigned nworkers;
+    struct hs_entry *entries;
+    struct hs_pool *pools;
+    uint64_t ejections_total, failsafe_events;
+    uint64_t last_ramp_ms;
+};
+
+struct hstate *hstate_new(unsigned nworkers)
+{
+    struct hstate *h = calloc(1, sizeof *h);
+    if (h)
+        h->nworkers = nworkers ? nworkers : 1;
+    return h;
+}
+
+void hstate_free(struct hstate *h)
+{
+    if (!h)
+        return;
+    while (h->entries) {
+        struct hs_entry *e = h->entries;
+        h->entries = e->next;
+        free(e->slots);
+        free(e->base);
+        free(e);
+    }
+    while (h->pools) {
+        struct hs_pool *p = h->pools;
+        h->pools = p->next;
+        free(p);
+    }
+    free(h);
+}
+
+static struct hs_entry *entry_find(struct hstate *h, const char *route, const char *pool,
+                                   const char *key, int create)
+{
+    for (struct hs_entry *e = h->entries; e; e = e->next)
+        if (!strcmp(e->key, key) && !strcmp(e->pool, pool) && !strcmp(e->route, route))
+            return e;
+    if (!create)
+        return NULL;
+    struct hs_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->slots = aligned_alloc(64, sizeof *e->slots * h->nworkers);
+    e->base = calloc(h->nworkers, sizeof *e->base);
+    if (!e->slots || !e->base) {
+        free(e->slots);
+        free(e->base);
+        free(e);
+        return NULL;
+    }
+    memset(e->slots, 0, sizeof *e->slots * h->nworkers);
+    snprintf(e->route, sizeof e->route, "%s", route);
+    snprintf(e->pool, sizeof e->pool, "%s", pool);
+    snprintf(e->key, sizeof e->key, "%s", key);
+    e->ramp = 1000;
+    e->next = h->entries;
+    h->entries = e;
+    return e;
+}
+
+static struct hs_pool *pool_find(struct hstate *h, const char *route, const char *pool)
+{
+    for (struct hs_pool *p = h->pools; p; p = p->next)
+        if (!strcmp(p->pool, pool) && !strcmp(p->route, route))
+            return p;
+    struct hs_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    snprintf(p->route, sizeof p->route, "%s", route);
+    snprintf(p->pool, sizeof p->pool, "%s", pool);
+    p->serving = 1;
+    p->next = h->pools;
+    h->pools = p;
+    return p;
+}
+
+static uint16_t ramp_of(const struct hs_entry *e, uint64_t now_ms)
+{
+    if (!e->slow_start_ms || !e->up_since_ms || now_ms >= e->up_since_ms + e->slow_start_ms)
+        return 1000;
+    uint64_t r = (now_ms - e->up_since_ms) * 1000 / e->slow_start_ms;
+    return (uint16_t)(r < 50 ? 50 : r); /* never quite 0: it must see some traffic to ramp */
+}
+
+static void pool_event(struct ctl *c, const struct hs_pool *p, const char *name)
+{
+    char extra[256], er[128], ep[96];
+    log_escape(er, sizeof er, p->route, strlen(p->route));
+    log_escape(ep, sizeof ep, p->pool, strlen(p->pool));
+    snprintf(extra, sizeof extra, ",\"route\":\"%s\",\"pool\":\"%s\"", er, ep);
+    ctl_event(c, name, extra);
+}
+
+/* A pool with weight but nothing serving gives its share to the serving pools, in proportion
+ * to their weights (or evenly when they have none). */
+static void failsafe(struct ctl *c, struct snap_route *sr, const int *serving)
+{
+    struct hstate *h = c->hs;
+    unsigned lost = 0, kept = 0, nserving = 0;
+    for (unsigned p = 0; p < sr->npools; p++) {
+        if (serving[p]) {
+            kept += sr->weights_bp[p];
+            nserving++;
+        } else {
+            lost += sr->weights_bp[p];
+        }
+    }
+    for (unsigned p = 0; p < sr->npools; p++) {
+        struct hs_pool *hp = pool_find(h, sr->cfg->name, sr->pools[p].cfg->name);
+        if (!hp)
+            continue;
+        int now_failsafe = !serving[p] && sr->weights_bp[p] > 0 && nserving > 0;
+        if (now_failsafe != hp->failsafe) {
+            hp->failsafe = now_failsafe;
+            if (now_failsafe)
+                h->failsafe_events++;
+            pool_event(c, hp, now_failsafe ? "pool_failsafe" : "pool_failsafe_ended");
+        }
+        hp->serving = serving[p];
+    }
+    if (lost == 0 || nserving == 0)
+        return; /* nothing to move, or nothing can take it: 503 no_endpoint */
+    unsigned given = 0, last = 0;
+    for (unsigned p = 0; p < sr->npools; p++) {
+        if (!serving[p]) {
+            sr->weights_bp[p] = 0;
+            continue;
+        }
+        unsigned add = kept ? (unsigned)((uint64_t)lost * sr->weights_bp[p] / kept)
+                            : lost / nserving;
+        sr->weights_bp[p] += add;
+        given += add;
+        last = p;
+    }
+    sr->weights_bp[last] += lost - given; /* rounding: the sum stays 10000 */
+}
+
+void hstate_apply(struct ctl *c, struct snapshot *s)
+{
+    struct hstate *h = c->hs;
+    uint64_t now = ctl_now_ms();
+    for (unsigned r = 0; r < s->nroutes; r++) {
+        struct snap_route *sr = &s->routes[r];
+        int serving[CFG_MAX_POOLS] = {0};
+        for (unsigned p = 0; p < sr->npools; p++) {
+            struct snap_pool *sp = &sr->pools[p];
+            for (unsigned k = 0; k < sp->neps; k++) {
+                struct snap_endpoint *se = &sp->eps[k];
+                struct hs_entry *e = entry_find(h, sr->cfg->name, sp->cfg->name, se->key, 1);
+                if (!e)
+                    continue; /* out of memory: served as healthy, not tracked */
+                e->slow_start_ms = sp->cfg->slow_start_ms;
+                se->health = e->slots;
+                se->unhealthy = e->active_down || e->ejected;
+                se->ramp_permille = e->ramp = ramp_of(e, now);
+                serving[p] |= !se->unhealthy && !se->drained;
+            }
+        }
+        failsafe(c, sr, serving);
+    }
+}
+
+int hstate_set_active(struct hstate *h, const char *route, const char *pool, const char *key,
+                      int up, uint64_t now_ms)
+{
+    struct hs_entry *e = entry_find(h, route, pool, key, 1);
+    if (!e || e->active_down == !up)
+        return 0;
+    e->active_down = !up;
+    if (up && !e->ejected) {
+        e->up_since_ms = now_ms;
+        for (unsigned w = 0; w < h->nworkers; w++) /* old failures do not count any more */
+            e->base[w] = atomic_load_explicit(&e->slots[w].failures, memory_order_relaxed);
+    }
+    return 1;
+}
+
+/* Consecutive failures of e as the worst worker saw them since its base. */
+static uint64_t consec(const struct hstate *h, const struct hs_entry *e)
+{
+    uint64_t worst = 0;
+    for (unsigned w = 0; w < h->nworkers; w++) {
+        uint64_t run = atomic_load_explicit(&e->slots[w].consec_failures, memory_order_relaxed);
+        uint64_t since = atomic_load_explicit(&e->slots[w].failures, memory_order_relaxed) -
+                         e->base[w];
+        uint64_t v = run < since ? run : since;
+        worst = v > worst ? v : worst;
+    }
+    return worst;
+}
+
+static void endpoint_event(struct ctl *c, const struct hs_entry *e, const char *state,
+                           uint64_t failures, uint64_t ms)
+{
+    char extra[512], er[128], ep[96], ek[160];
+    log_escape(er, sizeof er, e->route, strlen(e->route));
+    log_escape(ep, sizeof ep, e->pool, strlen(e->pool));
+    log_escape(ek, sizeof ek, e->key, strlen(e->key));
+    snprintf(extra, sizeof extra,
+             ",\"route\":\"%s\",\"pool\":\"%s\",\"endpoint\":\"%s\",\"state\":\"%s\","
+             "\"source\":\"passive\",\"consecutive_failures\":%llu,\"ejection_ms\":%llu,"
+             "\"ejections\":%u",
+             er, ep, ek, state, (unsigned long long)failures, (unsigned long long)ms,
+             e->ejections);
+    ctl_event(c, "endpoint_health", extra);
+}
+
+/* Endpoints of e's pool in the current snapshot, and how many are ejected. */
+static void pool_counts(struct ctl *c, const struct hs_entry *e, unsigned *n, unsigned *ejected)
+{
+    *n = *ejected = 0;
+    for (struct hs_entry *o = c->hs->entries; o; o = o->next) {
+        if (strcmp(o->pool, e->pool) || strcmp(o->route, e->route))
+            continue;
+        (*n)++;
+        *ejected += o->ejected;
+    }
+}
+
+int hstate_tick(struct ctl *c, uint64_t now_ms)
+{
+    struct hstate *h = c->hs;
+    const struct cfg *cfg = c->hold->cfg;
+    int changed = 0, ramping = 0;
+    for (struct hs_entry *e = h->entries; e; e = e->next) {
+        int ri = cfg_route_index(cfg, e->route);
+        const struct cfg_outlier *o = ri >= 0 ? &cfg->routes[ri].outlier : NULL;
+        if (e->ejected && now_ms >= e->ejected_until_ms) {
+            e->ejected = 0;
+            e->up_since_ms = now_ms;
+            for (unsigned w = 0; w < h->nworkers; w++)
+                e->base[w] = atomic_load_explicit(&e->slots[w].failures, memory_order_relaxed);
+            endpoint_event(c, e, "returned", 0, 0);
+            changed = 1;
+        } else if (!e->ejected && o && o->enabled) {
+            uint64_t f = consec(h, e);
+            unsigned n, ej;
+            pool_counts(c, e, &n, &ej);
+            if (f >= o->consecutive_failures && (uint64_t)ej * 100 < (uint64_t)o->max_ejection_percent * n) {
+                uint64_t ms = o->base_ejection_ms;
+                for (unsigned i = 0; i < e->ejections && ms < o->max_ejection_ms; i++)
+                    ms *= 2;
+                if (ms > o->max_ejection_ms)
+                    ms = o->max_ejection_ms;
+                e->ejected = 1;
+                e->ejections++;
+                e->ejected_until_ms = now_ms + ms;
+                h->ejections_total++;
+                for (unsigned w = 0; w < h->nworkers; w++)
+                    e->base[w] = atomic_load_explicit(&e->slots[w].failures,
+                                                      memory_order_relaxed);
+                endpoint_event(c, e, "ejected", f, ms);
+                changed = 1;
+            }
+        }
+        if (!e->ejected && !e->active_down && ramp_of(e, now_ms) != e->ramp)
+            ramping = 1;
+    }
+    if (ramping && now_ms >= h->last_ramp_ms + HS_RAMP_STEP_MS) {
+        h->last_ramp_ms = now_ms;
+        changed = 1;
+    }
+    return changed;
+}
+
+void hstate_totals(const struct hstate *h, unsigned *ejected_now, uint64_t *ejections,
+                   unsigned *failsafe_pools, uint64_t *failsafe_events)
+{
+    *ejected_now = *failsafe_pools = 0;
+    for (const struct hs_entry *e = h->entries; e; e = e->next)
+        *ejected_now += e->ejected;
+    for (const struct hs_pool *p = h->pools; p; p = p->next)
+        *failsafe_pools += p->failsafe;
+    *ejections = h->ejections_total;
+    *failsafe_events = h->failsafe_events;
+}
+
+int hstate_pool_serving(const struct hstate *h, const char *route, const char *pool)
+{
+    for (const struct hs_pool *p = h->pools; p; p = p->next)
+        if (!strcmp(p->pool, pool) && !strcmp(p->route, route))
+            return p->serving;
+    return -1;
+}
