@@ -13,6 +13,7 @@
 #include "../proxy/cut.h"
 #include "../proxy/snapshot.h"
 #include "ctl_internal.h"
+#include "plan.h"
 
 #define CMD_VERSION "0.2.0"
 #define CMD_PROTOCOL 1
@@ -336,14 +337,44 @@ static int op_status(struct cmd_req *q, struct cmd_res *r)
                                           "responses_5xx", (json_int_t)e5, "endpoints",
                                           endpoints_json(c, sr, &sr->pools[p])));
         }
-        json_array_append_new(routes, json_pack("{s:s, s:o, s:o, s:o}", "name", sr->name,
+        json_t *plan = plan_status(c, sr);
+        json_array_append_new(routes, json_pack("{s:s, s:o, s:o, s:o, s:o}", "name", sr->name,
                                                 "weights", weights_obj(sr, 0), "stable",
-                                                weights_obj(sr, 1), "pools", pools));
+                                                weights_obj(sr, 1), "pools", pools, "plan",
+                                                plan ? plan : json_null()));
     }
     r->result = json_pack("{s:I, s:s, s:s, s:s, s:o}", "uptime_s",
                           (json_int_t)(time(NULL) - c->started), "config_file", c->config_path,
                           "cluster", cfg->cluster, "region", cfg->region, "routes", routes);
     return 0;
+}
+
+/* A running or paused plan owns the route's weights: other weight changes wait for it (a
+ * rollback is always allowed and ends it). */
+static int check_no_plan(struct cmd_res *r, const struct state_route *sr)
+{
+    struct plan p;
+    if (sr->plan && plan_parse(sr->plan, &p) == 0 && plan_active(&p))
+        return fail(r, "plan_running", "args.route",
+                    "route \"%s\" has a %s shift plan: pause and abort it, or roll back", sr->name,
+                    p.state);
+    return 0;
+}
+
+/* Ends the route's plan as rolled back by hand (rollback cancels a running shift). */
+static void end_plan_manual(struct state_route *nr)
+{
+    struct plan p;
+    if (!nr->plan || plan_parse(nr->plan, &p) < 0 || !plan_active(&p))
+        return;
+    snprintf(p.state, sizeof p.state, "rolled_back");
+    snprintf(p.rb_gate, sizeof p.rb_gate, "manual");
+    p.rb_at_ms = plan_wall_ms();
+    char *text = plan_dump(&p);
+    if (text) {
+        free(nr->plan);
+        nr->plan = text;
+    }
 }
 
 static int op_set_weights(struct cmd_req *q, struct cmd_res *r)
@@ -358,7 +389,8 @@ static int op_set_weights(struct cmd_req *q, struct cmd_res *r)
         return fail(r, "invalid_argument", "args.weights", "missing required argument");
     struct state_route *cur = find_route(q, r, route);
     unsigned bp[CFG_MAX_POOLS] = {0};
-    if (!cur || parse_weights(r, w, cur, bp) < 0 || arg_expect(q, r) < 0)
+    if (!cur || parse_weights(r, w, cur, bp) < 0 || arg_expect(q, r) < 0 ||
+        check_no_plan(r, cur) < 0)
         return -1;
     struct state_route *nr = begin_change(q, r, route);
     if (!nr)
@@ -382,7 +414,8 @@ static int op_promote(struct cmd_req *q, struct cmd_res *r)
         return -1;
     struct state_route *cur = find_route(q, r, route);
     int p;
-    if (!cur || (p = find_pool(r, cur, pool)) < 0 || arg_expect(q, r) < 0)
+    if (!cur || (p = find_pool(r, cur, pool)) < 0 || arg_expect(q, r) < 0 ||
+        check_no_plan(r, cur) < 0)
         return -1;
     struct state_route *nr = begin_change(q, r, route);
     if (!nr)
@@ -411,7 +444,10 @@ static int op_rollback(struct cmd_req *q, struct cmd_res *r)
         return -1;
     for (size_t i = 0; i < nr->npools; i++)
         nr->pools[i].weight_bp = nr->pools[i].stable_bp;
-    r->changed = !same_weights(cur, nr);
+    end_plan_manual(nr);
+    int plan_ended = (cur->plan == NULL) != (nr->plan == NULL) ||
+                     (cur->plan && strcmp(cur->plan, nr->plan) != 0);
+    r->changed = !same_weights(cur, nr) || plan_ended;
     r->result = json_pack("{s:s, s:o, s:b}", "route", nr->name, "weights", weights_obj(nr, 0),
                           "already", !r->changed);
     ctl_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
@@ -543,6 +579,183 @@ static int op_reload(struct cmd_req *q, struct cmd_res *r)
 
 #define CMD_MUTATES 1u
 
+/* ---- shift plans ---------------------------------------------------------------------------- */
+
+static int parse_plan_args(struct cmd_req *q, struct cmd_res *r, const struct state_route *sr,
+                           struct plan *p)
+{
+    const char *to;
+    if (arg_str(r, q->args, "to", 1, 128, &to) < 0 || find_pool(r, (struct state_route *)sr, to) < 0)
+        return -1;
+    snprintf(p->to, sizeof p->to, "%s", to);
+    unsigned best = 0;
+    for (size_t i = 0; i < sr->npools; i++) /* where traffic comes from: the largest stable */
+        if (strcmp(sr->pools[i].name, to) != 0 && (!p->from[0] || sr->pools[i].stable_bp > best)) {
+            best = sr->pools[i].stable_bp;
+            snprintf(p->from, sizeof p->from, "%s", sr->pools[i].name);
+        }
+    json_t *steps = json_object_get(q->args, "steps");
+    if (!json_is_array(steps) || json_array_size(steps) == 0 ||
+        json_array_size(steps) > PLAN_MAX_STEPS)
+        return fail(r, "invalid_argument", "args.steps", "expected 1 to %d percentages",
+                    PLAN_MAX_STEPS);
+    unsigned prev = 0;
+    for (size_t i = 0; i < json_array_size(steps); i++) {
+        json_t *v = json_array_get(steps, i);
+        double d = json_is_number(v) ? json_number_value(v) : -1;
+        unsigned bp = (unsigned)(d * 100.0 + 0.5);
+        char path[48];
+        snprintf(path, sizeof path, "args.steps[%zu]", i);
+        if (d <= 0 || d > 100 || fabs(d * 100.0 - bp) > 1e-6)
+            return fail(r, "invalid_argument", path,
+                        "must be above 0 and at most 100, with at most two decimals");
+        if (bp <= prev)
+            return fail(r, "invalid_argument", path, "steps must increase");
+        p->steps_bp[p->nsteps++] = prev = bp;
+    }
+    if (prev != CFG_BP_TOTAL)
+        return fail(r, "invalid_argument", "args.steps", "the last step must be 100");
+    json_t *hold = json_object_get(q->args, "hold_s");
+    if (!json_is_integer(hold) || json_integer_value(hold) < 0 ||
+        json_integer_value(hold) > 86400)
+        return fail(r, "invalid_argument", "args.hold_s", "expected seconds, 0 to 86400");
+    p->hold_s = (unsigned)json_integer_value(hold);
+    json_t *gates = json_object_get(q->args, "gates");
+    if (gates) {
+        static const char *const gkeys[] = {"max_5xx_percent", "max_p99_ms", "min_requests",
+                                            NULL};
+        if (!json_is_object(gates))
+            return fail(r, "invalid_argument", "args.gates", "expected an object");
+        const char *key;
+        json_t *v;
+        json_object_foreach(gates, key, v)
+        {
+            int known = 0;
+            for (const char *const *k = gkeys; *k; k++)
+                known |= !strcmp(*k, key);
+            if (!known) {
+                char path[160];
+                snprintf(path, sizeof path, "args.gates.%.100s", key);
+                return fail(r, "invalid_argument", path, "unknown gate");
+            }
+        }
+        json_t *g5 = json_object_get(gates, "max_5xx_percent");
+        if (g5) {
+            double d = json_is_number(g5) ? json_number_value(g5) : -1;
+            if (d < 0 || d > 100)
+                return fail(r, "invalid_argument", "args.gates.max_5xx_percent",
+                            "expected a percentage, 0 to 100");
+            p->gate_5xx = 1;
+            p->max_5xx_bp = (unsigned)(d * 100.0 + 0.5);
+        }
+        json_t *gp = json_object_get(gates, "max_p99_ms");
+        if (gp) {
+            if (!json_is_integer(gp) || json_integer_value(gp) < 1 ||
+                json_integer_value(gp) > 600000)
+                return fail(r, "invalid_argument", "args.gates.max_p99_ms",
+                            "expected milliseconds, 1 to 600000");
+            p->gate_p99 = 1;
+            p->max_p99_ms = (unsigned)json_integer_value(gp);
+        }
+        json_t *mr = json_object_get(gates, "min_requests");
+        if (mr) {
+            if (!json_is_integer(mr) || json_integer_value(mr) < 0 ||
+                json_integer_value(mr) > 100000000)
+                return fail(r, "invalid_argument", "args.gates.min_requests",
+                            "expected a count, 0 to 100000000");
+            p->min_requests = (unsigned)json_integer_value(mr);
+        }
+    }
+    return 0;
+}
+
+static int op_shift(struct cmd_req *q, struct cmd_res *r)
+{
+    static const char *const keys[] = {"route", "to", "steps", "hold_s", "gates", "reason",
+                                       "expect_generation", NULL};
+    const char *route, *reason;
+    if (check_keys(r, q->args, keys) < 0 || arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
+        arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
+        return -1;
+    struct state_route *cur = find_route(q, r, route);
+    struct plan p = {0};
+    if (!cur || parse_plan_args(q, r, cur, &p) < 0 || arg_expect(q, r) < 0)
+        return -1;
+    struct plan old;
+    if (cur->plan && plan_parse(cur->plan, &old) == 0 && plan_active(&old))
+        return fail(r, "plan_exists", "args.route", "route \"%s\" already has a %s plan",
+                    cur->name, old.state);
+    snprintf(p.state, sizeof p.state, "running");
+    snprintf(p.reason, sizeof p.reason, "%s", reason);
+    snprintf(p.actor, sizeof p.actor, "%s", q->peer->user ? q->peer->user : "");
+    p.started_ms = p.step_started_ms = plan_wall_ms();
+    struct state_route *nr = begin_change(q, r, route);
+    char *text = nr ? plan_dump(&p) : NULL;
+    if (!text)
+        return nr ? fail(r, "internal", NULL, "out of memory") : -1;
+    free(nr->plan);
+    nr->plan = text;
+    plan_set_weights(nr, &p, p.steps_bp[0]);
+    plan_rebase(q->c, route);
+    r->changed = 1;
+    r->result = json_pack("{s:s, s:o, s:o}", "route", nr->name, "weights", weights_obj(nr, 0),
+                          "plan", plan_status(q->c, nr));
+    ctl_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
+    return 0;
+}
+
+/* shift-pause / shift-resume / shift-abort: from one plan state to another. */
+static int plan_transition(struct cmd_req *q, struct cmd_res *r, const char *from1,
+                           const char *from2, const char *to)
+{
+    static const char *const keys[] = {"route", "reason", "expect_generation", NULL};
+    const char *route, *reason;
+    if (check_keys(r, q->args, keys) < 0 || arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
+        arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
+        return -1;
+    struct state_route *cur = find_route(q, r, route);
+    if (!cur || arg_expect(q, r) < 0)
+        return -1;
+    struct plan p;
+    if (!cur->plan || plan_parse(cur->plan, &p) < 0)
+        return fail(r, "not_found", "args.route", "route \"%s\" has no shift plan", cur->name);
+    if (strcmp(p.state, from1) != 0 && strcmp(p.state, from2) != 0)
+        return fail(r, "invalid_state", "args.route", "the plan is %s", p.state);
+    struct state_route *nr = begin_change(q, r, route);
+    if (!nr)
+        return -1;
+    if (!strcmp(to, "running")) { /* resuming: the step's hold starts again */
+        p.step_started_ms = plan_wall_ms();
+        plan_rebase(q->c, route);
+    }
+    snprintf(p.state, sizeof p.state, "%s", to);
+    char *text = plan_dump(&p);
+    if (!text)
+        return fail(r, "internal", NULL, "out of memory");
+    free(nr->plan);
+    nr->plan = text;
+    r->changed = 1;
+    r->result = json_pack("{s:s, s:o, s:o}", "route", nr->name, "weights", weights_obj(nr, 0),
+                          "plan", plan_status(q->c, nr));
+    ctl_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
+    return 0;
+}
+
+static int op_shift_pause(struct cmd_req *q, struct cmd_res *r)
+{
+    return plan_transition(q, r, "running", "running", "paused");
+}
+
+static int op_shift_resume(struct cmd_req *q, struct cmd_res *r)
+{
+    return plan_transition(q, r, "paused", "paused", "running");
+}
+
+static int op_shift_abort(struct cmd_req *q, struct cmd_res *r)
+{
+    return plan_transition(q, r, "running", "paused", "aborted");
+}
+
 struct command {
     const char *op;
     enum cfg_role role;
@@ -610,6 +823,11 @@ static const struct command commands[] = {
     {"undrain", CFG_ROLE_OPERATOR, CMD_MUTATES, op_undrain, "let an endpoint take requests again"},
     {"set-weights", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_set_weights, "set a route's weights"},
     {"promote", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_promote, "a pool to 100 %, made stable"},
+    {"shift", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_shift, "start a gated shift plan"},
+    {"shift-pause", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_shift_pause, "pause a shift plan"},
+    {"shift-resume", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_shift_resume, "resume a paused plan"},
+    {"shift-abort", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_shift_abort,
+     "stop a plan, keeping the current weights"},
     {"add-endpoint", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_add_endpoint, "add an endpoint to a pool"},
     {"remove-endpoint", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_remove_endpoint,
      "remove an endpoint from a pool"},
@@ -817,4 +1035,27 @@ done:
     json_decref(r.details);
     json_decref(req);
     return out;
+}
+
+int commands_apply_auto(struct ctl *c, const char *op, json_t *args, struct state *next,
+                        const char *route)
+{
+    char name[STATE_MAX_NAME];
+    snprintf(name, sizeof name, "%s", route); /* route may point into the state being replaced */
+    struct cmd_peer auto_peer = {-1, -1, "auto", CFG_ROLE_ADMIN};
+    struct cmd_res r = {0};
+    struct state_route *cur = state_route_find(&c->rt, name);
+    struct state_route *nr = state_route_find(next, name);
+    if (!cur || !nr || state_copy(&r.next, next) < 0)
+        return CUT_ENOMEM;
+    r.route = name;
+    r.changed = 1;
+    ctl_weights_json(cur, 0, r.weights_before, sizeof r.weights_before);
+    ctl_weights_json(nr, 0, r.weights_after, sizeof r.weights_after);
+    apply(c, &auto_peer, op, args, &r);
+    int rc = r.code ? CUT_EIO : 0;
+    state_dispose(&r.next);
+    json_decref(r.details);
+    json_decref(r.result);
+    return rc;
 }

@@ -33,4 +33,12 @@ enum cfg_role commands_role_for(const struct cfg *cfg, long uid, long gid);
 
 const char *commands_role_name(enum cfg_role r);
 
+struct state;
+typedef struct json_t json_t;
+/* A change cutover decides itself (a plan step, a failed gate, the watchdog): the same path as
+ * an operator's (state file, audit record with actor "auto" and args, publication). next is
+ * borrowed. Returns 0 or a CUT_E* code (nothing changed). */
+int commands_apply_auto(struct ctl *c, const char *op, json_t *args, struct state *next,
+                        const char *route);
+
 #endif

@@ -26,6 +26,7 @@
 #include "ctlsock.h"
 #include "health_state.h"
 #include "metrics.h"
+#include "plan.h"
 
 #define CTL_EXIT_POLL_MS 20
 #define CTL_HISTORY 1000
@@ -156,6 +157,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     if (hstate_tick(c, ctl_now_ms()) && ctl_publish(c) < 0)
         ctl_event(c, "publish_failed", ",\"reason\":\"out of memory\"");
+    plan_tick(c);
 }
 
 void ctl_count_op(struct ctl *c, const char *op, int ok)
@@ -310,6 +312,11 @@ static int rt_build(const struct cfg *cfg, const struct cfg *old_cfg, const stru
                 state_dispose(out);
                 return CUT_ENOMEM;
             }
+        }
+        /* A shift plan goes on only where the runtime weights are kept (the same rule). */
+        if (keep && orr->plan && !(nr->plan = strdup(orr->plan))) {
+            state_dispose(out);
+            return CUT_ENOMEM;
         }
     }
     return 0;
@@ -1088,6 +1095,7 @@ void ctl_free(struct ctl *c)
         if (evs[i])
             event_free(evs[i]);
     hstate_free(c->hs);
+    plan_state_free(c->plans);
     snapshot_unref(c->snap);
     tls_set_release(&c->tls);
     tls_files_dispose(c);

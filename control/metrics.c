@@ -16,6 +16,8 @@
 #include "../proxy/tls.h"
 #include "../proxy/worker.h"
 #include "ctl_internal.h"
+#include "health_state.h"
+#include "plan.h"
 
 #define METRICS_TIMEOUT_S 10        /* a scraper gets this long per request */
 #define METRICS_MAX_HEADERS 8192
@@ -205,6 +207,37 @@ static void render_process(struct ctl *c, struct evbuffer *b)
     evbuffer_add_printf(b, "cutover_rollbacks_total %llu\n", rollbacks);
 }
 
+static void render_health(struct ctl *c, struct evbuffer *b)
+{
+    unsigned ejected, failsafe;
+    uint64_t ejections, failsafe_events;
+    hstate_totals(c->hs, &ejected, &ejections, &failsafe, &failsafe_events);
+    family(b, "cutover_endpoints_ejected", "gauge", "Endpoints ejected by outlier detection now.");
+    evbuffer_add_printf(b, "cutover_endpoints_ejected %u\n", ejected);
+    family(b, "cutover_ejections_total", "counter", "Outlier ejections so far.");
+    evbuffer_add_printf(b, "cutover_ejections_total %llu\n", (unsigned long long)ejections);
+    family(b, "cutover_pools_failsafe", "gauge",
+           "Pools whose share goes to other pools because none of their endpoints serves.");
+    evbuffer_add_printf(b, "cutover_pools_failsafe %u\n", failsafe);
+    family(b, "cutover_failsafe_events_total", "counter", "Times a pool went into fail-safe.");
+    evbuffer_add_printf(b, "cutover_failsafe_events_total %llu\n",
+                        (unsigned long long)failsafe_events);
+    family(b, "cutover_shift_plan", "gauge",
+           "1 for the state each route's latest shift plan is in (running, paused, promoted, "
+           "rolled_back, aborted).");
+    for (size_t r = 0; r < c->rt.nroutes; r++) {
+        struct plan p;
+        const struct state_route *sr = &c->rt.routes[r];
+        if (!sr->plan || plan_parse(sr->plan, &p) < 0)
+            continue;
+        evbuffer_add_printf(b, "cutover_shift_plan{route=\"");
+        label(b, sr->name);
+        evbuffer_add_printf(b, "\",to=\"");
+        label(b, p.to);
+        evbuffer_add_printf(b, "\",state=\"%s\"} 1\n", p.state);
+    }
+}
+
 static void render_certificates(struct ctl *c, struct evbuffer *b)
 {
     const struct cfg *cfg = c->hold->cfg;
@@ -248,6 +281,7 @@ int metrics_render(struct ctl *c, struct evbuffer *out)
     render_requests(c, out);
     render_weights(c, out);
     render_process(c, out);
+    render_health(c, out);
     render_certificates(c, out);
     return 0;
 }

@@ -97,9 +97,11 @@ void state_dispose(struct state *st)
 {
     if (st == NULL)
         return;
-    for (size_t i = 0; i < st->nroutes; i++)
+    for (size_t i = 0; i < st->nroutes; i++) {
         for (size_t j = 0; j < st->routes[i].npools && j < CFG_MAX_POOLS; j++)
             pool_dispose(&st->routes[i].pools[j]);
+        free(st->routes[i].plan);
+    }
     free(st->routes);
     memset(st, 0, sizeof *st);
 }
@@ -118,6 +120,10 @@ int state_copy(struct state *dst, const struct state *src)
         struct state_route *dr = &dst->routes[i];
         memcpy(dr->name, sr->name, sizeof dr->name);
         dst->nroutes = i + 1; /* so state_dispose frees what was copied so far */
+        if (sr->plan && !(dr->plan = strdup(sr->plan))) {
+            state_dispose(dst);
+            return CUT_ENOMEM;
+        }
         for (size_t j = 0; j < sr->npools && j < CFG_MAX_POOLS; j++) {
             const struct state_pool *sp = &sr->pools[j];
             struct state_pool *dp = &dr->pools[j];
@@ -261,6 +267,11 @@ static json_t *route_json(const struct state_route *r)
     if (json_object_set_new(o, "order", order) != 0) {
         order = NULL;
         goto fail;
+    }
+    if (r->plan) {
+        json_t *plan = json_loads(r->plan, 0, NULL);
+        if (plan == NULL || json_object_set_new(o, "plan", plan) != 0)
+            return json_decref(o), NULL;
     }
     return o;
 fail:
@@ -504,7 +515,7 @@ static int load_pool(const json_t *pj, const char *path, struct state_pool *p, s
 static int load_route(const json_t *rj, const char *rpath, struct state_route *r,
                       struct problems *pr)
 {
-    static const char *const keys[] = {"pools", "order", NULL};
+    static const char *const keys[] = {"pools", "order", "plan", NULL};
     char path[STATE_MAX_NAME * 2 + 64];
 
     if (!json_is_object(rj)) {
@@ -600,6 +611,17 @@ static int load_route(const json_t *rj, const char *rpath, struct state_route *r
         int rc = load_pool(json_object_get(pools, name), ppath, p, pr);
         if (rc != 0)
             return rc;
+    }
+    json_t *plan = json_object_get(rj, "plan");
+    if (plan != NULL) {
+        snprintf(path, sizeof path, "%s.plan", rpath);
+        if (!json_is_object(plan)) {
+            problem(pr, path, "must be an object, not %s", type_name(plan));
+            return 0;
+        }
+        r->plan = json_dumps(plan, JSON_COMPACT | JSON_SORT_KEYS);
+        if (r->plan == NULL)
+            return CUT_ENOMEM;
     }
     return 0;
 }

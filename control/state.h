@@ -33,6 +33,8 @@ struct state_route {
     char name[STATE_MAX_NAME];
     struct state_pool pools[CFG_MAX_POOLS];
     size_t npools;
+    char *plan; /* the route's shift plan as compact JSON (control/plan.c owns its shape), or
+                 * NULL; kept in the state file so a restart resumes it */
 };
 
 struct state {

@@ -1,0 +1,464 @@
+/* plan.c - shift plans, gates, automatic rollback and the watchdog (see plan.h). */
+#include "plan.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../proxy/cut.h"
+#include "../proxy/snapshot.h"
+#include "commands.h"
+#include "ctl_internal.h"
+#include "health_state.h"
+#include "state.h"
+
+#define WD_SECONDS 64 /* watchdog history: one sample per second */
+
+/* What a pool's counters said at a moment. */
+struct totals {
+    uint64_t req, e5, lat[SNAP_LAT_BUCKETS + 1];
+};
+
+/* Per route: the measurement base of the plan's current step, and the watchdog's history. */
+struct plan_track {
+    char route[128];
+    int64_t base_step_ms; /* the step start the base belongs to; 0: none */
+    char base_pool[128];
+    struct totals base;
+    struct wd_sample {
+        uint64_t req[CFG_MAX_POOLS], e5[CFG_MAX_POOLS];
+    } ring[WD_SECONDS];
+    unsigned ring_n, ring_pos;
+    int64_t last_sample_ms;
+    struct plan_track *next;
+};
+
+struct plan_state {
+    struct plan_track *tracks;
+};
+
+int64_t plan_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void rfc3339(int64_t ms, char *buf, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, cap - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* ---- the plan's JSON ------------------------------------------------------------------------- */
+
+static const char *jstr(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static int64_t jint(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+int plan_parse(const char *text, struct plan *p)
+{
+    memset(p, 0, sizeof *p);
+    json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return -1;
+    }
+    snprintf(p->state, sizeof p->state, "%s", jstr(o, "state"));
+    snprintf(p->to, sizeof p->to, "%s", jstr(o, "to"));
+    snprintf(p->from, sizeof p->from, "%s", jstr(o, "from"));
+    json_t *steps = json_object_get(o, "steps_bp");
+    for (size_t i = 0; json_is_array(steps) && i < json_array_size(steps) && i < PLAN_MAX_STEPS;
+         i++)
+        p->steps_bp[p->nsteps++] = (unsigned)json_integer_value(json_array_get(steps, i));
+    p->step = (unsigned)jint(o, "step");
+    p->hold_s = (unsigned)jint(o, "hold_s");
+    p->gate_5xx = json_object_get(o, "max_5xx_bp") != NULL;
+    p->max_5xx_bp = (unsigned)jint(o, "max_5xx_bp");
+    p->gate_p99 = json_object_get(o, "max_p99_ms") != NULL;
+    p->max_p99_ms = (unsigned)jint(o, "max_p99_ms");
+    p->min_requests = (unsigned)jint(o, "min_requests");
+    p->started_ms = jint(o, "started_ms");
+    p->step_started_ms = jint(o, "step_started_ms");
+    snprintf(p->reason, sizeof p->reason, "%s", jstr(o, "reason"));
+    snprintf(p->actor, sizeof p->actor, "%s", jstr(o, "actor"));
+    snprintf(p->rb_gate, sizeof p->rb_gate, "%s", jstr(o, "rb_gate"));
+    json_t *v = json_object_get(o, "rb_value");
+    p->rb_value = json_is_number(v) ? json_number_value(v) : 0;
+    v = json_object_get(o, "rb_limit");
+    p->rb_limit = json_is_number(v) ? json_number_value(v) : 0;
+    p->rb_at_ms = jint(o, "rb_at_ms");
+    json_decref(o);
+    int ok = p->nsteps > 0 && p->step < p->nsteps && p->to[0] && p->state[0];
+    return ok ? 0 : -1;
+}
+
+char *plan_dump(const struct plan *p)
+{
+    json_t *o = json_object(), *steps = json_array();
+    for (unsigned i = 0; i < p->nsteps; i++)
+        json_array_append_new(steps, json_integer(p->steps_bp[i]));
+    json_object_set_new(o, "state", json_string(p->state));
+    json_object_set_new(o, "to", json_string(p->to));
+    json_object_set_new(o, "from", json_string(p->from));
+    json_object_set_new(o, "steps_bp", steps);
+    json_object_set_new(o, "step", json_integer(p->step));
+    json_object_set_new(o, "hold_s", json_integer(p->hold_s));
+    if (p->gate_5xx)
+        json_object_set_new(o, "max_5xx_bp", json_integer(p->max_5xx_bp));
+    if (p->gate_p99)
+        json_object_set_new(o, "max_p99_ms", json_integer(p->max_p99_ms));
+    json_object_set_new(o, "min_requests", json_integer(p->min_requests));
+    json_object_set_new(o, "started_ms", json_integer(p->started_ms));
+    json_object_set_new(o, "step_started_ms", json_integer(p->step_started_ms));
+    json_object_set_new(o, "reason", json_string(p->reason));
+    json_object_set_new(o, "actor", json_string(p->actor));
+    if (p->rb_gate[0]) {
+        json_object_set_new(o, "rb_gate", json_string(p->rb_gate));
+        json_object_set_new(o, "rb_value", json_real(p->rb_value));
+        json_object_set_new(o, "rb_limit", json_real(p->rb_limit));
+        json_object_set_new(o, "rb_at_ms", json_integer(p->rb_at_ms));
+    }
+    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return text;
+}
+
+int plan_active(const struct plan *p)
+{
+    return !strcmp(p->state, "running") || !strcmp(p->state, "paused");
+}
+
+void plan_set_weights(struct state_route *sr, const struct plan *p, unsigned to_bp)
+{
+    unsigned stable_rest = 0, nrest = 0;
+    for (size_t i = 0; i < sr->npools; i++)
+        if (strcmp(sr->pools[i].name, p->to) != 0) {
+            stable_rest += sr->pools[i].stable_bp;
+            nrest++;
+        }
+    unsigned rest = CFG_BP_TOTAL - to_bp, given = 0;
+    int last = -1;
+    for (size_t i = 0; i < sr->npools; i++) {
+        struct state_pool *sp = &sr->pools[i];
+        if (strcmp(sp->name, p->to) == 0) {
+            sp->weight_bp = to_bp;
+            continue;
+        }
+        /* The rest goes where traffic was stable; the pool the plan started from when no other
+         * pool had stable weight. */
+        unsigned share = stable_rest ? (unsigned)((uint64_t)rest * sp->stable_bp / stable_rest)
+                         : strcmp(sp->name, p->from) == 0 ? rest
+                                                          : 0;
+        sp->weight_bp = share;
+        given += share;
+        last = (int)i;
+    }
+    if (last >= 0 && nrest)
+        sr->pools[last].weight_bp += rest - given; /* rounding: the sum stays 10000 */
+}
+
+/* ---- measurement ---------------------------------------------------------------------------- */
+
+static struct plan_state *pstate(struct ctl *c)
+{
+    if (!c->plans)
+        c->plans = calloc(1, sizeof *c->plans);
+    return c->plans;
+}
+
+static struct plan_track *track(struct ctl *c, const char *route)
+{
+    struct plan_state *ps = pstate(c);
+    if (!ps)
+        return NULL;
+    for (struct plan_track *t = ps->tracks; t; t = t->next)
+        if (!strcmp(t->route, route))
+            return t;
+    struct plan_track *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    snprintf(t->route, sizeof t->route, "%s", route);
+    t->next = ps->tracks;
+    ps->tracks = t;
+    return t;
+}
+
+void plan_state_free(struct plan_state *ps)
+{
+    if (!ps)
+        return;
+    while (ps->tracks) {
+        struct plan_track *t = ps->tracks;
+        ps->tracks = t->next;
+        free(t);
+    }
+    free(ps);
+}
+
+static void totals_of(struct ctl *c, const char *route, const char *pool, struct totals *t)
+{
+    memset(t, 0, sizeof *t);
+    for (const struct counter_entry *e = c->counters; e; e = e->next) {
+        if (strcmp(e->route, route) || strcmp(e->pool, pool))
+            continue;
+        for (unsigned w = 0; w < (c->nworkers ? c->nworkers : 1); w++) {
+            const struct snap_counter_slot *k = &e->slots[w];
+            t->req += atomic_load_explicit(&k->requests, memory_order_relaxed);
+            t->e5 += atomic_load_explicit(&k->responses_5xx, memory_order_relaxed);
+            for (unsigned i = 0; i <= SNAP_LAT_BUCKETS; i++)
+                t->lat[i] += atomic_load_explicit(&k->lat[i], memory_order_relaxed);
+        }
+    }
+}
+
+/* The window: what "to" received since the step's base. */
+struct window {
+    uint64_t req, e5;
+    double ratio_pct, p99_ms;
+};
+
+static void window_of(struct ctl *c, const struct state_route *sr, const struct plan *p,
+                      struct window *w)
+{
+    static const unsigned bounds[SNAP_LAT_BUCKETS] = SNAP_LAT_BOUNDS_MS;
+    memset(w, 0, sizeof *w);
+    struct plan_track *t = track(c, sr->name);
+    struct totals now;
+    totals_of(c, sr->name, p->to, &now);
+    if (!t)
+        return;
+    if (t->base_step_ms != p->step_started_ms || strcmp(t->base_pool, p->to) != 0) {
+        t->base = now; /* a new step (or a restart): its window starts now */
+        t->base_step_ms = p->step_started_ms;
+        snprintf(t->base_pool, sizeof t->base_pool, "%s", p->to);
+    }
+    w->req = now.req - t->base.req;
+    w->e5 = now.e5 - t->base.e5;
+    w->ratio_pct = w->req ? 100.0 * (double)w->e5 / (double)w->req : 0;
+    uint64_t need = w->req - w->req / 100, cum = 0; /* 99 % of the requests, rounded up */
+    for (unsigned i = 0; i <= SNAP_LAT_BUCKETS && w->req; i++) {
+        cum += now.lat[i] - t->base.lat[i];
+        if (cum >= need) {
+            w->p99_ms = i < SNAP_LAT_BUCKETS ? bounds[i] : 2.0 * bounds[SNAP_LAT_BUCKETS - 1];
+            break;
+        }
+    }
+}
+
+void plan_rebase(struct ctl *c, const char *route)
+{
+    struct plan_track *t = track(c, route);
+    if (t)
+        t->base_step_ms = 0;
+}
+
+json_t *plan_status(struct ctl *c, const struct state_route *sr)
+{
+    struct plan p;
+    if (!sr->plan || plan_parse(sr->plan, &p) < 0)
+        return NULL;
+    json_t *steps = json_array(), *gates = json_object(), *rb = json_null();
+    for (unsigned i = 0; i < p.nsteps; i++)
+        json_array_append_new(steps, json_real(p.steps_bp[i] / 100.0));
+    if (p.gate_5xx)
+        json_object_set_new(gates, "max_5xx_percent", json_real(p.max_5xx_bp / 100.0));
+    if (p.gate_p99)
+        json_object_set_new(gates, "max_p99_ms", json_integer(p.max_p99_ms));
+    json_object_set_new(gates, "min_requests", json_integer(p.min_requests));
+    char started[40], at[40];
+    rfc3339(p.started_ms, started, sizeof started);
+    if (p.rb_gate[0]) {
+        rfc3339(p.rb_at_ms, at, sizeof at);
+        rb = json_pack("{s:s, s:f, s:f, s:s}", "gate", p.rb_gate, "value", p.rb_value, "limit",
+                       p.rb_limit, "at", at);
+    }
+    struct window w = {0};
+    if (plan_active(&p))
+        window_of(c, sr, &p, &w);
+    json_t *next = json_null();
+    if (!strcmp(p.state, "running")) {
+        double left = (double)(p.step_started_ms + (int64_t)p.hold_s * 1000 - plan_wall_ms()) /
+                      1000.0;
+        next = json_real(left > 0 ? left : 0);
+    }
+    return json_pack("{s:s, s:s, s:s, s:o, s:i, s:f, s:i, s:o, s:o, s:o, s:s, s:s, s:s, s:o}",
+                     "state", p.state, "to", p.to, "from", p.from, "steps", steps, "step",
+                     (int)p.step, "weight", p.steps_bp[p.step] / 100.0, "hold_s", (int)p.hold_s,
+                     "next_step_in_s", next, "gates", gates, "window",
+                     json_pack("{s:I, s:I, s:f, s:f}", "requests", (json_int_t)w.req,
+                               "errors_5xx", (json_int_t)w.e5, "ratio_percent", w.ratio_pct,
+                               "p99_ms", w.p99_ms),
+                     "reason", p.reason, "started_at", started, "actor", p.actor, "rolled_back",
+                     rb);
+}
+
+/* ---- decisions -------------------------------------------------------------------------------- */
+
+/* Commits plan p (and, when weights is set, new weights) for route sr through the durable,
+ * audited path with actor "auto". */
+static void commit(struct ctl *c, const struct state_route *sr, const struct plan *p,
+                   const char *op, json_t *args, int stable_too, int rollback)
+{
+    struct state next;
+    if (state_copy(&next, &c->rt) < 0) {
+        json_decref(args);
+        return;
+    }
+    struct state_route *nr = state_route_find(&next, sr->name);
+    char *text = plan_dump(p);
+    if (!nr || !text) {
+        free(text);
+        state_dispose(&next);
+        json_decref(args);
+        return;
+    }
+    free(nr->plan);
+    nr->plan = text;
+    if (rollback)
+        for (size_t i = 0; i < nr->npools; i++)
+            nr->pools[i].weight_bp = nr->pools[i].stable_bp;
+    else
+        plan_set_weights(nr, p, p->steps_bp[p->step]);
+    if (stable_too)
+        for (size_t i = 0; i < nr->npools; i++)
+            nr->pools[i].stable_bp = nr->pools[i].weight_bp;
+    commands_apply_auto(c, op, args, &next, sr->name);
+    state_dispose(&next);
+    json_decref(args);
+}
+
+static void roll_back(struct ctl *c, const struct state_route *sr, struct plan *p,
+                      const char *gate, double value, double limit, const struct window *w)
+{
+    snprintf(p->state, sizeof p->state, "rolled_back");
+    snprintf(p->rb_gate, sizeof p->rb_gate, "%s", gate);
+    p->rb_value = value;
+    p->rb_limit = limit;
+    p->rb_at_ms = plan_wall_ms();
+    json_t *args = json_pack("{s:s, s:s, s:s, s:f, s:f, s:{s:I, s:I, s:f, s:f}, s:s}", "route",
+                             sr->name, "pool", p->to, "gate", gate, "value", value, "limit",
+                             limit, "window", "requests", (json_int_t)w->req, "errors_5xx",
+                             (json_int_t)w->e5, "ratio_percent", w->ratio_pct, "p99_ms",
+                             w->p99_ms, "reason", "automatic rollback: a gate failed");
+    commit(c, sr, p, "rollback", args, 0, 1);
+}
+
+static void run_plan(struct ctl *c, const struct state_route *sr, struct plan *p)
+{
+    struct window w;
+    window_of(c, sr, p, &w);
+    unsigned to_bp = p->steps_bp[p->step];
+    if (to_bp > 0 && hstate_pool_serving(c->hs, sr->name, p->to) == 0) {
+        roll_back(c, sr, p, "unhealthy", 0, 0, &w);
+        return;
+    }
+    int judged = w.req >= p->min_requests && w.req > 0;
+    if (judged && p->gate_5xx && w.ratio_pct > p->max_5xx_bp / 100.0) {
+        roll_back(c, sr, p, "max_5xx_percent", w.ratio_pct, p->max_5xx_bp / 100.0, &w);
+        return;
+    }
+    if (judged && p->gate_p99 && w.p99_ms > p->max_p99_ms) {
+        roll_back(c, sr, p, "max_p99_ms", w.p99_ms, p->max_p99_ms, &w);
+        return;
+    }
+    if (plan_wall_ms() < p->step_started_ms + (int64_t)p->hold_s * 1000)
+        return;
+    if ((p->gate_5xx || p->gate_p99) && !judged && p->min_requests > 0)
+        return; /* not enough traffic to judge this step yet: hold on */
+    json_t *args = json_pack("{s:s, s:s, s:i, s:{s:I, s:I, s:f, s:f}, s:s}", "route", sr->name,
+                             "pool", p->to, "step", (int)p->step, "window", "requests",
+                             (json_int_t)w.req, "errors_5xx", (json_int_t)w.e5, "ratio_percent",
+                             w.ratio_pct, "p99_ms", w.p99_ms, "reason", p->reason);
+    if (p->step + 1 < p->nsteps) {
+        p->step++;
+        p->step_started_ms = plan_wall_ms();
+        commit(c, sr, p, "shift-step", args, 0, 0);
+    } else {
+        snprintf(p->state, sizeof p->state, "promoted");
+        commit(c, sr, p, "promote", args, 1, 0);
+    }
+}
+
+/* The watchdog, once a second: each pool away from its stable weight with too many 5xx over
+ * the window sends the route back. */
+static void watchdog(struct ctl *c, const struct cfg_route *cr, struct state_route *sr,
+                     struct plan_track *t)
+{
+    struct wd_sample *s = &t->ring[t->ring_pos];
+    for (size_t i = 0; i < sr->npools && i < CFG_MAX_POOLS; i++) {
+        struct totals tt;
+        totals_of(c, sr->name, sr->pools[i].name, &tt);
+        s->req[i] = tt.req;
+        s->e5[i] = tt.e5;
+    }
+    unsigned span = cr->watchdog.window_s < WD_SECONDS ? cr->watchdog.window_s : WD_SECONDS - 1;
+    unsigned have = t->ring_n < span ? t->ring_n : span;
+    const struct wd_sample *old = &t->ring[(t->ring_pos + WD_SECONDS - have) % WD_SECONDS];
+    t->ring_pos = (t->ring_pos + 1) % WD_SECONDS;
+    if (t->ring_n < WD_SECONDS)
+        t->ring_n++;
+    if (!cr->watchdog.enabled || have == 0)
+        return;
+    for (size_t i = 0; i < sr->npools && i < CFG_MAX_POOLS; i++) {
+        const struct state_pool *sp = &sr->pools[i];
+        if (sp->weight_bp == 0 || sp->weight_bp <= sp->stable_bp)
+            continue; /* only a pool carrying more than its stable share is on trial */
+        uint64_t req = s->req[i] - old->req[i], e5 = s->e5[i] - old->e5[i];
+        if (req < cr->watchdog.min_requests)
+            continue;
+        double ratio = 100.0 * (double)e5 / (double)req;
+        if (ratio <= cr->watchdog.max_5xx_bp / 100.0)
+            continue;
+        struct state next;
+        if (state_copy(&next, &c->rt) < 0)
+            return;
+        struct state_route *nr = state_route_find(&next, sr->name);
+        for (size_t k = 0; nr && k < nr->npools; k++)
+            nr->pools[k].weight_bp = nr->pools[k].stable_bp;
+        json_t *args = json_pack("{s:s, s:s, s:s, s:f, s:f, s:{s:I, s:I, s:i}, s:s}", "route",
+                                 sr->name, "pool", sp->name, "gate", "watchdog_5xx_percent",
+                                 "value", ratio, "limit", cr->watchdog.max_5xx_bp / 100.0,
+                                 "window", "requests", (json_int_t)req, "errors_5xx",
+                                 (json_int_t)e5, "seconds", (int)have, "reason",
+                                 "watchdog: automatic rollback");
+        if (nr)
+            commands_apply_auto(c, "rollback", args, &next, sr->name);
+        json_decref(args);
+        state_dispose(&next);
+        return;
+    }
+}
+
+void plan_tick(struct ctl *c)
+{
+    const struct cfg *cfg = c->hold->cfg;
+    int64_t now = plan_wall_ms();
+    for (size_t r = 0; r < c->rt.nroutes; r++) {
+        struct state_route *sr = &c->rt.routes[r];
+        struct plan p;
+        if (sr->plan && plan_parse(sr->plan, &p) == 0 && !strcmp(p.state, "running")) {
+            run_plan(c, sr, &p);
+            continue; /* the plan's gates guard the route while it runs */
+        }
+        int ri = cfg_route_index(cfg, sr->name);
+        struct plan_track *t = ri >= 0 ? track(c, sr->name) : NULL;
+        if (t && now >= t->last_sample_ms + 1000) {
+            t->last_sample_ms = now;
+            watchdog(c, &cfg->routes[ri], sr, t);
+        }
+    }
+}

@@ -1,0 +1,75 @@
+/* plan.h - server-side shift plans with gates, automatic rollback, and the watchdog.
+ *
+ * A plan moves a route's traffic to one pool ("to") in steps (percent), holding each step for
+ * hold_s seconds. Gates judge the traffic "to" received during the current step once it saw
+ * min_requests requests: its 5xx share at most max_5xx_percent, its p99 duration at most
+ * max_p99_ms (from the duration histogram: the upper bound of the bucket holding the 99th
+ * percentile, so a conservative value). A failed gate, or "to" having no serving endpoint while
+ * it carries weight, rolls the route back to its stable weights at once (one publication),
+ * audited with actor "auto" and the measured values. After the last step's hold the pool is
+ * promoted (its weights become the stable ones). The plan is part of the route's durable state
+ * (state file), so a restart resumes it: the hold continues from the persisted step start
+ * (wall clock), the step's measurement window restarts (counters start at zero).
+ *
+ * The watchdog (routes[].watchdog) guards a route outside any plan: a pool that is not at its
+ * stable weight and answers more than max_5xx_percent 5xx over the last window_s seconds (with
+ * at least min_requests) sends the route back to its stable weights.
+ * Control thread only.
+ */
+#ifndef CUT_PLAN_H
+#define CUT_PLAN_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+struct ctl;
+struct state_route;
+struct cmd_res;
+
+#define PLAN_MAX_STEPS 16
+
+struct plan {
+    char state[16]; /* running, paused, promoted, rolled_back, aborted */
+    char to[128], from[128];
+    unsigned steps_bp[PLAN_MAX_STEPS];
+    unsigned nsteps, step;
+    unsigned hold_s;
+    int gate_5xx, gate_p99;
+    unsigned max_5xx_bp, max_p99_ms, min_requests;
+    int64_t started_ms, step_started_ms; /* wall clock */
+    char reason[520], actor[160];
+    char rb_gate[24]; /* why it rolled back ("" when it did not) */
+    double rb_value, rb_limit;
+    int64_t rb_at_ms;
+};
+
+/* From/to the compact JSON kept in state_route.plan. parse returns 0 or -1. The caller frees
+ * dump's result. */
+int plan_parse(const char *json, struct plan *p);
+char *plan_dump(const struct plan *p);
+
+/* 1 when the plan holds the route (running or paused). */
+int plan_active(const struct plan *p);
+
+/* The plan of route sr for status (with the current window and the time to the next step), or
+ * NULL when the route has none. */
+json_t *plan_status(struct ctl *c, const struct state_route *sr);
+
+/* Sets the weights of sr for a plan at percent bp of "to": the other pools share the rest in
+ * proportion to their stable weights. */
+void plan_set_weights(struct state_route *sr, const struct plan *p, unsigned to_bp);
+
+/* Runs every tick: steps, gates, promotion; the watchdog once a second. */
+void plan_tick(struct ctl *c);
+
+/* Forgets the measurement base of route (a new plan or step). */
+void plan_rebase(struct ctl *c, const char *route);
+
+/* Frees what plan.c keeps for c (ctl_free). */
+struct plan_state;
+void plan_state_free(struct plan_state *ps);
+
+/* Wall-clock milliseconds. */
+int64_t plan_wall_ms(void);
+
+#endif
