@@ -333,9 +333,10 @@ static int op_status(struct cmd_req *q, struct cmd_res *r)
             uint64_t req, e5;
             pool_counts(c, sr->name, sr->pools[p].name, &req, &e5);
             json_object_set_new(pools, sr->pools[p].name,
-                                json_pack("{s:I, s:I, s:o}", "requests", (json_int_t)req,
+                                json_pack("{s:I, s:I, s:o, s:o}", "requests", (json_int_t)req,
                                           "responses_5xx", (json_int_t)e5, "endpoints",
-                                          endpoints_json(c, sr, &sr->pools[p])));
+                                          endpoints_json(c, sr, &sr->pools[p]), "windows",
+                                          plan_pool_windows(c, sr->name, p)));
         }
         json_t *plan = plan_status(c, sr);
         json_array_append_new(routes, json_pack("{s:s, s:o, s:o, s:o, s:o}", "name", sr->name,

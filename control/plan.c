@@ -29,6 +29,7 @@ struct plan_track {
     struct totals base;
     struct wd_sample {
         uint64_t req[CFG_MAX_POOLS], e5[CFG_MAX_POOLS];
+        uint64_t lat[CFG_MAX_POOLS][SNAP_LAT_BUCKETS + 1];
     } ring[WD_SECONDS];
     unsigned ring_n, ring_pos;
     int64_t last_sample_ms;
@@ -231,10 +232,23 @@ struct window {
     double ratio_pct, p99_ms;
 };
 
+/* The 99th percentile (upper bound of its bucket, ms) of n requests whose per-bucket counts are
+ * now[i] - base[i]; 0 when n is 0. */
+static double p99_of(const uint64_t *now, const uint64_t *base, uint64_t n)
+{
+    static const unsigned bounds[SNAP_LAT_BUCKETS] = SNAP_LAT_BOUNDS_MS;
+    uint64_t need = n - n / 100, cum = 0;
+    for (unsigned i = 0; i <= SNAP_LAT_BUCKETS && n; i++) {
+        cum += now[i] - base[i];
+        if (cum >= need)
+            return i < SNAP_LAT_BUCKETS ? bounds[i] : 2.0 * bounds[SNAP_LAT_BUCKETS - 1];
+    }
+    return 0;
+}
+
 static void window_of(struct ctl *c, const struct state_route *sr, const struct plan *p,
                       struct window *w)
 {
-    static const unsigned bounds[SNAP_LAT_BUCKETS] = SNAP_LAT_BOUNDS_MS;
     memset(w, 0, sizeof *w);
     struct plan_track *t = track(c, sr->name);
     struct totals now;
@@ -249,14 +263,32 @@ static void window_of(struct ctl *c, const struct state_route *sr, const struct 
     w->req = now.req - t->base.req;
     w->e5 = now.e5 - t->base.e5;
     w->ratio_pct = w->req ? 100.0 * (double)w->e5 / (double)w->req : 0;
-    uint64_t need = w->req - w->req / 100, cum = 0; /* 99 % of the requests, rounded up */
-    for (unsigned i = 0; i <= SNAP_LAT_BUCKETS && w->req; i++) {
-        cum += now.lat[i] - t->base.lat[i];
-        if (cum >= need) {
-            w->p99_ms = i < SNAP_LAT_BUCKETS ? bounds[i] : 2.0 * bounds[SNAP_LAT_BUCKETS - 1];
-            break;
-        }
+    w->p99_ms = p99_of(now.lat, t->base.lat, w->req);
+}
+
+json_t *plan_pool_windows(struct ctl *c, const char *route, size_t pool_index)
+{
+    static const unsigned spans[] = {10, 60};
+    static const char *const names[] = {"10s", "60s"};
+    json_t *o = json_object();
+    struct plan_track *t = track(c, route);
+    if (!t || t->ring_n == 0 || pool_index >= CFG_MAX_POOLS)
+        return o;
+    const struct wd_sample *last = &t->ring[(t->ring_pos + WD_SECONDS - 1) % WD_SECONDS];
+    for (unsigned k = 0; k < 2; k++) {
+        unsigned have = t->ring_n - 1 < spans[k] ? t->ring_n - 1 : spans[k];
+        const struct wd_sample *old =
+            &t->ring[(t->ring_pos + WD_SECONDS - 1 - have) % WD_SECONDS];
+        uint64_t req = last->req[pool_index] - old->req[pool_index];
+        uint64_t e5 = last->e5[pool_index] - old->e5[pool_index];
+        json_object_set_new(
+            o, names[k],
+            json_pack("{s:i, s:I, s:I, s:f, s:f}", "seconds", (int)have, "requests",
+                      (json_int_t)req, "errors_5xx", (json_int_t)e5, "ratio_percent",
+                      req ? 100.0 * (double)e5 / (double)req : 0.0, "p99_ms",
+                      p99_of(last->lat[pool_index], old->lat[pool_index], req)));
     }
+    return o;
 }
 
 void plan_rebase(struct ctl *c, const char *route)
@@ -396,7 +428,7 @@ static void run_plan(struct ctl *c, const struct state_route *sr, struct plan *p
 /* The watchdog, once a second: each pool away from its stable weight with too many 5xx over
  * the window sends the route back. */
 static void watchdog(struct ctl *c, const struct cfg_route *cr, struct state_route *sr,
-                     struct plan_track *t)
+                     struct plan_track *t, int judge)
 {
     struct wd_sample *s = &t->ring[t->ring_pos];
     for (size_t i = 0; i < sr->npools && i < CFG_MAX_POOLS; i++) {
@@ -404,6 +436,7 @@ static void watchdog(struct ctl *c, const struct cfg_route *cr, struct state_rou
         totals_of(c, sr->name, sr->pools[i].name, &tt);
         s->req[i] = tt.req;
         s->e5[i] = tt.e5;
+        memcpy(s->lat[i], tt.lat, sizeof s->lat[i]);
     }
     unsigned span = cr->watchdog.window_s < WD_SECONDS ? cr->watchdog.window_s : WD_SECONDS - 1;
     unsigned have = t->ring_n < span ? t->ring_n : span;
@@ -411,7 +444,7 @@ static void watchdog(struct ctl *c, const struct cfg_route *cr, struct state_rou
     t->ring_pos = (t->ring_pos + 1) % WD_SECONDS;
     if (t->ring_n < WD_SECONDS)
         t->ring_n++;
-    if (!cr->watchdog.enabled || have == 0)
+    if (!judge || !cr->watchdog.enabled || have == 0)
         return;
     for (size_t i = 0; i < sr->npools && i < CFG_MAX_POOLS; i++) {
         const struct state_pool *sp = &sr->pools[i];
@@ -450,15 +483,16 @@ void plan_tick(struct ctl *c)
     for (size_t r = 0; r < c->rt.nroutes; r++) {
         struct state_route *sr = &c->rt.routes[r];
         struct plan p;
-        if (sr->plan && plan_parse(sr->plan, &p) == 0 && !strcmp(p.state, "running")) {
-            run_plan(c, sr, &p);
-            continue; /* the plan's gates guard the route while it runs */
-        }
+        int planned = sr->plan && plan_parse(sr->plan, &p) == 0 && !strcmp(p.state, "running");
         int ri = cfg_route_index(cfg, sr->name);
         struct plan_track *t = ri >= 0 ? track(c, sr->name) : NULL;
         if (t && now >= t->last_sample_ms + 1000) {
             t->last_sample_ms = now;
-            watchdog(c, &cfg->routes[ri], sr, t);
+            /* The plan's gates guard the route while it runs; the watchdog otherwise. */
+            watchdog(c, &cfg->routes[ri], sr, t, !planned);
+            sr = &c->rt.routes[r]; /* a rollback replaced the state */
         }
+        if (planned && sr->plan && plan_parse(sr->plan, &p) == 0 && !strcmp(p.state, "running"))
+            run_plan(c, sr, &p);
     }
 }

@@ -55,6 +55,10 @@ int plan_active(const struct plan *p);
  * NULL when the route has none. */
 json_t *plan_status(struct ctl *c, const struct state_route *sr);
 
+/* The last 10 s and 60 s of traffic of pool pool_index of route (requests, 5xx, ratio, p99),
+ * from the per-second samples. */
+json_t *plan_pool_windows(struct ctl *c, const char *route, size_t pool_index);
+
 /* Sets the weights of sr for a plan at percent bp of "to": the other pools share the rest in
  * proportion to their stable weights. */
 void plan_set_weights(struct state_route *sr, const struct plan *p, unsigned to_bp);
