@@ -85,36 +85,6 @@ static void conn_free(struct h2up_conn *c)
     upstream_ep_release(&w->ups, ep);
 }
 
-static void stream_obj_free(struct h2up_stream *st)
-{
-    if (st->c) {
-        CUT_LIST_REMOVE(&st->c->streams, st, next, prev);
-        st->c->nstreams--;
-        if (st->c->ng && st->id > 0)
-            nghttp2_session_set_stream_user_data(st->c->ng, st->id, NULL);
-    }
-    if (st->tmo)
-        event_free(st->tmo);
-    if (st->tmp)
-        evbuffer_free(st->tmp);
-    if (st->sent)
-        evbuffer_free(st->sent);
-    h2_head_dispose(&st->head);
-    free(st);
-}
-
-/* Detaches the stream.c side (both forget each other). */
-static struct stream *unhook(struct h2up_stream *st)
-{
-    struct stream *s = st->s;
-    st->s = NULL;
-    if (st->tmo)
-        evtimer_del(st->tmo);
-    if (s)
-        s->uc = NULL;
-    return s;
-}
-
 static void arm_conn(struct h2up_conn *c, unsigned ms)
 {
     evtimer_add(c->tmo, worker_tv(c->w, ms));
@@ -131,6 +101,48 @@ static void schedule(struct h2up_conn *c)
 {
     if (c->run && !c->dead)
         event_active(c->run, EV_WRITE, 1);
+}
+
+/* Frees st; its connection, left without streams, starts its idle time (whichever path freed
+ * the last stream: an answer, a cancel whose RST_STREAM went out, a timeout). */
+static void stream_obj_free(struct h2up_stream *st)
+{
+    struct h2up_conn *c = st->c;
+    if (c) {
+        CUT_LIST_REMOVE(&c->streams, st, next, prev);
+        c->nstreams--;
+        if (c->ng && st->id > 0)
+            nghttp2_session_set_stream_user_data(c->ng, st->id, NULL);
+    }
+    if (st->tmo)
+        event_free(st->tmo);
+    if (st->tmp)
+        evbuffer_free(st->tmp);
+    if (st->sent)
+        evbuffer_free(st->sent);
+    h2_head_dispose(&st->head);
+    free(st);
+    if (c)
+        maybe_idle(c);
+}
+
+/* Detaches the stream.c side (both forget each other). DATA received while the client was
+ * paused and not yet returned to the windows is returned now: nobody will resume it, and the
+ * connection window is shared by every stream. */
+static struct stream *unhook(struct h2up_stream *st)
+{
+    struct stream *s = st->s;
+    st->s = NULL;
+    if (st->unconsumed && st->c && st->c->ng && st->id > 0) {
+        nghttp2_session_consume(st->c->ng, st->id, st->unconsumed);
+        st->unconsumed = 0;
+        schedule(st->c); /* WINDOW_UPDATE */
+    }
+    if (st->tmo)
+        evtimer_del(st->tmo);
+    if (s)
+        s->uc = NULL;
+    return s;
 }
 
 /* Fails one stream: it goes back to stream.c with err. how: 0 (not retryable), FAIL_CONNECT
@@ -355,14 +367,23 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     return 0;
 }
 
+/* st's response is invalid (for cutover): that stream is reset and answered 502; the other
+ * streams of the connection carry on. (A non-zero return from on_frame_recv would be fatal to
+ * the whole session.) */
+static void stream_reject(struct h2up_stream *st)
+{
+    nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
+    stream_fail(st, CUT_EPROTO, 0);
+}
+
 /* The response head (or an interim one) arrived. */
 static int deliver_head(struct h2up_stream *st, int end_stream)
 {
     struct stream *s = st->s;
     struct http_resp resp;
     if (h2_head_response(&st->head, end_stream, s->head_method_head, &resp) != 0) {
-        stream_fail(st, CUT_EPROTO, 0);
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        stream_reject(st);
+        return 0;
     }
     if (resp.status < 200) {
         if (resp.status != 101)
@@ -401,8 +422,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
         /* Trailers (gRPC's grpc-status): regular fields only, passed on at the end. */
         unsigned n = 0;
         if (!end || h2_head_fields(&st->head, &n) < 0) {
-            stream_fail(st, CUT_EPROTO, 0);
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+            stream_reject(st);
+            return 0;
         }
         struct stream *s = unhook(st);
         stream_on_upstream_end(s, st->head.fields, n);

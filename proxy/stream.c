@@ -393,7 +393,9 @@ void stream_on_upstream_error(struct stream *s, int err, int retryable, int conn
             connect_next(s);
             return;
         }
-        if (!connect_phase && !s->stale_retried && s->idempotent) {
+        /* Not when body bytes went out: they left s->req_body and the retry would send the
+         * request without them. */
+        if (!connect_phase && !s->stale_retried && s->idempotent && !s->req_body_sent_any) {
             s->stale_retried = 1;
             s->tries--; /* the endpoint itself did not fail: it may be chosen again */
             connect_next(s);

@@ -102,6 +102,31 @@ static void ep_maybe_free(struct upstream_table *t, struct upstream_ep *ep)
     }
 }
 
+static uint64_t fnv64(uint64_t h, const char *p)
+{
+    for (; p && *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return (h ^ 0xff) * 1099511628211ull; /* a separator: ("ab","") differs from ("a","b") */
+}
+
+/* What a verified connection or a session of a TLS pool stands for besides the name and the
+ * client subject: the trust store (CA bundle, CRL), the minimum version and the client
+ * certificate files. Pools that differ in any of these must not share connections or sessions:
+ * a session resumed (or a connection reused) skips the verification under the other trust. */
+static uint64_t tls_trust_hash(const struct cfg_upstream_tls *t)
+{
+    uint64_t h = 14695981039346656037ull;
+    const struct cfg_tls_cert *cc = t->client_cert;
+    char ver[8];
+    snprintf(ver, sizeof ver, "%u", t->min_version);
+    h = fnv64(h, t->ca);
+    h = fnv64(h, t->crl);
+    h = fnv64(h, ver);
+    h = fnv64(h, cc ? cc->cert : NULL);
+    h = fnv64(h, cc ? cc->key : NULL);
+    return fnv64(h, cc ? cc->pem : NULL);
+}
+
 /* The host part of "host:port" / "[v6]:port". */
 static void host_of(const char *name, char *out, size_t cap)
 {
@@ -127,9 +152,9 @@ struct upstream_ep *upstream_ep_get(struct upstream_table *t, const struct snap_
     char key[UPSTREAM_IDENT_MAX], host[UPSTREAM_HOST_MAX];
     host_of(se->name, host, sizeof host);
     if (sp->tls)
-        snprintf(key, sizeof key, "%s|%s|%s|%s", se->key, protos[cp->protocol],
+        snprintf(key, sizeof key, "%s|%s|%s|%s|%016llx", se->key, protos[cp->protocol],
                  cp->tls->server_name ? cp->tls->server_name : host,
-                 tls_client_subject(sp->tls));
+                 tls_client_subject(sp->tls), (unsigned long long)tls_trust_hash(cp->tls));
     else if (cp->protocol != CFG_UP_HTTP1)
         snprintf(key, sizeof key, "%s|%s", se->key, protos[cp->protocol]);
     else

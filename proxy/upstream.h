@@ -28,9 +28,11 @@ struct io;
 #define UPSTREAM_HOST_MAX 256
 
 struct upstream_ep {
-    /* The identity of a pool of connections: the address, and for TLS the name verified and
-     * the client certificate presented ("10.0.0.5:443|h2|green.svc|CN=cutover"), so that two
-     * pools reaching one address in different ways never share a connection. */
+    /* The identity of a pool of connections: the address, and for TLS the name verified, the
+     * client certificate presented and a hash of the trust settings (CA, CRL, min version,
+     * client certificate files): "10.0.0.5:443|h2|green.svc|CN=cutover|0123456789abcdef", so
+     * that two pools reaching one address in different ways never share a connection or a
+     * session. */
     char key[UPSTREAM_IDENT_MAX];
     char host[UPSTREAM_HOST_MAX]; /* the configured host (name checked when no server_name) */
     int proto;                    /* enum cfg_up_proto */

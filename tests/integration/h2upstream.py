@@ -13,6 +13,9 @@ Paths:
   /ticks/N/MS     N DATA frames MS milliseconds apart (a long-lived stream), then the end
   /slow/MS        answers after MS milliseconds
   /status/N       status N
+  /bighead/N      200 with a response field x-big of N bytes
+  /drop-once      the first such request (per process): the whole body is read and logged, then
+                  the TCP connection is aborted without a response; later ones: as "anything else"
   anything else   "NAME\\n"
 Every request is logged as one JSON line: name, conn, stream, method, path, authority, scheme,
 headers, body length and sha256, and the TLS view (sni, client certificate) when TLS.
@@ -179,7 +182,16 @@ class Conn:
             if st.get("reset"):
                 return
             self.log(sid, hdrs, st)
-            if path.startswith("/grpc/"):
+            if path == "/drop-once" and not self.srv.dropped:
+                self.srv.dropped = True
+                self.writer.transport.abort()
+                return
+            if path.startswith("/bighead/"):
+                body = (name + "\n").encode()
+                self.h2.send_headers(sid, [(":status", "200"), ("x-big", "b" * int(path[9:])),
+                                           ("content-length", str(len(body)))])
+                await self.send_data(sid, body, end=True)
+            elif path.startswith("/grpc/"):
                 msg = (name + ":").encode()
                 self.h2.send_headers(sid, [(":status", "200"),
                                            ("content-type", "application/grpc")])
@@ -236,6 +248,7 @@ class Server:
         self.goaway_after = args.goaway_after
         self.logf = open(args.log, "a", buffering=1) if args.log else None
         self.serial = 0
+        self.dropped = False
 
     def log(self, rec):
         if self.logf:
