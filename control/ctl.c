@@ -22,6 +22,7 @@
 #include "../proxy/snapshot.h"
 #include "../proxy/tls.h"
 #include "../proxy/worker.h"
+#include "admin.h"
 #include "ctl_internal.h"
 #include "ctlsock.h"
 
@@ -343,41 +344,68 @@ static int tls_files_stat(struct ctl *c)
     return changed;
 }
 
-/* Builds the contexts of every TLS listener of cfg into out (NULL for plain listeners). On a
- * failure every problem is in errs (path listeners[i].tls) and nothing is left in out. */
-static int tls_build(const struct cfg *cfg, struct tls_ctx **out, struct cfg_errors *errs)
+/* The contexts of one generation of TLS material: per listener (NULL for plain ones) and the
+ * admin API's (NULL without one). */
+struct tls_set {
+    struct tls_ctx *listeners[CFG_MAX_LISTENERS];
+    struct tls_ctx *admin;
+};
+
+static void tls_set_unref(struct tls_set *set)
+{
+    for (size_t i = 0; i < CFG_MAX_LISTENERS; i++) {
+        tls_ctx_unref(set->listeners[i]);
+        set->listeners[i] = NULL;
+    }
+    tls_ctx_unref(set->admin);
+    set->admin = NULL;
+}
+
+/* Builds the contexts of every TLS listener of cfg and of its admin API into out. On a failure
+ * every problem is in errs (path listeners[i].tls or admin.tls) and nothing is left in out. */
+static int tls_build(const struct cfg *cfg, struct tls_set *out, struct cfg_errors *errs)
 {
     int rc = 0;
-    for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-        out[i] = NULL;
+    memset(out, 0, sizeof *out);
+    char err[512], path[64];
     for (size_t i = 0; i < cfg->nlisteners && i < CFG_MAX_LISTENERS; i++) {
         if (!cfg->listeners[i].tls)
             continue;
-        char err[512], path[64];
-        int r = tls_ctx_new(cfg->listeners[i].tls, &out[i], err, sizeof err);
+        int r = tls_ctx_new(cfg->listeners[i].tls, &out->listeners[i], err, sizeof err);
         if (r < 0) {
             snprintf(path, sizeof path, "listeners[%zu].tls", i);
             cfg_errors_add(errs, path, 0, 0, "%s", err);
             rc = rc ? rc : r;
         }
     }
-    if (rc < 0)
-        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++) {
-            tls_ctx_unref(out[i]);
-            out[i] = NULL;
+    if (cfg->admin.tls) {
+        int r = tls_ctx_new(cfg->admin.tls, &out->admin, err, sizeof err);
+        if (r < 0) {
+            cfg_errors_add(errs, "admin.tls", 0, 0, "%s", err);
+            rc = rc ? rc : r;
         }
+    }
+    if (rc < 0)
+        tls_set_unref(out);
     return rc;
 }
 
-static void tls_replace(struct ctl *c, struct tls_ctx **fresh)
+/* Puts fresh in use and leaves what was in use in fresh (for the caller to release, or to swap
+ * back). */
+static void tls_swap(struct ctl *c, struct tls_set *fresh)
 {
     for (size_t i = 0; i < CFG_MAX_LISTENERS; i++) {
-        tls_ctx_unref(c->tls[i]);
-        c->tls[i] = fresh[i];
+        struct tls_ctx *t = c->tls[i];
+        c->tls[i] = fresh->listeners[i];
+        fresh->listeners[i] = t;
     }
+    struct tls_ctx *t = c->admin_tls;
+    c->admin_tls = fresh->admin;
+    fresh->admin = t;
 }
 
-/* {"listener":name,"certificates":[...]} for every TLS listener, into extra. */
+/* {"listener":name,"certificates":[...]} for every TLS listener, and the admin API's
+ * {"address","certificates"}, into extra. */
 static void tls_event(struct ctl *c, const char *name)
 {
     const struct cfg *cfg = c->hold->cfg;
@@ -396,7 +424,13 @@ static void tls_event(struct ctl *c, const char *name)
         o += (size_t)snprintf(extra + o, cap - o, "}");
         first = 0;
     }
-    snprintf(extra + o, cap - o, "]");
+    o += (size_t)snprintf(extra + o, cap - o, "]");
+    if (c->admin_tls && o + 256 < cap) {
+        o += (size_t)snprintf(extra + o, cap - o, ",\"admin\":{\"address\":\"%s\",\"certificates\":",
+                              cfg->admin.address);
+        o += tls_ctx_describe(c->admin_tls, extra + o, cap - o - 4);
+        snprintf(extra + o, cap - o, "}");
+    }
     ctl_event(c, name, extra);
     free(extra);
 }
@@ -439,6 +473,16 @@ static void tls_watch(struct ctl *c)
         tls_files_add(c, t->client_ca, &cap);
         tls_files_add(c, t->crl, &cap);
     }
+    const struct cfg_tls *at = cfg->admin.tls;
+    for (size_t k = 0; at && k < at->ncerts; k++) {
+        tls_files_add(c, at->certs[k].cert, &cap);
+        tls_files_add(c, at->certs[k].key, &cap);
+        tls_files_add(c, at->certs[k].pem, &cap);
+    }
+    if (at) {
+        tls_files_add(c, at->client_ca, &cap);
+        tls_files_add(c, at->crl, &cap);
+    }
     if (c->ev_tls_notify) {
         event_free(c->ev_tls_notify);
         c->ev_tls_notify = NULL;
@@ -472,25 +516,21 @@ static void tls_check(struct ctl *c)
 {
     if (c->stopping || !tls_files_stat(c))
         return;
-    struct tls_ctx *fresh[CFG_MAX_LISTENERS];
+    struct tls_set fresh;
     struct cfg_errors errs = {0};
-    if (tls_build(c->hold->cfg, fresh, &errs) < 0) {
+    if (tls_build(c->hold->cfg, &fresh, &errs) < 0) {
         tls_refused_event(c, &errs); /* the old material keeps serving */
         cfg_errors_dispose(&errs);
         return;
     }
-    struct tls_ctx *old[CFG_MAX_LISTENERS];
-    memcpy(old, c->tls, sizeof old);
-    memcpy(c->tls, fresh, sizeof fresh);
+    tls_swap(c, &fresh); /* fresh now holds the old material */
     if (ctl_publish(c) < 0) {
-        memcpy(c->tls, old, sizeof old);
-        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-            tls_ctx_unref(fresh[i]);
+        tls_swap(c, &fresh);
+        tls_set_unref(&fresh);
         ctl_event(c, "tls_reload_refused", ",\"errors\":[{\"path\":\"\",\"reason\":\"out of memory\"}]");
         return;
     }
-    for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-        tls_ctx_unref(old[i]);
+    tls_set_unref(&fresh);
     tls_event(c, "tls_reloaded");
 }
 
@@ -625,6 +665,12 @@ static int same_str(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+/* The admin API binds once, like the listeners: same presence, address and port. */
+static int same_admin_address(const struct cfg *a, const struct cfg *b)
+{
+    return same_str(a->admin.host, b->admin.host) && a->admin.port == b->admin.port;
+}
+
 static void refuse_event(struct ctl *c, const struct cfg_errors *errs)
 {
     /* One event carrying every problem, as {"path","message"} objects. */
@@ -666,6 +712,10 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
                !same_str(old->control.audit_file, cfg->control.audit_file)) {
         why_path = "control";
         why = "changing the control socket, state file or audit file requires a restart";
+    } else if (!same_admin_address(old, cfg)) {
+        why_path = "admin.address";
+        why = "changing the admin API address (or adding or removing the admin API) requires a "
+              "restart";
     }
     if (why) {
         cfg_errors_add(errs, why_path, 0, 0, "%s", why);
@@ -673,8 +723,8 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
         cfg_free(cfg);
         return CUT_EINVAL;
     }
-    struct tls_ctx *fresh_tls[CFG_MAX_LISTENERS];
-    if (tls_build(cfg, fresh_tls, errs) < 0) {
+    struct tls_set fresh;
+    if (tls_build(cfg, &fresh, errs) < 0) {
         refuse_event(c, errs); /* certificates that do not load refuse the whole reload */
         cfg_free(cfg);
         return CUT_EINVAL;
@@ -682,16 +732,14 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
     struct state nrt;
     char note[1024], err[256];
     if (rt_build(cfg, old, &c->rt, &nrt, note, sizeof note) < 0) {
-        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-            tls_ctx_unref(fresh_tls[i]);
+        tls_set_unref(&fresh);
         cfg_free(cfg);
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
     }
     nrt.generation = c->generation + 1;
     if (ctl_save_state(c, &nrt, err, sizeof err) < 0) {
-        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-            tls_ctx_unref(fresh_tls[i]);
+        tls_set_unref(&fresh);
         state_dispose(&nrt);
         cfg_free(cfg);
         cfg_errors_add(errs, "", 0, 0, "state file: %s", err);
@@ -700,24 +748,20 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
     }
     struct cfg_hold *hold = snapshot_cfg_hold(cfg);
     if (!hold) {
-        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-            tls_ctx_unref(fresh_tls[i]);
+        tls_set_unref(&fresh);
         state_dispose(&nrt);
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
     }
     struct cfg_hold *old_hold = c->hold;
     struct state old_rt = c->rt;
-    struct tls_ctx *old_tls[CFG_MAX_LISTENERS];
-    memcpy(old_tls, c->tls, sizeof old_tls);
-    memcpy(c->tls, fresh_tls, sizeof fresh_tls);
+    tls_swap(c, &fresh); /* fresh now holds the old material */
     c->hold = hold;
     c->rt = nrt;
     c->generation++;
     if (ctl_publish(c) < 0) {
-        memcpy(c->tls, old_tls, sizeof old_tls);
-        for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-            tls_ctx_unref(fresh_tls[i]);
+        tls_swap(c, &fresh);
+        tls_set_unref(&fresh);
         c->generation--;
         c->hold = old_hold;
         c->rt = old_rt;
@@ -726,8 +770,7 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
     }
-    for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-        tls_ctx_unref(old_tls[i]);
+    tls_set_unref(&fresh);
     state_dispose(&old_rt);
     snapshot_cfg_unref(old_hold);
     tls_watch(c);
@@ -934,7 +977,8 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     tls_watch(c);
     tls_files_stat(c);
     struct cfg_errors terrs = {0};
-    if (tls_build(c->hold->cfg, c->tls, &terrs) < 0) {
+    struct tls_set first;
+    if (tls_build(c->hold->cfg, &first, &terrs) < 0) {
         size_t o = 0;
         for (size_t i = 0; i < terrs.n && o + 2 < cap; i++)
             o += (size_t)snprintf(err + o, cap - o, "%s%s: %s", i ? "; " : "", terrs.v[i].path,
@@ -942,6 +986,14 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         cfg_errors_dispose(&terrs);
         ctl_free(c);
         return NULL;
+    }
+    tls_swap(c, &first); /* first now holds nothing */
+    if (c->hold->cfg->admin.address) {
+        c->admin = admin_new(c, err, cap);
+        if (!c->admin) {
+            ctl_free(c);
+            return NULL;
+        }
     }
     event_add(c->ev_hup, NULL);
     event_add(c->ev_term, NULL);
@@ -972,6 +1024,7 @@ void ctl_free(struct ctl *c)
     if (!c)
         return;
     ctlsock_free(c->sock);
+    admin_free(c->admin);
     struct event *evs[] = {c->ev_hup,   c->ev_term,  c->ev_int,       c->ev_dns,
                            c->ev_delay, c->ev_drain, c->ev_exit,      c->ev_tls_notify,
                            c->ev_tls_check, c->ev_tls_poll};
@@ -979,8 +1032,9 @@ void ctl_free(struct ctl *c)
         if (evs[i])
             event_free(evs[i]);
     snapshot_unref(c->snap);
-    struct tls_ctx *none[CFG_MAX_LISTENERS] = {NULL};
-    tls_replace(c, none);
+    struct tls_set none = {{NULL}, NULL};
+    tls_swap(c, &none);
+    tls_set_unref(&none);
     tls_files_dispose(c);
     if (c->tls_inotify >= 0)
         close(c->tls_inotify);

@@ -1,5 +1,6 @@
 /* ctl_internal.h - the control thread's state, shared by ctl.c (lifecycle, publication, reload),
- * commands.c (the control operations) and ctlsock.c (the Unix socket). Control thread only;
+ * commands.c (the control operations), ctlsock.c (the Unix socket) and admin.c (the HTTPS
+ * admin API). Control thread only;
  * nothing here is visible to workers, which only ever receive snapshots.
  */
 #ifndef CUT_CTL_INTERNAL_H
@@ -20,6 +21,7 @@ struct event;
 struct logger;
 struct worker;
 struct ctlsock;
+struct admin;
 struct tls_ctx;
 struct ctl_tls_file;
 
@@ -51,6 +53,7 @@ struct ctl {
     struct state rt;       /* runtime routing state; its generation field mirrors generation */
     struct audit *audit;
     struct ctlsock *sock;
+    struct admin *admin; /* the HTTPS admin API (control/admin.c), NULL without admin.address */
     struct counter_entry *counters;
     struct dns_entry *dns;
     size_t ndns, capdns;
@@ -62,6 +65,7 @@ struct ctl {
      * with what stat() said then, and the watchers (inotify on the directories, since the CSI
      * driver swaps a "..data" symlink, plus a polling fallback). */
     struct tls_ctx *tls[CFG_MAX_LISTENERS];
+    struct tls_ctx *admin_tls; /* the admin API's (one reference); its files are watched too */
     struct ctl_tls_file *tls_files;
     size_t ntls_files;
     int tls_inotify;
