@@ -2311,8 +2311,11 @@ static int tls_setup(struct cli *c)
         return usage_error(c, "--cert %s: cannot load the certificate (%s)", cert, why);
     }
     if (SSL_CTX_use_PrivateKey_file(x, key, SSL_FILETYPE_PEM) != 1) {
-        ERR_error_string_n(ERR_peek_last_error(), why, sizeof why);
+        unsigned long e = ERR_peek_last_error();
+        ERR_error_string_n(e, why, sizeof why);
         ERR_clear_error();
+        if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+            return usage_error(c, "--key %s does not match the certificate in %s", key, cert);
         return usage_error(c, "--key %s: cannot load the private key (%s)", key, why);
     }
     if (SSL_CTX_check_private_key(x) != 1) {
