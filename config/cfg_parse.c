@@ -1256,7 +1256,7 @@ static void set_admin_subject(struct pctx *c, const json_t *v, char **dst)
         perr(c, "remove the \"subject=\" prefix that openssl prints");
     else if (s[0] == '/' || strstr(s, " = ") != NULL)
         perr(c, "not in RFC 2253 form; print it with: openssl x509 -noout -subject -nameopt "
-                "RFC2253 -in CERT");
+                "RFC2253,-esc_msb -in CERT");
     else
         *dst = xstrdup(c, s);
 }

@@ -39,10 +39,12 @@ class AdminPki(Pki):
         self.client_subj("deployer", "/O=Bank/OU=Platform/CN=release-pipeline")
         self.client_subj("viewer", "/O=Bank/OU=SRE/CN=dashboard")
         self.client_subj("nobody", "/O=Bank/OU=Sales/CN=someone-else")
+        # UTF-8, an escaped comma and a multi-valued RDN
+        self.client_subj("utf8", "/O=B\u00e4nk, AG/OU=Platform+OU=Ops/CN=zo\u00eb")
 
     def client_subj(self, name, subj, issuer="ca"):
         sh("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-           "-nodes", "-keyout", self.p(name + ".key"), "-out", self.p(name + ".csr"),
+           "-nodes", "-utf8", "-keyout", self.p(name + ".key"), "-out", self.p(name + ".csr"),
            "-subj", subj)
         ext = self.p(name + ".ext")
         with open(ext, "w") as f:
@@ -54,9 +56,9 @@ class AdminPki(Pki):
             f.write(open(self.p(name + ".key")).read() + open(self.p(name + ".crt")).read())
 
     def subject(self, name):
-        """The subject as the documented command prints it (RFC 2253)."""
+        """The subject as the documented command prints it (RFC 2253, UTF-8 kept)."""
         out = sh("openssl", "x509", "-in", self.p(name + ".crt"), "-noout", "-subject",
-                 "-nameopt", "RFC2253")
+                 "-nameopt", "RFC2253,-esc_msb")
         return out.strip().split("=", 1)[1]
 
 
@@ -225,8 +227,20 @@ def test_admin_roles_audit_and_traffic():
     the proxy's traffic follows; a subject without a role: 403 forbidden. Each is audited with
     the certificate subject as the actor."""
     pki = AdminPki()
-    a = Admin(pki)
+    utf8 = pki.subject("utf8")
+    check(utf8 == "CN=zo\u00eb,OU=Platform+OU=Ops,O=B\u00e4nk\\, AG", "RFC 2253 form: %r", utf8)
+    a = Admin(pki, roles=[{"subject": DEPLOYER, "role": "deployer"},
+                          {"subject": VIEWER, "role": "viewer"},
+                          {"subject": utf8, "role": "viewer"}])
     port = a.cx.port
+
+    # the subject as documented (openssl -nameopt RFC2253,-esc_msb) is what the server compares
+    n = len(a.audit_lines())
+    st, _, doc = a.control("utf8", "version", rid="u-1")
+    check(st == 200 and doc["ok"] is True, "UTF-8 subject: %s %r", st, doc)
+    rec = a.audit_lines()[n:]
+    check(len(rec) == 1 and rec[0]["actor"]["user"] == utf8 and rec[0]["role"] == "viewer",
+          "audit of the UTF-8 subject: %r", rec)
 
     # viewer: both ways of asking for status
     st, hdrs, doc = a.call("viewer", "GET", "/v1/status")
