@@ -53,7 +53,7 @@
 #define ADMIN_MAX_LINE 4096
 #define ADMIN_MAX_HEAD 16384
 #define ADMIN_MAX_HEADERS 64
-#define ADMIN_OVERFLOW 16       /* connections past max_clients that still get "busy" */
+#define ADMIN_OVERFLOW 16 /* connections past max_clients that still get "busy" */
 #define ADMIN_LINGER_MS 2000
 #define ADMIN_LINGER_BYTES (1u << 20)
 #define ADMIN_SUBJECT_CAP 2048  /* a longer subject is refused, never compared truncated */
@@ -71,8 +71,8 @@ struct conn {
     int close_after; /* linger and close once the reply is written */
     int continued;   /* "100 Continue" sent for the request being read */
     size_t lingered;
-    char peer[64];                     /* "ip:port" */
-    char subject[ADMIN_SUBJECT_CAP];   /* the verified client certificate's, after the handshake */
+    char peer[64];                   /* "ip:port" */
+    char subject[ADMIN_SUBJECT_CAP]; /* the verified client certificate's, after the handshake */
     struct conn *next, *prev;
 };
 
@@ -263,7 +263,10 @@ static void handle(struct conn *cn, const struct h1_request *req, const char *bo
 static void refuse_head(struct conn *cn, int status)
 {
     struct ctl *c = cn->owner->ctl;
-    struct cmd_peer peer = {.uid = -1, .gid = -1, .user = cn->subject, .address = cn->peer,
+    struct cmd_peer peer = {.uid = -1,
+                            .gid = -1,
+                            .user = cn->subject,
+                            .address = cn->peer,
                             .role = admin_http_role_for(c->hold->cfg, cn->subject)};
     const char *code = status == 414 || status == 431 ? "too_large"
                        : status == 500                ? "internal"
@@ -304,8 +307,8 @@ static void process(struct conn *cn)
             refuse_head(cn, n == CUT_ENOMEM ? 500 : status);
             return;
         }
-        struct cmd_peer peer = {.uid = -1, .gid = -1, .user = cn->subject,
-                                .address = cn->peer, .role = CFG_ROLE_NONE};
+        struct cmd_peer peer = {
+            .uid = -1, .gid = -1, .user = cn->subject, .address = cn->peer, .role = CFG_ROLE_NONE};
         if (req.body == H1_BODY_CHUNKED) {
             peer.role = admin_http_role_for(cn->owner->ctl->hold->cfg, cn->subject);
             refuse(cn, &peer, 411, "bad_request", "send the body with a Content-Length", 1, NULL);
@@ -328,8 +331,8 @@ static void process(struct conn *cn)
         }
         /* the whole request is here: one contiguous copy, parsed again for fresh slices */
         buf = (const char *)evbuffer_pullup(in, (ssize_t)need);
-        if (!buf || h1_parse_request(buf, need, &lim, &req, fields, ADMIN_MAX_HEADERS, &status) !=
-                        n) {
+        if (!buf ||
+            h1_parse_request(buf, need, &lim, &req, fields, ADMIN_MAX_HEADERS, &status) != n) {
             refuse_head(cn, 500);
             return;
         }
@@ -432,8 +435,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         conn_event(cn, "admin_request_timeout", "no complete request within request_timeout_ms",
                    NULL);
     else if (cn->st == ACS_WRITING)
-        conn_event(cn, "admin_request_timeout", "the reply was not read within "
-                   "request_timeout_ms", NULL);
+        conn_event(cn, "admin_request_timeout",
+                   "the reply was not read within "
+                   "request_timeout_ms",
+                   NULL);
     conn_free(cn);
 }
 

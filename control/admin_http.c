@@ -65,10 +65,18 @@ int admin_http_status_for(const char *code)
         const char *code;
         int status;
     } map[] = {
-        {"bad_request", 400},      {"invalid_argument", 400}, {"unsupported_version", 400},
-        {"unknown_op", 400},       {"denied", 403},           {"forbidden", 403},
-        {"not_found", 404},        {"method_not_allowed", 405}, {"conflict", 409},
-        {"too_large", 413},        {"busy", 503},             {"internal", 500},
+        {"bad_request", 400},
+        {"invalid_argument", 400},
+        {"unsupported_version", 400},
+        {"unknown_op", 400},
+        {"denied", 403},
+        {"forbidden", 403},
+        {"not_found", 404},
+        {"method_not_allowed", 405},
+        {"conflict", 409},
+        {"too_large", 413},
+        {"busy", 503},
+        {"internal", 500},
     };
     if (code == NULL)
         return 200;

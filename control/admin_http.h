@@ -1,6 +1,6 @@
-/* admin_http.h - the decisions of the HTTPS admin API that need no socket (docs/control-protocol.md,
- * "HTTPS transport"): which resource a request names, the HTTP status that fits a control error
- * code, the role of a client certificate subject, and the response head.
+/* admin_http.h - the decisions of the HTTPS admin API that need no socket
+ * (docs/control-protocol.md, "HTTPS transport"): which resource a request names, the HTTP status
+ * that fits a control error code, the role of a client certificate subject, and the response head.
  *
  * Pure functions: no libevent, no OpenSSL, no global state; any thread (the server in admin.c
  * calls them on the control thread). Tested by tests/unit/test_admin_http.c.
@@ -17,11 +17,11 @@
 #define ADMIN_HTTP_ROUTE_MAX 64    /* a route name in GET /v1/status?route=NAME */
 
 enum admin_http_resource {
-    ADMIN_HTTP_CONTROL,      /* POST /v1/control: one control request as the body */
-    ADMIN_HTTP_STATUS,       /* GET /v1/status[?route=NAME]: the status op */
-    ADMIN_HTTP_NOT_FOUND,    /* no such resource: 404 */
-    ADMIN_HTTP_BAD_METHOD,   /* the resource exists, the method does not: 405 (see *allow) */
-    ADMIN_HTTP_BAD_QUERY,    /* /v1/status with a query other than route=NAME: 400 */
+    ADMIN_HTTP_CONTROL,    /* POST /v1/control: one control request as the body */
+    ADMIN_HTTP_STATUS,     /* GET /v1/status[?route=NAME]: the status op */
+    ADMIN_HTTP_NOT_FOUND,  /* no such resource: 404 */
+    ADMIN_HTTP_BAD_METHOD, /* the resource exists, the method does not: 405 (see *allow) */
+    ADMIN_HTTP_BAD_QUERY,  /* /v1/status with a query other than route=NAME: 400 */
 };
 
 /* Which resource method + target (borrowed slices of the request line) name. For

@@ -116,12 +116,12 @@ int ctlurl_parse(const char *text, struct ctlurl *u, char *err, size_t cap)
     return 0;
 }
 
-int ctlurl_resolve_system(void *arg, const char *host, uint16_t port,
-                          struct sockaddr_storage *out, socklen_t *lens, size_t max, char *err,
-                          size_t cap)
+int ctlurl_resolve_system(void *arg, const char *host, uint16_t port, struct sockaddr_storage *out,
+                          socklen_t *lens, size_t max, char *err, size_t cap)
 {
     (void)arg;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
     struct addrinfo *res = NULL;
     char ps[8];
@@ -154,8 +154,7 @@ static int same_addr(const struct sockaddr_storage *a, socklen_t al,
 }
 
 int ctlurl_expand(const struct ctlurl *u, ctlurl_resolve_fn *fn, void *arg,
-                  struct sockaddr_storage *out, socklen_t *lens, size_t max, char *err,
-                  size_t cap)
+                  struct sockaddr_storage *out, socklen_t *lens, size_t max, char *err, size_t cap)
 {
     if (max == 0) {
         snprintf(err, cap, "no room for another replica");

@@ -30,20 +30,18 @@ int ctlurl_parse(const char *text, struct ctlurl *u, char *err, size_t cap);
 /* Resolves host:port to at most max stream socket addresses into out/lens. Returns how many, or a
  * negative value with a one-line reason in err. */
 typedef int ctlurl_resolve_fn(void *arg, const char *host, uint16_t port,
-                              struct sockaddr_storage *out, socklen_t *lens, size_t max,
-                              char *err, size_t cap);
+                              struct sockaddr_storage *out, socklen_t *lens, size_t max, char *err,
+                              size_t cap);
 
 /* The system resolver (getaddrinfo, blocking: for the command-line client only). arg unused. */
-int ctlurl_resolve_system(void *arg, const char *host, uint16_t port,
-                          struct sockaddr_storage *out, socklen_t *lens, size_t max, char *err,
-                          size_t cap);
+int ctlurl_resolve_system(void *arg, const char *host, uint16_t port, struct sockaddr_storage *out,
+                          socklen_t *lens, size_t max, char *err, size_t cap);
 
 /* Every address of u, in the resolver's order, without duplicates, at most max. A numeric host
  * gives itself without calling fn. Returns the count (>= 1), or CUT_ENOENT with err set when
  * the name does not resolve, or CUT_ELIMIT when it has more than max addresses. */
 int ctlurl_expand(const struct ctlurl *u, ctlurl_resolve_fn *fn, void *arg,
-                  struct sockaddr_storage *out, socklen_t *lens, size_t max, char *err,
-                  size_t cap);
+                  struct sockaddr_storage *out, socklen_t *lens, size_t max, char *err, size_t cap);
 
 /* "127.0.0.1:9443" or "[::1]:9443" for an address. */
 void ctlurl_addr_text(const struct sockaddr *sa, char *buf, size_t cap);

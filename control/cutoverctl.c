@@ -50,7 +50,7 @@
 #define CTL_MAX_STEPS 100
 #define CTL_POLL_RETRY_MS 10 /* connect() said EAGAIN (listen backlog full): retry after */
 #define CTL_BARRIER_PERIOD_MS 100
-#define CTL_HTTP_MAX_HEAD 65536     /* a longer HTTP response head is a protocol error */
+#define CTL_HTTP_MAX_HEAD 65536 /* a longer HTTP response head is a protocol error */
 
 /* Exit codes (documented in docs/cutoverctl.md; keep them in sync). */
 enum ctl_exit {
@@ -96,7 +96,7 @@ struct replica {
     const struct ctlurl *url; /* borrowed from struct cli: the name SNI and verification use */
     const char *endpoint;     /* the --endpoint text */
     struct sockaddr_storage addr;
-    socklen_t addrlen;        /* 0: the name did not resolve (resolve_err says why) */
+    socklen_t addrlen; /* 0: the name did not resolve (resolve_err says why) */
     char addr_text[64];
     char label[CTLURL_HOST_MAX + 96];
     char resolve_err[300];
@@ -632,10 +632,8 @@ static int server_refused_certificate(int reason)
     case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
     case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
     case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
-    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
-        return 1;
-    default:
-        return 0;
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED: return 1;
+    default: return 0;
     }
 }
 
@@ -718,8 +716,8 @@ static int https_take_response(struct replica *r, const char *id, int eof)
         struct h1_response resp;
         struct http_field fields[100];
         int status = 0;
-        int n = h1_parse_response(r->in, r->inlen, &lim, CUT_SLICE_LIT("POST"), &resp, fields,
-                                  100, &status);
+        int n = h1_parse_response(r->in, r->inlen, &lim, CUT_SLICE_LIT("POST"), &resp, fields, 100,
+                                  &status);
         if (n == CUT_EAGAIN) {
             if (eof)
                 replica_fail(r, CTL_EXIT_UNREACH, "protocol",
@@ -2150,28 +2148,29 @@ static const struct cmd cmds[] = {
 
 static void help(FILE *f)
 {
-    fprintf(f, "usage: cutoverctl [OPTIONS] COMMAND [ARGS]\n"
-               "\n"
-               "Options (anywhere on the line):\n"
-               "  --socket PATH           a replica's control socket; repeat for every replica\n"
-               "                          (default: $CUTOVER_SOCKET or " CTL_DEFAULT_SOCKET ")\n"
-               "  --endpoint unix:PATH    the same as --socket PATH\n"
-               "  --endpoint https://HOST:PORT\n"
-               "                          a replica's HTTPS admin API (mutual TLS); a name that\n"
-               "                          resolves to several addresses is one replica per address\n"
-               "  --cacert FILE           CA bundle the admin API's certificate must chain to\n"
-               "                          (default: $CUTOVER_CACERT, else the system's)\n"
-               "  --cert FILE, --key FILE the client certificate (chain) and its key (default:\n"
-               "                          $CUTOVER_CERT, $CUTOVER_KEY; the key may be in --cert)\n"
-               "  --json                  print one JSON document\n"
-               "  --timeout SECONDS       bound on connect + each request (default 5)\n"
-               "  --wait                  after a change, wait until every replica reports the\n"
-               "                          generation it acknowledged\n"
-               "  --wait-timeout SECONDS  bound on --wait (default 10)\n"
-               "  --id ID                 request id (default: cutoverctl-PID-N)\n"
-               "  -h, --help              this help\n"
-               "\n"
-               "Commands:\n");
+    fprintf(f,
+            "usage: cutoverctl [OPTIONS] COMMAND [ARGS]\n"
+            "\n"
+            "Options (anywhere on the line):\n"
+            "  --socket PATH           a replica's control socket; repeat for every replica\n"
+            "                          (default: $CUTOVER_SOCKET or " CTL_DEFAULT_SOCKET ")\n"
+            "  --endpoint unix:PATH    the same as --socket PATH\n"
+            "  --endpoint https://HOST:PORT\n"
+            "                          a replica's HTTPS admin API (mutual TLS); a name that\n"
+            "                          resolves to several addresses is one replica per address\n"
+            "  --cacert FILE           CA bundle the admin API's certificate must chain to\n"
+            "                          (default: $CUTOVER_CACERT, else the system's)\n"
+            "  --cert FILE, --key FILE the client certificate (chain) and its key (default:\n"
+            "                          $CUTOVER_CERT, $CUTOVER_KEY; the key may be in --cert)\n"
+            "  --json                  print one JSON document\n"
+            "  --timeout SECONDS       bound on connect + each request (default 5)\n"
+            "  --wait                  after a change, wait until every replica reports the\n"
+            "                          generation it acknowledged\n"
+            "  --wait-timeout SECONDS  bound on --wait (default 10)\n"
+            "  --id ID                 request id (default: cutoverctl-PID-N)\n"
+            "  -h, --help              this help\n"
+            "\n"
+            "Commands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  %s\n      %s\n", cmds[i].usage, cmds[i].help);
     fprintf(f, "\nExit codes: 0 ok, 2 usage error or refused as invalid, 3 denied, 4 unreachable "

@@ -37,16 +37,17 @@ Test(admin_http, resources_and_methods)
     cr_assert_str_eq(allow, "GET");
     cr_assert_eq(res("HEAD", "/v1/status", &allow, route), ADMIN_HTTP_BAD_METHOD);
 
-    const char *missing[] = {"/", "/v1", "/v1/", "/v1/control/", "/v1/statusx", "/V1/status",
-                             "/v1//status", "/v1/./status", "/v1/%73tatus",
-                             "http://h/v1/status", "*", "/v2/control"};
+    const char *missing[] = {
+        "/",          "/v1",         "/v1/",         "/v1/control/", "/v1/statusx",
+        "/V1/status", "/v1//status", "/v1/./status", "/v1/%73tatus", "http://h/v1/status",
+        "*",          "/v2/control"};
     for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++)
-        cr_assert_eq(res("GET", missing[i], &allow, route), ADMIN_HTTP_NOT_FOUND, "%s",
-                     missing[i]);
+        cr_assert_eq(res("GET", missing[i], &allow, route), ADMIN_HTTP_NOT_FOUND, "%s", missing[i]);
 
-    const char *bad_query[] = {"/v1/status?", "/v1/status?route=", "/v1/status?route=a b",
-                               "/v1/status?route=a%20b", "/v1/status?pool=x",
-                               "/v1/status?route=a&route=b", "/v1/status?route=a/b"};
+    const char *bad_query[] = {"/v1/status?",          "/v1/status?route=",
+                               "/v1/status?route=a b", "/v1/status?route=a%20b",
+                               "/v1/status?pool=x",    "/v1/status?route=a&route=b",
+                               "/v1/status?route=a/b"};
     for (size_t i = 0; i < sizeof bad_query / sizeof bad_query[0]; i++)
         cr_assert_eq(res("GET", bad_query[i], &allow, route), ADMIN_HTTP_BAD_QUERY, "%s",
                      bad_query[i]);
@@ -65,11 +66,20 @@ Test(admin_http, status_for_error_codes)
         const char *code;
         int status;
     } want[] = {
-        {NULL, 200},           {"bad_request", 400}, {"invalid_argument", 400},
-        {"unsupported_version", 400}, {"unknown_op", 400}, {"denied", 403},
-        {"forbidden", 403},    {"not_found", 404},   {"method_not_allowed", 405},
-        {"conflict", 409},     {"too_large", 413},   {"busy", 503},
-        {"internal", 500},     {"something_new", 500},
+        {NULL, 200},
+        {"bad_request", 400},
+        {"invalid_argument", 400},
+        {"unsupported_version", 400},
+        {"unknown_op", 400},
+        {"denied", 403},
+        {"forbidden", 403},
+        {"not_found", 404},
+        {"method_not_allowed", 405},
+        {"conflict", 409},
+        {"too_large", 413},
+        {"busy", 503},
+        {"internal", 500},
+        {"something_new", 500},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert_eq(admin_http_status_for(want[i].code), want[i].status, "%s",
@@ -124,11 +134,11 @@ static struct cfg *parse_ok(const char *doc)
 
 Test(admin_http, role_for_subject_is_an_exact_match)
 {
-    struct cfg *cfg = parse_ok(ADMIN_DOC(
-        "{\"address\":\"127.0.0.1:9443\"," ADMIN_TLS ",\"roles\":["
-        "{\"subject\":\"CN=release-pipeline,OU=Platform,O=Bank\",\"role\":\"deployer\"},"
-        "{\"subject\":\"CN=dashboard,OU=SRE,O=Bank\",\"role\":\"viewer\"},"
-        "{\"subject\":\"CN=Zo\\u00eb\\\\, Jr.,O=Bank\",\"role\":\"operator\"}]}"));
+    struct cfg *cfg = parse_ok(
+        ADMIN_DOC("{\"address\":\"127.0.0.1:9443\"," ADMIN_TLS ",\"roles\":["
+                  "{\"subject\":\"CN=release-pipeline,OU=Platform,O=Bank\",\"role\":\"deployer\"},"
+                  "{\"subject\":\"CN=dashboard,OU=SRE,O=Bank\",\"role\":\"viewer\"},"
+                  "{\"subject\":\"CN=Zo\\u00eb\\\\, Jr.,O=Bank\",\"role\":\"operator\"}]}"));
     cr_assert_eq(admin_http_role_for(cfg, "CN=release-pipeline,OU=Platform,O=Bank"),
                  CFG_ROLE_DEPLOYER);
     cr_assert_eq(admin_http_role_for(cfg, "CN=dashboard,OU=SRE,O=Bank"), CFG_ROLE_VIEWER);

@@ -37,12 +37,27 @@ Test(ctlurl, parse)
     parse_ok("https://a:1", "a", 1, 0);
     parse_ok("https://a:65535", "a", 65535, 0);
 
-    const char *bad[] = {"http://127.0.0.1:9443", "127.0.0.1:9443", "https://", "https://:9443",
-                         "https://h:0", "https://h:65536", "https://h:", "https://h:9x",
-                         "https://h:9443/v1/control", "https://h:9443?x", "https://u@h:9443",
-                         "https://h:9443#f", "https://[::1", "https://[::1]9443",
-                         "https://[nope]:1", "https://300.1.1.1:1", "https://-h:1",
-                         "https://h_x:1", "https://h..x:1", "https://h:9443//", "unix:/x"};
+    const char *bad[] = {"http://127.0.0.1:9443",
+                         "127.0.0.1:9443",
+                         "https://",
+                         "https://:9443",
+                         "https://h:0",
+                         "https://h:65536",
+                         "https://h:",
+                         "https://h:9x",
+                         "https://h:9443/v1/control",
+                         "https://h:9443?x",
+                         "https://u@h:9443",
+                         "https://h:9443#f",
+                         "https://[::1",
+                         "https://[::1]9443",
+                         "https://[nope]:1",
+                         "https://300.1.1.1:1",
+                         "https://-h:1",
+                         "https://h_x:1",
+                         "https://h..x:1",
+                         "https://h:9443//",
+                         "unix:/x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         parse_bad(bad[i]);
 }
