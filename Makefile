@@ -51,7 +51,9 @@ $(BUILD)/libcutover.a: $(LIB_OBJ)
 $(BUILD)/cutover: $(BUILD)/proxy/main.o $(BUILD)/libcutover.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/cutoverctl: $(BUILD)/control/cutoverctl.o
+# cutoverctl takes from the library only what it uses (the HTTP/1.1 response parser and the
+# admin API endpoint parser); OpenSSL comes with PKG_LIBS.
+$(BUILD)/cutoverctl: $(BUILD)/control/cutoverctl.o $(BUILD)/libcutover.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libcutover.a | deps-test

@@ -99,6 +99,12 @@ void cfg_free(struct cfg *cfg)
     free(cfg->control.state_file);
     free(cfg->control.audit_file);
     free(cfg->control.roles);
+    free(cfg->admin.address);
+    free(cfg->admin.host);
+    tls_free(cfg->admin.tls);
+    for (size_t i = 0; i < cfg->admin.nroles; i++)
+        free(cfg->admin.roles[i].subject);
+    free(cfg->admin.roles);
     free(cfg);
 }
 

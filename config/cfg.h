@@ -216,6 +216,29 @@ struct cfg_control {
     size_t nroles;
 };
 
+/* Maps a verified admin API client certificate to a role: its subject, exactly as OpenSSL
+ * prints it in RFC 2253 form (most specific RDN first, "CN=release-pipeline,OU=Platform,O=Bank";
+ * XN_FLAG_RFC2253 without escaping non-ASCII bytes, see docs/configuration.md). */
+struct cfg_admin_role {
+    char *subject;
+    enum cfg_role role;
+};
+
+#define CFG_ADMIN_SUBJECT_MAX 1024
+
+/* The HTTPS admin API (the control protocol over mutual TLS). */
+struct cfg_admin {
+    char *address;  /* "ip:port" as written; NULL: no admin API */
+    char *host;     /* numeric address */
+    uint16_t port;
+    struct cfg_tls *tls; /* client_auth is always CFG_CLIENT_AUTH_REQUIRED, ALPN http/1.1 */
+    struct cfg_admin_role *roles; /* first exact subject match wins */
+    size_t nroles;
+    unsigned max_clients;     /* simultaneous connections */
+    unsigned request_timeout; /* ms: handshake + request head + body, and writing the reply */
+    unsigned idle_timeout;    /* ms: a keep-alive connection between requests */
+};
+
 struct cfg {
     char *cluster;
     char *region;
@@ -230,6 +253,7 @@ struct cfg {
     struct cfg_access_log access_log;
     struct cfg_control control;
     struct cfg_metrics metrics;
+    struct cfg_admin admin;
 };
 
 /* One problem found in a configuration: the JSON path ("routes[1].pools.green.endpoints[0]")
@@ -278,7 +302,8 @@ int cfg_errors_add(struct cfg_errors *errs, const char *path, int line, int colu
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* The checks that span several objects (unique listener names and addresses, unique route
- * names, unique hosts in a route, unique endpoints in a pool, no two routes with the same match).
+ * names, unique hosts in a route, unique endpoints in a pool, no two routes with the same match,
+ * unique admin role subjects, an admin address no listener uses).
  * cfg may be partly filled (NULL strings are skipped). Appends every problem to errs. Returns 0
  * when nothing was found, CUT_EINVAL when problems were appended, CUT_ENOMEM. Called by
  * cfg_parse(); exposed so that code building a cfg by other means can run the same rules. */

@@ -74,6 +74,25 @@ static json_t *dump_cert(const struct cfg_tls_cert *c, bool *ok)
     return co;
 }
 
+static json_t *dump_tls(const struct cfg_tls *t, bool *ok)
+{
+    static const char *const auth[] = {"none", "optional", "required"};
+    json_t *to = json_object(), *certs = json_array(), *alpn = json_array();
+    for (size_t i = 0; i < t->ncerts; i++)
+        push(certs, dump_cert(&t->certs[i], ok), ok);
+    put(to, "certificates", certs, ok);
+    put(to, "client_auth", json_string(auth[t->client_auth]), ok);
+    if (t->client_ca != NULL)
+        put(to, "client_ca", str(t->client_ca), ok);
+    if (t->crl != NULL)
+        put(to, "crl", str(t->crl), ok);
+    put(to, "min_version", json_string(t->min_version == 13 ? "1.3" : "1.2"), ok);
+    for (size_t i = 0; i < t->nalpn; i++)
+        push(alpn, json_string(t->alpn[i] == CFG_ALPN_H2 ? "h2" : "http/1.1"), ok);
+    put(to, "alpn", alpn, ok);
+    return to;
+}
+
 static json_t *dump_listener(const struct cfg_listener *l, bool *ok)
 {
     json_t *o = json_object(), *protos = json_array();
@@ -82,24 +101,28 @@ static json_t *dump_listener(const struct cfg_listener *l, bool *ok)
     if (l->protocols & CFG_PROTO_HTTP1)
         push(protos, json_string("http1"), ok);
     put(o, "protocols", protos, ok);
-    const struct cfg_tls *t = l->tls;
-    if (t != NULL) {
-        static const char *const auth[] = {"none", "optional", "required"};
-        json_t *to = json_object(), *certs = json_array(), *alpn = json_array();
-        for (size_t i = 0; i < t->ncerts; i++)
-            push(certs, dump_cert(&t->certs[i], ok), ok);
-        put(to, "certificates", certs, ok);
-        put(to, "client_auth", json_string(auth[t->client_auth]), ok);
-        if (t->client_ca != NULL)
-            put(to, "client_ca", str(t->client_ca), ok);
-        if (t->crl != NULL)
-            put(to, "crl", str(t->crl), ok);
-        put(to, "min_version", json_string(t->min_version == 13 ? "1.3" : "1.2"), ok);
-        for (size_t i = 0; i < t->nalpn; i++)
-            push(alpn, json_string(t->alpn[i] == CFG_ALPN_H2 ? "h2" : "http/1.1"), ok);
-        put(to, "alpn", alpn, ok);
-        put(o, "tls", to, ok);
+    if (l->tls != NULL)
+        put(o, "tls", dump_tls(l->tls, ok), ok);
+    return o;
+}
+
+static json_t *dump_admin(const struct cfg_admin *a, bool *ok)
+{
+    static const char *const role_names[] = {"", "viewer", "operator", "deployer", "admin"};
+    json_t *o = json_object(), *roles = json_array();
+    put(o, "address", hostport(a->host, a->port), ok);
+    if (a->tls != NULL)
+        put(o, "tls", dump_tls(a->tls, ok), ok);
+    for (size_t i = 0; i < a->nroles; i++) {
+        json_t *r = json_object();
+        put(r, "subject", str(a->roles[i].subject), ok);
+        put(r, "role", json_string(role_names[a->roles[i].role]), ok);
+        push(roles, r, ok);
     }
+    put(o, "roles", roles, ok);
+    put(o, "max_clients", json_integer(a->max_clients), ok);
+    put(o, "request_timeout_ms", json_integer(a->request_timeout), ok);
+    put(o, "idle_timeout_ms", json_integer(a->idle_timeout), ok);
     return o;
 }
 
@@ -274,6 +297,9 @@ char *cfg_dump(const struct cfg *cfg)
         put(m, "address", hostport(cfg->metrics.host, cfg->metrics.port), &ok);
         put(root, "metrics", m, &ok);
     }
+
+    if (cfg->admin.address != NULL)
+        put(root, "admin", dump_admin(&cfg->admin, &ok), &ok);
 
     char *text = NULL;
     if (ok)

@@ -47,6 +47,7 @@ enum {
     F_REQUIRED = 1u << 0,
     F_DEFER = 1u << 1, /* parsed after the other keys of the object (needs their values) */
     F_LOWER = 1u << 2, /* a string stored lower case */
+    F_ADMIN = 1u << 3, /* the admin API's variant of an object (tls) */
 };
 
 /* One key of a JSON object. */
@@ -634,22 +635,43 @@ static const struct field tls_fields[] = {
     {NULL},
 };
 
-/* The tls object, plus the rules between its keys. */
+/* The tls object, plus the rules between its keys. With F_ADMIN (the admin API's tls), client
+ * certificates are required: client_auth defaults to "required" and may not say anything else
+ * (bank rule: no unauthenticated remote control), and ALPN offers HTTP/1.1 only. */
 static void set_tls(struct pctx *c, const json_t *v, void *base, const struct field *f)
 {
-    struct cfg_listener *l = at(base, f->off);
+    struct cfg_tls **dst = at(base, f->off);
     struct cfg_tls *t = xcalloc(c, 1, sizeof(*t));
     if (t == NULL)
         return;
-    l->tls = t;
-    t->client_auth = CFG_CLIENT_AUTH_NONE;
+    *dst = t;
+    bool admin = (f->flags & F_ADMIN) != 0;
+    t->client_auth = admin ? CFG_CLIENT_AUTH_REQUIRED : CFG_CLIENT_AUTH_NONE;
     t->min_version = 12;
     t->alpn[0] = CFG_ALPN_HTTP11;
     t->nalpn = 1;
     if (!parse_object(c, v, tls_fields, t))
         return;
+    if (admin && t->client_auth != CFG_CLIENT_AUTH_REQUIRED) {
+        size_t old = path_key(c, "client_auth");
+        perr(c, "the admin API requires client certificates: must be \"required\"");
+        path_pop(c, old);
+        t->client_auth = CFG_CLIENT_AUTH_REQUIRED; /* so the rules below are not repeated */
+    }
+    if (admin) {
+        for (size_t i = 0; i < t->nalpn; i++) {
+            if (t->alpn[i] != CFG_ALPN_HTTP11) {
+                size_t old = path_key(c, "alpn");
+                perr(c, "the admin API speaks HTTP/1.1 only: must be [\"http/1.1\"]");
+                path_pop(c, old);
+                break;
+            }
+        }
+    }
     if (t->client_auth != CFG_CLIENT_AUTH_NONE && json_object_get(v, "client_ca") == NULL)
-        perr(c, "\"client_ca\" is required when client_auth is \"optional\" or \"required\"");
+        perr(c, admin ? "\"client_ca\" is required: the admin API verifies client certificates"
+                      : "\"client_ca\" is required when client_auth is \"optional\" or "
+                        "\"required\"");
     if (t->client_auth == CFG_CLIENT_AUTH_NONE && json_object_get(v, "crl") != NULL) {
         size_t old = path_key(c, "crl");
         perr(c, "a CRL needs client_auth \"optional\" or \"required\"");
@@ -661,7 +683,7 @@ static const struct field listener_fields[] = {
     {"name", set_ident, offsetof(struct cfg_listener, name), 1, 64},
     {"address", set_listener_address, 0, .flags = F_REQUIRED},
     {"protocols", set_protocols, offsetof(struct cfg_listener, protocols), .def = CFG_PROTO_HTTP1},
-    {"tls", set_tls, 0},
+    {"tls", set_tls, offsetof(struct cfg_listener, tls)},
     {NULL},
 };
 
@@ -1383,6 +1405,121 @@ static const struct field control_fields[] = {
     {NULL},
 };
 
+/* ---- admin ---- */
+
+static void set_admin_address(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg_admin *a = base;
+    if (!json_is_string(v)) {
+        perr(c, "expected a string");
+        return;
+    }
+    const char *err = parse_hostport(json_string_value(v), true, &a->host, &a->port);
+    if (err != NULL) {
+        perr(c, "%s", err);
+        return;
+    }
+    a->address = xstrdup(c, json_string_value(v));
+}
+
+/* A certificate subject in RFC 2253 form. Only the mistakes people make are caught here (the
+ * exact string is compared at run time): OpenSSL's default one-line form ("CN = x, O = y"), the
+ * old slash form ("/CN=x/O=y"), and a pasted "subject=" prefix. */
+static void set_admin_subject(struct pctx *c, const json_t *v, char **dst)
+{
+    if (!json_is_string(v)) {
+        perr(c, "expected a string");
+        return;
+    }
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    bool ok = n >= 3 && n <= CFG_ADMIN_SUBJECT_MAX && strlen(s) == n && strchr(s, '=') != NULL;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
+    if (!ok)
+        perr(c, "must be a distinguished name of 3 to %d characters in RFC 2253 form, such as "
+                "\"CN=release-pipeline,OU=Platform,O=Bank\"",
+             CFG_ADMIN_SUBJECT_MAX);
+    else if (strncmp(s, "subject=", 8) == 0)
+        perr(c, "remove the \"subject=\" prefix that openssl prints");
+    else if (s[0] == '/' || strstr(s, " = ") != NULL)
+        perr(c, "not in RFC 2253 form; print it with: openssl x509 -noout -subject -nameopt "
+                "RFC2253,-esc_msb -in CERT");
+    else
+        *dst = xstrdup(c, s);
+}
+
+static void set_admin_roles(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg_admin *a = base;
+    if (!json_is_array(v)) {
+        perr(c, "expected an array");
+        return;
+    }
+    size_t n = json_array_size(v);
+    if (n > 256) {
+        perr(c, "at most 256 rules");
+        return;
+    }
+    a->roles = xcalloc(c, n, sizeof(*a->roles));
+    if (a->roles == NULL)
+        return;
+    a->nroles = n; /* slot i is rule i (NULL subject when it was refused) */
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(v, i);
+        struct cfg_admin_role *r = &a->roles[i];
+        size_t old = path_index(c, i);
+        if (!json_is_object(e)) {
+            perr(c, "expected an object");
+            path_pop(c, old);
+            continue;
+        }
+        const char *key;
+        json_t *val;
+        json_object_foreach((json_t *)e, key, val)
+        {
+            size_t o2 = path_key(c, key);
+            if (strcmp(key, "subject") == 0) {
+                set_admin_subject(c, val, &r->subject);
+            } else if (strcmp(key, "role") == 0) {
+                r->role = json_is_string(val) ? role_by_name(json_string_value(val))
+                                              : CFG_ROLE_NONE;
+                if (r->role == CFG_ROLE_NONE)
+                    perr(c, "must be one of viewer, operator, deployer, admin");
+            } else if (strcmp(key, "subject_cn") == 0) {
+                perr(c, "not supported: match the whole subject (see docs/configuration.md, "
+                        "admin.roles)");
+            } else {
+                perr(c, "unknown key");
+            }
+            path_pop(c, o2);
+        }
+        if (json_object_get(e, "subject") == NULL)
+            perr(c, "missing required key \"subject\"");
+        if (json_object_get(e, "role") == NULL)
+            perr(c, "missing required key \"role\"");
+        if (r->subject == NULL || r->role == CFG_ROLE_NONE) {
+            free(r->subject); /* a half rule must never match */
+            r->subject = NULL;
+            r->role = CFG_ROLE_NONE;
+        }
+        path_pop(c, old);
+    }
+}
+
+static const struct field admin_fields[] = {
+    {"address", set_admin_address, 0, .flags = F_REQUIRED},
+    {"tls", set_tls, offsetof(struct cfg_admin, tls), .flags = F_REQUIRED | F_ADMIN},
+    {"roles", set_admin_roles, 0},
+    {"max_clients", set_uint, offsetof(struct cfg_admin, max_clients), 1, 1024, 16},
+    {"request_timeout_ms", set_uint, offsetof(struct cfg_admin, request_timeout), 100, 600000,
+     10000},
+    {"idle_timeout_ms", set_uint, offsetof(struct cfg_admin, idle_timeout), 1000, 3600000, 60000},
+    {NULL},
+};
+
 static void set_metrics_address(struct pctx *c, const json_t *v, void *base,
                                 const struct field *f)
 {
@@ -1417,6 +1554,7 @@ static const struct field root_fields[] = {
     {"routes", set_routes, 0, .flags = F_REQUIRED},
     {"control", set_object, offsetof(struct cfg, control), .sub = control_fields},
     {"metrics", set_object, offsetof(struct cfg, metrics), .sub = metrics_fields},
+    {"admin", set_object, offsetof(struct cfg, admin), .sub = admin_fields},
     {NULL},
 };
 

@@ -147,10 +147,34 @@ static void check_routes(struct vctx *v, const struct cfg *cfg)
     }
 }
 
+/* The admin API: its address is not a listener's, and a subject maps to one role only. */
+static void check_admin(struct vctx *v, const struct cfg *cfg)
+{
+    const struct cfg_admin *a = &cfg->admin;
+    char path[64];
+    for (size_t i = 0; a->host != NULL && i < cfg->nlisteners; i++) {
+        const struct cfg_listener *l = &cfg->listeners[i];
+        if (same(l->host, a->host) && l->port == a->port) {
+            verr(v, "admin.address", "same address as listeners[%zu]", i);
+            break;
+        }
+    }
+    for (size_t j = 0; j < a->nroles; j++) {
+        for (size_t i = 0; i < j; i++) {
+            if (same(a->roles[i].subject, a->roles[j].subject)) {
+                snprintf(path, sizeof(path), "admin.roles[%zu].subject", j);
+                verr(v, path, "duplicate subject (same as admin.roles[%zu])", i);
+                break;
+            }
+        }
+    }
+}
+
 int cfg_validate(const struct cfg *cfg, struct cfg_errors *errs)
 {
     struct vctx v = {.errs = errs, .rc = 0};
     check_listeners(&v, cfg);
     check_routes(&v, cfg);
+    check_admin(&v, cfg);
     return v.rc;
 }

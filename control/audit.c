@@ -1,7 +1,7 @@
 /* audit.c - the audit trail (see audit.h and docs/control-protocol.md, "Guarantees").
  *
  * A record is one line of compact JSON, keys in this order:
- *   type ("audit"), time, cluster, region, actor {uid, user}, role, op, args, result ("ok" |
+ *   type ("audit"), time, cluster, region, actor {uid, user[, address]}, role, op, args, result ("ok" |
  *   "refused"), error ({code, message} or null), generation_before, generation_after,
  *   weights_before, weights_after, reason (string or null).
  * It is built with jansson, so strings are escaped properly (quotes, backslashes, control
@@ -347,6 +347,8 @@ static json_t *record_json(const struct audit_record *r, const char *time, const
     }
     put(actor, "uid", r->uid < 0 ? json_null() : json_integer((json_int_t)r->uid), &ok);
     put(actor, "user", str_json(r->user, l->str), &ok);
+    if (r->address != NULL)
+        put(actor, "address", str_json(r->address, l->str), &ok);
     if (r->ok) {
         error = json_null();
     } else {

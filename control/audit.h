@@ -22,6 +22,7 @@ struct audit_record {
     const char *cluster, *region;
     long uid;                  /* -1 when unknown */
     const char *user;          /* user name, certificate subject, or "auto" */
+    const char *address;       /* remote "ip:port" (HTTPS admin API); NULL: not written */
     const char *role;
     const char *op;
     const char *args_json;

@@ -894,6 +894,7 @@ static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, js
         .region = c->hold->cfg->region,
         .uid = peer->uid,
         .user = peer->user,
+        .address = peer->address,
         .role = commands_role_name(peer->role),
         .op = op ? op : "",
         .args_json = args_json,
@@ -953,7 +954,10 @@ static void apply(struct ctl *c, const struct cmd_peer *peer, const char *op, js
     state_dispose(&old);
 }
 
-char *commands_handle(struct ctl *c, const struct cmd_peer *peer, const char *line, size_t len)
+/* commands_handle() and commands_refuse(): refuse_code set refuses the request once its id, op
+ * and args have been read (as far as they can be). */
+static char *handle(struct ctl *c, const struct cmd_peer *peer, const char *line, size_t len,
+                    const char **code, const char *refuse_code, const char *refuse_msg)
 {
     struct cmd_res r = {0};
     json_error_t jerr;
@@ -963,6 +967,18 @@ char *commands_handle(struct ctl *c, const struct cmd_peer *peer, const char *li
     uint64_t before = c->generation;
     const struct command *cmd = NULL;
     char *out;
+    if (refuse_code) {
+        json_t *jid = json_is_object(req) ? json_object_get(req, "id") : NULL;
+        json_t *jop = json_is_object(req) ? json_object_get(req, "op") : NULL;
+        if (json_is_string(jid) && json_string_length(jid) > 0 &&
+            json_string_length(jid) <= CMD_ID_MAX)
+            id = json_string_value(jid);
+        if (json_is_string(jop))
+            op = json_string_value(jop);
+        args = json_is_object(req) ? json_object_get(req, "args") : NULL;
+        fail(&r, refuse_code, NULL, "%s", refuse_msg);
+        goto done;
+    }
     if (!req || !json_is_object(req)) {
         fail(&r, "bad_request", NULL, req ? "expected a JSON object" : "malformed JSON: %s",
              jerr.text);
@@ -1022,6 +1038,8 @@ char *commands_handle(struct ctl *c, const struct cmd_peer *peer, const char *li
     else
         audit(c, peer, op, args, &r, before); /* every request is on the record, reads too */
     out = reply(c, id, &r);
+    if (code)
+        *code = r.code;
     json_decref(r.result);
     json_decref(r.details);
     state_dispose(&r.next);
@@ -1033,9 +1051,23 @@ done:
     /* Refused before reaching an operation: still audited (who tried what). */
     audit(c, peer, op, args && json_is_object(args) ? args : NULL, &r, before);
     out = reply(c, id, &r);
+    if (code)
+        *code = r.code;
     json_decref(r.details);
     json_decref(req);
     return out;
+}
+
+char *commands_handle(struct ctl *c, const struct cmd_peer *peer, const char *line, size_t len,
+                      const char **code)
+{
+    return handle(c, peer, line, len, code, NULL, NULL);
+}
+
+char *commands_refuse(struct ctl *c, const struct cmd_peer *peer, const char *line, size_t len,
+                      const char *code, const char *message)
+{
+    return handle(c, peer, line, len, NULL, code, message);
 }
 
 int commands_apply_auto(struct ctl *c, const char *op, json_t *args, struct state *next,
@@ -1043,7 +1075,7 @@ int commands_apply_auto(struct ctl *c, const char *op, json_t *args, struct stat
 {
     char name[STATE_MAX_NAME];
     snprintf(name, sizeof name, "%s", route); /* route may point into the state being replaced */
-    struct cmd_peer auto_peer = {-1, -1, "auto", CFG_ROLE_ADMIN};
+    struct cmd_peer auto_peer = {.uid = -1, .gid = -1, .user = "auto", .role = CFG_ROLE_ADMIN};
     struct cmd_res r = {0};
     struct state_route *cur = state_route_find(&c->rt, name);
     struct state_route *nr = state_route_find(next, name);

@@ -13,14 +13,24 @@ struct ctl;
 
 /* Who is asking. */
 struct cmd_peer {
-    long uid, gid;    /* -1 when unknown */
-    const char *user; /* user name or other identity, for the audit record */
+    long uid, gid;       /* -1 when unknown (always for the HTTPS admin API) */
+    const char *user;    /* user name, or the client certificate's subject, for the audit record */
+    const char *address; /* the remote "ip:port" (HTTPS admin API), NULL for the Unix socket */
     enum cfg_role role;
 };
 
 /* Handles one request line (without its newline). Returns the reply line (malloc'd, no newline,
- * caller frees), or NULL when out of memory. */
-char *commands_handle(struct ctl *c, const struct cmd_peer *peer, const char *line, size_t len);
+ * caller frees), or NULL when out of memory. When code is not NULL, *code is set to the reply's
+ * error code ("denied", "conflict", ...; a static string) or NULL when the reply is ok. */
+char *commands_handle(struct ctl *c, const struct cmd_peer *peer, const char *line, size_t len,
+                      const char **code);
+
+/* Refuses one request without running it, because its transport decided so (an admin API
+ * client certificate that maps to no role: "forbidden"). The reply echoes the request's id when
+ * it has a valid one; the refusal is audited with the request's op and arguments when they can
+ * be read. code must be a static string. Returns the reply line like commands_handle(). */
+char *commands_refuse(struct ctl *c, const struct cmd_peer *peer, const char *line, size_t len,
+                      const char *code, const char *message);
 
 /* The reply for a request that could not even be read (too large, busy); audited like any
  * other refusal. */

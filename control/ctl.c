@@ -22,6 +22,7 @@
 #include "../proxy/snapshot.h"
 #include "../proxy/tls.h"
 #include "../proxy/worker.h"
+#include "admin.h"
 #include "ctl_internal.h"
 #include "ctlsock.h"
 #include "health_state.h"
@@ -403,32 +404,40 @@ static int tls_files_stat(struct ctl *c)
     return changed;
 }
 
+
 /* Drops every context of set (NULL entries are fine) and empties it. */
 static void tls_set_release(struct ctl_tls_set *set)
 {
     for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
         tls_ctx_unref(set->listeners[i]);
+    tls_ctx_unref(set->admin);
     for (size_t i = 0; i < set->npools; i++)
         tls_client_unref(set->pools[i]);
     free(set->pools);
     memset(set, 0, sizeof *set);
 }
 
-/* Builds the contexts of every TLS listener and every TLS pool of cfg into out. On a failure
- * every problem is in errs (paths listeners[i].tls, routes[r].pools.NAME.tls) and out is
- * empty. */
+/* Builds the contexts of every TLS listener of cfg and of its admin API into out. On a failure
+ * every problem is in errs (path listeners[i].tls or admin.tls) and nothing is left in out. */
 static int tls_build(const struct cfg *cfg, struct ctl_tls_set *out, struct cfg_errors *errs)
 {
     int rc = 0;
     memset(out, 0, sizeof *out);
+    char err[512], path[64];
     for (size_t i = 0; i < cfg->nlisteners && i < CFG_MAX_LISTENERS; i++) {
         if (!cfg->listeners[i].tls)
             continue;
-        char err[512], path[64];
         int r = tls_ctx_new(cfg->listeners[i].tls, &out->listeners[i], err, sizeof err);
         if (r < 0) {
             snprintf(path, sizeof path, "listeners[%zu].tls", i);
             cfg_errors_add(errs, path, 0, 0, "%s", err);
+            rc = rc ? rc : r;
+        }
+    }
+    if (cfg->admin.tls) {
+        int r = tls_ctx_new(cfg->admin.tls, &out->admin, err, sizeof err);
+        if (r < 0) {
+            cfg_errors_add(errs, "admin.tls", 0, 0, "%s", err);
             rc = rc ? rc : r;
         }
     }
@@ -444,12 +453,12 @@ static int tls_build(const struct cfg *cfg, struct ctl_tls_set *out, struct cfg_
             const struct cfg_pool *cp = &cfg->routes[r].pools[p];
             if (!cp->tls)
                 continue;
-            char err[1024], path[128];
+            char perr_[1024], ppath[128];
             int e = tls_client_new(cp->tls, (int)cp->protocol,
-                                   &out->pools[r * CFG_MAX_POOLS + p], err, sizeof err);
+                                   &out->pools[r * CFG_MAX_POOLS + p], perr_, sizeof perr_);
             if (e < 0) {
-                snprintf(path, sizeof path, "routes[%zu].pools.%s.tls", r, cp->name);
-                cfg_errors_add(errs, path, 0, 0, "%s", err);
+                snprintf(ppath, sizeof ppath, "routes[%zu].pools.%s.tls", r, cp->name);
+                cfg_errors_add(errs, ppath, 0, 0, "%s", perr_);
                 rc = rc ? rc : e;
             }
         }
@@ -467,7 +476,17 @@ int ctl_tls_check(const struct cfg *cfg, struct cfg_errors *errs)
     return rc;
 }
 
-/* {"listener":name,"certificates":[...]} for every TLS listener, into extra. */
+/* Puts fresh in use and leaves what was in use in fresh (for the caller to release, or to swap
+ * back). */
+static void tls_swap(struct ctl *c, struct ctl_tls_set *fresh)
+{
+    struct ctl_tls_set t = c->tls;
+    c->tls = *fresh;
+    *fresh = t;
+}
+
+/* {"listener":name,"certificates":[...]} for every TLS listener, and the admin API's
+ * {"address","certificates"}, into extra. */
 static void tls_event(struct ctl *c, const char *name)
 {
     const struct cfg *cfg = c->hold->cfg;
@@ -486,7 +505,13 @@ static void tls_event(struct ctl *c, const char *name)
         o += (size_t)snprintf(extra + o, cap - o, "}");
         first = 0;
     }
-    snprintf(extra + o, cap - o, "]");
+    o += (size_t)snprintf(extra + o, cap - o, "]");
+    if (c->tls.admin && o + 256 < cap) {
+        o += (size_t)snprintf(extra + o, cap - o, ",\"admin\":{\"address\":\"%s\",\"certificates\":",
+                              cfg->admin.address);
+        o += tls_ctx_describe(c->tls.admin, extra + o, cap - o - 4);
+        snprintf(extra + o, cap - o, "}");
+    }
     ctl_event(c, name, extra);
     free(extra);
 }
@@ -543,6 +568,16 @@ static void tls_watch(struct ctl *c)
             }
         }
     }
+    const struct cfg_tls *at = cfg->admin.tls;
+    for (size_t k = 0; at && k < at->ncerts; k++) {
+        tls_files_add(c, at->certs[k].cert, &cap);
+        tls_files_add(c, at->certs[k].key, &cap);
+        tls_files_add(c, at->certs[k].pem, &cap);
+    }
+    if (at) {
+        tls_files_add(c, at->client_ca, &cap);
+        tls_files_add(c, at->crl, &cap);
+    }
     if (c->ev_tls_notify) {
         event_free(c->ev_tls_notify);
         c->ev_tls_notify = NULL;
@@ -583,15 +618,14 @@ static void tls_check(struct ctl *c)
         cfg_errors_dispose(&errs);
         return;
     }
-    struct ctl_tls_set old = c->tls;
-    c->tls = fresh;
+    tls_swap(c, &fresh); /* fresh now holds the old material */
     if (ctl_publish(c) < 0) {
-        c->tls = old;
+        tls_swap(c, &fresh);
         tls_set_release(&fresh);
         ctl_event(c, "tls_reload_refused", ",\"errors\":[{\"path\":\"\",\"reason\":\"out of memory\"}]");
         return;
     }
-    tls_set_release(&old);
+    tls_set_release(&fresh);
     tls_event(c, "tls_reloaded");
 }
 
@@ -735,6 +769,12 @@ static int same_str(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+/* The admin API binds once, like the listeners: same presence, address and port. */
+static int same_admin_address(const struct cfg *a, const struct cfg *b)
+{
+    return same_str(a->admin.host, b->admin.host) && a->admin.port == b->admin.port;
+}
+
 static void refuse_event(struct ctl *c, const struct cfg_errors *errs)
 {
     /* One event carrying every problem, as {"path","message"} objects. */
@@ -776,9 +816,10 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
                !same_str(old->control.audit_file, cfg->control.audit_file)) {
         why_path = "control";
         why = "changing the control socket, state file or audit file requires a restart";
-    } else if (!same_str(old->metrics.address, cfg->metrics.address)) {
-        why_path = "metrics.address";
-        why = "changing the metrics listener requires a restart";
+    } else if (!same_admin_address(old, cfg)) {
+        why_path = "admin.address";
+        why = "changing the admin API address (or adding or removing the admin API) requires a "
+              "restart";
     }
     if (why) {
         cfg_errors_add(errs, why_path, 0, 0, "%s", why);
@@ -786,8 +827,8 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
         cfg_free(cfg);
         return CUT_EINVAL;
     }
-    struct ctl_tls_set fresh_tls;
-    if (tls_build(cfg, &fresh_tls, errs) < 0) {
+    struct ctl_tls_set fresh;
+    if (tls_build(cfg, &fresh, errs) < 0) {
         refuse_event(c, errs); /* certificates that do not load refuse the whole reload */
         cfg_free(cfg);
         return CUT_EINVAL;
@@ -795,14 +836,14 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
     struct state nrt;
     char note[1024], err[256];
     if (rt_build(cfg, old, &c->rt, &nrt, note, sizeof note) < 0) {
-        tls_set_release(&fresh_tls);
+        tls_set_release(&fresh);
         cfg_free(cfg);
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
     }
     nrt.generation = c->generation + 1;
     if (ctl_save_state(c, &nrt, err, sizeof err) < 0) {
-        tls_set_release(&fresh_tls);
+        tls_set_release(&fresh);
         state_dispose(&nrt);
         cfg_free(cfg);
         cfg_errors_add(errs, "", 0, 0, "state file: %s", err);
@@ -811,21 +852,20 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
     }
     struct cfg_hold *hold = snapshot_cfg_hold(cfg);
     if (!hold) {
-        tls_set_release(&fresh_tls);
+        tls_set_release(&fresh);
         state_dispose(&nrt);
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
     }
     struct cfg_hold *old_hold = c->hold;
     struct state old_rt = c->rt;
-    struct ctl_tls_set old_tls = c->tls;
-    c->tls = fresh_tls;
+    tls_swap(c, &fresh); /* fresh now holds the old material */
     c->hold = hold;
     c->rt = nrt;
     c->generation++;
     if (ctl_publish(c) < 0) {
-        c->tls = old_tls;
-        tls_set_release(&fresh_tls);
+        tls_swap(c, &fresh);
+        tls_set_release(&fresh);
         c->generation--;
         c->hold = old_hold;
         c->rt = old_rt;
@@ -834,7 +874,7 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
     }
-    tls_set_release(&old_tls);
+    tls_set_release(&fresh);
     state_dispose(&old_rt);
     snapshot_cfg_unref(old_hold);
     tls_watch(c);
@@ -1047,7 +1087,8 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     tls_watch(c);
     tls_files_stat(c);
     struct cfg_errors terrs = {0};
-    if (tls_build(c->hold->cfg, &c->tls, &terrs) < 0) {
+    struct ctl_tls_set first;
+    if (tls_build(c->hold->cfg, &first, &terrs) < 0) {
         size_t o = 0;
         for (size_t i = 0; i < terrs.n && o + 2 < cap; i++)
             o += (size_t)snprintf(err + o, cap - o, "%s%s: %s", i ? "; " : "", terrs.v[i].path,
@@ -1055,6 +1096,14 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         cfg_errors_dispose(&terrs);
         ctl_free(c);
         return NULL;
+    }
+    tls_swap(c, &first); /* first now holds nothing */
+    if (c->hold->cfg->admin.address) {
+        c->admin = admin_new(c, err, cap);
+        if (!c->admin) {
+            ctl_free(c);
+            return NULL;
+        }
     }
     event_add(c->ev_hup, NULL);
     event_add(c->ev_term, NULL);
@@ -1087,7 +1136,7 @@ void ctl_free(struct ctl *c)
     if (!c)
         return;
     ctlsock_free(c->sock);
-    metrics_free(c->metrics);
+    admin_free(c->admin);
     struct event *evs[] = {c->ev_hup,   c->ev_term,  c->ev_int,       c->ev_dns,
                            c->ev_delay, c->ev_drain, c->ev_exit,      c->ev_tls_notify,
                            c->ev_tls_check, c->ev_tls_poll, c->ev_tick};
@@ -1097,7 +1146,9 @@ void ctl_free(struct ctl *c)
     hstate_free(c->hs);
     plan_state_free(c->plans);
     snapshot_unref(c->snap);
-    tls_set_release(&c->tls);
+    struct ctl_tls_set none = {0};
+    tls_swap(c, &none);
+    tls_set_release(&none);
     tls_files_dispose(c);
     if (c->tls_inotify >= 0)
         close(c->tls_inotify);

@@ -1,5 +1,6 @@
 /* ctl_internal.h - the control thread's state, shared by ctl.c (lifecycle, publication, reload),
- * commands.c (the control operations) and ctlsock.c (the Unix socket). Control thread only;
+ * commands.c (the control operations), ctlsock.c (the Unix socket) and admin.c (the HTTPS
+ * admin API). Control thread only;
  * nothing here is visible to workers, which only ever receive snapshots.
  */
 #ifndef CUT_CTL_INTERNAL_H
@@ -20,6 +21,7 @@ struct event;
 struct logger;
 struct worker;
 struct ctlsock;
+struct admin;
 struct tls_ctx;
 struct tls_client;
 struct ctl_tls_file;
@@ -28,6 +30,7 @@ struct ctl_tls_file;
  * index route * CFG_MAX_POOLS + pool); NULL where there is no TLS. One reference each. */
 struct ctl_tls_set {
     struct tls_ctx *listeners[CFG_MAX_LISTENERS];
+    struct tls_ctx *admin; /* the HTTPS admin API's; NULL without one */
     struct tls_client **pools;
     size_t npools;
 };
@@ -78,6 +81,7 @@ struct ctl {
     struct event *ev_tick; /* every CTL_TICK_MS: ejections, slow start, windows, plans */
     struct ctl_op_count ops[CTL_MAX_OPS];
     unsigned nops;
+    struct admin *admin; /* the HTTPS admin API (control/admin.c), NULL without admin.address */
     struct counter_entry *counters;
     struct dns_entry *dns;
     size_t ndns, capdns;

@@ -93,7 +93,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         if (len > 0 && line[len - 1] == '\r')
             line[--len] = '\0';
         if (len > 0)
-            send_reply(cl, commands_handle(c, &cl->peer, line, len));
+            send_reply(cl, commands_handle(c, &cl->peer, line, len, NULL));
         free(line);
         if (evbuffer_get_length(bufferevent_get_output(bev)) > CTLSOCK_MAX_OUT) {
             client_free(cl); /* it does not read its replies */

@@ -1,19 +1,26 @@
-/* cutoverctl.c - the command-line client of cutover's control socket (docs/cutoverctl.md).
+/* cutoverctl.c - the command-line client of cutover's control plane (docs/cutoverctl.md).
  *
- * Speaks the control protocol (docs/control-protocol.md: newline-delimited JSON over a Unix
- * stream socket) to one or more replicas. Every command goes to every replica in parallel, each
- * exchange bounded by --timeout with non-blocking sockets and poll(2); the per-replica outcomes
+ * Speaks the control protocol (docs/control-protocol.md) to one or more replicas, over their
+ * control sockets (newline-delimited JSON over a Unix stream socket) or their HTTPS admin APIs
+ * (POST /v1/control with a client certificate; a DNS name fans out to every address it resolves
+ * to). Every command goes to every replica in parallel, each exchange bounded by --timeout with
+ * non-blocking sockets (and non-blocking OpenSSL) and poll(2); the per-replica outcomes
  * are folded into one exit code (see enum ctl_exit). Mutating commands can wait for a barrier
  * (--wait: every replica reports the generation it acknowledged), and `shift` walks a route
  * through a list of weights with compare-and-set between steps.
  *
  * Single-threaded. All state is reachable from `struct cli`; the only global is the signal flag
  * (and its self-pipe) that the SIGINT/SIGTERM handler of `shift` sets.
- * Depends on jansson only.
+ * Depends on jansson, OpenSSL, and from libcutover the HTTP/1.1 response parser
+ * (proxy/h1_parse.c) and the endpoint parser (control/ctlurl.c).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,6 +33,9 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../proxy/h1_parse.h"
+#include "ctlurl.h"
 
 #ifndef CUTOVER_VERSION
 #define CUTOVER_VERSION "0.2.0"
@@ -40,6 +50,7 @@
 #define CTL_MAX_STEPS 100
 #define CTL_POLL_RETRY_MS 10 /* connect() said EAGAIN (listen backlog full): retry after */
 #define CTL_BARRIER_PERIOD_MS 100
+#define CTL_HTTP_MAX_HEAD 65536 /* a longer HTTP response head is a protocol error */
 
 /* Exit codes (documented in docs/cutoverctl.md; keep them in sync). */
 enum ctl_exit {
@@ -68,14 +79,29 @@ enum ctl_rstate {
     CTL_RS_IDLE,
     CTL_RS_RETRY,
     CTL_RS_CONNECTING,
+    CTL_RS_HANDSHAKE, /* HTTPS: the TLS handshake */
     CTL_RS_SENDING,
     CTL_RS_RECEIVING,
     CTL_RS_DONE,
 };
 
-/* One replica (control socket) and the outcome of its last exchange. */
+/* One replica (a control socket, or one address of an HTTPS admin API endpoint) and the
+ * outcome of its last exchange. */
 struct replica {
-    const char *socket; /* borrowed from argv or the environment */
+    const char *socket; /* a socket path (borrowed from argv or the environment), or for HTTPS
+                           the label: "https://HOST:PORT" or "https://NAME:PORT (ADDRESS)" */
+
+    /* HTTPS admin API replicas */
+    int https;
+    const struct ctlurl *url; /* borrowed from struct cli: the name SNI and verification use */
+    const char *endpoint;     /* the --endpoint text */
+    struct sockaddr_storage addr;
+    socklen_t addrlen; /* 0: the name did not resolve (resolve_err says why) */
+    char addr_text[64];
+    char label[CTLURL_HOST_MAX + 96];
+    char resolve_err[300];
+    SSL *ssl;
+    short want; /* POLLIN or POLLOUT: what the TLS exchange waits for */
 
     /* the exchange in flight (buffers owned, freed at the end of each exchange) */
     enum ctl_rstate st;
@@ -97,10 +123,20 @@ struct replica {
     int has_generation;
 };
 
+/* Where to send: a control socket, or an HTTPS admin API endpoint (expanded into one replica
+ * per address once the options are read). */
+struct target {
+    const char *text; /* a socket path, or the https:// URL */
+    int https;
+    struct ctlurl url;
+};
+
 /* The whole invocation: options, positionals, replicas. */
 struct cli {
-    const char *sockets[CTL_MAX_REPLICAS];
-    size_t nsockets;
+    struct target targets[CTL_MAX_REPLICAS];
+    size_t ntargets;
+    const char *cacert, *cert, *key; /* --cacert/--cert/--key, else CUTOVER_CACERT/_CERT/_KEY */
+    SSL_CTX *tls;                    /* made when an https endpoint is given */
     int json;
     long long timeout_ms;
     int wait;
@@ -360,6 +396,19 @@ static void replica_fail(struct replica *r, int exit_class, const char *code, co
     va_start(ap, fmt);
     vsnprintf(r->msg, sizeof r->msg, fmt, ap);
     va_end(ap);
+    SSL_free(r->ssl);
+    r->ssl = NULL;
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    r->st = CTL_RS_DONE;
+}
+
+/* The exchange is over (a reply was taken): releases the connection. */
+static void replica_done(struct replica *r)
+{
+    SSL_free(r->ssl);
+    r->ssl = NULL;
     if (r->fd >= 0)
         close(r->fd);
     r->fd = -1;
@@ -369,7 +418,7 @@ static void replica_fail(struct replica *r, int exit_class, const char *code, co
 /* The exit class of a server error code (see docs/cutoverctl.md, "Exit codes"). */
 static int code_exit_class(const char *code)
 {
-    if (!strcmp(code, "denied"))
+    if (!strcmp(code, "denied") || !strcmp(code, "forbidden"))
         return CTL_EXIT_DENIED;
     if (!strcmp(code, "busy") || !strcmp(code, "internal"))
         return CTL_EXIT_UNREACH;
@@ -406,6 +455,57 @@ static void replica_start_connect(struct replica *r)
     }
 }
 
+/* Takes one reply (text[0..len), a JSON object) and sets the replica's outcome. http_status is
+ * the HTTP status it came with (HTTPS), 0 for the control socket. */
+static void replica_take_reply(struct replica *r, const char *id, const char *text, size_t len,
+                               int http_status)
+{
+    json_error_t je;
+    json_t *j = json_loadb(text, len, 0, &je);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        if (http_status)
+            replica_fail(r, CTL_EXIT_UNREACH, "protocol",
+                         "HTTP %d without a control reply (the body is not a JSON object)",
+                         http_status);
+        else
+            replica_fail(r, CTL_EXIT_UNREACH, "protocol", "the reply is not a JSON object%s%s",
+                         j ? "" : ": ", j ? "" : je.text);
+        return;
+    }
+    const char *rid = json_string_value(json_object_get(j, "id"));
+    json_t *ok = json_object_get(j, "ok");
+    if (rid && strcmp(rid, id)) {
+        json_decref(j);
+        replica_fail(r, CTL_EXIT_UNREACH, "protocol",
+                     "the reply's id does not match the request's (%s)", id);
+        return;
+    }
+    if (!json_is_boolean(ok)) {
+        json_decref(j);
+        replica_fail(r, CTL_EXIT_UNREACH, "protocol", "the reply has no boolean \"ok\"");
+        return;
+    }
+    json_t *gen = json_object_get(j, "generation");
+    if (json_is_integer(gen)) {
+        r->generation = json_integer_value(gen);
+        r->has_generation = 1;
+    }
+    r->reply = j;
+    if (json_is_true(ok)) {
+        r->ok = 1;
+        replica_done(r);
+    } else {
+        json_t *err = json_object_get(j, "error");
+        const char *code = json_string_value(json_object_get(err, "code"));
+        const char *msg = json_string_value(json_object_get(err, "message"));
+        const char *path = json_string_value(json_object_get(err, "path"));
+        code = code ? code : "unknown";
+        replica_fail(r, code_exit_class(code), code, "%s%s%s%s", msg ? msg : "(no message)",
+                     path ? " (at " : "", path ? path : "", path ? ")" : "");
+    }
+}
+
 /* Takes the first complete reply line in r->in, if any. Returns 1 when the exchange is done. */
 static int replica_take_line(struct replica *r, const char *id)
 {
@@ -433,47 +533,7 @@ static int replica_take_line(struct replica *r, const char *id)
                          CTL_MAX_REPLY >> 20);
             return 1;
         }
-        json_error_t je;
-        json_t *j = json_loadb(r->in, len, 0, &je);
-        if (!j || !json_is_object(j)) {
-            json_decref(j);
-            replica_fail(r, CTL_EXIT_UNREACH, "protocol", "the reply is not a JSON object%s%s",
-                         j ? "" : ": ", j ? "" : je.text);
-            return 1;
-        }
-        const char *rid = json_string_value(json_object_get(j, "id"));
-        json_t *ok = json_object_get(j, "ok");
-        if (rid && strcmp(rid, id)) {
-            json_decref(j);
-            replica_fail(r, CTL_EXIT_UNREACH, "protocol",
-                         "the reply's id does not match the request's (%s)", id);
-            return 1;
-        }
-        if (!json_is_boolean(ok)) {
-            json_decref(j);
-            replica_fail(r, CTL_EXIT_UNREACH, "protocol", "the reply has no boolean \"ok\"");
-            return 1;
-        }
-        json_t *gen = json_object_get(j, "generation");
-        if (json_is_integer(gen)) {
-            r->generation = json_integer_value(gen);
-            r->has_generation = 1;
-        }
-        r->reply = j;
-        if (json_is_true(ok)) {
-            r->ok = 1;
-            close(r->fd);
-            r->fd = -1;
-            r->st = CTL_RS_DONE;
-        } else {
-            json_t *err = json_object_get(j, "error");
-            const char *code = json_string_value(json_object_get(err, "code"));
-            const char *msg = json_string_value(json_object_get(err, "message"));
-            const char *path = json_string_value(json_object_get(err, "path"));
-            code = code ? code : "unknown";
-            replica_fail(r, code_exit_class(code), code, "%s%s%s%s", msg ? msg : "(no message)",
-                         path ? " (at " : "", path ? path : "", path ? ")" : "");
-        }
+        replica_take_reply(r, id, r->in, len, 0);
         return 1;
     }
 }
@@ -559,6 +619,282 @@ static void replica_on_writable(struct replica *r)
     r->st = CTL_RS_RECEIVING;
 }
 
+/* ---- HTTPS admin API replicas ---------------------------------------------------------------- */
+
+/* OpenSSL reasons that mean "the server refused our client certificate" (the alert it sent). */
+static int server_refused_certificate(int reason)
+{
+    switch (reason) {
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED: return 1;
+    default: return 0;
+    }
+}
+
+/* A TLS operation failed with SSL error err (SSL_get_error) in stage ("handshake", ...). */
+static void https_fail(struct replica *r, int err, const char *stage)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *why = e ? ERR_reason_error_string(e) : NULL;
+    long vr = r->ssl ? SSL_get_verify_result(r->ssl) : X509_V_OK;
+    int sys = errno;
+    if (e && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED && vr != X509_V_OK)
+        replica_fail(r, CTL_EXIT_UNREACH, "tls",
+                     "the server's certificate does not verify for %s: %s", r->url->host,
+                     X509_verify_cert_error_string(vr));
+    else if (e && server_refused_certificate(ERR_GET_REASON(e)))
+        replica_fail(r, CTL_EXIT_DENIED, "certificate_refused",
+                     "the server refused the client certificate (%s)", why ? why : "alert");
+    else if (err == SSL_ERROR_SYSCALL && !e && sys)
+        replica_fail(r, CTL_EXIT_UNREACH, "unreachable", "TLS %s: %s", stage, strerror(sys));
+    else if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN)
+        replica_fail(r, CTL_EXIT_UNREACH, "tls",
+                     "the server closed the connection during the TLS %s", stage);
+    else
+        replica_fail(r, CTL_EXIT_UNREACH, "tls", "TLS %s failed: %s", stage,
+                     why ? why : "no details");
+    ERR_clear_error();
+}
+
+static void https_begin_tls(struct cli *c, struct replica *r)
+{
+    ERR_clear_error();
+    r->ssl = SSL_new(c->tls);
+    if (!r->ssl || SSL_set_fd(r->ssl, r->fd) != 1) {
+        replica_fail(r, CTL_EXIT_UNREACH, "tls", "out of memory");
+        return;
+    }
+    int ok = 1;
+    if (r->url->numeric) {
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(r->ssl), r->url->host) == 1;
+    } else {
+        ok = SSL_set_tlsext_host_name(r->ssl, r->url->host) == 1 &&
+             SSL_set1_host(r->ssl, r->url->host) == 1;
+    }
+    if (!ok) {
+        replica_fail(r, CTL_EXIT_UNREACH, "tls", "cannot verify the server as %s", r->url->host);
+        return;
+    }
+    SSL_set_connect_state(r->ssl);
+    r->st = CTL_RS_HANDSHAKE;
+}
+
+static void https_start(struct cli *c, struct replica *r)
+{
+    (void)c;
+    if (r->addrlen == 0) {
+        replica_fail(r, CTL_EXIT_UNREACH, "unreachable", "%s", r->resolve_err);
+        return;
+    }
+    r->fd = socket(r->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (r->fd < 0) {
+        replica_fail(r, CTL_EXIT_UNREACH, "unreachable", "socket: %s", strerror(errno));
+        return;
+    }
+    if (connect(r->fd, (struct sockaddr *)&r->addr, r->addrlen) == 0) {
+        https_begin_tls(c, r);
+    } else if (errno == EINPROGRESS) {
+        r->st = CTL_RS_CONNECTING;
+        r->want = POLLOUT;
+    } else {
+        replica_fail(r, CTL_EXIT_UNREACH, "unreachable", "connect: %s", strerror(errno));
+    }
+}
+
+/* Looks for a complete HTTP response in r->in. Returns 1 when the exchange is over (reply taken
+ * or failed), 0 when more is needed. eof: the server closed the connection. */
+static int https_take_response(struct replica *r, const char *id, int eof)
+{
+    const struct h1_limits lim = {8192, CTL_HTTP_MAX_HEAD, 100};
+    for (;;) {
+        struct h1_response resp;
+        struct http_field fields[100];
+        int status = 0;
+        int n = h1_parse_response(r->in, r->inlen, &lim, CUT_SLICE_LIT("POST"), &resp, fields, 100,
+                                  &status);
+        if (n == CUT_EAGAIN) {
+            if (eof)
+                replica_fail(r, CTL_EXIT_UNREACH, "protocol",
+                             "the server closed the connection before replying%s",
+                             r->inlen ? " (incomplete HTTP response head)" : "");
+            return eof;
+        }
+        if (n < 0) {
+            replica_fail(r, CTL_EXIT_UNREACH, "protocol", "malformed HTTP response");
+            return 1;
+        }
+        if (resp.status >= 100 && resp.status < 200) { /* 100 Continue: the reply follows */
+            memmove(r->in, r->in + n, r->inlen - (size_t)n);
+            r->inlen -= (size_t)n;
+            continue;
+        }
+        size_t blen;
+        if (resp.body == H1_BODY_LENGTH) {
+            if (resp.content_length > CTL_MAX_REPLY) {
+                replica_fail(r, CTL_EXIT_UNREACH, "protocol", "reply longer than %u MiB refused",
+                             CTL_MAX_REPLY >> 20);
+                return 1;
+            }
+            if (r->inlen - (size_t)n < resp.content_length) {
+                if (eof)
+                    replica_fail(r, CTL_EXIT_UNREACH, "protocol",
+                                 "the server closed the connection inside the reply");
+                return eof;
+            }
+            blen = (size_t)resp.content_length;
+        } else if (resp.body == H1_BODY_UNTIL_CLOSE) {
+            if (!eof)
+                return 0;
+            blen = r->inlen - (size_t)n;
+        } else if (resp.body == H1_BODY_NONE) {
+            blen = 0;
+        } else {
+            replica_fail(r, CTL_EXIT_UNREACH, "protocol",
+                         "HTTP %d with a chunked body (not a control reply)", resp.status);
+            return 1;
+        }
+        replica_take_reply(r, id, r->in + n, blen, resp.status);
+        return 1;
+    }
+}
+
+/* Reads what the server sent; returns when it would block or the exchange is over. */
+static void https_receive(struct replica *r, const char *id)
+{
+    for (;;) {
+        if (r->incap - r->inlen < 4096) {
+            size_t limit = CTL_MAX_REPLY + CTL_HTTP_MAX_HEAD + 8192;
+            size_t ncap = r->incap ? r->incap * 2 : 16384;
+            if (ncap > limit)
+                ncap = limit;
+            if (ncap <= r->incap) {
+                replica_fail(r, CTL_EXIT_UNREACH, "protocol", "reply longer than %u MiB refused",
+                             CTL_MAX_REPLY >> 20);
+                return;
+            }
+            char *nb = realloc(r->in, ncap);
+            if (!nb) {
+                replica_fail(r, CTL_EXIT_UNREACH, "protocol", "out of memory reading the reply");
+                return;
+            }
+            r->in = nb;
+            r->incap = ncap;
+        }
+        ERR_clear_error();
+        errno = 0;
+        int got = SSL_read(r->ssl, r->in + r->inlen, (int)(r->incap - r->inlen));
+        if (got > 0) {
+            r->inlen += (size_t)got;
+            if (https_take_response(r, id, 0))
+                return;
+            continue;
+        }
+        int err = SSL_get_error(r->ssl, got);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+            r->want = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+            return;
+        }
+        if (err == SSL_ERROR_ZERO_RETURN ||
+            (err == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0 && errno == 0)) {
+            https_take_response(r, id, 1); /* the end of the stream */
+            return;
+        }
+        https_fail(r, err, r->send_failed ? "exchange (sending failed)" : "exchange");
+        return;
+    }
+}
+
+/* Runs a replica's HTTPS exchange as far as it goes without blocking. */
+static void https_step(struct cli *c, struct replica *r, const char *id)
+{
+    for (;;) {
+        if (r->st == CTL_RS_CONNECTING) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                err = errno;
+            if (err) {
+                replica_fail(r, CTL_EXIT_UNREACH, "unreachable", "connect: %s", strerror(err));
+                return;
+            }
+            https_begin_tls(c, r);
+        } else if (r->st == CTL_RS_HANDSHAKE) {
+            ERR_clear_error();
+            errno = 0;
+            int rc = SSL_connect(r->ssl);
+            if (rc == 1) {
+                r->st = CTL_RS_SENDING;
+                continue;
+            }
+            int err = SSL_get_error(r->ssl, rc);
+            if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+                r->want = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+                return;
+            }
+            https_fail(r, err, "handshake");
+            return;
+        } else if (r->st == CTL_RS_SENDING) {
+            while (r->outoff < r->outlen) {
+                ERR_clear_error();
+                errno = 0;
+                int w = SSL_write(r->ssl, r->out + r->outoff, (int)(r->outlen - r->outoff));
+                if (w > 0) {
+                    r->outoff += (size_t)w;
+                    continue;
+                }
+                int err = SSL_get_error(r->ssl, w);
+                if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+                    r->want = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+                    return;
+                }
+                if (err == SSL_ERROR_SYSCALL && (errno == EPIPE || errno == ECONNRESET)) {
+                    /* the server may have said why (an alert, too_large) before closing */
+                    ERR_clear_error();
+                    r->send_failed = 1;
+                    break;
+                }
+                https_fail(r, err, "exchange");
+                return;
+            }
+            r->st = CTL_RS_RECEIVING;
+            r->want = POLLIN;
+        } else if (r->st == CTL_RS_RECEIVING) {
+            https_receive(r, id);
+            return;
+        } else {
+            return;
+        }
+    }
+}
+
+/* The HTTP request carrying one control request (body[0..blen), JSON) into r->out. */
+static void https_request(struct replica *r, const char *body, size_t blen)
+{
+    char authority[CTLURL_HOST_MAX + 16];
+    ctlurl_authority(r->url, authority, sizeof authority);
+    char head[512];
+    int hn = snprintf(head, sizeof head,
+                      "POST /v1/control HTTP/1.1\r\n"
+                      "Host: %s\r\n"
+                      "User-Agent: cutoverctl/" CUTOVER_VERSION "\r\n"
+                      "Content-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n"
+                      "Connection: close\r\n"
+                      "\r\n",
+                      authority, blen);
+    r->outlen = (size_t)hn + blen;
+    r->out = xmalloc(r->outlen);
+    memcpy(r->out, head, (size_t)hn);
+    memcpy(r->out + hn, body, blen);
+    r->outoff = 0;
+}
+
 /* Sends reqs[i] (borrowed; NULL skips replica i) to each replica and waits for every reply, all
  * in parallel, bounded by timeout_ms overall. Sets "v" and "id" in each request. Afterwards each
  * participating replica's outcome (ok, reply, code, msg, generation) is set. Never blocks longer
@@ -600,16 +936,25 @@ static void exchange(struct cli *c, json_t *const *reqs, long long timeout_ms, c
             replica_fail(r, CTL_EXIT_USAGE, "usage", "the request could not be encoded");
             continue;
         }
-        r->outlen = strlen(s) + 1;
-        if (r->outlen > CTL_MAX_REQUEST) {
+        size_t slen = strlen(s);
+        if (slen + 1 > CTL_MAX_REQUEST) {
             free(s);
             replica_fail(r, CTL_EXIT_USAGE, "usage", "the request is over %u KiB",
                          CTL_MAX_REQUEST >> 10);
             continue;
         }
+        if (r->https) {
+            https_request(r, s, slen);
+            free(s);
+            https_start(c, r);
+            if (r->st != CTL_RS_DONE && r->st != CTL_RS_CONNECTING)
+                https_step(c, r, id);
+            continue;
+        }
+        r->outlen = slen + 1;
         r->out = xmalloc(r->outlen);
-        memcpy(r->out, s, r->outlen - 1);
-        r->out[r->outlen - 1] = '\n';
+        memcpy(r->out, s, slen);
+        r->out[slen] = '\n';
         r->outoff = 0;
         free(s);
         replica_start_connect(r);
@@ -643,7 +988,10 @@ static void exchange(struct cli *c, json_t *const *reqs, long long timeout_ms, c
                     continue;
             }
             pfd[np].fd = r->fd;
-            pfd[np].events = r->st == CTL_RS_RECEIVING ? POLLIN : POLLOUT;
+            if (r->https)
+                pfd[np].events = r->want;
+            else
+                pfd[np].events = r->st == CTL_RS_RECEIVING ? POLLIN : POLLOUT;
             pfd[np].revents = 0;
             who[np++] = i;
         }
@@ -667,7 +1015,9 @@ static void exchange(struct cli *c, json_t *const *reqs, long long timeout_ms, c
             struct replica *r = &c->rs[who[k]];
             if (!pfd[k].revents)
                 continue;
-            if (r->st == CTL_RS_RECEIVING)
+            if (r->https)
+                https_step(c, r, id);
+            else if (r->st == CTL_RS_RECEIVING)
                 replica_on_readable(r, id);
             else
                 replica_on_writable(r);
@@ -675,6 +1025,8 @@ static void exchange(struct cli *c, json_t *const *reqs, long long timeout_ms, c
     }
     for (size_t i = 0; i < c->n; i++) {
         struct replica *r = &c->rs[i];
+        SSL_free(r->ssl);
+        r->ssl = NULL;
         if (r->fd >= 0)
             close(r->fd);
         r->fd = -1;
@@ -800,10 +1152,13 @@ static void barrier(struct cli *c)
 
 /* ---- reports -------------------------------------------------------------------------------- */
 
-/* One replica as JSON: {"socket", "ok", "generation", "result" | "error"}. New reference. */
+/* One replica as JSON: {"socket" | "endpoint" and "address", "ok", "generation", "result" |
+ * "error"}. New reference. */
 static json_t *replica_json(const struct replica *r)
 {
-    json_t *o = json_pack("{s:s, s:b}", "socket", r->socket, "ok", r->ok);
+    json_t *o = r->https ? json_pack("{s:s, s:s, s:b}", "endpoint", r->endpoint, "address",
+                                     r->addrlen ? r->addr_text : "", "ok", r->ok)
+                         : json_pack("{s:s, s:b}", "socket", r->socket, "ok", r->ok);
     json_object_set_new(o, "generation",
                         r->has_generation ? json_integer(r->generation) : json_null());
     if (r->ok) {
@@ -1793,21 +2148,29 @@ static const struct cmd cmds[] = {
 
 static void help(FILE *f)
 {
-    fprintf(f, "usage: cutoverctl [OPTIONS] COMMAND [ARGS]\n"
-               "\n"
-               "Options (anywhere on the line):\n"
-               "  --socket PATH           a replica's control socket; repeat for every replica\n"
-               "                          (default: $CUTOVER_SOCKET or " CTL_DEFAULT_SOCKET ")\n"
-               "  --endpoint unix:PATH    the same as --socket PATH\n"
-               "  --json                  print one JSON document\n"
-               "  --timeout SECONDS       bound on connect + each request (default 5)\n"
-               "  --wait                  after a change, wait until every replica reports the\n"
-               "                          generation it acknowledged\n"
-               "  --wait-timeout SECONDS  bound on --wait (default 10)\n"
-               "  --id ID                 request id (default: cutoverctl-PID-N)\n"
-               "  -h, --help              this help\n"
-               "\n"
-               "Commands:\n");
+    fprintf(f,
+            "usage: cutoverctl [OPTIONS] COMMAND [ARGS]\n"
+            "\n"
+            "Options (anywhere on the line):\n"
+            "  --socket PATH           a replica's control socket; repeat for every replica\n"
+            "                          (default: $CUTOVER_SOCKET or " CTL_DEFAULT_SOCKET ")\n"
+            "  --endpoint unix:PATH    the same as --socket PATH\n"
+            "  --endpoint https://HOST:PORT\n"
+            "                          a replica's HTTPS admin API (mutual TLS); a name that\n"
+            "                          resolves to several addresses is one replica per address\n"
+            "  --cacert FILE           CA bundle the admin API's certificate must chain to\n"
+            "                          (default: $CUTOVER_CACERT, else the system's)\n"
+            "  --cert FILE, --key FILE the client certificate (chain) and its key (default:\n"
+            "                          $CUTOVER_CERT, $CUTOVER_KEY; the key may be in --cert)\n"
+            "  --json                  print one JSON document\n"
+            "  --timeout SECONDS       bound on connect + each request (default 5)\n"
+            "  --wait                  after a change, wait until every replica reports the\n"
+            "                          generation it acknowledged\n"
+            "  --wait-timeout SECONDS  bound on --wait (default 10)\n"
+            "  --id ID                 request id (default: cutoverctl-PID-N)\n"
+            "  -h, --help              this help\n"
+            "\n"
+            "Commands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  %s\n      %s\n", cmds[i].usage, cmds[i].help);
     fprintf(f, "\nExit codes: 0 ok, 2 usage error or refused as invalid, 3 denied, 4 unreachable "
@@ -1824,6 +2187,9 @@ struct optdef {
 static const struct optdef optdefs[] = {
     {"--socket", 1, 0},
     {"--endpoint", 1, 0},
+    {"--cacert", 1, 0},
+    {"--cert", 1, 0},
+    {"--key", 1, 0},
     {"--json", 0, 0},
     {"--timeout", 1, 0},
     {"--wait", 0, 0},
@@ -1842,22 +2208,36 @@ static const struct optdef optdefs[] = {
 static int apply_option(struct cli *c, const char *name, const char *val)
 {
     if (!strcmp(name, "--socket") || !strcmp(name, "--endpoint")) {
-        const char *path = val;
-        if (!strcmp(name, "--endpoint")) {
-            if (!strncmp(val, "https://", 8) || !strncmp(val, "http://", 7))
-                return usage_error(c,
-                                   "--endpoint %s: the HTTPS admin API is not supported yet; "
-                                   "use --socket PATH or --endpoint unix:PATH",
-                                   val);
-            if (strncmp(val, "unix:", 5))
-                return usage_error(c, "--endpoint %s: expected unix:PATH", val);
-            path = val + 5;
-        }
-        if (!*path)
-            return usage_error(c, "%s: empty socket path", name);
-        if (c->nsockets == CTL_MAX_REPLICAS)
+        if (c->ntargets == CTL_MAX_REPLICAS)
             return usage_error(c, "at most %d replicas", CTL_MAX_REPLICAS);
-        c->sockets[c->nsockets++] = path;
+        struct target *t = &c->targets[c->ntargets];
+        memset(t, 0, sizeof *t);
+        t->text = val;
+        if (!strcmp(name, "--endpoint") && !strncmp(val, "https://", 8)) {
+            char err[160];
+            if (ctlurl_parse(val, &t->url, err, sizeof err) < 0)
+                return usage_error(c, "--endpoint %s: %s", val, err);
+            t->https = 1;
+        } else if (!strcmp(name, "--endpoint")) {
+            if (!strncmp(val, "http://", 7))
+                return usage_error(c, "--endpoint %s: the admin API speaks HTTPS only", val);
+            if (strncmp(val, "unix:", 5))
+                return usage_error(c, "--endpoint %s: expected https://HOST[:PORT] or unix:PATH",
+                                   val);
+            t->text = val + 5;
+        }
+        if (!t->https && !*t->text)
+            return usage_error(c, "%s: empty socket path", name);
+        c->ntargets++;
+    } else if (!strcmp(name, "--cacert") || !strcmp(name, "--cert") || !strcmp(name, "--key")) {
+        if (!*val)
+            return usage_error(c, "%s: empty file name", name);
+        if (!strcmp(name, "--cacert"))
+            c->cacert = val;
+        else if (!strcmp(name, "--cert"))
+            c->cert = val;
+        else
+            c->key = val;
     } else if (!strcmp(name, "--json")) {
         c->json = 1;
     } else if (!strcmp(name, "--wait")) {
@@ -1890,6 +2270,116 @@ static int apply_option(struct cli *c, const char *name, const char *val)
         c->steps = val;
     } else if (!strcmp(name, "--interval")) {
         c->interval = val;
+    }
+    return 0;
+}
+
+/* The client TLS context for the admin API: TLS 1.2+, the server verified against --cacert (or
+ * the system's CAs), the client certificate presented. Returns 0 or a usage exit code. */
+static int tls_setup(struct cli *c)
+{
+    const char *env_ca = getenv("CUTOVER_CACERT"), *env_cert = getenv("CUTOVER_CERT"),
+               *env_key = getenv("CUTOVER_KEY");
+    const char *cacert = c->cacert ? c->cacert : env_ca && *env_ca ? env_ca : NULL;
+    const char *cert = c->cert ? c->cert : env_cert && *env_cert ? env_cert : NULL;
+    const char *key = c->key ? c->key : env_key && *env_key ? env_key : cert;
+    if (!cert)
+        return usage_error(c, "--endpoint https://... needs a client certificate: --cert FILE "
+                              "[--key FILE] (or CUTOVER_CERT, CUTOVER_KEY)");
+    char why[256];
+    SSL_CTX *x = SSL_CTX_new(TLS_client_method());
+    if (!x)
+        return usage_error(c, "cannot create a TLS context");
+    c->tls = x;
+    SSL_CTX_set_min_proto_version(x, TLS1_2_VERSION);
+    SSL_CTX_set_options(x, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_verify(x, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_alpn_protos(x, (const unsigned char *)"\x08http/1.1", 9);
+    int ok = cacert ? SSL_CTX_load_verify_locations(x, cacert, NULL) == 1
+                    : SSL_CTX_set_default_verify_paths(x) == 1;
+    if (!ok) {
+        ERR_error_string_n(ERR_peek_last_error(), why, sizeof why);
+        ERR_clear_error();
+        return usage_error(c, "--cacert %s: cannot load it (%s)", cacert ? cacert : "(system)",
+                           why);
+    }
+    if (SSL_CTX_use_certificate_chain_file(x, cert) != 1) {
+        ERR_error_string_n(ERR_peek_last_error(), why, sizeof why);
+        ERR_clear_error();
+        return usage_error(c, "--cert %s: cannot load the certificate (%s)", cert, why);
+    }
+    if (SSL_CTX_use_PrivateKey_file(x, key, SSL_FILETYPE_PEM) != 1) {
+        unsigned long e = ERR_peek_last_error();
+        ERR_error_string_n(e, why, sizeof why);
+        ERR_clear_error();
+        if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+            return usage_error(c, "--key %s does not match the certificate in %s", key, cert);
+        return usage_error(c, "--key %s: cannot load the private key (%s)", key, why);
+    }
+    if (SSL_CTX_check_private_key(x) != 1) {
+        ERR_clear_error();
+        return usage_error(c, "--key %s does not match the certificate in %s", key, cert);
+    }
+    return 0;
+}
+
+/* One replica per control socket and per address of every HTTPS endpoint, in the order given.
+ * Returns 0 or a usage exit code. */
+static int make_replicas(struct cli *c)
+{
+    int any_https = 0;
+    for (size_t t = 0; t < c->ntargets; t++)
+        any_https |= c->targets[t].https;
+    if (any_https) { /* the certificate first: a usage error must not wait for DNS */
+        int rc = tls_setup(c);
+        if (rc)
+            return rc;
+    }
+    c->n = 0;
+    for (size_t t = 0; t < c->ntargets; t++) {
+        struct target *tg = &c->targets[t];
+        if (!tg->https) {
+            if (c->n == CTL_MAX_REPLICAS)
+                return usage_error(c, "at most %d replicas", CTL_MAX_REPLICAS);
+            struct replica *r = &c->rs[c->n++];
+            r->socket = tg->text;
+            r->fd = -1;
+            continue;
+        }
+        struct sockaddr_storage addrs[CTL_MAX_REPLICAS];
+        socklen_t lens[CTL_MAX_REPLICAS];
+        char err[300];
+        int n = ctlurl_expand(&tg->url, ctlurl_resolve_system, NULL, addrs, lens,
+                              CTL_MAX_REPLICAS - c->n, err, sizeof err);
+        if (n == CUT_ELIMIT)
+            return usage_error(c, "--endpoint %s: %s (at most %d replicas)", tg->text, err,
+                               CTL_MAX_REPLICAS);
+        if (n < 0 && c->n == CTL_MAX_REPLICAS)
+            return usage_error(c, "at most %d replicas", CTL_MAX_REPLICAS);
+        for (int i = 0; i < (n > 0 ? n : 1); i++) {
+            struct replica *r = &c->rs[c->n++];
+            r->https = 1;
+            r->url = &tg->url;
+            r->endpoint = tg->text;
+            r->fd = -1;
+            r->socket = r->label;
+            if (n < 0) { /* reported as this replica's failure (unreachable) at every exchange */
+                snprintf(r->resolve_err, sizeof r->resolve_err, "%s", err);
+                snprintf(r->label, sizeof r->label, "%s", tg->text);
+                continue;
+            }
+            memcpy(&r->addr, &addrs[i], lens[i]);
+            r->addrlen = lens[i];
+            char at[64], authority[CTLURL_HOST_MAX + 16];
+            ctlurl_addr_text((struct sockaddr *)&addrs[i], at, sizeof at);
+            memcpy(r->addr_text, at, sizeof at);
+            ctlurl_authority(&tg->url, authority, sizeof authority);
+            if (tg->url.numeric)
+                snprintf(r->label, sizeof r->label, "https://%s", authority);
+            else
+                snprintf(r->label, sizeof r->label, "https://%s (%s)", authority, at);
+        }
     }
     return 0;
 }
@@ -1966,20 +2456,20 @@ int main(int argc, char **argv)
     if (nargs < cmd->min_pos || nargs > cmd->max_pos)
         return usage_error(c, "usage: cutoverctl %s", cmd->usage);
 
-    if (c->nsockets == 0) {
+    if (c->ntargets == 0) {
         const char *env = getenv("CUTOVER_SOCKET");
-        c->sockets[c->nsockets++] = env && *env ? env : CTL_DEFAULT_SOCKET;
+        c->targets[0].text = env && *env ? env : CTL_DEFAULT_SOCKET;
+        c->ntargets = 1;
     }
-    c->n = c->nsockets;
-    for (size_t i = 0; i < c->n; i++) {
-        c->rs[i].socket = c->sockets[i];
-        c->rs[i].fd = -1;
-    }
+    int rc = make_replicas(c);
+    if (rc)
+        return rc;
     c->tty = isatty(STDOUT_FILENO);
 
     int code = cmd->run(c, cmd);
     for (size_t i = 0; i < c->n; i++)
         json_decref(c->rs[i].reply);
+    SSL_CTX_free(c->tls);
     fflush(stdout);
     return code;
 }

@@ -582,6 +582,15 @@ void tls_ssl_free(SSL *ssl)
         tls_client_unref(owner);
 }
 
+void tls_ssl_detach(SSL *ssl)
+{
+    if (!ssl)
+        return;
+    struct tls_ctx *t = SSL_get_app_data(ssl);
+    SSL_set_app_data(ssl, NULL);
+    tls_ctx_unref(t);
+}
+
 const char *tls_ssl_alpn(SSL *ssl)
 {
     const unsigned char *p = NULL;

@@ -48,6 +48,12 @@ const char *tls_ctx_cert_info(const struct tls_ctx *t, size_t i, long long *not_
 SSL *tls_ssl_new(struct tls_ctx *t);
 void tls_ssl_free(SSL *ssl);
 
+/* For an SSL object from tls_ssl_new() that another owner frees with SSL_free() (a libevent
+ * bufferevent_openssl with BEV_OPT_CLOSE_ON_FREE): drops the reference it holds on its tls_ctx,
+ * without freeing the SSL. Call it once, when no handshake will run on it any more (the SSL keeps
+ * its own reference on the OpenSSL context, so it stays usable until freed). */
+void tls_ssl_detach(SSL *ssl);
+
 /* After the handshake: the negotiated ALPN protocol ("h2", "http/1.1") or NULL when none was
  * negotiated (the client offered no ALPN: HTTP/1.1). Static strings. */
 const char *tls_ssl_alpn(SSL *ssl);

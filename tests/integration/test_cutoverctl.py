@@ -263,8 +263,11 @@ def test_cutoverctl_usage_errors():
         check(code == 2, "%s exited %s (want 2): %s %s", args, code, out, err)
         check(err.strip(), "%s: no message on stderr", args)
     check(f.log() == [], "usage errors contacted the server: %r", f.log()[:3])
+    # the HTTPS admin API needs a client certificate; a plain http:// endpoint is refused
     code, out, err = ctl("--endpoint", "https://cutover.example:9443", "status")
-    check(code == 2 and "not supported yet" in err, "https endpoint: %s %r", code, err)
+    check(code == 2 and "--cert" in err, "https endpoint without a certificate: %s %r", code, err)
+    code, out, err = ctl("--endpoint", "http://cutover.example:9443", "status")
+    check(code == 2 and "HTTPS only" in err, "http endpoint: %s %r", code, err)
     code, out, err = ctl("--help")
     check(code == 0 and "set-weights" in out and "Exit codes" in out, "--help %s", code)
 

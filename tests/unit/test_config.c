@@ -617,3 +617,98 @@ Test(config_api, validate_runs_on_a_hand_built_cfg)
     cr_expect_geq(find_error(&errs, "listeners[1].address"), 0);
     cfg_errors_dispose(&errs);
 }
+
+/* ---- the admin section ---- */
+
+#define ADMIN_DOC(admin)                                                                           \
+    "{\"listeners\":[{\"address\":\"127.0.0.1:8080\"}],\"routes\":[{\"name\":\"r\","               \
+    "\"pools\":{\"blue\":{\"endpoints\":[\"127.0.0.1:9001\"]},"                                    \
+    "\"green\":{\"endpoints\":[\"127.0.0.1:9002\"]}},\"weights\":{\"blue\":50,\"green\":50}}],"    \
+    "\"admin\":" admin "}"
+
+#define ADMIN_TLS                                                                                  \
+    "\"tls\":{\"certificates\":[{\"pem\":\"/c/tls.pem\"}],\"client_ca\":\"/c/ca.pem\"}"
+
+static struct cfg *admin_parse_ok(const char *doc)
+{
+    struct cfg *cfg = NULL;
+    struct cfg_errors errs;
+    int rc = cfg_parse(doc, strlen(doc), &cfg, &errs);
+    dump_errors("admin", &errs);
+    cr_assert_eq(rc, 0);
+    cfg_errors_dispose(&errs);
+    return cfg;
+}
+
+Test(config_admin, defaults_dump_and_required_client_certificates)
+{
+    struct cfg *cfg = admin_parse_ok(ADMIN_DOC("{\"address\":\"127.0.0.1:9443\"," ADMIN_TLS "}"));
+    const struct cfg_admin *a = &cfg->admin;
+    cr_assert_str_eq(a->address, "127.0.0.1:9443");
+    cr_assert_str_eq(a->host, "127.0.0.1");
+    cr_assert_eq(a->port, 9443);
+    cr_assert_eq(a->tls->client_auth, CFG_CLIENT_AUTH_REQUIRED, "required by default");
+    cr_assert_eq(a->tls->min_version, 12);
+    cr_assert_eq(a->tls->nalpn, 1);
+    cr_assert_eq(a->tls->alpn[0], CFG_ALPN_HTTP11);
+    cr_assert_eq(a->nroles, 0);
+    cr_assert_eq(a->max_clients, 16);
+    cr_assert_eq(a->request_timeout, 10000);
+    cr_assert_eq(a->idle_timeout, 60000);
+
+    /* the dump writes the section back, and it parses to the same text */
+    char *text = cfg_dump(cfg);
+    cr_assert_not_null(text);
+    cr_assert_not_null(strstr(text, "\"client_auth\": \"required\""), "%s", text);
+    struct cfg *again = admin_parse_ok(text);
+    char *text2 = cfg_dump(again);
+    cr_assert_str_eq(text, text2);
+    free(text);
+    free(text2);
+    cfg_free(again);
+    cfg_free(cfg);
+
+    /* without the section there is no admin API and the dump has none */
+    cfg = admin_parse_ok("{\"listeners\":[{\"address\":\"127.0.0.1:8080\"}],\"routes\":[{\"name\":\"r\","
+                   "\"pools\":{\"blue\":{\"endpoints\":[\"127.0.0.1:9001\"]},"
+                   "\"green\":{\"endpoints\":[\"127.0.0.1:9002\"]}},"
+                   "\"weights\":{\"blue\":50,\"green\":50}}]}");
+    cr_assert_null(cfg->admin.address);
+    cr_assert_null(cfg->admin.tls);
+    text = cfg_dump(cfg);
+    cr_assert_null(strstr(text, "\"admin\""));
+    free(text);
+    cfg_free(cfg);
+}
+
+/* Every way of making client certificates optional is refused, each at its path. */
+Test(config_admin, refuses_optional_client_certificates)
+{
+    const char *docs[] = {
+        ADMIN_DOC("{\"address\":\"127.0.0.1:9443\",\"tls\":{\"certificates\":[{\"pem\":\"/c\"}],"
+                  "\"client_auth\":\"none\"}}"),
+        ADMIN_DOC("{\"address\":\"127.0.0.1:9443\",\"tls\":{\"certificates\":[{\"pem\":\"/c\"}],"
+                  "\"client_auth\":\"optional\",\"client_ca\":\"/ca\"}}"),
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        struct cfg *cfg = NULL;
+        struct cfg_errors errs;
+        cr_assert_eq(cfg_parse(docs[i], strlen(docs[i]), &cfg, &errs), CUT_EINVAL);
+        cr_assert_null(cfg);
+        int found = 0;
+        for (size_t k = 0; k < errs.n; k++)
+            found |= strcmp(errs.v[k].path, "admin.tls.client_auth") == 0 &&
+                     strstr(errs.v[k].message, "required") != NULL;
+        cr_assert(found, "doc %zu: no error at admin.tls.client_auth", i);
+        cfg_errors_dispose(&errs);
+    }
+    /* no tls at all */
+    const char *doc = ADMIN_DOC("{\"address\":\"127.0.0.1:9443\"}");
+    struct cfg *cfg = NULL;
+    struct cfg_errors errs;
+    cr_assert_eq(cfg_parse(doc, strlen(doc), &cfg, &errs), CUT_EINVAL);
+    cr_assert_eq(errs.n, 1);
+    cr_assert_str_eq(errs.v[0].path, "admin");
+    cr_assert_str_eq(errs.v[0].message, "missing required key \"tls\"");
+    cfg_errors_dispose(&errs);
+}
