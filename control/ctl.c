@@ -816,6 +816,9 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
                !same_str(old->control.audit_file, cfg->control.audit_file)) {
         why_path = "control";
         why = "changing the control socket, state file or audit file requires a restart";
+    } else if (!same_str(old->metrics.address, cfg->metrics.address)) {
+        why_path = "metrics.address";
+        why = "changing the metrics listener requires a restart";
     } else if (!same_admin_address(old, cfg)) {
         why_path = "admin.address";
         why = "changing the admin API address (or adding or removing the admin API) requires a "
@@ -1137,6 +1140,7 @@ void ctl_free(struct ctl *c)
         return;
     ctlsock_free(c->sock);
     admin_free(c->admin);
+    metrics_free(c->metrics);
     struct event *evs[] = {c->ev_hup,   c->ev_term,  c->ev_int,       c->ev_dns,
                            c->ev_delay, c->ev_drain, c->ev_exit,      c->ev_tls_notify,
                            c->ev_tls_check, c->ev_tls_poll, c->ev_tick};

@@ -62,6 +62,7 @@ struct h2up_conn {
     struct h2up_stream *streams;   /* every stream on it, submitted or waiting */
     unsigned nstreams;
     int connected, goaway, dead;
+    int session_saved; /* the TLS session was offered to the endpoint */
     unsigned connect_ms, idle_ms;
 };
 
@@ -93,8 +94,20 @@ static void arm_conn(struct h2up_conn *c, unsigned ms)
 /* The connection carries no stream: close it after the idle time (GOAWAY'd or dead: now). */
 static void maybe_idle(struct h2up_conn *c)
 {
-    if (c->nstreams == 0 && c->connected)
+    if (c->nstreams == 0 && c->connected) {
+        /* A whole exchange is done: TLS 1.3 tickets have arrived, keep the session for the
+         * endpoint's next connection. */
+        if (c->ep->tls && !c->session_saved && c->io_live && c->io.ssl) {
+            void *sess = tls_ssl_take_session(c->io.ssl);
+            if (sess) {
+                if (c->ep->tls_session)
+                    tls_session_free(c->ep->tls_session);
+                c->ep->tls_session = sess;
+            }
+            c->session_saved = 1;
+        }
         arm_conn(c, c->idle_ms);
+    }
 }
 
 static void schedule(struct h2up_conn *c)
@@ -483,16 +496,25 @@ static void on_read(struct io *io, void *arg)
 {
     struct h2up_conn *c = arg;
     struct evbuffer *in = io->in;
-    size_t len = evbuffer_get_length(in);
-    if (!c->ng || len == 0)
+    if (!c->ng || evbuffer_get_length(in) == 0)
         return;
-    unsigned char *p = evbuffer_pullup(in, (ssize_t)len);
-    ssize_t n = p ? nghttp2_session_mem_recv(c->ng, p, len) : -1;
-    if (n < 0) {
-        conn_fail(c, CUT_EPROTO, 0);
-        return;
+    /* Feed the input chunk by chunk, without copying it together. */
+    struct evbuffer_iovec v[8];
+    int nv;
+    while ((nv = evbuffer_peek(in, -1, NULL, v, 8)) > 0) {
+        size_t used = 0;
+        for (int i = 0; i < nv && i < 8; i++) {
+            ssize_t n = nghttp2_session_mem_recv(c->ng, v[i].iov_base, v[i].iov_len);
+            if (n < 0) {
+                conn_fail(c, CUT_EPROTO, 0);
+                return;
+            }
+            used += (size_t)n;
+        }
+        evbuffer_drain(in, used);
+        if (nv <= 8)
+            break;
     }
-    evbuffer_drain(in, (size_t)n);
     if (pump(c) == 0)
         maybe_idle(c);
 }
@@ -586,9 +608,12 @@ static void on_conn_timeout(evutil_socket_t fd, short what, void *arg)
     } else if (c->nstreams == 0) {
         if (c->ng) /* a polite GOAWAY; the socket closes right after */
             nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR);
-        pump(c);
-        io_loop_flush(l);
-        conn_free(c);
+        if (pump(c) == 0) { /* pump frees c when the session failed */
+            io_loop_flush(l);
+            conn_free(c);
+        } else {
+            io_loop_flush(l);
+        }
         return;
     }
     io_loop_flush(l);

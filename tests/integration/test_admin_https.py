@@ -584,6 +584,13 @@ def test_admin_config_check():
         check(": %s: " % path in err, "no error at %s: %s", path, err)
     del cfg["admin"]["tls"]["client_auth"]
     cfg["admin"]["roles"] = [{"subject": DEPLOYER, "role": "deployer"}]
+    # --check also loads the certificate files (as start-up would): missing ones are refused
+    code, out, err = run_check(write_config(cfg))
+    check(code == 1 and "admin.tls" in err and "/x/tls.pem" in err,
+          "missing admin certificate files: exit %s: %s", code, err)
+    pki = AdminPki()
+    cfg["admin"]["tls"]["certificates"] = [{"pem": pki.p("server.pem")}]
+    cfg["admin"]["tls"]["client_ca"] = pki.p("ca.crt")
     code, out, err = run_check(write_config(cfg))
     check(code == 0, "a valid admin section: exit %s: %s", code, err)
 
