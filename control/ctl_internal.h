@@ -57,6 +57,7 @@ struct ctl_op_count {
 
 struct metrics;
 struct hstate;
+struct healthcheck;
 
 struct ctl {
     const char *config_path;
@@ -73,6 +74,7 @@ struct ctl {
     struct ctlsock *sock;
     struct metrics *metrics;
     struct hstate *hs;   /* endpoint health (health_state.c) */
+    struct healthcheck *hc; /* active health checks (healthcheck.c) */
     struct event *ev_tick; /* every CTL_TICK_MS: ejections, slow start, windows, plans */
     struct ctl_op_count ops[CTL_MAX_OPS];
     unsigned nops;
