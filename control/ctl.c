@@ -26,6 +26,7 @@
 #include "ctl_internal.h"
 #include "ctlsock.h"
 #include "health_state.h"
+#include "healthcheck.h"
 #include "metrics.h"
 #include "plan.h"
 
@@ -708,6 +709,8 @@ int ctl_publish(struct ctl *c)
     }
     snapshot_unref(c->snap);
     c->snap = s;
+    if (c->hc)
+        healthcheck_sync(c->hc); /* the checkers follow the endpoints just published */
     return 0;
 }
 
@@ -1075,6 +1078,12 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         ctl_free(c);
         return NULL;
     }
+    c->hc = healthcheck_new(c);
+    if (!c->hc) {
+        snprintf(err, cap, "out of memory");
+        ctl_free(c);
+        return NULL;
+    }
     if (c->hold->cfg->control.socket) {
         c->sock = ctlsock_new(c, err, cap);
         if (!c->sock) {
@@ -1147,6 +1156,7 @@ void ctl_free(struct ctl *c)
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);
+    healthcheck_free(c->hc);
     hstate_free(c->hs);
     plan_state_free(c->plans);
     snapshot_unref(c->snap);

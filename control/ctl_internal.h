@@ -61,6 +61,7 @@ struct ctl_op_count {
 struct metrics;
 struct hstate;
 struct plan_state;
+struct healthcheck;
 
 struct ctl {
     const char *config_path;
@@ -78,6 +79,7 @@ struct ctl {
     struct metrics *metrics;
     struct hstate *hs;   /* endpoint health (health_state.c) */
     struct plan_state *plans; /* plan measurement bases and watchdog history (plan.c) */
+    struct healthcheck *hc; /* active health checks (healthcheck.c) */
     struct event *ev_tick; /* every CTL_TICK_MS: ejections, slow start, windows, plans */
     struct ctl_op_count ops[CTL_MAX_OPS];
     unsigned nops;

@@ -18,6 +18,8 @@ Endpoints (the dispatch uses the path without its query string):
   *    /slow/MS         waits MS milliseconds, then 200 "NAME\\n"
   *    /headers         JSON of the request line and header fields as received
   *    /status/N        status N (204 and 304 without a body)
+  GET  /healthz[/...]   with --health-file F: 200 "ok" while F contains "ok", 503 otherwise
+                        (a test flips the health without restarting the upstream)
   GET  /ws + Upgrade: websocket
                         101 Switching Protocols, then echoes raw bytes (a plain byte tunnel)
   Expect: 100-continue  "HTTP/1.1 100 Continue" is sent before the body is read.
@@ -173,8 +175,9 @@ class Body:
 
 
 class Server:
-    def __init__(self, name, log_path):
+    def __init__(self, name, log_path, health_file=None):
         self.name = name
+        self.health_file = health_file
         self.log = open(log_path, "a", buffering=1) if log_path else None
         self.conn_serial = 0
 
@@ -375,6 +378,16 @@ class Server:
             await self.simple(writer, req, 200, json.dumps(doc).encode(), "application/json", keep)
             return True
 
+        if self.health_file and (path == "/healthz" or path.startswith("/healthz/")):
+            try:
+                with open(self.health_file) as f:
+                    healthy = f.read().strip() == "ok"
+            except OSError:
+                healthy = False
+            await self.simple(writer, req, 200 if healthy else 503,
+                              b"ok\n" if healthy else b"unhealthy\n", keep=keep)
+            return True
+
         if len(seg) == 3 and seg[1] == "status" and seg[2].isdigit():
             st = int(seg[2])
             if not 200 <= st <= 999:
@@ -414,8 +427,9 @@ async def main():
     ap.add_argument("--tls-cert", default=None)
     ap.add_argument("--tls-key", default=None)
     ap.add_argument("--tls-client-ca", default=None)
+    ap.add_argument("--health-file", default=None)
     args = ap.parse_args()
-    srv = Server(args.name, args.log)
+    srv = Server(args.name, args.log, args.health_file)
     server = await asyncio.start_server(srv.handle, args.host, args.port, limit=MAX_HEAD,
                                         backlog=1024, reuse_address=True,
                                         ssl=tls_context(args) if args.tls_cert else None)

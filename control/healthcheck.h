@@ -1,0 +1,75 @@
+/* healthcheck.h - active health checks of the endpoints of pools with an enabled
+ * "health_check", run by the control thread on its own event base (never on a worker, never on
+ * the data path).
+ *
+ * One checker per (route, pool, endpoint key) of the current snapshot. Each round connects
+ * (non-blocking), over TLS with the pool's client context when the pool uses TLS (upstream
+ * certificate and name verified, client certificate presented, ALPN "http/1.1"), sends
+ *
+ *     GET <path> HTTP/1.1\r\nHost: <host, or the endpoint as configured>\r\n
+ *     User-Agent: cutover-health-check\r\nConnection: close\r\n\r\n
+ *
+ * and reads at most HEALTHCHECK_MAX_READ bytes until the status line is complete. A round
+ * succeeds iff the status is within [status_min, status_max], all within timeout_ms. Checks are
+ * HTTP/1.1 for every pool protocol, h2 and h2c included (documented in docs/configuration.md).
+ *
+ * Endpoints start up (serving): an endpoint goes down after unhealthy_threshold failed rounds
+ * in a row and comes back after healthy_threshold good rounds in a row; each change goes
+ * through ctl_health_report() (event endpoint_health, a snapshot is published). The next round
+ * starts interval_ms plus a random jitter in [0, jitter_ms) after the previous one ended.
+ *
+ * healthcheck_sync() makes the checkers follow the snapshot (call it after every publication):
+ * new endpoints get a checker, endpoints that left are stopped and freed, a changed
+ * health_check restarts a pool's checkers (their verdict is kept). A checker that stops while
+ * its endpoint is down clears that verdict, so nothing stays down without a checker.
+ *
+ * Control thread only.
+ */
+#ifndef CUT_HEALTHCHECK_H
+#define CUT_HEALTHCHECK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ctl;
+struct healthcheck;
+
+#define HEALTHCHECK_MAX_READ 8192 /* bytes read per check, at most */
+
+/* Creates the (empty) checker set of c; c is borrowed and must outlive it. Returns NULL when
+ * out of memory. */
+struct healthcheck *healthcheck_new(struct ctl *c);
+
+/* Stops every check (open connections are closed) and frees h. NULL is ignored. */
+void healthcheck_free(struct healthcheck *h);
+
+/* Follows c->snap: see above. Never reports from inside the call (a verdict to clear for an
+ * endpoint still in the snapshot is reported from the next loop turn), so it may run at the
+ * end of ctl_publish(). */
+void healthcheck_sync(struct healthcheck *h);
+
+/* ---- decision logic (no sockets; tests/unit/test_healthcheck.c) ---------------------------- */
+
+/* Parses the status line at the start of p[0..n): "HTTP/1.x NNN[ reason]\r\n" (a bare "\n" is
+ * accepted). Returns the bytes of the line with *status set, CUT_EAGAIN when the line is not
+ * complete yet and n < HEALTHCHECK_MAX_READ, or CUT_EPROTO when it is malformed or longer. */
+int healthcheck_parse_status(const char *p, size_t n, unsigned *status);
+
+/* Consecutive results of one endpoint. */
+struct healthcheck_run {
+    int up;
+    unsigned ok_run, fail_run;
+};
+
+/* Records one round's result. Returns 1 when r->up changed (the caller reports it). */
+int healthcheck_record(struct healthcheck_run *r, int ok, unsigned healthy_threshold,
+                       unsigned unhealthy_threshold);
+
+/* Writes the check request into buf. Returns its length, or CUT_ELIMIT when cap is too small. */
+int healthcheck_request(char *buf, size_t cap, const char *path, const char *host);
+
+/* The delay before the next round: interval_ms + a value in [0, jitter_ms) from the PRNG state
+ * *prng (splitmix64; advanced). */
+uint64_t healthcheck_delay_ms(uint64_t *prng, unsigned interval_ms, unsigned jitter_ms);
+
+#endif
