@@ -162,6 +162,9 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    /* The listeners accept before the control thread installs its SIGHUP handler: a reload
+     * asked for in between is ignored rather than killing the process. */
+    signal(SIGHUP, SIG_IGN);
     if (evthread_use_pthreads() < 0) {
         fprintf(stderr, "cutover: libevent threading unavailable\n");
         return 1;

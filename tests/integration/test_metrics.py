@@ -8,7 +8,7 @@ import re
 import signal
 
 from harness import (HOST, check, free_port, make_config, raw_exchange, start_cutover,
-                     start_upstream, wait_until)
+                     start_upstream, wait_port, wait_until)
 
 NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
@@ -185,6 +185,7 @@ def test_metrics_counters_match_requests():
                       metrics={"address": "%s:%d" % (HOST, mport)},
                       sticky={"header": "x-device-id"})
     cx = start_cutover(cfg)
+    wait_port(mport, 10.0, cx.popen)  # the metrics listener opens after the proxy's
     st, _, body = get(mport, "/healthz")
     check(st == 200 and body == "ok\n", "healthz %s %r", st, body)
     st, _, body = get(mport, "/readyz")
@@ -227,6 +228,7 @@ def test_readyz_fails_first_on_sigterm():
                       metrics={"address": "%s:%d" % (HOST, mport)},
                       timeouts={"shutdown_delay_ms": 1500})
     cx = start_cutover(cfg)
+    wait_port(mport, 10.0, cx.popen)
     check(get(mport, "/readyz")[0] == 200, "ready before SIGTERM")
     cx.popen.send_signal(signal.SIGTERM)
     st = wait_until(lambda: get(mport, "/readyz")[0] == 503 and 503, 2.0, what="readyz 503")
@@ -252,6 +254,7 @@ def test_metrics_address_refused():
     cfg = make_config(port, {"blue": [blue], "green": [green]}, {"blue": 100, "green": 0},
                       metrics={"address": "%s:%d" % (HOST, busy)})
     cx = start_cutover(cfg)
+    wait_port(busy, 10.0, cx.popen)
     cfg["metrics"]["address"] = "%s:%d" % (HOST, free_port())
     cx.rewrite(cfg)
     ev = cx.reload()
