@@ -22,6 +22,10 @@ the client chosen with --client:
           line per switch; this script groups them by worker.
   python  the original one-thread Python epoll loop (~10-30 us per event), kept for comparison.
   both    each mode with each client (the C client first), on fresh cutover processes.
+--rounds R (default 5) splits the switches into R rounds; each round runs every mode (and client)
+once on a fresh cutover, so that the modes, baseline included, see the same shared machine; the
+statistics are over all rounds. "other processes kept N CPUs busy" (from /proc/stat minus this
+benchmark's processes) says how shared the machine was: compare tails only at similar values.
 
 Per switch (t_ack = monotonic time at which the acknowledgement was read):
   post-ack latency ("publication", the headline): for each connection, the first response from the
@@ -455,37 +459,44 @@ def measure_c(client_bin, conns, sock_path, switches, mode, gap_ms, switch_timeo
     return raw
 
 
-def summarize(raw, conns, workers):
-    """Statistics of a raw record, the same for both clients. raw["switches"]: one dict per
-    switch, "ctl_rtt" (ns or None) and, per connection in `conns` order, "post", "sent", "any"
-    (ns relative to t_ack, or None)."""
-    wk = [c.worker for c in conns]
+def summarize(raws, workers):
+    """Statistics of raw records (one per run, merged), the same for both clients. Each raw:
+    "workers" (the worker of each connection), "switches" (one dict per switch: "ctl_rtt", ns or
+    None, and per connection "post", "sent", "any", ns relative to t_ack or None), "stale",
+    "req_rtt" and "cost" (ns samples; cost None for the Python client)."""
     post_w = {w: [] for w in range(workers)}
     any_w = {w: [] for w in range(workers)}
     post_all, any_all, post_conn, any_conn, post_rtt, ctl_rtt = [], [], [], [], [], []
-    timeouts = 0
-    for rec in raw["switches"]:
-        if rec["ctl_rtt"] is not None:
-            ctl_rtt.append(rec["ctl_rtt"])
-        done = all(v is not None for v in rec["post"])
-        timeouts += not done
-        for w in range(workers):
-            ps = [v for v, k in zip(rec["post"], wk) if k == w and v is not None]
-            an = [v for v, k in zip(rec["any"], wk) if k == w and v is not None]
-            if ps:
-                post_w[w].append(min(ps))
-            if an:
-                any_w[w].append(min(an))
-        if done:
-            post_all.append(max(min(v for v, k in zip(rec["post"], wk) if k == w)
-                                for w in range(workers)))
-            any_all.append(max(min(v for v, k in zip(rec["any"], wk) if k == w)
-                               for w in range(workers)))
-        post_conn.extend(v for v in rec["post"] if v is not None)
-        any_conn.extend(v for v in rec["any"] if v is not None)
-        post_rtt.extend(p - s for p, s in zip(rec["post"], rec["sent"]) if p is not None)
+    req_rtt, cost = [], []
+    timeouts = stale = n = 0
+    for raw in raws:
+        wk = raw["workers"]
+        stale += raw["stale"]
+        req_rtt += raw["req_rtt"]
+        cost += raw["cost"] or []
+        n += len(raw["switches"])
+        for rec in raw["switches"]:
+            if rec["ctl_rtt"] is not None:
+                ctl_rtt.append(rec["ctl_rtt"])
+            done = all(v is not None for v in rec["post"])
+            timeouts += not done
+            for w in range(workers):
+                ps = [v for v, k in zip(rec["post"], wk) if k == w and v is not None]
+                an = [v for v, k in zip(rec["any"], wk) if k == w and v is not None]
+                if ps:
+                    post_w[w].append(min(ps))
+                if an:
+                    any_w[w].append(min(an))
+            if done:
+                post_all.append(max(min(v for v, k in zip(rec["post"], wk) if k == w)
+                                    for w in range(workers)))
+                any_all.append(max(min(v for v, k in zip(rec["any"], wk) if k == w)
+                                   for w in range(workers)))
+            post_conn.extend(v for v in rec["post"] if v is not None)
+            any_conn.extend(v for v in rec["any"] if v is not None)
+            post_rtt.extend(p - s for p, s in zip(rec["post"], rec["sent"]) if p is not None)
     return {
-        "switches": len(raw["switches"]), "stale_responses": raw["stale"], "timeouts": timeouts,
+        "switches": n, "stale_responses": stale, "timeouts": timeouts,
         "control_rtt_ms": dist_ms(ctl_rtt) if ctl_rtt else None,
         "post_ack_ms": {"overall": dist_ms(post_all),
                         **{f"worker{w}": dist_ms(v) for w, v in post_w.items()},
@@ -494,8 +505,8 @@ def summarize(raw, conns, workers):
                    **{f"worker{w}": dist_ms(v) for w, v in any_w.items()},
                    "per_connection": dist_ms(any_conn)},
         "post_ack_request_rtt_ms": dist_ms(post_rtt),
-        "request_rtt_ms": dist_ms(raw["req_rtt"]),
-        "client_cost_ms": dist_ms(raw["cost"]) if raw["cost"] else None,
+        "request_rtt_ms": dist_ms(req_rtt),
+        "client_cost_ms": dist_ms(cost) if cost else None,
     }
 
 
@@ -514,13 +525,13 @@ def start_origins(origin_bin, d):
 
 def run(cutover, origin_bin, workdir, switches, mode, blue=None, green=None, conns_start=8,
         per_worker=2, max_conns=64, workers=2, gap_ms=(0.5, 2.0), switch_timeout=2.0,
-        time_limit=300.0, seed=1, client="c", raw_dir=None):
+        time_limit=300.0, seed=1, client="c", keep_raw=False):
     """Runs one mode: "durable" (state_file + audit_file), "memory" (neither) or "baseline"
     (no switch at all: sham acks at random instants, same statistic; the floor), measured by
     `client` ("c": bench/switch_client, built next to origin_bin; "python": the loop above).
-    blue/green: ports of running origins, or None to start our own. raw_dir: also write the
-    per-switch records there (<mode>-<client>.json). Returns a result dict (raises RuntimeError
-    on a harness failure)."""
+    blue/green: ports of running origins, or None to start our own. Returns a result dict, with
+    the per-switch records under "raw" when keep_raw (raises RuntimeError on a harness
+    failure)."""
     if client not in ("c", "python"):
         raise RuntimeError(f"unknown client {client!r}")
     client_bin = build_client(os.path.dirname(origin_bin)) if client == "c" else None
@@ -599,9 +610,7 @@ def run(cutover, origin_bin, workdir, switches, mode, blue=None, green=None, con
             raw = measure_python(conns, ep, byfd, sock_path, switches, mode, gap_ms,
                                  switch_timeout, t_limit, time_limit, seed)
         other_cpus = watch.others()
-        if raw_dir:
-            with open(os.path.join(raw_dir, f"{mode}-{client}.json"), "w") as f:
-                json.dump({"workers": [c.worker for c in conns], **raw}, f)
+        raw["workers"] = [c.worker for c in conns]
         for c in conns:
             c.sock.close()
         ep.close()
@@ -609,7 +618,9 @@ def run(cutover, origin_bin, workdir, switches, mode, blue=None, green=None, con
             raise RuntimeError(f"cutover died (exit {cut.p.returncode})")
         res = {"mode": mode, "client": client, "workers": workers, "connections": len(conns),
                "connections_per_worker": per, "other_cpus": other_cpus,
-               **summarize(raw, conns, workers)}
+               **summarize([raw], workers)}
+        if keep_raw:
+            res["raw"] = raw
         rc = cut.stop()
         procs.remove(cut)
         if rc not in (0, -signal.SIGTERM, 143):
@@ -686,7 +697,10 @@ def table(results, switches, conns_note=""):
                      f"after the ack) {r['stale_responses']}, switches timed out "
                      f"{r['timeouts']}"
                      + (f", other processes kept {r['other_cpus']:.2f} CPUs busy"
-                        if r.get("other_cpus") is not None else "") + ".")
+                        if r.get("other_cpus") is not None else "")
+                     + (" (mean of {} rounds: {})".format(
+                         r["rounds"], ", ".join(f"{x:.2f}" for x in r["other_cpus_rounds"]))
+                        if r.get("rounds", 1) > 1 else "") + ".")
     return L + [""]
 
 
@@ -720,8 +734,14 @@ def main():
     ap.add_argument("--client", default="c", choices=("c", "python", "both"),
                     help="the measuring client: c (bench/switch_client.c, default), python (the "
                          "original loop), both (each mode with each client)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="split --switches into this many rounds; every round runs each mode "
+                         "(and client) once on a fresh cutover, so that all modes see the same "
+                         "shared machine; the statistics are over all rounds")
     ap.add_argument("--raw", help="also write every switch's record into this directory")
     a = ap.parse_args()
+    if a.rounds < 1 or a.switches < a.rounds:
+        ap.error("need 1 <= --rounds <= --switches")
     if a.raw:
         os.makedirs(a.raw, exist_ok=True)
     cutover = os.path.join(a.build, "cutover")
@@ -740,22 +760,46 @@ def main():
     d = tempfile.mkdtemp(prefix="cutover-switch-")
     log(f"work directory {d}")
     clients = ("c", "python") if a.client == "both" else (a.client,)
-    results, rc = {}, 0
-    for mode in [m for m in a.modes.split(",") if m]:
-        for client in clients:
-            key = mode if len(clients) == 1 else f"{mode}/{client}"
+    runs = [(mode, client, mode if len(clients) == 1 else f"{mode}/{client}")
+            for mode in a.modes.split(",") if mode for client in clients]
+    acc = {key: {"raws": [], "meta": [], "error": None} for _, _, key in runs}
+    sizes = [a.switches // a.rounds + (i < a.switches % a.rounds) for i in range(a.rounds)]
+    rc = 0
+    for rnd, n in enumerate(sizes):
+        for mode, client, key in runs:
+            if acc[key]["error"]:
+                continue
             t0 = time.monotonic()
             try:
-                r = results[key] = run(cutover, origin, d, a.switches, mode, conns_start=a.conns,
-                                       per_worker=a.per_worker, time_limit=a.time_limit,
-                                       client=client, raw_dir=a.raw)
-                log(f"{key}: control RTT p50 {f3((r['control_rtt_ms'] or {}).get('p50'))} ms; "
-                    f"post-ack all workers p50 {f3(r['post_ack_ms']['overall']['p50'])} p99 "
-                    f"{f3(r['post_ack_ms']['overall']['p99'])} ms ({time.monotonic() - t0:.0f} s)")
+                r = run(cutover, origin, d, n, mode, conns_start=a.conns, per_worker=a.per_worker,
+                        time_limit=a.time_limit, seed=1 + rnd, client=client, keep_raw=True)
+                acc[key]["raws"].append(r.pop("raw"))
+                acc[key]["meta"].append(r)
+                log(f"{key} (round {rnd + 1}/{a.rounds}): control RTT p50 "
+                    f"{f3((r['control_rtt_ms'] or {}).get('p50'))} ms; post-ack all workers p50 "
+                    f"{f3(r['post_ack_ms']['overall']['p50'])} p99 "
+                    f"{f3(r['post_ack_ms']['overall']['p99'])} ms; other processes "
+                    f"{r['other_cpus']:.2f} CPUs ({time.monotonic() - t0:.0f} s)")
             except (RuntimeError, OSError) as e:
                 log(f"{key}: ERROR {e}")
-                results[key] = {"mode": mode, "client": client, "error": str(e)}
+                acc[key]["error"] = str(e)
                 rc = 1
+    results = {}
+    for mode, client, key in runs:
+        A = acc[key]
+        if A["error"]:
+            results[key] = {"mode": mode, "client": client, "error": A["error"]}
+            continue
+        m0 = A["meta"][0]
+        others = [m["other_cpus"] for m in A["meta"] if m["other_cpus"] is not None]
+        results[key] = {
+            "mode": mode, "client": client, "workers": m0["workers"], "rounds": len(A["meta"]),
+            "connections": m0["connections"], "connections_per_worker": m0["connections_per_worker"],
+            "other_cpus": sum(others) / len(others) if others else None,
+            "other_cpus_rounds": others, **summarize(A["raws"], m0["workers"])}
+        if a.raw:
+            with open(os.path.join(a.raw, f"{mode}-{client}.json"), "w") as f:
+                json.dump(A["raws"], f)
     out = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_line(),
            "switches": a.switches, "modes": results}
     md = "\n".join([f"## Switch latency run of {out['date']}", "", f"- machine: {out['machine']}",
