@@ -2,7 +2,7 @@
 """switch_latency.py - how fast a set-weights switch reaches every worker (see bench/README.md).
 
     python3 bench/switch_latency.py --switches 1000            # three modes, C client, the table
-    python3 bench/switch_latency.py --switches 1000 --client both   # C and Python client, side by side
+    python3 bench/switch_latency.py --switches 1000 --client both   # C and Python clients
     python3 bench/switch_latency.py --switches 1000 --record   # + appends to bench/RESULTS.md and
                                                                #   merges into bench/results/latest.json
 
@@ -17,9 +17,10 @@ This script is the driver: it starts the processes, writes the configurations, o
 the connections, maps them to workers, and builds the table. The measurement itself is done by
 the client chosen with --client:
   c       (default) bench/switch_client.c (built here into build/bench/switch_client with
-          cc -O2 -Wall -Wextra -Werror): epoll + clock_gettime(CLOCK_MONOTONIC), ~2-4 us of its
-          own per response. It inherits the warmed-up connections (pass_fds) and prints one JSON
-          line per switch; this script groups them by worker.
+          cc -O2 -Wall -Wextra -Werror): epoll + clock_gettime(CLOCK_MONOTONIC), ~6 us of its
+          own per response (recv + parse + send, the loopback send included). It inherits the
+          warmed-up connections (pass_fds) and prints one JSON line per switch; this script
+          groups them by worker.
   python  the original one-thread Python epoll loop (~10-30 us per event), kept for comparison.
   both    each mode with each client (the C client first), on fresh cutover processes.
 --rounds R (default 5) splits the switches into R rounds; each round runs every mode (and client)
@@ -333,7 +334,8 @@ def measure_python(conns, ep, byfd, sock_path, switches, mode, gap_ms, switch_ti
         while n_switch < switches:
             now = time.monotonic_ns()
             if now / 1e9 > t_limit:
-                raise RuntimeError(f"time limit {time_limit:.0f} s reached after {n_switch} switches")
+                raise RuntimeError(f"time limit {time_limit:.0f} s reached after {n_switch} "
+                                   "switches")
             if phase == "gap" and now >= t_next and mode == "baseline":
                 # No switch: a "sham ack" at a random instant, the current pool as the target:
                 # the same statistic measures the client+proxy floor (the wait for a request sent
@@ -646,8 +648,8 @@ def table(results, switches, conns_note=""):
     "mode/client"; each res names its "mode" and "client")."""
     clients = sorted({r.get("client") for r in results.values() if r.get("client")})
     about = {
-        "c": "C client (bench/switch_client.c: epoll, clock_gettime; ~2-4 µs of its own per "
-             "response, row *client time per response*)",
+        "c": "C client (bench/switch_client.c: epoll, clock_gettime; ~6 µs of its own per "
+             "response at p50, row *client time per response*)",
         "python": "Python client (one thread, epoll; ~10-30 µs per event: 0.1 ms resolution)"}
     who = " and ".join(about[c] for c in clients if c in about) or \
         "Python client (one thread, epoll; 0.1 ms resolution)"
@@ -698,9 +700,11 @@ def table(results, switches, conns_note=""):
                      f"{r['timeouts']}"
                      + (f", other processes kept {r['other_cpus']:.2f} CPUs busy"
                         if r.get("other_cpus") is not None else "")
-                     + (" (mean of {} rounds: {})".format(
-                         r["rounds"], ", ".join(f"{x:.2f}" for x in r["other_cpus_rounds"]))
-                        if r.get("rounds", 1) > 1 else "") + ".")
+                     + ("; per round, other processes' CPUs -> post-ack all-workers p99 ms: "
+                        + ", ".join(f"{o:.2f} -> {f3(p)}" for o, p in
+                                    zip(r["other_cpus_rounds"], r["post_ack_p99_ms_rounds"]))
+                        if r.get("rounds", 1) > 1 and r.get("post_ack_p99_ms_rounds") else "")
+                     + ".")
     return L + [""]
 
 
@@ -794,9 +798,12 @@ def main():
         others = [m["other_cpus"] for m in A["meta"] if m["other_cpus"] is not None]
         results[key] = {
             "mode": mode, "client": client, "workers": m0["workers"], "rounds": len(A["meta"]),
-            "connections": m0["connections"], "connections_per_worker": m0["connections_per_worker"],
+            "connections": m0["connections"],
+            "connections_per_worker": m0["connections_per_worker"],
             "other_cpus": sum(others) / len(others) if others else None,
-            "other_cpus_rounds": others, **summarize(A["raws"], m0["workers"])}
+            "other_cpus_rounds": others,
+            "post_ack_p99_ms_rounds": [m["post_ack_ms"]["overall"]["p99"] for m in A["meta"]],
+            **summarize(A["raws"], m0["workers"])}
         if a.raw:
             with open(os.path.join(a.raw, f"{mode}-{client}.json"), "w") as f:
                 json.dump(A["raws"], f)
