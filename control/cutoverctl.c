@@ -1320,8 +1320,10 @@ static int parse_gate(const char *arg, json_t *gates, char *err, size_t cap)
                      arg);
             return -1;
         }
-        if (x <= 0 || x > 3600000) {
-            snprintf(err, cap, "--gate '%s': the p99 limit must be above 0 and at most 1 h", arg);
+        /* the server takes whole milliseconds, 1..600000 */
+        if (x < 1 || x > 600000 || x != (double)(long long)x) {
+            snprintf(err, cap, "--gate '%s': the p99 limit must be whole milliseconds, 1ms..600s",
+                     arg);
             return -1;
         }
     }
@@ -1329,10 +1331,10 @@ static int parse_gate(const char *arg, json_t *gates, char *err, size_t cap)
         snprintf(err, cap, "--gate '%s': a %s gate is already given", arg, is_5xx ? "5xx" : "p99");
         return -1;
     }
-    if (!is_5xx && x == (double)(long long)x)
-        json_object_set_new(gates, key, json_integer((json_int_t)x));
-    else
+    if (is_5xx)
         json_object_set_new(gates, key, json_real(x));
+    else
+        json_object_set_new(gates, key, json_integer((json_int_t)x));
     return 0;
 }
 
@@ -1386,7 +1388,8 @@ static const char *gates_str(const json_t *g, char *buf, size_t cap)
     if (off < cap && (v = json_object_get(g, "max_p99_ms")) && json_is_number(v))
         off += (size_t)snprintf(buf + off, cap - off, "%sp99<=%sms", off ? " " : "",
                                 num_str(json_number_value(v), a, sizeof a));
-    if (off < cap && (v = json_object_get(g, "min_requests")) && json_is_number(v))
+    if (off < cap && (v = json_object_get(g, "min_requests")) && json_is_number(v) &&
+        json_number_value(v) > 0)
         off += (size_t)snprintf(buf + off, cap - off, "%smin %s req", off ? " " : "",
                                 num_str(json_number_value(v), a, sizeof a));
     if (!buf[0])
@@ -1422,6 +1425,16 @@ static const char *rolled_back_str(const json_t *plan, char *buf, size_t cap)
         return buf;
     }
     const json_t *v = json_object_get(rb, "value"), *l = json_object_get(rb, "limit");
+    if (!strcmp(jstr(rb, "gate"), "manual")) { /* `rollback` by a person ends the plan */
+        snprintf(buf, cap, "a manual rollback (gate manual)%s%s", *jstr(rb, "at") ? " at " : "",
+                 jstr(rb, "at"));
+        return buf;
+    }
+    if (!strcmp(jstr(rb, "gate"), "unhealthy")) {
+        snprintf(buf, cap, "gate unhealthy: the pool carried weight with no serving endpoint%s%s",
+                 *jstr(rb, "at") ? " at " : "", jstr(rb, "at"));
+        return buf;
+    }
     snprintf(buf, cap, "gate %s: value %s > limit %s%s%s",
              *jstr(rb, "gate") ? jstr(rb, "gate") : "?",
              json_is_number(v) ? num_str(json_number_value(v), a, sizeof a) : "-",
@@ -1468,7 +1481,7 @@ static const char *plan_progress(const json_t *plan, char *buf, size_t cap)
         if (off < cap)
             off += (size_t)snprintf(buf + off, cap - off, "  %.0f req", jnum(w, "requests", 0));
         const json_t *mr = json_object_get(g, "min_requests");
-        if (off < cap && json_is_number(mr))
+        if (off < cap && json_is_number(mr) && json_number_value(mr) > 0)
             off += (size_t)snprintf(buf + off, cap - off, " (min %s)",
                                     num_str(json_number_value(mr), a, sizeof a));
     }
@@ -1680,9 +1693,11 @@ static void shift_take_status(struct cli *c, struct shift *sh, size_t i)
         shift_finish(sr, CTL_EXIT_OK, "promoted", "PROMOTED: %s (weights %s)", w,
                      weights_str(sr->weights, ws, sizeof ws));
     } else if (!strcmp(state, "rolled_back")) {
+        int manual = !strcmp(jstr(json_object_get(plan, "rolled_back"), "gate"), "manual");
         shift_finish(sr, CTL_EXIT_ROLLEDBACK, "rolled_back",
-                     "ROLLED BACK by cutover at %s: %s (weights now %s)", w,
-                     rolled_back_str(plan, b, sizeof b), weights_str(sr->weights, ws, sizeof ws));
+                     "ROLLED BACK by %s at %s: %s (weights now %s)",
+                     manual ? "an operator" : "cutover", w, rolled_back_str(plan, b, sizeof b),
+                     weights_str(sr->weights, ws, sizeof ws));
     } else if (!strcmp(state, "aborted")) {
         shift_finish(sr, CTL_EXIT_USAGE, "aborted",
                      "ABORTED by someone else at %s (weights %s stay applied)", w,
@@ -1801,8 +1816,8 @@ static int shift_fold(const struct cli *c, const struct shift *sh)
     return worst ? worst : CTL_EXIT_UNREACH;
 }
 
-/* A refusal of the shift itself. `plan_exists` (the route already has a running or paused plan;
- * the server says `busy` with that reason, or `plan_exists` as the code) is refused like
+/* A refusal of the shift itself. `plan_exists` (the route already has a running or paused plan:
+ * the server's code; `busy` with "reason": "plan_exists" is accepted too) is refused like
  * `conflict`: exit 2, since retrying cannot help until the other plan ends. */
 static int shift_refusal_class(const struct replica *r)
 {
@@ -1842,10 +1857,10 @@ static json_t *shift_args(struct cli *c)
         return usage_error(c, "shift: --interval '%s' is not a duration (30s, 2m, 1h)",
                            c->interval),
                NULL;
-    if (ms < 1000 || ms > 86400000LL || ms % 1000)
+    if (ms > 86400000LL || ms % 1000)
         return usage_error(c,
                            "shift: --interval '%s': cutover holds each step a whole number of "
-                           "seconds, 1s..24h",
+                           "seconds, 0s..24h",
                            c->interval),
                NULL;
     json_t *steps = json_array();
@@ -2184,35 +2199,35 @@ static const struct cmd cmds[] = {
     {.name = "shift-pause",
      .op = "shift-pause",
      .mutating = 1,
-     .opts = CTL_OPT_REASON,
+     .opts = CTL_MUT,
      .reason_required = 1,
      .min_pos = 1,
      .max_pos = 1,
      .pos_names = {"route"},
      .run = run_simple,
-     .usage = "shift-pause ROUTE --reason TEXT",
+     .usage = "shift-pause ROUTE --reason TEXT [--expect-generation N]",
      .help = "hold the route's plan at its current step (gates still roll it back)"},
     {.name = "shift-resume",
      .op = "shift-resume",
      .mutating = 1,
-     .opts = CTL_OPT_REASON,
+     .opts = CTL_MUT,
      .reason_required = 1,
      .min_pos = 1,
      .max_pos = 1,
      .pos_names = {"route"},
      .run = run_simple,
-     .usage = "shift-resume ROUTE --reason TEXT",
+     .usage = "shift-resume ROUTE --reason TEXT [--expect-generation N]",
      .help = "let a paused plan go on"},
     {.name = "shift-abort",
      .op = "shift-abort",
      .mutating = 1,
-     .opts = CTL_OPT_REASON,
+     .opts = CTL_MUT,
      .reason_required = 1,
      .min_pos = 1,
      .max_pos = 1,
      .pos_names = {"route"},
      .run = run_simple,
-     .usage = "shift-abort ROUTE --reason TEXT",
+     .usage = "shift-abort ROUTE --reason TEXT [--expect-generation N]",
      .help = "stop the route's plan; the current weights stay applied"},
 };
 
@@ -2318,8 +2333,8 @@ static int apply_option(struct cli *c, const char *name, const char *val)
             return usage_error(c, "at most %zu --gate options", c->ngates);
         c->gates[c->ngates++] = val;
     } else if (!strcmp(name, "--min-requests")) {
-        if (parse_ll(val, 0, 1000000000LL, &c->min_requests) < 0)
-            return usage_error(c, "--min-requests '%s': expected 0..1000000000", val);
+        if (parse_ll(val, 0, 100000000LL, &c->min_requests) < 0)
+            return usage_error(c, "--min-requests '%s': expected 0..100000000", val);
     } else if (!strcmp(name, "--steps")) {
         c->steps = val;
     } else if (!strcmp(name, "--interval")) {

@@ -30,7 +30,9 @@ step's `window` is made up: requests grow with the time held, 5xx about 0.2 %, p
                           GATE (max_5xx_percent, max_p99_ms or unhealthy) with VALUE, the limit
                           being the gate the client sent; the window shows VALUE during that step
   --plan-exists-code C    how a shift on a route with a running or paused plan is refused:
-                          `busy` with "reason": "plan_exists" (default), or code `plan_exists`
+                          code `plan_exists` (default, as cutover does), or `busy` with
+                          "reason": "plan_exists" (a spelling cutoverctl also accepts)
+A `rollback` ends a running or paused plan as `rolled_back` with gate `manual` (as cutover does).
 Plans advance lazily, when a request arrives (the client polls status), so time is all they need.
 
 Prints "ready" on stdout once listening; stops on SIGTERM or SIGINT (removes the socket).
@@ -59,9 +61,9 @@ ARGS = {
     "remove-endpoint": {"route", "pool", "endpoint", "reason", "expect_generation"},
     "reload": {"reason", "expect_generation"},
     "shift": {"route", "to", "steps", "hold_s", "gates", "reason", "expect_generation"},
-    "shift-pause": {"route", "reason"},
-    "shift-resume": {"route", "reason"},
-    "shift-abort": {"route", "reason"},
+    "shift-pause": {"route", "reason", "expect_generation"},
+    "shift-resume": {"route", "reason", "expect_generation"},
+    "shift-abort": {"route", "reason", "expect_generation"},
 }
 GATES = {"max_5xx_percent", "max_p99_ms", "min_requests"}
 
@@ -209,6 +211,11 @@ class State:
             self.bump()
             return {"route": name, "weights": r["weights"], "stable": r["stable"]}
         if op == "rollback":
+            p = self.plans.get(name)
+            if p and p["pub"]["state"] in ("running", "paused"):
+                p["pub"]["state"] = "rolled_back"
+                p["pub"]["rolled_back"] = {"gate": "manual", "value": 0.0, "limit": 0.0,
+                                           "at": rfc3339()}
             if r["weights"] == r["stable"]:
                 return {"route": name, "weights": r["weights"], "already": True}
             r["weights"] = dict(r["stable"])
@@ -261,9 +268,9 @@ class State:
         steps = args.get("steps")
         if not isinstance(steps, list) or not 1 <= len(steps) <= 100 or any(
                 isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100
-                for v in steps) or any(b <= a for a, b in zip(steps, steps[1:])):
-            raise Refused("invalid_argument", "steps must be increasing percentages in (0, 100]",
-                          "args.steps")
+                for v in steps) or any(b <= a for a, b in zip(steps, steps[1:])) \
+                or steps[-1] != 100:
+            raise Refused("invalid_argument", "steps must increase to 100", "args.steps")
         hold = args.get("hold_s")
         if isinstance(hold, bool) or not isinstance(hold, (int, float)) or hold < 0:
             raise Refused("invalid_argument", "hold_s must be a number >= 0", "args.hold_s")
@@ -502,7 +509,7 @@ def main():
     ap.add_argument("--log", default=None)
     ap.add_argument("--plan-tick-ms", type=int, default=0)
     ap.add_argument("--plan-fail", default=None)
-    ap.add_argument("--plan-exists-code", choices=("busy", "plan_exists"), default="busy")
+    ap.add_argument("--plan-exists-code", choices=("busy", "plan_exists"), default="plan_exists")
     opts = ap.parse_args()
 
     state = State(opts)

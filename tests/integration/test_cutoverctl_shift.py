@@ -137,7 +137,7 @@ def test_shift_plan_rolled_back():
 # --- refusals ------------------------------------------------------------------------------------
 
 def test_shift_plan_refused():
-    for style in ("busy", "plan_exists"):
+    for style in ("plan_exists", "busy"):  # cutover's code, and the other accepted spelling
         f = start_fake("--plan-exists-code", style)
         start_plan_raw(f)
         code, out, err = ctl(*socks(f), "shift", "app", "--to", "green", "--steps", "10,100",
@@ -185,14 +185,18 @@ def test_shift_plan_usage_errors():
         (["--interval", "30s", "--gate", "5xx<=-1%"], "not a number"),
         (["--interval", "30s", "--gate", "p99<=500"], "unit"),
         (["--interval", "30s", "--gate", "p99<=500us"], "unit"),
-        (["--interval", "30s", "--gate", "p99<=0ms"], "above 0"),
+        (["--interval", "30s", "--gate", "p99<=0ms"], "whole milliseconds"),
+        (["--interval", "30s", "--gate", "p99<=0.5ms"], "whole milliseconds"),
+        (["--interval", "30s", "--gate", "p99<=601s"], "whole milliseconds"),
+        (["--interval", "30s", "--min-requests", "100000001"], "--min-requests"),
         (["--interval", "30s", "--gate", "p95<=500ms"], "expected 5xx<="),
         (["--interval", "30s", "--gate", "errors"], "expected 5xx<="),
         (["--interval", "30s", "--gate", ""], "expected 5xx<="),
         (["--interval", "30s", "--gate", "5xx<=1%", "--gate", "5xx<=2%"], "already given"),
         (["--interval", "30s", "--min-requests", "many"], "--min-requests"),
         (["--interval", "500ms"], "whole number of seconds"),
-        (["--interval", "0"], "whole number of seconds"),
+        (["--interval", "1.5s"], "whole number of seconds"),
+        (["--interval", "25h"], "whole number of seconds"),
         ([], "--interval D is required"),
         (["--interval", "30s", "--from", "blue"], "--from"),
     ]
@@ -299,7 +303,7 @@ def test_shift_plan_replicas_partial():
                          "--interval", "30s", "--reason", "partial")
     check(code == 5, "exit %s (want 5): %s %s", code, out, err)
     check(plan_of(a)["state"] == "promoted", "a %r", plan_of(a))
-    check("PARTIAL" in err and b.sock in err and "busy" in err, "stderr %r", err)
+    check("PARTIAL" in err and b.sock in err and "plan_exists" in err, "stderr %r", err)
     # one replica is down: 5; every replica down: 4
     c = start_fake("--plan-tick-ms", TICK)
     d = start_fake()
@@ -331,6 +335,17 @@ def test_shift_plan_aborted_by_someone_else():
     check(p.returncode == 2, "exit %s (want 2): %s %s", p.returncode, out, err)
     check("ABORTED by someone else" in err, "stderr %r", err)
     check(len(f.ops("shift-abort")) == 1, "the client aborted again")
+    # an operator's `rollback` ends the plan (gate manual): the release did not go through, 6
+    g = start_fake("--plan-tick-ms", "60000")
+    p = popen_shift(socks(g))
+    wait_until(lambda: g.ops("status"), 10.0, what="a poll")
+    rep = raw_request(g.sock, {"id": "oncall", "op": "rollback", "args": {
+        "route": "app", "reason": "INC-7"}})
+    check(rep["ok"], "%r", rep)
+    out, err = finish(p)
+    check(p.returncode == 6, "exit %s (want 6): %s %s", p.returncode, out, err)
+    check("ROLLED BACK by an operator" in err and "manual rollback" in err, "stderr %r", err)
+    check(not g.ops("shift-abort"), "the client aborted a plan that had ended")
 
 
 # --- shift-pause / -resume / -abort and status ---------------------------------------------------
@@ -363,6 +378,8 @@ def test_shift_plan_control_and_status():
     plan = doc["replicas"][0]["result"]["routes"][0]["plan"]
     check(plan["state"] == "paused" and plan["steps"] == [10, 50, 100] and "window" in plan,
           "--json status does not pass the plan through: %r", plan)
+    code, out, err = ctl(*S, "shift-resume", "app", "--reason", "fine", "--expect-generation", "1")
+    check(code == 2 and "conflict" in out, "resume with a stale generation: %s %s", code, out)
     code, out, err = ctl(*S, "shift-resume", "app", "--reason", "fine")
     check(code == 0 and "plan running" in out, "resume %s %s", code, out)
     code, out, err = ctl(*S, "shift-abort", "app", "--reason", "stop", "--json")
