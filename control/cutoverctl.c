@@ -6,8 +6,10 @@
  * to). Every command goes to every replica in parallel, each exchange bounded by --timeout with
  * non-blocking sockets (and non-blocking OpenSSL) and poll(2); the per-replica outcomes
  * are folded into one exit code (see enum ctl_exit). Mutating commands can wait for a barrier
- * (--wait: every replica reports the generation it acknowledged), and `shift` walks a route
- * through a list of weights with compare-and-set between steps.
+ * (--wait: every replica reports the generation it acknowledged). `shift` starts a server-side
+ * plan (op `shift`: steps, hold time, gates; cutover itself advances it and rolls it back when a
+ * gate fails), then watches it through `status` once a second until it is promoted or rolled
+ * back; Ctrl-C aborts the plan with `shift-abort`, leaving the current step applied.
  *
  * Single-threaded. All state is reachable from `struct cli`; the only global is the signal flag
  * (and its self-pipe) that the SIGINT/SIGTERM handler of `shift` sets.
@@ -29,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -48,6 +52,7 @@
 #define CTL_MAX_REPLY (16u << 20)   /* we refuse longer reply lines */
 #define CTL_MAX_REASON 512
 #define CTL_MAX_STEPS 100
+#define CTL_MAX_GATES 8
 #define CTL_POLL_RETRY_MS 10 /* connect() said EAGAIN (listen backlog full): retry after */
 #define CTL_BARRIER_PERIOD_MS 100
 #define CTL_HTTP_MAX_HEAD 65536 /* a longer HTTP response head is a protocol error */
@@ -59,7 +64,7 @@ enum ctl_exit {
     CTL_EXIT_DENIED = 3,     /* the caller's role may not do this */
     CTL_EXIT_UNREACH = 4,    /* unreachable / timeout / busy / internal, on every replica */
     CTL_EXIT_PARTIAL = 5,    /* some replicas succeeded, some failed */
-    CTL_EXIT_ROLLEDBACK = 6, /* the route was rolled back during a shift */
+    CTL_EXIT_ROLLEDBACK = 6, /* cutover rolled the shift's plan back (a gate failed) */
     CTL_EXIT_INTERRUPTED = 130,
 };
 
@@ -69,9 +74,10 @@ enum {
     CTL_OPT_EXPECT = 1u << 1,
     CTL_OPT_LIMIT = 1u << 2,
     CTL_OPT_TO = 1u << 3,
-    CTL_OPT_FROM = 1u << 4,
+    CTL_OPT_GATE = 1u << 4,
     CTL_OPT_STEPS = 1u << 5,
     CTL_OPT_INTERVAL = 1u << 6,
+    CTL_OPT_MINREQ = 1u << 7,
 };
 
 /* Where one replica's exchange is. */
@@ -148,7 +154,10 @@ struct cli {
     const char *reason;
     long long expect;
     long long limit;
-    const char *to, *from, *steps, *interval;
+    const char *to, *steps, *interval;
+    const char *gates[CTL_MAX_GATES]; /* --gate, repeatable */
+    size_t ngates;
+    long long min_requests;
 
     const char *pos[CTL_MAX_POS]; /* positionals, pos[0] is the command */
     size_t npos;
@@ -1259,6 +1268,9 @@ static void print_duration(long long s)
         printf("%llds", s);
 }
 
+static void print_status_plan(const json_t *plan);
+static const char *plan_where(const json_t *plan, char *buf, size_t cap);
+
 static void print_status_route(const json_t *rt)
 {
     const json_t *w = json_object_get(rt, "weights");
@@ -1271,6 +1283,7 @@ static void print_status_route(const json_t *rt)
         printf("   (stable %s%s)", weights_str(st, ws, sizeof ws),
                weights_same(w, st) ? ", at stable" : "");
     putchar('\n');
+    print_status_plan(json_object_get(rt, "plan"));
     size_t pw = 4;
     const char *k;
     json_t *v;
@@ -1456,6 +1469,13 @@ static void describe_result(const char *op, const json_t *args, const json_t *re
                  jstr(args, "pool"));
     } else if (!strcmp(op, "reload")) {
         snprintf(buf, cap, "configuration reloaded");
+    } else if (!strncmp(op, "shift-", 6)) {
+        const json_t *plan = json_object_get(res, "plan");
+        if (json_is_object(plan))
+            snprintf(buf, cap, "plan %s at %s", jstr(plan, "state"),
+                     plan_where(plan, w1, sizeof w1));
+        else
+            snprintf(buf, cap, "(no plan in the reply)");
     } else {
         buf[0] = 0;
     }
@@ -1591,434 +1611,818 @@ static int run_simple(struct cli *c, const struct cmd *cmd)
     return code;
 }
 
-/* ---- shift ---------------------------------------------------------------------------------- */
+/* ---- shift: a server-side plan, watched from here ------------------------------------------- */
 
-struct shift {
-    const char *route, *to, *from;
-    long steps[CTL_MAX_STEPS];
-    size_t nsteps;
-    long long interval_ms;
-    json_t *pools;  /* the route's weights when the shift started (pool order) */
-    json_t *others; /* pools other than to/from with their (kept) weights */
-    long room;      /* 10000 - sum(others) */
-    long long expect[CTL_MAX_REPLICAS];
-    size_t applied;     /* steps applied on every replica */
-    json_t *log;        /* array of {"step", "weights", "generations"} */
-    char stop_code[32]; /* why it stopped early: "", interrupted, rolled_back, conflict, failed */
-    char stop_msg[1024];
-};
+#define CTL_SHIFT_POLL_MS 1000  /* status poll period while a plan runs */
+#define CTL_SHIFT_LOST_MS 30000 /* a replica whose status fails this long is given up (exit 4) */
 
-/* The weights of step k (0-based). New reference. */
-static json_t *shift_weights(const struct shift *sh, size_t k)
+/* Parses one --gate into gates (a JSON object, borrowed): "5xx<=X%" sets max_5xx_percent,
+ * "p99<=Yms" or "p99<=Ys" sets max_p99_ms. Blanks are ignored, names are case-insensitive.
+ * Returns 0, or -1 with a sentence in err. */
+static int parse_gate(const char *arg, json_t *gates, char *err, size_t cap)
 {
-    json_t *w = json_object();
-    const char *key;
-    json_t *v;
-    json_object_foreach(sh->pools, key, v) /* in the route's pool order */
-    {
-        if (!strcmp(key, sh->to))
-            json_object_set_new(w, key, pct_json(sh->steps[k]));
-        else if (!strcmp(key, sh->from))
-            json_object_set_new(w, key, pct_json(sh->room - sh->steps[k]));
-        else
-            json_object_set_new(w, key, pct_json(json_pct(json_object_get(sh->others, key))));
+    char s[64];
+    size_t n = 0;
+    for (const char *p = arg; *p; p++) {
+        if (*p == ' ' || *p == '\t')
+            continue;
+        if (n + 1 >= sizeof s) {
+            snprintf(err, cap, "--gate '%s' is too long", arg);
+            return -1;
+        }
+        s[n++] = *p;
     }
-    return w;
+    s[n] = 0;
+    const char *key, *v;
+    int is_5xx;
+    if (!strncasecmp(s, "5xx<=", 5)) {
+        key = "max_5xx_percent";
+        is_5xx = 1;
+        v = s + 5;
+    } else if (!strncasecmp(s, "p99<=", 5)) {
+        key = "max_p99_ms";
+        is_5xx = 0;
+        v = s + 5;
+    } else {
+        snprintf(err, cap,
+                 "--gate '%s': expected 5xx<=PERCENT%% (e.g. 5xx<=1%%) or p99<=DURATION (e.g. "
+                 "p99<=500ms, p99<=2s)",
+                 arg);
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    double x = (*v >= '0' && *v <= '9') || *v == '.' ? strtod(v, &end) : -1;
+    if (x < 0 || errno || end == v) {
+        snprintf(err, cap, "--gate '%s': the limit is not a number", arg);
+        return -1;
+    }
+    if (is_5xx) {
+        if (strcmp(end, "%")) {
+            snprintf(err, cap,
+                     "--gate '%s': the 5xx limit is a percentage and needs '%%' (5xx<=1%%)", arg);
+            return -1;
+        }
+        if (x > 100) {
+            snprintf(err, cap, "--gate '%s': the 5xx limit must be 0..100%%", arg);
+            return -1;
+        }
+    } else {
+        if (!strcasecmp(end, "s"))
+            x *= 1000;
+        else if (strcasecmp(end, "ms")) {
+            snprintf(err, cap, "--gate '%s': the p99 limit needs a unit, ms or s (p99<=500ms)",
+                     arg);
+            return -1;
+        }
+        /* the server takes whole milliseconds, 1..600000 */
+        if (x < 1 || x > 600000 || x != (double)(long long)x) {
+            snprintf(err, cap, "--gate '%s': the p99 limit must be whole milliseconds, 1ms..600s",
+                     arg);
+            return -1;
+        }
+    }
+    if (json_object_get(gates, key)) {
+        snprintf(err, cap, "--gate '%s': a %s gate is already given", arg, is_5xx ? "5xx" : "p99");
+        return -1;
+    }
+    if (is_5xx)
+        json_object_set_new(gates, key, json_real(x));
+    else
+        json_object_set_new(gates, key, json_integer((json_int_t)x));
+    return 0;
 }
 
-/* Progress output: one line per event (non-TTY or --json: --json sends it to stderr so stdout
- * stays one JSON document); a live line on a TTY. live=1 for a line that the next one replaces. */
-static void shift_progress(const struct cli *c, int live, const char *fmt, ...)
+/* What one replica's plan did, as far as this invocation knows. */
+struct shift_rep {
+    int started;      /* the shift was acknowledged */
+    int done;         /* the outcome is final */
+    int code;         /* this replica's exit code, once done */
+    char outcome[24]; /* promoted, rolled_back, aborted, refused, lost, interrupted, ... */
+    char started_at[64];
+    json_t *plan;    /* owned: the last plan seen (shift reply, status, abort reply) */
+    json_t *weights; /* owned: the route's weights in the last status */
+    long long fail_since;
+    char shown[64]; /* "state step" of the last line printed for it */
+    char msg[900];  /* why it ended, for people */
+    int abort_sent, abort_ok;
+    char abort_msg[800];
+};
+
+struct shift {
+    const char *route;
+    json_t *args; /* the shift's arguments as sent */
+    struct shift_rep r[CTL_MAX_REPLICAS];
+    int live_lines; /* lines of the live block on the terminal */
+    long long t0;
+};
+
+static double jnum(const json_t *o, const char *key, double dflt)
 {
-    char line[1024];
+    const json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+/* "%g" without trailing noise, into buf. */
+static const char *num_str(double v, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%.6g", v);
+    return buf;
+}
+
+/* "5xx<=1% p99<=500ms min 100 req", or "none (hold time only)". */
+static const char *gates_str(const json_t *g, char *buf, size_t cap)
+{
+    char a[32];
+    size_t off = 0;
+    buf[0] = 0;
+    const json_t *v;
+    if ((v = json_object_get(g, "max_5xx_percent")) && json_is_number(v))
+        off += (size_t)snprintf(buf + off, cap - off, "5xx<=%s%%",
+                                num_str(json_number_value(v), a, sizeof a));
+    if (off < cap && (v = json_object_get(g, "max_p99_ms")) && json_is_number(v))
+        off += (size_t)snprintf(buf + off, cap - off, "%sp99<=%sms", off ? " " : "",
+                                num_str(json_number_value(v), a, sizeof a));
+    if (off < cap && (v = json_object_get(g, "min_requests")) && json_is_number(v) &&
+        json_number_value(v) > 0)
+        off += (size_t)snprintf(buf + off, cap - off, "%smin %s req", off ? " " : "",
+                                num_str(json_number_value(v), a, sizeof a));
+    if (!buf[0])
+        snprintf(buf, cap, "none (hold time only)");
+    return buf;
+}
+
+/* "10,25,50,100" for a plan's steps. */
+static const char *steps_str(const json_t *steps, char *buf, size_t cap)
+{
+    size_t off = 0, i;
+    json_t *v;
+    buf[0] = 0;
+    json_array_foreach(steps, i, v)
+    {
+        char p[32];
+        int k =
+            snprintf(buf + off, cap - off, "%s%s", i ? "," : "", pct_str(json_pct(v), p, sizeof p));
+        if (k < 0 || (size_t)k >= cap - off)
+            break;
+        off += (size_t)k;
+    }
+    return buf;
+}
+
+/* "gate max_5xx_percent: value 12.5 > limit 1 at 2026-...", for plan.rolled_back. */
+static const char *rolled_back_str(const json_t *plan, char *buf, size_t cap)
+{
+    const json_t *rb = json_object_get(plan, "rolled_back");
+    char a[32], b[32];
+    if (!json_is_object(rb)) {
+        snprintf(buf, cap, "no gate reported");
+        return buf;
+    }
+    const json_t *v = json_object_get(rb, "value"), *l = json_object_get(rb, "limit");
+    if (!strcmp(jstr(rb, "gate"), "manual")) { /* `rollback` by a person ends the plan */
+        snprintf(buf, cap, "a manual rollback (gate manual)%s%s", *jstr(rb, "at") ? " at " : "",
+                 jstr(rb, "at"));
+        return buf;
+    }
+    if (!strcmp(jstr(rb, "gate"), "unhealthy")) {
+        snprintf(buf, cap, "gate unhealthy: the pool carried weight with no serving endpoint%s%s",
+                 *jstr(rb, "at") ? " at " : "", jstr(rb, "at"));
+        return buf;
+    }
+    snprintf(buf, cap, "gate %s: value %s > limit %s%s%s",
+             *jstr(rb, "gate") ? jstr(rb, "gate") : "?",
+             json_is_number(v) ? num_str(json_number_value(v), a, sizeof a) : "-",
+             json_is_number(l) ? num_str(json_number_value(l), b, sizeof b) : "-",
+             *jstr(rb, "at") ? " at " : "", jstr(rb, "at"));
+    return buf;
+}
+
+/* "step 2/4  green 25%": where a plan is. */
+static const char *plan_where(const json_t *plan, char *buf, size_t cap)
+{
+    const json_t *st = json_object_get(plan, "step");
+    char p[32];
+    snprintf(buf, cap, "step %lld/%zu  %s %s%%",
+             json_is_integer(st) ? (long long)json_integer_value(st) + 1 : 0LL,
+             json_array_size(json_object_get(plan, "steps")), jstr(plan, "to"),
+             pct_str(json_pct(json_object_get(plan, "weight")), p, sizeof p));
+    return buf;
+}
+
+/* The progress line of a running or paused plan:
+ * "step 2/4  green 25%  5xx 0.20% (<= 1%)  p99 87ms (<= 500ms)  512 req  next step in 12s" */
+static const char *plan_progress(const json_t *plan, char *buf, size_t cap)
+{
+    const json_t *g = json_object_get(plan, "gates"), *w = json_object_get(plan, "window");
+    char a[32], b[32];
+    size_t off = strlen(plan_where(plan, buf, cap));
+    if (!strcmp(jstr(plan, "state"), "paused"))
+        off += (size_t)snprintf(buf + off, cap - off, "  PAUSED");
+    if (off < cap && json_is_object(w)) {
+        const json_t *r5 = json_object_get(w, "ratio_percent"), *p99 = json_object_get(w, "p99_ms");
+        const json_t *l5 = json_object_get(g, "max_5xx_percent"),
+                     *lp = json_object_get(g, "max_p99_ms");
+        if (json_is_number(r5))
+            off += (size_t)snprintf(buf + off, cap - off, "  5xx %.2f%%", json_number_value(r5));
+        if (off < cap && json_is_number(r5) && json_is_number(l5))
+            off += (size_t)snprintf(buf + off, cap - off, " (<= %s%%)",
+                                    num_str(json_number_value(l5), a, sizeof a));
+        if (off < cap && json_is_number(p99))
+            off += (size_t)snprintf(buf + off, cap - off, "  p99 %.0fms", json_number_value(p99));
+        if (off < cap && json_is_number(p99) && json_is_number(lp))
+            off += (size_t)snprintf(buf + off, cap - off, " (<= %sms)",
+                                    num_str(json_number_value(lp), b, sizeof b));
+        if (off < cap)
+            off += (size_t)snprintf(buf + off, cap - off, "  %.0f req", jnum(w, "requests", 0));
+        const json_t *mr = json_object_get(g, "min_requests");
+        if (off < cap && json_is_number(mr) && json_number_value(mr) > 0)
+            off += (size_t)snprintf(buf + off, cap - off, " (min %s)",
+                                    num_str(json_number_value(mr), a, sizeof a));
+    }
+    const json_t *nx = json_object_get(plan, "next_step_in_s");
+    if (off < cap && json_is_number(nx))
+        snprintf(buf + off, cap - off, "  next step in %.0fs", json_number_value(nx));
+    return buf;
+}
+
+/* The status table's line for a route's plan (NULL or null: nothing). */
+static void print_status_plan(const json_t *plan)
+{
+    char where[160], gs[200], ss[400], line[600];
+    if (!json_is_object(plan))
+        return;
+    const char *state = jstr(plan, "state");
+    int live = !strcmp(state, "running") || !strcmp(state, "paused");
+    printf("    plan %s  %s (from %s, steps %s, hold %.0fs)  gates %s", state,
+           plan_where(plan, where, sizeof where), jstr(plan, "from"),
+           steps_str(json_object_get(plan, "steps"), ss, sizeof ss), jnum(plan, "hold_s", 0),
+           gates_str(json_object_get(plan, "gates"), gs, sizeof gs));
+    const json_t *w = json_object_get(plan, "window");
+    if (json_is_object(w))
+        printf("  window %.0f req, %.0f 5xx (%.2f%%), p99 %.0fms", jnum(w, "requests", 0),
+               jnum(w, "errors_5xx", 0), jnum(w, "ratio_percent", 0), jnum(w, "p99_ms", 0));
+    if (live && json_is_number(json_object_get(plan, "next_step_in_s")))
+        printf("  next step in %.0fs", jnum(plan, "next_step_in_s", 0));
+    putchar('\n');
+    if (!strcmp(state, "rolled_back"))
+        printf("      ROLLED BACK: %s\n", rolled_back_str(plan, line, sizeof line));
+    if (*jstr(plan, "actor") || *jstr(plan, "reason") || *jstr(plan, "started_at"))
+        printf("      started %s by %s: \"%s\"\n", jstr(plan, "started_at"),
+               *jstr(plan, "actor") ? jstr(plan, "actor") : "?", jstr(plan, "reason"));
+}
+
+/* The route object named `route` in a status result, or NULL. */
+static const json_t *status_route(const json_t *reply, const char *route)
+{
+    const json_t *routes = json_object_get(json_object_get(reply, "result"), "routes");
+    const json_t *x;
+    size_t j;
+    json_array_foreach(routes, j, x)
+    {
+        if (!strcmp(jstr(x, "name"), route))
+            return x;
+    }
+    return NULL;
+}
+
+static void shift_set_plan(struct shift_rep *sr, const json_t *plan)
+{
+    if (!json_is_object(plan))
+        return;
+    json_decref(sr->plan);
+    sr->plan = json_deep_copy(plan);
+}
+
+static void shift_finish(struct shift_rep *sr, int code, const char *outcome, const char *fmt, ...)
+{
+    va_list ap;
+    sr->done = 1;
+    sr->code = code;
+    snprintf(sr->outcome, sizeof sr->outcome, "%s", outcome);
+    va_start(ap, fmt);
+    vsnprintf(sr->msg, sizeof sr->msg, fmt, ap);
+    va_end(ap);
+}
+
+/* Terminal width for the live block (80 when unknown). */
+static int term_cols(void)
+{
+    struct winsize ws;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10)
+        return ws.ws_col;
+    return 80;
+}
+
+/* Erases the live block (TTY only); the cursor ends at the start of its first line. */
+static void shift_live_clear(struct shift *sh)
+{
+    if (!sh->live_lines)
+        return;
+    printf("\r\033[K");
+    for (int i = 1; i < sh->live_lines; i++)
+        printf("\033[1A\r\033[K");
+    sh->live_lines = 0;
+    fflush(stdout);
+}
+
+/* Draws the live block: one progress line per replica whose plan still runs. */
+static void shift_live_draw(const struct cli *c, struct shift *sh)
+{
+    int cols = term_cols();
+    for (size_t i = 0; i < c->n; i++) {
+        const struct shift_rep *sr = &sh->r[i];
+        if (!sr->started || sr->done || !sr->plan)
+            continue;
+        char line[1024], full[1400];
+        plan_progress(sr->plan, line, sizeof line);
+        if (c->n > 1)
+            snprintf(full, sizeof full, "%s  %s%s", c->rs[i].socket, line,
+                     sr->fail_since ? "  (status failing)" : "");
+        else
+            snprintf(full, sizeof full, "%s%s", line, sr->fail_since ? "  (status failing)" : "");
+        if ((int)strlen(full) >= cols)
+            full[cols - 1] = 0;
+        printf("%s%s", sh->live_lines ? "\n" : "", full);
+        sh->live_lines++;
+    }
+    fflush(stdout);
+}
+
+/* A permanent progress line (above the live block on a TTY). */
+static void shift_say(const struct cli *c, struct shift *sh, size_t i, const char *fmt, ...)
+{
+    char line[1400];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (c->json) {
-        if (!live)
-            fprintf(stderr, "%s\n", line);
+    if (c->json)
+        return;
+    shift_live_clear(sh);
+    if (c->n > 1 && i < c->n)
+        printf("%s  %s\n", c->rs[i].socket, line);
+    else
+        printf("%s\n", line);
+    fflush(stdout);
+}
+
+/* One line per change of a replica's plan (state or step). */
+static void shift_note_change(const struct cli *c, struct shift *sh, size_t i)
+{
+    struct shift_rep *sr = &sh->r[i];
+    char key[64], line[1024];
+    const json_t *st = json_object_get(sr->plan, "step");
+    snprintf(key, sizeof key, "%s %lld", jstr(sr->plan, "state"),
+             json_is_integer(st) ? (long long)json_integer_value(st) : -1LL);
+    if (!strcmp(key, sr->shown))
+        return;
+    snprintf(sr->shown, sizeof sr->shown, "%s", key);
+    const char *state = jstr(sr->plan, "state");
+    if (strcmp(state, "running") && strcmp(state, "paused"))
+        return;
+    if (c->tty) /* the live block shows the numbers; keep a short history line above it */
+        shift_say(c, sh, i, "%s  %s", plan_where(sr->plan, line, sizeof line), state);
+    else
+        shift_say(c, sh, i, "%s", plan_progress(sr->plan, line, sizeof line));
+}
+
+/* One JSON line on stdout (--json). Takes o. */
+static void print_json_line(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(12));
+    if (s)
+        printf("%s\n", s);
+    free(s);
+    json_decref(o);
+    fflush(stdout);
+}
+
+/* Reads one status poll's outcome for replica i. */
+static void shift_take_status(struct cli *c, struct shift *sh, size_t i)
+{
+    struct replica *r = &c->rs[i];
+    struct shift_rep *sr = &sh->r[i];
+    char b[600], w[160], ws[512];
+    if (!r->ok) {
+        if (r->exit_class != CTL_EXIT_UNREACH) { /* denied, not_found: asking again won't help */
+            shift_finish(sr, r->exit_class, "failed", "status failed: %s: %s", r->code, r->msg);
+            return;
+        }
+        long long now = now_ms();
+        if (!sr->fail_since)
+            sr->fail_since = now;
+        if (now - sr->fail_since >= CTL_SHIFT_LOST_MS)
+            shift_finish(sr, CTL_EXIT_UNREACH, "lost",
+                         "no status for %.0f s (%s: %s); the plan goes on in cutover without "
+                         "this client: watch it with `cutoverctl status %s`",
+                         (double)(now - sr->fail_since) / 1000.0, r->code, r->msg, sh->route);
         return;
     }
-    if (c->tty) {
-        printf("\r\033[K%s%s", line, live ? "" : "\n");
-        fflush(stdout);
-    } else if (!live) {
-        printf("%s\n", line);
-        fflush(stdout);
+    sr->fail_since = 0;
+    const json_t *rt = status_route(r->reply, sh->route);
+    if (!rt) {
+        shift_finish(sr, CTL_EXIT_USAGE, "lost", "status no longer reports route %s", sh->route);
+        return;
+    }
+    json_decref(sr->weights);
+    sr->weights = json_deep_copy(json_object_get(rt, "weights"));
+    const json_t *plan = json_object_get(rt, "plan");
+    if (!json_is_object(plan)) {
+        shift_finish(sr, CTL_EXIT_USAGE, "lost",
+                     "status no longer reports a plan for route %s (weights now %s)", sh->route,
+                     weights_str(sr->weights, ws, sizeof ws));
+        return;
+    }
+    if (sr->started_at[0] && *jstr(plan, "started_at") &&
+        strcmp(sr->started_at, jstr(plan, "started_at"))) {
+        shift_finish(sr, CTL_EXIT_USAGE, "lost",
+                     "route %s now has another plan (started %s by %s); this one ended unseen",
+                     sh->route, jstr(plan, "started_at"), jstr(plan, "actor"));
+        return;
+    }
+    shift_set_plan(sr, plan);
+    const char *state = jstr(plan, "state");
+    plan_where(plan, w, sizeof w);
+    if (!strcmp(state, "promoted")) {
+        shift_finish(sr, CTL_EXIT_OK, "promoted", "PROMOTED: %s (weights %s)", w,
+                     weights_str(sr->weights, ws, sizeof ws));
+    } else if (!strcmp(state, "rolled_back")) {
+        int manual = !strcmp(jstr(json_object_get(plan, "rolled_back"), "gate"), "manual");
+        shift_finish(sr, CTL_EXIT_ROLLEDBACK, "rolled_back",
+                     "ROLLED BACK by %s at %s: %s (weights now %s)",
+                     manual ? "an operator" : "cutover", w, rolled_back_str(plan, b, sizeof b),
+                     weights_str(sr->weights, ws, sizeof ws));
+    } else if (!strcmp(state, "aborted")) {
+        shift_finish(sr, CTL_EXIT_USAGE, "aborted",
+                     "ABORTED by someone else at %s (weights %s stay applied)", w,
+                     weights_str(sr->weights, ws, sizeof ws));
+    } else if (strcmp(state, "running") && strcmp(state, "paused")) {
+        shift_finish(sr, CTL_EXIT_USAGE, "unknown",
+                     "the plan is in a state this client does not "
+                     "know: '%s'",
+                     state);
     }
 }
 
-/* Waits ms milliseconds, or less if SIGINT/SIGTERM comes. Redraws the live line each second.
- * Returns 1 when interrupted. */
-static int shift_sleep(const struct cli *c, long long ms, size_t step, size_t n)
+/* One JSON object per replica for --json lines. New reference. */
+static json_t *shift_rep_json(const struct cli *c, const struct shift *sh, size_t i, int final)
 {
-    long long end = now_ms() + ms;
+    const struct replica *r = &c->rs[i];
+    const struct shift_rep *sr = &sh->r[i];
+    json_t *o = json_pack("{s:s}", "socket", r->socket);
+    if (final) {
+        json_object_set_new(o, "ok", json_boolean(sr->done && sr->code == 0));
+        json_object_set_new(o, "outcome", json_string(sr->outcome[0] ? sr->outcome : "unknown"));
+        json_object_set_new(o, "exit_code", json_integer(sr->code));
+        if (sr->msg[0])
+            json_object_set_new(o, "message", json_string(sr->msg));
+        if (sr->abort_sent)
+            json_object_set_new(
+                o, "abort", json_pack("{s:b, s:s}", "ok", sr->abort_ok, "message", sr->abort_msg));
+        json_object_set_new(o, "weights", sr->weights ? json_incref(sr->weights) : json_null());
+    } else {
+        json_object_set_new(o, "ok", json_boolean(r->ok));
+        json_object_set_new(o, "generation",
+                            r->has_generation ? json_integer(r->generation) : json_null());
+        if (!r->ok)
+            json_object_set_new(o, "error",
+                                json_pack("{s:s, s:s}", "code", r->code, "message", r->msg));
+    }
+    json_object_set_new(o, "plan", sr->plan ? json_incref(sr->plan) : json_null());
+    return o;
+}
+
+/* Waits until `until` (monotonic ms) or a signal. */
+static void shift_wait(long long until)
+{
     for (;;) {
         if (g_stop)
-            return 1;
-        long long rem = end - now_ms();
+            return;
+        long long rem = until - now_ms();
         if (rem <= 0)
-            return 0;
-        shift_progress(c, 1, "step %zu/%zu applied; next step in %lld s (Ctrl-C stops here)", step,
-                       n, (rem + 999) / 1000);
+            return;
         struct pollfd p = {.fd = g_sigpipe[0], .events = POLLIN};
-        int rc = poll(&p, 1, (int)(rem < 1000 ? rem : 1000));
-        if (rc > 0) {
+        if (poll(&p, 1, (int)rem) > 0) {
             char b[16];
-            ssize_t r = read(g_sigpipe[0], b, sizeof b);
-            (void)r;
+            ssize_t n = read(g_sigpipe[0], b, sizeof b);
+            (void)n;
         }
     }
 }
 
-/* Checks through status that every replica still has the weights of step k (0-based).
- * Returns 0, or the exit code to stop with (message in sh->stop_msg). */
-static int shift_verify(struct cli *c, struct shift *sh, size_t k, json_t *want)
+/* Ctrl-C / SIGTERM: shift-abort on every replica whose plan may still run. The current step
+ * stays applied (that is what abort means). */
+static void shift_abort_all(struct cli *c, struct shift *sh)
 {
-    json_t *req = json_pack("{s:s, s:{s:s}}", "op", "status", "args", "route", sh->route);
-    exchange_all(c, req);
-    json_decref(req);
-    int code = fold_exit(c);
-    if (code) {
-        snprintf(sh->stop_code, sizeof sh->stop_code, "failed");
-        snprintf(sh->stop_msg, sizeof sh->stop_msg, "could not verify step %zu/%zu through status",
-                 k + 1, sh->nsteps);
-        return code;
-    }
-    int rolled = 0, changed = 0;
-    char who[600] = "", ws[512], ss[512];
+    json_t *reqs[CTL_MAX_REPLICAS];
+    size_t n = 0;
+    json_t *req = json_pack("{s:s, s:{s:s, s:s}}", "op", "shift-abort", "args", "route", sh->route,
+                            "reason", "interrupted by operator");
     for (size_t i = 0; i < c->n; i++) {
-        const json_t *routes = json_object_get(json_object_get(c->rs[i].reply, "result"), "routes");
-        const json_t *rt = NULL, *x;
-        size_t j;
-        json_array_foreach(routes, j, x)
-        {
-            if (!strcmp(jstr(x, "name"), sh->route))
-                rt = x;
-        }
-        const json_t *w = json_object_get(rt, "weights"), *st = json_object_get(rt, "stable");
-        if (weights_same(w, want))
+        reqs[i] = sh->r[i].started && !sh->r[i].done ? req : NULL;
+        n += reqs[i] != NULL;
+    }
+    if (n)
+        exchange(c, reqs, c->timeout_ms, NULL, 0);
+    json_decref(req);
+    for (size_t i = 0; i < c->n; i++) {
+        struct shift_rep *sr = &sh->r[i];
+        struct replica *r = &c->rs[i];
+        char w[160];
+        if (!reqs[i])
             continue;
-        if (weights_same(w, st))
-            rolled++;
-        else
-            changed++;
-        if (!who[0])
-            snprintf(who, sizeof who, "%s now has %s (stable %s)", c->rs[i].socket,
-                     weights_str(w, ws, sizeof ws), weights_str(st, ss, sizeof ss));
+        sr->abort_sent = 1;
+        if (r->ok) {
+            shift_set_plan(sr, json_object_get(json_object_get(r->reply, "result"), "plan"));
+            sr->abort_ok = 1;
+            snprintf(sr->abort_msg, sizeof sr->abort_msg,
+                     "plan aborted; the last step stays applied: %s",
+                     sr->plan ? plan_where(sr->plan, w, sizeof w) : "(no plan in the reply)");
+        } else {
+            snprintf(sr->abort_msg, sizeof sr->abort_msg,
+                     "shift-abort FAILED (%s: %s): the plan may still be running there; abort "
+                     "it with `cutoverctl shift-abort %s --reason ...`",
+                     r->code, r->msg, sh->route);
+        }
+        shift_finish(sr, CTL_EXIT_INTERRUPTED, "interrupted", "%s", sr->abort_msg);
     }
-    if (rolled) {
-        snprintf(sh->stop_code, sizeof sh->stop_code, "rolled_back");
-        snprintf(sh->stop_msg, sizeof sh->stop_msg,
-                 "route %s was ROLLED BACK to its stable weights during the shift, after step "
-                 "%zu/%zu: %s; the shift is cancelled",
-                 sh->route, k + 1, sh->nsteps, who);
-        return CTL_EXIT_ROLLEDBACK;
+}
+
+/* The exit code over the replicas' outcomes: 6 when any was rolled back; 0 when all promoted;
+ * 5 when some did and some did not; else the failure class (2 before 3 before 4). */
+static int shift_fold(const struct cli *c, const struct shift *sh)
+{
+    size_t nok = 0;
+    int worst = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        int k = sh->r[i].code;
+        if (k == CTL_EXIT_ROLLEDBACK)
+            return CTL_EXIT_ROLLEDBACK;
+        if (k == 0)
+            nok++;
+        else if (!worst || k < worst)
+            worst = k;
     }
-    if (changed) {
-        snprintf(sh->stop_code, sizeof sh->stop_code, "conflict");
-        snprintf(sh->stop_msg, sizeof sh->stop_msg,
-                 "someone else changed route %s's weights during the shift, after step %zu/%zu: "
-                 "%s",
-                 sh->route, k + 1, sh->nsteps, who);
+    if (nok == c->n)
+        return CTL_EXIT_OK;
+    if (nok > 0)
+        return CTL_EXIT_PARTIAL;
+    return worst ? worst : CTL_EXIT_UNREACH;
+}
+
+/* A refusal of the shift itself. `plan_exists` (the route already has a running or paused plan:
+ * the server's code; `busy` with "reason": "plan_exists" is accepted too) is refused like
+ * `conflict`: exit 2, since retrying cannot help until the other plan ends. */
+static int shift_refusal_class(const struct replica *r)
+{
+    const json_t *err = json_object_get(r->reply, "error");
+    if (!strcmp(r->code, "plan_exists") ||
+        (!strcmp(r->code, "busy") &&
+         (!strcmp(jstr(err, "reason"), "plan_exists") ||
+          !strcmp(jstr(json_object_get(err, "details"), "code"), "plan_exists"))))
         return CTL_EXIT_USAGE;
-    }
-    return 0;
+    if (!strcmp(r->code, "unknown_op"))
+        return CTL_EXIT_USAGE;
+    return r->exit_class;
 }
 
-/* Reads the route from the first replica's status and works out the pools: to, from, others.
- * Returns 0 or an exit code (after printing). */
-static int shift_plan(struct cli *c, struct shift *sh)
+/* Builds the shift's arguments from the command line. NULL after a usage error. */
+static json_t *shift_args(struct cli *c)
 {
-    json_t *req = json_pack("{s:s, s:{s:s}}", "op", "status", "args", "route", sh->route);
-    exchange_all(c, req);
-    json_decref(req);
-    int code = fold_exit(c);
-    if (code) {
-        snprintf(sh->stop_code, sizeof sh->stop_code, "failed");
-        snprintf(sh->stop_msg, sizeof sh->stop_msg,
-                 "could not read route %s's status; nothing was changed", sh->route);
-        return code;
-    }
-    const json_t *rts[CTL_MAX_REPLICAS];
-    for (size_t i = 0; i < c->n; i++) {
-        const json_t *routes = json_object_get(json_object_get(c->rs[i].reply, "result"), "routes");
-        const json_t *x;
-        size_t j;
-        rts[i] = NULL;
-        json_array_foreach(routes, j, x)
-        {
-            if (!strcmp(jstr(x, "name"), sh->route))
-                rts[i] = x;
-        }
-        if (!rts[i] || !json_is_object(json_object_get(rts[i], "weights")))
-            return usage_error(c, "shift: replica %s has no route '%s'", c->rs[i].socket,
-                               sh->route);
-        sh->expect[i] = (c->seen & CTL_OPT_EXPECT) ? c->expect : c->rs[i].generation;
-    }
-    const json_t *w = json_object_get(rts[0], "weights");
-    for (size_t i = 1; i < c->n; i++) {
-        const json_t *wi = json_object_get(rts[i], "weights");
-        const char *k;
-        json_t *v;
-        int same = json_object_size(wi) == json_object_size(w);
-        json_object_foreach((json_t *)w, k, v)
-        {
-            same = same && json_object_get(wi, k);
-        }
-        if (!same)
-            return usage_error(c, "shift: replicas %s and %s disagree on route %s's pools",
-                               c->rs[0].socket, c->rs[i].socket, sh->route);
-    }
-    if (!json_object_get(w, sh->to))
-        return usage_error(c, "shift: route %s has no pool '%s'", sh->route, sh->to);
-    size_t npools = json_object_size(w);
-    if (npools < 2)
-        return usage_error(c, "shift: route %s has a single pool", sh->route);
-    if (sh->from) {
-        if (!json_object_get(w, sh->from))
-            return usage_error(c, "shift: route %s has no pool '%s'", sh->route, sh->from);
-        if (!strcmp(sh->from, sh->to))
-            return usage_error(c, "shift: --from and --to name the same pool");
-    } else if (npools == 2) {
-        const char *k;
-        json_t *v;
-        json_object_foreach((json_t *)w, k, v)
-        {
-            if (strcmp(k, sh->to))
-                sh->from = k;
-        }
-    } else {
+    const char *route = c->pos[1];
+    if (!*route)
+        return usage_error(c, "shift: ROUTE must not be empty"), NULL;
+    if (!c->to || !*c->to)
+        return usage_error(c, "shift: --to POOL is required"), NULL;
+    if (!c->steps)
+        return usage_error(c, "shift: --steps P1,P2,... is required (e.g. 10,25,50,100)"), NULL;
+    if (!c->interval)
+        return usage_error(c, "shift: --interval D is required: how long cutover holds each "
+                              "step (and judges its gates) before the next one, e.g. 30s"),
+               NULL;
+    if (!c->reason || !*c->reason || strlen(c->reason) > CTL_MAX_REASON)
         return usage_error(c,
-                           "shift: route %s has %zu pools; say which one gives up the weight "
-                           "with --from POOL (the others keep theirs)",
-                           sh->route, npools);
+                           "shift: --reason TEXT (1..%d characters) is required (it goes to "
+                           "the audit log)",
+                           CTL_MAX_REASON),
+               NULL;
+    long long ms = parse_duration(c->interval);
+    if (ms < 0)
+        return usage_error(c, "shift: --interval '%s' is not a duration (30s, 2m, 1h)",
+                           c->interval),
+               NULL;
+    if (ms > 86400000LL || ms % 1000)
+        return usage_error(c,
+                           "shift: --interval '%s': cutover holds each step a whole number of "
+                           "seconds, 0s..24h",
+                           c->interval),
+               NULL;
+    json_t *steps = json_array();
+    const char *s = c->steps;
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        char tok[32];
+        long h;
+        if (len == 0 || len >= sizeof tok) {
+            json_decref(steps);
+            return usage_error(c, "shift: --steps '%s' is not a list of percentages", c->steps),
+                   NULL;
+        }
+        memcpy(tok, s, len);
+        tok[len] = 0;
+        if (parse_pct(tok, &h) < 0) {
+            json_decref(steps);
+            return usage_error(c, "shift: step '%s' is not a percentage 0..100", tok), NULL;
+        }
+        if (json_array_size(steps) == CTL_MAX_STEPS) {
+            json_decref(steps);
+            return usage_error(c, "shift: at most %d steps", CTL_MAX_STEPS), NULL;
+        }
+        json_array_append_new(steps, pct_json(h));
+        if (!comma)
+            break;
+        s = comma + 1;
     }
-    /* keep our own copies: the replies are replaced by the next exchange */
-    sh->to = strdup(sh->to);
-    sh->from = strdup(sh->from);
-    sh->pools = json_deep_copy(w);
-    sh->others = json_object();
-    sh->room = 10000;
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)w, k, v)
-    {
-        if (!strcmp(k, sh->to) || !strcmp(k, sh->from))
-            continue;
-        json_object_set_new(sh->others, k, pct_json(json_pct(v)));
-        sh->room -= json_pct(v);
-    }
-    for (size_t i = 0; i < sh->nsteps; i++) {
-        if (sh->steps[i] > sh->room) {
-            char b1[32], b2[32];
-            return usage_error(c, "shift: step %s%% does not fit: the other pools keep %s%%",
-                               pct_str(sh->steps[i], b1, sizeof b1),
-                               pct_str(10000 - sh->room, b2, sizeof b2));
+    json_t *gates = json_object();
+    for (size_t i = 0; i < c->ngates; i++) {
+        char err[300];
+        if (parse_gate(c->gates[i], gates, err, sizeof err) < 0) {
+            json_decref(steps);
+            json_decref(gates);
+            return usage_error(c, "shift: %s", err), NULL;
         }
     }
-    return 0;
+    if (c->seen & CTL_OPT_MINREQ)
+        json_object_set_new(gates, "min_requests", json_integer(c->min_requests));
+    json_t *args = json_pack("{s:s, s:s, s:o, s:I}", "route", route, "to", c->to, "steps", steps,
+                             "hold_s", (json_int_t)(ms / 1000));
+    if (json_object_size(gates))
+        json_object_set_new(args, "gates", gates);
+    else
+        json_decref(gates);
+    json_object_set_new(args, "reason", json_string(c->reason));
+    if (c->seen & CTL_OPT_EXPECT)
+        json_object_set_new(args, "expect_generation", json_integer(c->expect));
+    return args;
 }
 
 static int run_shift(struct cli *c, const struct cmd *cmd)
 {
-    struct shift sh = {.route = c->pos[1], .to = c->to, .from = c->from};
-    int code = 0;
+    static struct shift sh; /* large; one per process */
     (void)cmd;
-    if (!sh.to)
-        return usage_error(c, "shift: --to POOL is required");
-    if (!c->steps)
-        return usage_error(c, "shift: --steps P1,P2,... is required (e.g. 10,25,50,100)");
-    if (!c->reason || !*c->reason)
-        return usage_error(c, "shift: --reason TEXT is required (it goes to the audit log)");
-    if (strlen(c->reason) + 40 + strlen(sh.to) > CTL_MAX_REASON)
-        return usage_error(c, "shift: --reason is too long (the step suffix must fit in %d)",
-                           CTL_MAX_REASON);
-    sh.interval_ms = 0;
-    if (c->interval) {
-        sh.interval_ms = parse_duration(c->interval);
-        if (sh.interval_ms < 0)
-            return usage_error(c, "shift: --interval '%s' is not a duration (500ms, 30s, 2m)",
-                               c->interval);
-    }
-    {
-        const char *s = c->steps;
-        for (;;) {
-            const char *comma = strchr(s, ',');
-            size_t len = comma ? (size_t)(comma - s) : strlen(s);
-            char tok[32];
-            long h;
-            if (len == 0 || len >= sizeof tok)
-                return usage_error(c, "shift: --steps '%s' is not a list of percentages", c->steps);
-            memcpy(tok, s, len);
-            tok[len] = 0;
-            if (parse_pct(tok, &h) < 0)
-                return usage_error(c, "shift: step '%s' is not a percentage 0..100", tok);
-            if (sh.nsteps == CTL_MAX_STEPS)
-                return usage_error(c, "shift: at most %d steps", CTL_MAX_STEPS);
-            sh.steps[sh.nsteps++] = h;
-            if (!comma)
-                break;
-            s = comma + 1;
-        }
-    }
+    sh.route = c->pos[1];
+    sh.args = shift_args(c);
+    if (!sh.args)
+        return CTL_EXIT_USAGE;
 
-    /* Ctrl-C and SIGTERM stop between steps or during the wait */
-    if (pipe2(g_sigpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+    /* Ctrl-C and SIGTERM abort the plan (the current step stays applied) */
+    if (pipe2(g_sigpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        json_decref(sh.args);
         return usage_error(c, "pipe: %s", strerror(errno));
+    }
     struct sigaction sa = {.sa_handler = on_stop_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    sh.log = json_array();
-    code = shift_plan(c, &sh);
-    if (code) {
-        if (!sh.stop_code[0]) { /* usage error already printed */
-            json_decref(sh.log);
-            json_decref(sh.others);
-            json_decref(sh.pools);
-            if (sh.to != c->to)
-                free((char *)sh.to);
-            if (sh.from != c->from)
-                free((char *)sh.from);
-            return code;
-        }
-        goto out;
-    }
-    {
-        char ws[512];
-        json_t *w0 = shift_weights(&sh, sh.nsteps - 1);
-        shift_progress(c, 0,
-                       "shift %s to %s in %zu step(s) every %.1f s on %zu replica(s); "
-                       "final weights %s",
-                       sh.route, sh.to, sh.nsteps, (double)sh.interval_ms / 1000.0, c->n,
-                       weights_str(w0, ws, sizeof ws));
-        json_decref(w0);
-    }
-    for (size_t k = 0; k < sh.nsteps; k++) {
-        char pct[32], ws[512], reason[CTL_MAX_REASON + 64];
-        if (g_stop) {
-            code = CTL_EXIT_INTERRUPTED;
-            break;
-        }
-        json_t *w = shift_weights(&sh, k);
-        snprintf(reason, sizeof reason, "%s (step %zu/%zu: %s=%s%%)", c->reason, k + 1, sh.nsteps,
-                 sh.to, pct_str(sh.steps[k], pct, sizeof pct));
-        json_t *reqs[CTL_MAX_REPLICAS];
-        for (size_t i = 0; i < c->n; i++)
-            reqs[i] = json_pack("{s:s, s:{s:s, s:O, s:s, s:I}}", "op", "set-weights", "args",
-                                "route", sh.route, "weights", w, "reason", reason,
-                                "expect_generation", (json_int_t)sh.expect[i]);
-        exchange(c, reqs, c->timeout_ms, NULL, 0);
-        for (size_t i = 0; i < c->n; i++)
-            json_decref(reqs[i]);
-        if (c->wait)
-            barrier(c);
-        code = fold_exit(c);
-        json_t *gens = json_array();
-        for (size_t i = 0; i < c->n; i++) {
-            if (c->rs[i].ok)
-                sh.expect[i] = c->rs[i].generation;
-            json_array_append_new(gens,
-                                  c->rs[i].ok ? json_integer(c->rs[i].generation) : json_null());
-        }
-        json_array_append_new(sh.log,
-                              json_pack("{s:I, s:O, s:o, s:b}", "step", (json_int_t)(k + 1),
-                                        "weights", w, "generations", gens, "ok", code == 0));
-        if (code) {
-            int conflict = 0;
-            for (size_t i = 0; i < c->n; i++)
-                conflict |= !c->rs[i].ok && !strcmp(c->rs[i].code, "conflict");
-            snprintf(sh.stop_code, sizeof sh.stop_code, "%s", conflict ? "conflict" : "failed");
-            snprintf(sh.stop_msg, sizeof sh.stop_msg, "step %zu/%zu (%s) %s%s", k + 1, sh.nsteps,
-                     weights_str(w, ws, sizeof ws),
-                     code == CTL_EXIT_PARTIAL ? "was applied on some replicas only"
-                                              : "was refused or failed",
-                     conflict ? ": CONFLICT, someone else changed the routing state since the "
-                                "previous step (expect_generation no longer matches)"
-                              : "");
-            json_decref(w);
-            break;
-        }
-        sh.applied = k + 1;
-        shift_progress(c, 0, "step %zu/%zu: %s applied (generation %lld)", k + 1, sh.nsteps,
-                       weights_str(w, ws, sizeof ws), c->rs[0].generation);
-        code = shift_verify(c, &sh, k, w);
-        if (code) {
-            json_decref(w);
-            break;
-        }
-        if (k + 1 < sh.nsteps) {
-            if (shift_sleep(c, sh.interval_ms, k + 1, sh.nsteps)) {
-                code = CTL_EXIT_INTERRUPTED;
-                json_decref(w);
-                break;
-            }
-            code = shift_verify(c, &sh, k, w); /* rolled back during the wait? */
-            if (code) {
-                json_decref(w);
-                break;
-            }
-        }
-        json_decref(w);
-    }
-    if (code == CTL_EXIT_INTERRUPTED) {
-        char ws[512];
-        snprintf(sh.stop_code, sizeof sh.stop_code, "interrupted");
-        if (sh.applied) {
-            json_t *w = shift_weights(&sh, sh.applied - 1);
-            snprintf(sh.stop_msg, sizeof sh.stop_msg,
-                     "interrupted by %s: the last applied step is %zu/%zu (%s), left in place",
-                     g_stop == SIGTERM ? "SIGTERM" : "SIGINT", sh.applied, sh.nsteps,
-                     weights_str(w, ws, sizeof ws));
-            json_decref(w);
+    char gs[200], ss[400];
+    sh.t0 = now_ms();
+    json_t *req = json_pack("{s:s, s:O}", "op", "shift", "args", sh.args);
+    exchange_all(c, req);
+    json_decref(req);
+    if (c->wait)
+        barrier(c);
+    size_t nstarted = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        struct replica *r = &c->rs[i];
+        struct shift_rep *sr = &sh.r[i];
+        /* acknowledged: a replica that then missed the --wait barrier still runs the plan */
+        if (json_is_true(json_object_get(r->reply, "ok"))) {
+            const json_t *res = json_object_get(r->reply, "result");
+            sr->started = 1;
+            nstarted++;
+            shift_set_plan(sr, json_object_get(res, "plan"));
+            sr->weights = json_deep_copy(json_object_get(res, "weights"));
+            snprintf(sr->started_at, sizeof sr->started_at, "%s", jstr(sr->plan, "started_at"));
         } else {
-            snprintf(sh.stop_msg, sizeof sh.stop_msg,
-                     "interrupted by %s before the first step; nothing was changed",
-                     g_stop == SIGTERM ? "SIGTERM" : "SIGINT");
+            int answered = r->reply != NULL; /* the server said no, or never answered */
+            shift_finish(sr, shift_refusal_class(r), answered ? "refused" : "not_started",
+                         "shift %s: %s: %s", answered ? "refused" : "not started", r->code, r->msg);
         }
-    }
-out:
-    if (c->tty && !c->json)
-        printf("\r\033[K");
-    if (!code) {
-        char ws[512];
-        json_t *w = shift_weights(&sh, sh.nsteps - 1);
-        shift_progress(c, 0, "shift complete: route %s at %s on %zu replica(s)", sh.route,
-                       weights_str(w, ws, sizeof ws), c->n);
-        json_decref(w);
-    } else if (code != CTL_EXIT_INTERRUPTED && sh.applied) {
-        char ws[512];
-        json_t *w = shift_weights(&sh, sh.applied - 1);
-        snprintf(sh.stop_msg + strlen(sh.stop_msg), sizeof sh.stop_msg - strlen(sh.stop_msg),
-                 "; the last step applied everywhere is %zu/%zu (%s)", sh.applied, sh.nsteps,
-                 weights_str(w, ws, sizeof ws));
-        json_decref(w);
     }
     if (c->json) {
-        json_t *extra = json_pack("{s:s, s:s, s:I, s:I, s:o, s:s?, s:s?}", "route", sh.route, "to",
-                                  sh.to ? sh.to : "", "steps_total", (json_int_t)sh.nsteps,
-                                  "steps_applied", (json_int_t)sh.applied, "steps", sh.log,
-                                  "stopped", sh.stop_code[0] ? sh.stop_code : NULL, "message",
-                                  sh.stop_msg[0] ? sh.stop_msg : NULL);
-        sh.log = NULL;
-        print_json_doc(c, "shift", code, extra);
-    } else if (code) {
+        json_t *arr = json_array();
         for (size_t i = 0; i < c->n; i++)
-            if (!c->rs[i].ok)
+            json_array_append_new(arr, shift_rep_json(c, &sh, i, 0));
+        print_json_line(json_pack("{s:s, s:s, s:O, s:o}", "event", "started", "route", sh.route,
+                                  "request", sh.args, "replicas", arr));
+    } else {
+        printf("shift %s to %s: steps %s, hold %llds, gates %s; started on %zu of %zu "
+               "replica(s)\n",
+               sh.route, c->to, steps_str(json_object_get(sh.args, "steps"), ss, sizeof ss),
+               (long long)json_integer_value(json_object_get(sh.args, "hold_s")),
+               gates_str(json_object_get(sh.args, "gates"), gs, sizeof gs), nstarted, c->n);
+        for (size_t i = 0; i < c->n; i++) {
+            if (!c->rs[i].ok) {
                 print_failure_line(c, &c->rs[i]);
+                if (!strcmp(c->rs[i].code, "unknown_op"))
+                    printf("  (%s does not know server-side shift plans: upgrade it, or walk the "
+                           "weights with set-weights)\n",
+                           c->rs[i].socket);
+            }
+        }
+        fflush(stdout);
+        for (size_t i = 0; i < c->n; i++)
+            if (sh.r[i].started && sh.r[i].plan)
+                shift_note_change(c, &sh, i);
     }
-    if (code)
-        fprintf(stderr, "cutoverctl: shift %s: %s\n", sh.route, sh.stop_msg);
-    json_decref(sh.log);
-    json_decref(sh.others);
-    json_decref(sh.pools);
-    if (sh.to != c->to)
-        free((char *)sh.to);
-    if (sh.from != c->from)
-        free((char *)sh.from);
+
+    /* watch the plans: status once a second until each one ends */
+    for (long long k = 1;; k++) {
+        size_t left = 0;
+        for (size_t i = 0; i < c->n; i++)
+            left += sh.r[i].started && !sh.r[i].done;
+        if (!left || g_stop)
+            break;
+        if (c->tty && !c->json) {
+            shift_live_clear(&sh);
+            shift_live_draw(c, &sh);
+        }
+        shift_wait(sh.t0 + k * CTL_SHIFT_POLL_MS);
+        if (g_stop)
+            break;
+        json_t *sreq = json_pack("{s:s, s:{s:s}}", "op", "status", "args", "route", sh.route);
+        json_t *reqs[CTL_MAX_REPLICAS];
+        for (size_t i = 0; i < c->n; i++)
+            reqs[i] = sh.r[i].started && !sh.r[i].done ? sreq : NULL;
+        exchange(c, reqs, c->timeout_ms, NULL, 0);
+        json_decref(sreq);
+        json_t *arr = c->json ? json_array() : NULL;
+        for (size_t i = 0; i < c->n; i++) {
+            if (!reqs[i])
+                continue;
+            shift_take_status(c, &sh, i);
+            if (arr)
+                json_array_append_new(arr, shift_rep_json(c, &sh, i, 0));
+            else if (!sh.r[i].done && sh.r[i].plan)
+                shift_note_change(c, &sh, i);
+            else if (sh.r[i].done)
+                shift_say(c, &sh, i, "%s", sh.r[i].msg);
+        }
+        if (arr)
+            print_json_line(json_pack("{s:s, s:f, s:o}", "event", "progress", "elapsed_s",
+                                      (double)(now_ms() - sh.t0) / 1000.0, "replicas", arr));
+    }
+    if (c->tty && !c->json)
+        shift_live_clear(&sh);
+    int interrupted = g_stop != 0;
+    if (interrupted)
+        shift_abort_all(c, &sh);
+    int code = interrupted ? CTL_EXIT_INTERRUPTED : shift_fold(c, &sh);
+
+    if (c->json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < c->n; i++)
+            json_array_append_new(arr, shift_rep_json(c, &sh, i, 1));
+        print_json_line(json_pack("{s:s, s:b, s:i, s:s, s:s, s:s, s:O, s:o}", "event", "result",
+                                  "ok", code == 0, "exit_code", code, "command", "shift", "route",
+                                  sh.route, "to", c->to, "request", sh.args, "replicas", arr));
+    } else {
+        size_t nprom = 0;
+        for (size_t i = 0; i < c->n; i++)
+            nprom += sh.r[i].code == 0 && sh.r[i].done;
+        printf("shift %s: promoted on %zu of %zu replica(s)%s\n", sh.route, nprom, c->n,
+               interrupted ? " (interrupted)" : "");
+        int sw = (int)width_of_sockets(c);
+        for (size_t i = 0; i < c->n; i++)
+            printf("  %-*s  %s\n", sw, c->rs[i].socket,
+                   sh.r[i].msg[0] ? sh.r[i].msg : "no outcome");
+    }
+    /* the closing lines on stderr: what a pipeline log must show */
+    for (size_t i = 0; i < c->n && code; i++) {
+        const struct shift_rep *sr = &sh.r[i];
+        if (sr->code == 0 && sr->done)
+            continue;
+        if (interrupted && !sr->abort_sent)
+            continue;
+        fprintf(stderr, "cutoverctl: shift %s on %s: %s\n", sh.route, c->rs[i].socket,
+                interrupted ? sr->abort_msg : sr->msg);
+    }
+    if (interrupted)
+        fprintf(stderr,
+                "cutoverctl: shift %s interrupted by %s (operator): the plan was aborted, "
+                "the last applied step stays in place\n",
+                sh.route, g_stop == SIGTERM ? "SIGTERM" : "SIGINT");
+    else if (code == CTL_EXIT_PARTIAL)
+        fprintf(stderr, "cutoverctl: shift %s: PARTIAL: promoted on some replicas only\n",
+                sh.route);
+    for (size_t i = 0; i < c->n; i++) {
+        json_decref(sh.r[i].plan);
+        json_decref(sh.r[i].weights);
+    }
+    json_decref(sh.args);
     return code;
 }
 
@@ -2133,17 +2537,53 @@ static const struct cmd cmds[] = {
      .usage = "version",
      .help = "this client's and every replica's version and generation"},
     {.name = "shift",
-     .op = "set-weights",
+     .op = "shift",
      .mutating = 1,
-     .opts = CTL_MUT | CTL_OPT_TO | CTL_OPT_FROM | CTL_OPT_STEPS | CTL_OPT_INTERVAL,
+     .opts =
+         CTL_MUT | CTL_OPT_TO | CTL_OPT_STEPS | CTL_OPT_INTERVAL | CTL_OPT_GATE | CTL_OPT_MINREQ,
      .reason_required = 1,
      .min_pos = 1,
      .max_pos = 1,
      .pos_names = {"route"},
      .run = run_shift,
-     .usage = "shift ROUTE --to POOL --steps 10,25,50,100 [--interval 30s] [--from POOL] "
-              "--reason TEXT",
-     .help = "step POOL's weight through the list, one set-weights per step"},
+     .usage = "shift ROUTE --to POOL --steps 10,25,50,100 --interval 30s [--gate 5xx<=1%] "
+              "[--gate p99<=500ms] [--min-requests N] --reason TEXT [--expect-generation N]",
+     .help = "start a plan in cutover (each step held --interval and judged by the gates; a "
+             "failed gate rolls back) and watch it; exit 0 promoted, 6 rolled back, Ctrl-C "
+             "aborts it"},
+    {.name = "shift-pause",
+     .op = "shift-pause",
+     .mutating = 1,
+     .opts = CTL_MUT,
+     .reason_required = 1,
+     .min_pos = 1,
+     .max_pos = 1,
+     .pos_names = {"route"},
+     .run = run_simple,
+     .usage = "shift-pause ROUTE --reason TEXT [--expect-generation N]",
+     .help = "hold the route's plan at its current step (gates still roll it back)"},
+    {.name = "shift-resume",
+     .op = "shift-resume",
+     .mutating = 1,
+     .opts = CTL_MUT,
+     .reason_required = 1,
+     .min_pos = 1,
+     .max_pos = 1,
+     .pos_names = {"route"},
+     .run = run_simple,
+     .usage = "shift-resume ROUTE --reason TEXT [--expect-generation N]",
+     .help = "let a paused plan go on"},
+    {.name = "shift-abort",
+     .op = "shift-abort",
+     .mutating = 1,
+     .opts = CTL_MUT,
+     .reason_required = 1,
+     .min_pos = 1,
+     .max_pos = 1,
+     .pos_names = {"route"},
+     .run = run_simple,
+     .usage = "shift-abort ROUTE --reason TEXT [--expect-generation N]",
+     .help = "stop the route's plan; the current weights stay applied"},
 };
 
 static void help(FILE *f)
@@ -2173,9 +2613,12 @@ static void help(FILE *f)
             "Commands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  %s\n      %s\n", cmds[i].usage, cmds[i].help);
-    fprintf(f, "\nExit codes: 0 ok, 2 usage error or refused as invalid, 3 denied, 4 unreachable "
-               "or timeout,\n5 partial across replicas, 6 rolled back during a shift, 130 "
-               "interrupted. See docs/cutoverctl.md.\n");
+    fprintf(f, "\nGates (shift, repeatable --gate): 5xx<=PERCENT%% (e.g. 5xx<=1%%), p99<=DURATION "
+               "(p99<=500ms, p99<=2s).\n"
+               "\nExit codes: 0 ok (shift: promoted), 2 usage error or refused as invalid, 3 "
+               "denied,\n4 unreachable or timeout, 5 partial across replicas, 6 the shift was "
+               "rolled back by a gate,\n130 interrupted (shift: plan aborted, last step left "
+               "applied). See docs/cutoverctl.md.\n");
 }
 
 struct optdef {
@@ -2199,7 +2642,8 @@ static const struct optdef optdefs[] = {
     {"--expect-generation", 1, CTL_OPT_EXPECT},
     {"--limit", 1, CTL_OPT_LIMIT},
     {"--to", 1, CTL_OPT_TO},
-    {"--from", 1, CTL_OPT_FROM},
+    {"--gate", 1, CTL_OPT_GATE},
+    {"--min-requests", 1, CTL_OPT_MINREQ},
     {"--steps", 1, CTL_OPT_STEPS},
     {"--interval", 1, CTL_OPT_INTERVAL},
 };
@@ -2264,8 +2708,13 @@ static int apply_option(struct cli *c, const char *name, const char *val)
             return usage_error(c, "--limit '%s': expected 1..1000", val);
     } else if (!strcmp(name, "--to")) {
         c->to = val;
-    } else if (!strcmp(name, "--from")) {
-        c->from = val;
+    } else if (!strcmp(name, "--gate")) {
+        if (c->ngates == sizeof c->gates / sizeof c->gates[0])
+            return usage_error(c, "at most %zu --gate options", c->ngates);
+        c->gates[c->ngates++] = val;
+    } else if (!strcmp(name, "--min-requests")) {
+        if (parse_ll(val, 0, 100000000LL, &c->min_requests) < 0)
+            return usage_error(c, "--min-requests '%s': expected 0..100000000", val);
     } else if (!strcmp(name, "--steps")) {
         c->steps = val;
     } else if (!strcmp(name, "--interval")) {

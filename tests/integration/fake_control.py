@@ -3,6 +3,8 @@
 
     python3 fake_control.py --socket PATH [--generation N] [--deny] [--fail-op OP[:CODE]]
                             [--delay-ms N] [--rollback-after-steps K] [--lag-ms N] [--log FILE]
+                            [--plan-tick-ms N] [--plan-fail STEP:GATE:VALUE]
+                            [--plan-exists-code busy|plan_exists]
 
 Speaks docs/control-protocol.md (newline-delimited JSON on a Unix stream socket) with in-memory
 state: two routes, "app" (pools blue, green; blue 100 %) and "tri" (blue, green, canary:
@@ -16,6 +18,22 @@ state: two routes, "app" (pools blue, green; blue 100 %) and "tri" (blue, green,
   --lag-ms N              status/version report a generation only N ms after it was made;
                           -1: they keep reporting the starting generation (a stuck replica)
   --log FILE              every request received, one JSON line each (and the reply's ok/code)
+
+Server-side shift plans (ops shift, shift-pause, shift-resume, shift-abort; `plan` per route in
+status), emulated without traffic: the first step is applied at once; each step is held
+hold_s seconds (or --plan-tick-ms, to keep tests short), then the next step is applied; after the
+last step's hold the plan is `promoted` (that pool 100 %, which becomes the stable weights). The
+step's `window` is made up: requests grow with the time held, 5xx about 0.2 %, p99 87 ms.
+
+  --plan-tick-ms N        hold every step N ms instead of hold_s
+  --plan-fail STEP:GATE:VALUE  at the end of step STEP (1-based) the plan is `rolled_back` by
+                          GATE (max_5xx_percent, max_p99_ms or unhealthy) with VALUE, the limit
+                          being the gate the client sent; the window shows VALUE during that step
+  --plan-exists-code C    how a shift on a route with a running or paused plan is refused:
+                          code `plan_exists` (default, as cutover does), or `busy` with
+                          "reason": "plan_exists" (a spelling cutoverctl also accepts)
+A `rollback` ends a running or paused plan as `rolled_back` with gate `manual` (as cutover does).
+Plans advance lazily, when a request arrives (the client polls status), so time is all they need.
 
 Prints "ready" on stdout once listening; stops on SIGTERM or SIGINT (removes the socket).
 Python 3 standard library only.
@@ -31,7 +49,7 @@ import time
 
 MAX_LINE = 64 * 1024
 MUTATING = {"set-weights", "promote", "rollback", "drain", "undrain", "add-endpoint",
-            "remove-endpoint", "reload"}
+            "remove-endpoint", "reload", "shift", "shift-pause", "shift-resume", "shift-abort"}
 ARGS = {
     "version": set(), "history": {"limit"}, "status": {"route"},
     "set-weights": {"route", "weights", "reason", "expect_generation"},
@@ -42,13 +60,22 @@ ARGS = {
     "add-endpoint": {"route", "pool", "endpoint", "reason", "expect_generation"},
     "remove-endpoint": {"route", "pool", "endpoint", "reason", "expect_generation"},
     "reload": {"reason", "expect_generation"},
+    "shift": {"route", "to", "steps", "hold_s", "gates", "reason", "expect_generation"},
+    "shift-pause": {"route", "reason", "expect_generation"},
+    "shift-resume": {"route", "reason", "expect_generation"},
+    "shift-abort": {"route", "reason", "expect_generation"},
 }
+GATES = {"max_5xx_percent", "max_p99_ms", "min_requests"}
+
+
+def rfc3339(t=None):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 class Refused(Exception):
-    def __init__(self, code, message, path=None):
+    def __init__(self, code, message, path=None, extra=None):
         super().__init__(message)
-        self.code, self.message, self.path = code, message, path
+        self.code, self.message, self.path, self.extra = code, message, path, extra or {}
 
 
 def _ep(addr, added=False):
@@ -75,6 +102,7 @@ class State:
                               "green": {"endpoints": [_ep("127.0.0.1:9012")]},
                               "canary": {"endpoints": [_ep("127.0.0.1:9013")]}}},
         }
+        self.plans = {}  # route -> {"pub": the PLAN object of status, private fields...}
         for r in self.routes.values():
             for i, p in enumerate(r["pools"].values()):
                 p["requests"] = 1000 * (i + 1)
@@ -133,7 +161,8 @@ class State:
             names = [self.route(args)[0]] if "route" in args else list(self.routes)
             return {"uptime_s": int(time.monotonic() - self.started), "config_file": "/fake.json",
                     "cluster": "fake-cluster", "region": "fake-region",
-                    "routes": [dict(self.routes[n], name=n) for n in names]}
+                    "routes": [dict(self.routes[n], name=n, plan=self.plan_view(n))
+                               for n in names]}
         if op == "history":
             lim = args.get("limit", 50)
             if not isinstance(lim, int) or not 1 <= lim <= 1000:
@@ -155,6 +184,10 @@ class State:
             self.bump()
             return {"reloaded": True}
         name, r = self.route(args)
+        if op == "shift":
+            return self.shift(name, r, args)
+        if op in ("shift-pause", "shift-resume", "shift-abort"):
+            return self.shift_control(op, name, r)
         if op == "set-weights":
             w = args.get("weights")
             if not isinstance(w, dict) or set(w) != set(r["pools"]):
@@ -178,6 +211,11 @@ class State:
             self.bump()
             return {"route": name, "weights": r["weights"], "stable": r["stable"]}
         if op == "rollback":
+            p = self.plans.get(name)
+            if p and p["pub"]["state"] in ("running", "paused"):
+                p["pub"]["state"] = "rolled_back"
+                p["pub"]["rolled_back"] = {"gate": "manual", "value": 0.0, "limit": 0.0,
+                                           "at": rfc3339()}
             if r["weights"] == r["stable"]:
                 return {"route": name, "weights": r["weights"], "already": True}
             r["weights"] = dict(r["stable"])
@@ -212,6 +250,153 @@ class State:
             return {"route": name, "pool": p, "endpoint": ep}
         raise Refused("unknown_op", "no such operation '%s'" % op, "op")
 
+    # --- shift plans ------------------------------------------------------------------------
+
+    def shift(self, name, r, args):
+        p = self.plans.get(name)
+        if p and p["pub"]["state"] in ("running", "paused"):
+            if self.opts.plan_exists_code == "plan_exists":
+                raise Refused("plan_exists", "route %s already has a %s plan" % (
+                    name, p["pub"]["state"]), "args.route")
+            raise Refused("busy", "route %s already has a %s plan" % (name, p["pub"]["state"]),
+                          "args.route", {"reason": "plan_exists"})
+        to = args.get("to")
+        if not isinstance(to, str):
+            raise Refused("invalid_argument", "to is required", "args.to")
+        if to not in r["pools"]:
+            raise Refused("not_found", "no pool '%s'" % to, "args.to")
+        steps = args.get("steps")
+        if not isinstance(steps, list) or not 1 <= len(steps) <= 100 or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100
+                for v in steps) or any(b <= a for a, b in zip(steps, steps[1:])) \
+                or steps[-1] != 100:
+            raise Refused("invalid_argument", "steps must increase to 100", "args.steps")
+        hold = args.get("hold_s")
+        if isinstance(hold, bool) or not isinstance(hold, (int, float)) or hold < 0:
+            raise Refused("invalid_argument", "hold_s must be a number >= 0", "args.hold_s")
+        gates = args.get("gates", {})
+        if not isinstance(gates, dict):
+            raise Refused("invalid_argument", "gates must be an object", "args.gates")
+        for k, v in gates.items():
+            if k not in GATES:
+                raise Refused("invalid_argument", "unknown gate '%s'" % k, "args.gates." + k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise Refused("invalid_argument", "a gate is a number >= 0", "args.gates." + k)
+        others = {k: v for k, v in r["weights"].items() if k != to}
+        frm = max(others, key=lambda k: others[k])
+        keep = {k: v for k, v in others.items() if k != frm}
+        if steps[-1] + sum(keep.values()) > 100:
+            raise Refused("invalid_argument", "the last step does not fit", "args.steps")
+        now = time.monotonic()
+        pub = {"state": "running", "to": to, "from": frm, "steps": list(steps), "step": 0,
+               "weight": steps[0], "hold_s": hold, "next_step_in_s": None, "gates": dict(gates),
+               "window": None, "reason": args["reason"], "rolled_back": None,
+               "started_at": rfc3339(), "actor": "fake"}
+        self.plans[name] = p = {"pub": pub, "keep": keep, "step_started": now, "held": 0.0,
+                                "hold": (self.opts.plan_tick_ms / 1000.0
+                                         if self.opts.plan_tick_ms else float(hold))}
+        self.apply_step(name, p, bump=True)
+        return {"route": name, "plan": self.plan_view(name), "weights": dict(r["weights"])}
+
+    def shift_control(self, op, name, r):
+        p = self.plans.get(name)
+        if not p:
+            raise Refused("not_found", "route %s has no plan" % name, "args.route")
+        st = p["pub"]["state"]
+        now = time.monotonic()
+        if op == "shift-pause":
+            if st != "running":
+                raise Refused("invalid_state", "the plan is %s" % st)
+            p["held"] += now - p["step_started"]
+            p["pub"]["state"] = "paused"
+        elif op == "shift-resume":
+            if st != "paused":
+                raise Refused("invalid_state", "the plan is %s" % st)
+            p["step_started"] = now
+            p["pub"]["state"] = "running"
+        else:
+            if st not in ("running", "paused"):
+                raise Refused("invalid_state", "the plan is %s" % st)
+            if st == "running":
+                p["held"] += now - p["step_started"]
+            p["pub"]["state"] = "aborted"
+        self.bump()
+        return {"route": name, "plan": self.plan_view(name)}
+
+    def apply_step(self, name, p, bump):
+        r = self.routes[name]
+        pub = p["pub"]
+        w = pub["steps"][pub["step"]]
+        pub["weight"] = w
+        weights = {pub["to"]: w, pub["from"]: 100 - w - sum(p["keep"].values())}
+        weights.update(p["keep"])
+        r["weights"] = {k: weights[k] for k in r["pools"]}
+        p["step_started"] = time.monotonic()
+        p["held"] = 0.0
+        if bump:
+            self.bump()
+
+    def fail_spec(self):
+        if not self.opts.plan_fail:
+            return None
+        step, gate, value = self.opts.plan_fail.split(":")
+        return int(step) - 1, gate, float(value)
+
+    def held(self, p, now):
+        if p["pub"]["state"] == "running":
+            return p["held"] + (now - p["step_started"])
+        return p["held"]
+
+    def advance_plans(self):
+        now = time.monotonic()
+        for name, p in self.plans.items():
+            pub = p["pub"]
+            while pub["state"] == "running" and self.held(p, now) >= p["hold"]:
+                fail = self.fail_spec()
+                if fail and fail[0] == pub["step"]:
+                    r = self.routes[name]
+                    pub["state"] = "rolled_back"
+                    pub["rolled_back"] = {"gate": fail[1], "value": fail[2],
+                                          "limit": pub["gates"].get(fail[1]), "at": rfc3339()}
+                    r["weights"] = dict(r["stable"])
+                    b = self.generation
+                    self.bump()
+                    self.audit("rollback", {"route": name}, True, None, b,
+                               "shift plan rolled back: %s" % fail[1], user="auto")
+                elif pub["step"] + 1 < len(pub["steps"]):
+                    pub["step"] += 1
+                    self.apply_step(name, p, bump=True)
+                else:
+                    r = self.routes[name]
+                    pub["state"] = "promoted"
+                    r["weights"] = {k: (100 if k == pub["to"] else 0) for k in r["pools"]} \
+                        if not p["keep"] else r["weights"]
+                    r["stable"] = dict(r["weights"])
+                    self.bump()
+
+    def plan_view(self, name):
+        """The PLAN object of status (a copy), with the window and countdown of now."""
+        p = self.plans.get(name)
+        if not p:
+            return None
+        now = time.monotonic()
+        pub = json.loads(json.dumps(p["pub"]))
+        held = self.held(p, now)
+        pub["next_step_in_s"] = round(max(0.0, p["hold"] - held), 1) \
+            if pub["state"] == "running" else None
+        frac = min(1.0, held / p["hold"]) if p["hold"] > 0 else 1.0
+        req = int(50 + 462 * frac)
+        err, p99 = req // 500, 87.0
+        fail = self.fail_spec()
+        if fail and fail[0] == pub["step"]:
+            if fail[1] == "max_5xx_percent":
+                err = int(round(req * fail[2] / 100.0))
+            elif fail[1] == "max_p99_ms":
+                p99 = fail[2]
+        pub["window"] = {"requests": req, "errors_5xx": err,
+                         "ratio_percent": round(100.0 * err / req, 2), "p99_ms": p99}
+        return pub
+
     def request(self, line):
         """One request line -> one reply dict."""
         try:
@@ -242,6 +427,7 @@ class State:
                     if fop == op:
                         raise Refused(code or "internal", "failing %s on purpose" % op)
                 self.pending_rollback = None
+                self.advance_plans()
                 result = self.handle(op, args)
                 gen = self.visible_generation() if op in ("status", "version") \
                     else self.generation
@@ -259,6 +445,7 @@ class State:
                 err = {"code": e.code, "message": e.message}
                 if e.path:
                     err["path"] = e.path
+                err.update(e.extra)
                 reply = {"id": rid, "ok": False, "generation": self.generation, "error": err}
                 if op in MUTATING:
                     self.audit(op, args, False, e.code, before, args.get("reason")
@@ -320,6 +507,9 @@ def main():
     ap.add_argument("--rollback-after-steps", type=int, default=0)
     ap.add_argument("--lag-ms", type=int, default=0)
     ap.add_argument("--log", default=None)
+    ap.add_argument("--plan-tick-ms", type=int, default=0)
+    ap.add_argument("--plan-fail", default=None)
+    ap.add_argument("--plan-exists-code", choices=("busy", "plan_exists"), default="plan_exists")
     opts = ap.parse_args()
 
     state = State(opts)

@@ -1,6 +1,7 @@
 """cutoverctl, the control CLI, against fake_control.py (a fake control socket with in-memory
-state): every command's happy path, --json, exit codes 2/3/4/5/6/130, fan-out to several
-replicas, the --wait barrier, and `shift` (steps, SIGINT, conflict, auto-rollback).
+state): every command's happy path, --json, exit codes 2/3/4/5, fan-out to several replicas and
+the --wait barrier. `shift` (a server-side plan; exit codes 6 and 130) is in
+test_cutoverctl_shift.py.
 
 Binary: $CUTOVERCTL_BIN, else $REPO/$BUILD/cutoverctl when BUILD is set, else build/cutoverctl.
 Every fake is a separate process registered with the harness (stopped by PID); sockets live in a
@@ -10,7 +11,6 @@ import atexit
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 
-from harness import REPO, HarnessError, Proc, _register, check, unique, wait_until
+from harness import REPO, HarnessError, Proc, _register, check, unique
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE_PY = os.path.join(HERE, "fake_control.py")
@@ -253,10 +253,11 @@ def test_cutoverctl_usage_errors():
         ["frobnicate"],
         [],
         ["--bogus", "status"],
-        ["shift", "app", "--to", "green", "--steps", "10,x", "--reason", "r"],
+        ["shift", "app", "--to", "green", "--steps", "10,x", "--interval", "30s",
+         "--reason", "r"],
         ["shift", "app", "--to", "green", "--steps", "10", "--interval", "5 parsecs",
          "--reason", "r"],
-        ["shift", "app", "--steps", "10", "--reason", "r"],
+        ["shift", "app", "--steps", "10", "--interval", "30s", "--reason", "r"],
     ]
     for args in bad:
         code, out, err = ctl(*S, *args)
@@ -376,143 +377,6 @@ def test_cutoverctl_wait():
     code, out, err = ctl(*socks(stuck), "--wait", "--wait-timeout", "0.5", "rollback", "app",
                          "--reason", "r")
     check(code == 4 and "wait_timeout" in out, "all stuck exited %s: %s %s", code, out, err)
-
-
-# --- shift ---------------------------------------------------------------------------------------
-
-def _wait_ops(fake, op, n, timeout=10.0):
-    return wait_until(lambda: len(fake.ops(op)) >= n and fake.ops(op), timeout,
-                      what="%d %s requests" % (n, op))
-
-
-def test_cutoverctl_shift_steps():
-    a, b = start_fake("--generation", 20), start_fake("--generation", 40)
-    t0 = time.monotonic()
-    code, out, err = ctl(*socks(a, b), "shift", "app", "--to", "green", "--steps", "10,50,100",
-                         "--interval", "200ms", "--reason", "release 7")
-    dt = time.monotonic() - t0
-    check(code == 0, "shift exited %s: %s %s", code, out, err)
-    check(dt >= 0.4, "two intervals of 200 ms took only %.2f s", dt)
-    for f, g0 in ((a, 20), (b, 40)):
-        sw = [e["request"]["args"] for e in f.ops("set-weights")]
-        check([s["weights"] for s in sw] == [{"blue": 90, "green": 10}, {"blue": 50, "green": 50},
-                                             {"blue": 0, "green": 100}], "steps %r", sw)
-        check([s["reason"] for s in sw] == ["release 7 (step 1/3: green=10%)",
-                                            "release 7 (step 2/3: green=50%)",
-                                            "release 7 (step 3/3: green=100%)"], "reasons %r", sw)
-        check([s["expect_generation"] for s in sw] == [g0, g0 + 1, g0 + 2],
-              "expect_generation not threaded: %r", [s["expect_generation"] for s in sw])
-        check(app_weights(f) == {"blue": 0, "green": 100}, "final weights %r", app_weights(f))
-    lines = [l for l in out.splitlines() if l.startswith("step ")]
-    check(len(lines) == 3 and "1/3" in lines[0] and "3/3" in lines[2], "progress %r", out)
-    check("shift complete" in out, "output %r", out)
-    # --json: one document on stdout, progress on stderr
-    c = start_fake()
-    code, out, err = ctl(*socks(c), "--json", "shift", "app", "--to", "green", "--steps",
-                         "25,100", "--interval", "0.1", "--reason", "json")
-    doc = json.loads(out)
-    check(code == 0 and doc["ok"] and doc["steps_applied"] == 2 and len(doc["steps"]) == 2,
-          "shift --json %s %r", code, doc)
-    check(doc["steps"][0]["weights"] == {"blue": 75, "green": 25}, "%r", doc["steps"])
-    check("step 1/2" in err, "progress on stderr %r", err)
-
-
-def test_cutoverctl_shift_three_pools():
-    f = start_fake()
-    code, out, err = ctl(*socks(f), "shift", "tri", "--to", "canary", "--steps", "5,10",
-                         "--interval", "0", "--reason", "r")
-    check(code == 2 and "--from" in err, "three pools without --from: %s %r", code, err)
-    check(not f.ops("set-weights"), "a set-weights was sent")
-    code, out, err = ctl(*socks(f), "shift", "tri", "--to", "canary", "--from", "blue",
-                         "--steps", "5,10", "--interval", "0", "--reason", "r")
-    check(code == 0, "with --from: %s %s %s", code, out, err)
-    ws = [e["request"]["args"]["weights"] for e in f.ops("set-weights")]
-    check(ws == [{"blue": 75, "green": 20, "canary": 5}, {"blue": 70, "green": 20, "canary": 10}],
-          "weights %r", ws)
-    code, out, err = ctl(*socks(f), "shift", "tri", "--to", "canary", "--from", "blue",
-                         "--steps", "90", "--reason", "r")
-    check(code == 2 and "does not fit" in err, "step too large: %s %r", code, err)
-
-
-def test_cutoverctl_shift_sigint():
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        f = start_fake()
-        p = subprocess.Popen([ctl_bin(), "--socket", f.sock, "shift", "app", "--to", "green",
-                              "--steps", "10,50,100", "--interval", "20s", "--reason", "sig"],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        try:
-            _wait_ops(f, "set-weights", 1)
-            wait_until(lambda: len(f.ops("status")) >= 2, 5.0, what="the step's check")
-            time.sleep(0.2)
-            p.send_signal(sig)
-            out, err = p.communicate(timeout=5.0)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        check(p.returncode == 130, "%s: exit %s: %s %s", sig, p.returncode, out, err)
-        check("step is 1/3" in err and "green=10%" in err, "%s: stderr %r", sig, err)
-        check(len(f.ops("set-weights")) == 1, "more steps after the signal: %r",
-              f.ops("set-weights"))
-        check(app_weights(f) == {"blue": 90, "green": 10}, "step 1 not left in place: %r",
-              app_weights(f))
-
-
-def test_cutoverctl_shift_conflict():
-    f = start_fake()
-    p = subprocess.Popen([ctl_bin(), "--socket", f.sock, "shift", "app", "--to", "green",
-                          "--steps", "10,50,100", "--interval", "1s", "--reason", "mine"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_ops(f, "set-weights", 1)
-        # someone else changes the routing state (not the weights) during the interval
-        rep = raw_request(f.sock, {"id": "other", "op": "drain", "args": {
-            "route": "app", "pool": "blue", "endpoint": "127.0.0.1:9001", "reason": "other"}})
-        check(rep["ok"], "concurrent drain %r", rep)
-        out, err = p.communicate(timeout=10.0)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    check(p.returncode == 2, "exit %s: %s %s", p.returncode, out, err)
-    check("CONFLICT" in err and "step 2/3" in err and "1/3" in err, "stderr %r", err)
-    sw = f.ops("set-weights")
-    check(len(sw) == 2 and sw[1].get("code") == "conflict", "set-weights log %r", sw)
-    check(app_weights(f) == {"blue": 90, "green": 10}, "weights %r", app_weights(f))
-    # someone else changing the weights themselves is caught by the check between steps
-    g = start_fake()
-    p = subprocess.Popen([ctl_bin(), "--socket", g.sock, "shift", "app", "--to", "green",
-                          "--steps", "10,50,100", "--interval", "1s", "--reason", "mine"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_ops(g, "set-weights", 1)
-        raw_request(g.sock, {"id": "other", "op": "set-weights", "args": {
-            "route": "app", "weights": {"blue": 70, "green": 30}, "reason": "other"}})
-        out, err = p.communicate(timeout=10.0)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    check(p.returncode == 2 and "someone else" in err, "exit %s: %r", p.returncode, err)
-
-
-def test_cutoverctl_shift_rolled_back():
-    f = start_fake("--rollback-after-steps", 2)
-    code, out, err = ctl(*socks(f), "shift", "app", "--to", "green", "--steps", "10,50,100",
-                         "--interval", "200ms", "--reason", "gated")
-    check(code == 6, "exit %s (want 6): %s %s", code, out, err)
-    check("ROLLED BACK" in err and "2/3" in err, "stderr %r", err)
-    check(len(f.ops("set-weights")) == 2, "steps after the rollback: %r", f.ops("set-weights"))
-    check(app_weights(f) == {"blue": 100, "green": 0}, "weights %r", app_weights(f))
-    g = start_fake("--rollback-after-steps", 1)
-    code, out, err = ctl(*socks(g), "--json", "shift", "app", "--to", "green", "--steps",
-                         "10,100", "--interval", "100ms", "--reason", "gated")
-    doc = json.loads(out)
-    check(code == 6 and doc["stopped"] == "rolled_back" and doc["exit_code"] == 6,
-          "json %s %r", code, doc)
 
 
 # --- framing robustness --------------------------------------------------------------------------
