@@ -43,6 +43,9 @@ static void route_dispose(struct cfg_route *r)
     free(r->sticky.name);
     free(r->override.header);
     cidr_list_dispose(&r->override.trusted_peers);
+    for (size_t i = 0; i < r->override.nsubjects; i++)
+        free(r->override.trusted_subjects[i]);
+    free(r->override.trusted_subjects);
 }
 
 void cfg_upstream_tls_free(struct cfg_upstream_tls *t)

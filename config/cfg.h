@@ -149,6 +149,9 @@ struct cfg_sticky {
 struct cfg_override {
     char *header; /* lower-case header name, NULL when overrides are disabled */
     struct cfg_cidr_list trusted_peers; /* peers whose override header is honoured */
+    char **trusted_subjects; /* when set, the caller must also present a verified client
+                              * certificate with one of these subjects (RFC 2253) */
+    size_t nsubjects;
 };
 
 struct cfg_route {

@@ -215,6 +215,12 @@ static json_t *dump_route(const struct cfg_route *r, bool *ok)
         json_t *ov = json_object();
         put(ov, "header", str(r->override.header), ok);
         put(ov, "trusted_peers", cidrs(&r->override.trusted_peers, ok), ok);
+        if (r->override.nsubjects) {
+            json_t *subs = json_array();
+            for (size_t i = 0; i < r->override.nsubjects; i++)
+                push(subs, str(r->override.trusted_subjects[i]), ok);
+            put(ov, "trusted_subjects", subs, ok);
+        }
         put(o, "override", ov, ok);
     }
     return o;

@@ -1135,10 +1135,34 @@ static void set_sticky(struct pctx *c, const json_t *v, void *base, const struct
     parse_object(c, v, sticky_fields, s);
 }
 
+static void set_subjects(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg_override *o = base;
+    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 64) {
+        perr(c, "expected an array of 1 to 64 certificate subjects");
+        return;
+    }
+    o->trusted_subjects = xcalloc(c, json_array_size(v), sizeof(*o->trusted_subjects));
+    if (o->trusted_subjects == NULL)
+        return;
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        const json_t *e = json_array_get(v, i);
+        size_t old = path_index(c, i);
+        const char *s = json_is_string(e) ? json_string_value(e) : NULL;
+        if (s == NULL || *s == '\0' || strlen(s) > 512 || strchr(s, '=') == NULL)
+            perr(c, "expected a certificate subject such as \"CN=smoke-test,OU=QA,O=Bank\"");
+        else
+            o->trusted_subjects[o->nsubjects++] = xstrdup(c, s);
+        path_pop(c, old);
+    }
+}
+
 static const struct field override_fields[] = {
     {"header", set_token, offsetof(struct cfg_override, header), .flags = F_REQUIRED | F_LOWER},
     {"trusted_peers", set_cidr_list, offsetof(struct cfg_override, trusted_peers), .min = 1,
      .flags = F_REQUIRED},
+    {"trusted_subjects", set_subjects, 0},
     {NULL},
 };
 

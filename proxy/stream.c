@@ -97,6 +97,18 @@ static void fail(struct stream *s, int status, const char *code, const char *msg
     s->ops->fail(s->ctx, s, status, code, msg);
 }
 
+/* The override's certificate rule: no subjects configured, or the caller's verified client
+ * certificate is one of them. */
+static int override_subject_ok(const struct cfg_override *o, const char *subject)
+{
+    if (o->nsubjects == 0)
+        return 1;
+    for (size_t i = 0; subject[0] && i < o->nsubjects; i++)
+        if (strcmp(o->trusted_subjects[i], subject) == 0)
+            return 1;
+    return 0;
+}
+
 static struct cut_slice field_value(const struct http_req *req, const char *lower)
 {
     int i = http_find(req->fields, req->nfields, lower, strlen(lower));
@@ -177,7 +189,8 @@ void stream_start(struct stream *s, const struct http_req *req)
     if (cr->override.header) {
         in.override_value = field_value(req, cr->override.header);
         in.override_trusted = in.override_value.n &&
-                              route_cidr_contains(&cr->override.trusted_peers, peer);
+                              route_cidr_contains(&cr->override.trusted_peers, peer) &&
+                              override_subject_ok(&cr->override, s->client_cert);
     }
     switch (cr->sticky.kind) {
     case CFG_STICKY_HEADER:

@@ -241,6 +241,43 @@ def test_tls_client_auth_and_crl():
 test_tls_client_auth_and_crl.timeout = 180
 
 
+def test_override_trusted_subjects():
+    """override.trusted_subjects: the override header is honoured only for a caller from a
+    trusted peer that also presents a listed client certificate."""
+    pki = Pki()
+    pki.leaf("tester", "smoke tester", None, issuer="ca", client=True)
+    blue, green = start_upstream("blue"), start_upstream("green")
+    port = free_port()
+    cfg = tls_config(port, blue, green, {
+        "certificates": [{"pem": pki.p("server.pem")}], "client_auth": "optional",
+        "client_ca": pki.p("ca.crt")})
+    cfg["routes"][0]["override"] = {"header": "x-cutover-pool", "trusted_peers": ["127.0.0.1/32"],
+                                    "trusted_subjects": ["CN=smoke tester"]}
+    cx = start_cutover(cfg)
+    cx.wait_event("tls_loaded")
+
+    def pool_for(cert):
+        raw = socket.create_connection((HOST, port), timeout=10)
+        s = client_ctx(pki, cert=cert).wrap_socket(raw, server_hostname="app.test")
+        try:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\nx-cutover-pool: green\r\n"
+                      b"Connection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        return data.rpartition(b"\r\n\r\n")[2].strip().decode()
+
+    check(pool_for("tester") == "green", "a listed certificate picks green")
+    check(pool_for("client") == "blue", "another certificate is ignored (weights: blue)")
+    check(pool_for(None) == "blue", "no certificate is ignored")
+    cx.stop()
+
+
 def csi_write(mount, files, stamp):
     """The Secrets Store CSI driver's AtomicWriter: a new timestamped dir, ..data_tmp, rename."""
     ts = os.path.join(mount, "..%s" % stamp)
