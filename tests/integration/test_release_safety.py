@@ -6,12 +6,14 @@ test flips."""
 import http.server
 import json
 import socketserver
+import subprocess
 import threading
 import time
 from datetime import datetime
 
 from harness import HOST, check, free_port, unique, wait_until
 from test_control import Ctl, all_audit_lines, control_section, start_cutover_args, wait_ctl
+from test_cutoverctl import ctl_bin
 from harness import make_config
 
 ROUTE = "app"
@@ -115,20 +117,28 @@ def test_gated_shift_rolls_back_when_green_fails():
     blue, green = Switchable("blue"), Switchable("green")
     cx, path, port = start(blue, green)
     load = Load(port)
+    # the pipeline's command: it starts the plan in cutover and follows it
+    ctl = subprocess.Popen([ctl_bin(), "--socket", path, "shift", ROUTE, "--to", "green",
+                            "--steps", "10,25,50,100", "--interval", "1s", "--gate", "5xx<=5%",
+                            "--min-requests", "20", "--reason", "release 2026.11.24"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
     try:
-        with Ctl(path) as c:
-            rep = c.ok("shift", {"route": ROUTE, "to": "green", "steps": [10, 25, 50, 100],
-                                 "hold_s": 1, "gates": {"max_5xx_percent": 5,
-                                                        "min_requests": 20},
-                                 "reason": "release 2026.11.24"})
-        check(rep["result"]["plan"]["state"] == "running", "plan %r", rep)
-        wait_plan(path, lambda p: p["step"] >= 1, 10, "step 25%")
+        p = wait_plan(path, lambda p: p["step"] >= 1, 10, "step 25%")
+        check(p["state"] == "running", "plan %r", p)
         green.status = 500  # green breaks at 25 %
         p = wait_plan(path, lambda p: p["state"] != "running", 10, "the automatic rollback")
         check(p["state"] == "rolled_back" and p["rolled_back"]["gate"] == "max_5xx_percent"
               and p["rolled_back"]["value"] > 5, "plan %r", p)
+        out, err = ctl.communicate(timeout=15)
+        check(ctl.returncode == 6, "cutoverctl shift exit %s (want 6): %s %s", ctl.returncode,
+              out[-800:], err[-800:])
+        check("max_5xx_percent" in out + err, "the failing gate is not named: %s %s", out, err)
         time.sleep(1.0)
     finally:
+        if ctl.poll() is None:
+            ctl.kill()
+            ctl.wait(5)
         load.stop()
     with Ctl(path) as c:
         st = c.ok("status", {"route": ROUTE})["result"]["routes"][0]
@@ -281,3 +291,61 @@ def test_watchdog_rolls_back_outside_a_plan():
           audit[0]["args"]["gate"] == "watchdog_5xx_percent" and
           audit[0]["args"]["value"] > 10 and audit[0]["args"]["window"]["requests"] >= 10,
           "audit %r", audit)
+
+
+def test_plan_rolls_back_when_green_loses_its_endpoints():
+    """No gate configured: green being ejected (outlier detection) while it carries weight ends
+    the plan with gate "unhealthy"; meanwhile the fail-safe keeps clients on blue."""
+    blue, green = Switchable("blue"), Switchable("green")
+    cx, path, port = start(blue, green, outlier_detection={"consecutive_failures": 3,
+                                                           "base_ejection_ms": 30000})
+    load = Load(port, conns=2)
+    try:
+        with Ctl(path) as c:
+            c.ok("shift", {"route": ROUTE, "to": "green", "steps": [50, 100], "hold_s": 30,
+                           "reason": "no gates"})
+        green.status = 503
+        p = wait_plan(path, lambda p: p["state"] != "running", 10, "rollback on unhealthy")
+        check(p["state"] == "rolled_back" and p["rolled_back"]["gate"] == "unhealthy",
+              "plan %r", p)
+        ev = cx.wait_event("pool_failsafe")
+        check(ev["pool"] == "green", "fail-safe event %r", ev)
+    finally:
+        load.stop()
+    with Ctl(path) as c:
+        w = c.ok("status", {"route": ROUTE})["result"]["routes"][0]["weights"]
+    check(w == {"blue": 100, "green": 0}, "weights %r", w)
+
+
+def test_slow_start_after_return():
+    """A returning endpoint ramps over slow_start_ms: a small share at first, its full share
+    later."""
+    a, b, green = Switchable("blue"), Switchable("blue-2"), Switchable("green")
+    port = free_port()
+    cfg = make_config(port, {"blue": [a.addr, b.addr], "green": [green.addr]},
+                      {"blue": 100, "green": 0}, control=control_section())
+    cfg["routes"][0]["pools"]["blue"]["slow_start_ms"] = 4000
+    cfg["routes"][0]["pools"]["blue"]["balance"] = "round_robin"
+    cfg["routes"][0]["outlier_detection"] = {"consecutive_failures": 3, "base_ejection_ms": 1000}
+    cx = start_cutover_args(cfg, [])
+    wait_ctl(cx)
+    b.status = 503
+    load = Load(port, conns=2)
+    try:
+        cx.wait_event("endpoint_health", timeout=10)
+        b.status = 200
+        wait_until(lambda: [e for e in cx.events("endpoint_health") if e["state"] == "returned"],
+                   5, what="return")
+        n = len(load.rec)
+        time.sleep(0.8)
+        early = [r for r in load.rec[n:] if r[3] == 200]
+        time.sleep(3.5)
+        n = len(load.rec)
+        time.sleep(1.5)
+        late = [r for r in load.rec[n:] if r[3] == 200]
+    finally:
+        load.stop()
+    share = lambda recs: sum(1 for r in recs if r[2] == "blue-2") / max(1, len(recs))  # noqa
+    check(len(early) >= 20 and share(early) < 0.35, "early share %.2f of %d", share(early),
+          len(early))
+    check(len(late) >= 20 and share(late) > 0.35, "late share %.2f of %d", share(late), len(late))
