@@ -913,7 +913,11 @@ static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, js
     if (audit_append(c->audit, &rec, ctl_audit_out, c, err, sizeof err) < 0 && !r->code)
         fail(r, "internal", NULL, "audit log: %s", err);
     const struct command *cmd = op ? find_command(op) : NULL;
-    ctl_count_op(c, cmd ? cmd->op : "unknown", r->code == NULL);
+    /* op names come from the command table (bounded label values); cutover's own plan steps
+     * are not commands but are counted under their name too. */
+    const char *counted = cmd ? cmd->op : op && strcmp(op, "shift-step") == 0 ? "shift-step"
+                                                                                 : "unknown";
+    ctl_count_op(c, counted, r->code == NULL);
     free(args_json);
 }
 
