@@ -473,20 +473,28 @@ static void set_cidr_list(struct pctx *c, const json_t *v, void *base, const str
 
 /* ---- listeners ---- */
 
-static void set_listener_address(struct pctx *c, const json_t *v, void *base, const struct field *f)
+/* A listening "host:port" with a numeric host (listeners, the admin API, the metrics listener):
+ * the text into *address, its parts into *host and *port. */
+static void parse_listen_address(struct pctx *c, const json_t *v, char **address, char **host,
+                                 uint16_t *port)
 {
-    (void)f;
-    struct cfg_listener *l = base;
     if (!json_is_string(v)) {
         perr(c, "expected a string");
         return;
     }
-    const char *err = parse_hostport(json_string_value(v), true, &l->host, &l->port);
+    const char *err = parse_hostport(json_string_value(v), true, host, port);
     if (err != NULL) {
         perr(c, "%s", err);
         return;
     }
-    l->address = xstrdup(c, json_string_value(v));
+    *address = xstrdup(c, json_string_value(v));
+}
+
+static void set_listener_address(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg_listener *l = base;
+    parse_listen_address(c, v, &l->address, &l->host, &l->port);
 }
 
 static void set_protocols(struct pctx *c, const json_t *v, void *base, const struct field *f)
@@ -1442,16 +1450,7 @@ static void set_admin_address(struct pctx *c, const json_t *v, void *base, const
 {
     (void)f;
     struct cfg_admin *a = base;
-    if (!json_is_string(v)) {
-        perr(c, "expected a string");
-        return;
-    }
-    const char *err = parse_hostport(json_string_value(v), true, &a->host, &a->port);
-    if (err != NULL) {
-        perr(c, "%s", err);
-        return;
-    }
-    a->address = xstrdup(c, json_string_value(v));
+    parse_listen_address(c, v, &a->address, &a->host, &a->port);
 }
 
 /* A certificate subject in RFC 2253 form. Only the mistakes people make are caught here (the
@@ -1551,21 +1550,11 @@ static const struct field admin_fields[] = {
     {NULL},
 };
 
-static void set_metrics_address(struct pctx *c, const json_t *v, void *base,
-                                const struct field *f)
+static void set_metrics_address(struct pctx *c, const json_t *v, void *base, const struct field *f)
 {
     (void)f;
     struct cfg_metrics *m = base;
-    if (!json_is_string(v)) {
-        perr(c, "expected a string");
-        return;
-    }
-    const char *err = parse_hostport(json_string_value(v), true, &m->host, &m->port);
-    if (err != NULL) {
-        perr(c, "%s", err);
-        return;
-    }
-    m->address = xstrdup(c, json_string_value(v));
+    parse_listen_address(c, v, &m->address, &m->host, &m->port);
 }
 
 static const struct field metrics_fields[] = {

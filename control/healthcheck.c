@@ -292,23 +292,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     round_done(k, 0, why);
 }
 
-/* host part of "host:port" / "[v6]:port" into out (the name TLS verifies without server_name). */
-static void host_of(const char *name, char *out, size_t cap)
-{
-    const char *b = name, *e;
-    if (*b == '[') {
-        b++;
-        e = strchr(b, ']');
-    } else {
-        e = strrchr(b, ':');
-    }
-    size_t n = e ? (size_t)(e - b) : strlen(b);
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(out, b, n);
-    out[n] = '\0';
-}
-
 /* The socket is connected: wrap it (TLS or not), queue the request, read. */
 static void start_exchange(struct hc_checker *k)
 {
@@ -329,7 +312,7 @@ static void start_exchange(struct hc_checker *k)
             return;
         }
         char host[SNAP_KEY_MAX];
-        host_of(k->name, host, sizeof host);
+        snapshot_endpoint_host(k->name, host, sizeof host);
         k->ssl = tls_client_ssl_new(tc, host, NULL);
         /* Checks speak HTTP/1.1 whatever the pool's protocol (SSL_set_alpn_protos: 0 is ok). */
         if (!k->ssl || SSL_set_alpn_protos(k->ssl, (const unsigned char *)"\x08http/1.1", 9)) {

@@ -301,3 +301,19 @@ void snapshot_pins_dispose(struct snap_pins *p)
         pin_free(p, p->current);
     p->current = NULL;
 }
+
+void snapshot_endpoint_host(const char *name, char *out, size_t cap)
+{
+    const char *b = name, *e;
+    if (*b == '[') {
+        b++;
+        e = strchr(b, ']');
+    } else {
+        e = strrchr(b, ':');
+    }
+    size_t n = e ? (size_t)(e - b) : strlen(b);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, b, n);
+    out[n] = '\0';
+}

@@ -143,6 +143,10 @@ struct snapshot *snapshot_new(struct cfg_hold *hold, uint64_t generation,
  * cap bytes). Returns 0 or CUT_EINVAL. */
 int snapshot_parse_endpoint(const char *text, struct cfg_endpoint *ep, char *buf, size_t cap);
 
+/* The host part of an endpoint name "host:port" / "[v6]:port" into out (truncated to cap - 1):
+ * the name TLS verifies when the pool has no server_name. Any thread. */
+void snapshot_endpoint_host(const char *name, char *out, size_t cap);
+
 /* Atomic reference counting; any thread. unref frees the snapshot with its last reference. */
 void snapshot_ref(struct snapshot *s);
 void snapshot_unref(struct snapshot *s);

@@ -127,30 +127,13 @@ static uint64_t tls_trust_hash(const struct cfg_upstream_tls *t)
     return fnv64(h, cc ? cc->pem : NULL);
 }
 
-/* The host part of "host:port" / "[v6]:port". */
-static void host_of(const char *name, char *out, size_t cap)
-{
-    const char *b = name, *e;
-    if (*b == '[') {
-        b++;
-        e = strchr(b, ']');
-    } else {
-        e = strrchr(b, ':');
-    }
-    size_t n = e ? (size_t)(e - b) : strlen(b);
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(out, b, n);
-    out[n] = '\0';
-}
-
 struct upstream_ep *upstream_ep_get(struct upstream_table *t, const struct snap_endpoint *se,
                                     const struct snap_pool *sp)
 {
     static const char *const protos[] = {"http1", "h2c", "h2"};
     const struct cfg_pool *cp = sp->cfg;
     char key[UPSTREAM_IDENT_MAX], host[UPSTREAM_HOST_MAX];
-    host_of(se->name, host, sizeof host);
+    snapshot_endpoint_host(se->name, host, sizeof host);
     if (sp->tls)
         snprintf(key, sizeof key, "%s|%s|%s|%s|%016llx", se->key, protos[cp->protocol],
                  cp->tls->server_name ? cp->tls->server_name : host,

@@ -212,3 +212,16 @@ Test(snapshot, parse_endpoint_forms)
     cr_assert_eq(snapshot_parse_endpoint("host:70000", &ep, buf, sizeof buf), CUT_EINVAL);
     cr_assert_eq(snapshot_parse_endpoint(":80", &ep, buf, sizeof buf), CUT_EINVAL);
 }
+
+Test(snapshot, endpoint_host)
+{
+    char h[16];
+    snapshot_endpoint_host("green.svc.bank:8443", h, sizeof h);
+    cr_assert_str_eq(h, "green.svc.bank");
+    snapshot_endpoint_host("[fd00::10]:443", h, sizeof h);
+    cr_assert_str_eq(h, "fd00::10");
+    snapshot_endpoint_host("10.0.0.5:80", h, sizeof h);
+    cr_assert_str_eq(h, "10.0.0.5");
+    snapshot_endpoint_host("a-very-long-host-name.example:1", h, sizeof h);
+    cr_assert_eq(strlen(h), sizeof h - 1, "truncated to the buffer");
+}
