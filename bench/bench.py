@@ -39,7 +39,7 @@ PROXY_CPU = "0"  # every proxy, one worker, pinned here
 LOAD_CPU = "1" if NCPU > 1 else "0"  # wrk and the origins
 
 P = {
-    "repeats": 1 if SMOKE else 3,
+    "repeats": int(os.environ.get("REPEATS", "1" if SMOKE else "5")),
     "warmup": 1,
     "duration": 1 if SMOKE else 5,
     "conns_small": 10 if SMOKE else 50,
@@ -520,49 +520,62 @@ def check_tls(label, runs):
 
 
 def scenario_throughput(ctx, name, path, conns, tool="wrk", proxies=None, ceiling=True):
-    """Runs one throughput scenario for every proxy and for the origin directly."""
+    """Runs one throughput scenario for every proxy and for the origin directly.
+
+    Interleaved: every target is started first (idle ones cost nothing on the proxy CPU), then
+    each repeat runs every target once, in a rotated order (repeat 1: A B C, repeat 2: B C A,
+    ...), so that a noisy minute of the shared machine hits every proxy rather than one."""
     out = {}
     targets = (["origin"] if ceiling else []) + (proxies or PROXIES)
-    for kind in targets:
-        label = f"{name}/{kind}"
-        if tool == "h2c" and kind not in H2C_CAPABLE:
-            out[kind] = {"pending": "cutover has no h2 yet"}
-            continue
-        try:
-            proc, port = start_proxy(kind, ctx, tls=tool in TLS_TOOLS)
-        except RuntimeError as e:
-            fail(f"{label}: {e}")
-            out[kind] = {"error": str(e)}
-            continue
-        try:
+    started = {}
+    try:
+        for kind in targets:
+            label = f"{name}/{kind}"
+            if tool == "h2c" and kind not in H2C_CAPABLE:
+                out[kind] = {"pending": "no h2c"}
+                continue
+            try:
+                proc, port = start_proxy(kind, ctx, tls=tool in TLS_TOOLS)
+            except RuntimeError as e:
+                fail(f"{label}: {e}")
+                out[kind] = {"error": str(e)}
+                continue
             if tool == "h2c" and kind == "nginx":
                 port = ctx["h2c_port"][port]
             elif tool in TLS_TOOLS:
                 port = ctx["tls_port"][port]
-            unit = "handshake" if tool == "handshakes" else "req"
-            runs = []
-            for i in range(P["repeats"]):
+            started[kind] = (proc, port, [])
+        order = list(started)
+        unit = "handshake" if tool == "handshakes" else "req"
+        for i in range(P["repeats"]):
+            k = i % len(order) if order else 0
+            for kind in order[k:] + order[:k]:
+                proc, port, runs = started[kind]
+                if not proc.alive():
+                    continue
                 r = measured_wrk(proc, port, ctx["origins"], path, conns, tool=tool)
                 runs.append(r)
-                log(f"{label} run {i + 1}: {r['rps']:.0f} {'handshakes' if unit == 'handshake' else 'req'}/s, p99 {r.get('p99_ms')} ms, "
+                log(f"{name}/{kind} run {i + 1}: {r['rps']:.0f} {'handshakes' if unit == 'handshake' else 'req'}/s, p99 {r.get('p99_ms')} ms, "
                     f"proxy {r.get('cpu_us_per_req') or 0:.2f} us/{unit}, "
                     f"proxy busy {r.get('proxy_busy', 0):.2f}, load cpu busy {r['load_cpu_busy']:.2f}")
                 if not proc.alive():
-                    fail(f"{label}: {kind} died during the run (exit {proc.p.returncode})")
-                    break
+                    fail(f"{name}/{kind}: {kind} died during the run (exit {proc.p.returncode})")
+        for kind, (proc, port, runs) in started.items():
+            label = f"{name}/{kind}"
             check_runs(label, runs)
             out[kind] = {"runs": runs}
             if tool in TLS_TOOLS:
                 out[kind]["tls"] = check_tls(label, runs)
-            for k in ("rps", "p50_ms", "p99_ms", "mean_ms", "cpu_us_per_req", "bytes_per_s",
-                      "proxy_busy", "load_cpu_busy"):
-                s = summarize(runs, k)
+            for key in ("rps", "p50_ms", "p99_ms", "mean_ms", "cpu_us_per_req", "bytes_per_s",
+                        "proxy_busy", "load_cpu_busy"):
+                s = summarize(runs, key)
                 if s:
-                    out[kind][k] = s
-        finally:
+                    out[kind][key] = s
+    finally:
+        for kind, (proc, port, runs) in started.items():
             rc = proc.stop()
             if rc not in (0, -signal.SIGTERM, 143) and kind == "cutover":
-                fail(f"{label}: cutover exited with {rc} on SIGTERM")
+                fail(f"{name}/{kind}: cutover exited with {rc} on SIGTERM")
     return out
 
 
