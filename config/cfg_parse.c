@@ -976,13 +976,6 @@ static void check_pool_protocol(struct pctx *c, const json_t *v, const struct cf
         perr(c, "\"h2\" is negotiated with TLS ALPN: add \"tls\" (or use \"h2c\" for "
                 "cleartext HTTP/2)");
     path_pop(c, old);
-    if (p->protocol == CFG_UP_H2C && p->health_check.enabled) {
-        old = path_key(c, "health_check");
-        perr(c, "active checks speak HTTP/1.1 and cannot reach an h2c (prior knowledge) pool: "
-                "rely on outlier_detection, or use \"h2\" with \"tls\" (the check then "
-                "negotiates http/1.1)");
-        path_pop(c, old);
-    }
 }
 
 static bool valid_pool_name(const char *s)

@@ -13,6 +13,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -24,6 +25,7 @@
 
 #define HC_WHY_MAX 160
 #define HC_REQ_MAX 4096
+#define HC_H2_MAX_READ 65536 /* HTTP/2: bytes read before the status, at most (frames, padding) */
 
 enum hc_phase { HC_IDLE = 0, HC_CONNECTING, HC_EXCHANGE };
 
@@ -38,11 +40,18 @@ struct hc_checker {
     socklen_t addrlen;
     struct cfg_health_check conf; /* copy; path and host owned */
     int tls;                      /* the pool uses TLS */
+    int h2;                       /* the pool speaks HTTP/2 (h2c or h2): so does the check */
     enum hc_phase phase;
     int fd;
     int handshaken; /* TLS: the handshake completed */
     SSL *ssl;
     struct bufferevent *bev;
+    nghttp2_session *ng;   /* HTTP/2 checks: the client session of the round */
+    int32_t h2_stream;     /* its one request */
+    unsigned h2_status;    /* the response's :status, 0 until seen */
+    int h2_closed;         /* the stream closed without a status... */
+    uint32_t h2_code;      /* ...with this error code */
+    size_t h2_read;        /* bytes received this round (bounded by HC_H2_MAX_READ) */
     struct event *ev_conn; /* EV_WRITE: the non-blocking connect finished */
     struct event *timer;   /* HC_IDLE: the next round; otherwise: the round's deadline */
     struct healthcheck_run run;
@@ -146,6 +155,10 @@ static void close_round(struct hc_checker *k)
         event_free(k->ev_conn);
         k->ev_conn = NULL;
     }
+    if (k->ng) {
+        nghttp2_session_del(k->ng);
+        k->ng = NULL;
+    }
     if (k->bev) {
         bufferevent_free(k->bev); /* neither BEV_OPT_CLOSE_ON_FREE: fd and SSL are ours */
         k->bev = NULL;
@@ -159,6 +172,11 @@ static void close_round(struct hc_checker *k)
         k->fd = -1;
     }
     k->handshaken = 0;
+    k->h2_stream = 0;
+    k->h2_status = 0;
+    k->h2_closed = 0;
+    k->h2_code = 0;
+    k->h2_read = 0;
     k->phase = HC_IDLE;
 }
 
@@ -251,9 +269,16 @@ static void bev_failure(struct hc_checker *k, char *why, size_t cap)
     ERR_clear_error();
 }
 
+static void h2_read(struct hc_checker *k);
+static int alpn_is_h2(SSL *ssl);
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct hc_checker *k = arg;
+    if (k->ng) {
+        h2_read(k);
+        return;
+    }
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t n = evbuffer_get_length(in);
     if (n > HEALTHCHECK_MAX_READ)
@@ -280,6 +305,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) { /* TLS: the handshake completed */
         k->handshaken = 1;
+        if (k->h2 && !alpn_is_h2(k->ssl))
+            round_done(k, 0, "tls: the endpoint did not select ALPN h2");
         return;
     }
     char why[HC_WHY_MAX];
@@ -292,13 +319,134 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     round_done(k, 0, why);
 }
 
+/* ---- HTTP/2 checks: one nghttp2 client session per round, one GET, the :status decides ---- */
+
+static int alpn_is_h2(SSL *ssl)
+{
+    const unsigned char *p = NULL;
+    unsigned n = 0;
+    SSL_get0_alpn_selected(ssl, &p, &n);
+    return n == 2 && memcmp(p, "h2", 2) == 0;
+}
+
+/* The callbacks only record: the round ends after nghttp2 returns (ending it frees the session). */
+static int h2_on_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t *name,
+                        size_t nl, const uint8_t *value, size_t vl, uint8_t flags, void *arg)
+{
+    struct hc_checker *k = arg;
+    (void)ng;
+    (void)flags;
+    if (fr->hd.type != NGHTTP2_HEADERS || fr->hd.stream_id != k->h2_stream || k->h2_status ||
+        nl != 7 || memcmp(name, ":status", 7) != 0)
+        return 0;
+    unsigned s = 0;
+    for (size_t i = 0; i < vl && i < 4; i++)
+        s = value[i] >= '0' && value[i] <= '9' ? s * 10 + (unsigned)(value[i] - '0') : 0;
+    /* nghttp2 has checked the field: three digits; 1xx are interim, wait for the final one */
+    if (vl == 3 && s >= 200)
+        k->h2_status = s;
+    return 0;
+}
+
+static int h2_on_close(nghttp2_session *ng, int32_t id, uint32_t code, void *arg)
+{
+    struct hc_checker *k = arg;
+    (void)ng;
+    if (id == k->h2_stream && !k->h2_status) {
+        k->h2_closed = 1;
+        k->h2_code = code;
+    }
+    return 0;
+}
+
+/* Sends what the session has queued into the bufferevent. <0: out of memory. */
+static int h2_flush(struct hc_checker *k)
+{
+    for (;;) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(k->ng, &data);
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            return 0;
+        if (bufferevent_write(k->bev, data, (size_t)n) < 0)
+            return CUT_ENOMEM;
+    }
+}
+
+/* Feeds what arrived to the session, answers it (SETTINGS ack), and ends the round once the
+ * request's final status is in, or the stream or the session failed. */
+static void h2_read(struct hc_checker *k)
+{
+    struct evbuffer *in = bufferevent_get_input(k->bev);
+    char why[HC_WHY_MAX];
+    size_t n;
+    while ((n = evbuffer_get_length(in)) > 0) {
+        const unsigned char *p = evbuffer_pullup(in, -1);
+        ssize_t used = p ? nghttp2_session_mem_recv(k->ng, p, n) : CUT_ENOMEM;
+        if (used < 0) {
+            snprintf(why, sizeof why, "h2: %s",
+                     used == CUT_ENOMEM ? "out of memory" : nghttp2_strerror((int)used));
+            round_done(k, 0, why);
+            return;
+        }
+        evbuffer_drain(in, (size_t)used);
+        k->h2_read += (size_t)used;
+    }
+    if (k->h2_status) {
+        snprintf(why, sizeof why, "status %u", k->h2_status);
+        round_done(k, k->h2_status >= k->conf.status_min && k->h2_status <= k->conf.status_max,
+                   why);
+    } else if (k->h2_closed) {
+        snprintf(why, sizeof why, "h2: stream closed without a response (%s)",
+                 nghttp2_http2_strerror(k->h2_code));
+        round_done(k, 0, why);
+    } else if (k->h2_read > HC_H2_MAX_READ) {
+        round_done(k, 0, "h2: more than 64 KiB received without a response status");
+    } else if (h2_flush(k) < 0) {
+        round_done(k, 0, "out of memory");
+    } else if (!nghttp2_session_want_read(k->ng)) {
+        round_done(k, 0, "h2: the endpoint ended the session (GOAWAY) before answering");
+    }
+}
+
+/* A client session with the check's request queued (sent once the bufferevent runs). */
+static int h2_start(struct hc_checker *k, const char *host)
+{
+    nghttp2_session_callbacks *cbs = NULL;
+    int ok = nghttp2_session_callbacks_new(&cbs) == 0;
+    if (ok) {
+        nghttp2_session_callbacks_set_on_header_callback(cbs, h2_on_header);
+        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_on_close);
+        ok = nghttp2_session_client_new(&k->ng, cbs, k) == 0;
+        nghttp2_session_callbacks_del(cbs);
+    }
+    if (!ok)
+        return CUT_ENOMEM;
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+                                   {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, HEALTHCHECK_MAX_READ}};
+    const char *scheme = k->tls ? "https" : "http";
+#define HC_NV(n, v) {(uint8_t *)(n), (uint8_t *)(uintptr_t)(v), sizeof(n) - 1, strlen(v), \
+                     NGHTTP2_NV_FLAG_NO_COPY_NAME}
+    nghttp2_nv nv[] = {HC_NV(":method", "GET"), HC_NV(":scheme", scheme),
+                       HC_NV(":authority", host), HC_NV(":path", k->conf.path),
+                       HC_NV("user-agent", "cutover-health-check")};
+#undef HC_NV
+    if (nghttp2_submit_settings(k->ng, NGHTTP2_FLAG_NONE, iv, CUT_ARRAY_LEN(iv)) != 0)
+        return CUT_ENOMEM;
+    k->h2_stream = nghttp2_submit_request(k->ng, NULL, nv, CUT_ARRAY_LEN(nv), NULL, NULL);
+    if (k->h2_stream < 0)
+        return CUT_ENOMEM;
+    return h2_flush(k);
+}
+
 /* The socket is connected: wrap it (TLS or not), queue the request, read. */
 static void start_exchange(struct hc_checker *k)
 {
     struct ctl *c = k->h->c;
     char req[HC_REQ_MAX];
-    int len =
-        healthcheck_request(req, sizeof req, k->conf.path, k->conf.host ? k->conf.host : k->name);
+    const char *host = k->conf.host ? k->conf.host : k->name;
+    int len = k->h2 ? 0 : healthcheck_request(req, sizeof req, k->conf.path, host);
     if (len < 0) {
         round_done(k, 0, "request too long");
         return;
@@ -311,11 +459,13 @@ static void start_exchange(struct hc_checker *k)
             round_done(k, 0, "tls: no client context");
             return;
         }
-        char host[SNAP_KEY_MAX];
-        snapshot_endpoint_host(k->name, host, sizeof host);
-        k->ssl = tls_client_ssl_new(tc, host, NULL);
-        /* Checks speak HTTP/1.1 whatever the pool's protocol (SSL_set_alpn_protos: 0 is ok). */
-        if (!k->ssl || SSL_set_alpn_protos(k->ssl, (const unsigned char *)"\x08http/1.1", 9)) {
+        char sni[SNAP_KEY_MAX];
+        snapshot_endpoint_host(k->name, sni, sizeof sni);
+        k->ssl = tls_client_ssl_new(tc, sni, NULL);
+        /* The check speaks the pool's protocol (SSL_set_alpn_protos: 0 is ok). */
+        const char *alpn = k->h2 ? "\x02h2" : "\x08http/1.1";
+        if (!k->ssl ||
+            SSL_set_alpn_protos(k->ssl, (const unsigned char *)alpn, (unsigned)strlen(alpn))) {
             round_done(k, 0, "out of memory");
             return;
         }
@@ -331,7 +481,7 @@ static void start_exchange(struct hc_checker *k)
     k->phase = HC_EXCHANGE;
     bufferevent_setcb(k->bev, on_read, NULL, on_event, k);
     bufferevent_setwatermark(k->bev, EV_READ, 0, HEALTHCHECK_MAX_READ);
-    if (bufferevent_write(k->bev, req, (size_t)len) < 0 ||
+    if ((k->h2 ? h2_start(k, host) : bufferevent_write(k->bev, req, (size_t)len)) < 0 ||
         bufferevent_enable(k->bev, EV_READ | EV_WRITE) < 0) {
         round_done(k, 0, "out of memory");
         return;
@@ -527,7 +677,7 @@ void healthcheck_sync(struct healthcheck *h)
                 struct hc_checker *k = checker_find(h, sr->cfg->name, sp->cfg->name, se->key);
                 if (k && k->seen)
                     continue; /* the same address twice in a pool: one checker */
-                int tls = sp->tls != NULL;
+                int tls = sp->tls != NULL, h2 = sp->cfg->protocol != CFG_UP_HTTP1;
                 if (!k) {
                     k = checker_new(h, sr->cfg->name, sp->cfg->name, se, conf);
                     if (!k) {
@@ -538,13 +688,15 @@ void healthcheck_sync(struct healthcheck *h)
                     k->next = h->list;
                     h->list = k;
                     k->tls = tls;
+                    k->h2 = h2;
                     restart(k);
-                } else if (!same_conf(&k->conf, conf) || k->tls != tls) {
+                } else if (!same_conf(&k->conf, conf) || k->tls != tls || k->h2 != h2) {
                     struct cfg_health_check fresh;
                     if (conf_copy(&fresh, conf) == 0) {
                         conf_dispose(&k->conf);
                         k->conf = fresh;
                         k->tls = tls;
+                        k->h2 = h2;
                         restart(k);
                     } /* else: out of memory, it keeps checking with what it had */
                 }

@@ -4,14 +4,15 @@
  *
  * One checker per (route, pool, endpoint key) of the current snapshot. Each round connects
  * (non-blocking), over TLS with the pool's client context when the pool uses TLS (upstream
- * certificate and name verified, client certificate presented, ALPN "http/1.1"), sends
+ * certificate and name verified, client certificate presented, ALPN "http/1.1" or "h2"), sends
  *
  *     GET <path> HTTP/1.1\r\nHost: <host, or the endpoint as configured>\r\n
  *     User-Agent: cutover-health-check\r\nConnection: close\r\n\r\n
  *
  * and reads at most HEALTHCHECK_MAX_READ bytes until the status line is complete. A round
- * succeeds iff the status is within [status_min, status_max], all within timeout_ms. Checks are
- * HTTP/1.1 for every pool protocol, h2 and h2c included (documented in docs/configuration.md).
+ * succeeds iff the status is within [status_min, status_max], all within timeout_ms. Pools that
+ * speak HTTP/2 (h2c, h2) are checked over HTTP/2 instead: an nghttp2 client session per round,
+ * one GET stream (:authority = the host above), the final :status decides; h2 requires ALPN h2.
  *
  * Endpoints start up (serving): an endpoint goes down after unhealthy_threshold failed rounds
  * in a row and comes back after healthy_threshold good rounds in a row; each change goes

@@ -157,20 +157,21 @@ static void render_weights(struct ctl *c, struct evbuffer *b)
         }
     }
     family(b, "cutover_endpoints", "gauge",
-           "Endpoints per route and pool in the serving snapshot, by state.");
+           "Endpoints per route and pool in the serving snapshot, by state: serving, "
+           "unhealthy (failed active checks or ejected), drained (by an operator).");
     const struct snapshot *s = c->snap;
     for (unsigned r = 0; s && r < s->nroutes; r++) {
         for (unsigned p = 0; p < s->routes[r].npools; p++) {
             const struct snap_pool *sp = &s->routes[r].pools[p];
-            unsigned drained = 0;
+            unsigned n[3] = {0, 0, 0}; /* serving, unhealthy, drained */
             for (unsigned k = 0; k < sp->neps; k++)
-                drained += sp->eps[k].drained != 0;
-            evbuffer_add_printf(b, "cutover_endpoints{");
-            route_pool(b, s->routes[r].cfg->name, sp->cfg->name);
-            evbuffer_add_printf(b, ",state=\"serving\"} %u\n", sp->neps - drained);
-            evbuffer_add_printf(b, "cutover_endpoints{");
-            route_pool(b, s->routes[r].cfg->name, sp->cfg->name);
-            evbuffer_add_printf(b, ",state=\"drained\"} %u\n", drained);
+                n[sp->eps[k].drained ? 2 : sp->eps[k].unhealthy ? 1 : 0]++;
+            static const char *const names[3] = {"serving", "unhealthy", "drained"};
+            for (unsigned i = 0; i < 3; i++) {
+                evbuffer_add_printf(b, "cutover_endpoints{");
+                route_pool(b, s->routes[r].cfg->name, sp->cfg->name);
+                evbuffer_add_printf(b, ",state=\"%s\"} %u\n", names[i], n[i]);
+            }
         }
     }
 }

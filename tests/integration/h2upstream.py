@@ -2,7 +2,7 @@
 """h2upstream.py - an HTTP/2 test upstream (Debian's python3-h2) for the cutover tests.
 
     h2upstream.py --port P --name NAME [--log FILE] [--tls-cert F --tls-key F [--tls-client-ca F]]
-                  [--max-streams N] [--goaway-after N]
+                  [--max-streams N] [--goaway-after N] [--health-file F]
 
 Cleartext: HTTP/2 with prior knowledge (h2c). With --tls-cert: TLS, ALPN "h2" only.
 Paths:
@@ -14,6 +14,7 @@ Paths:
   /slow/MS        answers after MS milliseconds
   /status/N       status N
   /bighead/N      200 with a response field x-big of N bytes
+  /healthz[/...]  with --health-file F: 200 "ok" while F contains "ok", 503 otherwise
   /drop-once      the first such request (per process): the whole body is read and logged, then
                   the TCP connection is aborted without a response; later ones: as "anything else"
   anything else   "NAME\\n"
@@ -216,6 +217,16 @@ class Conn:
                     await self.send_data(sid, b"tick %d\n" % i)
                     await asyncio.sleep(ms / 1000.0)
                 self.h2.end_stream(sid)
+            elif self.srv.health_file and (path == "/healthz" or path.startswith("/healthz/")):
+                try:
+                    with open(self.srv.health_file) as f:
+                        healthy = f.read().strip() == "ok"
+                except OSError:
+                    healthy = False
+                body = b"ok\n" if healthy else b"unhealthy\n"
+                self.h2.send_headers(sid, [(":status", "200" if healthy else "503"),
+                                           ("content-length", str(len(body)))])
+                await self.send_data(sid, body, end=True)
             elif path.startswith("/slow/"):
                 await asyncio.sleep(int(path[6:]) / 1000.0)
                 body = (name + "\n").encode()
@@ -246,6 +257,7 @@ class Server:
         self.name = args.name
         self.max_streams = args.max_streams
         self.goaway_after = args.goaway_after
+        self.health_file = args.health_file
         self.logf = open(args.log, "a", buffering=1) if args.log else None
         self.serial = 0
         self.dropped = False
@@ -284,6 +296,7 @@ async def main():
     ap.add_argument("--tls-client-ca")
     ap.add_argument("--max-streams", type=int, default=0)
     ap.add_argument("--goaway-after", type=int, default=0)
+    ap.add_argument("--health-file")
     args = ap.parse_args()
     srv = Server(args)
     server = await asyncio.start_server(srv.handle, "127.0.0.1", args.port, backlog=1024,

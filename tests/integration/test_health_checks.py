@@ -12,8 +12,9 @@ import socket
 import threading
 import time
 
-from harness import (HOST, RawConn, check, free_port, make_config, start_cutover, start_upstream,
-                     unique, wait_until)
+from harness import (HOST, RawConn, check, free_port, make_config, start_cutover,
+                     start_h2upstream, start_upstream, unique, wait_port, wait_until)
+from test_metrics import get, parse_prometheus, sample
 from test_tls import Pki
 
 HC = {"path": "/healthz", "interval_ms": 200, "jitter_ms": 50, "timeout_ms": 150,
@@ -24,12 +25,14 @@ DOWN_WITHIN = HC["unhealthy_threshold"] * ROUND + SLACK
 UP_WITHIN = HC["healthy_threshold"] * ROUND + SLACK
 
 
-def hc_upstream(name, args=()):
-    """An upstream whose /healthz answers 200 while set_health(up, True), 503 otherwise."""
+def hc_upstream(name, args=(), h2=False):
+    """An upstream whose /healthz answers 200 while set_health(up, True), 503 otherwise.
+    h2: h2upstream.py (HTTP/2: h2c, or h2 over TLS) instead of upstream.py."""
     path = unique("health-" + name)
     with open(path, "w") as f:
         f.write("ok")
-    up = start_upstream(name, args=["--health-file", path, *args])
+    start = start_h2upstream if h2 else start_upstream
+    up = start(name, args=["--health-file", path, *args])
     up.health_path = path
     return up
 
@@ -71,6 +74,15 @@ def upstreams_of(port, n, path="/"):
     return out
 
 
+def endpoint_states(mport, pool):
+    """cutover_endpoints of route app and pool, by state, from /metrics (strictly parsed)."""
+    st, _, text = get(mport, "/metrics")
+    check(st == 200, "metrics status %s", st)
+    fams = parse_prometheus(text)
+    return {state: int(sample(fams, "cutover_endpoints", route="app", pool=pool, state=state))
+            for state in ("serving", "unhealthy", "drained")}
+
+
 def health_requests(up):
     return [q for q in up.requests() if q["path"].startswith("/healthz")]
 
@@ -87,9 +99,11 @@ def config(port, pools, weights, checked=("blue", "green"), **kw):
 def test_endpoint_down_and_back():
     b1, b2 = hc_upstream("b1"), hc_upstream("b2")
     green = start_upstream("green")
-    port = free_port()
+    port, mport = free_port(), free_port()
     cx = start_cutover(config(port, {"blue": [b1, b2], "green": [green]},
-                              {"blue": 100, "green": 0}, checked=("blue",)))
+                              {"blue": 100, "green": 0}, checked=("blue",),
+                              metrics={"address": "%s:%d" % (HOST, mport)}))
+    wait_port(mport, 10.0, cx.popen)
     # Start up: serving at once (no check needed), and healthy endpoints raise no event.
     ups = upstreams_of(port, 10)
     check(set(ups) == {"b1", "b2"}, "both endpoints should serve from the start: %r", ups)
@@ -110,11 +124,17 @@ def test_endpoint_down_and_back():
     check(not health_events(cx, key(b2), after=n), "b2 changed state: %r", health_events(cx))
     ups = upstreams_of(port, 30)
     check(set(ups) == {"b2"}, "traffic still reaches the down endpoint: %r", ups)
+    check(endpoint_states(mport, "blue") == {"serving": 1, "unhealthy": 1, "drained": 0} and
+          endpoint_states(mport, "green") == {"serving": 1, "unhealthy": 0, "drained": 0},
+          "cutover_endpoints: %r %r", endpoint_states(mport, "blue"),
+          endpoint_states(mport, "green"))
 
     n = len(cx.events())
     set_health(b1, True)
     ev, took = wait_health(cx, key(b1), "up", n, UP_WITHIN)
     check(ev["reason"] == "status 200", "up event %r", ev)
+    check(endpoint_states(mport, "blue") == {"serving": 2, "unhealthy": 0, "drained": 0},
+          "cutover_endpoints after the return: %r", endpoint_states(mport, "blue"))
     ups = upstreams_of(port, 30)
     check(ups.count("b1") >= 10 and ups.count("b2") >= 10, "traffic did not come back: %r", ups)
     cx.stop()
@@ -215,6 +235,80 @@ def test_tls_pool_checked_over_tls():
 
 
 test_tls_pool_checked_over_tls.timeout = 90
+
+
+def test_http2_pools_checked_over_http2():
+    # h2c (prior knowledge): the check is an HTTP/2 GET stream, and its status decides.
+    blue = start_upstream("blue")
+    green = hc_upstream("green", h2=True)
+    port = free_port()
+    cfg = config(port, {"blue": [blue], "green": [green]}, {"blue": 50, "green": 50},
+                 checked=("green",))
+    cfg["routes"][0]["pools"]["green"]["protocol"] = "h2c"
+    cx = start_cutover(cfg)
+    wait_until(lambda: len(health_requests(green)) >= 3, 3.0, what="three h2c checks")
+    q = health_requests(green)[0]
+    hdrs = dict(q["headers"])
+    check(q["method"] == "GET" and q["scheme"] == "http" and q["authority"] == key(green) and
+          q["path"] == "/healthz" and hdrs.get("user-agent") == "cutover-health-check",
+          "h2c check request %r", q)
+    check(not health_events(cx), "events for a healthy h2c endpoint: %r", health_events(cx))
+    ups = upstreams_of(port, 20)
+    check(set(ups) == {"blue", "green"}, "50/50 split expected: %r", ups)
+
+    n = len(cx.events())
+    set_health(green, False)
+    ev, _ = wait_health(cx, key(green), "down", n, DOWN_WITHIN)
+    check(ev["reason"] == "status 503" and ev["pool"] == "green", "down event %r", ev)
+    ups = upstreams_of(port, 20)
+    check(set(ups) == {"blue"}, "the down h2c pool still gets traffic: %r", ups)
+    n = len(cx.events())
+    set_health(green, True)
+    ev, _ = wait_health(cx, key(green), "up", n, UP_WITHIN)
+    check(ev["reason"] == "status 200", "up event %r", ev)
+    cx.stop()
+
+    # h2 over TLS: ALPN h2, the pool's verification and client certificate, scheme https.
+    pki = Pki()
+    green2 = hc_upstream("green2", ["--tls-cert", pki.p("server.chain.crt"),
+                                    "--tls-key", pki.p("server.key"),
+                                    "--tls-client-ca", pki.p("ca.crt")], h2=True)
+    tls = {"ca": pki.p("ca.crt"), "server_name": "app.test",
+           "client_certificate": {"cert": pki.p("client.crt"), "key": pki.p("client.key")}}
+    port2 = free_port()
+    cfg2 = config(port2, {"blue": [blue], "green": [green2]}, {"blue": 0, "green": 100},
+                  checked=("green",))
+    cfg2["routes"][0]["pools"]["green"].update(protocol="h2", tls=tls)
+    cx2 = start_cutover(cfg2)
+    wait_until(lambda: len(health_requests(green2)) >= 3, 3.0, what="three h2 checks over TLS")
+    for q in health_requests(green2)[:3]:
+        t = q["tls"]
+        check(q["scheme"] == "https" and t["alpn"] == "h2" and t["sni"] == "app.test" and
+              t["client_cert"] == "commonName=client one", "h2 check over TLS: %r", q)
+    check(not health_events(cx2), "events for a healthy h2 endpoint: %r", health_events(cx2))
+    n = len(cx2.events())
+    set_health(green2, False)
+    ev, _ = wait_health(cx2, key(green2), "down", n, DOWN_WITHIN)
+    check(ev["reason"] == "status 503", "down event %r", ev)
+    cx2.stop()
+
+    # An h2 pool whose endpoint speaks only HTTP/1.1 (ALPN http/1.1): down, and the reason says why.
+    green3 = hc_upstream("green3", ["--tls-cert", pki.p("server.chain.crt"),
+                                    "--tls-key", pki.p("server.key")])
+    port3 = free_port()
+    cfg3 = config(port3, {"blue": [blue], "green": [green3]}, {"blue": 50, "green": 50},
+                  checked=("green",))
+    cfg3["routes"][0]["pools"]["green"].update(protocol="h2", tls=dict(tls))
+    del cfg3["routes"][0]["pools"]["green"]["tls"]["client_certificate"]
+    cx3 = start_cutover(cfg3)
+    ev, _ = wait_health(cx3, key(green3), "down", 0, DOWN_WITHIN)
+    check(ev["reason"] == "tls: the endpoint did not select ALPN h2", "down event %r", ev)
+    check(not health_requests(green3), "a check was sent over the wrong protocol: %r",
+          health_requests(green3))
+    cx3.stop()
+
+
+test_http2_pools_checked_over_http2.timeout = 120
 
 
 class Hanging:
