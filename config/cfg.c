@@ -108,6 +108,11 @@ void cfg_free(struct cfg *cfg)
     for (size_t i = 0; i < cfg->admin.nroles; i++)
         free(cfg->admin.roles[i].subject);
     free(cfg->admin.roles);
+    free(cfg->siem.address);
+    free(cfg->siem.host);
+    cfg_upstream_tls_free(cfg->siem.tls);
+    free(cfg->siem.vendor);
+    free(cfg->siem.hostname);
     free(cfg);
 }
 

@@ -242,6 +242,24 @@ struct cfg_admin {
     unsigned idle_timeout;    /* ms: a keep-alive connection between requests */
 };
 
+/* Audit records and security events to the SIEM (QRadar): LEEF 2.0 in RFC 5424 syslog over TLS
+ * (docs/configuration.md, "siem"). */
+enum cfg_siem_framing { CFG_SIEM_OCTET_COUNTING = 0, CFG_SIEM_NEWLINE };
+
+struct cfg_siem {
+    char *address; /* "host:port" as written; NULL: no SIEM */
+    char *host;    /* its host (DNS name or numeric address) */
+    uint16_t port;
+    struct cfg_upstream_tls *tls; /* required; the collector's certificate is always verified */
+    char *vendor;                 /* LEEF Vendor */
+    char delimiter;               /* LEEF 2.0 attribute delimiter */
+    char *hostname;               /* RFC 5424 HOSTNAME; NULL: the machine's host name */
+    unsigned facility;            /* 0..23 */
+    enum cfg_siem_framing framing;
+    unsigned max_queue_bytes;
+    unsigned connect_timeout_ms, write_timeout_ms;
+};
+
 struct cfg {
     char *cluster;
     char *region;
@@ -257,6 +275,7 @@ struct cfg {
     struct cfg_control control;
     struct cfg_metrics metrics;
     struct cfg_admin admin;
+    struct cfg_siem siem;
 };
 
 /* One problem found in a configuration: the JSON path ("routes[1].pools.green.endpoints[0]")

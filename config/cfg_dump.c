@@ -140,6 +140,29 @@ static json_t *dump_upstream_tls(const struct cfg_upstream_tls *t, bool *ok)
     return o;
 }
 
+static json_t *dump_siem(const struct cfg_siem *sm, bool *ok)
+{
+    json_t *o = json_object();
+    char delim[8];
+    if (sm->delimiter > 0x20 && sm->delimiter < 0x7f)
+        snprintf(delim, sizeof delim, "%c", sm->delimiter);
+    else
+        snprintf(delim, sizeof delim, "x%02x", (unsigned char)sm->delimiter);
+    put(o, "address", hostport(sm->host, sm->port), ok);
+    put(o, "tls", dump_upstream_tls(sm->tls, ok), ok);
+    put(o, "vendor", str(sm->vendor), ok);
+    put(o, "delimiter", json_string(delim), ok);
+    if (sm->hostname != NULL)
+        put(o, "hostname", str(sm->hostname), ok);
+    put(o, "facility", json_integer(sm->facility), ok);
+    put(o, "framing",
+        json_string(sm->framing == CFG_SIEM_NEWLINE ? "newline" : "octet-counting"), ok);
+    put(o, "max_queue_bytes", json_integer(sm->max_queue_bytes), ok);
+    put(o, "connect_timeout_ms", json_integer(sm->connect_timeout_ms), ok);
+    put(o, "write_timeout_ms", json_integer(sm->write_timeout_ms), ok);
+    return o;
+}
+
 static json_t *dump_route(const struct cfg_route *r, bool *ok)
 {
     json_t *o = json_object(), *hosts = json_array(), *pools = json_object(),
@@ -306,6 +329,8 @@ char *cfg_dump(const struct cfg *cfg)
 
     if (cfg->admin.address != NULL)
         put(root, "admin", dump_admin(&cfg->admin, &ok), &ok);
+    if (cfg->siem.address != NULL)
+        put(root, "siem", dump_siem(&cfg->siem, &ok), &ok);
 
     char *text = NULL;
     if (ok)

@@ -876,13 +876,14 @@ static const struct field upstream_tls_fields[] = {
     {NULL},
 };
 
+/* pools.X.tls and siem.tls: the client side of TLS, the peer always verified. */
 static void set_upstream_tls(struct pctx *c, const json_t *v, void *base, const struct field *f)
 {
-    struct cfg_pool *p = at(base, f->off);
+    struct cfg_upstream_tls **dst = at(base, f->off);
     struct cfg_upstream_tls *t = xcalloc(c, 1, sizeof(*t));
     if (t == NULL)
         return;
-    p->tls = t;
+    *dst = t;
     t->min_version = 12;
     parse_object(c, v, upstream_tls_fields, t);
 }
@@ -960,7 +961,7 @@ static const struct field pool_fields[] = {
     {"endpoints", set_endpoints, 0, .flags = F_REQUIRED},
     {"balance", set_balance, offsetof(struct cfg_pool, balance)},
     {"protocol", set_up_proto, offsetof(struct cfg_pool, protocol)},
-    {"tls", set_upstream_tls, 0},
+    {"tls", set_upstream_tls, offsetof(struct cfg_pool, tls)},
     {"health_check", set_health_check, offsetof(struct cfg_pool, health_check)},
     {"slow_start_ms", set_uint, offsetof(struct cfg_pool, slow_start_ms), 0, 3600000},
     {NULL},
@@ -1555,6 +1556,99 @@ static const struct field metrics_fields[] = {
     {NULL},
 };
 
+static void set_siem_address(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    (void)f;
+    struct cfg_siem *s = base;
+    const char *err;
+    set_str(&s->address, NULL);
+    set_str(&s->host, NULL);
+    if (!json_is_string(v))
+        perr(c, "expected a string \"host:port\"");
+    else if ((err = parse_hostport(json_string_value(v), false, &s->host, &s->port)) != NULL)
+        perr(c, "%s", err);
+    else
+        s->address = xstrdup(c, json_string_value(v));
+}
+
+/* Printable ASCII without space, f->min..f->max characters, none of the characters of
+ * f->def_str (the LEEF header's separators). */
+static void set_siem_text(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    char **dst = at(base, f->off);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    size_t n = s ? strlen(s) : 0;
+    bool ok = s != NULL && (long long)n >= f->min && (long long)n <= f->max;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = s[i] > 0x20 && s[i] < 0x7f && strchr("|^\\", s[i]) == NULL;
+    if (!ok)
+        perr(c, "must be %lld to %lld printable ASCII characters without spaces, \"|\", \"^\" "
+                "or \"\\\"",
+             f->min, f->max);
+    else
+        set_str(dst, xstrdup(c, s));
+}
+
+/* One of a few punctuation characters or a tab, given as itself or as "xHH" / "0xHH". */
+static void set_siem_delimiter(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    char *dst = at(base, f->off);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    int ch = -1;
+    if (s != NULL && strlen(s) == 1) {
+        ch = (unsigned char)s[0];
+    } else if (s != NULL) {
+        const char *h = strncmp(s, "0x", 2) == 0 ? s + 2 : s[0] == 'x' ? s + 1 : NULL;
+        if (h != NULL && strlen(h) == 2 && isxdigit((unsigned char)h[0]) &&
+            isxdigit((unsigned char)h[1]))
+            ch = (int)strtol(h, NULL, 16);
+    }
+    /* Not a character that values need (digits, '-', ':', '.', ',' of times, addresses and
+     * subjects), nor one LEEF gives a meaning ('=', '|'). */
+    bool ok = ch == '\t' || (ch > 0 && strchr("^~`!#$%&*;?@+", ch) != NULL);
+    if (!ok)
+        perr(c, "must be one of ^ ~ ` ! # $ %% & * ; ? @ +, or a tab written \"x09\" (a "
+                "character as \"xHH\" or \"0xHH\")");
+    else
+        *dst = (char)ch;
+}
+
+static void set_siem_framing(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    enum cfg_siem_framing *fr = at(base, f->off);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (s != NULL && strcmp(s, "octet-counting") == 0)
+        *fr = CFG_SIEM_OCTET_COUNTING;
+    else if (s != NULL && strcmp(s, "newline") == 0)
+        *fr = CFG_SIEM_NEWLINE;
+    else
+        perr(c, "must be \"octet-counting\" or \"newline\"");
+}
+
+static const struct field siem_fields[] = {
+    {"address", set_siem_address, 0, .flags = F_REQUIRED},
+    {"tls", set_upstream_tls, offsetof(struct cfg_siem, tls), .flags = F_REQUIRED},
+    {"vendor", set_siem_text, offsetof(struct cfg_siem, vendor), 1, 64, .def_str = "cutover"},
+    {"delimiter", set_siem_delimiter, offsetof(struct cfg_siem, delimiter)},
+    {"hostname", set_siem_text, offsetof(struct cfg_siem, hostname), 1, 255},
+    {"facility", set_uint, offsetof(struct cfg_siem, facility), 0, 23, 13},
+    {"framing", set_siem_framing, offsetof(struct cfg_siem, framing)},
+    {"max_queue_bytes", set_uint, offsetof(struct cfg_siem, max_queue_bytes), 4096, 67108864,
+     1048576},
+    {"connect_timeout_ms", set_uint, offsetof(struct cfg_siem, connect_timeout_ms), 100, 60000,
+     5000},
+    {"write_timeout_ms", set_uint, offsetof(struct cfg_siem, write_timeout_ms), 100, 60000, 5000},
+    {NULL},
+};
+
+static void set_siem(struct pctx *c, const json_t *v, void *base, const struct field *f)
+{
+    struct cfg_siem *s = at(base, f->off);
+    apply_defaults(c, siem_fields, s);
+    s->delimiter = '^';
+    parse_object(c, v, siem_fields, s);
+}
+
 static const struct field root_fields[] = {
     {"cluster", set_ident, offsetof(struct cfg, cluster), 1, 64, .def_str = "local"},
     {"region", set_ident, offsetof(struct cfg, region), 1, 64, .def_str = "local"},
@@ -1568,6 +1662,7 @@ static const struct field root_fields[] = {
     {"control", set_object, offsetof(struct cfg, control), .sub = control_fields},
     {"metrics", set_object, offsetof(struct cfg, metrics), .sub = metrics_fields},
     {"admin", set_object, offsetof(struct cfg, admin), .sub = admin_fields},
+    {"siem", set_siem, offsetof(struct cfg, siem)},
     {NULL},
 };
 

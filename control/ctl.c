@@ -19,6 +19,7 @@
 
 #include "../proxy/cut.h"
 #include "../proxy/log.h"
+#include "../proxy/siem.h"
 #include "../proxy/snapshot.h"
 #include "../proxy/tls.h"
 #include "../proxy/worker.h"
@@ -45,8 +46,11 @@ void ctl_event(struct ctl *c, const char *name, const char *extra)
                      "\"event\":\"%s\",\"generation\":%llu%s}",
                      t, cfg ? cfg->cluster : "", cfg ? cfg->region : "", name,
                      (unsigned long long)c->generation, extra ? extra : "");
-    if (n > 0)
-        log_line(c->lg, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    if (n > 0) {
+        size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+        log_line(c->lg, line, len);
+        siem_submit(c->siem, LEEF_SECURITY, line, len); /* only the security events */
+    }
 }
 
 /* ---- DNS (control thread only; blocking getaddrinfo never runs on a worker) --------------- */
@@ -336,6 +340,16 @@ void ctl_audit_out(void *ctx, const char *line, size_t len)
 {
     struct ctl *c = ctx;
     log_line(c->lg, line, len);
+    siem_submit(c->siem, LEEF_AUDIT, line, len);
+}
+
+/* Hands the SIEM thread the current settings and client context (after every change of
+ * either: start, reload, rotated files). */
+static void siem_apply(struct ctl *c)
+{
+    const struct cfg *cfg = c->hold->cfg;
+    if (siem_configure(c->siem, &cfg->siem, c->tls.siem, cfg->cluster, cfg->region) < 0)
+        ctl_event(c, "siem_unreachable", ",\"reason\":\"out of memory: settings not applied\"");
 }
 
 /* ---- certificates ---------------------------------------------------------------------------
@@ -415,6 +429,8 @@ static void tls_set_release(struct ctl_tls_set *set)
     for (size_t i = 0; i < set->npools; i++)
         tls_client_unref(set->pools[i]);
     free(set->pools);
+    if (set->siem)
+        tls_client_unref(set->siem);
     memset(set, 0, sizeof *set);
 }
 
@@ -462,6 +478,14 @@ static int tls_build(const struct cfg *cfg, struct ctl_tls_set *out, struct cfg_
                 cfg_errors_add(errs, ppath, 0, 0, "%s", perr_);
                 rc = rc ? rc : e;
             }
+        }
+    }
+    if (cfg->siem.address && cfg->siem.tls) {
+        char serr[1024];
+        int e = tls_client_new(cfg->siem.tls, TLS_CLIENT_NO_ALPN, &out->siem, serr, sizeof serr);
+        if (e < 0) {
+            cfg_errors_add(errs, "siem.tls", 0, 0, "%s", serr);
+            rc = rc ? rc : e;
         }
     }
     if (rc < 0)
@@ -579,6 +603,16 @@ static void tls_watch(struct ctl *c)
         tls_files_add(c, at->client_ca, &cap);
         tls_files_add(c, at->crl, &cap);
     }
+    const struct cfg_upstream_tls *st = cfg->siem.address ? cfg->siem.tls : NULL;
+    if (st) {
+        tls_files_add(c, st->ca, &cap);
+        tls_files_add(c, st->crl, &cap);
+        if (st->client_cert) {
+            tls_files_add(c, st->client_cert->cert, &cap);
+            tls_files_add(c, st->client_cert->key, &cap);
+            tls_files_add(c, st->client_cert->pem, &cap);
+        }
+    }
     if (c->ev_tls_notify) {
         event_free(c->ev_tls_notify);
         c->ev_tls_notify = NULL;
@@ -627,6 +661,7 @@ static void tls_check(struct ctl *c)
         return;
     }
     tls_set_release(&fresh);
+    siem_apply(c);
     tls_event(c, "tls_reloaded");
 }
 
@@ -883,6 +918,7 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
     tls_set_release(&fresh);
     state_dispose(&old_rt);
     snapshot_cfg_unref(old_hold);
+    siem_apply(c);
     tls_watch(c);
     tls_files_stat(c);
     char extra[1200];
@@ -1027,8 +1063,8 @@ static int load_state(struct ctl *c, int discard, char *err, size_t cap)
 }
 
 struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
-                    struct worker **workers, unsigned nworkers, int discard_state, char *err,
-                    size_t cap)
+                    struct siem *siem, struct worker **workers, unsigned nworkers,
+                    int discard_state, char *err, size_t cap)
 {
     struct ctl *c = calloc(1, sizeof *c);
     if (!c) {
@@ -1038,6 +1074,7 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     }
     c->config_path = config_path;
     c->lg = lg;
+    c->siem = siem;
     c->workers = workers;
     c->nworkers = nworkers;
     c->generation = 1;
@@ -1110,6 +1147,7 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         return NULL;
     }
     tls_swap(c, &first); /* first now holds nothing */
+    siem_apply(c);
     if (c->hold->cfg->admin.address) {
         c->admin = admin_new(c, err, cap);
         if (!c->admin) {

@@ -14,6 +14,7 @@ struct cfg;
 struct cfg_errors;
 struct worker;
 struct logger;
+struct siem;
 
 /* Creates the control state for a validated configuration (taken) loaded from config_path
  * (borrowed, kept for reloads): loads the durable state file and lays it over the configuration
@@ -21,8 +22,8 @@ struct logger;
  * and publishes the first snapshot to the workers (borrowed; they outlive the ctl). Returns NULL
  * with a message in err on failure. */
 struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
-                    struct worker **workers, unsigned nworkers, int discard_state, char *err,
-                    size_t cap);
+                    struct siem *siem, struct worker **workers, unsigned nworkers,
+                    int discard_state, char *err, size_t cap);
 
 /* Runs the control loop: SIGHUP reloads, SIGTERM/SIGINT stop gracefully. Returns when every
  * worker has stopped (0) or on a fatal error (negative). */

@@ -33,6 +33,7 @@ struct ctl_tls_set {
     struct tls_ctx *admin; /* the HTTPS admin API's; NULL without one */
     struct tls_client **pools;
     size_t npools;
+    struct tls_client *siem; /* the SIEM connection's; NULL without one */
 };
 
 struct dns_entry {
@@ -66,6 +67,7 @@ struct healthcheck;
 struct ctl {
     const char *config_path;
     struct logger *lg;
+    struct siem *siem; /* borrowed: outlives the ctl */
     struct worker **workers;
     unsigned nworkers;
     struct event_base *base;

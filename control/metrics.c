@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "../proxy/cut.h"
+#include "../proxy/siem.h"
 #include "../proxy/snapshot.h"
 #include "../proxy/tls.h"
 #include "../proxy/worker.h"
@@ -208,6 +209,26 @@ static void render_process(struct ctl *c, struct evbuffer *b)
     evbuffer_add_printf(b, "cutover_rollbacks_total %llu\n", rollbacks);
 }
 
+static void render_siem(struct ctl *c, struct evbuffer *b)
+{
+    struct siem_stats st;
+    siem_get_stats(c->siem, &st);
+    if (!st.enabled)
+        return; /* no SIEM configured: no series */
+    family(b, "cutover_siem_messages_total", "counter",
+           "Audit records and security events for the SIEM: sent, or dropped (queue full, SIEM "
+           "unreachable or removed).");
+    evbuffer_add_printf(b, "cutover_siem_messages_total{result=\"sent\"} %llu\n",
+                        (unsigned long long)st.sent);
+    evbuffer_add_printf(b, "cutover_siem_messages_total{result=\"dropped\"} %llu\n",
+                        (unsigned long long)st.dropped);
+    family(b, "cutover_siem_connected", "gauge",
+           "1 while connected to the SIEM.");
+    evbuffer_add_printf(b, "cutover_siem_connected %d\n", st.connected);
+    family(b, "cutover_siem_queue_bytes", "gauge", "Bytes waiting for the SIEM.");
+    evbuffer_add_printf(b, "cutover_siem_queue_bytes %zu\n", st.queued_bytes);
+}
+
 static void render_health(struct ctl *c, struct evbuffer *b)
 {
     unsigned ejected, failsafe;
@@ -283,6 +304,7 @@ int metrics_render(struct ctl *c, struct evbuffer *out)
     render_weights(c, out);
     render_process(c, out);
     render_health(c, out);
+    render_siem(c, out);
     render_certificates(c, out);
     return 0;
 }

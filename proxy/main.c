@@ -19,6 +19,7 @@
 #include "../control/ctl.h"
 #include "cut.h"
 #include "log.h"
+#include "siem.h"
 #include "worker.h"
 
 #define CUT_MALLOC_KEEP (8 << 20)
@@ -174,8 +175,9 @@ int main(int argc, char **argv)
                                         : cpus_available();
 
     struct logger *lg = log_new(STDOUT_FILENO, LOG_QUEUE_MAX);
+    struct siem *siem = lg ? siem_new(lg, CUTOVER_VERSION) : NULL;
     struct worker **workers = calloc(nworkers, sizeof *workers);
-    if (!lg || !workers) {
+    if (!lg || !siem || !workers) {
         fprintf(stderr, "cutover: out of memory\n");
         return 1;
     }
@@ -200,9 +202,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "cutover: cannot create worker %u\n", made);
             goto out;
         }
+        workers[made]->siem = siem;
     }
     char err[1024];
-    struct ctl *ctl = ctl_new(config_path, cfg, lg, workers, nworkers, discard_state, err,
+    struct ctl *ctl = ctl_new(config_path, cfg, lg, siem, workers, nworkers, discard_state, err,
                               sizeof err);
     cfg = NULL; /* taken by ctl_new */
     if (!ctl) {
@@ -231,6 +234,7 @@ out:
         worker_free(workers[i]);
     free(workers);
     cfg_free(cfg);
+    siem_free(siem); /* at most 2 s for what is queued; its last events go to the log */
     log_free(lg);
     libevent_global_shutdown();
     return rc;

@@ -648,7 +648,7 @@ int tls_client_new(const struct cfg_upstream_tls *cfg, int proto, struct tls_cli
     static const unsigned char h2[] = "\x02h2", h1[] = "\x08http/1.1";
     const unsigned char *alpn = proto == CFG_UP_H2 ? h2 : h1;
     size_t alpn_len = proto == CFG_UP_H2 ? sizeof h2 - 1 : sizeof h1 - 1;
-    if (SSL_CTX_set_alpn_protos(x, alpn, (unsigned)alpn_len) != 0) {
+    if (proto != TLS_CLIENT_NO_ALPN && SSL_CTX_set_alpn_protos(x, alpn, (unsigned)alpn_len) != 0) {
         rc = CUT_ENOMEM;
         snprintf(why, sizeof why, "out of memory");
         goto fail;

@@ -69,7 +69,8 @@ size_t tls_ssl_peer_subject(SSL *ssl, char *buf, size_t cap);
  * certificate is always verified: chain to the CA bundle (+ CRL), and the name: server_name, or
  * the endpoint's host (a DNS name is also sent as SNI; an IP literal must be an IP SAN). */
 
-/* proto: enum cfg_up_proto (ALPN offered: h2 for h2, else http/1.1). */
+/* proto: enum cfg_up_proto (ALPN offered: h2 for h2, else http/1.1), or TLS_CLIENT_NO_ALPN. */
+#define TLS_CLIENT_NO_ALPN (-1)
 int tls_client_new(const struct cfg_upstream_tls *cfg, int proto, struct tls_client **out,
                    char *err, size_t cap);
 void tls_client_ref(struct tls_client *tc);

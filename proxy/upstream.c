@@ -18,6 +18,7 @@
 #include "io.h"
 #include "list.h"
 #include "log.h"
+#include "siem.h"
 #include "stream.h"
 #include "tls.h"
 #include "worker.h"
@@ -569,8 +570,10 @@ void upstream_tls_failed_event(struct worker *w, const struct upstream_ep *ep,
                      "\"event\":\"upstream_tls_failed\",\"worker\":%u,\"upstream\":\"%s\","
                      "\"reason\":\"%s\"}",
                      now, cfg ? cfg->cluster : "", cfg ? cfg->region : "", w->id, ekey, ewhy);
-    if (n > 0 && (size_t)n < sizeof line)
+    if (n > 0 && (size_t)n < sizeof line) {
         log_line(w->logger, line, (size_t)n);
+        siem_submit(w->siem, LEEF_SECURITY, line, (size_t)n);
+    }
 }
 
 static void on_event(struct io *io, int what, void *arg)

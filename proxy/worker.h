@@ -21,6 +21,7 @@ struct event;
 struct evbuffer;
 struct evconnlistener;
 struct logger;
+struct siem;
 struct h1c;
 struct h2c;
 struct stream;
@@ -54,6 +55,7 @@ struct worker {
     unsigned id;
     struct event_base *base;
     struct logger *logger;
+    struct siem *siem; /* security events to the SIEM; set before the thread starts */
     pthread_t thread;
 
     /* inbox: written by the control thread */
