@@ -96,6 +96,7 @@ void cfg_free(struct cfg *cfg)
     for (size_t i = 0; i < cfg->nroutes; i++)
         route_dispose(&cfg->routes[i]);
     free(cfg->routes);
+    free(cfg->access_log.country_database);
     free(cfg->metrics.address);
     free(cfg->metrics.host);
     free(cfg->control.socket);

@@ -190,6 +190,7 @@ struct cfg_limits {
 
 struct cfg_access_log {
     int enabled;
+    char *country_database; /* a MaxMind DB: the client's country in each line; NULL: none */
 };
 
 enum cfg_role { CFG_ROLE_NONE = 0, CFG_ROLE_VIEWER, CFG_ROLE_OPERATOR, CFG_ROLE_DEPLOYER, CFG_ROLE_ADMIN };

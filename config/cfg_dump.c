@@ -286,6 +286,8 @@ char *cfg_dump(const struct cfg *cfg)
     put(root, "limits", l, &ok);
 
     put(log, "enabled", json_boolean(cfg->access_log.enabled), &ok);
+    if (cfg->access_log.country_database != NULL)
+        put(log, "country_database", str(cfg->access_log.country_database), &ok);
     put(root, "access_log", log, &ok);
 
     for (size_t i = 0; i < cfg->nroutes; i++)

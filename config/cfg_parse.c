@@ -1301,6 +1301,8 @@ static void set_limits(struct pctx *c, const json_t *v, void *base, const struct
 
 static const struct field access_log_fields[] = {
     {"enabled", set_bool, offsetof(struct cfg_access_log, enabled), .def = 1},
+    {"country_database", set_path, offsetof(struct cfg_access_log, country_database),
+     .max = TLS_PATH_MAX},
     {NULL},
 };
 

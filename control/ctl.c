@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../proxy/cut.h"
+#include "../proxy/geoip.h"
 #include "../proxy/log.h"
 #include "../proxy/siem.h"
 #include "../proxy/snapshot.h"
@@ -431,6 +432,7 @@ static void tls_set_release(struct ctl_tls_set *set)
     free(set->pools);
     if (set->siem)
         tls_client_unref(set->siem);
+    geoip_unref(set->geo);
     memset(set, 0, sizeof *set);
 }
 
@@ -478,6 +480,15 @@ static int tls_build(const struct cfg *cfg, struct ctl_tls_set *out, struct cfg_
                 cfg_errors_add(errs, ppath, 0, 0, "%s", perr_);
                 rc = rc ? rc : e;
             }
+        }
+    }
+    const char *db = cfg->access_log.country_database;
+    if (db) {
+        char gerr[1024];
+        int e = geoip_open(db, &out->geo, gerr, sizeof gerr);
+        if (e < 0) {
+            cfg_errors_add(errs, "access_log.country_database", 0, 0, "%s", gerr);
+            rc = rc ? rc : e;
         }
     }
     if (cfg->siem.address && cfg->siem.tls) {
@@ -603,6 +614,7 @@ static void tls_watch(struct ctl *c)
         tls_files_add(c, at->client_ca, &cap);
         tls_files_add(c, at->crl, &cap);
     }
+    tls_files_add(c, cfg->access_log.country_database, &cap);
     const struct cfg_upstream_tls *st = cfg->siem.address ? cfg->siem.tls : NULL;
     if (st) {
         tls_files_add(c, st->ca, &cap);
@@ -731,6 +743,8 @@ int ctl_publish(struct ctl *c)
         s->tls[i] = c->tls.listeners[i];
         tls_ctx_ref(s->tls[i]);
     }
+    s->geo = c->tls.geo;
+    geoip_ref(s->geo);
     for (unsigned r = 0; r < s->nroutes && c->tls.pools; r++) {
         for (unsigned p = 0; p < s->routes[r].npools; p++) {
             size_t k = (size_t)r * CFG_MAX_POOLS + p;

@@ -34,6 +34,7 @@ struct ctl_tls_set {
     struct tls_client **pools;
     size_t npools;
     struct tls_client *siem; /* the SIEM connection's; NULL without one */
+    struct geoip *geo;       /* access_log.country_database; NULL without one */
 };
 
 struct dns_entry {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cut.h"
+#include "geoip.h"
 #include "tls.h"
 
 struct cfg_hold *snapshot_cfg_hold(struct cfg *cfg)
@@ -219,6 +220,7 @@ void snapshot_unref(struct snapshot *s)
     free(s->endpoints);
     for (unsigned i = 0; i < CFG_MAX_LISTENERS; i++)
         tls_ctx_unref(s->tls[i]);
+    geoip_unref(s->geo);
     snapshot_cfg_unref(s->hold);
     free(s);
 }

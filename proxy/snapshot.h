@@ -16,6 +16,7 @@
 #include "../config/cfg.h"
 
 struct tls_ctx;
+struct geoip;
 struct tls_client;
 
 /* A configuration shared by every snapshot built from it (weight changes reuse it). */
@@ -119,6 +120,9 @@ struct snapshot {
      * snapshot_new() and publication; read-only afterwards. New handshakes use the current
      * snapshot's; an open connection keeps its own reference (proxy/tls.h). */
     struct tls_ctx *tls[CFG_MAX_LISTENERS];
+    /* The country database of the access log (NULL: none); one counted reference, set and
+     * released like tls. */
+    struct geoip *geo;
 };
 
 /* Resolves one configured endpoint into at most max addresses. Returns how many (0 when the name

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "balance.h"
+#include "geoip.h"
 #include "io.h"
 #include "log.h"
 #include "snapshot.h"
@@ -482,9 +483,15 @@ static void write_access_log(struct stream *s)
     uint64_t now = stream_now_ns();
     double up_ms = s->t_upstream_ns ? ms_between(s->t_upstream_ns, s->t_head_ns ? s->t_head_ns : now)
                                     : 0.0;
-    char err[64] = "";
+    char err[96] = "";
+    int eo = 0;
     if (s->error) /* a response cutover made: its X-Cutover-Error code */
-        snprintf(err, sizeof err, ",\"error\":\"%.40s\"", s->error);
+        eo = snprintf(err, sizeof err, ",\"error\":\"%.40s\"", s->error);
+    if (s->pin && s->pin->snap->geo) { /* the client's country, "" when the database has none */
+        char cc[3];
+        geoip_country(s->pin->snap->geo, s->client_str, cc);
+        snprintf(err + eo, sizeof err - (size_t)eo, ",\"country\":\"%s\"", cc);
+    }
     char line[2048];
     int n = snprintf(line, sizeof line,
                      "{\"type\":\"access\",\"time\":\"%s\",\"cluster\":\"%s\",\"region\":\"%s\","

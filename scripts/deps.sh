@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build=(gcc make pkg-config libevent-dev libssl-dev libnghttp2-dev libjansson-dev libmaxminddb-dev)
-test=(libcriterion-dev python3 python3-h2 curl openssl nghttp2-client)
+test=(libcriterion-dev python3 python3-h2 curl openssl nghttp2-client libmaxmind-db-writer-perl)
 bench=(haproxy nginx-light nghttp2-client nghttp2-proxy nghttp2-server h2o wrk valgrind util-linux)
 
 want=("${build[@]}")
