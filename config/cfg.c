@@ -97,6 +97,7 @@ void cfg_free(struct cfg *cfg)
         route_dispose(&cfg->routes[i]);
     free(cfg->routes);
     free(cfg->access_log.country_database);
+    free(cfg->probe_path);
     free(cfg->metrics.address);
     free(cfg->metrics.host);
     free(cfg->control.socket);

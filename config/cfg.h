@@ -277,6 +277,7 @@ struct cfg {
     struct cfg_metrics metrics;
     struct cfg_admin admin;
     struct cfg_siem siem;
+    char *probe_path; /* answered by cutover itself on every listener, any Host; NULL: none */
 };
 
 /* One problem found in a configuration: the JSON path ("routes[1].pools.green.endpoints[0]")

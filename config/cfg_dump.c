@@ -331,6 +331,8 @@ char *cfg_dump(const struct cfg *cfg)
 
     if (cfg->admin.address != NULL)
         put(root, "admin", dump_admin(&cfg->admin, &ok), &ok);
+    if (cfg->probe_path != NULL)
+        put(root, "probe_path", str(cfg->probe_path), &ok);
     if (cfg->siem.address != NULL)
         put(root, "siem", dump_siem(&cfg->siem, &ok), &ok);
 

@@ -1665,6 +1665,7 @@ static const struct field root_fields[] = {
     {"metrics", set_object, offsetof(struct cfg, metrics), .sub = metrics_fields},
     {"admin", set_object, offsetof(struct cfg, admin), .sub = admin_fields},
     {"siem", set_siem, offsetof(struct cfg, siem)},
+    {"probe_path", set_path_prefix, offsetof(struct cfg, probe_path)},
     {NULL},
 };
 

@@ -1003,6 +1003,8 @@ static void begin_stop(struct ctl *c, const char *sig)
     if (c->stopping)
         return;
     c->stopping = 1;
+    for (unsigned i = 0; i < c->nworkers; i++) /* the probe path answers 503 from now on */
+        atomic_store_explicit(&c->workers[i]->draining, 1, memory_order_relaxed);
     char extra[64];
     snprintf(extra, sizeof extra, ",\"signal\":\"%s\"", sig);
     ctl_event(c, "stopping", extra);

@@ -332,7 +332,8 @@ static void ds_fail(void *ctx, struct stream *s, int status, const char *code, c
     if (!c->req_done)
         c->linger = 1;
     char buf[1024];
-    int n = http_write_error(buf, sizeof buf, status, code, msg, !c->keep_alive);
+    int n = http_write_local(buf, sizeof buf, status, code, msg, !c->keep_alive,
+                             s->head_method_head);
     if (n > 0) {
         evbuffer_add(c->io.out, buf, (size_t)n);
         s->bytes_out += (uint64_t)n;

@@ -570,18 +570,22 @@ static void submit_error(struct h2s *h, int status, const char *code, const char
     evbuffer_drain(h->out, before);
     int body = evbuffer_add_printf(h->out, "cutover: %s\n", msg);
     snprintf(len, sizeof len, "%d", body > 0 ? body : 0);
+    int head = h->s && h->s->head_method_head; /* the head only (RFC 9110 9.3.2) */
+    if (head)
+        evbuffer_drain(h->out, evbuffer_get_length(h->out));
     nghttp2_nv nva[] = {
         NV_LIT(":status", st),
         NV_LIT("content-type", "text/plain"),
         NV_LIT("content-length", len),
-        NV_LIT("x-cutover-error", code),
+        NV_LIT("x-cutover-error", code ? code : ""),
     };
     h->resp_eof = 1;
     h->resp_submitted = 1;
-    if (h->s)
+    if (h->s && !head)
         h->s->bytes_out += (uint64_t)(body > 0 ? body : 0);
     nghttp2_data_provider dp = {.source.ptr = h, .read_callback = data_read};
-    if (nghttp2_submit_response(c->ng, h->id, nva, CUT_ARRAY_LEN(nva), &dp) != 0)
+    size_t nnv = code ? CUT_ARRAY_LEN(nva) : CUT_ARRAY_LEN(nva) - 1;
+    if (nghttp2_submit_response(c->ng, h->id, nva, nnv, head ? NULL : &dp) != 0)
         nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
     schedule(c);
 }

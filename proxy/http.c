@@ -241,15 +241,22 @@ int http_request_id_ok(struct cut_slice id)
 int http_write_error(char *buf, size_t cap, int status, const char *code, const char *msg,
                      int close)
 {
+    return http_write_local(buf, cap, status, code, msg, close, 0);
+}
+
+int http_write_local(char *buf, size_t cap, int status, const char *code, const char *msg,
+                     int close, int head)
+{
     char body[512];
     int blen = snprintf(body, sizeof body, "cutover: %s\n", msg);
     if (blen < 0 || (size_t)blen >= sizeof body)
         blen = (int)sizeof body - 1;
     int n = snprintf(buf, cap,
                      "HTTP/1.1 %03d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-                     "Cache-Control: no-store\r\nX-Cutover-Error: %s\r\n%s\r\n%.*s",
-                     status, http_reason(status), blen, code,
-                     close ? "Connection: close\r\n" : "", blen, body);
+                     "Cache-Control: no-store\r\n%s%s%s%s\r\n%.*s",
+                     status, http_reason(status), blen, code ? "X-Cutover-Error: " : "",
+                     code ? code : "", code ? "\r\n" : "", close ? "Connection: close\r\n" : "",
+                     head ? 0 : blen, body);
     if (n < 0 || (size_t)n >= cap)
         return CUT_ELIMIT;
     return n;

@@ -98,6 +98,12 @@ int http_request_id_ok(struct cut_slice id);
 int http_write_error(char *buf, size_t cap, int status, const char *code, const char *msg,
                      int close);
 
+/* The same with the choices a response to a request needs: code NULL writes no
+ * x-cutover-error (an answer, not a failure: the gateway probe); head writes the head only, with
+ * the Content-Length the body would have (RFC 9110 9.3.2: a response to HEAD has no content). */
+int http_write_local(char *buf, size_t cap, int status, const char *code, const char *msg,
+                     int close, int head);
+
 /* The reason phrase for a status code ("" when unknown). */
 const char *http_reason(int status);
 

@@ -88,6 +88,18 @@ static void copy_slice(char *dst, size_t cap, struct cut_slice src)
     dst[n] = '\0';
 }
 
+/* The gateway's health probe (cfg probe_path, GET or HEAD, query ignored), whatever the Host. */
+static int is_probe(const struct cfg *cfg, const struct http_req *req)
+{
+    if (!cfg->probe_path)
+        return 0;
+    const char *q = memchr(req->path.p, '?', req->path.n);
+    size_t n = q ? (size_t)(q - req->path.p) : req->path.n, pn = strlen(cfg->probe_path);
+    int get = req->method.n == 3 && memcmp(req->method.p, "GET", 3) == 0;
+    return (get || (req->flags & HTTP_RF_HEAD)) && n == pn &&
+           memcmp(req->path.p, cfg->probe_path, n) == 0;
+}
+
 static void fail(struct stream *s, int status, const char *code, const char *msg)
 {
     s->status = status;
@@ -157,6 +169,13 @@ void stream_start(struct stream *s, const struct http_req *req)
     }
     const struct snapshot *snap = s->pin->snap;
     const struct cfg *cfg = snap->cfg;
+    if (is_probe(cfg, req)) { /* answered here, never routed or proxied */
+        int draining = atomic_load_explicit(&s->w->draining, memory_order_relaxed);
+        s->status = draining ? 503 : 200;
+        s->state = STREAM_DONE;
+        s->ops->fail(s->ctx, s, s->status, NULL, draining ? "draining" : "ready");
+        return;
+    }
     const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
     int peer_trusted = route_cidr_contains(&cfg->trusted_proxies, peer);
 

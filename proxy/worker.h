@@ -80,6 +80,7 @@ struct worker {
     _Atomic unsigned open_conns; /* nconns, published for the metrics (control thread reads) */
     int stopping;
     int listeners_paused; /* max_connections reached */
+    _Atomic int draining; /* SIGTERM seen (set by the control thread): the probe path says 503 */
 
     struct worker_tvc tv_cache[WORKER_TV_SLOTS];
     struct timeval tv_spare[4];

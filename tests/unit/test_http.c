@@ -167,6 +167,23 @@ Test(http, error_response_is_small_and_explains)
     cr_assert_eq(http_write_error(buf, 20, 503, "x", "y", 0), CUT_ELIMIT);
 }
 
+Test(http, local_response_without_error_code_and_for_head)
+{
+    char buf[1024];
+    int n = http_write_local(buf, sizeof buf, 200, NULL, "ready", 0, 0);
+    cr_assert_gt(n, 0);
+    buf[n] = '\0';
+    cr_assert_str_eq(buf, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 15\r\n"
+                          "Cache-Control: no-store\r\n\r\ncutover: ready\n");
+    /* HEAD: the same head (Content-Length of the body it would have), no body */
+    n = http_write_local(buf, sizeof buf, 404, "no_route", "no route", 1, 1);
+    cr_assert_gt(n, 0);
+    buf[n] = '\0';
+    cr_assert_str_eq(buf, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
+                          "Content-Length: 18\r\nCache-Control: no-store\r\n"
+                          "X-Cutover-Error: no_route\r\nConnection: close\r\n\r\n");
+}
+
 Test(http, request_id_sanity)
 {
     cr_assert(http_request_id_ok(CUT_SLICE_LIT("0123abcdef")));
