@@ -12,10 +12,10 @@
 
 #include "../proxy/cut.h"
 #include "../proxy/snapshot.h"
+#include "../proxy/version.h"
 #include "ctl_internal.h"
 #include "plan.h"
 
-#define CMD_VERSION "0.2.0"
 #define CMD_PROTOCOL 1
 #define CMD_REASON_MAX 512
 #define CMD_ID_MAX 128
@@ -273,7 +273,7 @@ static int op_version(struct cmd_req *q, struct cmd_res *r)
     static const char *const keys[] = {NULL};
     if (check_keys(r, q->args, keys) < 0)
         return -1;
-    r->result = json_pack("{s:s, s:i}", "version", CMD_VERSION, "protocol", CMD_PROTOCOL);
+    r->result = json_pack("{s:s, s:i}", "version", CUTOVER_VERSION, "protocol", CMD_PROTOCOL);
     return 0;
 }
 

@@ -39,11 +39,9 @@
 #include <unistd.h>
 
 #include "../proxy/h1_parse.h"
+#include "../proxy/version.h"
 #include "ctlurl.h"
 
-#ifndef CUTOVER_VERSION
-#define CUTOVER_VERSION "0.2.0"
-#endif
 
 #define CTL_DEFAULT_SOCKET "/run/cutover/control.sock"
 #define CTL_MAX_REPLICAS 64

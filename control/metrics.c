@@ -15,6 +15,7 @@
 #include "../proxy/siem.h"
 #include "../proxy/snapshot.h"
 #include "../proxy/tls.h"
+#include "../proxy/version.h"
 #include "../proxy/worker.h"
 #include "ctl_internal.h"
 #include "health_state.h"
@@ -179,6 +180,14 @@ static void render_weights(struct ctl *c, struct evbuffer *b)
 
 static void render_process(struct ctl *c, struct evbuffer *b)
 {
+    const struct cfg *cfg = c->hold ? c->hold->cfg : NULL;
+    family(b, "cutover_info", "gauge",
+           "1, with the cluster and region of this replica and its version (join on them).");
+    evbuffer_add_printf(b, "cutover_info{cluster=\"");
+    label(b, cfg ? cfg->cluster : "");
+    evbuffer_add_printf(b, "\",region=\"");
+    label(b, cfg ? cfg->region : "");
+    evbuffer_add_printf(b, "\",version=\"" CUTOVER_VERSION "\"} 1\n");
     family(b, "cutover_generation", "gauge", "The routing generation being served.");
     evbuffer_add_printf(b, "cutover_generation %llu\n", (unsigned long long)c->generation);
     family(b, "cutover_ready", "gauge", "1 when serving, 0 while draining (SIGTERM).");

@@ -20,12 +20,12 @@
 #include "cut.h"
 #include "log.h"
 #include "siem.h"
+#include "version.h"
 #include "worker.h"
 
 #define CUT_MALLOC_KEEP (8 << 20)
 #define CUT_MALLOC_PAD (1 << 20)
 
-#define CUTOVER_VERSION "0.2.0"
 #define LOG_QUEUE_MAX (64u << 20)
 
 static void usage(FILE *f)
