@@ -387,6 +387,9 @@ static void handshake_reason(struct conn *cn, char *buf, size_t cap, char *more,
     more[0] = '\0';
     if (vr != X509_V_OK)
         snprintf(more, mcap, ",\"verify\":\"%s\"", X509_verify_cert_error_string(vr));
+    /* the refused certificate's subject, when one was presented and failed verification */
+    if (ssl && tls_ssl_rejected_subject(ssl, cn->subject, sizeof cn->subject) >= sizeof cn->subject)
+        cn->subject[0] = '\0';
     ERR_clear_error();
 }
 

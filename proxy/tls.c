@@ -2,6 +2,7 @@
 #include "tls.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,6 +295,50 @@ static int load_trust(SSL_CTX *ctx, const char *ca, const char *crl_path, const 
     return rc;
 }
 
+/* A client certificate that fails verification leaves its subject on the SSL for the refusal's
+ * event (after a failed handshake OpenSSL keeps no peer certificate). The ex_data index is
+ * process-wide by OpenSSL's design; it is created once. */
+static pthread_once_t rejected_once = PTHREAD_ONCE_INIT;
+static int rejected_idx = -1;
+
+static void rejected_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                          void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    free(ptr);
+}
+
+static void rejected_init(void)
+{
+    rejected_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, rejected_free);
+}
+
+static int on_verify(int ok, X509_STORE_CTX *x)
+{
+    if (ok || rejected_idx < 0)
+        return ok;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    X509 *leaf = X509_STORE_CTX_get0_cert(x);
+    if (ssl && leaf && !SSL_get_ex_data(ssl, rejected_idx)) {
+        char subject[1024];
+        name_text(X509_get_subject_name(leaf), subject, sizeof subject);
+        char *copy = strdup(subject);
+        if (copy && !SSL_set_ex_data(ssl, rejected_idx, copy))
+            free(copy);
+    }
+    return ok;
+}
+
+size_t tls_ssl_rejected_subject(SSL *ssl, char *buf, size_t cap)
+{
+    const char *s = rejected_idx >= 0 ? SSL_get_ex_data(ssl, rejected_idx) : NULL;
+    return (size_t)snprintf(buf, cap, "%s", s ? s : "");
+}
+
 static int load_client_auth(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, size_t cap)
 {
     if (cfg->client_auth == CFG_CLIENT_AUTH_NONE) {
@@ -305,7 +350,8 @@ static int load_client_auth(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, 
         int mode = SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE;
         if (cfg->client_auth == CFG_CLIENT_AUTH_REQUIRED)
             mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-        SSL_CTX_set_verify(ctx, mode, NULL);
+        pthread_once(&rejected_once, rejected_init);
+        SSL_CTX_set_verify(ctx, mode, on_verify);
         SSL_CTX_set_verify_depth(ctx, 8);
     }
     return rc;

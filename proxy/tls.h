@@ -90,6 +90,10 @@ void *tls_ssl_take_session(SSL *ssl);
 void tls_session_free(void *session);
 int tls_ssl_resumed(SSL *ssl);
 
+/* After a handshake refused because the client certificate did not verify: that certificate's
+ * subject (RFC 2253) into buf, or "" when none was presented or it verified. Returns the length. */
+size_t tls_ssl_rejected_subject(SSL *ssl, char *buf, size_t cap);
+
 /* Why a handshake failed, for logs ("certificate verification failed: ..."). */
 size_t tls_ssl_failure(SSL *ssl, char *buf, size_t cap);
 

@@ -189,6 +189,9 @@ def test_admin_handshake_refusals():
         check(ev.get("reason") == reason and ev.get("verify") == verify and
               ev.get("peer", "").startswith("127.0.0.1:"),
               "%s: event %r (want reason %r, verify %r)", cert, ev, reason, verify)
+        # who was refused: the presented certificate's subject (none without a certificate)
+        check(ev.get("subject") == (pki.subject(cert) if cert else None),
+              "%s: refused subject %r", cert, ev.get("subject"))
         n_ev = len(a.cx.events("admin_tls_refused"))
         check(len(a.audit_lines()) == audit_before, "a refused handshake was audited")
     # TLS 1.0 / 1.1 are not offered, even with the right certificate
