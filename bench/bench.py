@@ -919,7 +919,35 @@ def table_throughput(title, res, note, mib=False, unit="req", p50_hdr="p50 ms"):
                 fmt(origin_us(e), 2) if kind != "origin" else "–",
                 fmt(med(e, "load_cpu_busy"), 2)]
         lines.append("| " + " | ".join(row) + " |")
+    lines += [""] + paired_note(res, unit)
     return lines + [""]
+
+
+def paired(e, ha, key):
+    """Median over the repeats of e's run divided by HAProxy's run of the same repeat (the two ran
+    next to each other: interleaved), or None."""
+    rs = [a[key] / b[key] for a, b in zip(e.get("runs", []), ha.get("runs", []))
+          if a.get(key) and b.get(key)]
+    return statistics.median(rs) if rs else None
+
+
+def paired_note(res, unit):
+    """Per proxy, the paired ratios to HAProxy: a shared host's slow drift cancels in each pair,
+    where the ratio of the medians above mixes repeats run minutes apart."""
+    ha = res.get("haproxy", {})
+    parts = []
+    for kind, e in res.items():
+        if kind in ("origin", "haproxy") or "runs" not in e:
+            continue
+        vals = [(lbl, paired(e, ha, key)) for lbl, key in
+                ((f"{unit}/s", "rps"), ("p99", "p99_ms"), (f"CPU µs/{unit}", "cpu_us_per_req"))]
+        txt = ", ".join(f"{lbl} {v:.2f}" for lbl, v in vals if v is not None)
+        if txt:
+            parts.append(f"{kind}: {txt}")
+    if not parts or "runs" not in ha:
+        return []
+    return ["Paired × HAProxy (median over the repeats of each proxy's run divided by HAProxy's run "
+            "of the same repeat, which ran next to it): " + "; ".join(parts) + "."]
 
 
 def tls_params(res):
