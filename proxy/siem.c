@@ -94,30 +94,27 @@ static void default_hostname(char *out, size_t cap)
             *p = '_';
 }
 
+static int conf_clone(struct siem_conf *dst, const struct siem_conf *src);
+
+/* The thread's settings from the configuration's (strings copied). */
 static int conf_copy(struct siem_conf *dst, const struct cfg_siem *src, const char *cluster,
                      const char *region)
 {
-    memset(dst, 0, sizeof *dst);
     char port[8], host[256];
     snprintf(port, sizeof port, "%u", (unsigned)src->port);
     if (src->hostname)
         snprintf(host, sizeof host, "%s", src->hostname);
     else
         default_hostname(host, sizeof host);
-    if (dup_to(&dst->address, src->address) || dup_to(&dst->host, src->host) ||
-        dup_to(&dst->port, port) || dup_to(&dst->vendor, src->vendor) ||
-        dup_to(&dst->hostname, host) || dup_to(&dst->cluster, cluster) ||
-        dup_to(&dst->region, region)) {
-        conf_dispose(dst);
-        return CUT_ENOMEM;
-    }
-    dst->delimiter = src->delimiter;
-    dst->facility = src->facility;
-    dst->framing = src->framing;
-    dst->max_queue = src->max_queue_bytes;
-    dst->connect_timeout_ms = src->connect_timeout_ms;
-    dst->write_timeout_ms = src->write_timeout_ms;
-    return 0;
+    const struct siem_conf view = {.address = src->address, .host = src->host, .port = port,
+                                   .vendor = src->vendor, .hostname = host,
+                                   .cluster = (char *)(uintptr_t)cluster,
+                                   .region = (char *)(uintptr_t)region,
+                                   .delimiter = src->delimiter, .facility = src->facility,
+                                   .framing = src->framing, .max_queue = src->max_queue_bytes,
+                                   .connect_timeout_ms = src->connect_timeout_ms,
+                                   .write_timeout_ms = src->write_timeout_ms};
+    return conf_clone(dst, &view);
 }
 
 static int conf_clone(struct siem_conf *dst, const struct siem_conf *src)

@@ -502,14 +502,14 @@ static void write_access_log(struct stream *s)
     uint64_t now = stream_now_ns();
     double up_ms = s->t_upstream_ns ? ms_between(s->t_upstream_ns, s->t_head_ns ? s->t_head_ns : now)
                                     : 0.0;
-    char err[96] = "";
-    int eo = 0;
+    char tail[96] = ""; /* the optional fields at the end of the line */
+    int to = 0;
     if (s->error) /* a response cutover made: its X-Cutover-Error code */
-        eo = snprintf(err, sizeof err, ",\"error\":\"%.40s\"", s->error);
+        to = snprintf(tail, sizeof tail, ",\"error\":\"%.40s\"", s->error);
     if (s->pin && s->pin->snap->geo) { /* the client's country, "" when the database has none */
         char cc[3];
         geoip_country(s->pin->snap->geo, s->client_str, cc);
-        snprintf(err + eo, sizeof err - (size_t)eo, ",\"country\":\"%s\"", cc);
+        snprintf(tail + to, sizeof tail - (size_t)to, ",\"country\":\"%s\"", cc);
     }
     char line[2048];
     int n = snprintf(line, sizeof line,
@@ -523,7 +523,7 @@ static void write_access_log(struct stream *s)
                      s->client_str, s->peer_str, method, host, path, route, pool, endpoint,
                      reason_name(s->reason), s->status, (unsigned long long)s->bytes_in,
                      (unsigned long long)s->bytes_out, up_ms, ms_between(s->t_start_ns, now),
-                     s->attempts, s->aborted ? "true" : "false", rid, cert, err);
+                     s->attempts, s->aborted ? "true" : "false", rid, cert, tail);
     if (n > 0)
         worker_log(s->w, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }

@@ -242,6 +242,19 @@ def cleanup_all():
 
 # --- the test upstream ---------------------------------------------------------------------------
 
+def json_lines(path):
+    """The complete JSON lines of a log file written by another process ([] before it exists)."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.endswith("\n"):
+                    out.append(json.loads(line))
+    except FileNotFoundError:
+        pass
+    return out
+
+
 class Upstream(Proc):
     kind = "upstream"
 
@@ -254,15 +267,7 @@ class Upstream(Proc):
 
     def requests(self):
         """Every request the upstream logged so far (list of dicts)."""
-        out = []
-        try:
-            with open(self.log) as f:
-                for line in f:
-                    if line.endswith("\n"):
-                        out.append(json.loads(line))
-        except FileNotFoundError:
-            pass
-        return out
+        return json_lines(self.log)
 
     def stop(self):
         return self.terminate(timeout=5.0)

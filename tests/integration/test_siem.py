@@ -18,8 +18,8 @@ import sys
 import threading
 import time
 
-from harness import (HOST, HarnessError, Proc, _register, check, free_port, make_config,
-                     raw_exchange, require_bin, run_check, start_cutover, start_upstream,
+from harness import (HOST, HarnessError, Proc, _register, check, free_port, json_lines,
+                     make_config, raw_exchange, require_bin, run_check, start_cutover, start_upstream,
                      unique, wait_until, write_config)
 from siem_receiver import parse_leef, parse_rfc5424
 from test_control import Ctl, control_section, wait_ctl
@@ -55,15 +55,7 @@ class SiemReceiver(Proc):
 
     def records(self):
         """Every record logged so far (complete lines only)."""
-        out = []
-        try:
-            with open(self.log) as f:
-                for line in f:
-                    if line.endswith("\n"):
-                        out.append(json.loads(line))
-        except FileNotFoundError:
-            pass
-        return out
+        return json_lines(self.log)
 
     def stderr_lines(self):
         try:
@@ -627,6 +619,41 @@ test_siem_catches_up_after_an_outage.timeout = 90
 
 
 # --- 5. newline framing, a tab delimiter, defaults -------------------------------------------
+
+def test_siem_certificate_not_trusted():
+    """The collector's certificate is verified like an upstream's: a name that does not match
+    (server_name wrong.test for a certificate of app.test) refuses the connection, the reason is
+    logged once for the outage, and nothing is sent; control requests are acknowledged meanwhile."""
+    pki = Pki()
+    blue, green = start_upstream("blue"), start_upstream("green")
+    rcv = start_siem_receiver(pki)
+    port, mport = free_port(), free_port()
+    siem = siem_section(pki, rcv.port, connect_timeout_ms=500)
+    siem["tls"]["server_name"] = "wrong.test"
+    cfg = make_config(port, {"blue": [blue], "green": [green]}, {"blue": 100, "green": 0},
+                      control=my_control(), metrics={"address": "%s:%d" % (HOST, mport)},
+                      siem=siem)
+    cx = start_cutover(cfg)
+    path = wait_ctl(cx)
+    ev = cx.wait_event("siem_unreachable", timeout=10.0)
+    check(ev.get("reason", "").startswith("tls: certificate verification failed"),
+          "siem_unreachable reason %r", ev)
+    with Ctl(path) as c:
+        rep = c.set_weights(90, 10, reason="while the SIEM is refused")
+        check(rep.get("ok") is True, "set-weights %r", rep)
+    # a second attempt (1 s back-off) fails the same way without a second event
+    wait_until(lambda: rcv.accepts() >= 2, 10.0, what="a second connection attempt")
+    time.sleep(0.3)
+    evs = cx.events("siem_unreachable")
+    check(len(evs) == 1, "%d siem_unreachable events for one outage: %r", len(evs), evs)
+    check(not rcv.records(), "messages reached a SIEM whose certificate failed: %r",
+          rcv.records()[:2])
+    check(siem_metric(mport, "cutover_siem_connected") == 0, "connected to an untrusted SIEM")
+    cx.stop()
+
+
+test_siem_certificate_not_trusted.timeout = 60
+
 
 def test_newline_framing_and_delimiter():
     """framing "newline", delimiter "x09" (tab), facility 23, default vendor and hostname: each
