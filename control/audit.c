@@ -52,14 +52,22 @@
 struct audit_line {
     char *p; /* malloc'd, NUL-terminated, no '\n' */
     size_t n;
+    uint64_t seq; /* order of writing, across both rings */
+};
+
+struct audit_ring {
+    struct audit_line *v;
+    size_t cap, head, count; /* head: the slot the next record goes to */
 };
 
 struct audit {
     int fd;       /* -1 when there is no file */
     bool regular; /* a regular file: sync and truncate on failure */
+    bool unsynced; /* records were written since the last fdatasync */
     char *path;   /* for messages; NULL without a file */
-    struct audit_line *ring;
-    size_t cap, head, count; /* head: the slot the next record goes to */
+    struct audit_ring changes, refusals;
+    uint64_t seq;
+    struct audit_found found;
 };
 
 static void set_err(char *err, size_t cap, const char *fmt, ...)
@@ -77,6 +85,8 @@ static void set_err(char *err, size_t cap, const char *fmt, ...)
 /* ---------------------------------------------------------------------------------------------
  * Open / close
  */
+
+static int write_all(int fd, const char *p, size_t n, size_t *written);
 
 static int sync_dir_of(const char *path)
 {
@@ -105,6 +115,219 @@ static int sync_dir_of(const char *path)
     return close(dfd);
 }
 
+static int ring_init(struct audit_ring *r, size_t cap)
+{
+    r->v = calloc(cap, sizeof *r->v);
+    r->cap = cap;
+    return r->v ? 0 : CUT_ENOMEM;
+}
+
+static void ring_dispose(struct audit_ring *r)
+{
+    for (size_t i = 0; r->v && i < r->cap; i++)
+        free(r->v[i].p);
+    free(r->v);
+}
+
+/* Puts line (taken) into r as its newest entry. */
+static void ring_push(struct audit_ring *r, char *line, size_t n, uint64_t seq)
+{
+    struct audit_line *slot = &r->v[r->head];
+    free(slot->p);
+    *slot = (struct audit_line){line, n, seq};
+    r->head = (r->head + 1) % r->cap;
+    if (r->count < r->cap)
+        r->count++;
+}
+
+/* The i-th oldest of the newest k entries of r (i < k <= count). */
+static const struct audit_line *ring_at(const struct audit_ring *r, size_t k, size_t i)
+{
+    return &r->v[(r->head + r->cap - k + i) % r->cap];
+}
+
+static int read_at(int fd, char *buf, size_t n, off_t off)
+{
+    while (n > 0) {
+        ssize_t got = pread(fd, buf, n, off);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            if (got == 0)
+                errno = EIO; /* the file shrank under us */
+            return -1;
+        }
+        buf += got;
+        n -= (size_t)got;
+        off += got;
+    }
+    return 0;
+}
+
+/* A partial last line (no '\n' at the end of the file) is appended to path.torn (with a '\n'
+ * of its own, synced) and cut off the audit file, so the next record starts a line. Returns 0
+ * (a->found.torn_* set when something was set aside) or -1 with err set. */
+static int set_aside_torn(struct audit *a, int rfd, off_t size, char *err, size_t cap)
+{
+    char last;
+    if (size == 0)
+        return 0;
+    if (read_at(rfd, &last, 1, size - 1) != 0) {
+        set_err(err, cap, "audit %s: read: %s", a->path, strerror(errno));
+        return -1;
+    }
+    if (last == '\n')
+        return 0;
+    /* Where the partial line starts: after the last '\n', looking back block by block. */
+    char block[4096];
+    off_t start = 0;
+    for (off_t end = size; end > 0 && start == 0;) {
+        off_t from = end > (off_t)sizeof block ? end - (off_t)sizeof block : 0;
+        if (read_at(rfd, block, (size_t)(end - from), from) != 0) {
+            set_err(err, cap, "audit %s: read: %s", a->path, strerror(errno));
+            return -1;
+        }
+        for (off_t i = end - from; i > 0; i--)
+            if (block[i - 1] == '\n') {
+                start = from + i;
+                break;
+            }
+        end = from;
+    }
+    size_t n = (size_t)(size - start);
+    char *torn = malloc(n + 1);
+    if (torn == NULL) {
+        set_err(err, cap, "audit: out of memory");
+        return -1;
+    }
+    snprintf(a->found.torn_path, sizeof a->found.torn_path, "%s.torn", a->path);
+    int tfd = -1;
+    if (read_at(rfd, torn, n, start) != 0 ||
+        (tfd = open(a->found.torn_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) < 0) {
+        set_err(err, cap, "audit %s: setting aside a partial last line: %s", a->path,
+                strerror(errno));
+        free(torn);
+        return -1;
+    }
+    torn[n] = '\n';
+    size_t written;
+    int rc = write_all(tfd, torn, n + 1, &written) != 0 || fdatasync(tfd) != 0 ||
+                     sync_dir_of(a->found.torn_path) != 0
+                 ? -1
+                 : 0;
+    int e = errno;
+    close(tfd);
+    free(torn);
+    if (rc != 0 || ftruncate(a->fd, start) != 0 || fdatasync(a->fd) != 0) {
+        set_err(err, cap, "audit %s: setting aside a partial last line: %s", a->path,
+                strerror(rc != 0 ? e : errno));
+        return -1;
+    }
+    a->found.torn_bytes = n;
+    return 0;
+}
+
+static bool has(const char *line, size_t n, const char *what)
+{
+    return memmem(line, n, what, strlen(what)) != NULL;
+}
+
+/* Is this line a change record? Records before "kind" existed: an ok record that moved the
+ * generation. *gen gets the generation in force after it. */
+static bool line_is_change(const char *line, size_t n, uint64_t *gen)
+{
+    if (has(line, n, "\"kind\":\"refusal\"") || has(line, n, "\"kind\":\"read\"") ||
+        has(line, n, "\"result\":\"refused\""))
+        return false;
+    json_t *v = json_loadb(line, n, 0, NULL);
+    if (v == NULL)
+        return false;
+    const char *kind = json_string_value(json_object_get(v, "kind"));
+    const char *result = json_string_value(json_object_get(v, "result"));
+    json_t *before = json_object_get(v, "generation_before");
+    json_t *after = json_object_get(v, "generation_after");
+    bool change = json_is_integer(after) && json_integer_value(after) >= 0 &&
+                  (kind ? strcmp(kind, "change") == 0
+                        : result && strcmp(result, "ok") == 0 && json_is_integer(before) &&
+                              json_integer_value(before) != json_integer_value(after));
+    if (change)
+        *gen = (uint64_t)json_integer_value(after);
+    json_decref(v);
+    return change;
+}
+
+#define SCAN_WINDOW (256u * 1024) /* > AUDIT_LINE_MAX: every window holds a whole line */
+
+/* Reads the file from its end: the generation after the last change, and the newest changes
+ * into the history ring (within AUDIT_SCAN_MAX bytes). Returns 0, or -1 with err set. */
+static int scan_tail(struct audit *a, int rfd, off_t size, char *err, size_t cap)
+{
+    char *buf = malloc(SCAN_WINDOW);
+    char **found = calloc(a->changes.cap, sizeof *found);
+    size_t *lens = calloc(a->changes.cap, sizeof *lens);
+    size_t nfound = 0;
+    int rc = 0;
+    if (buf == NULL || found == NULL || lens == NULL) {
+        set_err(err, cap, "audit: out of memory");
+        rc = -1;
+        goto out;
+    }
+    for (off_t pos = size; pos > 0 && size - pos < (off_t)AUDIT_SCAN_MAX &&
+                           nfound < a->changes.cap;) {
+        off_t from = pos > (off_t)SCAN_WINDOW ? pos - (off_t)SCAN_WINDOW : 0;
+        size_t n = (size_t)(pos - from);
+        if (read_at(rfd, buf, n, from) != 0) {
+            set_err(err, cap, "audit %s: read: %s", a->path, strerror(errno));
+            rc = -1;
+            goto out;
+        }
+        size_t first = 0; /* where whole lines start in this window */
+        if (from > 0) {
+            char *nl = memchr(buf, '\n', n);
+            if (nl == NULL) { /* a line longer than a window: not ours, skip it */
+                pos = from;
+                continue;
+            }
+            first = (size_t)(nl - buf) + 1;
+        }
+        size_t end = n; /* lines in [first, end), each ending in '\n' */
+        while (end > first && nfound < a->changes.cap) {
+            size_t e = end - 1; /* the '\n' of the line */
+            size_t b = e;
+            while (b > first && buf[b - 1] != '\n')
+                b--;
+            uint64_t gen;
+            if (e > b && line_is_change(buf + b, e - b, &gen)) {
+                if (!a->found.has_change) {
+                    a->found.has_change = 1;
+                    a->found.last_generation = gen;
+                }
+                if ((found[nfound] = strndup(buf + b, e - b)) == NULL) {
+                    set_err(err, cap, "audit: out of memory");
+                    rc = -1;
+                    goto out;
+                }
+                lens[nfound++] = e - b;
+            }
+            end = b;
+        }
+        pos = from + (off_t)first;
+        if (from == 0)
+            break;
+    }
+    for (size_t i = nfound; i > 0; i--) { /* oldest first */
+        ring_push(&a->changes, found[i - 1], lens[i - 1], ++a->seq);
+        found[i - 1] = NULL;
+    }
+out:
+    for (size_t i = 0; found && i < nfound; i++)
+        free(found[i]);
+    free(found);
+    free(lens);
+    free(buf);
+    return rc;
+}
+
 struct audit *audit_open(const char *path, size_t ring, char *err, size_t cap)
 {
     if (ring < 1) {
@@ -112,12 +335,15 @@ struct audit *audit_open(const char *path, size_t ring, char *err, size_t cap)
         return NULL;
     }
     struct audit *a = calloc(1, sizeof *a);
-    if (a == NULL || (a->ring = calloc(ring, sizeof *a->ring)) == NULL) {
+    if (a == NULL || ring_init(&a->changes, ring) < 0 || ring_init(&a->refusals, ring) < 0) {
+        if (a != NULL) {
+            ring_dispose(&a->changes);
+            ring_dispose(&a->refusals);
+        }
         free(a);
         set_err(err, cap, "audit: out of memory (ring of %zu records)", ring);
         return NULL;
     }
-    a->cap = ring;
     a->fd = -1;
     if (path == NULL)
         return a;
@@ -148,18 +374,41 @@ struct audit *audit_open(const char *path, size_t ring, char *err, size_t cap)
         audit_close(a);
         return NULL;
     }
+    if (a->regular && sb.st_size > 0) {
+        int rfd = open(path, O_RDONLY | O_CLOEXEC);
+        if (rfd < 0) {
+            set_err(err, cap, "audit %s: open for reading: %s", path, strerror(errno));
+            audit_close(a);
+            return NULL;
+        }
+        int rc = set_aside_torn(a, rfd, sb.st_size, err, cap);
+        if (rc == 0)
+            rc = scan_tail(a, rfd, sb.st_size - (off_t)a->found.torn_bytes, err, cap);
+        close(rfd);
+        if (rc != 0) {
+            audit_close(a);
+            return NULL;
+        }
+    }
     return a;
+}
+
+const struct audit_found *audit_found(const struct audit *a)
+{
+    return &a->found;
 }
 
 void audit_close(struct audit *a)
 {
     if (a == NULL)
         return;
-    if (a->fd >= 0)
-        close(a->fd); /* every record was synced when written */
-    for (size_t i = 0; i < a->cap; i++)
-        free(a->ring[i].p);
-    free(a->ring);
+    if (a->fd >= 0) {
+        if (a->regular && a->unsynced)
+            fdatasync(a->fd); /* reads and refusals written since the last change */
+        close(a->fd);
+    }
+    ring_dispose(&a->changes);
+    ring_dispose(&a->refusals);
     free(a->path);
     free(a);
 }
@@ -277,7 +526,8 @@ static int frag_init(struct frag *f, const char *src)
     f->v = json_loads(src, JSON_DECODE_ANY, NULL);
     if (f->v == NULL)
         return 0; /* invalid: null */
-    f->text = json_dumps(f->v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    f->text = json_dumps(f->v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER |
+                                   JSON_REAL_PRECISION(CUT_JSON_REAL_DIGITS));
     if (f->text == NULL) {
         json_decref(f->v);
         f->v = NULL;
@@ -328,6 +578,14 @@ static const struct limits shrink_steps[] = {
     {256, 256, 256, 256, 256},
 };
 
+/* A refusal changed nothing: what it asked for is kept short from the start. */
+static const struct limits refusal_steps[] = {
+    {512, 512, AUDIT_REFUSAL_ARGS_MAX, AUDIT_REFUSAL_ARGS_MAX, 256},
+    {256, 256, 256, 256, 256},
+};
+
+static const char *const kind_names[] = {"change", "read", "refusal"};
+
 /* Sets key to val (taken); a NULL val (allocation failure) marks *ok false. */
 static void put(json_t *o, const char *key, json_t *val, bool *ok)
 {
@@ -359,6 +617,7 @@ static json_t *record_json(const struct audit_record *r, const char *time, const
         }
     }
     put(o, "type", json_string("audit"), &ok);
+    put(o, "kind", json_string(kind_names[r->kind]), &ok);
     put(o, "time", json_string(time), &ok);
     put(o, "cluster", str_json(r->cluster, l->str), &ok);
     put(o, "region", str_json(r->region, l->str), &ok);
@@ -366,8 +625,10 @@ static json_t *record_json(const struct audit_record *r, const char *time, const
     put(o, "role", str_json(r->role, l->str), &ok);
     put(o, "op", str_json(r->op, l->str), &ok);
     put(o, "args", frag_json(args, l->args, l->prefix), &ok);
-    put(o, "result", json_string(r->ok ? "ok" : "refused"), &ok);
+    put(o, "result", json_string(r->result ? r->result : r->ok ? "ok" : "refused"), &ok);
     put(o, "error", error, &ok);
+    if (r->count > 1)
+        put(o, "count", json_integer((json_int_t)r->count), &ok);
     put(o, "generation_before", json_integer((json_int_t)r->generation_before), &ok);
     put(o, "generation_after", json_integer((json_int_t)r->generation_after), &ok);
     put(o, "weights_before", frag_json(wb, l->weights, l->prefix), &ok);
@@ -391,11 +652,15 @@ static char *record_line(const struct audit_record *r, size_t *len)
     int rc = frag_init(&args, r->args_json);
     rc |= frag_init(&wb, r->weights_before_json);
     rc |= frag_init(&wa, r->weights_after_json);
-    for (size_t i = 0; rc == 0 && i < CUT_ARRAY_LEN(shrink_steps); i++) {
-        json_t *o = record_json(r, time, &args, &wb, &wa, &shrink_steps[i]);
+    const struct limits *steps = r->kind == AUDIT_REFUSAL ? refusal_steps : shrink_steps;
+    size_t nsteps = r->kind == AUDIT_REFUSAL ? CUT_ARRAY_LEN(refusal_steps)
+                                              : CUT_ARRAY_LEN(shrink_steps);
+    for (size_t i = 0; rc == 0 && i < nsteps; i++) {
+        json_t *o = record_json(r, time, &args, &wb, &wa, &steps[i]);
         if (o == NULL)
             break;
-        char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                       JSON_REAL_PRECISION(CUT_JSON_REAL_DIGITS));
         json_decref(o);
         if (text == NULL)
             break;
@@ -410,7 +675,7 @@ static char *record_line(const struct audit_record *r, size_t *len)
             break;
         }
         free(text);
-        CUT_ASSERT(i + 1 < CUT_ARRAY_LEN(shrink_steps)); /* the last step always fits */
+        CUT_ASSERT(i + 1 < nsteps); /* the last step always fits */
     }
     frag_dispose(&args);
     frag_dispose(&wb);
@@ -480,6 +745,7 @@ fail : {
 int audit_append(struct audit *a, const struct audit_record *r, audit_out_fn out, void *ctx,
                  char *err, size_t cap)
 {
+    CUT_ASSERT(r->kind <= AUDIT_REFUSAL);
     size_t n = 0;
     char *line = record_line(r, &n);
     if (line == NULL) {
@@ -489,34 +755,73 @@ int audit_append(struct audit *a, const struct audit_record *r, audit_out_fn out
     if (a->fd >= 0) {
         line[n] = '\n';
         line[n + 1] = '\0';
-        int rc = append_file(a, line, n + 1, !r->no_sync, err, cap);
+        int sync = r->kind == AUDIT_CHANGE;
+        int rc = append_file(a, line, n + 1, sync, err, cap);
         if (rc != 0) {
             free(line);
             return rc;
         }
+        a->unsynced = !sync; /* a change's fdatasync covered everything before it too */
     }
     line[n] = '\0';
 
-    struct audit_line *slot = &a->ring[a->head];
-    free(slot->p);
-    slot->p = line;
-    slot->n = n;
-    a->head = (a->head + 1) % a->cap;
-    if (a->count < a->cap)
-        a->count++;
+    a->seq++;
+    if (r->kind == AUDIT_CHANGE)
+        ring_push(&a->changes, line, n, a->seq);
+    else if (r->kind == AUDIT_REFUSAL)
+        ring_push(&a->refusals, line, n, a->seq);
 
     if (out != NULL)
         out(ctx, line, n);
+    if (r->kind == AUDIT_READ)
+        free(line); /* reads are not history */
     return 0;
+}
+
+int audit_sync(struct audit *a, char *err, size_t cap)
+{
+    if (a->fd < 0 || !a->regular || !a->unsynced)
+        return 0;
+    if (fdatasync(a->fd) != 0) {
+        set_err(err, cap, "audit %s: fdatasync: %s", a->path, strerror(errno));
+        return CUT_EIO;
+    }
+    a->unsynced = false;
+    return 0;
+}
+
+/* The newest `limit` entries of the two rings (the second may be NULL), merged by seq, oldest
+ * first. */
+static void merged(const struct audit_ring *x, const struct audit_ring *y, size_t limit,
+                   void (*fn)(void *ctx, const char *line, size_t len), void *ctx)
+{
+    size_t kx = x->count, ky = y ? y->count : 0;
+    /* Drop the oldest until at most limit remain. */
+    size_t ix = 0, iy = 0;
+    while (kx - ix + ky - iy > limit) {
+        if (iy < ky && (ix >= kx || ring_at(y, ky, iy)->seq < ring_at(x, kx, ix)->seq))
+            iy++;
+        else
+            ix++;
+    }
+    while (ix < kx || iy < ky) {
+        const struct audit_line *l;
+        if (iy < ky && (ix >= kx || ring_at(y, ky, iy)->seq < ring_at(x, kx, ix)->seq))
+            l = ring_at(y, ky, iy++);
+        else
+            l = ring_at(x, kx, ix++);
+        fn(ctx, l->p, l->n);
+    }
 }
 
 void audit_recent(const struct audit *a, size_t limit,
                   void (*fn)(void *ctx, const char *line, size_t len), void *ctx)
 {
-    size_t k = limit < a->count ? limit : a->count;
-    size_t i = (a->head + a->cap - k) % a->cap;
-    for (; k > 0; k--) {
-        fn(ctx, a->ring[i].p, a->ring[i].n);
-        i = (i + 1) % a->cap;
-    }
+    merged(&a->changes, &a->refusals, limit, fn, ctx);
+}
+
+void audit_history(const struct audit *a, size_t limit, int refusals,
+                   void (*fn)(void *ctx, const char *line, size_t len), void *ctx)
+{
+    merged(&a->changes, refusals ? &a->refusals : NULL, limit, fn, ctx);
 }

@@ -14,7 +14,9 @@
 #include "../proxy/snapshot.h"
 #include "../proxy/version.h"
 #include "ctl_internal.h"
+#include "durable.h"
 #include "plan.h"
+#include "refusal.h"
 
 #define CMD_PROTOCOL 1
 #define CMD_REASON_MAX 512
@@ -35,6 +37,7 @@ struct cmd_res {
     /* a mutating operation fills these */
     int changed;             /* next replaces the runtime state */
     int reloaded;            /* the reload op already published */
+    int recorded;            /* the op already wrote its audit record (reload) */
     struct state next;
     const char *route;
     char weights_before[512], weights_after[512];
@@ -53,6 +56,9 @@ static int fail(struct cmd_res *r, const char *code, const char *path, const cha
     snprintf(r->path, sizeof r->path, "%s", path ? path : "");
     return -1;
 }
+
+static void record_fill(struct ctl *c, const struct cmd_peer *peer, const char *op,
+                        const char *args_json, json_t *args, struct audit_record *rec);
 
 const char *commands_role_name(enum cfg_role role)
 {
@@ -558,7 +564,13 @@ static int op_reload(struct cmd_req *q, struct cmd_res *r)
         arg_str(r, q->args, "reason", 0, CMD_REASON_MAX, &reason) < 0 || arg_expect(q, r) < 0)
         return -1;
     struct cfg_errors errs = {0};
-    int rc = ctl_reload(q->c, &errs);
+    struct audit_record rec;
+    char *args_json = json_dumps(q->args, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    record_fill(q->c, q->peer, "reload", args_json, q->args, &rec);
+    int recorded = 0;
+    int rc = ctl_reload(q->c, &errs, &rec, &recorded);
+    free(args_json);
+    r->recorded = recorded;
     if (rc < 0) {
         r->details = json_array();
         for (size_t i = 0; i < errs.n; i++)
@@ -604,12 +616,14 @@ static int parse_plan_args(struct cmd_req *q, struct cmd_res *r, const struct st
     for (size_t i = 0; i < json_array_size(steps); i++) {
         json_t *v = json_array_get(steps, i);
         double d = json_is_number(v) ? json_number_value(v) : -1;
-        unsigned bp = (unsigned)(d * 100.0 + 0.5);
         char path[48];
         snprintf(path, sizeof path, "args.steps[%zu]", i);
-        if (d <= 0 || d > 100 || fabs(d * 100.0 - bp) > 1e-6)
+        /* the range before the conversion (an out-of-range double to unsigned is undefined
+         * behaviour); the negated test also refuses NaN */
+        if (!(d > 0.0 && d <= 100.0) || fabs(d * 100.0 - floor(d * 100.0 + 0.5)) > 1e-6)
             return fail(r, "invalid_argument", path,
                         "must be above 0 and at most 100, with at most two decimals");
+        unsigned bp = (unsigned)(d * 100.0 + 0.5);
         if (bp <= prev)
             return fail(r, "invalid_argument", path, "steps must increase");
         p->steps_bp[p->nsteps++] = prev = bp;
@@ -771,31 +785,20 @@ struct history_ctx {
     json_t *arr;
 };
 
-/* History is about changes: successful reads (status, history, version) are in the audit log
- * but not in the history. */
-static int is_read_ok(json_t *rec)
-{
-    const char *op = json_string_value(json_object_get(rec, "op"));
-    const char *result = json_string_value(json_object_get(rec, "result"));
-    if (!op || !result || strcmp(result, "ok") != 0)
-        return 0;
-    const struct command *cmd = find_command(op);
-    return cmd && !(cmd->flags & CMD_MUTATES);
-}
-
 static void history_line(void *ctx, const char *line, size_t len)
 {
     struct history_ctx *h = ctx;
     json_t *v = json_loadb(line, len, 0, NULL);
-    if (v && !is_read_ok(v))
+    if (v)
         json_array_append_new(h->arr, v);
-    else
-        json_decref(v);
 }
 
+/* History is about changes: the newest `limit` changes (made, aborted, recovered at start-up;
+ * loaded from the audit log's tail at start, so they survive restarts), with refused requests
+ * merged in only when asked (refusals: true). Reads are in the audit log, never in history. */
 static int op_history(struct cmd_req *q, struct cmd_res *r)
 {
-    static const char *const keys[] = {"limit", NULL};
+    static const char *const keys[] = {"limit", "refusals", NULL};
     if (check_keys(r, q->args, keys) < 0)
         return -1;
     json_int_t limit = 50;
@@ -805,10 +808,11 @@ static int op_history(struct cmd_req *q, struct cmd_res *r)
             return fail(r, "invalid_argument", "args.limit", "must be an integer 1..1000");
         limit = json_integer_value(v);
     }
+    json_t *rf = json_object_get(q->args, "refusals");
+    if (rf && !json_is_boolean(rf))
+        return fail(r, "invalid_argument", "args.refusals", "expected true or false");
     struct history_ctx h = {json_array()};
-    audit_recent(q->c->audit, SIZE_MAX, history_line, &h);
-    while (json_array_size(h.arr) > (size_t)limit)
-        json_array_remove(h.arr, 0); /* the newest `limit` changes */
+    audit_history(q->c->audit, (size_t)limit, rf && json_is_true(rf), history_line, &h);
     r->result = json_pack("{s:o}", "records", h.arr);
     return 0;
 }
@@ -864,7 +868,8 @@ static char *reply(struct ctl *c, const char *id, struct cmd_res *r)
     } else {
         json_object_set(o, "result", r->result ? r->result : json_object());
     }
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                JSON_REAL_PRECISION(CUT_JSON_REAL_DIGITS));
     json_decref(o);
     return s;
 }
@@ -881,15 +886,13 @@ char *commands_error_reply(struct ctl *c, const struct cmd_peer *peer, const cha
     return reply(c, NULL, &r);
 }
 
-static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, json_t *args,
-                  struct cmd_res *r, uint64_t gen_before)
+/* The parts of a record every control request shares. args_json and args (for the reason) are
+ * borrowed and must outlive rec. */
+static void record_fill(struct ctl *c, const struct cmd_peer *peer, const char *op,
+                        const char *args_json, json_t *args, struct audit_record *rec)
 {
-    const char *reason = NULL;
     json_t *rv = args ? json_object_get(args, "reason") : NULL;
-    if (rv && json_is_string(rv))
-        reason = json_string_value(rv);
-    char *args_json = args ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    struct audit_record rec = {
+    *rec = (struct audit_record){
         .cluster = c->hold->cfg->cluster,
         .region = c->hold->cfg->region,
         .uid = peer->uid,
@@ -898,58 +901,135 @@ static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, js
         .role = commands_role_name(peer->role),
         .op = op ? op : "",
         .args_json = args_json,
-        .ok = r->code == NULL,
-        .error_code = r->code,
-        .error_message = r->code ? r->msg : NULL,
-        .generation_before = gen_before,
+        .ok = 1,
+        .reason = rv && json_is_string(rv) ? json_string_value(rv) : NULL,
+        .generation_before = c->generation,
         .generation_after = c->generation,
-        .weights_before_json = r->weights_before[0] ? r->weights_before : NULL,
-        .weights_after_json = r->weights_after[0] ? r->weights_after : NULL,
-        .reason = reason,
-        .no_sync = op && r->code == NULL && find_command(op) &&
-                   !(find_command(op)->flags & CMD_MUTATES),
     };
-    char err[256];
-    if (audit_append(c->audit, &rec, ctl_audit_out, c, err, sizeof err) < 0 && !r->code)
-        fail(r, "internal", NULL, "audit log: %s", err);
+}
+
+static void count_op(struct ctl *c, const char *op, int ok)
+{
     const struct command *cmd = op ? find_command(op) : NULL;
     /* op names come from the command table (bounded label values); cutover's own plan steps
      * are not commands but are counted under their name too. */
     const char *counted = cmd ? cmd->op : op && strcmp(op, "shift-step") == 0 ? "shift-step"
                                                                                  : "unknown";
-    ctl_count_op(c, counted, r->code == NULL);
+    ctl_count_op(c, counted, ok);
+}
+
+/* Writes the summary of an actor's coalesced refusals (refusal.h). */
+static void on_refusal_summary(void *ctx, const struct refusal_detail *d, uint64_t count)
+{
+    struct ctl *c = ctx;
+    char msg[600];
+    snprintf(msg, sizeof msg,
+             "%llu more refusals from this actor, counted rather than recorded one by one "
+             "(beyond a burst of %d and %d a second); the last: %s: %s",
+             (unsigned long long)count, REFUSAL_BURST, REFUSAL_RATE, d->code, d->message);
+    struct audit_record rec = {
+        .cluster = c->hold->cfg->cluster,
+        .region = c->hold->cfg->region,
+        .uid = d->uid,
+        .user = d->user,
+        .address = d->address[0] ? d->address : NULL,
+        .role = d->role,
+        .op = d->op,
+        .ok = 0,
+        .error_code = d->code,
+        .error_message = msg,
+        .generation_before = c->generation,
+        .generation_after = c->generation,
+        .kind = AUDIT_REFUSAL,
+        .count = count,
+    };
+    char err[256];
+    if (audit_append(c->audit, &rec, ctl_audit_out, c, err, sizeof err) < 0)
+        ctl_event(c, "audit_failed", NULL);
+}
+
+void commands_tick(struct ctl *c, uint64_t now_ms)
+{
+    if (c->refusals)
+        refusal_flush(c->refusals, now_ms, 0, on_refusal_summary, c);
+    if (now_ms - c->audit_synced_ms >= COMMANDS_SYNC_MS) {
+        char err[256];
+        c->audit_synced_ms = now_ms;
+        if (audit_sync(c->audit, err, sizeof err) < 0)
+            ctl_event(c, "audit_failed", NULL);
+    }
+}
+
+void commands_stop(struct ctl *c)
+{
+    if (c->refusals)
+        refusal_flush(c->refusals, ctl_now_ms(), 1, on_refusal_summary, c);
+}
+
+/* Records a request that changed nothing: a read, a refusal, or a change that was already so
+ * (set-weights to the weights in force). Refusals are coalesced per actor (refusal.h). */
+static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, json_t *args,
+                  struct cmd_res *r, uint64_t gen_before)
+{
+    count_op(c, op, r->code == NULL);
+    const struct command *cmd = op ? find_command(op) : NULL;
+    enum audit_kind kind = r->code                                  ? AUDIT_REFUSAL
+                           : cmd && !(cmd->flags & CMD_MUTATES) ? AUDIT_READ
+                                                                  : AUDIT_CHANGE;
+    if (kind == AUDIT_REFUSAL && c->refusals) {
+        struct refusal_detail d;
+        refusal_detail_set(&d, peer->uid, peer->user, peer->address,
+                           commands_role_name(peer->role), op, r->code, r->msg);
+        if (!refusal_admit(c->refusals, &d, ctl_now_ms(), on_refusal_summary, c))
+            return; /* counted into this actor's summary */
+    }
+    char *args_json = args ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    struct audit_record rec;
+    record_fill(c, peer, op, args_json, args, &rec);
+    rec.kind = kind;
+    rec.ok = r->code == NULL;
+    rec.error_code = r->code;
+    rec.error_message = r->code ? r->msg : NULL;
+    rec.generation_before = gen_before;
+    rec.weights_before_json = r->weights_before[0] ? r->weights_before : NULL;
+    rec.weights_after_json = r->weights_after[0] ? r->weights_after : NULL;
+    char err[256];
+    if (audit_append(c->audit, &rec, ctl_audit_out, c, err, sizeof err) < 0) {
+        ctl_event(c, "audit_failed", NULL);
+        if (kind == AUDIT_CHANGE && !r->code) /* a no-op change must be on the record too */
+            fail(r, "internal", NULL, "audit log: %s", err);
+    }
     free(args_json);
 }
 
-/* Makes a validated change durable, audits it and publishes it (the order of the contract). */
+/* Makes a validated change durable and audited, then publishes it (durable.h: the record, the
+ * state file, the snapshot, the acknowledgement). */
 static void apply(struct ctl *c, const struct cmd_peer *peer, const char *op, json_t *args,
                   struct cmd_res *r)
 {
     uint64_t before = c->generation;
-    char err[256];
     if (!r->changed) {
         audit(c, peer, op, args, r, before); /* nothing to change: still on the record */
         return;
     }
     r->next.generation = c->generation + 1;
-    if (ctl_save_state(c, &r->next, err, sizeof err) < 0) {
-        fail(r, "internal", NULL, "state file: %s", err);
-        audit(c, peer, op, args, r, before);
-        return;
-    }
-    /* Audit before publishing: if the audit log cannot be written, the change is undone. */
-    uint64_t saved = c->generation;
-    c->generation = r->next.generation;
-    audit(c, peer, op, args, r, before);
-    if (r->code) {
-        c->generation = saved;
-        char err2[256];
-        if (ctl_save_state(c, &c->rt, err2, sizeof err2) < 0)
-            ctl_event(c, "state_restore_failed", NULL);
+    char *args_json = args ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    struct audit_record rec;
+    record_fill(c, peer, op, args_json, args, &rec);
+    rec.generation_after = r->next.generation;
+    rec.weights_before_json = r->weights_before[0] ? r->weights_before : NULL;
+    rec.weights_after_json = r->weights_after[0] ? r->weights_after : NULL;
+    char err[400];
+    int rc = durable_commit(c, &r->next, &rec, NULL, err, sizeof err);
+    free(args_json);
+    count_op(c, op, rc == 0);
+    if (rc < 0) {
+        fail(r, "internal", NULL, "%s", err); /* recorded as aborted, or not at all */
         return;
     }
     struct state old = c->rt;
     c->rt = r->next;
+    c->generation = c->rt.generation;
     memset(&r->next, 0, sizeof r->next);
     if (ctl_publish(c) < 0) {
         /* Durable and audited but not yet published: the next change or reload publishes it. */
@@ -1039,6 +1119,8 @@ static char *handle(struct ctl *c, const struct cmd_peer *peer, const char *line
     int rc = cmd->fn(&q, &r);
     if (rc == 0 && (cmd->flags & CMD_MUTATES) && !r.reloaded)
         apply(c, peer, op, args, &r);
+    else if (r.recorded)
+        count_op(c, op, r.code == NULL); /* the reload wrote its own record */
     else
         audit(c, peer, op, args, &r, before); /* every request is on the record, reads too */
     out = reply(c, id, &r);

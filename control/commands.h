@@ -6,6 +6,7 @@
 #define CUT_COMMANDS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../config/cfg.h"
 
@@ -50,5 +51,14 @@ typedef struct json_t json_t;
  * borrowed. Returns 0 or a CUT_E* code (nothing changed). */
 int commands_apply_auto(struct ctl *c, const char *op, json_t *args, struct state *next,
                         const char *route);
+
+/* Every CTL_TICK_MS: writes the summaries of coalesced refusals whose window ended
+ * (control/refusal.h) and, every COMMANDS_SYNC_MS, makes the reads and refusals written since
+ * the last change durable (audit_sync). now_ms is ctl_now_ms(). */
+#define COMMANDS_SYNC_MS 1000
+void commands_tick(struct ctl *c, uint64_t now_ms);
+
+/* At stop: writes every pending refusal summary. */
+void commands_stop(struct ctl *c);
 
 #endif

@@ -25,7 +25,11 @@
 #include "../proxy/tls.h"
 #include "../proxy/worker.h"
 #include "admin.h"
+#include "commands.h"
 #include "ctl_internal.h"
+#include "durable.h"
+#include "recovery.h"
+#include "refusal.h"
 #include "ctlsock.h"
 #include "health_state.h"
 #include "healthcheck.h"
@@ -160,6 +164,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct ctl *c = arg;
     (void)fd;
     (void)what;
+    commands_tick(c, ctl_now_ms());
     if (c->stopping)
         return;
     if (hstate_tick(c, ctl_now_ms()) && ctl_publish(c) < 0)
@@ -847,8 +852,9 @@ static void refuse_event(struct ctl *c, const struct cfg_errors *errs)
     ctl_event(c, "reload_refused", extra);
 }
 
-int ctl_reload(struct ctl *c, struct cfg_errors *errs)
+int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec, int *recorded)
 {
+    *recorded = 0;
     struct cfg *cfg = NULL;
     int rc = cfg_load(c->config_path, &cfg, errs);
     if (rc < 0) {
@@ -897,38 +903,43 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs)
         return CUT_ENOMEM;
     }
     nrt.generation = c->generation + 1;
-    if (ctl_save_state(c, &nrt, err, sizeof err) < 0) {
+    struct cfg_hold *hold = snapshot_cfg_hold(cfg); /* takes cfg */
+    char *wb = durable_weights_json(&c->rt), *wa = durable_weights_json(&nrt);
+    if (!hold || !wb || !wa) {
         tls_set_release(&fresh);
         state_dispose(&nrt);
-        cfg_free(cfg);
-        cfg_errors_add(errs, "", 0, 0, "state file: %s", err);
-        ctl_event(c, "reload_refused", ",\"errors\":[{\"path\":\"\",\"message\":\"cannot write the state file\"}]");
-        return CUT_EIO;
-    }
-    struct cfg_hold *hold = snapshot_cfg_hold(cfg);
-    if (!hold) {
-        tls_set_release(&fresh);
-        state_dispose(&nrt);
+        if (hold)
+            snapshot_cfg_unref(hold); /* without a hold, cfg was freed by snapshot_cfg_hold */
+        free(wb);
+        free(wa);
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
+    }
+    /* The record, then the state file (durable.h); only then the switch. */
+    rec->generation_before = c->generation;
+    rec->generation_after = nrt.generation;
+    rec->weights_before_json = wb;
+    rec->weights_after_json = wa;
+    rc = durable_commit(c, &nrt, rec, recorded, err, sizeof err);
+    rec->weights_before_json = rec->weights_after_json = NULL;
+    free(wb);
+    free(wa);
+    if (rc < 0) {
+        tls_set_release(&fresh);
+        state_dispose(&nrt);
+        snapshot_cfg_unref(hold);
+        cfg_errors_add(errs, "", 0, 0, "%s", err);
+        ctl_event(c, "reload_refused", ",\"errors\":[{\"path\":\"\",\"message\":\"cannot record the change or write the state file\"}]");
+        return CUT_EIO;
     }
     struct cfg_hold *old_hold = c->hold;
     struct state old_rt = c->rt;
     tls_swap(c, &fresh); /* fresh now holds the old material */
     c->hold = hold;
     c->rt = nrt;
-    c->generation++;
-    if (ctl_publish(c) < 0) {
-        tls_swap(c, &fresh);
-        tls_set_release(&fresh);
-        c->generation--;
-        c->hold = old_hold;
-        c->rt = old_rt;
-        state_dispose(&nrt);
-        snapshot_cfg_unref(hold);
-        cfg_errors_add(errs, "", 0, 0, "out of memory");
-        return CUT_ENOMEM;
-    }
+    c->generation = nrt.generation;
+    if (ctl_publish(c) < 0) /* durable and audited: the next change publishes it */
+        ctl_event(c, "publish_failed", ",\"reason\":\"out of memory\"");
     tls_set_release(&fresh);
     state_dispose(&old_rt);
     snapshot_cfg_unref(old_hold);
@@ -946,19 +957,27 @@ static void reload_on_signal(struct ctl *c)
 {
     struct cfg_errors errs = {0};
     uint64_t before = c->generation;
-    int rc = ctl_reload(c, &errs);
-    if (rc < 0)
-        cfg_errors_print(&errs, c->config_path, stderr);
-    char err[256];
     struct audit_record r = {
         .cluster = c->hold->cfg->cluster, .region = c->hold->cfg->region, .uid = -1,
-        .user = "SIGHUP", .role = "admin", .op = "reload", .ok = rc == 0,
-        .error_code = rc == 0 ? NULL : "invalid_argument",
-        .error_message = rc == 0 ? NULL : (errs.n ? errs.v[0].message : "refused"),
-        .generation_before = before, .generation_after = c->generation,
+        .user = "SIGHUP", .role = "admin", .op = "reload", .ok = 1,
+        .generation_before = before, .generation_after = before,
     };
-    if (c->audit && audit_append(c->audit, &r, ctl_audit_out, c, err, sizeof err) < 0)
-        ctl_event(c, "audit_failed", NULL);
+    int recorded = 0;
+    int rc = ctl_reload(c, &errs, &r, &recorded);
+    if (rc < 0)
+        cfg_errors_print(&errs, c->config_path, stderr);
+    if (rc < 0 && !recorded) { /* refused before anything changed: the refusal's record */
+        char err[256];
+        struct audit_record f = {
+            .cluster = c->hold->cfg->cluster, .region = c->hold->cfg->region, .uid = -1,
+            .user = "SIGHUP", .role = "admin", .op = "reload", .ok = 0,
+            .kind = AUDIT_REFUSAL, .error_code = "invalid_argument",
+            .error_message = errs.n ? errs.v[0].message : "refused",
+            .generation_before = before, .generation_after = c->generation,
+        };
+        if (audit_append(c->audit, &f, ctl_audit_out, c, err, sizeof err) < 0)
+            ctl_event(c, "audit_failed", NULL);
+    }
     cfg_errors_dispose(&errs);
 }
 
@@ -1030,51 +1049,131 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-/* Loads the state file and lays it over cfg. Returns 0, or a negative code with err set. */
+/* The start-up record (recovery.h): who (cutover itself), what it serves, and why. */
+static int record_start(struct ctl *c, const struct recovery_plan *pl, char *err, size_t cap)
+{
+    char *weights = durable_weights_json(&c->rt);
+    if (!weights) {
+        snprintf(err, cap, "out of memory");
+        return CUT_ENOMEM;
+    }
+    int aborted = strcmp(pl->result, "aborted") == 0;
+    struct audit_record rec = {
+        .cluster = c->hold->cfg->cluster,
+        .region = c->hold->cfg->region,
+        .uid = (long)geteuid(),
+        .user = "cutover",
+        .role = "admin",
+        .op = pl->op,
+        .ok = !aborted,
+        .result = pl->result,
+        .error_code = aborted ? "interrupted" : NULL,
+        .error_message = aborted ? pl->why : NULL,
+        .generation_before = pl->gen_before,
+        .generation_after = pl->generation,
+        .weights_after_json = weights,
+        .reason = pl->why,
+    };
+    char derr[512];
+    int rc = durable_commit(c, &c->rt, &rec, NULL, derr, sizeof derr);
+    free(weights);
+    if (rc < 0)
+        snprintf(err, cap, "cannot record the start: %s; refusing to start unaudited", derr);
+    return rc;
+}
+
+/* Loads the state file, reconciles it with the audit log (recovery.h) and lays it over cfg;
+ * records what start-up decided when it is not a plain resume. Returns 0, or a negative code
+ * with err set (cutover does not start). */
 static int load_state(struct ctl *c, int discard, char *err, size_t cap)
 {
     const struct cfg *cfg = c->hold->cfg;
     struct state old = {0};
     const char *path = cfg->control.state_file;
+    const struct audit_found *af = audit_found(c->audit);
+    if (af->torn_bytes) {
+        char extra[4400];
+        size_t o = (size_t)snprintf(extra, sizeof extra, ",\"bytes\":%zu,\"set_aside\":\"",
+                                    af->torn_bytes);
+        o += log_escape(extra + o, sizeof extra - o - 4, af->torn_path, strlen(af->torn_path));
+        snprintf(extra + o, sizeof extra - o, "\"");
+        ctl_event(c, "audit_torn_line", extra);
+    }
+    struct recovery_in in = {
+        .audit_file = cfg->control.audit_file != NULL,
+        .has_change = af->has_change,
+        .audit_gen = af->last_generation,
+        .discard = discard,
+    };
+    char lerr[512] = "";
     if (path) {
-        char lerr[512];
         int rc = state_load(path, &old, lerr, sizeof lerr);
-        if (rc < 0 && rc != CUT_ENOENT) {
-            if (!discard) {
-                snprintf(err, cap,
-                         "%s; refusing to start (with --discard-state, cutover starts from the "
-                         "configuration's weights and keeps the bad file as %s.discarded)",
-                         lerr, path);
-                return rc;
-            }
-            char dst[4200];
-            snprintf(dst, sizeof dst, "%s.discarded", path);
-            rename(path, dst);
-            char extra[700];
-            size_t o = (size_t)snprintf(extra, sizeof extra, ",\"reason\":\"");
-            o += log_escape(extra + o, sizeof extra - o - 4, lerr, strlen(lerr));
-            snprintf(extra + o, sizeof extra - o, "\"");
-            ctl_event(c, "state_discarded", extra);
-            memset(&old, 0, sizeof old);
-        }
+        in.state = rc == 0 ? RECOVERY_STATE_OK
+                   : rc == CUT_ENOENT ? RECOVERY_STATE_MISSING
+                                      : RECOVERY_STATE_CORRUPT;
+        in.state_gen = old.generation;
+    }
+    struct recovery_plan pl;
+    recovery_decide(&in, &pl);
+    if (pl.action == RECOVERY_REFUSE) {
+        if (in.state == RECOVERY_STATE_CORRUPT)
+            snprintf(err, cap,
+                     "%s; refusing to start (with --discard-state, cutover starts from the "
+                     "configuration's weights and keeps the bad file as %s.discarded)",
+                     lerr, path);
+        else
+            snprintf(err, cap,
+                     "state file %s: %s; refusing to start (with --discard-state, cutover "
+                     "starts from the configuration's weights at generation %llu%s)",
+                     path, pl.why, (unsigned long long)af->last_generation + 1,
+                     in.state == RECOVERY_STATE_OK ? " and keeps the file as FILE.discarded" : "");
+        char extra[1200];
+        size_t o = (size_t)snprintf(extra, sizeof extra, ",\"reason\":\"");
+        o += log_escape(extra + o, sizeof extra - o - 4, err, strlen(err));
+        snprintf(extra + o, sizeof extra - o, "\"");
+        ctl_event(c, pl.event, extra);
+        state_dispose(&old);
+        return CUT_EINVAL;
+    }
+    if (path && !pl.use_state && in.state != RECOVERY_STATE_MISSING) {
+        char dst[4200];
+        snprintf(dst, sizeof dst, "%s.discarded", path);
+        rename(path, dst);
+    }
+    if (!pl.use_state) {
+        state_dispose(&old);
+        memset(&old, 0, sizeof old);
     }
     char note[1024];
     int rc = rt_build(cfg, NULL, &old, &c->rt, note, sizeof note);
-    int had = old.nroutes > 0;
-    uint64_t gen = old.generation;
     state_dispose(&old);
     if (rc < 0) {
         snprintf(err, cap, "out of memory");
         return rc;
     }
-    c->generation = gen ? gen : 1;
+    c->generation = pl.generation;
     c->rt.generation = c->generation;
-    if (had) {
-        char extra[1600];
-        snprintf(extra, sizeof extra, ",\"file\":\"%.400s\"%s%s%s", path,
-                 note[0] ? ",\"config_weights_won\":[" : "", note, note[0] ? "]" : "");
-        ctl_event(c, "state_applied", extra);
+    if (pl.record && record_start(c, &pl, err, cap) < 0)
+        return CUT_EIO;
+    char extra[2600];
+    size_t o = (size_t)snprintf(extra, sizeof extra, ",\"file\":\"");
+    if (path)
+        o += log_escape(extra + o, 500, path, strlen(path));
+    o += (size_t)snprintf(extra + o, sizeof extra - o, "\"");
+    if (pl.why[0]) {
+        o += (size_t)snprintf(extra + o, sizeof extra - o, ",\"reason\":\"");
+        o += log_escape(extra + o, 1100, pl.why, strlen(pl.why));
+        o += (size_t)snprintf(extra + o, sizeof extra - o, "\"");
     }
+    if (in.state == RECOVERY_STATE_CORRUPT && lerr[0]) {
+        o += (size_t)snprintf(extra + o, sizeof extra - o, ",\"error\":\"");
+        o += log_escape(extra + o, 520, lerr, strlen(lerr));
+        o += (size_t)snprintf(extra + o, sizeof extra - o, "\"");
+    }
+    if (note[0] && o < sizeof extra - 1100)
+        snprintf(extra + o, sizeof extra - o, ",\"config_weights_won\":[%s]", note);
+    if (pl.action != RECOVERY_RESUME || path)
+        ctl_event(c, pl.event, extra);
     return 0;
 }
 
@@ -1103,14 +1202,16 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         ctl_free(c);
         return NULL;
     }
-    if (load_state(c, discard_state, err, cap) < 0) {
+    char aerr[512];
+    c->audit = audit_open(c->hold->cfg->control.audit_file, CTL_HISTORY, aerr, sizeof aerr);
+    c->refusals = calloc(1, sizeof *c->refusals);
+    if (!c->audit || !c->refusals) {
+        snprintf(err, cap, "audit file: %s", c->audit ? "out of memory" : aerr);
         ctl_free(c);
         return NULL;
     }
-    char aerr[256];
-    c->audit = audit_open(c->hold->cfg->control.audit_file, CTL_HISTORY, aerr, sizeof aerr);
-    if (!c->audit) {
-        snprintf(err, cap, "audit file: %s", aerr);
+    c->audit_synced_ms = ctl_now_ms();
+    if (load_state(c, discard_state, err, cap) < 0) {
         ctl_free(c);
         return NULL;
     }
@@ -1220,9 +1321,12 @@ void ctl_free(struct ctl *c)
     tls_files_dispose(c);
     if (c->tls_inotify >= 0)
         close(c->tls_inotify);
+    if (c->audit)
+        commands_stop(c); /* pending refusal summaries */
     snapshot_cfg_unref(c->hold);
     state_dispose(&c->rt);
     audit_close(c->audit);
+    free(c->refusals);
     dns_dispose(c);
     counters_dispose(c);
     if (c->base)

@@ -78,6 +78,8 @@ struct ctl {
     uint64_t generation;
     struct state rt;       /* runtime routing state; its generation field mirrors generation */
     struct audit *audit;
+    struct refusal_limiter *refusals; /* coalesced refusals (commands.c owns it) */
+    uint64_t audit_synced_ms;         /* last audit_sync() (commands_tick) */
     struct ctlsock *sock;
     struct metrics *metrics;
     struct hstate *hs;   /* endpoint health (health_state.c) */
@@ -112,10 +114,15 @@ int ctl_publish(struct ctl *c);
 /* Makes st durable (when a state file is configured). Returns 0, or CUT_EIO with err set. */
 int ctl_save_state(struct ctl *c, const struct state *st, char *err, size_t cap);
 
-/* Reloads the configuration file. Returns 0 (published, generation + 1), or CUT_EINVAL with
- * every problem in errs (caller disposes), or CUT_EIO/CUT_ENOMEM with errs holding one message.
- * actor names who asked, for the audit record ("SIGHUP", or the control peer). */
-int ctl_reload(struct ctl *c, struct cfg_errors *errs);
+/* Reloads the configuration file. rec is the audit record of the request (actor, op, args,
+ * reason; the caller's): once the new configuration is valid, ctl_reload completes it
+ * (generations, every route's weights) and makes the change durable with durable_commit()
+ * before it publishes. Returns 0 (recorded, durable, published: generation + 1), or
+ * CUT_EINVAL with every problem in errs (caller disposes), or CUT_EIO/CUT_ENOMEM with errs
+ * holding one message. *recorded says whether the record was written (the caller then must not
+ * record the refusal again). */
+struct audit_record;
+int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec, int *recorded);
 
 /* Writes an audit record's line to stdout through the logger (audit_out_fn). */
 void ctl_audit_out(void *ctx, const char *line, size_t len);

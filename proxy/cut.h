@@ -48,4 +48,10 @@ struct cut_slice {
 
 #define CUT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Significant digits of every real in the JSON cutover writes (audit records, control replies,
+ * LEEF): a value given with at most 15 significant digits (every weight, percentage and
+ * threshold) is written back exactly as given (97.21, not 97.209999999999994). Use with
+ * jansson's JSON_REAL_PRECISION() or "%.*g". */
+#define CUT_JSON_REAL_DIGITS 15
+
 #endif

@@ -135,6 +135,8 @@ static void attr_begin(struct enc *e, const char *prefix, const char *key)
         out_mem(&e->a, ".", 1);
     }
     key_part(e, key);
+    if (!*key) /* a JSON key may be empty; a LEEF attribute name may not */
+        out_mem(&e->a, "_", 1);
     out_mem(&e->a, "=", 1);
 }
 
@@ -184,7 +186,7 @@ static void attr_json(struct enc *e, const char *prefix, const char *key, const 
         attr_text(e, prefix, key, num, strlen(num));
         return;
     case JSON_REAL:
-        snprintf(num, sizeof num, "%.17g", json_real_value(v));
+        snprintf(num, sizeof num, "%.*g", CUT_JSON_REAL_DIGITS, json_real_value(v));
         attr_text(e, prefix, key, num, strlen(num));
         return;
     case JSON_TRUE:
@@ -206,7 +208,8 @@ static void attr_json(struct enc *e, const char *prefix, const char *key, const 
     case JSON_ARRAY:
         break;
     }
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER |
+                                   JSON_REAL_PRECISION(CUT_JSON_REAL_DIGITS));
     attr_text(e, prefix, key, text ? text : "", text ? strlen(text) : 0);
     free(text);
 }
@@ -292,7 +295,9 @@ int leef_encode(const struct leef_opts *o, enum leef_kind kind, const char *json
     if (kind == LEEF_AUDIT) {
         out_str(&msg, "audit.");
         out_leef_field(&msg, op);
-        out_str(&msg, result && !strcmp(result, "ok") ? ".ok" : ".refused");
+        out_str(&msg, result && !strcmp(result, "ok")        ? ".ok"
+                      : result && !strcmp(result, "aborted") ? ".aborted"
+                                                             : ".refused");
     } else {
         out_leef_field(&msg, event);
     }

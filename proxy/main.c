@@ -17,6 +17,7 @@
 
 #include "../config/cfg.h"
 #include "../control/ctl.h"
+#include "../control/instance.h"
 #include "cut.h"
 #include "log.h"
 #include "siem.h"
@@ -174,6 +175,16 @@ int main(int argc, char **argv)
                         : cfg->workers  ? cfg->workers
                                         : cpus_available();
 
+    /* One process per state: a second one refuses before it opens a listener (it would share
+     * the port through SO_REUSEPORT and take connections it cannot be told about). */
+    char ierr[4400];
+    struct instance *inst = instance_acquire(cfg, ierr, sizeof ierr);
+    if (!inst) {
+        fprintf(stderr, "cutover: %s\n", ierr);
+        cfg_free(cfg);
+        return 1;
+    }
+
     struct logger *lg = log_new(STDOUT_FILENO, LOG_QUEUE_MAX);
     struct siem *siem = lg ? siem_new(lg, CUTOVER_VERSION) : NULL;
     struct worker **workers = calloc(nworkers, sizeof *workers);
@@ -236,6 +247,7 @@ out:
     cfg_free(cfg);
     siem_free(siem); /* at most 2 s for what is queued; its last events go to the log */
     log_free(lg);
+    instance_free(inst);
     libevent_global_shutdown();
     return rc;
 }

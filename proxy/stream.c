@@ -518,12 +518,13 @@ static void write_access_log(struct stream *s)
                      "\"host\":\"%s\",\"path\":\"%s\",\"route\":\"%s\",\"pool\":\"%s\","
                      "\"endpoint\":\"%s\",\"reason\":\"%s\",\"status\":%d,\"bytes_in\":%llu,"
                      "\"bytes_out\":%llu,\"upstream_ms\":%.3f,\"total_ms\":%.3f,"
-                     "\"tries\":%u,\"aborted\":%s,\"request_id\":\"%s\"%s%s}",
+                     "\"tries\":%u,\"aborted\":%s,\"request_id\":\"%s\",\"generation\":%llu%s%s}",
                      s->w->now_str, cfg ? cfg->cluster : "", cfg ? cfg->region : "", s->w->id,
                      s->client_str, s->peer_str, method, host, path, route, pool, endpoint,
                      reason_name(s->reason), s->status, (unsigned long long)s->bytes_in,
                      (unsigned long long)s->bytes_out, up_ms, ms_between(s->t_start_ns, now),
-                     s->attempts, s->aborted ? "true" : "false", rid, cert, tail);
+                     s->attempts, s->aborted ? "true" : "false", rid,
+                     s->pin ? (unsigned long long)s->pin->snap->generation : 0ULL, cert, tail);
     if (n > 0)
         worker_log(s->w, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }

@@ -1051,7 +1051,11 @@ def test_reload_op_and_history():
     check(weights_bp(st["weights"]) == {"blue": 8000, "green": 2000},
           "after a reload that changes the configured weights: %r", st["weights"])
 
-    rep = c.ok("history", {"limit": 1000})
+    # history shows changes; refused requests only on request (refusals: true)
+    changes_only = c.ok("history", {"limit": 1000})["result"]["records"]
+    check(changes_only and all(r.get("kind") == "change" for r in changes_only),
+          "history without refusals: %r", changes_only)
+    rep = c.ok("history", {"limit": 1000, "refusals": True})
     recs = rep["result"]["records"]
     lines_then = audit_lines(control["audit_file"])  # the file as history saw it
     check(len(recs) >= 5, "history: %r", recs)

@@ -187,9 +187,11 @@ Test(audit, two_records_in_the_file_parse_with_right_fields, .init = setup, .fin
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(j1, "weights_after"), "green")),
                  1000);
     cr_assert(json_is_null(json_object_get(j1, "reason")));
-    cr_assert_eq(json_object_size(j1), 15, "exactly the documented keys");
+    cr_assert_str_eq(sget(j1, "kind"), "change");
+    cr_assert_eq(json_object_size(j1), 16, "exactly the documented keys");
     /* Key order is stable and as documented. */
-    cr_assert_eq(strncmp(lines[0], "{\"type\":\"audit\",\"time\":\"", 24), 0, "%s", lines[0]);
+    cr_assert_eq(strncmp(lines[0], "{\"type\":\"audit\",\"kind\":\"change\",\"time\":\"", 40), 0,
+                 "%s", lines[0]);
     cr_assert(strstr(lines[0], "\"generation_before\":7,\"generation_after\":8") != NULL);
 
     json_t *j2 = json_loads(lines[1], 0, &je);
@@ -466,4 +468,229 @@ Test(audit, only_the_reason_is_cut_when_that_is_enough)
     capture_free(&c);
     free(reason);
     audit_close(a);
+}
+
+/* ---- write-ahead records, start-up reading, history kinds (issue 11) ------------------------ */
+
+static void write_file(const char *p, const char *text)
+{
+    FILE *f = fopen(p, "wb");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void append_n(struct audit *a, struct audit_record r, int n)
+{
+    char err[256];
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(audit_append(a, &r, NULL, NULL, err, sizeof err), 0, "%s", err);
+}
+
+Test(audit, a_torn_last_line_is_set_aside_and_the_next_record_starts_a_line, .init = setup,
+     .fini = teardown)
+{
+    char err[256] = "";
+    struct audit *a = audit_open(path, 8, err, sizeof err);
+    cr_assert_not_null(a, "%s", err);
+    append_n(a, base_record(), 1);
+    audit_close(a);
+    /* A crash in the middle of the next write. */
+    FILE *f = fopen(path, "ab");
+    fputs("{\"type\":\"audit\",\"kind\":\"change\",\"time\":\"2026-", f);
+    fclose(f);
+
+    a = audit_open(path, 8, err, sizeof err);
+    cr_assert_not_null(a, "%s", err);
+    const struct audit_found *af = audit_found(a);
+    cr_assert_eq(af->torn_bytes, strlen("{\"type\":\"audit\",\"kind\":\"change\",\"time\":\"2026-"));
+    char torn[200];
+    snprintf(torn, sizeof torn, "%s.torn", path);
+    cr_assert_str_eq(af->torn_path, torn);
+    cr_assert(af->has_change);
+    cr_assert_eq(af->last_generation, 8, "the whole record before the torn line");
+    append_n(a, base_record(), 1);
+    audit_close(a);
+
+    size_t len;
+    char *text = slurp(path, &len);
+    char *lines[8];
+    cr_assert_eq(split_lines(text, len, lines, 8), 2, "two whole records, nothing glued");
+    for (int i = 0; i < 2; i++) {
+        json_t *v = json_loads(lines[i], 0, NULL);
+        cr_assert_not_null(v, "line %d parses: %s", i, lines[i]);
+        json_decref(v);
+    }
+    free(text);
+    char *side = slurp(torn, &len);
+    cr_assert_str_eq(side, "{\"type\":\"audit\",\"kind\":\"change\",\"time\":\"2026-\n");
+    free(side);
+}
+
+Test(audit, start_up_finds_the_generation_in_force_after_the_last_change, .init = setup,
+     .fini = teardown)
+{
+    char err[256] = "";
+    struct audit *a = audit_open(path, 8, err, sizeof err);
+    cr_assert_not_null(a, "%s", err);
+    cr_assert_not(audit_found(a)->has_change, "an empty log has no change");
+    struct audit_record r = base_record(); /* 7 -> 8 */
+    append_n(a, r, 1);
+    r.generation_before = 8;
+    r.generation_after = 9;
+    append_n(a, r, 1);
+    /* 9 was recorded, then could not be made durable: the aborted record says 8 stays. */
+    r.ok = 0;
+    r.result = "aborted";
+    r.error_code = "internal";
+    r.error_message = "state file: disk full";
+    r.generation_before = 9;
+    r.generation_after = 8;
+    append_n(a, r, 1);
+    /* Refusals and reads afterwards do not move it. */
+    struct audit_record f = base_record();
+    f.kind = AUDIT_REFUSAL;
+    f.ok = 0;
+    f.error_code = "denied";
+    f.error_message = "no";
+    f.generation_before = f.generation_after = 8;
+    append_n(a, f, 50);
+    struct audit_record rd = base_record();
+    rd.kind = AUDIT_READ;
+    rd.op = "status";
+    rd.generation_before = rd.generation_after = 8;
+    append_n(a, rd, 50);
+    audit_close(a);
+
+    a = audit_open(path, 8, err, sizeof err);
+    cr_assert_not_null(a, "%s", err);
+    cr_assert(audit_found(a)->has_change);
+    cr_assert_eq(audit_found(a)->last_generation, 8);
+    cr_assert_eq(audit_found(a)->torn_bytes, 0);
+    struct capture hist = {0};
+    audit_history(a, 100, 0, capture_fn, &hist);
+    cr_assert_eq(hist.n, 3, "the three changes are history again after a restart");
+    capture_free(&hist);
+    audit_close(a);
+}
+
+Test(audit, records_written_before_the_kind_field_are_read_by_their_generations, .init = setup,
+     .fini = teardown)
+{
+    write_file(path,
+               "{\"type\":\"audit\",\"op\":\"set-weights\",\"result\":\"ok\",\"generation_before\":4,"
+               "\"generation_after\":5}\n"
+               "{\"type\":\"audit\",\"op\":\"status\",\"result\":\"ok\",\"generation_before\":5,"
+               "\"generation_after\":5}\n"
+               "{\"type\":\"audit\",\"op\":\"set-weights\",\"result\":\"refused\","
+               "\"generation_before\":5,\"generation_after\":6}\n");
+    char err[256] = "";
+    struct audit *a = audit_open(path, 8, err, sizeof err);
+    cr_assert_not_null(a, "%s", err);
+    cr_assert(audit_found(a)->has_change);
+    cr_assert_eq(audit_found(a)->last_generation, 5);
+    audit_close(a);
+}
+
+Test(audit, history_shows_changes_first_and_refusals_on_request)
+{
+    char err[256] = "";
+    struct audit *a = audit_open(NULL, 8, err, sizeof err);
+    cr_assert_not_null(a, "%s", err);
+    append_n(a, base_record(), 2);
+    struct audit_record f = base_record();
+    f.kind = AUDIT_REFUSAL;
+    f.ok = 0;
+    f.error_code = "denied";
+    f.error_message = "no";
+    append_n(a, f, 100); /* a flood of refusals does not push the changes out */
+    struct audit_record rd = base_record();
+    rd.kind = AUDIT_READ;
+    append_n(a, rd, 10);
+
+    struct capture hist = {0};
+    audit_history(a, 100, 0, capture_fn, &hist);
+    cr_assert_eq(hist.n, 2);
+    for (size_t i = 0; i < hist.n; i++)
+        cr_assert_not_null(strstr(hist.lines[i], "\"kind\":\"change\""));
+    struct capture newest = {0};
+    audit_history(a, 5, 1, capture_fn, &newest);
+    cr_assert_eq(newest.n, 5, "the newest five of changes and refusals");
+    for (size_t i = 0; i < newest.n; i++)
+        cr_assert_not_null(strstr(newest.lines[i], "\"kind\":\"refusal\""), "%s",
+                           newest.lines[i]);
+    struct capture all = {0};
+    audit_history(a, 16, 1, capture_fn, &all);
+    cr_assert_eq(all.n, 10, "two changes and the eight refusals kept");
+    cr_assert_not_null(strstr(all.lines[0], "\"kind\":\"change\""), "oldest first: %s",
+                       all.lines[0]);
+    cr_assert_not_null(strstr(all.lines[1], "\"kind\":\"change\""));
+    cr_assert_not_null(strstr(all.lines[2], "\"kind\":\"refusal\""));
+    capture_free(&hist);
+    capture_free(&newest);
+    capture_free(&all);
+    audit_close(a);
+}
+
+Test(audit, weights_are_written_exactly)
+{
+    char err[256] = "";
+    struct audit *a = audit_open(NULL, 4, err, sizeof err);
+    struct audit_record r = base_record();
+    r.args_json = "{\"route\":\"api\",\"weights\":{\"blue\":97.21,\"green\":2.79}}";
+    r.weights_before_json = "{\"blue\":33.33,\"green\":66.67}";
+    r.weights_after_json = "{\"blue\":97.21,\"green\":2.79}";
+    struct capture c = {0};
+    cr_assert_eq(audit_append(a, &r, capture_fn, &c, err, sizeof err), 0, "%s", err);
+    cr_assert_not_null(strstr(c.lines[0], "\"weights_after\":{\"blue\":97.21,\"green\":2.79}"),
+                       "%s", c.lines[0]);
+    cr_assert_not_null(strstr(c.lines[0], "\"weights_before\":{\"blue\":33.33,\"green\":66.67}"));
+    cr_assert_not_null(strstr(c.lines[0], "\"blue\":97.21,\"green\":2.79}}"), "args too");
+    cr_assert_null(strstr(c.lines[0], "9999"), "no float noise: %s", c.lines[0]);
+    capture_free(&c);
+    audit_close(a);
+}
+
+Test(audit, a_refusal_keeps_at_most_a_kilobyte_of_what_it_asked)
+{
+    char err[256] = "";
+    struct audit *a = audit_open(NULL, 4, err, sizeof err);
+    static char args[9000];
+    int n = snprintf(args, sizeof args, "{\"route\":\"");
+    memset(args + n, 'x', 8000);
+    snprintf(args + n + 8000, sizeof args - (size_t)n - 8000, "\"}");
+    struct audit_record r = base_record();
+    r.kind = AUDIT_REFUSAL;
+    r.ok = 0;
+    r.error_code = "invalid_argument";
+    r.error_message = "too long";
+    r.args_json = args;
+    struct capture c = {0};
+    cr_assert_eq(audit_append(a, &r, capture_fn, &c, err, sizeof err), 0, "%s", err);
+    cr_assert_lt(c.lens[0], 2048, "a refusal record stays small: %zu bytes", c.lens[0]);
+    cr_assert_not_null(strstr(c.lines[0], "\"truncated\":true"));
+    cr_assert_not_null(strstr(c.lines[0], "\"result\":\"refused\""));
+    r.count = 41;
+    cr_assert_eq(audit_append(a, &r, capture_fn, &c, err, sizeof err), 0, "%s", err);
+    cr_assert_not_null(strstr(c.lines[1], "\"count\":41"), "%s", c.lines[1]);
+    capture_free(&c);
+    audit_close(a);
+}
+
+Test(audit, reads_and_refusals_are_synced_by_audit_sync, .init = setup, .fini = teardown)
+{
+    char err[256] = "";
+    struct audit *a = audit_open(path, 4, err, sizeof err);
+    cr_assert_not_null(a, "%s", err);
+    struct audit_record r = base_record();
+    r.kind = AUDIT_READ;
+    append_n(a, r, 3);
+    cr_assert_eq(audit_sync(a, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(audit_sync(a, err, sizeof err), 0, "nothing left to sync");
+    audit_close(a);
+    size_t len;
+    char *text = slurp(path, &len);
+    char *lines[8];
+    cr_assert_eq(split_lines(text, len, lines, 8), 3, "reads are in the file");
+    free(text);
 }
