@@ -182,3 +182,17 @@ Test(leef, severity_tables)
     for (int s = 1; s <= 10; s++)
         cr_assert_eq(leef_syslog_severity(s), want[s], "sev %d", s);
 }
+
+Test(leef, weights_are_exact_and_aborted_changes_named)
+{
+    enc(&OPTS, LEEF_AUDIT,
+        "{\"type\":\"audit\",\"kind\":\"change\",\"time\":\"2026-11-24T04:50:00.123Z\","
+        "\"actor\":{\"uid\":7,\"user\":\"bob\"},\"op\":\"set-weights\",\"result\":\"aborted\","
+        "\"error\":{\"code\":\"internal\",\"message\":\"state file: disk full\"},"
+        "\"weights_after\":{\"blue\":97.21,\"green\":2.79},\"args\":{\"weights\":[33.33,0.1]}}");
+    cr_assert_not_null(strstr(out, "|audit.set-weights.aborted|^|"), "%s", out);
+    cr_assert_not_null(strstr(out, "^weights_after.blue=97.21^weights_after.green=2.79"), "%s",
+                       out);
+    cr_assert_not_null(strstr(out, "args.weights=[33.33,0.1]"), "%s", out);
+    cr_assert_null(strstr(out, "9999"), "no float noise: %s", out);
+}
