@@ -215,7 +215,11 @@ struct cfg_control {
     long group;       /* gid to chown the socket to; -1 leaves it */
     char *state_file; /* NULL: runtime state is not persisted */
     char *audit_file; /* NULL: audit records go to stdout only */
-    unsigned max_clients;
+    unsigned max_clients;     /* simultaneous connections; the idlest gives way to a new one */
+    unsigned request_timeout; /* ms: the first request from the accept, each later one from its
+                               * first byte (or from the previous reply, if later), and the
+                               * writing of the replies */
+    unsigned idle_timeout;    /* ms: a connection between requests */
     struct cfg_role_rule *roles;
     size_t nroles;
 };
@@ -238,7 +242,7 @@ struct cfg_admin {
     struct cfg_tls *tls; /* client_auth is always CFG_CLIENT_AUTH_REQUIRED, ALPN http/1.1 */
     struct cfg_admin_role *roles; /* first exact subject match wins */
     size_t nroles;
-    unsigned max_clients;     /* simultaneous connections */
+    unsigned max_clients;     /* simultaneous connections; the idlest gives way to a new one */
     unsigned request_timeout; /* ms: handshake + request head + body, and writing the reply */
     unsigned idle_timeout;    /* ms: a keep-alive connection between requests */
 };

@@ -310,6 +310,8 @@ char *cfg_dump(const struct cfg *cfg)
         if (cc->audit_file)
             put(ctl, "audit_file", json_string(cc->audit_file), &ok);
         put(ctl, "max_clients", json_integer(cc->max_clients), &ok);
+        put(ctl, "request_timeout_ms", json_integer(cc->request_timeout), &ok);
+        put(ctl, "idle_timeout_ms", json_integer(cc->idle_timeout), &ok);
         json_t *roles = json_array();
         for (size_t i = 0; i < cc->nroles; i++) {
             json_t *r = json_object();

@@ -1436,6 +1436,10 @@ static const struct field control_fields[] = {
     {"state_file", set_path, offsetof(struct cfg_control, state_file), .max = 4096},
     {"audit_file", set_path, offsetof(struct cfg_control, audit_file), .max = 4096},
     {"max_clients", set_uint, offsetof(struct cfg_control, max_clients), 1, 1024, 16},
+    {"request_timeout_ms", set_uint, offsetof(struct cfg_control, request_timeout), 100, 600000,
+     5000},
+    {"idle_timeout_ms", set_uint, offsetof(struct cfg_control, idle_timeout), 1000, 3600000,
+     60000},
     {"roles", set_roles, 0},
     {NULL},
 };

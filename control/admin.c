@@ -16,6 +16,13 @@
  * connection carries the deadline of its current state. One request is handled at a time: the
  * next one is not looked at before the previous reply is written, which bounds the output too.
  *
+ * Slots (make_room(), on an accept that finds admin.max_clients connections open): connections
+ * whose peer has closed are freed first, then the one connslots_choose() picks gives way: a
+ * lingering one, then one in its handshake, reading a request or idle, then one whose reply is
+ * still being written, each the longest idle first; never one whose request is being handled.
+ * Only when every connection is being handled (never the case on this single thread) is a new
+ * one answered 503 busy (up to ADMIN_OVERFLOW of them) or closed.
+ *
  * Ownership: the admin owns its connections; a connection owns its bufferevent (which owns the
  * SSL and the socket: BEV_OPT_CLOSE_ON_FREE) and its timer. Control thread only.
  */
@@ -24,6 +31,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,13 +55,14 @@
 #include "../proxy/tls.h"
 #include "admin_http.h"
 #include "commands.h"
+#include "connslots.h"
 #include "ctl_internal.h"
 #include "ctlurl.h"
 
 #define ADMIN_MAX_LINE 4096
 #define ADMIN_MAX_HEAD 16384
 #define ADMIN_MAX_HEADERS 64
-#define ADMIN_OVERFLOW 16 /* connections past max_clients that still get "busy" */
+#define ADMIN_OVERFLOW 16 /* past max_clients, still answered "busy" (when none gives way) */
 #define ADMIN_LINGER_MS 2000
 #define ADMIN_LINGER_BYTES (1u << 20)
 #define ADMIN_SUBJECT_CAP 2048  /* a longer subject is refused, never compared truncated */
@@ -62,14 +71,19 @@
 
 enum conn_state { ACS_HANDSHAKE, ACS_READING, ACS_WRITING, ACS_IDLE, ACS_LINGER };
 
+static const char *const state_names[] = {"handshake", "reading", "writing", "idle", "linger"};
+
 struct conn {
     struct admin *owner;
     struct bufferevent *bev;
     struct event *timer;
     enum conn_state st;
-    int busy;        /* accepted past max_clients: the request is answered busy */
-    int close_after; /* linger and close once the reply is written */
-    int continued;   /* "100 Continue" sent for the request being read */
+    int busy;         /* accepted past max_clients: the request is answered busy */
+    int close_after;  /* linger and close once the reply is written */
+    int continued;    /* "100 Continue" sent for the request being read */
+    int handling;     /* inside handle(): never evicted */
+    uint64_t last_us; /* last activity: accepted, handshake done, bytes read, reply written */
+    uint64_t serial;  /* accept order, the eviction tie-break */
     size_t lingered;
     char peer[64];                   /* "ip:port" */
     char subject[ADMIN_SUBJECT_CAP]; /* the verified client certificate's, after the handshake */
@@ -82,12 +96,23 @@ struct admin {
     struct event *ev_resume; /* re-enables accepting after an accept error */
     struct conn *conns;
     unsigned nconns;
-    time_t events_second; /* the rate limit of admin_* events about refused connections */
-    unsigned events_in_second;
-    unsigned long suppressed;
+    struct connslots_entry *slots; /* make_room()'s scratch: cap entries, one per connection */
+    struct conn **slot_conn;       /* the connection of each entry */
+    size_t cap;
+    uint64_t accepted;          /* connections accepted so far: the next serial */
+    struct connslots_rate rate; /* admin_* events about connections */
+    struct admin_stats stats;   /* .open is nconns, filled in by admin_stats() */
 };
 
 static void process(struct conn *cn);
+
+/* Monotonic microseconds: activity times fine enough to order the connections of a burst. */
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 /* ---- events ------------------------------------------------------------------------------ */
 
@@ -96,23 +121,16 @@ static void process(struct conn *cn);
  * were left out (admin_events_suppressed). */
 static void admin_event(struct admin *a, const char *name, const char *extra)
 {
-    time_t now = time(NULL);
-    if (now != a->events_second) {
-        if (a->suppressed) {
-            char n[64];
-            snprintf(n, sizeof n, ",\"count\":%lu", a->suppressed);
-            ctl_event(a->ctl, "admin_events_suppressed", n);
-        }
-        a->events_second = now;
-        a->events_in_second = 0;
-        a->suppressed = 0;
+    unsigned long left_out;
+    int allowed =
+        connslots_rate_allow(&a->rate, (int64_t)time(NULL), ADMIN_EVENTS_PER_SEC, &left_out);
+    if (left_out) {
+        char n[64];
+        snprintf(n, sizeof n, ",\"count\":%lu", left_out);
+        ctl_event(a->ctl, "admin_events_suppressed", n);
     }
-    if (a->events_in_second >= ADMIN_EVENTS_PER_SEC) {
-        a->suppressed++;
-        return;
-    }
-    a->events_in_second++;
-    ctl_event(a->ctl, name, extra);
+    if (allowed)
+        ctl_event(a->ctl, name, extra);
 }
 
 /* An event about connection cn with a reason: {"peer","subject"?,"reason", more...}. */
@@ -148,6 +166,110 @@ static void arm(struct conn *cn, unsigned ms)
 static const struct cfg_admin *cfg_of(const struct conn *cn)
 {
     return &cn->owner->ctl->hold->cfg->admin;
+}
+
+/* ---- slots ------------------------------------------------------------------------------- */
+
+/* Whether cn's peer has closed (a FIN or a reset came), so that no request can come from it
+ * any more. Asked only of a connection that is owed no reply. One in the middle of a request
+ * with bytes still unread keeps the benefit of the doubt (they may complete the request); an
+ * idle one with bytes unread behind the FIN is taken as closed (they are its close_notify, or a
+ * request from a client that shut down its sending side: it was told nothing, and the close
+ * tells it to retry). */
+static int peer_gone(const struct conn *cn)
+{
+    int fd = bufferevent_getfd(cn->bev);
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+        ti.tcpi_state == TCP_ESTABLISHED)
+        return 0;
+    if (cn->st != ACS_READING)
+        return 1;
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+static enum connslots_class class_of(const struct conn *cn)
+{
+    if (cn->handling)
+        return CONNSLOTS_PINNED;
+    switch (cn->st) {
+    case ACS_LINGER: return CONNSLOTS_DONE;
+    case ACS_WRITING: return CONNSLOTS_WRITING;
+    case ACS_HANDSHAKE:
+    case ACS_READING:
+    case ACS_IDLE: break;
+    }
+    return CONNSLOTS_WAITING;
+}
+
+static int grow_slots(struct admin *a, size_t n)
+{
+    if (n <= a->cap)
+        return 0;
+    size_t cap = n < 16 ? 16 : n;
+    struct connslots_entry *e = realloc(a->slots, cap * sizeof *e);
+    if (!e)
+        return CUT_ENOMEM;
+    a->slots = e;
+    struct conn **w = realloc(a->slot_conn, cap * sizeof *w);
+    if (!w)
+        return CUT_ENOMEM;
+    a->slot_conn = w;
+    a->cap = cap;
+    return 0;
+}
+
+/* An event about a connection closed to make room: conn_event() plus its state and idleness. */
+static void evicted_event(struct conn *cn)
+{
+    char more[96];
+    uint64_t now = now_us();
+    snprintf(more, sizeof more, ",\"state\":\"%s\",\"idle_ms\":%llu", state_names[cn->st],
+             (unsigned long long)(now > cn->last_us ? (now - cn->last_us) / 1000 : 0));
+    conn_event(cn, "admin_connection_evicted",
+               "the connection table was full and this connection was the idlest", more);
+}
+
+/* Makes room for one more connection while admin.max_clients are open: frees every connection
+ * whose peer has already closed (its close may still be queued in the event loop behind this
+ * accept: counting it is what refused a client that reconnects at once), then evicts, one at a
+ * time, the connection connslots_choose() picks. Returns 0, or CUT_ELIMIT when the table is
+ * still full (every connection being handled), or CUT_ENOMEM. */
+static int make_room(struct admin *a, unsigned max)
+{
+    if (a->nconns < max)
+        return 0;
+    for (struct conn *cn = a->conns, *next; cn; cn = next) {
+        next = cn->next;
+        if (!cn->handling && cn->st != ACS_WRITING && peer_gone(cn)) {
+            a->stats.peer_closed++;
+            conn_free(cn);
+        }
+    }
+    if (a->nconns < max)
+        return 0;
+    if (grow_slots(a, a->nconns) < 0)
+        return CUT_ENOMEM;
+    size_t n = 0;
+    for (struct conn *cn = a->conns; cn; cn = cn->next) {
+        a->slots[n] = (struct connslots_entry){class_of(cn), cn->last_us, cn->serial};
+        a->slot_conn[n++] = cn;
+    }
+    long i;
+    while ((i = connslots_choose(a->slots, n, max)) >= 0) {
+        struct conn *victim = a->slot_conn[i];
+        a->stats.evicted++;
+        evicted_event(victim);
+        conn_free(victim);
+        n--;
+        a->slots[i] = a->slots[n];
+        a->slot_conn[i] = a->slot_conn[n];
+    }
+    return i == CONNSLOTS_ROOM ? 0 : CUT_ELIMIT;
 }
 
 /* Sends close_notify and reads whatever the client still sends, for a little while. */
@@ -336,7 +458,9 @@ static void process(struct conn *cn)
             refuse_head(cn, 500);
             return;
         }
+        cn->handling = 1;
         handle(cn, &req, buf + n, (size_t)blen);
+        cn->handling = 0;
         evbuffer_drain(in, need);
         cn->continued = 0;
     }
@@ -356,6 +480,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             conn_free(cn);
         return;
     }
+    cn->last_us = now_us();
     process(cn);
 }
 
@@ -369,6 +494,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         return;
     }
     cn->st = ACS_IDLE;
+    cn->last_us = now_us();
     arm(cn, cfg_of(cn)->idle_timeout);
     process(cn); /* a pipelined request may be waiting */
 }
@@ -407,6 +533,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             return;
         }
         cn->st = ACS_READING; /* the request deadline still runs from the accept */
+        cn->last_us = now_us();
         process(cn);
         return;
     }
@@ -431,6 +558,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     struct conn *cn = arg;
     (void)fd;
     (void)what;
+    if (cn->st == ACS_IDLE)
+        cn->owner->stats.idle_timeouts++;
+    else if (cn->st != ACS_LINGER)
+        cn->owner->stats.request_timeouts++;
     if (cn->st == ACS_HANDSHAKE)
         conn_event(cn, "admin_tls_refused", "no complete handshake within request_timeout_ms",
                    NULL);
@@ -455,7 +586,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)salen;
     char peer[64];
     ctlurl_addr_text(sa, peer, sizeof peer);
+    /* a full table makes room; only when nobody can give way is this one told busy or closed */
+    int full = c->tls.admin && make_room(a, ca->max_clients) < 0;
     if (a->nconns >= ca->max_clients + ADMIN_OVERFLOW || !c->tls.admin) {
+        if (c->tls.admin)
+            a->stats.refused++;
         close(fd);
         char extra[160];
         snprintf(extra, sizeof extra, ",\"peer\":\"%s\",\"reason\":\"%s\"", peer,
@@ -487,7 +622,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     cn->owner = a;
     snprintf(cn->peer, sizeof cn->peer, "%s", peer);
     cn->st = ACS_HANDSHAKE;
-    cn->busy = a->nconns >= ca->max_clients;
+    cn->last_us = now_us();
+    cn->serial = a->accepted++;
+    cn->busy = full;
+    if (cn->busy)
+        a->stats.busy++;
     CUT_LIST_PUSH(&a->conns, cn, next, prev);
     a->nconns++;
     bufferevent_openssl_set_allow_dirty_shutdown(cn->bev, 1);
@@ -569,5 +708,16 @@ void admin_free(struct admin *a)
         conn_free(a->conns);
     evconnlistener_free(a->listener);
     event_free(a->ev_resume);
+    free(a->slots);
+    free(a->slot_conn);
     free(a);
+}
+
+void admin_stats(const struct admin *a, struct admin_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!a)
+        return;
+    *out = a->stats;
+    out->open = a->nconns;
 }

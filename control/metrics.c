@@ -17,7 +17,9 @@
 #include "../proxy/tls.h"
 #include "../proxy/version.h"
 #include "../proxy/worker.h"
+#include "admin.h"
 #include "ctl_internal.h"
+#include "ctlsock.h"
 #include "health_state.h"
 #include "plan.h"
 
@@ -218,6 +220,48 @@ static void render_process(struct ctl *c, struct evbuffer *b)
     evbuffer_add_printf(b, "cutover_rollbacks_total %llu\n", rollbacks);
 }
 
+/* The connection limits of the control socket and the HTTPS admin API (docs/control-protocol.md,
+ * "Connection limits"); a transport that is not configured has no series. */
+static void render_control_limits(struct ctl *c, struct evbuffer *b)
+{
+    if (!c->sock && !c->admin)
+        return;
+    struct ctlsock_stats s;
+    struct admin_stats a;
+    ctlsock_stats(c->sock, &s);
+    admin_stats(c->admin, &a);
+    const struct {
+        const char *transport;
+        int on;
+        unsigned open;
+        uint64_t closed[5];
+    } t[] = {
+        {"socket", c->sock != NULL, s.open,
+         {s.evicted, s.request_timeouts, s.idle_timeouts, s.peer_closed, s.busy}},
+        {"https", c->admin != NULL, a.open,
+         {a.evicted, a.request_timeouts, a.idle_timeouts, a.peer_closed, a.busy + a.refused}},
+    };
+    static const char *const reasons[5] = {"evicted", "request_timeout", "idle_timeout",
+                                           "peer_closed", "refused"};
+    family(b, "cutover_control_connections", "gauge",
+           "Open control connections, by transport (socket, https).");
+    for (size_t i = 0; i < CUT_ARRAY_LEN(t); i++)
+        if (t[i].on)
+            evbuffer_add_printf(b, "cutover_control_connections{transport=\"%s\"} %u\n",
+                                t[i].transport, t[i].open);
+    family(b, "cutover_control_connections_closed_total", "counter",
+           "Control connections cutover closed, by transport and reason: evicted (the idlest, "
+           "to make room for a new one), request_timeout, idle_timeout, peer_closed (found "
+           "closed by the client when the table was full), refused (busy: none could give "
+           "way).");
+    for (size_t i = 0; i < CUT_ARRAY_LEN(t); i++)
+        for (size_t r = 0; t[i].on && r < CUT_ARRAY_LEN(reasons); r++)
+            evbuffer_add_printf(
+                b, "cutover_control_connections_closed_total{transport=\"%s\",reason=\"%s\"} "
+                   "%llu\n",
+                t[i].transport, reasons[r], (unsigned long long)t[i].closed[r]);
+}
+
 static void render_siem(struct ctl *c, struct evbuffer *b)
 {
     struct siem_stats st;
@@ -313,6 +357,7 @@ int metrics_render(struct ctl *c, struct evbuffer *out)
     render_weights(c, out);
     render_process(c, out);
     render_health(c, out);
+    render_control_limits(c, out);
     render_siem(c, out);
     render_certificates(c, out);
     return 0;

@@ -1181,52 +1181,37 @@ test_slow_client_does_not_block.timeout = 60
 # --- 10. max_clients ---------------------------------------------------------------------------
 
 def test_max_clients():
-    """control.max_clients 2: a third connection gets busy and is closed; a slot frees up when a
-    client leaves."""
+    """control.max_clients 2: a third connection is served, not refused: the idlest of the two
+    open ones gives way (it is closed, event control_connection_evicted) and the other keeps
+    working; a fourth pushes out the next idlest, never the one that just made a request."""
     blue, green = start_upstream("blue"), start_upstream("green")
     cx, path = start_proxy({"blue": [blue], "green": [green]}, {"blue": 100, "green": 0},
                            control=control_section(max_clients=2))
-    # wait_ctl's probe connection must be gone before counting
+    n0 = len(cx.events())
     a = Ctl(path)
-    wait_until(lambda: a.call("version").get("ok"), 3, what="first connection")
-    b = None
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:  # the probe's close may not be processed yet
-        b = Ctl(path)
-        rep = b.request({"id": "b", "op": "version"})
-        if rep.get("ok"):
-            break
-        b.close()
-        b = None
-        time.sleep(0.05)
-    check(b is not None, "a second connection was not accepted")
+    check(a.call("version").get("ok") is True, "first connection")
+    time.sleep(0.05)
+    b = Ctl(path)
+    check(b.call("version").get("ok") is True, "second connection")
+    time.sleep(0.05)  # a is the idlest now (its last reply is the oldest)
     c = Ctl(path)
-    rep = c.read_line(timeout=3.0)
-    check(rep.get("ok") is False and (rep.get("error") or {}).get("code") == "busy",
-          "third connection: %r", rep)
-    check(c.wait_closed(3.0), "the busy connection was not closed")
-    c.close()
-    check(a.call("status").get("ok") and b.call("status").get("ok"),
-          "the first two connections stopped working")
-    a.close()
-    deadline = time.monotonic() + 3
-    got = None
-    for _ in range(60):
-        d = Ctl(path)
-        try:
-            rep = d.request({"id": "d", "op": "version"}, timeout=2.0)
-        except CtlClosed:
-            rep = {}
-        if rep.get("ok"):
-            got = d
-            break
-        d.close()
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    check(got is not None, "no slot after the first client left")
-    got.close()
-    b.close()
+    rep = c.call("status")
+    check(rep.get("ok") is True, "third connection: %r", rep)
+    check(a.wait_closed(3.0), "the idlest connection was not closed")
+    time.sleep(0.05)
+    check(b.call("status").get("ok") is True, "the second connection stopped working")
+    ev = cx.wait_event("control_connection_evicted", after=n0, timeout=3.0)
+    check(ev.get("state") == "idle" and ev.get("uid") == os.geteuid(), "eviction event: %r", ev)
+    # b just made a request; c is the idlest now and gives way to a fourth
+    time.sleep(0.05)
+    d = Ctl(path)
+    check(d.call("version").get("ok") is True, "fourth connection")
+    check(c.wait_closed(3.0), "the idlest connection (c) was not closed")
+    check(b.call("version").get("ok") is True, "b was evicted instead of c")
+    check(not [e for e in cx.events()[n0:] if e.get("event") == "control_request_timeout"],
+          "request timeouts")
+    for x in (a, b, c, d):
+        x.close()
     check(cx.alive(), "cutover died")
 
 

@@ -35,10 +35,13 @@ DEV_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
 SECURITY_EVENTS = {"upstream_tls_failed", "admin_tls_refused", "admin_connection_refused",
                    "admin_request_timeout", "admin_events_suppressed", "tls_loaded",
                    "tls_reloaded", "tls_reload_refused", "reload", "reload_refused",
-                   "state_discarded", "audit_failed", "started", "stopped"}
+                   "state_discarded", "audit_failed", "started", "stopped",
+                   "admin_connection_evicted", "control_connection_evicted",
+                   "control_request_timeout", "control_events_suppressed", "state_refused",
+                   "state_unfinished_change", "audit_gap", "audit_torn_line"}
 FIRST_KEYS = ["devTime", "devTimeFormat", "cat", "sev"]
 KEY_RE = re.compile(r"[A-Za-z0-9_.]+\Z")
-AUDIT_ID_RE = re.compile(r"audit\.([a-z][a-z-]*)\.(ok|refused)\Z")
+AUDIT_ID_RE = re.compile(r"audit\.([a-z][a-z-]*)\.(ok|refused|aborted)\Z")
 
 
 # --- the receiver process ----------------------------------------------------------------------

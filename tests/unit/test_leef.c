@@ -175,6 +175,9 @@ Test(leef, severity_tables)
     cr_assert_eq(leef_event_severity("tls_reload_refused"), 6);
     cr_assert_eq(leef_event_severity("audit_failed"), 9);
     cr_assert_eq(leef_event_severity("started"), 3);
+    cr_assert_eq(leef_event_severity("audit_gap"), 8);
+    cr_assert_eq(leef_event_severity("state_refused"), 7);
+    cr_assert_eq(leef_event_severity("control_connection_evicted"), 5);
     cr_assert_eq(leef_event_severity("endpoint_health"), 0);
     cr_assert_eq(leef_event_severity("siem_unreachable"), 0); /* never about itself */
     cr_assert_eq(leef_event_severity(NULL), 0);
