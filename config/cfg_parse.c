@@ -888,13 +888,19 @@ static void set_upstream_tls(struct pctx *c, const json_t *v, void *base, const 
     parse_object(c, v, upstream_tls_fields, t);
 }
 
-/* A percentage (number 0..100, at most two decimals) stored as basis points. */
+/* A percentage (number 0..100, at most two decimals) stored as basis points. The range is
+ * checked before the conversion to unsigned (converting an out-of-range double is undefined
+ * behaviour); the negated test also refuses NaN. */
 static void set_percent_bp(struct pctx *c, const json_t *v, void *base, const struct field *f)
 {
     double d = json_is_number(v) ? json_number_value(v) : -1;
+    if (!(d >= 0.0 && d <= 100.0)) {
+        perr(c, "must be a percentage between 0 and 100 with at most two decimals");
+        return;
+    }
     double scaled = d * 100.0;
     unsigned bp = (unsigned)(scaled + 0.5);
-    if (d < 0 || d > 100 || (double)bp - scaled > 1e-6 || scaled - (double)bp > 1e-6)
+    if ((double)bp - scaled > 1e-6 || scaled - (double)bp > 1e-6)
         perr(c, "must be a percentage between 0 and 100 with at most two decimals");
     else
         *(unsigned *)at(base, f->off) = bp;
@@ -942,17 +948,25 @@ static const struct field health_check_fields[] = {
     {NULL},
 };
 
+#define CFG_HC_TIMEOUT_DEFAULT_MS 2000u /* health_check.timeout_ms when the interval allows */
+
 static void set_health_check(struct pctx *c, const json_t *v, void *base, const struct field *f)
 {
     struct cfg_health_check *h = at(base, f->off);
     *h = (struct cfg_health_check){.enabled = 1, .interval_ms = 5000, .jitter_ms = 1000,
-                                   .timeout_ms = 2000, .healthy_threshold = 2,
+                                   .timeout_ms = 0, .healthy_threshold = 2,
                                    .unhealthy_threshold = 3, .status_min = 200,
                                    .status_max = 399};
     parse_object(c, v, health_check_fields, h);
+    /* Without timeout_ms (0 is below its minimum, so it was not given): 2000 ms, or half of
+     * interval_ms when 2000 would not be shorter than it ("interval_ms": 1000 alone is valid).
+     * An explicit timeout_ms must be shorter than interval_ms. */
+    if (h->timeout_ms == 0)
+        h->timeout_ms = h->interval_ms > CFG_HC_TIMEOUT_DEFAULT_MS ? CFG_HC_TIMEOUT_DEFAULT_MS
+                                                                  : h->interval_ms / 2;
     if (h->timeout_ms >= h->interval_ms) {
         size_t old = path_key(c, "timeout_ms");
-        perr(c, "must be shorter than interval_ms");
+        perr(c, "must be shorter than interval_ms (%u)", h->interval_ms);
         path_pop(c, old);
     }
 }

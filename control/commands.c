@@ -218,7 +218,7 @@ static int parse_weights(struct cmd_res *r, json_t *w, const struct state_route 
         double d = json_number_value(v);
         double x = d * 100.0;
         double rx = floor(x + 0.5);
-        if (d < 0 || d > 100 || fabs(x - rx) > 1e-6)
+        if (!(d >= 0.0 && d <= 100.0) || fabs(x - rx) > 1e-6) /* NaN too, before the cast */
             return fail(r, "invalid_argument", path,
                         "must be 0 to 100 with at most two decimals");
         bp[p] = (unsigned)rx;
@@ -657,7 +657,7 @@ static int parse_plan_args(struct cmd_req *q, struct cmd_res *r, const struct st
         json_t *g5 = json_object_get(gates, "max_5xx_percent");
         if (g5) {
             double d = json_is_number(g5) ? json_number_value(g5) : -1;
-            if (d < 0 || d > 100)
+            if (!(d >= 0.0 && d <= 100.0)) /* NaN too, before the cast */
                 return fail(r, "invalid_argument", "args.gates.max_5xx_percent",
                             "expected a percentage, 0 to 100");
             p->gate_5xx = 1;

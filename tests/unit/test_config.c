@@ -712,3 +712,113 @@ Test(config_admin, refuses_optional_client_certificates)
     cr_assert_str_eq(errs.v[0].message, "missing required key \"tls\"");
     cfg_errors_dispose(&errs);
 }
+
+/* ---- issue 11: numbers that do not fit, and the health check's default timeout ---- */
+
+/* A document whose route "r" has a watchdog with max_5xx_percent spliced in. */
+#define DOC_WATCHDOG(pct)                                                                          \
+    DOC_ROUTE(",\"weights\":{\"blue\":50,\"green\":50},\"watchdog\":{\"max_5xx_percent\":" pct "}")
+
+/* Out of range, the conversion to basis points would be undefined behaviour (a UBSan build with
+ * float-cast-overflow aborts): every such value is refused at its path before it is converted. */
+Test(config_issue11, watchdog_percent_out_of_range_is_refused_before_conversion)
+{
+    const char *bad[] = {"1e300", "-1e300", "-5",   "-0.5",  "100.01", "4294967296",
+                         "1e10",  "12.345", "true", "\"5\"", "null"};
+    for (size_t i = 0; i < CUT_ARRAY_LEN(bad); i++) {
+        char doc[1024];
+        struct cfg *cfg = NULL;
+        struct cfg_errors errs;
+        snprintf(doc, sizeof doc, DOC_WATCHDOG("%s"), bad[i]);
+        cr_expect_eq(parse_str(doc, &cfg, &errs), CUT_EINVAL, "%s", bad[i]);
+        cr_expect_null(cfg, "%s", bad[i]);
+        cr_expect_eq(errs.n, 1, "%s: %zu errors", bad[i], errs.n);
+        cr_expect_str_eq(message_at(&errs, "routes[0].watchdog.max_5xx_percent"),
+                         "must be a percentage between 0 and 100 with at most two decimals", "%s",
+                         bad[i]);
+        cfg_errors_dispose(&errs);
+    }
+    const struct {
+        const char *v;
+        unsigned bp;
+    } good[] = {{"0", 0}, {"2.5", 250}, {"12.34", 1234}, {"100", 10000}, {"1e-300", 0}};
+    for (size_t i = 0; i < CUT_ARRAY_LEN(good); i++) {
+        char doc[1024];
+        struct cfg *cfg = NULL;
+        struct cfg_errors errs;
+        snprintf(doc, sizeof doc, DOC_WATCHDOG("%s"), good[i].v);
+        cr_assert_eq(parse_str(doc, &cfg, &errs), 0, "%s", good[i].v);
+        cr_expect_eq(cfg->routes[0].watchdog.max_5xx_bp, good[i].bp, "%s", good[i].v);
+        cfg_free(cfg);
+        cfg_errors_dispose(&errs);
+    }
+}
+
+/* A pool "blue" with a health_check object spliced in. */
+#define DOC_HEALTH(hc)                                                                             \
+    "{\"listeners\":[{\"address\":\"127.0.0.1:8080\"}],\"routes\":[{\"name\":\"r\","               \
+    "\"pools\":{\"blue\":{\"endpoints\":[\"127.0.0.1:9001\"],\"health_check\":{\"path\":\"/h\"" hc \
+    "}},\"green\":{\"endpoints\":[\"127.0.0.1:9002\"]}},\"weights\":{\"blue\":50,\"green\":50}}]}"
+
+/* Without timeout_ms the timeout is 2000 ms, or half of interval_ms when 2000 would not be
+ * shorter; an explicit timeout_ms must still be shorter than interval_ms. */
+Test(config_issue11, health_check_timeout_default_follows_the_interval)
+{
+    const struct {
+        const char *hc;
+        unsigned interval, timeout;
+    } ok[] = {
+        {"", 5000, 2000},
+        {",\"interval_ms\":1000", 1000, 500},
+        {",\"interval_ms\":100", 100, 50},
+        {",\"interval_ms\":2000", 2000, 1000},
+        {",\"interval_ms\":2001", 2001, 2000},
+        {",\"interval_ms\":300000", 300000, 2000},
+        {",\"interval_ms\":1000,\"timeout_ms\":999", 1000, 999},
+        {",\"interval_ms\":1000,\"timeout_ms\":10", 1000, 10},
+        {",\"timeout_ms\":4999", 5000, 4999},
+    };
+    for (size_t i = 0; i < CUT_ARRAY_LEN(ok); i++) {
+        struct cfg *cfg = NULL;
+        struct cfg_errors errs;
+        char doc[1024];
+        snprintf(doc, sizeof doc, DOC_HEALTH("%s"), ok[i].hc);
+        int rc = parse_str(doc, &cfg, &errs);
+        dump_errors(ok[i].hc, &errs);
+        cr_assert_eq(rc, 0, "case %zu (%s)", i, ok[i].hc);
+        const struct cfg_health_check *h = &cfg->routes[0].pools[0].health_check;
+        cr_expect(h->enabled, "case %zu", i);
+        cr_expect_eq(h->interval_ms, ok[i].interval, "case %zu", i);
+        cr_expect_eq(h->timeout_ms, ok[i].timeout, "case %zu: timeout %u", i, h->timeout_ms);
+        /* the dump says the timeout in force, and reads back the same */
+        char *text = cfg_dump(cfg);
+        struct cfg *again = NULL;
+        struct cfg_errors errs2;
+        cr_assert_eq(cfg_parse(text, strlen(text), &again, &errs2), 0, "case %zu: %s", i, text);
+        cr_expect_eq(again->routes[0].pools[0].health_check.timeout_ms, ok[i].timeout);
+        free(text);
+        cfg_free(again);
+        cfg_errors_dispose(&errs2);
+        cfg_free(cfg);
+        cfg_errors_dispose(&errs);
+    }
+    const struct msg_case bad[] = {
+        {DOC_HEALTH(",\"interval_ms\":1000,\"timeout_ms\":1000"),
+         "routes[0].pools.blue.health_check.timeout_ms", "must be shorter than interval_ms (1000)"},
+        {DOC_HEALTH(",\"interval_ms\":1000,\"timeout_ms\":2000"),
+         "routes[0].pools.blue.health_check.timeout_ms", "must be shorter than interval_ms (1000)"},
+        {DOC_HEALTH(",\"timeout_ms\":5000"), "routes[0].pools.blue.health_check.timeout_ms",
+         "must be shorter than interval_ms (5000)"},
+        {DOC_HEALTH(",\"timeout_ms\":5"), "routes[0].pools.blue.health_check.timeout_ms",
+         "must be between 10 and 60000"},
+    };
+    for (size_t i = 0; i < CUT_ARRAY_LEN(bad); i++) {
+        struct cfg *cfg = NULL;
+        struct cfg_errors errs;
+        cr_expect_eq(parse_str(bad[i].doc, &cfg, &errs), CUT_EINVAL, "case %zu", i);
+        dump_errors("bad", &errs);
+        cr_expect_eq(errs.n, 1, "case %zu: %zu errors", i, errs.n);
+        cr_expect_str_eq(message_at(&errs, bad[i].path), bad[i].message, "case %zu", i);
+        cfg_errors_dispose(&errs);
+    }
+}
