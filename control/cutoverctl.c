@@ -76,6 +76,7 @@ enum {
     CTL_OPT_STEPS = 1u << 5,
     CTL_OPT_INTERVAL = 1u << 6,
     CTL_OPT_MINREQ = 1u << 7,
+    CTL_OPT_REFUSALS = 1u << 8,
 };
 
 /* Where one replica's exchange is. */
@@ -263,7 +264,7 @@ static long long parse_duration(const char *s)
     if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
         return -1;
     double v = strtod(s, &end);
-    if (errno || end == s || v < 0 || v > 1e9)
+    if (errno || end == s || !(v >= 0 && v <= 1e9)) /* before the conversion below; not NaN */
         return -1;
     double mul;
     if (!*end || !strcmp(end, "s"))
@@ -292,13 +293,17 @@ static int parse_ll(const char *s, long long lo, long long hi, long long *out)
     return 0;
 }
 
-/* A weight (JSON number, a percentage) in hundredths, rounded; -1 when not a number. */
+/* A weight (JSON number, a percentage) in hundredths, rounded; -1 when not a number or out of
+ * 0..1e9 % (a server's nonsense must not reach the conversion: out of range, it is undefined
+ * behaviour). */
 static long json_pct(const json_t *v)
 {
     if (!json_is_number(v))
         return -1;
     double d = json_number_value(v) * 100.0;
-    return (long)(d >= 0 ? d + 0.5 : d - 0.5);
+    if (!(d >= 0 && d <= 1e11))
+        return -1;
+    return (long)(d + 0.5);
 }
 
 /* A JSON number for hundredths: an integer when whole, else a real with two decimals. */
@@ -1213,10 +1218,43 @@ static size_t width_of_sockets(const struct cli *c)
     return w;
 }
 
-/* "  SOCKET  FAILED  code: message" */
+/* The server's error.details, one line each, under a failure line: "PATH: MESSAGE" (plus "(line
+ * L, column C)" when the problem has a place in the file), e.g. the problems of a refused
+ * reload. Prints nothing when the reply has no details. */
+static void print_error_details(const struct replica *r, const char *indent)
+{
+    const json_t *err = json_object_get(r->reply, "error");
+    if (r->ok || strcmp(r->code, jstr(err, "code"))) /* not the server's error */
+        return;
+    const json_t *det = json_object_get(err, "details");
+    size_t i;
+    const json_t *d;
+    json_array_foreach(det, i, d)
+    {
+        if (!json_is_object(d)) {
+            char *s = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
+            printf("%s%s\n", indent, s ? s : "?");
+            free(s);
+            continue;
+        }
+        const json_t *ln = json_object_get(d, "line"), *col = json_object_get(d, "column");
+        printf("%s%s: %s", indent, *jstr(d, "path") ? jstr(d, "path") : "(root)",
+               *jstr(d, "message") ? jstr(d, "message") : "(no message)");
+        if (json_is_integer(ln) && json_integer_value(ln) > 0) {
+            printf(" (line %" JSON_INTEGER_FORMAT, json_integer_value(ln));
+            if (json_is_integer(col) && json_integer_value(col) > 0)
+                printf(", column %" JSON_INTEGER_FORMAT, json_integer_value(col));
+            putchar(')');
+        }
+        putchar('\n');
+    }
+}
+
+/* "  SOCKET  FAILED  code: message", then the error's details, if any */
 static void print_failure_line(const struct cli *c, const struct replica *r)
 {
     printf("  %-*s  FAILED  %s: %s\n", (int)width_of_sockets(c), r->socket, r->code, r->msg);
+    print_error_details(r, "      ");
 }
 
 /* The closing line on stderr for a non-zero exit. */
@@ -1332,6 +1370,7 @@ static void print_status(const struct cli *c)
         const struct replica *r = &c->rs[i];
         if (!r->ok) {
             printf("replica %s: FAILED %s: %s\n", r->socket, r->code, r->msg);
+            print_error_details(r, "    ");
             continue;
         }
         const json_t *res = json_object_get(r->reply, "result");
@@ -1367,6 +1406,47 @@ static void print_status(const struct cli *c)
     }
 }
 
+/* One side of a history record's weights: "blue=90% green=10%", "(truncated)" for a summarised
+ * fragment, "(none)" when missing. */
+static const char *history_weights(const json_t *w, char *buf, size_t cap)
+{
+    if (json_is_object(w) && json_is_true(json_object_get(w, "truncated")))
+        snprintf(buf, cap, "(truncated)");
+    else if (json_is_object(w) && json_object_size(w))
+        weights_str(w, buf, cap);
+    else
+        snprintf(buf, cap, "(none)");
+    return buf;
+}
+
+/* " ROUTE: BEFORE -> AFTER", or " ROUTE: WEIGHTS (unchanged)", for one route of a history
+ * record (route "" when the record does not name it). */
+static void print_history_weights(const char *route, const json_t *wb, const json_t *wa)
+{
+    char b[512], a[512];
+    printf(" %s%s", route, *route ? ": " : "");
+    if (weights_same(wb, wa) && !json_object_get(wa, "truncated"))
+        printf("%s (unchanged)", history_weights(wa, a, sizeof a));
+    else
+        printf("%s -> %s", history_weights(wb, b, sizeof b), history_weights(wa, a, sizeof a));
+}
+
+/* Weights keyed by route ({"app": {"blue": 90, ...}, ...}: a record that is not about one route,
+ * like cutover's start), rather than one route's {"blue": 90, ...}. */
+static int weights_by_route(const json_t *w)
+{
+    const char *k;
+    json_t *v;
+    if (!json_is_object(w) || !json_object_size(w) || json_object_get(w, "truncated"))
+        return 0;
+    json_object_foreach((json_t *)w, k, v)
+    {
+        if (!json_is_object(v))
+            return 0;
+    }
+    return 1;
+}
+
 static void print_history_record(const json_t *rec)
 {
     json_t *owned = NULL;
@@ -1379,26 +1459,52 @@ static void print_history_record(const json_t *rec)
         }
         rec = owned;
     }
-    /* the server's audit record: actor {uid, user}, role, op, result "ok"|"refused",
-     * error {code, message}, generation_before/after, reason */
+    /* the server's audit record: actor {uid, user}, role, op, args, result "ok" | "refused" |
+     * "aborted", error {code, message}, count (N > 1: N refusals alike, coalesced),
+     * generation_before/after, weights_before/after, reason */
     const json_t *actor = json_object_get(rec, "actor");
     const char *who = *jstr(actor, "user") ? jstr(actor, "user") : jstr(rec, "user");
     const json_t *err = json_object_get(rec, "error");
     const char *ecode = json_is_object(err) ? jstr(err, "code") : jstr(rec, "error_code");
-    int refused = !strcmp(jstr(rec, "result"), "refused") ||
-                  json_is_false(json_object_get(rec, "ok")) || *ecode;
-    char whobuf[160];
+    const char *result = jstr(rec, "result");
+    const char *shown = *result ? result : "ok";
+    if (!strcmp(result, "aborted"))
+        shown = "ABORTED";
+    else if (!strcmp(result, "refused") || json_is_false(json_object_get(rec, "ok")) || *ecode)
+        shown = "REFUSED";
+    char whobuf[160], status[64];
     snprintf(whobuf, sizeof whobuf, "%s%s%s%s", *who ? who : "?", *jstr(rec, "role") ? "(" : "",
              jstr(rec, "role"), *jstr(rec, "role") ? ")" : "");
+    json_t *count = json_object_get(rec, "count");
+    if (json_is_integer(count) && json_integer_value(count) > 1)
+        snprintf(status, sizeof status, "%s \u00d7%" JSON_INTEGER_FORMAT, shown,
+                 json_integer_value(count));
+    else
+        snprintf(status, sizeof status, "%s", shown);
     json_t *gb = json_object_get(rec, "generation_before");
     json_t *ga = json_object_get(rec, "generation_after");
-    printf("  %-24s %-16s %-16s %-7s", jstr(rec, "time"), whobuf, jstr(rec, "op"),
-           refused ? "REFUSED" : "ok");
+    printf("  %-24s %-16s %-16s %-7s", jstr(rec, "time"), whobuf, jstr(rec, "op"), status);
     if (json_is_integer(gb) && json_is_integer(ga))
         printf(" gen %" JSON_INTEGER_FORMAT "->%" JSON_INTEGER_FORMAT, json_integer_value(gb),
                json_integer_value(ga));
+    /* the weights before and after, of the route (or of every route) the change is about */
+    const json_t *wb = json_object_get(rec, "weights_before");
+    const json_t *wa = json_object_get(rec, "weights_after");
+    if (weights_by_route(wa)) {
+        const char *route;
+        json_t *w;
+        int first = 1;
+        json_object_foreach((json_t *)wa, route, w)
+        {
+            printf("%s", first ? "" : ";");
+            print_history_weights(route, json_object_get(wb, route), w);
+            first = 0;
+        }
+    } else if (json_is_object(wa)) {
+        print_history_weights(jstr(json_object_get(rec, "args"), "route"), wb, wa);
+    }
     if (*ecode)
-        printf(" [%s]", ecode);
+        printf(" [%s]%s%s", ecode, *jstr(err, "message") ? " " : "", jstr(err, "message"));
     if (*jstr(rec, "reason"))
         printf(" \"%s\"", jstr(rec, "reason"));
     putchar('\n');
@@ -1411,12 +1517,13 @@ static void print_history(const struct cli *c)
         const struct replica *r = &c->rs[i];
         if (!r->ok) {
             printf("replica %s: FAILED %s: %s\n", r->socket, r->code, r->msg);
+            print_error_details(r, "    ");
             continue;
         }
         const json_t *res = json_object_get(r->reply, "result");
         const json_t *recs = json_is_array(res) ? res : json_object_get(res, "records");
-        printf("replica %s: generation %lld, %zu record(s)\n", r->socket, r->generation,
-               json_array_size(recs));
+        printf("replica %s: generation %lld, %zu record(s)%s\n", r->socket, r->generation,
+               json_array_size(recs), c->seen & CTL_OPT_REFUSALS ? ", refusals included" : "");
         size_t k;
         json_t *rec;
         json_array_foreach(recs, k, rec)
@@ -1577,6 +1684,8 @@ common:
         json_object_set_new(args, "expect_generation", json_integer(c->expect));
     if (c->seen & CTL_OPT_LIMIT)
         json_object_set_new(args, "limit", json_integer(c->limit));
+    if (c->seen & CTL_OPT_REFUSALS)
+        json_object_set_new(args, "refusals", json_true());
     return args;
 }
 
@@ -1674,7 +1783,7 @@ static int parse_gate(const char *arg, json_t *gates, char *err, size_t cap)
             return -1;
         }
         /* the server takes whole milliseconds, 1..600000 */
-        if (x < 1 || x > 600000 || x != (double)(long long)x) {
+        if (!(x >= 1 && x <= 600000) || x != (double)(long long)x) {
             snprintf(err, cap, "--gate '%s': the p99 limit must be whole milliseconds, 1ms..600s",
                      arg);
             return -1;
@@ -1808,40 +1917,90 @@ static const char *plan_where(const json_t *plan, char *buf, size_t cap)
     return buf;
 }
 
-/* The progress line of a running or paused plan:
- * "step 2/4  green 25%  5xx 0.20% (<= 1%)  p99 87ms (<= 500ms)  512 req  next step in 12s" */
-static const char *plan_progress(const json_t *plan, char *buf, size_t cap)
+/* One part of a progress line. `drop` says which parts go first when the line must fit a
+ * terminal (the highest rank first; 0: always kept): the gates' limits (5), the min_requests
+ * note (4), the request count (3), then the measured 5xx share and p99 (2). The step, the
+ * weight, PAUSED and the time to the next step stay. */
+struct progress_part {
+    char text[200];
+    int drop;
+};
+
+#define CTL_PROGRESS_PARTS 10
+
+static size_t add_part(struct progress_part *parts, size_t n, int drop, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static size_t add_part(struct progress_part *parts, size_t n, int drop, const char *fmt, ...)
 {
+    va_list ap;
+    if (n == CTL_PROGRESS_PARTS)
+        return n;
+    va_start(ap, fmt);
+    vsnprintf(parts[n].text, sizeof parts[n].text, fmt, ap);
+    va_end(ap);
+    parts[n].drop = drop;
+    return n + 1;
+}
+
+/* The progress line of a running or paused plan, between prefix and suffix (borrowed), fitted
+ * into width bytes (0: no limit), into buf:
+ * "step 2/4  green 25%  5xx 0.20% (<= 1%)  p99 87ms (<= 500ms)  512 req  next step in 12s".
+ * Parts are left out, rank by rank (see struct progress_part), until it fits; what still does
+ * not fit (a very narrow terminal, a long prefix) is cut at width. */
+static const char *plan_progress_fit(const json_t *plan, const char *prefix, const char *suffix,
+                                     size_t width, char *buf, size_t cap)
+{
+    struct progress_part parts[CTL_PROGRESS_PARTS];
     const json_t *g = json_object_get(plan, "gates"), *w = json_object_get(plan, "window");
-    char a[32], b[32];
-    size_t off = strlen(plan_where(plan, buf, cap));
+    char a[32], where[200];
+    size_t n = add_part(parts, 0, 0, "%s", plan_where(plan, where, sizeof where));
     if (!strcmp(jstr(plan, "state"), "paused"))
-        off += (size_t)snprintf(buf + off, cap - off, "  PAUSED");
-    if (off < cap && json_is_object(w)) {
+        n = add_part(parts, n, 0, "  PAUSED");
+    if (json_is_object(w)) {
         const json_t *r5 = json_object_get(w, "ratio_percent"), *p99 = json_object_get(w, "p99_ms");
         const json_t *l5 = json_object_get(g, "max_5xx_percent"),
-                     *lp = json_object_get(g, "max_p99_ms");
+                     *lp = json_object_get(g, "max_p99_ms"),
+                     *mr = json_object_get(g, "min_requests");
         if (json_is_number(r5))
-            off += (size_t)snprintf(buf + off, cap - off, "  5xx %.2f%%", json_number_value(r5));
-        if (off < cap && json_is_number(r5) && json_is_number(l5))
-            off += (size_t)snprintf(buf + off, cap - off, " (<= %s%%)",
-                                    num_str(json_number_value(l5), a, sizeof a));
-        if (off < cap && json_is_number(p99))
-            off += (size_t)snprintf(buf + off, cap - off, "  p99 %.0fms", json_number_value(p99));
-        if (off < cap && json_is_number(p99) && json_is_number(lp))
-            off += (size_t)snprintf(buf + off, cap - off, " (<= %sms)",
-                                    num_str(json_number_value(lp), b, sizeof b));
-        if (off < cap)
-            off += (size_t)snprintf(buf + off, cap - off, "  %.0f req", jnum(w, "requests", 0));
-        const json_t *mr = json_object_get(g, "min_requests");
-        if (off < cap && json_is_number(mr) && json_number_value(mr) > 0)
-            off += (size_t)snprintf(buf + off, cap - off, " (min %s)",
-                                    num_str(json_number_value(mr), a, sizeof a));
+            n = add_part(parts, n, 2, "  5xx %.2f%%", json_number_value(r5));
+        if (json_is_number(r5) && json_is_number(l5))
+            n = add_part(parts, n, 5, " (<= %s%%)", num_str(json_number_value(l5), a, sizeof a));
+        if (json_is_number(p99))
+            n = add_part(parts, n, 2, "  p99 %.0fms", json_number_value(p99));
+        if (json_is_number(p99) && json_is_number(lp))
+            n = add_part(parts, n, 5, " (<= %sms)", num_str(json_number_value(lp), a, sizeof a));
+        n = add_part(parts, n, 3, "  %.0f req", jnum(w, "requests", 0));
+        if (json_is_number(mr) && json_number_value(mr) > 0)
+            n = add_part(parts, n, 4, " (min %s)", num_str(json_number_value(mr), a, sizeof a));
     }
     const json_t *nx = json_object_get(plan, "next_step_in_s");
-    if (off < cap && json_is_number(nx))
-        snprintf(buf + off, cap - off, "  next step in %.0fs", json_number_value(nx));
+    if (json_is_number(nx))
+        n = add_part(parts, n, 0, "  next step in %.0fs", json_number_value(nx));
+
+    size_t len = strlen(prefix) + strlen(suffix);
+    for (size_t i = 0; i < n; i++)
+        len += strlen(parts[i].text);
+    for (int rank = 5; rank > 0 && width && len > width; rank--)
+        for (size_t i = 0; i < n; i++)
+            if (parts[i].drop == rank) {
+                len -= strlen(parts[i].text);
+                parts[i].text[0] = 0;
+            }
+    size_t off = (size_t)snprintf(buf, cap, "%s", prefix);
+    for (size_t i = 0; i < n && off < cap; i++)
+        off += (size_t)snprintf(buf + off, cap - off, "%s", parts[i].text);
+    if (off < cap)
+        snprintf(buf + off, cap - off, "%s", suffix);
+    if (width && width < cap && strlen(buf) > width)
+        buf[width] = 0;
     return buf;
+}
+
+/* The whole progress line (when stdout is not a terminal: never cut). */
+static const char *plan_progress(const json_t *plan, char *buf, size_t cap)
+{
+    return plan_progress_fit(plan, "", "", 0, buf, cap);
 }
 
 /* The status table's line for a route's plan (NULL or null: nothing). */
@@ -1903,12 +2062,16 @@ static void shift_finish(struct shift_rep *sr, int code, const char *outcome, co
     va_end(ap);
 }
 
-/* Terminal width for the live block (80 when unknown). */
+/* The width of the terminal on stdout, for the live block (only drawn on a terminal): its
+ * window size (TIOCGWINSZ), else $COLUMNS (a terminal that reports no size), else 80. */
 static int term_cols(void)
 {
     struct winsize ws;
-    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10)
+    long long n;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
         return ws.ws_col;
+    if (parse_ll(getenv("COLUMNS"), 1, 100000, &n) == 0)
+        return (int)n;
     return 80;
 }
 
@@ -1924,23 +2087,20 @@ static void shift_live_clear(struct shift *sh)
     fflush(stdout);
 }
 
-/* Draws the live block: one progress line per replica whose plan still runs. */
+/* Draws the live block: one progress line per replica whose plan still runs, each fitted into
+ * the terminal's width less one column (a line that wrapped would break shift_live_clear). */
 static void shift_live_draw(const struct cli *c, struct shift *sh)
 {
-    int cols = term_cols();
+    size_t width = (size_t)term_cols() - 1;
     for (size_t i = 0; i < c->n; i++) {
         const struct shift_rep *sr = &sh->r[i];
         if (!sr->started || sr->done || !sr->plan)
             continue;
-        char line[1024], full[1400];
-        plan_progress(sr->plan, line, sizeof line);
-        if (c->n > 1)
-            snprintf(full, sizeof full, "%s  %s%s", c->rs[i].socket, line,
-                     sr->fail_since ? "  (status failing)" : "");
-        else
-            snprintf(full, sizeof full, "%s%s", line, sr->fail_since ? "  (status failing)" : "");
-        if ((int)strlen(full) >= cols)
-            full[cols - 1] = 0;
+        char prefix[512], full[1400];
+        snprintf(prefix, sizeof prefix, "%s%s", c->n > 1 ? c->rs[i].socket : "",
+                 c->n > 1 ? "  " : "");
+        plan_progress_fit(sr->plan, prefix, sr->fail_since ? "  (status failing)" : "",
+                          width ? width : 1, full, sizeof full);
         printf("%s%s", sh->live_lines ? "\n" : "", full);
         sh->live_lines++;
     }
@@ -2525,10 +2685,12 @@ static const struct cmd cmds[] = {
      .help = "re-read the configuration file (like SIGHUP)"},
     {.name = "history",
      .op = "history",
-     .opts = CTL_OPT_LIMIT,
+     .opts = CTL_OPT_LIMIT | CTL_OPT_REFUSALS,
      .run = run_simple,
-     .usage = "history [--limit N]",
-     .help = "the most recent audit records, newest last"},
+     .usage = "history [--limit N] [--refusals]",
+     .help = "the most recent changes, newest last: generations and the route's weights "
+             "before -> after; --refusals adds the refused requests (REFUSED [code] message, "
+             "\u00d7N for N alike)"},
     {.name = "version",
      .op = "version",
      .run = run_simple,
@@ -2642,6 +2804,7 @@ static const struct optdef optdefs[] = {
     {"--to", 1, CTL_OPT_TO},
     {"--gate", 1, CTL_OPT_GATE},
     {"--min-requests", 1, CTL_OPT_MINREQ},
+    {"--refusals", 0, CTL_OPT_REFUSALS},
     {"--steps", 1, CTL_OPT_STEPS},
     {"--interval", 1, CTL_OPT_INTERVAL},
 };
