@@ -368,6 +368,7 @@ struct ctl_tls_file {
     char *path;
     struct stat st; /* what stat() (through symlinks) said when the contexts were built */
     int missing;
+    int changed;    /* differed at the last tls_files_stat() */
 };
 
 static int same_stat(const struct stat *a, const struct stat *b)
@@ -417,8 +418,8 @@ static int tls_files_stat(struct ctl *c)
         int missing = stat(f->path, &st) < 0;
         if (missing)
             memset(&st, 0, sizeof st);
-        if (missing != f->missing || !same_stat(&st, &f->st))
-            changed = 1;
+        f->changed = missing != f->missing || !same_stat(&st, &f->st);
+        changed |= f->changed;
         f->st = st;
         f->missing = missing;
     }
@@ -441,26 +442,89 @@ static void tls_set_release(struct ctl_tls_set *set)
     memset(set, 0, sizeof *set);
 }
 
-/* Builds the contexts of every TLS listener of cfg and of its admin API into out. On a failure
- * every problem is in errs (path listeners[i].tls or admin.tls) and nothing is left in out. */
-static int tls_build(const struct cfg *cfg, struct ctl_tls_set *out, struct cfg_errors *errs)
+/* A rotation's view of the material in use: prev, the files' change flags, what was kept. */
+struct tls_renewal {
+    struct ctl *c;
+    const struct ctl_tls_set *prev;
+    struct cfg_errors *kept; /* one {path, reason} per piece kept from prev */
+    unsigned applied;        /* pieces loaded from changed files */
+};
+
+static int tls_file_changed(void *arg, const char *path)
+{
+    struct ctl *c = arg;
+    for (size_t i = 0; i < c->ntls_files; i++)
+        if (strcmp(c->tls_files[i].path, path) == 0)
+            return c->tls_files[i].changed;
+    return 1;
+}
+
+/* Each line of kept (a tls_*_renew report) as a problem at path. */
+static void kept_lines(struct cfg_errors *errs, const char *path, const char *kept)
+{
+    for (const char *p = kept; *p;) {
+        size_t n = strcspn(p, "\n");
+        cfg_errors_add(errs, path, 0, 0, "%.*s", (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+}
+
+/* A piece that failed as a whole in a rotation, kept from prev when prev has it. Returns 1 when
+ * it was kept (the failure noted in rn->kept), 0 when there is nothing to keep. */
+static int keep_whole(struct tls_renewal *rn, const char *path, const char *why, int have)
+{
+    if (!rn || !have)
+        return 0;
+    cfg_errors_add(rn->kept, path, 0, 0, "%s; the previous material stays in use", why);
+    return 1;
+}
+
+/* Builds the contexts of every TLS listener of cfg and of its admin API into out. Without rn
+ * (start-up, reload, --check) every piece must load: on a failure every problem is in errs
+ * (path listeners[i].tls or admin.tls) and nothing is left in out. With rn (a rotation of the
+ * files of the configuration in use), each piece that does not load is taken from rn->prev and
+ * named in rn->kept instead (tls_ctx_renew, tls_client_renew): a bad piece never blocks a good
+ * one. */
+static int tls_build(const struct cfg *cfg, struct tls_renewal *rn, struct ctl_tls_set *out,
+                     struct cfg_errors *errs)
 {
     int rc = 0;
     memset(out, 0, sizeof *out);
-    char err[512], path[64];
+    const struct ctl_tls_set *prev = rn ? rn->prev : NULL;
+    tls_changed_fn changed = rn ? tls_file_changed : NULL;
+    void *cctx = rn ? rn->c : NULL;
+    char err[512], path[64], kept[2048];
+    unsigned applied = 0;
     for (size_t i = 0; i < cfg->nlisteners && i < CFG_MAX_LISTENERS; i++) {
         if (!cfg->listeners[i].tls)
             continue;
-        int r = tls_ctx_new(cfg->listeners[i].tls, &out->listeners[i], err, sizeof err);
-        if (r < 0) {
-            snprintf(path, sizeof path, "listeners[%zu].tls", i);
+        snprintf(path, sizeof path, "listeners[%zu].tls", i);
+        int r = tls_ctx_renew(cfg->listeners[i].tls, prev ? prev->listeners[i] : NULL, changed,
+                              cctx, &out->listeners[i], kept, sizeof kept, &applied, err,
+                              sizeof err);
+        if (rn) {
+            rn->applied += applied;
+            kept_lines(rn->kept, path, kept);
+        }
+        if (r < 0 && keep_whole(rn, path, err, prev && prev->listeners[i])) {
+            tls_ctx_ref(prev->listeners[i]);
+            out->listeners[i] = prev->listeners[i];
+        } else if (r < 0) {
             cfg_errors_add(errs, path, 0, 0, "%s", err);
             rc = rc ? rc : r;
         }
     }
     if (cfg->admin.tls) {
-        int r = tls_ctx_new(cfg->admin.tls, &out->admin, err, sizeof err);
-        if (r < 0) {
+        int r = tls_ctx_renew(cfg->admin.tls, prev ? prev->admin : NULL, changed, cctx,
+                              &out->admin, kept, sizeof kept, &applied, err, sizeof err);
+        if (rn) {
+            rn->applied += applied;
+            kept_lines(rn->kept, "admin.tls", kept);
+        }
+        if (r < 0 && keep_whole(rn, "admin.tls", err, prev && prev->admin)) {
+            tls_ctx_ref(prev->admin);
+            out->admin = prev->admin;
+        } else if (r < 0) {
             cfg_errors_add(errs, "admin.tls", 0, 0, "%s", err);
             rc = rc ? rc : r;
         }
@@ -477,11 +541,21 @@ static int tls_build(const struct cfg *cfg, struct ctl_tls_set *out, struct cfg_
             const struct cfg_pool *cp = &cfg->routes[r].pools[p];
             if (!cp->tls)
                 continue;
+            size_t k = r * CFG_MAX_POOLS + p;
+            struct tls_client *was = prev && k < prev->npools ? prev->pools[k] : NULL;
             char perr_[1024], ppath[128];
-            int e = tls_client_new(cp->tls, (int)cp->protocol,
-                                   &out->pools[r * CFG_MAX_POOLS + p], perr_, sizeof perr_);
-            if (e < 0) {
-                snprintf(ppath, sizeof ppath, "routes[%zu].pools.%s.tls", r, cp->name);
+            snprintf(ppath, sizeof ppath, "routes[%zu].pools.%s.tls", r, cp->name);
+            int e = tls_client_renew(cp->tls, (int)cp->protocol, was, changed, cctx,
+                                     &out->pools[k], kept, sizeof kept, &applied, perr_,
+                                     sizeof perr_);
+            if (rn) {
+                rn->applied += applied;
+                kept_lines(rn->kept, ppath, kept);
+            }
+            if (e < 0 && keep_whole(rn, ppath, perr_, was != NULL)) {
+                tls_client_ref(was);
+                out->pools[k] = was;
+            } else if (e < 0) {
                 cfg_errors_add(errs, ppath, 0, 0, "%s", perr_);
                 rc = rc ? rc : e;
             }
@@ -491,15 +565,29 @@ static int tls_build(const struct cfg *cfg, struct ctl_tls_set *out, struct cfg_
     if (db) {
         char gerr[1024];
         int e = geoip_open(db, &out->geo, gerr, sizeof gerr);
-        if (e < 0) {
+        if (e == 0 && rn)
+            rn->applied += (unsigned)tls_file_changed(rn->c, db);
+        if (e < 0 && keep_whole(rn, "access_log.country_database", gerr, prev && prev->geo)) {
+            geoip_ref(prev->geo);
+            out->geo = prev->geo;
+        } else if (e < 0) {
             cfg_errors_add(errs, "access_log.country_database", 0, 0, "%s", gerr);
             rc = rc ? rc : e;
         }
     }
     if (cfg->siem.address && cfg->siem.tls) {
         char serr[1024];
-        int e = tls_client_new(cfg->siem.tls, TLS_CLIENT_NO_ALPN, &out->siem, serr, sizeof serr);
-        if (e < 0) {
+        int e = tls_client_renew(cfg->siem.tls, TLS_CLIENT_NO_ALPN, prev ? prev->siem : NULL,
+                                 changed, cctx, &out->siem, kept, sizeof kept, &applied, serr,
+                                 sizeof serr);
+        if (rn) {
+            rn->applied += applied;
+            kept_lines(rn->kept, "siem.tls", kept);
+        }
+        if (e < 0 && keep_whole(rn, "siem.tls", serr, prev && prev->siem)) {
+            tls_client_ref(prev->siem);
+            out->siem = prev->siem;
+        } else if (e < 0) {
             cfg_errors_add(errs, "siem.tls", 0, 0, "%s", serr);
             rc = rc ? rc : e;
         }
@@ -512,7 +600,7 @@ static int tls_build(const struct cfg *cfg, struct ctl_tls_set *out, struct cfg_
 int ctl_tls_check(const struct cfg *cfg, struct cfg_errors *errs)
 {
     struct ctl_tls_set set;
-    int rc = tls_build(cfg, &set, errs);
+    int rc = tls_build(cfg, NULL, &set, errs);
     tls_set_release(&set);
     return rc;
 }
@@ -659,15 +747,29 @@ static void tls_watch(struct ctl *c)
 }
 
 /* Something may have changed: rebuild when a file differs from what was loaded. */
+/* Files of the material in use changed: rebuild piece by piece (tls_build with a renewal). The
+ * pieces that do not load keep the previous material and are named in tls_reload_refused; when
+ * anything new loaded, it is published (tls_reloaded). */
 static void tls_check(struct ctl *c)
 {
     if (c->stopping || !tls_files_stat(c))
         return;
     struct ctl_tls_set fresh;
-    struct cfg_errors errs = {0};
-    if (tls_build(c->hold->cfg, &fresh, &errs) < 0) {
+    struct cfg_errors errs = {0}, kept = {0};
+    struct tls_renewal rn = {c, &c->tls, &kept, 0};
+    if (tls_build(c->hold->cfg, &rn, &fresh, &errs) < 0) {
+        for (size_t i = 0; i < kept.n; i++)
+            cfg_errors_add(&errs, kept.v[i].path, 0, 0, "%s", kept.v[i].message);
         tls_refused_event(c, &errs); /* the old material keeps serving */
         cfg_errors_dispose(&errs);
+        cfg_errors_dispose(&kept);
+        return;
+    }
+    if (kept.n)
+        tls_refused_event(c, &kept);
+    cfg_errors_dispose(&kept);
+    if (rn.applied == 0) { /* nothing new loaded: the material in use stays as it is */
+        tls_set_release(&fresh);
         return;
     }
     tls_swap(c, &fresh); /* fresh now holds the old material */
@@ -889,7 +991,7 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec,
         return CUT_EINVAL;
     }
     struct ctl_tls_set fresh;
-    if (tls_build(cfg, &fresh, errs) < 0) {
+    if (tls_build(cfg, NULL, &fresh, errs) < 0) {
         refuse_event(c, errs); /* certificates that do not load refuse the whole reload */
         cfg_free(cfg);
         return CUT_EINVAL;
@@ -1254,7 +1356,7 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     tls_files_stat(c);
     struct cfg_errors terrs = {0};
     struct ctl_tls_set first;
-    if (tls_build(c->hold->cfg, &first, &terrs) < 0) {
+    if (tls_build(c->hold->cfg, NULL, &first, &terrs) < 0) {
         size_t o = 0;
         for (size_t i = 0; i < terrs.n && o + 2 < cap; i++)
             o += (size_t)snprintf(err + o, cap - o, "%s%s: %s", i ? "; " : "", terrs.v[i].path,

@@ -238,19 +238,121 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 
 /* ---- building ---------------------------------------------------------------------------------- */
 
-/* Loads the client CA bundle (and CRL) into ctx. Returns 0 or CUT_EINVAL/CUT_EIO with err. */
-/* Loads the CA bundle ca (labelled what in messages) and the optional CRLs into ctx's store;
- * advertise: also send the CAs' names in a CertificateRequest (server side). */
-static int load_trust(SSL_CTX *ctx, const char *ca, const char *crl_path, const char *what,
-                      int advertise, char *err, size_t cap)
+/* A rotation (tls_ctx_renew, tls_client_renew): the context in use, whose pieces stand in for
+ * the ones that do not load, and what the rebuild did. NULL at start-up and on reload, where
+ * every piece must load. */
+struct renew {
+    SSL_CTX *prev;            /* the context in use (its store, certificate and key) */
+    const struct tls_cert *prev_desc;
+    char *kept;               /* one "label: reason; the previous ... stays in use" per line */
+    size_t kcap;
+    tls_changed_fn changed;   /* which files changed since the context in use was built */
+    void *ctx;
+    unsigned applied;         /* pieces loaded from a changed file */
+};
+
+static void kept_note(struct renew *rw, const char *label, const char *why, const char *what)
 {
-    BIO *b = read_file(ca, what, err, cap);
+    size_t o = strlen(rw->kept);
+    if (o + 2 < rw->kcap)
+        snprintf(rw->kept + o, rw->kcap - o, "%s%s: %s; the previous %s stays in use",
+                 o ? "\n" : "", label, why, what);
+}
+
+static void note_applied(struct renew *rw, const char *a, const char *b)
+{
+    if (rw && rw->changed && ((a && rw->changed(rw->ctx, a)) || (b && rw->changed(rw->ctx, b))))
+        rw->applied++;
+}
+
+/* Every certificate (store_certs) or CRL (store_crls) of store, as a new stack of new
+ * references; NULL when out of memory. */
+static STACK_OF(X509) *store_certs(X509_STORE *store)
+{
+    STACK_OF(X509) *out = sk_X509_new_null();
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+    for (int i = 0; out && i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (x && X509_up_ref(x) && !sk_X509_push(out, x))
+            X509_free(x);
+    }
+    return out;
+}
+
+static STACK_OF(X509_CRL) *store_crls(X509_STORE *store)
+{
+    STACK_OF(X509_CRL) *out = sk_X509_CRL_new_null();
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+    for (int i = 0; out && i < sk_X509_OBJECT_num(objs); i++) {
+        X509_CRL *c = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
+        if (c && X509_CRL_up_ref(c) && !sk_X509_CRL_push(out, c))
+            X509_CRL_free(c);
+    }
+    return out;
+}
+
+/* The CRLs of crl_path, each current. NULL with err set. */
+static STACK_OF(X509_CRL) *read_crls(const char *crl_path, char *err, size_t cap)
+{
+    BIO *b = read_file(crl_path, "crl", err, cap);
     if (!b)
-        return CUT_EIO;
-    STACK_OF(X509) *cas = read_certs(b, ca, what, err, cap);
+        return NULL;
+    STACK_OF(X509_CRL) *out = sk_X509_CRL_new_null();
+    X509_CRL *crl;
+    int bad = out == NULL;
+    if (bad)
+        snprintf(err, cap, "out of memory");
+    while (!bad && (crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL)) != NULL) {
+        const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+        if (next && X509_cmp_current_time(next) < 0) {
+            char when[32];
+            time_text(next, when, sizeof when);
+            snprintf(err, cap, "crl %s: expired (next update was due %s)", crl_path, when);
+            bad = 1;
+            X509_CRL_free(crl);
+        } else if (!sk_X509_CRL_push(out, crl)) {
+            snprintf(err, cap, "out of memory");
+            bad = 1;
+            X509_CRL_free(crl);
+        }
+    }
+    ERR_clear_error();
     BIO_free(b);
+    if (!bad && sk_X509_CRL_num(out) == 0) {
+        snprintf(err, cap, "crl %s: no PEM CRL found", crl_path);
+        bad = 1;
+    }
+    if (bad) {
+        sk_X509_CRL_pop_free(out, X509_CRL_free);
+        return NULL;
+    }
+    return out;
+}
+
+/* Loads the CA bundle ca (labelled what in messages) and the optional CRLs into ctx's store;
+ * advertise: also send the CAs' names in a CertificateRequest (server side). In a rotation (rw),
+ * a bundle or a CRL file that does not load is replaced by what the context in use has, and
+ * noted: a bad CA bundle never keeps a new CRL from taking effect, nor the other way round. */
+static int load_trust(SSL_CTX *ctx, const char *ca, const char *crl_path, const char *what,
+                      int advertise, struct renew *rw, char *err, size_t cap)
+{
+    X509_STORE *prev_store = rw && rw->prev ? SSL_CTX_get_cert_store(rw->prev) : NULL;
+    STACK_OF(X509) *cas = NULL;
+    BIO *b = read_file(ca, what, err, cap);
+    if (b) {
+        cas = read_certs(b, ca, what, err, cap);
+        BIO_free(b);
+    }
+    if (cas) {
+        note_applied(rw, ca, NULL);
+    } else if (prev_store) {
+        char label[80];
+        snprintf(label, sizeof label, "%s", what);
+        kept_note(rw, label, err, "bundle");
+        cas = store_certs(prev_store);
+    }
     if (!cas)
-        return CUT_EINVAL;
+        return b ? CUT_EINVAL : CUT_EIO;
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
     int rc = 0;
     for (int i = 0; i < sk_X509_num(cas) && rc == 0; i++) {
@@ -263,35 +365,26 @@ static int load_trust(SSL_CTX *ctx, const char *ca, const char *crl_path, const 
         }
     }
     sk_X509_pop_free(cas, X509_free);
-    if (rc == 0 && crl_path) {
-        b = read_file(crl_path, "crl", err, cap);
-        if (!b)
-            return CUT_EIO;
-        X509_CRL *crl;
-        int n = 0;
-        while (rc == 0 && (crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL)) != NULL) {
-            n++;
-            const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
-            if (next && X509_cmp_current_time(next) < 0) {
-                char when[32];
-                time_text(next, when, sizeof when);
-                snprintf(err, cap, "crl %s: expired (next update was due %s)", crl_path, when);
-                rc = CUT_EINVAL;
-            } else if (!X509_STORE_add_crl(store, crl)) {
-                snprintf(err, cap, "crl %s: cannot be added", crl_path);
-                rc = CUT_EINVAL;
-            }
-            X509_CRL_free(crl);
-        }
-        ERR_clear_error();
-        BIO_free(b);
-        if (rc == 0 && n == 0) {
-            snprintf(err, cap, "crl %s: no PEM CRL found", crl_path);
+    if (rc < 0 || !crl_path)
+        return rc;
+    STACK_OF(X509_CRL) *crls = read_crls(crl_path, err, cap);
+    if (crls) {
+        note_applied(rw, crl_path, NULL);
+    } else if (prev_store) {
+        kept_note(rw, "crl", err, "CRL");
+        crls = store_crls(prev_store);
+    }
+    if (!crls)
+        return CUT_EINVAL;
+    for (int i = 0; i < sk_X509_CRL_num(crls) && rc == 0; i++)
+        if (!X509_STORE_add_crl(store, sk_X509_CRL_value(crls, i))) {
+            snprintf(err, cap, "crl %s: cannot be added", crl_path);
             rc = CUT_EINVAL;
         }
-        if (rc == 0)
-            X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
-    }
+    sk_X509_CRL_pop_free(crls, X509_CRL_free);
+    ERR_clear_error();
+    if (rc == 0)
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
     return rc;
 }
 
@@ -339,13 +432,14 @@ size_t tls_ssl_rejected_subject(SSL *ssl, char *buf, size_t cap)
     return (size_t)snprintf(buf, cap, "%s", s ? s : "");
 }
 
-static int load_client_auth(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, size_t cap)
+static int load_client_auth(SSL_CTX *ctx, const struct cfg_tls *cfg, struct renew *rw, char *err,
+                            size_t cap)
 {
     if (cfg->client_auth == CFG_CLIENT_AUTH_NONE) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
         return 0;
     }
-    int rc = load_trust(ctx, cfg->client_ca, cfg->crl, "client_ca", 1, err, cap);
+    int rc = load_trust(ctx, cfg->client_ca, cfg->crl, "client_ca", 1, rw, err, cap);
     if (rc == 0) {
         int mode = SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE;
         if (cfg->client_auth == CFG_CLIENT_AUTH_REQUIRED)
@@ -459,6 +553,21 @@ out:
     return rc;
 }
 
+/* Puts the certificate, key and chain of prev (a context in use) into the fresh context x. */
+static int copy_cert_key(SSL_CTX *x, SSL_CTX *prev)
+{
+    X509 *leaf = SSL_CTX_get0_certificate(prev);
+    EVP_PKEY *key = SSL_CTX_get0_privatekey(prev);
+    STACK_OF(X509) *chain = NULL;
+    if (!leaf || !key || SSL_CTX_use_certificate(x, leaf) != 1 ||
+        SSL_CTX_use_PrivateKey(x, key) != 1 || SSL_CTX_get0_chain_certs(prev, &chain) != 1)
+        return CUT_ENOMEM;
+    for (int k = 0; k < sk_X509_num(chain); k++)
+        if (SSL_CTX_add1_chain_cert(x, sk_X509_value(chain, k)) != 1)
+            return CUT_ENOMEM;
+    return 0;
+}
+
 /* Protocol versions, options and the TLS 1.2 suites every context shares. */
 static int common_settings(SSL_CTX *x, unsigned min_version, char *why, size_t cap)
 {
@@ -475,9 +584,10 @@ static int common_settings(SSL_CTX *x, unsigned min_version, char *why, size_t c
     return 0;
 }
 
-/* One SSL_CTX for certificate i of cfg. */
-static int build_cert(struct tls_ctx *t, const struct cfg_tls *cfg, size_t i, char *err,
-                      size_t cap)
+/* One SSL_CTX for certificate i of cfg. In a rotation (rw, with prev the context in use), a
+ * pair that does not load is replaced by the one prev serves for i, and noted. */
+static int build_cert(struct tls_ctx *t, const struct cfg_tls *cfg, size_t i,
+                      const struct tls_ctx *prev, struct renew *rw, char *err, size_t cap)
 {
     struct tls_cert *c = &t->certs[i];
     char why[768];
@@ -489,8 +599,26 @@ static int build_cert(struct tls_ctx *t, const struct cfg_tls *cfg, size_t i, ch
         goto out;
     }
     SSL_CTX *x = c->ctx;
-    if ((rc = use_cert_key(x, &cfg->certs[i], c, why, sizeof why)) < 0 ||
-        (rc = common_settings(x, cfg->min_version, why, sizeof why)) < 0)
+    const struct cfg_tls_cert *cc = &cfg->certs[i];
+    rc = use_cert_key(x, cc, c, why, sizeof why);
+    if (rc == 0) {
+        note_applied(rw, cc->pem ? cc->pem : cc->cert, cc->pem ? NULL : cc->key);
+    } else if (rw && prev && i < prev->ncerts) {
+        char label[40];
+        snprintf(label, sizeof label, "certificates[%zu]", i);
+        kept_note(rw, label, why, "certificate and key");
+        SSL_CTX_free(x);
+        x = c->ctx = SSL_CTX_new(TLS_server_method());
+        rc = x ? copy_cert_key(x, prev->certs[i].ctx) : CUT_ENOMEM;
+        if (rc < 0) {
+            snprintf(why, sizeof why, "out of memory");
+            goto out;
+        }
+        SSL_CTX *keep = c->ctx;
+        *c = prev->certs[i]; /* its description */
+        c->ctx = keep;
+    }
+    if (rc < 0 || (rc = common_settings(x, cfg->min_version, why, sizeof why)) < 0)
         goto out;
     /* Stateless resumption: tickets (keys made per context, so a rotation starts new
      * sessions); no server-side cache to lock. */
@@ -499,7 +627,9 @@ static int build_cert(struct tls_ctx *t, const struct cfg_tls *cfg, size_t i, ch
     SSL_CTX_set_session_id_context(x, (const unsigned char *)"cutover", 7);
     SSL_CTX_set_tlsext_servername_callback(x, on_servername);
     SSL_CTX_set_alpn_select_cb(x, on_alpn, NULL);
-    rc = load_client_auth(x, cfg, why, sizeof why);
+    if (rw && prev) /* the trust of the context in use stands in for a bad CA bundle or CRL */
+        rw->prev = prev->certs[0].ctx;
+    rc = load_client_auth(x, cfg, rw, why, sizeof why);
 out:
     if (rc < 0)
         snprintf(err, cap, "certificates[%zu]: %s", i, why);
@@ -516,6 +646,17 @@ static void ctx_free(struct tls_ctx *t)
 
 int tls_ctx_new(const struct cfg_tls *cfg, struct tls_ctx **out, char *err, size_t cap)
 {
+    return tls_ctx_renew(cfg, NULL, NULL, NULL, out, NULL, 0, NULL, err, cap);
+}
+
+int tls_ctx_renew(const struct cfg_tls *cfg, const struct tls_ctx *prev, tls_changed_fn changed,
+                  void *cctx, struct tls_ctx **out, char *kept, size_t kcap, unsigned *applied,
+                  char *err, size_t cap)
+{
+    struct renew rwv = {.kept = kept, .kcap = kcap, .changed = changed, .ctx = cctx};
+    struct renew *rw = prev && kept && kcap ? &rwv : NULL;
+    if (kept && kcap)
+        kept[0] = '\0';
     *out = NULL;
     struct tls_ctx *t = calloc(1, sizeof *t);
     if (t)
@@ -535,12 +676,14 @@ int tls_ctx_new(const struct cfg_tls *cfg, struct tls_ctx **out, char *err, size
         t->alpn_len += (unsigned)n;
     }
     for (size_t i = 0; i < cfg->ncerts; i++) {
-        int rc = build_cert(t, cfg, i, err, cap);
+        int rc = build_cert(t, cfg, i, prev, rw, err, cap);
         if (rc < 0) {
             ctx_free(t);
             return rc;
         }
     }
+    if (applied)
+        *applied = rw ? rw->applied : 1;
     *out = t;
     return 0;
 }
@@ -664,6 +807,18 @@ size_t tls_ssl_peer_subject(SSL *ssl, char *buf, size_t cap)
 int tls_client_new(const struct cfg_upstream_tls *cfg, int proto, struct tls_client **out,
                    char *err, size_t cap)
 {
+    return tls_client_renew(cfg, proto, NULL, NULL, NULL, out, NULL, 0, NULL, err, cap);
+}
+
+int tls_client_renew(const struct cfg_upstream_tls *cfg, int proto, const struct tls_client *prev,
+                     tls_changed_fn changed, void *cctx, struct tls_client **out, char *kept,
+                     size_t kcap, unsigned *applied, char *err, size_t cap)
+{
+    struct renew rwv = {.prev = prev ? prev->ctx : NULL, .kept = kept, .kcap = kcap,
+                        .changed = changed, .ctx = cctx};
+    struct renew *rw = prev && kept && kcap ? &rwv : NULL;
+    if (kept && kcap)
+        kept[0] = '\0';
     *out = NULL;
     char why[768];
     int rc = CUT_ENOMEM;
@@ -677,7 +832,7 @@ int tls_client_new(const struct cfg_upstream_tls *cfg, int proto, struct tls_cli
     SSL_CTX *x = tc->ctx;
     if ((rc = common_settings(x, cfg->min_version, why, sizeof why)) < 0)
         goto fail;
-    if ((rc = load_trust(x, cfg->ca, cfg->crl, "ca", 0, why, sizeof why)) < 0)
+    if ((rc = load_trust(x, cfg->ca, cfg->crl, "ca", 0, rw, why, sizeof why)) < 0)
         goto fail;
     /* The upstream sends its chain; partial chains are not trusted (the CA bundle is the root). */
     SSL_CTX_set_verify(x, SSL_VERIFY_PEER, NULL);
@@ -685,9 +840,31 @@ int tls_client_new(const struct cfg_upstream_tls *cfg, int proto, struct tls_cli
     if (cfg->client_cert) {
         static const char label[] = "client_certificate: ";
         memcpy(why, label, sizeof label);
-        if ((rc = use_cert_key(x, cfg->client_cert, &tc->cert, why + sizeof label - 1,
-                               sizeof why - sizeof label + 1)) < 0)
+        const struct cfg_tls_cert *cc = cfg->client_cert;
+        rc = use_cert_key(x, cc, &tc->cert, why + sizeof label - 1, sizeof why - sizeof label + 1);
+        if (rc == 0) {
+            note_applied(rw, cc->pem ? cc->pem : cc->cert, cc->pem ? NULL : cc->key);
+        } else if (rw && SSL_CTX_get0_certificate(prev->ctx)) {
+            /* The pair in use stays: a fresh context, so nothing of the bad one is left. */
+            kept_note(rw, "client_certificate", why + sizeof label - 1, "certificate and key");
+            SSL_CTX *fresh = SSL_CTX_new(TLS_client_method());
+            if (!fresh || common_settings(fresh, cfg->min_version, why, sizeof why) < 0 ||
+                copy_cert_key(fresh, prev->ctx) < 0) {
+                SSL_CTX_free(fresh);
+                rc = CUT_ENOMEM;
+                snprintf(why, sizeof why, "out of memory");
+                goto fail;
+            }
+            SSL_CTX_set1_cert_store(fresh, SSL_CTX_get_cert_store(x)); /* the new trust */
+            SSL_CTX_set_verify(fresh, SSL_VERIFY_PEER, NULL);
+            SSL_CTX_set_verify_depth(fresh, 8);
+            SSL_CTX_free(x);
+            x = tc->ctx = fresh;
+            tc->cert = prev->cert;
+            tc->cert.ctx = NULL;
+        } else {
             goto fail;
+        }
     }
     /* Sessions are kept per endpoint by the caller (tls_ssl_take_session). */
     SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
@@ -699,6 +876,8 @@ int tls_client_new(const struct cfg_upstream_tls *cfg, int proto, struct tls_cli
         snprintf(why, sizeof why, "out of memory");
         goto fail;
     }
+    if (applied)
+        *applied = rw ? rw->applied : 1;
     *out = tc;
     return 0;
 fail:

@@ -31,6 +31,21 @@ typedef struct ssl_st SSL;
  * one-line reason in err ("certificates[1]: the key does not match the certificate"). */
 int tls_ctx_new(const struct cfg_tls *cfg, struct tls_ctx **out, char *err, size_t cap);
 
+/* Whether path changed since the material in use was built (for tls_*_renew's *applied). */
+typedef int (*tls_changed_fn)(void *ctx, const char *path);
+
+/* A rotation (the same configuration, changed files): like tls_ctx_new, but each piece that does
+ * not load (certificate pair i, the client CA bundle, the CRL) is taken from prev, the context in
+ * use, instead of failing the whole, so a bad piece never blocks a good one (a new CRL takes
+ * effect while a broken key pair keeps the previous certificate serving). Each piece kept is
+ * named in kept ("certificates[0]: the private key does not match ...; the previous certificate
+ * and key stays in use", one per line; "" when none). *applied (may be NULL) counts the pieces
+ * loaded from a file that changed (changed(cctx, path)). prev NULL: exactly tls_ctx_new. Returns
+ * as tls_ctx_new: an error only when a piece failed that prev cannot supply. Control thread. */
+int tls_ctx_renew(const struct cfg_tls *cfg, const struct tls_ctx *prev, tls_changed_fn changed,
+                  void *cctx, struct tls_ctx **out, char *kept, size_t kcap, unsigned *applied,
+                  char *err, size_t cap);
+
 /* Atomic reference counting; any thread. NULL is ignored. */
 void tls_ctx_ref(struct tls_ctx *t);
 void tls_ctx_unref(struct tls_ctx *t);
@@ -73,6 +88,11 @@ size_t tls_ssl_peer_subject(SSL *ssl, char *buf, size_t cap);
 #define TLS_CLIENT_NO_ALPN (-1)
 int tls_client_new(const struct cfg_upstream_tls *cfg, int proto, struct tls_client **out,
                    char *err, size_t cap);
+/* The same for a rotation of an upstream's material (CA bundle, CRL, client certificate):
+ * see tls_ctx_renew. */
+int tls_client_renew(const struct cfg_upstream_tls *cfg, int proto, const struct tls_client *prev,
+                     tls_changed_fn changed, void *cctx, struct tls_client **out, char *kept,
+                     size_t kcap, unsigned *applied, char *err, size_t cap);
 void tls_client_ref(struct tls_client *tc);
 void tls_client_unref(struct tls_client *tc);
 /* The client certificate's subject, "" when none is configured. */

@@ -3,6 +3,7 @@ certificates (CA, other CA, CRL), X-Forwarded-Proto, and certificate rotation th
 "..data" symlink swap under load. Certificates are made at test time with the openssl command."""
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -373,6 +374,78 @@ def test_tls_rotation_under_load():
 
 
 test_tls_rotation_under_load.timeout = 180
+
+
+def test_tls_bad_key_does_not_block_a_new_crl():
+    """Each piece of TLS material is applied on its own: while a rotation left the listener's
+    key pair broken (the previous pair keeps serving), a new CRL still takes effect at once, and
+    the next good pair is taken."""
+    pki = Pki()
+    pki.leaf("client2", "client two", None, issuer="ca", client=True)
+    pki.leaf("server2", "app.test", ["DNS:app.test", "IP:127.0.0.1"])
+    mount = unique("certs")
+    os.makedirs(mount)
+    rd = lambda n: open(pki.p(n)).read()  # noqa: E731
+    csi_write(mount, {"tls.crt": rd("server.chain.crt"), "tls.key": rd("server.key")},
+              "2026_12_04_10_00_00.000000001")
+    crl = os.path.join(unique("crl"), "ca.crl")
+    os.makedirs(os.path.dirname(crl))
+    shutil.copy(pki.p("ca.crl"), crl)
+    blue, green = start_upstream("blue"), start_upstream("green")
+    port = free_port()
+    cx = start_cutover(tls_config(port, blue, green, {
+        "certificates": [{"cert": os.path.join(mount, "tls.crt"),
+                          "key": os.path.join(mount, "tls.key")}],
+        "client_auth": "required", "client_ca": pki.p("ca.crt"), "crl": crl}))
+    cx.wait_event("tls_loaded")
+
+    def accepted(cert):
+        try:
+            st, _, info = tls_get(port, client_ctx(pki, cert=cert))
+            return st == 200 and info
+        except (ssl.SSLError, ConnectionError, OSError):
+            return False
+
+    info = accepted("client")
+    check(info and cert_serial(info["cert"]) == pki.serial_of("server"), "before: %r", info)
+
+    # 1. a broken pair: refused piece by piece, the previous pair serves
+    n = len(cx.events())
+    csi_write(mount, {"tls.crt": rd("server.chain.crt"), "tls.key": rd("second.key")},
+              "2026_12_04_10_01_00.000000002")
+    ev = cx.wait_event(("tls_reloaded", "tls_reload_refused"), after=n)
+    check(ev["event"] == "tls_reload_refused" and ev["errors"][0]["path"] == "listeners[0].tls"
+          and "does not match" in ev["errors"][0]["reason"]
+          and "stays in use" in ev["errors"][0]["reason"], "the broken pair: %r", ev)
+
+    # 2. a new CRL revoking "client" while the pair is still broken: it takes effect
+    sh("openssl", "ca", "-config", pki.p("ca.cnf"), "-revoke", pki.p("client.crt"))
+    sh("openssl", "ca", "-config", pki.p("ca.cnf"), "-gencrl", "-out", crl + ".new")
+    n = len(cx.events())
+    os.rename(crl + ".new", crl)
+    ev = cx.wait_event("tls_reloaded", after=n)
+    refused = [e for e in cx.events()[n:] if e.get("event") == "tls_reload_refused"]
+    check(refused and "does not match" in refused[0]["errors"][0]["reason"],
+          "the pair is still named as kept: %r", refused)
+    wait_until(lambda: not accepted("client"), 5.0, what="the revoked client refused")
+    info = accepted("client2")
+    check(info and cert_serial(info["cert"]) == pki.serial_of("server"),
+          "another client still served with the previous pair: %r", info)
+
+    # 3. a good pair again: taken
+    n = len(cx.events())
+    csi_write(mount, {"tls.crt": rd("server2.chain.crt"), "tls.key": rd("server2.key")},
+              "2026_12_04_10_02_00.000000003")
+    ev = cx.wait_event("tls_reloaded", after=n)
+    check(not [e for e in cx.events()[n:] if e.get("event") == "tls_reload_refused"],
+          "nothing refused any more: %r", cx.events()[n:])
+    info = accepted("client2")
+    check(info and cert_serial(info["cert"]) == pki.serial_of("server2"), "new pair: %r", info)
+    check(not accepted("client"), "the CRL stays in force")
+    cx.stop()
+
+
+test_tls_bad_key_does_not_block_a_new_crl.timeout = 180
 
 
 def test_h2_over_tls_alpn():
