@@ -173,6 +173,8 @@ struct cfg_timeouts { /* all milliseconds */
     unsigned upstream_connect;
     unsigned upstream_header; /* request sent to response head received */
     unsigned body_idle;       /* no body byte either way for this long */
+    unsigned request_body;    /* a request body's grace after its head (0: no deadline); it
+                               * grows by 1 s per limits.min_body_rate bytes received */
     unsigned upstream_idle;   /* idle pooled upstream connection is closed after this */
     unsigned shutdown_delay;  /* SIGTERM: keep accepting this long before closing listeners */
     unsigned drain;           /* SIGTERM: in-flight requests get this long to finish */
@@ -186,6 +188,8 @@ struct cfg_limits {
     unsigned max_connections;    /* per worker */
     unsigned upstream_idle_per_endpoint; /* idle connections kept per endpoint per worker */
     unsigned buffer_bytes;       /* high-water mark per direction before reading stops */
+    unsigned min_body_rate;      /* bytes/s a request body must average after
+                                  * timeouts.request_body (0: that is a fixed total deadline) */
 };
 
 struct cfg_access_log {

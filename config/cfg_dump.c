@@ -270,6 +270,7 @@ char *cfg_dump(const struct cfg *cfg)
     NUM(t, "upstream_connect_ms", to->upstream_connect);
     NUM(t, "upstream_header_ms", to->upstream_header);
     NUM(t, "body_idle_ms", to->body_idle);
+    NUM(t, "request_body_ms", to->request_body);
     NUM(t, "upstream_idle_ms", to->upstream_idle);
     NUM(t, "shutdown_delay_ms", to->shutdown_delay);
     NUM(t, "drain_ms", to->drain);
@@ -283,6 +284,7 @@ char *cfg_dump(const struct cfg *cfg)
     NUM(l, "max_connections", li->max_connections);
     NUM(l, "upstream_idle_per_endpoint", li->upstream_idle_per_endpoint);
     NUM(l, "buffer_bytes", li->buffer_bytes);
+    NUM(l, "min_body_rate", li->min_body_rate);
     put(root, "limits", l, &ok);
 
     put(log, "enabled", json_boolean(cfg->access_log.enabled), &ok);

@@ -1277,6 +1277,7 @@ static const struct field timeout_fields[] = {
     TIMEOUT("upstream_connect_ms", upstream_connect, 1, 2000),
     TIMEOUT("upstream_header_ms", upstream_header, 1, 15000),
     TIMEOUT("body_idle_ms", body_idle, 1, 60000),
+    {"request_body_ms", set_uint, offsetof(struct cfg_timeouts, request_body), 0, 86400000, 30000},
     TIMEOUT("upstream_idle_ms", upstream_idle, 1, 50000),
     {"shutdown_delay_ms", set_uint, offsetof(struct cfg_timeouts, shutdown_delay), 0, 600000, 0},
     TIMEOUT("drain_ms", drain, 1, 25000),
@@ -1296,6 +1297,7 @@ static const struct field limit_fields[] = {
     LIMIT(max_connections, 1, 1000000, 10000),
     LIMIT(upstream_idle_per_endpoint, 0, 10000, 128),
     LIMIT(buffer_bytes, 4096, 67108864, 262144),
+    LIMIT(min_body_rate, 0, 1073741824, 1024),
     {NULL},
 };
 

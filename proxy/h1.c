@@ -76,6 +76,10 @@ struct h1c {
     size_t discarded;
     uint64_t linger_until_ns;
     uint64_t remaining;
+    /* The request body's deadline (timeouts.request_body_ms + limits.min_body_rate): when it
+     * started (moved forward by the time reading was paused for the upstream), the bytes it
+     * earned credit for, and when reading was paused (0: not paused). */
+    uint64_t body_start_ns, body_bytes, paused_ns;
 };
 
 static void on_read(struct io *io, void *arg);
@@ -116,6 +120,7 @@ static void pause_read(struct h1c *c)
 {
     if (!c->read_paused) {
         c->read_paused = 1;
+        c->paused_ns = stream_now_ns();
         io_pause_read(&c->io);
     }
 }
@@ -124,8 +129,26 @@ static void resume_read(struct h1c *c)
 {
     if (c->read_paused) {
         c->read_paused = 0;
+        /* Time the upstream held the body back does not count against the client. */
+        if (c->paused_ns)
+            c->body_start_ns += stream_now_ns() - c->paused_ns;
+        c->paused_ns = 0;
         io_resume_read(&c->io);
     }
+}
+
+/* Whether the request body is past its deadline: slower on average than limits.min_body_rate
+ * after timeouts.request_body_ms (a slowloris body: each byte resets the idle timer, not this).
+ * Never while we hold the body back ourselves. */
+static int body_too_slow(const struct h1c *c, const struct cfg *cfg)
+{
+    if (!cfg || c->state != H1C_BODY || c->read_paused)
+        return 0;
+    uint64_t allowed = http_body_allowance_ms(cfg->timeouts.request_body,
+                                              cfg->limits.min_body_rate, c->body_bytes);
+    if (allowed == UINT64_MAX)
+        return 0;
+    return (stream_now_ns() - c->body_start_ns) / 1000000u > allowed;
 }
 
 /* The output is empty: close, or first half-close and read what the client is still sending
@@ -523,6 +546,15 @@ static int read_head(struct h1c *c)
                 (r.conn_flags & H1_CF_EXPECT_CONTINUE ? HTTP_RF_EXPECT_CONTINUE : 0) |
                 (r.conn_flags & H1_CF_TE_TRAILERS ? HTTP_RF_TE_TRAILERS : 0) |
                 (h1_slice_ieq(r.method, "head") ? HTTP_RF_HEAD : 0);
+    if (req.flags & HTTP_RF_UPGRADE) {
+        /* Only WebSocket is relayed. "Upgrade: h2c" (with HTTP2-Settings) would let the client
+         * talk HTTP/2 to the upstream behind our back: it is dropped, with every other token,
+         * and the request is served as plain HTTP/1.1 (the Upgrade, HTTP2-Settings and
+         * Connection fields are hop-by-hop: never forwarded). */
+        req.upgrade = http_upgrade_filter(r.upgrade);
+        if (!req.upgrade.n)
+            req.flags &= ~HTTP_RF_UPGRADE;
+    }
 
     struct stream *s = stream_new(w, &h1c_ops, c, (struct sockaddr *)&c->peer, c->peerlen);
     if (!s) {
@@ -540,6 +572,9 @@ static int read_head(struct h1c *c)
     c->req_done = r.body == H1_BODY_NONE || (r.body == H1_BODY_LENGTH && r.content_length == 0);
     c->resp_done = 0;
     c->state = c->req_done ? H1C_WAIT : H1C_BODY;
+    c->body_start_ns = stream_now_ns();
+    c->body_bytes = 0;
+    c->paused_ns = 0;
     c->io.drain_mark = c->io.read_max / 2;
     s->bytes_in = (uint64_t)n;
     evtimer_del(c->tmo);
@@ -570,6 +605,7 @@ static int read_body(struct h1c *c)
             size_t n = len < c->remaining ? len : (size_t)c->remaining;
             evbuffer_remove_buffer(in, s->req_body, n);
             s->bytes_in += n;
+            c->body_bytes += n;
             c->remaining -= n;
             if (c->remaining == 0) {
                 c->req_done = 1;
@@ -588,6 +624,7 @@ static int read_body(struct h1c *c)
         int r = chunked_step(&c->chunk, in, s->req_body, &lim, tr, H1C_MAX_FIELDS, &ntr, &moved,
                              &trailer_len, &framing);
         s->bytes_in += framing + moved;
+        c->body_bytes += moved;
         if (r < 0)
             goto bad;
         if (r == CHUNKED_NEED_MORE)
@@ -655,6 +692,24 @@ static void process(struct h1c *c)
         io_resume_read(&c->io); /* io.c pauses at read_max; consumed input reopens it */
 }
 
+/* The request body stalled or is too slow: 408 with Connection: close, and the upstream request
+ * is abandoned (never completed). When the response has already begun, the connection closes. */
+static void body_timeout(struct h1c *c, const char *why)
+{
+    struct stream *s = c->s;
+    if (s->resp_head_sent) {
+        s->aborted = 1;
+        h1c_kill(c); /* the response is cut short: the client must see it fail */
+        return;
+    }
+    stream_abort(s);
+    s->status = 408;
+    s->error = "request_timeout";
+    c->s = NULL;
+    stream_free(s);
+    reject(c, 408, "request_timeout", why);
+}
+
 static void on_read(struct io *io, void *arg)
 {
     struct h1c *c = arg;
@@ -686,6 +741,10 @@ static void on_read(struct io *io, void *arg)
     }
     if (c->state == H1C_BODY) {
         const struct cfg *cfg = cur_cfg(c);
+        if (body_too_slow(c, cfg)) {
+            body_timeout(c, "the request body was too slow");
+            return;
+        }
         arm(c, cfg->timeouts.body_idle);
     }
     process(c);
@@ -748,14 +807,9 @@ static void timeout_fired(struct h1c *c)
         reject(c, 408, "request_timeout", "the request head did not arrive in time");
         return;
     }
-    if (c->state == H1C_BODY && c->s && !c->s->resp_head_sent) {
-        /* The client stopped sending its body: tell it, and abandon the upstream. */
-        struct stream *s = c->s;
-        stream_abort(s);
-        s->status = 408;
-        c->s = NULL;
-        stream_free(s);
-        reject(c, 408, "request_timeout", "the request body stalled");
+    if (c->state == H1C_BODY && c->s) {
+        body_timeout(c, body_too_slow(c, cur_cfg(c)) ? "the request body was too slow"
+                                                     : "the request body stalled");
         return;
     }
     conn_free(c);

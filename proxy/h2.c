@@ -43,6 +43,7 @@
 #define H2C_CLOSE_MS 5000            /* the last frames (GOAWAY) get this long to be written */
 #define H2C_LINGER_MS 2000           /* read and discard after GOAWAY before closing */
 #define H2C_MAX_FIELDS 1024
+#define H2C_RESET_RING 32            /* streams we reset lately: their late frames are ignored */
 
 /* ---- pure helpers ------------------------------------------------------------------------- */
 
@@ -396,6 +397,12 @@ struct h2c {
     int want_drain;      /* some stream's response buffer drained: resume its upstream */
     uint64_t rate_start_ns;
     unsigned rst_count, ctrl_count, cont_count;
+    unsigned request_body_ms, min_body_rate; /* the request body deadline (h1.c's rule) */
+    int32_t max_client_id; /* the highest stream id a client HEADERS frame used */
+    /* The last streams we reset (RST_STREAM sent): a HEADERS frame the client had in flight on
+     * one of them (trailers) is ignored, not a connection error (RFC 9113 section 5.1). */
+    int32_t reset_ring[H2C_RESET_RING];
+    unsigned reset_next;
 };
 
 struct h2s {
@@ -409,6 +416,7 @@ struct h2s {
     char *trailer_mem;
     uint64_t unconsumed;  /* request bytes received but not yet consumed into the window */
     uint64_t last_rx_ns, last_tx_ns;
+    uint64_t body_start_ns, body_bytes; /* the request body's deadline clock */
     struct h2s *next, *prev;
     unsigned req_end : 1, resp_submitted : 1, resp_eof : 1, deferred : 1, want_drain : 1,
         no_body : 1;
@@ -783,12 +791,46 @@ static int rate_exceeded(struct h2c *c, unsigned *count, unsigned max)
     return ++*count > max;
 }
 
+/* A connection error cutover detects itself: GOAWAY with code, then close. */
+static int conn_error(struct h2c *c, uint32_t code)
+{
+    nghttp2_session_terminate_session(c->ng, code);
+    c->closing = 1;
+    return NGHTTP2_ERR_CALLBACK_FAILURE; /* stops nghttp2_session_mem_recv() here */
+}
+
+static int recently_reset(const struct h2c *c, int32_t id)
+{
+    for (unsigned i = 0; i < H2C_RESET_RING; i++)
+        if (c->reset_ring[i] == id)
+            return 1;
+    return 0;
+}
+
+/* A HEADERS frame on a client stream id not above the highest one used: fine for a stream
+ * nghttp2 still knows (trailers, or its own closed-stream rules apply), ignored for a stream we
+ * reset lately (the client may have sent it before our RST_STREAM arrived), otherwise an
+ * attempt to open a stream below one already opened (RFC 9113 section 5.1.1) or to reopen a
+ * closed one: connection error PROTOCOL_ERROR. nghttp2 1.52 silently ignores such frames. */
+static int headers_id_ok(struct h2c *c, int32_t id)
+{
+    if (id <= 0 || (id & 1) == 0)
+        return 1; /* stream 0 and even ids: nghttp2's connection errors */
+    if (id > c->max_client_id) {
+        c->max_client_id = id;
+        return 1;
+    }
+    return nghttp2_session_find_stream(c->ng, id) != NULL || recently_reset(c, id);
+}
+
 static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *ud)
 {
     struct h2c *c = ud;
     (void)ng;
     if (hd->type == NGHTTP2_HEADERS) {
         c->cont_count = 0;
+        if (!headers_id_ok(c, hd->stream_id))
+            return conn_error(c, NGHTTP2_PROTOCOL_ERROR);
     } else if (hd->type == NGHTTP2_CONTINUATION && ++c->cont_count > H2C_MAX_CONTINUATIONS) {
         calm(c);
         return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -870,6 +912,7 @@ static void start_request(struct h2c *c, struct h2s *h, int end_stream)
     }
     h->s = s;
     s->bytes_in = h->head.list_size;
+    h->body_start_ns = stream_now_ns();
     stream_start(s, &req); /* may answer at once (no route, ...): h->s is then NULL */
     h2_head_dispose(&h->head);
 }
@@ -928,12 +971,45 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
     return 0;
 }
 
+/* Whether the request body of h is past its deadline (timeouts.request_body_ms, extended by
+ * 1 s per limits.min_body_rate bytes: h1.c's rule): a DATA trickle. While the upstream holds the
+ * body back (half the stream window or more not yet consumed) the client is not to blame: its
+ * clock starts again. */
+static int body_too_slow(struct h2c *c, struct h2s *h, uint64_t now)
+{
+    if (h->req_end || h->resp_submitted || !h->s || h->s->resp_head_sent)
+        return 0;
+    size_t window = c->stream_buf < H2C_STREAM_WINDOW ? c->stream_buf : H2C_STREAM_WINDOW;
+    if (h->unconsumed >= window / 2) {
+        h->body_start_ns = now;
+        h->body_bytes = 0;
+        return 0;
+    }
+    uint64_t allowed = http_body_allowance_ms(c->request_body_ms, c->min_body_rate,
+                                              h->body_bytes);
+    return allowed != UINT64_MAX && (now - h->body_start_ns) / 1000000u > allowed;
+}
+
+/* 408 on the stream (then RST_STREAM NO_ERROR, since the client has not ended it: on_frame_send),
+ * and the upstream request is abandoned. The connection and its other streams go on. */
+static void body_timeout(struct h2s *h)
+{
+    struct stream *s = h->s;
+    stream_abort(s);
+    s->status = 408;
+    s->error = "request_timeout";
+    submit_error(h, 408, "request_timeout", "the request body was too slow");
+    exchange_over(h);
+}
+
 static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
                          size_t len, void *ud)
 {
     struct h2c *c = ud;
     (void)flags;
     struct h2s *h = nghttp2_session_get_stream_user_data(ng, id);
+    if (h && h->s && !c->closing && body_too_slow(c, h, stream_now_ns()))
+        body_timeout(h);
     if (!h || !h->s || c->closing) {
         nghttp2_session_consume(ng, id, len); /* nobody wants it: keep the window open */
         return 0;
@@ -941,6 +1017,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     struct stream *s = h->s;
     evbuffer_add(s->req_body, data, len);
     s->bytes_in += len;
+    h->body_bytes += len;
     h->unconsumed += len;
     h->last_rx_ns = stream_now_ns();
     stream_request_body(s, 0);
@@ -949,7 +1026,11 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
-    (void)ud;
+    struct h2c *c = ud;
+    if (frame->hd.type == NGHTTP2_RST_STREAM) {
+        c->reset_ring[c->reset_next++ % H2C_RESET_RING] = frame->hd.stream_id;
+        return 0;
+    }
     if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
         (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS))
         return 0;
@@ -1169,12 +1250,17 @@ static void on_run(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Streams that made no progress for body_idle: a request body that stopped arriving (while we
- * were not the ones holding it back), or a response the client does not take (zero window). */
+ * were not the ones holding it back), or a response the client does not take (zero window).
+ * And request bodies past their deadline (body_too_slow). */
 static void check_stalls(struct h2c *c)
 {
     uint64_t now = stream_now_ns();
     uint64_t limit = (uint64_t)c->body_idle_ms * 1000000u;
     for (struct h2s *h = c->streams; h; h = h->next) {
+        if (h->s && body_too_slow(c, h, now)) {
+            body_timeout(h);
+            continue;
+        }
         struct stream *s = h->s;
         int rx_stall = s && !h->req_end && now - h->last_rx_ns > limit &&
                        stream_request_buffered(s) == 0;
@@ -1239,6 +1325,8 @@ int h2c_takeover(struct worker *w, struct io *from, const struct sockaddr *peer,
     c->out_cap = c->stream_buf < 65536 ? 65536 : c->stream_buf;
     c->client_idle_ms = cfg ? cfg->timeouts.client_idle : 120000;
     c->body_idle_ms = cfg ? cfg->timeouts.body_idle : 60000;
+    c->request_body_ms = cfg ? cfg->timeouts.request_body : 30000;
+    c->min_body_rate = cfg ? cfg->limits.min_body_rate : 1024;
     c->max_header_bytes = cfg ? cfg->limits.max_header_bytes : 32768;
     c->max_headers = cfg ? cfg->limits.max_headers : 100;
     if (c->max_headers > H2C_MAX_FIELDS)

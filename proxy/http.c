@@ -262,6 +262,27 @@ int http_write_local(char *buf, size_t cap, int status, const char *code, const 
     return n;
 }
 
+struct cut_slice http_upgrade_filter(struct cut_slice value)
+{
+    if (value.n && h1_list_has_token(value, "websocket"))
+        return CUT_SLICE_LIT("websocket");
+    return (struct cut_slice){"", 0};
+}
+
+uint64_t http_body_allowance_ms(unsigned base_ms, unsigned min_rate, uint64_t bytes)
+{
+    if (base_ms == 0)
+        return UINT64_MAX;
+    if (min_rate == 0)
+        return base_ms;
+    if (bytes / min_rate > UINT64_MAX / 1000 - 1)
+        return UINT64_MAX;
+    uint64_t credit = bytes / min_rate * 1000 + (bytes % min_rate) * 1000 / min_rate;
+    if (credit > UINT64_MAX - base_ms)
+        return UINT64_MAX;
+    return base_ms + credit;
+}
+
 const char *http_reason(int status)
 {
     switch (status) {

@@ -104,6 +104,20 @@ int http_write_error(char *buf, size_t cap, int status, const char *code, const 
 int http_write_local(char *buf, size_t cap, int status, const char *code, const char *msg,
                      int close, int head);
 
+/* The Upgrade token list to forward for a client's "Connection: upgrade" request, given the
+ * value it sent: "websocket" when the list names it (any case), else an empty slice, and the
+ * request is then served as plain HTTP/1.1 (no Upgrade, no "Connection: upgrade" upstream).
+ * Every other token is dropped: "h2c" above all (an h2c upgrade through a proxy lets a client
+ * speak HTTP/2 straight to the upstream, past the proxy's rules), "h2", "TLS/1.x" (RFC 2817) and
+ * anything unknown. The returned slice is a static string, never a pointer into value. */
+struct cut_slice http_upgrade_filter(struct cut_slice value);
+
+/* How long a request body may take, in milliseconds from the end of its head, once bytes of it
+ * have arrived: base_ms plus one second per min_rate bytes (Apache mod_reqtimeout's rule: a
+ * body must keep an average of min_rate bytes/s after a grace of base_ms). min_rate 0: base_ms
+ * is a fixed total deadline. base_ms 0: no deadline (UINT64_MAX). Never overflows. */
+uint64_t http_body_allowance_ms(unsigned base_ms, unsigned min_rate, uint64_t bytes);
+
 /* The reason phrase for a status code ("" when unknown). */
 const char *http_reason(int status);
 

@@ -248,3 +248,61 @@ Test(http, original_host_and_url_only_from_trusted_peers)
     cr_assert_not_null(strstr(buf, "\r\nX-Original-Host: evil.example\r\n"));
     cr_assert_not_null(strstr(buf, "\r\nX-Original-URL: /admin\r\n"));
 }
+
+/* Issue 12: an h2c upgrade (or any upgrade but WebSocket) is never passed on. */
+static int slice_is(struct cut_slice s, const char *lit)
+{
+    return s.n == strlen(lit) && memcmp(s.p, lit, s.n) == 0;
+}
+
+Test(http, upgrade_filter_keeps_only_websocket)
+{
+    cr_assert(slice_is(http_upgrade_filter(CUT_SLICE_LIT("websocket")), "websocket"));
+    cr_assert(slice_is(http_upgrade_filter(CUT_SLICE_LIT("WebSocket")), "websocket"));
+    cr_assert(slice_is(http_upgrade_filter(CUT_SLICE_LIT("h2c, websocket")), "websocket"));
+    cr_assert(slice_is(http_upgrade_filter(CUT_SLICE_LIT("websocket ,h2c")), "websocket"));
+    cr_assert_eq(http_upgrade_filter(CUT_SLICE_LIT("h2c")).n, 0);
+    cr_assert_eq(http_upgrade_filter(CUT_SLICE_LIT("H2C")).n, 0);
+    cr_assert_eq(http_upgrade_filter(CUT_SLICE_LIT("h2")).n, 0);
+    cr_assert_eq(http_upgrade_filter(CUT_SLICE_LIT("TLS/1.2, HTTP/1.1")).n, 0);
+    cr_assert_eq(http_upgrade_filter(CUT_SLICE_LIT("websocketx")).n, 0);
+    cr_assert_eq(http_upgrade_filter(CUT_SLICE_LIT("")).n, 0);
+    cr_assert_eq(http_upgrade_filter((struct cut_slice){NULL, 0}).n, 0);
+}
+
+Test(http, upgrade_filtered_request_has_no_upgrade)
+{
+    /* What h1.c does with "Connection: Upgrade, HTTP2-Settings" + "Upgrade: h2c": the flag is
+     * cleared, so neither Upgrade nor "Connection: upgrade" is written. */
+    struct http_field f[] = {
+        {{"Connection", 10}, {"Upgrade, HTTP2-Settings", 23}, H1_HDR_CONNECTION, H1_HF_HOP},
+        {{"Upgrade", 7}, {"h2c", 3}, H1_HDR_UPGRADE, H1_HF_HOP},
+        {{"HTTP2-Settings", 14}, {"AAMAAABkAAQAAP__", 16}, H1_HDR_HTTP2_SETTINGS, H1_HF_HOP},
+    };
+    struct http_req req = base_req(f, 3);
+    struct http_forward fw = fwd(0);
+    req.upgrade = http_upgrade_filter(CUT_SLICE_LIT("h2c"));
+    if (!req.upgrade.n)
+        req.flags &= ~HTTP_RF_UPGRADE;
+    char buf[2048];
+    int n = http_write_h1_request(buf, sizeof buf, &req, &fw);
+    cr_assert_gt(n, 0);
+    buf[n] = 0;
+    cr_assert_null(strcasestr(buf, "upgrade"), "%s", buf);
+    cr_assert_null(strcasestr(buf, "http2-settings"), "%s", buf);
+    cr_assert_null(strcasestr(buf, "connection"), "%s", buf);
+}
+
+Test(http, body_allowance)
+{
+    cr_assert_eq(http_body_allowance_ms(0, 1024, 5), UINT64_MAX); /* off */
+    cr_assert_eq(http_body_allowance_ms(30000, 0, 1u << 30), 30000); /* fixed total */
+    cr_assert_eq(http_body_allowance_ms(30000, 1024, 0), 30000);
+    cr_assert_eq(http_body_allowance_ms(30000, 1024, 1024), 31000);
+    cr_assert_eq(http_body_allowance_ms(30000, 1000, 1500), 31500);
+    cr_assert_eq(http_body_allowance_ms(30000, 3, 1), 30333);
+    /* 1 byte per second never earns its keep: 30 bytes buy 30 ms. */
+    cr_assert_eq(http_body_allowance_ms(30000, 1024, 30), 30029);
+    cr_assert_eq(http_body_allowance_ms(30000, 1, UINT64_MAX), UINT64_MAX);
+    cr_assert_eq(http_body_allowance_ms(1, 1, UINT64_MAX / 1000), UINT64_MAX);
+}
