@@ -192,6 +192,14 @@ struct cfg_limits {
                                   * timeouts.request_body (0: that is a fixed total deadline) */
 };
 
+/* Retries of a request that did not reach an upstream (proxy/route.h route_retry_decide):
+ * at most max_tries tries in all (the first included), none started budget_ms or more after
+ * the first. */
+struct cfg_retries {
+    unsigned max_tries;
+    unsigned budget_ms;
+};
+
 struct cfg_access_log {
     int enabled;
     char *country_database; /* a MaxMind DB: the client's country in each line; NULL: none */
@@ -280,6 +288,7 @@ struct cfg {
     size_t nroutes;
     struct cfg_timeouts timeouts;
     struct cfg_limits limits;
+    struct cfg_retries retries;
     struct cfg_access_log access_log;
     struct cfg_control control;
     struct cfg_metrics metrics;

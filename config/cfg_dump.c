@@ -287,6 +287,11 @@ char *cfg_dump(const struct cfg *cfg)
     NUM(l, "min_body_rate", li->min_body_rate);
     put(root, "limits", l, &ok);
 
+    json_t *rt = json_object();
+    NUM(rt, "max_tries", cfg->retries.max_tries);
+    NUM(rt, "budget_ms", cfg->retries.budget_ms);
+    put(root, "retries", rt, &ok);
+
     put(log, "enabled", json_boolean(cfg->access_log.enabled), &ok);
     if (cfg->access_log.country_database != NULL)
         put(log, "country_database", str(cfg->access_log.country_database), &ok);

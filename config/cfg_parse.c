@@ -1301,6 +1301,12 @@ static const struct field limit_fields[] = {
     {NULL},
 };
 
+static const struct field retry_fields[] = {
+    {"max_tries", set_uint, offsetof(struct cfg_retries, max_tries), 1, 10, 3},
+    {"budget_ms", set_uint, offsetof(struct cfg_retries, budget_ms), 1, 600000, 5000},
+    {NULL},
+};
+
 /* The limits object, plus the rule between two of its keys (checked only when both are valid). */
 static void set_limits(struct pctx *c, const json_t *v, void *base, const struct field *f)
 {
@@ -1679,6 +1685,7 @@ static const struct field root_fields[] = {
     {"trusted_proxies", set_cidr_list, offsetof(struct cfg, trusted_proxies), .min = 0},
     {"timeouts", set_object, offsetof(struct cfg, timeouts), .sub = timeout_fields},
     {"limits", set_limits, offsetof(struct cfg, limits), .sub = limit_fields},
+    {"retries", set_object, offsetof(struct cfg, retries), .sub = retry_fields},
     {"access_log", set_object, offsetof(struct cfg, access_log), .sub = access_log_fields},
     {"routes", set_routes, 0, .flags = F_REQUIRED},
     {"control", set_object, offsetof(struct cfg, control), .sub = control_fields},

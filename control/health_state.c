@@ -246,16 +246,28 @@ static void endpoint_event(struct ctl *c, const struct hs_entry *e, const char *
     ctl_event(c, "endpoint_health", extra);
 }
 
-/* Endpoints of e's pool in the current snapshot, and how many are ejected. */
-static void pool_counts(struct ctl *c, const struct hs_entry *e, unsigned *n, unsigned *ejected)
+/* Endpoints of e's pool, how many are ejected, and how many others still look able to serve:
+ * not ejected, not down by the active check, and below the failure threshold. */
+static void pool_counts(struct ctl *c, const struct hs_entry *e, unsigned threshold, unsigned *n,
+                        unsigned *ejected, unsigned *others_serving)
 {
-    *n = *ejected = 0;
+    *n = *ejected = *others_serving = 0;
     for (struct hs_entry *o = c->hs->entries; o; o = o->next) {
         if (strcmp(o->pool, e->pool) || strcmp(o->route, e->route))
             continue;
         (*n)++;
         *ejected += o->ejected;
+        if (o != e && !o->ejected && !o->active_down && consec(c->hs, o) < threshold)
+            (*others_serving)++;
     }
+}
+
+int hstate_eject_allowed(unsigned n, unsigned ejected, unsigned others_serving,
+                         unsigned max_percent)
+{
+    if (others_serving == 0)
+        return 1; /* every endpoint is failing: the pool must count as down (fail-safe) */
+    return (uint64_t)ejected * 100 < (uint64_t)max_percent * n;
 }
 
 int hstate_tick(struct ctl *c, uint64_t now_ms)
@@ -275,9 +287,11 @@ int hstate_tick(struct ctl *c, uint64_t now_ms)
             changed = 1;
         } else if (!e->ejected && o && o->enabled) {
             uint64_t f = consec(h, e);
-            unsigned n, ej;
-            pool_counts(c, e, &n, &ej);
-            if (f >= o->consecutive_failures && (uint64_t)ej * 100 < (uint64_t)o->max_ejection_percent * n) {
+            unsigned n = 0, ej = 0, others = 0;
+            if (f >= o->consecutive_failures)
+                pool_counts(c, e, o->consecutive_failures, &n, &ej, &others);
+            if (f >= o->consecutive_failures &&
+                hstate_eject_allowed(n, ej, others, o->max_ejection_percent)) {
                 uint64_t ms = o->base_ejection_ms;
                 for (unsigned i = 0; i < e->ejections && ms < o->max_ejection_ms; i++)
                     ms *= 2;

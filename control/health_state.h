@@ -6,7 +6,8 @@
  * snap_health_slot); every tick the control thread looks at the consecutive failures each
  * worker saw since the endpoint last came back, ejects an endpoint at the route's threshold for
  * base_ejection_ms doubling per ejection (at most max_ejection_ms; at most
- * max_ejection_percent of a pool at once), and brings it back when the time is up, ramping its
+ * max_ejection_percent of a pool at once, unless every other endpoint of the pool is failing
+ * too), and brings it back when the time is up, ramping its
  * share over the pool's slow_start_ms.
  *
  * Before each publication hstate_apply() lays this over the snapshot: unhealthy endpoints take
@@ -37,6 +38,13 @@ int hstate_set_active(struct hstate *h, const char *route, const char *pool, con
 /* Ejections, returns and slow-start steps due at now_ms. Returns 1 when the serving state
  * changed (the caller publishes). */
 int hstate_tick(struct ctl *c, uint64_t now_ms);
+
+/* Whether one more endpoint of a pool of n, ejected of them ejected already, may be ejected:
+ * below max_percent of the pool, or always when none of the others still serves
+ * (others_serving: neither ejected, down nor failing), so that max_ejection_percent never
+ * keeps a pool whose every endpoint fails from counting as down. Pure. */
+int hstate_eject_allowed(unsigned n, unsigned ejected, unsigned others_serving,
+                         unsigned max_percent);
 
 /* Counts for the metrics: endpoints ejected right now, ejections so far, pools in fail-safe. */
 void hstate_totals(const struct hstate *h, unsigned *ejected_now, uint64_t *ejections,

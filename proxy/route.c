@@ -443,3 +443,39 @@ int route_pick_pool(const struct route_pick_in *in, struct balance_swrr *swrr,
     }
     return balance_swrr_next(swrr, w, n);
 }
+
+int route_retry_decide(const struct route_retry_in *in)
+{
+    if (in->resp_started || in->tries >= in->max_tries || in->elapsed_ms >= in->budget_ms)
+        return 0;
+    switch (in->fail) {
+    case ROUTE_FAIL_CONNECT:
+        return !in->body_sent; /* nothing was written: the body is still all there */
+    case ROUTE_FAIL_UNPROCESSED:
+        return 1;
+    case ROUTE_FAIL_LOST:
+        return in->idempotent && !in->body_sent;
+    default:
+        return 0;
+    }
+}
+
+int route_failover_pool(const struct cfg_route *r, const unsigned *weights_bp, int current,
+                        const uint8_t *can_serve, enum route_reason reason)
+{
+    CUT_ASSERT(r != NULL && r->npools <= CFG_MAX_POOLS);
+    if (reason == ROUTE_BY_OVERRIDE)
+        return -1;
+    int best = -1;
+    unsigned best_w = 0;
+    for (unsigned p = 0; p < (unsigned)r->npools; p++) {
+        if ((int)p == current || !can_serve[p])
+            continue;
+        unsigned w = weights_bp ? weights_bp[p] : r->pools[p].weight_bp;
+        if (best < 0 || w > best_w) {
+            best = (int)p;
+            best_w = w;
+        }
+    }
+    return best;
+}

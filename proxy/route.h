@@ -49,7 +49,14 @@ int route_client_addr(const struct sockaddr *peer, struct cut_slice xff,
 /* Finds a cookie's value in a Cookie header value ("a=1; b=2"). Returns 1 and sets *value, or 0. */
 int route_cookie_value(struct cut_slice cookie_header, const char *name, struct cut_slice *value);
 
-enum route_reason { ROUTE_BY_WEIGHT = 0, ROUTE_BY_STICKY = 1, ROUTE_BY_OVERRIDE = 2 };
+/* ROUTE_BY_FAILSAFE: the request left the pool it was routed to because that pool had no
+ * endpoint left for it (route_retry_decide, route_failover_pool). */
+enum route_reason {
+    ROUTE_BY_WEIGHT = 0,
+    ROUTE_BY_STICKY = 1,
+    ROUTE_BY_OVERRIDE = 2,
+    ROUTE_BY_FAILSAFE = 3
+};
 
 /* Everything the pool decision needs, gathered by the caller from the request. */
 struct route_pick_in {
@@ -66,5 +73,49 @@ struct route_pick_in {
  * Returns the pool index, or -1 when no pool may be chosen (every weight 0 and no override). */
 int route_pick_pool(const struct route_pick_in *in, struct balance_swrr *swrr,
                     enum route_reason *reason);
+
+/* ---- retries (docs/configuration.md "Retries and failover") ----------------------------------
+ *
+ * The rule: a try that failed is sent again only when the upstream cannot have acted on it, or
+ * when acting twice does no harm:
+ *   ROUTE_FAIL_CONNECT      connect refused or timed out, TLS handshake failed, ALPN refused:
+ *                           nothing was written. Any method.
+ *   ROUTE_FAIL_UNPROCESSED  the upstream said it did not process it (HTTP/2 REFUSED_STREAM, a
+ *                           stream above a GOAWAY's last id). Any method (the caller restores
+ *                           the body it sent).
+ *   ROUTE_FAIL_LOST         the connection closed after the request was written but before any
+ *                           byte of a response: idempotent methods only (RFC 9110 9.2.2), and
+ *                           only when no request body byte left (the body is not kept).
+ *   ROUTE_FAIL_OTHER        anything else (a timeout waiting for the head, a protocol error, a
+ *                           response already started): never.
+ * and only while fewer than max_tries tries were made and less than budget_ms went by since the
+ * first one. A response the upstream sent, 5xx included, is never retried. */
+enum route_fail { ROUTE_FAIL_CONNECT, ROUTE_FAIL_UNPROCESSED, ROUTE_FAIL_LOST, ROUTE_FAIL_OTHER };
+
+#define ROUTE_MAX_TRIES 10 /* the highest retries.max_tries */
+
+struct route_retry_in {
+    enum route_fail fail;
+    int idempotent;      /* GET, HEAD, OPTIONS, TRACE, PUT, DELETE */
+    int body_sent;       /* request body bytes left for the upstream and are gone */
+    int resp_started;    /* a response head was relayed to the client */
+    unsigned tries;      /* tries made so far, the failed one included */
+    unsigned max_tries;  /* retries.max_tries (1: never retry) */
+    uint64_t elapsed_ms; /* since the first try started */
+    unsigned budget_ms;  /* retries.budget_ms */
+};
+
+/* Returns 1 when the request may be tried again, 0 when it fails now. */
+int route_retry_decide(const struct route_retry_in *in);
+
+/* Per-request fail-safe: the request's pool `current` has no endpoint left for it (each one is
+ * drained, unhealthy, or already failed this request). Returns the pool to try next: among the
+ * other pools whose can_serve[p] is set (an endpoint that is neither drained, unhealthy nor
+ * already tried), the one with the highest weight (weights_bp may be NULL: the configured
+ * ones), the first on a tie; a pool at weight 0 is eligible, as with the snapshot's fail-safe.
+ * -1 when there is none, or when the pool was chosen by a trusted override (an override names
+ * the pool the caller wants; it does not move). */
+int route_failover_pool(const struct cfg_route *r, const unsigned *weights_bp, int current,
+                        const uint8_t *can_serve, enum route_reason reason);
 
 #endif

@@ -65,7 +65,7 @@ struct stream *stream_new(struct worker *w, const struct downstream_ops *ops, vo
     memcpy(&s->peer, peer, peerlen);
     addr_text(peer, s->peer_str, sizeof s->peer_str);
     memcpy(s->client_str, s->peer_str, sizeof s->client_str);
-    s->route = s->pool = s->ep_index = -1;
+    s->route = s->pool = s->ep_index = s->first_pool = -1;
     s->health_noted = -1;
     s->t_start_ns = stream_now_ns();
     w->stats.requests++;
@@ -140,6 +140,8 @@ static void release_ep(struct stream *s)
 }
 
 static void connect_next(struct stream *s);
+/* connect_phase value of a try whose connection could not even be started (connect_next). */
+#define CONNECT_NOT_STARTED 2
 static void note_health(struct stream *s, int ep_index, int failed);
 
 /* GET, HEAD, OPTIONS, TRACE, PUT and DELETE may be sent twice (RFC 9110 section 9.2.2). */
@@ -226,7 +228,7 @@ void stream_start(struct stream *s, const struct http_req *req)
         break;
     }
     struct wsnap *ws = s->pin->data;
-    s->pool = route_pick_pool(&in, &ws->swrr[s->route], &s->reason);
+    s->pool = s->first_pool = route_pick_pool(&in, &ws->swrr[s->route], &s->reason);
     if (s->pool < 0) {
         fail(s, 503, "no_endpoint", "every pool of this route is at weight 0");
         return;
@@ -273,26 +275,76 @@ void stream_start(struct stream *s, const struct http_req *req)
     connect_next(s);
 }
 
-/* Picks an endpoint of the chosen pool not tried yet and attaches an upstream connection. */
-static void connect_next(struct stream *s)
+/* Local fast failover: after a failed connect this worker leaves the endpoint alone for
+ * 100 ms, doubling per consecutive failure up to 1 s, unless nothing else can serve (then it is
+ * tried anyway). Its first response clears the hold (stream_on_upstream_head). Passive health
+ * (the control thread's ejection) learns the same failures through note_health. */
+#define STREAM_HOLD_BASE_MS 100u
+#define STREAM_HOLD_MAX_MS 1000u
+
+static void hold_down(struct upstream_ep *ep)
+{
+    unsigned shift = ep->connect_failures < 4 ? ep->connect_failures : 4;
+    uint64_t ms = (uint64_t)STREAM_HOLD_BASE_MS << shift;
+    if (ms > STREAM_HOLD_MAX_MS)
+        ms = STREAM_HOLD_MAX_MS;
+    ep->connect_failures++;
+    ep->hold_until_ns = stream_now_ns() + ms * 1000000u;
+}
+
+static int held(const struct upstream_ep *ep, uint64_t now)
+{
+    return ep->hold_until_ns && now < ep->hold_until_ns;
+}
+
+/* Whether snapshot endpoint ep_index already failed this request. */
+static int tried(const struct stream *s, unsigned ep_index)
+{
+    for (unsigned t = 0; t < s->ntried; t++)
+        if (s->tried[t] == (int)ep_index)
+            return 1;
+    return 0;
+}
+
+/* May endpoint i of sp take this request: not drained, not unhealthy, not failed in this
+ * request, and (unless allow_held) not held down by this worker. */
+static int candidate(const struct stream *s, const struct snap_pool *sp, unsigned i, int allow_held,
+                     uint64_t now)
+{
+    const struct wsnap *ws = s->pin->data;
+    const struct snap_endpoint *se = &sp->eps[i];
+    return !se->drained && !se->unhealthy && !tried(s, se->index) &&
+           (allow_held || !held(ws->eps[se->index], now));
+}
+
+/* Whether pool p has an endpoint that may take this request without waiting out a hold. */
+static int pool_can_serve(const struct stream *s, int p, uint64_t now)
+{
+    const struct snap_pool *sp = &s->pin->snap->routes[s->route].pools[p];
+    for (unsigned i = 0; i < sp->neps; i++)
+        if (candidate(s, sp, i, 0, now))
+            return 1;
+    return 0;
+}
+
+/* Chooses an endpoint of pool p for the next try (balance mode, slow start). Returns its index
+ * in the pool, or -1. */
+static int pick_endpoint(struct stream *s, int p, int allow_held, uint64_t now)
 {
     struct wsnap *ws = s->pin->data;
-    const struct snap_pool *sp = &s->pin->snap->routes[s->route].pools[s->pool];
+    const struct snap_pool *sp = &s->pin->snap->routes[s->route].pools[p];
     unsigned outstanding[256];
     uint8_t usable[256];
     unsigned n = sp->neps < 256 ? sp->neps : 256;
     for (unsigned i = 0; i < n; i++) {
         const struct upstream_ep *ep = ws->eps[sp->eps[i].index];
-        outstanding[i] = ep->outstanding;
         const struct snap_endpoint *se = &sp->eps[i];
-        usable[i] = !se->drained && !se->unhealthy;
+        outstanding[i] = ep->outstanding;
+        usable[i] = (uint8_t)candidate(s, sp, i, allow_held, now);
         /* Slow start: a returning endpoint takes only its ramp's share of the picks. */
         if (usable[i] && se->ramp_permille < 1000 &&
             worker_rand(s->w) % 1000 >= se->ramp_permille)
             usable[i] = 2;
-        for (unsigned t = 0; t < s->tries && t < CUT_ARRAY_LEN(s->tried); t++)
-            if (s->tried[t] == i)
-                usable[i] = 0;
     }
     enum balance_mode mode = sp->cfg->balance == CFG_BALANCE_ROUND_ROBIN
                                  ? BALANCE_ROUND_ROBIN
@@ -303,11 +355,37 @@ static void connect_next(struct stream *s)
     for (unsigned i = 0; i < n; i++) /* ramping endpoints skipped only if another can serve */
         if (usable[i] == 2)
             usable[i] = full == 0;
-    int idx = balance_pick_endpoint(mode, outstanding, usable, n,
-                                    &ws->rr[s->route * CFG_MAX_POOLS + s->pool]);
+    return balance_pick_endpoint(mode, outstanding, usable, n,
+                                 &ws->rr[s->route * CFG_MAX_POOLS + p]);
+}
+
+/* Picks the endpoint for the next try and attaches an upstream connection: an endpoint of
+ * s->pool; when that pool has none left for this request, the pool route_failover_pool names
+ * (per-request fail-safe); when only endpoints held down after failed connects remain, one of
+ * those in s->pool. */
+static void connect_next(struct stream *s)
+{
+    struct wsnap *ws = s->pin->data;
+    const struct snap_route *sr = &s->pin->snap->routes[s->route];
+    uint64_t now = stream_now_ns();
+    int idx = pick_endpoint(s, s->pool, 0, now);
     if (idx < 0) {
-        if (s->tries == 0 && n > 0)
-            fail(s, 503, "no_endpoint", "every endpoint of the chosen pool is drained");
+        uint8_t can[CFG_MAX_POOLS] = {0};
+        for (unsigned p = 0; p < sr->npools && p < CFG_MAX_POOLS; p++)
+            can[p] = (int)p != s->pool && pool_can_serve(s, (int)p, now);
+        int np = route_failover_pool(sr->cfg, sr->weights_bp, s->pool, can, s->reason);
+        if (np >= 0) {
+            s->pool = np;
+            s->reason = ROUTE_BY_FAILSAFE;
+            idx = pick_endpoint(s, np, 0, now);
+        }
+    }
+    if (idx < 0)
+        idx = pick_endpoint(s, s->pool, 1, now);
+    const struct snap_pool *sp = &sr->pools[s->pool];
+    if (idx < 0) {
+        if (s->tries == 0 && sp->neps > 0)
+            fail(s, 503, "no_endpoint", "every endpoint of the chosen pool is drained or down");
         else if (s->tries == 0)
             fail(s, 503, "no_endpoint", "the chosen pool has no endpoint");
         else if (s->last_err == CUT_ETIMEDOUT)
@@ -321,16 +399,23 @@ static void connect_next(struct stream *s)
     s->ep_index = (int)sp->eps[idx].index;
     s->ep = ws->eps[s->ep_index];
     s->ep->outstanding++;
-    if (s->tries < CUT_ARRAY_LEN(s->tried))
-        s->tried[s->tries] = (unsigned)idx;
     s->tries++;
     s->attempts++;
+    if (!s->t_first_try_ns)
+        s->t_first_try_ns = now;
     s->state = STREAM_CONNECTING;
-    s->t_upstream_ns = stream_now_ns();
+    s->t_upstream_ns = now;
+    s->uc_reused = 0;
     int reused = 0;
-    if (!upstream_open(s->w, s->ep, s, &reused))
-        stream_on_upstream_error(s, CUT_ECONN, 1, 1);
-    else if (s->state == STREAM_CONNECTING)
+    if (!upstream_open(s->w, s->ep, s, &reused)) {
+        /* no socket, no memory, or a request this upstream cannot carry (Upgrade over
+         * HTTP/2): a failed connect, but no reason to avoid the endpoint */
+        stream_on_upstream_error(s, CUT_ECONN, 1, CONNECT_NOT_STARTED);
+        return;
+    }
+    if (s->uc)
+        s->uc_reused = reused;
+    if (s->state == STREAM_CONNECTING)
         s->state = STREAM_WAITING;
 }
 
@@ -375,6 +460,10 @@ void stream_on_upstream_head(struct stream *s, const struct http_resp *resp)
     s->status = resp->status;
     if (resp->status >= 500)
         s->w->stats.responses_5xx++;
+    if (s->ep) { /* it answers: no longer held down (connect_next) */
+        s->ep->hold_until_ns = 0;
+        s->ep->connect_failures = 0;
+    }
     s->t_head_ns = stream_now_ns();
     s->resp_head_sent = 1;
     s->state = STREAM_RESPONDING;
@@ -402,38 +491,47 @@ void stream_on_upstream_end(struct stream *s, const struct http_field *trailers,
 
 void stream_on_upstream_error(struct stream *s, int err, int retryable, int connect_phase)
 {
+    int failed_ep = s->ep_index;
     if (retryable != STREAM_RETRY_UNPROCESSED) /* a refusal says nothing about its health */
-        note_health(s, s->ep_index, 1);
-    s->health_noted = s->ep_index;
+        note_health(s, failed_ep, 1);
+    s->health_noted = failed_ep;
+    if (connect_phase && connect_phase != CONNECT_NOT_STARTED && s->ep)
+        hold_down(s->ep);
     release_ep(s);
     s->last_err = err;
     s->w->stats.upstream_errors++;
-    /* A failed connect (nothing was sent) moves to another endpoint of the pool, once. A pooled
-     * connection that died before answering (the upstream closed it as we reused it) is replaced
-     * once by a fresh one, and only for idempotent methods: the request may have been processed. */
-    if (retryable == STREAM_RETRY_UNPROCESSED && !s->resp_head_sent &&
-        s->unprocessed_retries < 2) {
+    enum route_fail f = retryable == STREAM_RETRY_UNPROCESSED ? ROUTE_FAIL_UNPROCESSED
+                        : retryable && connect_phase         ? ROUTE_FAIL_CONNECT
+                        : retryable                          ? ROUTE_FAIL_LOST
+                                                             : ROUTE_FAIL_OTHER;
+    if (f == ROUTE_FAIL_UNPROCESSED && !s->resp_head_sent && s->unprocessed_retries < 2) {
         /* HTTP/2 REFUSED_STREAM or above a GOAWAY's last stream id: the upstream never
          * processed it (RFC 9113 section 8.7), so any method goes again, to any endpoint
-         * (usually a fresh connection to the same one). */
+         * (usually a fresh connection to the same one), outside the retries bounds. */
         s->unprocessed_retries++;
         s->tries--;
         connect_next(s);
         return;
     }
-    if (retryable && !s->resp_head_sent) {
-        if (connect_phase && s->tries < 2) {
-            connect_next(s);
-            return;
-        }
-        /* Not when body bytes went out: they left s->req_body and the retry would send the
-         * request without them. */
-        if (!connect_phase && !s->stale_retried && s->idempotent && !s->req_body_sent_any) {
-            s->stale_retried = 1;
-            s->tries--; /* the endpoint itself did not fail: it may be chosen again */
-            connect_next(s);
-            return;
-        }
+    const struct cfg_retries *rc = &s->pin->snap->cfg->retries;
+    struct route_retry_in in = {
+        .fail = f,
+        .idempotent = s->idempotent,
+        .body_sent = s->req_body_sent_any,
+        .resp_started = s->resp_head_sent,
+        .tries = s->tries,
+        .max_tries = rc->max_tries,
+        .elapsed_ms = (stream_now_ns() - s->t_first_try_ns) / 1000000u,
+        .budget_ms = rc->budget_ms,
+    };
+    if (route_retry_decide(&in)) {
+        if (f == ROUTE_FAIL_LOST && s->uc_reused && !s->stale_retried)
+            s->stale_retried = 1; /* a keep-alive connection the upstream had closed: the
+                                   * endpoint itself may be fine and may be chosen again */
+        else if (failed_ep >= 0 && s->ntried < CUT_ARRAY_LEN(s->tried))
+            s->tried[s->ntried++] = failed_ep;
+        connect_next(s);
+        return;
     }
     if (s->resp_head_sent) {
         s->state = STREAM_DONE;
@@ -470,6 +568,7 @@ static const char *reason_name(enum route_reason r)
     switch (r) {
     case ROUTE_BY_STICKY: return "sticky";
     case ROUTE_BY_OVERRIDE: return "override";
+    case ROUTE_BY_FAILSAFE: return "failsafe";
     default: return "weight";
     }
 }
@@ -502,10 +601,13 @@ static void write_access_log(struct stream *s)
     uint64_t now = stream_now_ns();
     double up_ms = s->t_upstream_ns ? ms_between(s->t_upstream_ns, s->t_head_ns ? s->t_head_ns : now)
                                     : 0.0;
-    char tail[96] = ""; /* the optional fields at the end of the line */
+    char tail[192] = ""; /* the optional fields at the end of the line */
     int to = 0;
     if (s->error) /* a response cutover made: its X-Cutover-Error code */
         to = snprintf(tail, sizeof tail, ",\"error\":\"%.40s\"", s->error);
+    if (s->pin && s->route >= 0 && s->first_pool >= 0 && s->pool != s->first_pool)
+        to += snprintf(tail + to, sizeof tail - (size_t)to, ",\"failover_from\":\"%.40s\"",
+                       s->pin->snap->routes[s->route].pools[s->first_pool].cfg->name);
     if (s->pin && s->pin->snap->geo) { /* the client's country, "" when the database has none */
         char cc[3];
         geoip_country(s->pin->snap->geo, s->client_str, cc);

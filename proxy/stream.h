@@ -72,10 +72,15 @@ struct stream {
     enum route_reason reason;
     struct upstream_ep *ep;
     struct upstream_conn *uc;
-    unsigned tries;                /* endpoints tried (a failed endpoint is not chosen again) */
-    unsigned tried[4];             /* pool-local endpoint indexes tried */
+    unsigned tries;                /* tries counted against retries.max_tries */
+    unsigned ntried;
+    int tried[ROUTE_MAX_TRIES];    /* snapshot endpoint indexes that failed this request: not
+                                    * chosen again */
     unsigned attempts;             /* upstream attempts, as logged */
+    int uc_reused;                 /* the current try runs on a pooled keep-alive connection */
     int stale_retried;             /* a dead pooled connection was already replaced once */
+    int first_pool;                /* the pool routing chose (s->pool moves on fail-safe) */
+    uint64_t t_first_try_ns;       /* the first try started (retries.budget_ms) */
     int unprocessed_retries;       /* sent again after an HTTP/2 refusal */
     int health_noted;              /* ep_index whose failure was already noted, or -1 */
     int idempotent;                /* the method may be sent again (RFC 9110 section 9.2.2) */
@@ -147,10 +152,13 @@ void stream_on_upstream_head(struct stream *s, const struct http_resp *resp);
 void stream_on_upstream_body(struct stream *s, struct evbuffer *data);
 void stream_on_upstream_end(struct stream *s, const struct http_field *trailers, unsigned n);
 /* err: CUT_ECONN (connect failed or connection lost), CUT_ETIMEDOUT, CUT_EPROTO, CUT_ETLS.
- * retryable: nothing of the request was processed (connect failure, or a reused connection
- * that closed before any response byte); STREAM_RETRY_UNPROCESSED: the upstream said it did
- * not process it (HTTP/2 REFUSED_STREAM / GOAWAY), any method may go again, even to the same
- * endpoint. The connection is already detached. */
+ * connect_phase with retryable 1: the connection never came up, nothing was written
+ * (ROUTE_FAIL_CONNECT). retryable 1 otherwise: the connection closed before any response byte
+ * and no request body byte left (ROUTE_FAIL_LOST: sent again only when idempotent).
+ * STREAM_RETRY_UNPROCESSED: the upstream said it did not process it (HTTP/2 REFUSED_STREAM /
+ * GOAWAY), any method may go again, even to the same endpoint. 0: never sent again. Where the
+ * next try goes and the bounds: route.h route_retry_decide / route_failover_pool. The
+ * connection is already detached. */
 #define STREAM_RETRY_UNPROCESSED 2
 void stream_on_upstream_error(struct stream *s, int err, int retryable, int connect_phase);
 void stream_on_upstream_drained(struct stream *s);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "cut.h"
 #include "chunked.h"
@@ -598,9 +599,10 @@ static void on_event(struct io *io, int what, void *arg)
         }
         return;
     case UC_WAIT_HEAD: {
-        /* Whatever arrived before the close may still hold a complete head. */
-        if (!c->got_bytes && c->reused && c->s && !c->s->req_body_sent_any)
-            fail(c, CUT_ECONN, 1, 0); /* a stale keep-alive connection: safe to retry */
+        /* Whatever arrived before the close may still hold a complete head. Closed before
+         * any response byte: stream.c may send an idempotent request again (route.h). */
+        if (!c->got_bytes && c->s && !(what & IO_TIMEOUT) && !c->s->req_body_sent_any)
+            fail(c, CUT_ECONN, 1, 0);
         else
             fail(c, (what & IO_TIMEOUT) ? CUT_ETIMEDOUT : CUT_ECONN, 0, 0);
         return;
@@ -661,6 +663,16 @@ static int start_tls(struct upstream_conn *c, struct stream *s)
     return 0;
 }
 
+/* An idle pooled connection is still usable: nothing to read on it, no EOF, no error (one
+ * non-blocking peek). A request is never written on a connection found dead here, so the
+ * request is not at risk. */
+static int idle_alive(struct upstream_conn *c)
+{
+    char b;
+    ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 struct upstream_conn *upstream_open(struct worker *w, struct upstream_ep *ep, struct stream *s,
                                     int *reused)
 {
@@ -670,6 +682,10 @@ struct upstream_conn *upstream_open(struct worker *w, struct upstream_ep *ep, st
     }
     const struct cfg *cfg = s->pin->snap->cfg;
     struct upstream_conn *c = ep->idle;
+    while (c && !idle_alive(c)) { /* closed by the upstream, its event not handled yet */
+        conn_close(c);
+        c = ep->idle;
+    }
     if (c) {
         idle_unlink(c);
         evtimer_del(c->tmo);

@@ -46,6 +46,11 @@ struct upstream_ep {
     struct h2up_conn *h2conns;   /* HTTP/2 connections (h2up.c) */
     unsigned nidle;
     unsigned nconns;             /* every open connection to it */
+    /* Local fast failover (stream.c): after a failed connect this worker avoids the endpoint
+     * until hold_until_ns (100 ms doubling per consecutive failure, at most 1 s) unless nothing
+     * else can serve; the first response from it clears both. */
+    uint64_t hold_until_ns;
+    unsigned connect_failures;
     struct upstream_ep *hnext;
 };
 

@@ -126,18 +126,26 @@ def test_h2_over_tls_upstream_mtls():
 
 def test_h2_upstream_requires_alpn_h2():
     # a TLS upstream that only speaks HTTP/1.1: pool protocol h2 must fail cleanly (502/503)
+    # when there is nowhere else to go (blue's only endpoint refuses connections), and fail over
+    # to blue (a refused ALPN is a connect that did not happen) when blue serves
     pki = Pki()
-    blue = start_upstream("blue")
     green = start_upstream("green", args=["--tls-cert", pki.p("server.chain.crt"),
                                           "--tls-key", pki.p("server.key")])
-    port = free_port()
-    cfg = make_config(port, {"blue": [blue], "green": [green]}, {"blue": 0, "green": 100})
-    cfg["routes"][0]["pools"]["green"].update(
-        protocol="h2", tls={"ca": pki.p("ca.crt"), "server_name": "app.test"})
-    start_cutover(cfg)
-    r = raw_exchange(port, b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
-    check(r.status in (502, 503), "an HTTP/1.1-only upstream for an h2 pool: %s", r.status)
-    check(not green.requests(), "request sent over the wrong protocol")
+    for blue in ("127.0.0.1:%d" % free_port(), start_upstream("blue")):
+        port = free_port()
+        cfg = make_config(port, {"blue": [blue], "green": [green]}, {"blue": 0, "green": 100})
+        cfg["routes"][0]["pools"]["green"].update(
+            protocol="h2", tls={"ca": pki.p("ca.crt"), "server_name": "app.test"})
+        cx = start_cutover(cfg)
+        r = raw_exchange(port, b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        if isinstance(blue, str):
+            check(r.status in (502, 503), "an HTTP/1.1-only upstream for an h2 pool: %s",
+                  r.status)
+        else:
+            check(r.status == 200 and r.upstream == "blue",
+                  "fail-over to blue: %s from %s", r.status, r.upstream)
+        check(not green.requests(), "request sent over the wrong protocol")
+        cx.stop()
 
 
 def test_grpc_passthrough_and_long_lived_streams():

@@ -452,6 +452,7 @@ def test_upstream_tls_failure_is_a_security_event():
         "ca": pki.p("ca.crt"), "server_name": "wrong.test",
         "client_certificate": {"cert": pki.p("client.crt"), "key": pki.p("client.key")}})
     cfg["siem"] = siem_section(pki, rcv.port, vendor="Bank", hostname="cutover-test-0")
+    cfg["retries"] = {"max_tries": 1}  # the refusal itself, not the fail-over to blue
     cx = start_cutover(cfg)
     r = raw_exchange(port, b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
     check(r.status == 502 and r.header("x-cutover-error") == "upstream_tls",

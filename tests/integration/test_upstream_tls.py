@@ -85,7 +85,11 @@ def test_upstream_tls_refusals():
     ]
     for label, tls, code, reason in cases:
         port = free_port()
-        cx = start_cutover(config_with_tls_green(port, blue, green, tls))
+        cfg = config_with_tls_green(port, blue, green, tls)
+        # one try: the refusal itself is what is checked here (with retries the request goes
+        # to blue: test_h2_upstream.test_h2_upstream_requires_alpn_h2, test_failover.py)
+        cfg["retries"] = {"max_tries": 1}
+        cx = start_cutover(cfg)
         r = get(port)
         check(r.status == 502 and r.header("x-cutover-error") == code,
               "%s: status %s error %r", label, r.status, r.header("x-cutover-error"))
@@ -99,8 +103,10 @@ def test_upstream_tls_refusals():
 
     # the upstream requires a client certificate and none is configured: no request reaches it
     port = free_port()
-    start_cutover(config_with_tls_green(port, blue, green, {"ca": pki.p("ca.crt"),
-                                                           "server_name": "app.test"}))
+    cfg = config_with_tls_green(port, blue, green, {"ca": pki.p("ca.crt"),
+                                                   "server_name": "app.test"})
+    cfg["retries"] = {"max_tries": 1}
+    start_cutover(cfg)
     r = get(port)
     check(r.status in (502, 503), "no client certificate: status %s", r.status)
     check(not green.requests(), "served without a client certificate: %r", green.requests())
