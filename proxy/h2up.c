@@ -62,17 +62,32 @@ struct h2up_conn {
     struct h2up_stream *streams;   /* every stream on it, submitted or waiting */
     unsigned nstreams;
     int connected, goaway, dead;
+    int linked;  /* on ep->h2conns (taken off when it closes, so nobody picks or closes it) */
+    int closed;  /* conn_close ran; the memory goes when the last callback on it returns */
+    unsigned busy; /* callbacks of this file on c up the stack (conn_enter / conn_leave) */
     int session_saved; /* the TLS session was offered to the endpoint */
     unsigned connect_ms, idle_ms;
 };
 
-/* ---- connection lifetime ------------------------------------------------------------------- */
+/* ---- connection lifetime -------------------------------------------------------------------
+ *
+ * A connection is freed by conn_close() only: at once when no callback of this file is running
+ * on it, else when the outermost one returns (conn_leave). Calls out of this file can come back
+ * and close it: io_loop_flush() reports a write error or a drained socket whose session is over
+ * (on_event / on_drain -> conn_fail), and a stream answered from conn_fail or from an nghttp2
+ * callback can drop the last pin of an older snapshot, whose release closes the endpoint's
+ * connections without streams (upstream_ep_put -> h2up_close_idle). Every entry point (event
+ * callback) brackets its work with conn_enter/conn_leave and stops touching c after
+ * conn_leave returns -1. */
 
 static void conn_free(struct h2up_conn *c)
 {
     struct upstream_ep *ep = c->ep;
-    CUT_LIST_REMOVE(&ep->h2conns, c, next, prev);
-    ep->nconns--;
+    if (c->linked) {
+        CUT_LIST_REMOVE(&ep->h2conns, c, next, prev);
+        c->linked = 0;
+    }
+    ep->nconns--; /* ep lives while it counts c (ep_maybe_free) */
     if (c->ng)
         nghttp2_session_del(c->ng);
     if (c->run)
@@ -86,15 +101,55 @@ static void conn_free(struct h2up_conn *c)
     upstream_ep_release(&w->ups, ep);
 }
 
+/* Closes c: no new stream goes there and nothing else closes it again; its memory goes now, or
+ * when the outermost callback on it returns. Callers must not touch c afterwards unless they
+ * hold it with conn_enter. */
+static void conn_close(struct h2up_conn *c)
+{
+    if (c->closed)
+        return;
+    c->closed = 1;
+    c->dead = 1;
+    if (c->linked) {
+        CUT_LIST_REMOVE(&c->ep->h2conns, c, next, prev);
+        c->linked = 0;
+    }
+    if (c->busy) {
+        if (c->run)
+            event_del(c->run);
+        if (c->tmo)
+            evtimer_del(c->tmo);
+        return;
+    }
+    conn_free(c);
+}
+
+static void conn_enter(struct h2up_conn *c)
+{
+    c->busy++;
+}
+
+/* Ends a conn_enter. Returns -1 when c is gone (it was closed meanwhile), else 0. */
+static int conn_leave(struct h2up_conn *c)
+{
+    CUT_ASSERT(c->busy > 0);
+    if (--c->busy == 0 && c->closed) {
+        conn_free(c);
+        return -1;
+    }
+    return c->closed ? -1 : 0;
+}
+
 static void arm_conn(struct h2up_conn *c, unsigned ms)
 {
     evtimer_add(c->tmo, worker_tv(c->w, ms));
 }
 
-/* The connection carries no stream: close it after the idle time (GOAWAY'd or dead: now). */
+/* The connection carries no stream: close it after the idle time. (A dead one is being
+ * closed by conn_fail already.) */
 static void maybe_idle(struct h2up_conn *c)
 {
-    if (c->nstreams == 0 && c->connected) {
+    if (c->nstreams == 0 && c->connected && !c->dead) {
         /* A whole exchange is done: TLS 1.3 tickets have arrived, keep the session for the
          * endpoint's next connection. */
         if (c->ep->tls && !c->session_saved && c->io_live && c->io.ssl) {
@@ -188,10 +243,12 @@ static void stream_fail(struct h2up_stream *st, int err, int how)
         stream_on_upstream_error(s, err, 0, 0);
 }
 
-/* The connection is unusable: fail every stream on it, then free it. */
+/* The connection is unusable: fail every stream on it, then close it. Failing a stream calls
+ * stream.c, which may answer it, retry it elsewhere, and drop the pin that kept ep's snapshot
+ * (h2up_close_idle); c is held meanwhile. c is gone afterwards unless the caller holds it. */
 static void conn_fail(struct h2up_conn *c, int err, int connect_phase)
 {
-
+    conn_enter(c);
     c->dead = 1;
     while (c->streams) {
         struct h2up_stream *st = c->streams;
@@ -203,13 +260,14 @@ static void conn_fail(struct h2up_conn *c, int err, int connect_phase)
                     : !st->got_bytes  ? FAIL_STALE
                                       : 0);
     }
-    conn_free(c);
+    conn_close(c);
+    conn_leave(c);
 }
 
 /* ---- sending ---------------------------------------------------------------------------------- */
 
 /* Moves nghttp2's pending frames to the socket (at most H2UP_OUT_CAP queued). Returns -1 when
- * the session failed (c is gone). */
+ * the session failed (c is closed: gone unless the caller holds it). */
 static int pump(struct h2up_conn *c)
 {
     if (!c->ng || c->dead)
@@ -240,8 +298,10 @@ static void on_run(evutil_socket_t fd, short what, void *arg)
     struct io_loop *l = &c->w->iol;
     (void)fd;
     (void)what;
+    conn_enter(c);
     pump(c);
-    io_loop_flush(l);
+    io_loop_flush(l); /* may report c's socket failed: c is held */
+    conn_leave(c);
 }
 
 /* Request body from s->req_body, as DATA frames. */
@@ -496,17 +556,20 @@ static void on_read(struct io *io, void *arg)
 {
     struct h2up_conn *c = arg;
     struct evbuffer *in = io->in;
-    if (!c->ng || evbuffer_get_length(in) == 0)
+    if (c->closed || !c->ng || evbuffer_get_length(in) == 0)
         return;
-    /* Feed the input chunk by chunk, without copying it together. */
+    conn_enter(c);
+    /* Feed the input chunk by chunk, without copying it together. The callbacks may close c
+     * (see conn_close): then the rest of the input is dropped. */
     struct evbuffer_iovec v[8];
     int nv;
-    while ((nv = evbuffer_peek(in, -1, NULL, v, 8)) > 0) {
+    while (!c->closed && (nv = evbuffer_peek(in, -1, NULL, v, 8)) > 0) {
         size_t used = 0;
-        for (int i = 0; i < nv && i < 8; i++) {
+        for (int i = 0; i < nv && i < 8 && !c->closed; i++) {
             ssize_t n = nghttp2_session_mem_recv(c->ng, v[i].iov_base, v[i].iov_len);
             if (n < 0) {
                 conn_fail(c, CUT_EPROTO, 0);
+                conn_leave(c);
                 return;
             }
             used += (size_t)n;
@@ -515,20 +578,29 @@ static void on_read(struct io *io, void *arg)
         if (nv <= 8)
             break;
     }
-    if (pump(c) == 0)
+    if (!c->closed && pump(c) == 0)
         maybe_idle(c);
+    conn_leave(c);
 }
 
 static void on_drain(struct io *io, void *arg)
 {
     struct h2up_conn *c = arg;
     (void)io;
-    if (pump(c) < 0)
+    if (c->closed)
         return;
+    conn_enter(c);
+    if (pump(c) < 0) {
+        conn_leave(c);
+        return;
+    }
     /* The body provider may take more: let the clients send more request body. */
-    for (struct h2up_stream *st = c->streams; st; st = st->next)
+    for (struct h2up_stream *st = c->streams, *next; st && !c->closed; st = next) {
+        next = st->next;
         if (st->s && !st->s->req_done)
             stream_on_upstream_drained(st->s);
+    }
+    conn_leave(c);
 }
 
 static int start_session(struct h2up_conn *c)
@@ -566,23 +638,30 @@ static int start_session(struct h2up_conn *c)
 static void on_event(struct io *io, int what, void *arg)
 {
     struct h2up_conn *c = arg;
+    if (c->closed)
+        return; /* closed up the stack: its socket's news changes nothing */
+    conn_enter(c);
     if (what & IO_CONNECTED) {
         const char *alpn = io_is_tls(io) ? io_alpn(io) : "h2";
         if (!alpn || strcmp(alpn, "h2") != 0 || start_session(c) < 0) {
             conn_fail(c, CUT_EPROTO, 1); /* the upstream does not speak HTTP/2 over TLS */
+            conn_leave(c);
             return;
         }
         c->connected = 1;
         evtimer_del(c->tmo);
-        for (struct h2up_stream *st = c->streams, *next; st; st = next) {
+        /* A failed stream may be retried on c itself (pushed in front: not visited) or close
+         * c (a snapshot released): stop then. */
+        for (struct h2up_stream *st = c->streams, *next; st && !c->closed; st = next) {
             next = st->next;
             int rc = submit(st);
             if (rc < 0)
                 stream_fail(st, rc == CUT_ECONN ? CUT_ECONN : CUT_EPROTO,
                             rc == CUT_ECONN ? FAIL_UNPROCESSED : 0);
         }
-        if (pump(c) == 0)
+        if (!c->closed && pump(c) == 0)
             maybe_idle(c);
+        conn_leave(c);
         return;
     }
     if (!c->connected) {
@@ -592,9 +671,10 @@ static void on_event(struct io *io, int what, void *arg)
         }
         else
             conn_fail(c, (what & IO_TIMEOUT) ? CUT_ETIMEDOUT : CUT_ECONN, 1);
-        return;
+    } else {
+        conn_fail(c, (what & IO_TIMEOUT) ? CUT_ETIMEDOUT : CUT_ECONN, 0);
     }
-    conn_fail(c, (what & IO_TIMEOUT) ? CUT_ETIMEDOUT : CUT_ECONN, 0);
+    conn_leave(c);
 }
 
 static void on_conn_timeout(evutil_socket_t fd, short what, void *arg)
@@ -603,20 +683,22 @@ static void on_conn_timeout(evutil_socket_t fd, short what, void *arg)
     struct io_loop *l = &c->w->iol;
     (void)fd;
     (void)what;
+    conn_enter(c);
     if (!c->connected) {
         conn_fail(c, CUT_ETIMEDOUT, 1);
     } else if (c->nstreams == 0) {
         if (c->ng) /* a polite GOAWAY; the socket closes right after */
             nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR);
-        if (pump(c) == 0) { /* pump frees c when the session failed */
-            io_loop_flush(l);
-            conn_free(c);
-        } else {
-            io_loop_flush(l);
-        }
-        return;
+        /* Writing the GOAWAY can fail the connection from inside the flush: its drain callback
+         * finds the session over (pump -> conn_fail), or the socket reports an error. c is held
+         * until here, and closing it twice is harmless. */
+        pump(c);
+        io_loop_flush(l);
+        conn_close(c);
+    } else {
+        io_loop_flush(l);
     }
-    io_loop_flush(l);
+    conn_leave(c);
 }
 
 static void on_stream_timeout(evutil_socket_t fd, short what, void *arg)
@@ -626,11 +708,13 @@ static void on_stream_timeout(evutil_socket_t fd, short what, void *arg)
     struct io_loop *l = &c->w->iol;
     (void)fd;
     (void)what;
-    if (st->id > 0)
+    conn_enter(c);
+    if (st->id > 0 && c->ng)
         nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
-    stream_fail(st, CUT_ETIMEDOUT, 0);
+    stream_fail(st, CUT_ETIMEDOUT, 0); /* the answer may release a snapshot: c is held */
     schedule(c);
     io_loop_flush(l);
+    conn_leave(c);
 }
 
 /* ---- opening ---------------------------------------------------------------------------------- */
@@ -646,13 +730,14 @@ static struct h2up_conn *conn_new(struct worker *w, struct upstream_ep *ep, stru
     c->connect_ms = cfg->timeouts.upstream_connect;
     c->idle_ms = cfg->timeouts.upstream_idle;
     CUT_LIST_PUSH(&ep->h2conns, c, next, prev);
+    c->linked = 1;
     ep->nconns++;
     c->run = event_new(w->base, -1, 0, on_run, c);
     c->tmo = evtimer_new(w->base, on_conn_timeout, c);
     if (!c->run || !c->tmo ||
         io_connect(&c->io, &w->iol, (struct sockaddr *)&ep->addr, ep->addrlen, on_read, on_drain,
                    on_event, c) < 0) {
-        conn_free(c);
+        conn_close(c);
         return NULL;
     }
     c->io_live = 1;
@@ -662,7 +747,7 @@ static struct h2up_conn *conn_new(struct worker *w, struct upstream_ep *ep, stru
         SSL *ssl = tc ? tls_client_ssl_new(tc, ep->host, ep->tls_session) : NULL;
         if (!ssl || io_tls_connect(&c->io, ssl) < 0) {
             tls_ssl_free(ssl);
-            conn_free(c);
+            conn_close(c);
             return NULL;
         }
     }
@@ -786,11 +871,13 @@ size_t h2up_pending(const struct upstream_conn *x)
 
 void h2up_close_idle(struct upstream_ep *ep)
 {
+    /* A connection being failed (dead) is closed by conn_fail itself; a closed one is off the
+     * list. Closing c frees at most c (ep is kept by the caller's reference). */
     struct h2up_conn *c = ep->h2conns;
     while (c) {
         struct h2up_conn *next = c->next;
-        if (c->nstreams == 0)
-            conn_free(c);
+        if (c->nstreams == 0 && !c->dead)
+            conn_close(c);
         c = next;
     }
 }

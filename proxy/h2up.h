@@ -40,7 +40,10 @@ void h2up_detach(struct upstream_conn *x);
 size_t h2up_pending(const struct upstream_conn *x);
 
 /* Closes ep's connections that carry no stream (shutdown, or the endpoint left every
- * snapshot). */
+ * snapshot). Safe from inside this module's own call chain (a stream answered from an h2up
+ * callback can release the last snapshot that used ep): a connection in use up the stack is
+ * taken off ep's list now and freed when that callback returns; one being failed is left to
+ * the failing code. ep itself is not freed here (the caller holds a reference). */
 void h2up_close_idle(struct upstream_ep *ep);
 
 #endif

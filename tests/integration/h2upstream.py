@@ -2,7 +2,7 @@
 """h2upstream.py - an HTTP/2 test upstream (Debian's python3-h2) for the cutover tests.
 
     h2upstream.py --port P --name NAME [--log FILE] [--tls-cert F --tls-key F [--tls-client-ca F]]
-                  [--max-streams N] [--goaway-after N] [--health-file F]
+                  [--max-streams N] [--goaway-after N] [--health-file F] [--chaos SEED]
 
 Cleartext: HTTP/2 with prior knowledge (h2c). With --tls-cert: TLS, ALPN "h2" only.
 Paths:
@@ -22,12 +22,16 @@ Every request is logged as one JSON line: name, conn, stream, method, path, auth
 headers, body length and sha256, and the TLS view (sni, client certificate) when TLS.
 --max-streams: SETTINGS_MAX_CONCURRENT_STREAMS. --goaway-after N: after N requests on a
 connection, GOAWAY (last stream id = the Nth); later streams are refused (REFUSED_STREAM).
+--chaos SEED: misbehaves on purpose, per connection (seeded): GOAWAY after a few requests,
+TCP reset (abort) at a request, RST_STREAM of some streams (REFUSED_STREAM, INTERNAL_ERROR,
+CANCEL), and closing idle connections after 50-400 ms (GOAWAY then close, or a TCP reset).
 Prints "ready" once listening; exits 0 on SIGTERM.
 """
 import argparse
 import asyncio
 import hashlib
 import json
+import random
 import signal
 import ssl
 import struct
@@ -54,6 +58,19 @@ class Conn:
         self.requests = 0
         self.closing = False
         self.tls = None
+        self.goaway_after = srv.goaway_after
+        self.abort_at = 0
+        self.reset_p = 0.0
+        self.idle_close = 0.0
+        if srv.chaos:
+            rng = self.rng = random.Random(srv.chaos * 100003 + conn_id)
+            if rng.random() < 0.3:
+                self.goaway_after = rng.randint(1, 30)
+            if rng.random() < 0.2:
+                self.abort_at = rng.randint(1, 40)
+            self.reset_p = rng.choice((0.0, 0.0, 0.05, 0.2))
+            if rng.random() < 0.5:
+                self.idle_close = rng.randint(50, 400) / 1000.0
         so = writer.get_extra_info("ssl_object")
         if so is not None:
             cert = so.getpeercert()
@@ -75,11 +92,22 @@ class Conn:
         self.flush()
         try:
             while True:
-                data = await self.reader.read(65536)
+                if self.idle_close and not self.streams:
+                    try:
+                        data = await asyncio.wait_for(self.reader.read(65536), self.idle_close)
+                    except asyncio.TimeoutError:
+                        self.chaos_idle_close()
+                        break
+                else:
+                    data = await self.reader.read(65536)
                 if not data:
                     break
                 for ev in self.h2.receive_data(data):
+                    if self.writer.transport.is_closing():
+                        break  # --chaos aborted it
                     self.on_event(ev)
+                if self.writer.transport.is_closing():
+                    break
                 self.flush()
                 await self.writer.drain()
         except ConnectionError:
@@ -91,23 +119,42 @@ class Conn:
                 st["queue"].put_nowait(None)
             self.writer.close()
 
+    def goaway_frame(self, last_id, code=0):
+        return struct.pack(">I", 8)[1:] + bytes([7, 0]) + struct.pack(">III", 0, last_id, code)
+
+    def chaos_idle_close(self):
+        """--chaos: an idle connection goes, politely (GOAWAY, close) or by a TCP reset."""
+        if self.rng.random() < 0.5:
+            self.writer.transport.abort()
+        else:
+            self.flush()
+            self.writer.write(self.goaway_frame(self.h2.highest_inbound_stream_id or 0))
+            self.writer.close()
+
     def on_event(self, ev):
         if isinstance(ev, h2.events.RequestReceived):
             if self.closing:  # after our GOAWAY: never processed (the client may retry it)
                 self.h2.reset_stream(ev.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
                 return
             self.requests += 1
+            if self.abort_at and self.requests == self.abort_at:
+                self.writer.transport.abort()  # --chaos: a TCP reset, streams in flight and all
+                return
+            if self.reset_p and self.rng.random() < self.reset_p:
+                self.h2.reset_stream(ev.stream_id, self.rng.choice(
+                    (h2.errors.ErrorCodes.REFUSED_STREAM, h2.errors.ErrorCodes.INTERNAL_ERROR,
+                     h2.errors.ErrorCodes.CANCEL)))
+                return
             hdrs = dict(ev.headers)
             st = {"headers": ev.headers, "sha": hashlib.sha256(), "len": 0,
                   "queue": asyncio.Queue(), "ended": False}
             self.streams[ev.stream_id] = st
             asyncio.ensure_future(self.respond(ev.stream_id, hdrs, st))
-            if self.srv.goaway_after and self.requests == self.srv.goaway_after:
+            if self.goaway_after and self.requests == self.goaway_after:
                 # A graceful GOAWAY written as a raw frame: h2's close_connection() would end
                 # its state machine, and the streams still being answered need it.
                 self.flush()
-                self.writer.write(struct.pack(">I", 8)[1:] + bytes([7, 0]) +
-                                  struct.pack(">III", 0, ev.stream_id, 0))
+                self.writer.write(self.goaway_frame(ev.stream_id))
                 self.closing = True
         elif isinstance(ev, h2.events.DataReceived):
             st = self.streams.get(ev.stream_id)
@@ -162,7 +209,7 @@ class Conn:
         self.srv.log(rec)
 
     async def respond(self, sid, hdrs, st):
-        path = hdrs.get(":path", "/")
+        path = hdrs.get(":path", "/").split("?", 1)[0]  # the query does not choose
         name = self.srv.name
         try:
             if path == "/echo":
@@ -258,6 +305,7 @@ class Server:
         self.max_streams = args.max_streams
         self.goaway_after = args.goaway_after
         self.health_file = args.health_file
+        self.chaos = args.chaos
         self.logf = open(args.log, "a", buffering=1) if args.log else None
         self.serial = 0
         self.dropped = False
@@ -297,6 +345,7 @@ async def main():
     ap.add_argument("--max-streams", type=int, default=0)
     ap.add_argument("--goaway-after", type=int, default=0)
     ap.add_argument("--health-file")
+    ap.add_argument("--chaos", type=int, default=0)
     args = ap.parse_args()
     srv = Server(args)
     server = await asyncio.start_server(srv.handle, "127.0.0.1", args.port, backlog=1024,

@@ -194,13 +194,22 @@ class Proc:
     def __init__(self, popen):
         self.popen = popen
         self.pid = popen.pid
+        # Signals the test sent on purpose to end the process (kill() adds SIGKILL): an exit by
+        # one of these is not a crash (see crash_report()).
+        self.expected_signals = set()
 
     def alive(self):
         return self.popen.poll() is None
 
+    def expect_signal(self, sig):
+        """Records that the test itself sends sig to end this process (so dying by it is no
+        crash). kill() does it for SIGKILL."""
+        self.expected_signals.add(int(sig))
+
     def kill(self):
-        """SIGKILL by PID and reap."""
+        """SIGKILL by PID and reap (a deliberate kill: not reported as a crash)."""
         if self.popen.poll() is None:
+            self.expect_signal(signal.SIGKILL)
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -215,6 +224,7 @@ class Proc:
         """SIGTERM by PID, wait up to timeout, then SIGKILL. Returns the exit code (or the
         negative signal number)."""
         if self.popen.poll() is None:
+            self.expect_signal(signal.SIGTERM)
             try:
                 os.kill(self.pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -238,6 +248,117 @@ def cleanup_all():
                 p.terminate(timeout=3.0)
         except Exception:
             pass
+
+
+# --- crash detection -----------------------------------------------------------------------------
+
+# What a sanitizer prints when it finds something (ASan, LSan, UBSan, TSan).
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
+# The exit codes the sanitizer runs give the sanitizers (ASAN_OPTIONS exitcode=66, UBSan 67).
+SANITIZER_EXIT_CODES = {66: "AddressSanitizer/LeakSanitizer", 67: "UndefinedBehaviorSanitizer"}
+# How long the post-test check waits for a cutover to exit after its SIGTERM before SIGKILL.
+# The proxy is told to stop while nothing is in flight any more (the test is over), so only
+# a graceful drain of what a test left behind can take time; a proxy that needs SIGKILL after
+# this is reported (it hangs on shutdown).
+CLEANUP_STOP_TIMEOUT = 15.0
+
+
+def _signame(n):
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        return "signal %d" % n
+
+
+def sanitizer_report(text, lines=12):
+    """The first lines of the first sanitizer report in text, or None."""
+    best = None
+    for m in SANITIZER_MARKERS:
+        i = text.find(m)
+        if i >= 0 and (best is None or i < best):
+            best = i
+    if best is None:
+        return None
+    start = text.rfind("\n", 0, best) + 1
+    return "\n".join(text[start:].splitlines()[:lines])
+
+
+def crash_report(proc):
+    """Why proc (a Cutover that has exited, or a running one: stderr only) counts as crashed,
+    or None: it died by a signal the test did not send on purpose (Proc.expected_signals), it
+    exited with a sanitizer's exit code (66, 67), or its stderr holds a sanitizer report."""
+    problems = []
+    rc = proc.popen.poll()
+    if rc is not None and rc < 0 and -rc not in proc.expected_signals:
+        problems.append("died by %s" % _signame(-rc))
+    elif rc in SANITIZER_EXIT_CODES:
+        problems.append("exited with code %d (%s)" % (rc, SANITIZER_EXIT_CODES[rc]))
+    text = proc.stderr_text() if hasattr(proc, "stderr_text") else ""
+    rep = sanitizer_report(text)
+    if rep:
+        problems.append("sanitizer report on stderr:\n" + rep)
+    elif problems and text.strip():
+        problems.append("stderr ends:\n" + "\n".join(text.rstrip().splitlines()[-8:]))
+    if not problems:
+        return None
+    return "cutover pid %d %s" % (proc.pid, "; ".join(problems))
+
+
+def forget(proc):
+    """Takes proc out of the processes cleanup_all() and stop_and_check() look at (for the
+    tests of the checker itself, which crash a proxy on purpose)."""
+    with _procs_lock:
+        if proc in _procs:
+            _procs.remove(proc)
+
+
+def stop_and_check(procs=None, timeout=CLEANUP_STOP_TIMEOUT):
+    """The post-test check (run.py runs it after every test, passed or failed): every cutover
+    process in procs (default: all this harness started) still running gets SIGTERM, and is
+    waited for up to timeout (all in parallel), then SIGKILLed; then each one's exit is judged
+    by crash_report(), and one that had to be SIGKILLed is reported too. Returns the list of
+    problems (strings; empty when all is well). Other processes are left to cleanup_all()."""
+    if procs is None:
+        with _procs_lock:
+            procs = list(_procs)
+    cuts = [p for p in procs if isinstance(p, Cutover)]
+    termed = []
+    for p in cuts:
+        if p.popen.poll() is None:
+            p.expect_signal(signal.SIGTERM)  # a graceful stop, not an exit by the signal
+            try:
+                os.kill(p.pid, signal.SIGTERM)
+                termed.append(p)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    hung = []
+    for p in termed:
+        try:
+            p.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            hung.append(p)
+    problems = []
+    for p in hung:
+        try:
+            os.kill(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            p.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        p.expect_signal(signal.SIGKILL)
+        problems.append("cutover pid %d did not exit within %.0f s of SIGTERM (SIGKILLed)"
+                        % (p.pid, timeout))
+    for p in cuts:
+        if p.popen.poll() is None:
+            continue  # could not be stopped (reported above)
+        rep = crash_report(p)
+        if rep:
+            problems.append(rep)
+    return problems
 
 
 # --- the test upstream ---------------------------------------------------------------------------

@@ -79,6 +79,26 @@ def child(target, result_path):
     finally:
         harness = harness or sys.modules.get("harness")
         if harness is not None:
+            # Whatever the test asserted, a cutover it started that crashed (a signal it did
+            # not send, a sanitizer report or exit code) fails it; so does one that does not
+            # stop on SIGTERM.
+            try:
+                problems = harness.stop_and_check()
+            except Exception as e:  # noqa: B902 - the check itself must not hide the result
+                problems = ["the post-test crash check failed: %s: %s" % (type(e).__name__, e)]
+            if problems:
+                crash = "CRASH: " + " | ".join(problems)
+                print(crash, flush=True)
+                short = crash.replace("\n", " | ")
+                if len(short) > 1500:
+                    short = short[:1500] + "..."
+                if res["ok"]:
+                    res["ok"] = False
+                    res["reason"] = short
+                    res["traceback"] = crash
+                else:
+                    res["reason"] = short + " || test also failed: " + res["reason"]
+                    res["traceback"] = crash + "\n" + res["traceback"]
             try:
                 harness.cleanup_all()
             except Exception:
@@ -139,6 +159,34 @@ def stop_leftovers(pidfile):
         except ProcessLookupError:
             pass
     return n
+
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
+
+
+def sanitizer_reports(wd):
+    """The first line of each sanitizer report in the proxies' stderr files of a test's work
+    directory (cutover-N.stderr), as one string; "" when none. A fallback for the child's own
+    check (harness.stop_and_check), which cannot run when the test timed out."""
+    out = []
+    try:
+        names = sorted(os.listdir(wd))
+    except OSError:
+        return ""
+    for fn in names:
+        if not (fn.startswith("cutover") and fn.endswith(".stderr")):
+            continue
+        try:
+            with open(os.path.join(wd, fn), errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if any(m in line for m in SANITIZER_MARKERS):
+                out.append("%s: %s" % (fn, line.strip()[:300]))
+                break
+    return " | ".join(out)
 
 
 def is_zombie(pid):
@@ -225,6 +273,7 @@ def main():
         dt = time.monotonic() - t0
         left = stop_leftovers(pidfile)
         reap_orphans()
+        san = sanitizer_reports(wd)
         res = None
         try:
             with open(result) as f:
@@ -232,6 +281,12 @@ def main():
         except (OSError, ValueError):
             pass
         ok = reason is None and res is not None and res.get("ok") and p.returncode == 0
+        if san and "CRASH" not in ((res or {}).get("reason") or ""):
+            # the child's own check did not run (timed out) or missed it
+            if reason is None and not ok:
+                reason = (res or {}).get("reason") or "child exited with code %s" % p.returncode
+            reason = "CRASH: " + san + ("; " + reason if reason else "")
+            ok = False
         if ok:
             passed += 1
             print("PASS %s %.2fs" % (name, dt), flush=True)
