@@ -201,6 +201,24 @@ static void render_process(struct ctl *c, struct evbuffer *b)
     for (unsigned i = 0; i < c->nworkers; i++)
         conns += atomic_load_explicit(&c->workers[i]->open_conns, memory_order_relaxed);
     evbuffer_add_printf(b, "cutover_open_connections %llu\n", conns);
+    unsigned long long body = 0, retries = 0, failovers = 0;
+    for (unsigned i = 0; i < c->nworkers; i++) {
+        body += atomic_load_explicit(&c->workers[i]->body_timeouts, memory_order_relaxed);
+        retries += atomic_load_explicit(&c->workers[i]->retries, memory_order_relaxed);
+        failovers += atomic_load_explicit(&c->workers[i]->failovers, memory_order_relaxed);
+    }
+    family(b, "cutover_request_body_timeouts_total", "counter",
+           "Requests answered 408 because their body was too slow (timeouts.request_body_ms, "
+           "limits.min_body_rate).");
+    evbuffer_add_printf(b, "cutover_request_body_timeouts_total %llu\n", body);
+    family(b, "cutover_upstream_retries_total", "counter",
+           "Upstream tries after a request's first (a connect that failed, a connection lost "
+           "before any response byte).");
+    evbuffer_add_printf(b, "cutover_upstream_retries_total %llu\n", retries);
+    family(b, "cutover_failovers_total", "counter",
+           "Requests moved to another pool because theirs had no endpoint left (per-request "
+           "fail-safe).");
+    evbuffer_add_printf(b, "cutover_failovers_total %llu\n", failovers);
     family(b, "cutover_control_operations_total", "counter",
            "Control requests (socket and reload), by op and result.");
     for (unsigned i = 0; i < c->nops; i++) {

@@ -705,6 +705,7 @@ static void body_timeout(struct h1c *c, const char *why)
     stream_abort(s);
     s->status = 408;
     s->error = "request_timeout";
+    worker_count(&s->w->body_timeouts);
     c->s = NULL;
     stream_free(s);
     reject(c, 408, "request_timeout", why);

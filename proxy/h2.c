@@ -998,6 +998,7 @@ static void body_timeout(struct h2s *h)
     stream_abort(s);
     s->status = 408;
     s->error = "request_timeout";
+    worker_count(&s->w->body_timeouts);
     submit_error(h, 408, "request_timeout", "the request body was too slow");
     exchange_over(h);
 }

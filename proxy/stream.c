@@ -377,6 +377,7 @@ static void connect_next(struct stream *s)
         if (np >= 0) {
             s->pool = np;
             s->reason = ROUTE_BY_FAILSAFE;
+            worker_count(&s->w->failovers);
             idx = pick_endpoint(s, np, 0, now);
         }
     }
@@ -401,6 +402,8 @@ static void connect_next(struct stream *s)
     s->ep->outstanding++;
     s->tries++;
     s->attempts++;
+    if (s->attempts > 1)
+        worker_count(&s->w->retries);
     if (!s->t_first_try_ns)
         s->t_first_try_ns = now;
     s->state = STREAM_CONNECTING;

@@ -78,6 +78,11 @@ struct worker {
     struct h2c *h2conns; /* HTTP/2 client connections (also counted in nconns) */
     unsigned nconns;
     _Atomic unsigned open_conns; /* nconns, published for the metrics (control thread reads) */
+    /* Counters for the metrics: written only by this worker (a plain relaxed store of the
+     * incremented value, worker_count), read by the control thread. */
+    _Atomic uint64_t body_timeouts; /* requests answered 408: the body was too slow */
+    _Atomic uint64_t retries;       /* upstream tries after the first (route_retry_decide) */
+    _Atomic uint64_t failovers;     /* requests moved to another pool by the fail-safe */
     int stopping;
     int listeners_paused; /* max_connections reached */
     _Atomic int draining; /* SIGTERM seen (set by the control thread): the probe path says 503 */
@@ -95,6 +100,13 @@ struct worker {
 
     struct worker_stats stats;
 };
+
+/* One more on a counter of w (body_timeouts, retries, failovers). Worker thread. */
+static inline void worker_count(_Atomic uint64_t *counter)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
 
 /* Creates a worker (not started). fds are the listening sockets it owns (taken). Main thread. */
 struct worker *worker_new(unsigned id, struct logger *logger, int *fds, unsigned nfds);

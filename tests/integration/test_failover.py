@@ -5,6 +5,7 @@ SIGKILL while traffic runs; every request is accounted for."""
 import os
 import threading
 import time
+import urllib.request
 from datetime import datetime, timezone
 
 from harness import (HOST, Load, RawConn, check, free_port, make_config, start_cutover,
@@ -154,9 +155,10 @@ def test_failover_only_green_endpoint_killed():
     no health check: every GET and every POST sent after the kill is answered 200 by blue; the
     access log names the move (reason failsafe, failover_from green)."""
     blue, green = start_upstream("blue"), start_upstream("green")
-    port = free_port()
+    port, mport = free_port(), free_port()
     cx = start_cutover(make_config(port, {"blue": [blue], "green": [green]},
-                                   {"blue": 50, "green": 50}))
+                                   {"blue": 50, "green": 50},
+                                   metrics={"address": "%s:%d" % (HOST, mport)}))
     load, posts, t_kill = kill_under_load(port, green)
     gets_ok(load, "GET", t_kill)
     check_posts(posts, t_kill, "POST")
@@ -165,8 +167,22 @@ def test_failover_only_green_endpoint_killed():
           [r for r in late if r.upstream != "blue"][:5])
     moved = wait_until(lambda: [a for a in cx.access() if a.get("reason") == "failsafe"], 5,
                        what="access lines with reason failsafe")
-    check( all(a["pool"] == "blue" and a.get("failover_from") == "green" and
-                        a["status"] == 200 for a in moved), "fail-safe lines %r", moved[:3])
+    check(all(a["pool"] == "blue" and a.get("failover_from") == "green" and
+              a["status"] == 200 for a in moved), "fail-safe lines %r", moved[:3])
+    # the metrics count them too: every access line with failover_from is a failover, every
+    # line with tries > 1 had retries
+    time.sleep(0.3)
+    acc = cx.access()
+    want_f = sum(1 for a in acc if a.get("failover_from"))
+    want_r = sum(a.get("tries", 1) - 1 for a in acc)
+    with urllib.request.urlopen("http://%s:%d/metrics" % (HOST, mport), timeout=10) as r:
+        m = dict(l.split()[:2] for l in r.read().decode().splitlines()
+                 if l and not l.startswith("#"))
+    check(int(m["cutover_failovers_total"]) == want_f and want_f > 0,
+          "cutover_failovers_total %s, access lines %d", m["cutover_failovers_total"], want_f)
+    check(int(m["cutover_upstream_retries_total"]) >= want_r and want_r > 0,
+          "cutover_upstream_retries_total %s, access lines %d",
+          m["cutover_upstream_retries_total"], want_r)
 
 
 test_failover_only_green_endpoint_killed.timeout = 60

@@ -4,9 +4,11 @@ timer forever; timeouts.request_body_ms + limits.min_body_rate bound it. The slo
 upstream request is abandoned, and everyone else is served meanwhile."""
 import socket
 import threading
+import urllib.request
 import time
 
-from harness import RawConn, check, free_port, make_config, start_cutover, start_upstream
+from harness import (RawConn, check, free_port, make_config, start_cutover, start_upstream,
+                     wait_port)
 from test_h2_rfc9113 import DATA, END_STREAM, HEADERS, RST_STREAM, H2, req_fields
 
 SLOW = 100
@@ -15,13 +17,25 @@ DEADLINE_MS = 1500
 
 def _env():
     blue = start_upstream("blue")
-    port = free_port()
+    port, mport = free_port(), free_port()
     cx = start_cutover(make_config(port, {"blue": [blue], "green": [blue]},
                                    {"blue": 100, "green": 0},
                                    timeouts={"request_body_ms": DEADLINE_MS,
                                              "body_idle_ms": 20000},
-                                   limits={"min_body_rate": 1024, "max_connections": 1000}))
+                                   limits={"min_body_rate": 1024, "max_connections": 1000},
+                                   metrics={"address": "127.0.0.1:%d" % mport}))
+    cx.mport = mport
     return cx, port, blue
+
+
+def _body_timeouts(cx):
+    """cutover_request_body_timeouts_total from /metrics."""
+    wait_port(cx.mport, 10.0, cx.popen)
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % cx.mport, timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("cutover_request_body_timeouts_total "):
+                return int(line.split()[1])
+    raise AssertionError("no cutover_request_body_timeouts_total on /metrics")
 
 
 def _normal_traffic(port, stop, results):
@@ -101,6 +115,8 @@ def test_slow_body_h1():
         log = [e for e in cx.access() if "slow=" in e.get("path", "")]
         check(len(log) == SLOW and all(e.get("status") == 408 for e in log),
               "access log of the slow ones: %r", log[:3])
+        check(_body_timeouts(cx) == SLOW, "metrics: %d body timeouts, %d sent",
+              _body_timeouts(cx), SLOW)
     finally:
         stop.set()
         for s in socks:
@@ -143,6 +159,8 @@ def test_slow_body_h2():
         for k, (st, at) in got.items():
             check(st == 408, "stream %r: status %s", k, st)
             check(at < DEADLINE_MS / 1000 + 2.0, "stream %r answered after %.1f s", k, at)
+        check(_body_timeouts(cx) == len(got), "metrics: %d body timeouts for %d streams",
+              _body_timeouts(cx), len(got))
         for c in conns:
             c.headers(101, req_fields("/after"))
             f = c.wait(lambda f: f[0] == HEADERS and f[2] == 101, 5)
