@@ -1,36 +1,64 @@
 #!/usr/bin/env bash
 # deps.sh - installs the Debian 12 packages cutover needs for a goal, or says exactly how.
-# Usage: scripts/deps.sh build|test|bench
+# Usage: scripts/deps.sh build|test|bench|fuzz
 # As root it runs apt-get itself; otherwise it prints the apt-get command and exits 1.
+#
+# Several goals may run at once (`make -j2` starts `deps.sh build` and `deps.sh test` together),
+# and apt-get refuses to run twice ("Could not get lock /var/lib/apt/lists/lock"). So the
+# installing part runs under an exclusive flock(1) on a lock file, and what is missing is
+# checked again once the lock is held: whoever waited finds the packages the other installed.
 set -euo pipefail
 
 build=(gcc make pkg-config libevent-dev libssl-dev libnghttp2-dev libjansson-dev libmaxminddb-dev)
 test=(libcriterion-dev python3 python3-h2 curl openssl nghttp2-client libmaxmind-db-writer-perl)
 bench=(haproxy nginx-light nghttp2-client nghttp2-proxy nghttp2-server h2o wrk valgrind util-linux)
+# libFuzzer and the sanitizer runtimes come with clang-14 (libclang-rt-14-dev); llvm provides
+# llvm-symbolizer, so reports name functions and lines.
+fuzz=(clang libclang-rt-14-dev llvm)
 
 want=("${build[@]}")
 case "${1:-build}" in
 build) ;;
 test) want+=("${test[@]}") ;;
 bench) want+=("${test[@]}" "${bench[@]}") ;;
-*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+fuzz) want+=("${fuzz[@]}") ;;
+*) echo "usage: $0 build|test|bench|fuzz" >&2; exit 2 ;;
 esac
 
 missing=()
-for p in "${want[@]}"; do
-    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-    [ "$st" = "install ok installed" ] || missing+=("$p")
-done
+find_missing() {
+    missing=()
+    local p st
+    for p in "${want[@]}"; do
+        st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        [ "$st" = "install ok installed" ] || missing+=("$p")
+    done
+}
+
+find_missing
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-cmd="apt-get install -y --no-install-recommends ${missing[*]}"
 if [ "$(id -u)" -ne 0 ]; then
     echo "cutover: missing packages: ${missing[*]}" >&2
-    echo "cutover: run as root:  apt-get update && $cmd" >&2
+    echo "cutover: run as root:  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
     exit 1
 fi
+
+# One installer at a time. flock comes with util-linux (Essential in Debian); the lock file
+# lives where root can always write and is never removed (removing it would let a third
+# process lock a new file while the second still holds the old one).
+lock=/var/lock/cutover-deps.lock
+[ -d /var/lock ] || lock=/tmp/cutover-deps.lock
+exec 9>>"$lock"
+if ! flock -w 900 9; then
+    echo "cutover: waited 15 minutes for another deps.sh to finish ($lock); giving up" >&2
+    exit 1
+fi
+find_missing # another deps.sh may have installed them while this one waited
+[ ${#missing[@]} -eq 0 ] && exit 0
+
 echo "cutover: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-# shellcheck disable=SC2086
-$cmd >/dev/null
+# Other apt users (unattended-upgrades) do not take our lock: apt waits for theirs.
+apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null
+apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}" >/dev/null
