@@ -2,13 +2,27 @@
 #   make            build build/cutover (installs missing Debian packages first)
 #   make test       unit + integration tests; ends with "N passed, M failed"
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test SAN=thread
+#                   ThreadSanitizer build (build-tsan/) and the integration tests that exercise
+#                   reloads, control changes, certificate rotation and health checks
+#   make fuzz       libFuzzer harnesses (clang, ASan + UBSan) into build-fuzz/
+#   make fuzz-run   each harness (or those in FUZZ_ONLY) for FUZZ_SECONDS (30) from a copy of its
+#                   seed corpus; reproducers under build-fuzz/run/<harness>/artifacts/
+#                   (docs/testing.md)
 #   make demo       a real blue/green switch on loopback
 #   make bench      side-by-side benchmarks (see bench/README.md)
 
 SAN ?= 0
 ifeq ($(SAN),1)
 BUILD := build-san
-SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# float-cast-overflow: gcc leaves it out of "undefined" (clang does not); a double converted to
+# an integer it does not fit is undefined behaviour cutover must never reach.
+SANFLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined,float-cast-overflow
+OPT := -O1
+else ifeq ($(SAN),thread)
+BUILD := build-tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
 OPT := -O1
 else
 BUILD := build
@@ -22,7 +36,9 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS := -std=c17 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
           -Wno-missing-field-initializers -pthread -MMD -MP $(SANFLAGS) $(EXTRA_CFLAGS)
-LDFLAGS := -pthread $(SANFLAGS)
+# EXTRA_CFLAGS reach the link line too, so a sanitizer given there (-fsanitize=...) links its
+# runtime; EXTRA_LDFLAGS are for the link line only.
+LDFLAGS := -pthread $(SANFLAGS) $(EXTRA_CFLAGS) $(EXTRA_LDFLAGS)
 
 LIB_SRC := $(filter-out proxy/main.c,$(wildcard proxy/*.c)) $(wildcard config/*.c) \
            $(filter-out control/cutoverctl.c,$(wildcard control/*.c))
@@ -30,7 +46,8 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps deps-test deps-bench test unit integration demo bench bench-smoke clean format
+.PHONY: all deps deps-test deps-bench deps-fuzz test unit integration demo bench bench-smoke \
+        clean format fuzz fuzz-run
 all: $(BUILD)/cutover $(BUILD)/cutoverctl
 
 deps:
@@ -39,6 +56,8 @@ deps-test:
 	@scripts/deps.sh test
 deps-bench:
 	@scripts/deps.sh bench
+deps-fuzz:
+	@scripts/deps.sh fuzz
 
 $(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
@@ -63,7 +82,8 @@ $(BUILD)/tests/unit/%.o: tests/unit/%.c | deps-test
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
-test: deps-test $(BUILD)/cutover $(BUILD)/cutoverctl $(BUILD)/unit_tests
+# Under SAN=thread only the integration tests run (Criterion cannot run under TSan).
+test: deps-test $(BUILD)/cutover $(BUILD)/cutoverctl $(if $(filter thread,$(SAN)),,$(BUILD)/unit_tests)
 	@BUILD=$(BUILD) SAN=$(SAN) scripts/run-tests.sh
 
 unit: $(BUILD)/unit_tests
@@ -71,6 +91,45 @@ unit: $(BUILD)/unit_tests
 
 integration: deps-test $(BUILD)/cutover $(BUILD)/cutoverctl
 	@BUILD=$(BUILD) SAN=$(SAN) ONLY=integration scripts/run-tests.sh
+
+# ---- fuzzing (tests/fuzz/, docs/testing.md) -----------------------------------------------------
+# Its own build directory and compiler whatever BUILD and SAN say: the library is compiled with
+# libFuzzer's coverage instrumentation, ASan and UBSan, each harness links it with the fuzzer.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+               -Wno-missing-field-initializers -pthread -MMD -MP -fsanitize=fuzzer-no-link \
+               $(FUZZ_SAN)
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+# Harnesses that run a control thread (and a worker) link the shared set-up and resolve
+# endpoint names without DNS (tests/fuzz/support/fuzz_ctl.c wraps getaddrinfo).
+FUZZ_CTL := commands h2_server h1_conn
+FUZZ_CTL_BINS := $(FUZZ_CTL:%=$(FUZZ_BUILD)/fuzz_%)
+
+fuzz: deps-fuzz $(FUZZ_BINS)
+
+fuzz-run: fuzz
+	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_ONLY)
+
+$(FUZZ_BUILD)/%.o: %.c | deps-fuzz
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/libcutover.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_CTL_BINS): $(FUZZ_BUILD)/tests/fuzz/support/fuzz_ctl.o
+$(FUZZ_CTL_BINS): FUZZ_LDEXTRA := -Wl,--wrap=getaddrinfo
+
+.SECONDARY: $(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.o)
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libcutover.a
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread $(FUZZ_LDEXTRA) -o $@ \
+	    $(filter %.o,$^) $(FUZZ_BUILD)/libcutover.a $(PKG_LIBS)
 
 $(BUILD)/bench/origin: bench/origin.c | deps
 	@mkdir -p $(dir $@)
@@ -86,9 +145,13 @@ bench-smoke: deps-bench $(BUILD)/cutover
 	@BUILD=$(BUILD) SMOKE=1 bench/run.sh
 
 format:
-	clang-format -i proxy/*.[ch] config/*.[ch] control/*.[ch] tests/unit/*.c
+	clang-format -i proxy/*.[ch] config/*.[ch] control/*.[ch] tests/unit/*.c tests/fuzz/*.c \
+	    tests/fuzz/support/*.[ch]
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-tsan $(FUZZ_BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+ifneq ($(filter fuzz fuzz-run $(FUZZ_BUILD)/%,$(MAKECMDGOALS)),)
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
+endif

@@ -3,10 +3,9 @@
  * input, slices inside the buffer, statuses from the documented set, a complete head parses the
  * same from exactly its own bytes and every shorter prefix of it asks for more).
  *
- * Build and run (from the repository root):
- *   clang -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
- *       proxy/cut.c proxy/h1_parse.c tests/fuzz/fuzz_h1_parse.c -o /tmp/fuzz_h1_parse
- *   /tmp/fuzz_h1_parse -max_total_time=60 -max_len=4096
+ * Input: byte 0 picks limits and options, byte 1 a split point; the rest is the message.
+ * Build and run (from the repository root; docs/testing.md):
+ *   make fuzz && make fuzz-run FUZZ_ONLY=h1_parse FUZZ_SECONDS=60
  */
 #include <stdint.h>
 #include <stdlib.h>

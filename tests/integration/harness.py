@@ -256,7 +256,8 @@ def cleanup_all():
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "WARNING: ThreadSanitizer")
 # The exit codes the sanitizer runs give the sanitizers (ASAN_OPTIONS exitcode=66, UBSan 67).
-SANITIZER_EXIT_CODES = {66: "AddressSanitizer/LeakSanitizer", 67: "UndefinedBehaviorSanitizer"}
+SANITIZER_EXIT_CODES = {66: "AddressSanitizer/LeakSanitizer", 67: "UndefinedBehaviorSanitizer",
+                        68: "ThreadSanitizer"}
 # How long the post-test check waits for a cutover to exit after its SIGTERM before SIGKILL.
 # The proxy is told to stop while nothing is in flight any more (the test is over), so only
 # a graceful drain of what a test left behind can take time; a proxy that needs SIGKILL after
