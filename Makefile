@@ -34,16 +34,18 @@ CC ?= cc
 PKGS := libevent libevent_pthreads libevent_openssl openssl libnghttp2 jansson libmaxminddb
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS := -std=c17 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+# -I.: every include names its file from the repository root ("proxy/http/http.h").
+CFLAGS := -std=c17 -D_GNU_SOURCE -I. $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
           -Wno-missing-field-initializers -pthread -MMD -MP $(SANFLAGS) $(EXTRA_CFLAGS)
 # EXTRA_CFLAGS reach the link line too, so a sanitizer given there (-fsanitize=...) links its
 # runtime; EXTRA_LDFLAGS are for the link line only.
 LDFLAGS := -pthread $(SANFLAGS) $(EXTRA_CFLAGS) $(EXTRA_LDFLAGS)
 
-LIB_SRC := $(filter-out proxy/main.c,$(wildcard proxy/*.c)) $(wildcard config/*.c) \
+# Sources by folder (docs/architecture.md): core/ (libc only), config/, proxy/<part>/, control/.
+LIB_SRC := $(wildcard core/*.c) $(wildcard config/*.c) $(wildcard proxy/*/*.c) \
            $(filter-out control/cutoverctl.c,$(wildcard control/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
-UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_SRC := $(shell find tests/unit -name '*.c' | sort)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps deps-test deps-bench deps-fuzz test unit integration demo bench bench-smoke \
@@ -99,7 +101,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 30
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -I. -O1 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
                -Wno-missing-field-initializers -pthread -MMD -MP -fsanitize=fuzzer-no-link \
                $(FUZZ_SAN)
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -145,8 +147,7 @@ bench-smoke: deps-bench $(BUILD)/cutover
 	@BUILD=$(BUILD) SMOKE=1 bench/run.sh
 
 format:
-	clang-format -i proxy/*.[ch] config/*.[ch] control/*.[ch] tests/unit/*.c tests/fuzz/*.c \
-	    tests/fuzz/support/*.[ch]
+	clang-format -i $$(find core proxy config control tests/unit tests/fuzz -name '*.[ch]')
 
 clean:
 	rm -rf build build-san build-tsan $(FUZZ_BUILD)

@@ -2,13 +2,13 @@
  *
  * Parsing lives in cfg_parse.c, cross-object rules in cfg_validate.c, JSON output in cfg_dump.c.
  */
-#include "cfg.h"
+#include "config/cfg.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../proxy/cut.h"
+#include "core/cut.h"
 
 static void cidr_list_dispose(struct cfg_cidr_list *l)
 {

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "core/role.h"
 
 #define CFG_MAX_POOLS 8
 #define CFG_BP_TOTAL 10000u
@@ -205,13 +206,12 @@ struct cfg_access_log {
     char *country_database; /* a MaxMind DB: the client's country in each line; NULL: none */
 };
 
-enum cfg_role { CFG_ROLE_NONE = 0, CFG_ROLE_VIEWER, CFG_ROLE_OPERATOR, CFG_ROLE_DEPLOYER, CFG_ROLE_ADMIN };
 
 /* Maps a control-socket peer to a role: the first rule whose uid or gid matches wins. */
 struct cfg_role_rule {
     long uid; /* -1: any */
     long gid; /* -1: any */
-    enum cfg_role role;
+    enum cut_role role;
 };
 
 /* The metrics and health listener: plain HTTP, read-only (/metrics, /healthz, /readyz). */
@@ -241,7 +241,7 @@ struct cfg_control {
  * XN_FLAG_RFC2253 without escaping non-ASCII bytes, see docs/configuration.md). */
 struct cfg_admin_role {
     char *subject;
-    enum cfg_role role;
+    enum cut_role role;
 };
 
 #define CFG_ADMIN_SUBJECT_MAX 1024

@@ -3,7 +3,8 @@
  * The output is what cfg_parse() reads: parsing it gives an equal cfg, and dumping that again
  * gives the same text. Used by the control API ("show config") and by tests.
  */
-#include "cfg.h"
+#include "config/cfg.h"
+#include "core/role.h"
 
 #include <arpa/inet.h>
 #include <stdbool.h>
@@ -108,7 +109,6 @@ static json_t *dump_listener(const struct cfg_listener *l, bool *ok)
 
 static json_t *dump_admin(const struct cfg_admin *a, bool *ok)
 {
-    static const char *const role_names[] = {"", "viewer", "operator", "deployer", "admin"};
     json_t *o = json_object(), *roles = json_array();
     put(o, "address", hostport(a->host, a->port), ok);
     if (a->tls != NULL)
@@ -116,7 +116,7 @@ static json_t *dump_admin(const struct cfg_admin *a, bool *ok)
     for (size_t i = 0; i < a->nroles; i++) {
         json_t *r = json_object();
         put(r, "subject", str(a->roles[i].subject), ok);
-        put(r, "role", json_string(role_names[a->roles[i].role]), ok);
+        put(r, "role", json_string(role_name(a->roles[i].role)), ok);
         push(roles, r, ok);
     }
     put(o, "roles", roles, ok);
@@ -303,8 +303,7 @@ char *cfg_dump(const struct cfg *cfg)
 
     const struct cfg_control *cc = &cfg->control;
     if (cc->socket || cc->state_file || cc->audit_file || cc->nroles) {
-        static const char *const role_names[] = {"", "viewer", "operator", "deployer", "admin"};
-        json_t *ctl = json_object();
+            json_t *ctl = json_object();
         char mode[8];
         snprintf(mode, sizeof mode, "0%o", cc->mode);
         if (cc->socket)
@@ -326,7 +325,7 @@ char *cfg_dump(const struct cfg *cfg)
                 put(r, "uid", json_integer(cc->roles[i].uid), &ok);
             if (cc->roles[i].gid >= 0)
                 put(r, "gid", json_integer(cc->roles[i].gid), &ok);
-            put(r, "role", json_string(role_names[cc->roles[i].role]), &ok);
+            put(r, "role", json_string(role_name(cc->roles[i].role)), &ok);
             push(roles, r, &ok);
         }
         put(ctl, "roles", roles, &ok);

@@ -11,7 +11,7 @@
  * Arrays keep one slot per JSON element, so slot i always corresponds to path "[i]" and the
  * cross-object checks of cfg_validate.c can name the element they complain about.
  */
-#include "cfg.h"
+#include "config/cfg.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -23,7 +23,8 @@
 
 #include <jansson.h>
 
-#include "../proxy/cut.h"
+#include "core/cut.h"
+#include "core/text.h"
 
 #define PATH_CAP 1024
 #define TOKEN_MAX 128 /* header and cookie names */
@@ -1043,16 +1044,6 @@ static void set_pools(struct pctx *c, const json_t *v, void *base, const struct 
     }
 }
 
-static void format_percent(char *buf, size_t cap, unsigned long bp)
-{
-    if (bp % 100 == 0)
-        snprintf(buf, cap, "%lu", bp / 100);
-    else if (bp % 10 == 0)
-        snprintf(buf, cap, "%lu.%lu", bp / 100, (bp % 100) / 10);
-    else
-        snprintf(buf, cap, "%lu.%02lu", bp / 100, bp % 100);
-}
-
 /* Deferred until after "pools" so that the pool names are known. */
 static void set_weights(struct pctx *c, const json_t *v, void *base, const struct field *f)
 {
@@ -1107,7 +1098,7 @@ static void set_weights(struct pctx *c, const json_t *v, void *base, const struc
     }
     if (all_ok && sum != CFG_BP_TOTAL) {
         char text[32];
-        format_percent(text, sizeof(text), sum);
+        text_percent(sum, text, sizeof(text));
         perr(c, "weights sum to %s, must be 100", text);
     }
 }
@@ -1374,15 +1365,6 @@ static void set_gid(struct pctx *c, const json_t *v, void *base, const struct fi
     *dst = (long)json_integer_value(v);
 }
 
-static enum cfg_role role_by_name(const char *s)
-{
-    static const char *const names[] = {"", "viewer", "operator", "deployer", "admin"};
-    for (int i = 1; i < 5; i++)
-        if (strcmp(s, names[i]) == 0)
-            return (enum cfg_role)i;
-    return CFG_ROLE_NONE;
-}
-
 static void set_roles(struct pctx *c, const json_t *v, void *base, const struct field *f)
 {
     struct cfg_control *ctl = at(base, f->off);
@@ -1403,7 +1385,7 @@ static void set_roles(struct pctx *c, const json_t *v, void *base, const struct 
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(v, i);
         size_t old = path_index(c, i);
-        struct cfg_role_rule r = {-1, -1, CFG_ROLE_NONE};
+        struct cfg_role_rule r = {-1, -1, CUT_ROLE_NONE};
         bool ok = json_is_object(e);
         if (!ok) {
             perr(c, "expected an object");
@@ -1424,9 +1406,9 @@ static void set_roles(struct pctx *c, const json_t *v, void *base, const struct 
                         r.gid = (long)json_integer_value(val);
                     }
                 } else if (strcmp(key, "role") == 0) {
-                    r.role = json_is_string(val) ? role_by_name(json_string_value(val))
-                                                 : CFG_ROLE_NONE;
-                    if (r.role == CFG_ROLE_NONE) {
+                    r.role = json_is_string(val) ? role_parse(json_string_value(val))
+                                                 : CUT_ROLE_NONE;
+                    if (r.role == CUT_ROLE_NONE) {
                         perr(c, "must be one of viewer, operator, deployer, admin");
                         ok = false;
                     }
@@ -1436,7 +1418,7 @@ static void set_roles(struct pctx *c, const json_t *v, void *base, const struct 
                 }
                 path_pop(c, o2);
             }
-            if (ok && r.role == CFG_ROLE_NONE) {
+            if (ok && r.role == CUT_ROLE_NONE) {
                 perr(c, "missing required key \"role\"");
                 ok = false;
             }
@@ -1536,9 +1518,9 @@ static void set_admin_roles(struct pctx *c, const json_t *v, void *base, const s
             if (strcmp(key, "subject") == 0) {
                 set_admin_subject(c, val, &r->subject);
             } else if (strcmp(key, "role") == 0) {
-                r->role = json_is_string(val) ? role_by_name(json_string_value(val))
-                                              : CFG_ROLE_NONE;
-                if (r->role == CFG_ROLE_NONE)
+                r->role = json_is_string(val) ? role_parse(json_string_value(val))
+                                              : CUT_ROLE_NONE;
+                if (r->role == CUT_ROLE_NONE)
                     perr(c, "must be one of viewer, operator, deployer, admin");
             } else if (strcmp(key, "subject_cn") == 0) {
                 perr(c, "not supported: match the whole subject (see docs/configuration.md, "
@@ -1552,10 +1534,10 @@ static void set_admin_roles(struct pctx *c, const json_t *v, void *base, const s
             perr(c, "missing required key \"subject\"");
         if (json_object_get(e, "role") == NULL)
             perr(c, "missing required key \"role\"");
-        if (r->subject == NULL || r->role == CFG_ROLE_NONE) {
+        if (r->subject == NULL || r->role == CUT_ROLE_NONE) {
             free(r->subject); /* a half rule must never match */
             r->subject = NULL;
-            r->role = CFG_ROLE_NONE;
+            r->role = CUT_ROLE_NONE;
         }
         path_pop(c, old);
     }

@@ -5,14 +5,14 @@
  * duplicate. The later of two clashing elements is the one reported; the message names the
  * earlier one.
  */
-#include "cfg.h"
+#include "config/cfg.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "../proxy/cut.h"
+#include "core/cut.h"
 
 struct vctx {
     struct cfg_errors *errs;

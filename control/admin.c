@@ -26,7 +26,7 @@
  * Ownership: the admin owns its connections; a connection owns its bufferevent (which owns the
  * SSL and the socket: BEV_OPT_CLOSE_ON_FREE) and its timer. Control thread only.
  */
-#include "admin.h"
+#include "control/admin.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -48,16 +48,18 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "../proxy/cut.h"
-#include "../proxy/h1_parse.h"
-#include "../proxy/list.h"
-#include "../proxy/log.h"
-#include "../proxy/tls.h"
-#include "admin_http.h"
-#include "commands.h"
-#include "connslots.h"
-#include "ctl_internal.h"
-#include "ctlurl.h"
+#include "core/addr.h"
+#include "core/clock.h"
+#include "core/cut.h"
+#include "proxy/http/h1_parse.h"
+#include "core/list.h"
+#include "proxy/log/log.h"
+#include "proxy/net/tls.h"
+#include "control/admin_http.h"
+#include "control/commands.h"
+#include "control/connslots.h"
+#include "control/ctl_internal.h"
+#include "control/ctlurl.h"
 
 #define ADMIN_MAX_LINE 4096
 #define ADMIN_MAX_HEAD 16384
@@ -105,14 +107,6 @@ struct admin {
 };
 
 static void process(struct conn *cn);
-
-/* Monotonic microseconds: activity times fine enough to order the connections of a burst. */
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* ---- events ------------------------------------------------------------------------------ */
 
@@ -227,7 +221,7 @@ static int grow_slots(struct admin *a, size_t n)
 static void evicted_event(struct conn *cn)
 {
     char more[96];
-    uint64_t now = now_us();
+    uint64_t now = clock_mono_us();
     snprintf(more, sizeof more, ",\"state\":\"%s\",\"idle_ms\":%llu", state_names[cn->st],
              (unsigned long long)(now > cn->last_us ? (now - cn->last_us) / 1000 : 0));
     conn_event(cn, "admin_connection_evicted",
@@ -336,7 +330,7 @@ static void handle(struct conn *cn, const struct h1_request *req, const char *bo
     const char *allow = NULL;
     char route[ADMIN_HTTP_ROUTE_MAX + 1];
     enum admin_http_resource res = admin_http_resource(req->method, req->target, &allow, route);
-    if (peer.role == CFG_ROLE_NONE) {
+    if (peer.role == CUT_ROLE_NONE) {
         snprintf(msg, sizeof msg, "the certificate subject \"%s\" has no role (admin.roles)",
                  cn->subject);
         const char *line = res == ADMIN_HTTP_CONTROL  ? body
@@ -430,7 +424,7 @@ static void process(struct conn *cn)
             return;
         }
         struct cmd_peer peer = {
-            .uid = -1, .gid = -1, .user = cn->subject, .address = cn->peer, .role = CFG_ROLE_NONE};
+            .uid = -1, .gid = -1, .user = cn->subject, .address = cn->peer, .role = CUT_ROLE_NONE};
         if (req.body == H1_BODY_CHUNKED) {
             peer.role = admin_http_role_for(cn->owner->ctl->hold->cfg, cn->subject);
             refuse(cn, &peer, 411, "bad_request", "send the body with a Content-Length", 1, NULL);
@@ -480,7 +474,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             conn_free(cn);
         return;
     }
-    cn->last_us = now_us();
+    cn->last_us = clock_mono_us();
     process(cn);
 }
 
@@ -494,7 +488,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         return;
     }
     cn->st = ACS_IDLE;
-    cn->last_us = now_us();
+    cn->last_us = clock_mono_us();
     arm(cn, cfg_of(cn)->idle_timeout);
     process(cn); /* a pipelined request may be waiting */
 }
@@ -533,7 +527,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             return;
         }
         cn->st = ACS_READING; /* the request deadline still runs from the accept */
-        cn->last_us = now_us();
+        cn->last_us = clock_mono_us();
         process(cn);
         return;
     }
@@ -622,7 +616,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     cn->owner = a;
     snprintf(cn->peer, sizeof cn->peer, "%s", peer);
     cn->st = ACS_HANDSHAKE;
-    cn->last_us = now_us();
+    cn->last_us = clock_mono_us();
     cn->serial = a->accepted++;
     cn->busy = full;
     if (cn->busy)
@@ -663,18 +657,7 @@ struct admin *admin_new(struct ctl *c, char *err, size_t cap)
     const struct cfg_admin *ca = &c->hold->cfg->admin;
     struct sockaddr_storage ss;
     socklen_t sslen;
-    memset(&ss, 0, sizeof ss);
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, ca->host, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(ca->port);
-        sslen = sizeof *s4;
-    } else if (inet_pton(AF_INET6, ca->host, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(ca->port);
-        sslen = sizeof *s6;
-    } else {
+    if (addr_numeric(ca->host, ca->port, &ss, &sslen) != 0) {
         snprintf(err, cap, "admin.address %s: not a numeric address", ca->address);
         return NULL;
     }

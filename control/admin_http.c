@@ -1,5 +1,5 @@
 /* admin_http.c - the admin API's pure decisions (contract in admin_http.h). */
-#include "admin_http.h"
+#include "control/admin_http.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -108,16 +108,16 @@ const char *admin_http_reason(int status)
     }
 }
 
-enum cfg_role admin_http_role_for(const struct cfg *cfg, const char *subject)
+enum cut_role admin_http_role_for(const struct cfg *cfg, const char *subject)
 {
     if (subject == NULL || subject[0] == '\0')
-        return CFG_ROLE_NONE;
+        return CUT_ROLE_NONE;
     for (size_t i = 0; i < cfg->admin.nroles; i++) {
         const struct cfg_admin_role *r = &cfg->admin.roles[i];
         if (r->subject != NULL && strcmp(r->subject, subject) == 0)
             return r->role;
     }
-    return CFG_ROLE_NONE;
+    return CUT_ROLE_NONE;
 }
 
 size_t admin_http_head(char *buf, size_t cap, int status, size_t body_len, int close,

@@ -10,8 +10,8 @@
 
 #include <stddef.h>
 
-#include "../config/cfg.h"
-#include "../proxy/cut.h"
+#include "config/cfg.h"
+#include "core/cut.h"
 
 #define ADMIN_HTTP_MAX_BODY 65536u /* the control socket's request limit (64 KiB) */
 #define ADMIN_HTTP_ROUTE_MAX 64    /* a route name in GET /v1/status?route=NAME */
@@ -42,9 +42,9 @@ int admin_http_status_for(const char *code);
 const char *admin_http_reason(int status);
 
 /* The role of a verified client certificate subject: the first admin.roles rule whose subject
- * is exactly this string. CFG_ROLE_NONE when no rule matches (or subject is empty). cfg is
+ * is exactly this string. CUT_ROLE_NONE when no rule matches (or subject is empty). cfg is
  * borrowed. */
-enum cfg_role admin_http_role_for(const struct cfg *cfg, const char *subject);
+enum cut_role admin_http_role_for(const struct cfg *cfg, const char *subject);
 
 /* Writes the response head for a JSON body of body_len bytes into buf (always terminated when
  * cap > 0): status line, Content-Type, Content-Length, Cache-Control: no-store, Allow when allow

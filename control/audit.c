@@ -31,7 +31,7 @@
  *
  * Control thread only; no globals.
  */
-#include "audit.h"
+#include "control/audit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,8 +44,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../proxy/cut.h"
-#include "../proxy/log.h"
+#include "core/cut.h"
+#include "core/fdio.h"
+#include "core/text.h"
+#include "proxy/log/log.h"
 
 #define AUDIT_LINE_MAX (64u * 1024) /* a line with its '\n' is shorter than this */
 
@@ -70,23 +72,9 @@ struct audit {
     struct audit_found found;
 };
 
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-{
-    if (err == NULL || cap == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Open / close
  */
-
-static int write_all(int fd, const char *p, size_t n, size_t *written);
 
 static int sync_dir_of(const char *path)
 {
@@ -173,7 +161,7 @@ static int set_aside_torn(struct audit *a, int rfd, off_t size, char *err, size_
     if (size == 0)
         return 0;
     if (read_at(rfd, &last, 1, size - 1) != 0) {
-        set_err(err, cap, "audit %s: read: %s", a->path, strerror(errno));
+        text_error(err, cap, "audit %s: read: %s", a->path, strerror(errno));
         return -1;
     }
     if (last == '\n')
@@ -184,7 +172,7 @@ static int set_aside_torn(struct audit *a, int rfd, off_t size, char *err, size_
     for (off_t end = size; end > 0 && start == 0;) {
         off_t from = end > (off_t)sizeof block ? end - (off_t)sizeof block : 0;
         if (read_at(rfd, block, (size_t)(end - from), from) != 0) {
-            set_err(err, cap, "audit %s: read: %s", a->path, strerror(errno));
+            text_error(err, cap, "audit %s: read: %s", a->path, strerror(errno));
             return -1;
         }
         for (off_t i = end - from; i > 0; i--)
@@ -197,21 +185,21 @@ static int set_aside_torn(struct audit *a, int rfd, off_t size, char *err, size_
     size_t n = (size_t)(size - start);
     char *torn = malloc(n + 1);
     if (torn == NULL) {
-        set_err(err, cap, "audit: out of memory");
+        text_error(err, cap, "audit: out of memory");
         return -1;
     }
     snprintf(a->found.torn_path, sizeof a->found.torn_path, "%s.torn", a->path);
     int tfd = -1;
     if (read_at(rfd, torn, n, start) != 0 ||
         (tfd = open(a->found.torn_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) < 0) {
-        set_err(err, cap, "audit %s: setting aside a partial last line: %s", a->path,
+        text_error(err, cap, "audit %s: setting aside a partial last line: %s", a->path,
                 strerror(errno));
         free(torn);
         return -1;
     }
     torn[n] = '\n';
     size_t written;
-    int rc = write_all(tfd, torn, n + 1, &written) != 0 || fdatasync(tfd) != 0 ||
+    int rc = fdio_write_all(tfd, torn, n + 1, &written) != 0 || fdatasync(tfd) != 0 ||
                      sync_dir_of(a->found.torn_path) != 0
                  ? -1
                  : 0;
@@ -219,7 +207,7 @@ static int set_aside_torn(struct audit *a, int rfd, off_t size, char *err, size_
     close(tfd);
     free(torn);
     if (rc != 0 || ftruncate(a->fd, start) != 0 || fdatasync(a->fd) != 0) {
-        set_err(err, cap, "audit %s: setting aside a partial last line: %s", a->path,
+        text_error(err, cap, "audit %s: setting aside a partial last line: %s", a->path,
                 strerror(rc != 0 ? e : errno));
         return -1;
     }
@@ -268,7 +256,7 @@ static int scan_tail(struct audit *a, int rfd, off_t size, char *err, size_t cap
     size_t nfound = 0;
     int rc = 0;
     if (buf == NULL || found == NULL || lens == NULL) {
-        set_err(err, cap, "audit: out of memory");
+        text_error(err, cap, "audit: out of memory");
         rc = -1;
         goto out;
     }
@@ -277,7 +265,7 @@ static int scan_tail(struct audit *a, int rfd, off_t size, char *err, size_t cap
         off_t from = pos > (off_t)SCAN_WINDOW ? pos - (off_t)SCAN_WINDOW : 0;
         size_t n = (size_t)(pos - from);
         if (read_at(rfd, buf, n, from) != 0) {
-            set_err(err, cap, "audit %s: read: %s", a->path, strerror(errno));
+            text_error(err, cap, "audit %s: read: %s", a->path, strerror(errno));
             rc = -1;
             goto out;
         }
@@ -303,7 +291,7 @@ static int scan_tail(struct audit *a, int rfd, off_t size, char *err, size_t cap
                     a->found.last_generation = gen;
                 }
                 if ((found[nfound] = strndup(buf + b, e - b)) == NULL) {
-                    set_err(err, cap, "audit: out of memory");
+                    text_error(err, cap, "audit: out of memory");
                     rc = -1;
                     goto out;
                 }
@@ -331,7 +319,7 @@ out:
 struct audit *audit_open(const char *path, size_t ring, char *err, size_t cap)
 {
     if (ring < 1) {
-        set_err(err, cap, "audit: the history ring must hold at least 1 record");
+        text_error(err, cap, "audit: the history ring must hold at least 1 record");
         return NULL;
     }
     struct audit *a = calloc(1, sizeof *a);
@@ -341,7 +329,7 @@ struct audit *audit_open(const char *path, size_t ring, char *err, size_t cap)
             ring_dispose(&a->refusals);
         }
         free(a);
-        set_err(err, cap, "audit: out of memory (ring of %zu records)", ring);
+        text_error(err, cap, "audit: out of memory (ring of %zu records)", ring);
         return NULL;
     }
     a->fd = -1;
@@ -350,7 +338,7 @@ struct audit *audit_open(const char *path, size_t ring, char *err, size_t cap)
 
     a->path = strdup(path);
     if (a->path == NULL) {
-        set_err(err, cap, "audit: out of memory");
+        text_error(err, cap, "audit: out of memory");
         audit_close(a);
         return NULL;
     }
@@ -358,26 +346,26 @@ struct audit *audit_open(const char *path, size_t ring, char *err, size_t cap)
     bool existed = stat(path, &sb) == 0;
     a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (a->fd < 0) {
-        set_err(err, cap, "audit %s: open: %s", path, strerror(errno));
+        text_error(err, cap, "audit %s: open: %s", path, strerror(errno));
         audit_close(a);
         return NULL;
     }
     if (fstat(a->fd, &sb) != 0) {
-        set_err(err, cap, "audit %s: fstat: %s", path, strerror(errno));
+        text_error(err, cap, "audit %s: fstat: %s", path, strerror(errno));
         audit_close(a);
         return NULL;
     }
     a->regular = S_ISREG(sb.st_mode);
     /* A new file's directory entry must survive a crash too. */
     if (!existed && a->regular && sync_dir_of(path) != 0) {
-        set_err(err, cap, "audit %s: fsync of its directory: %s", path, strerror(errno));
+        text_error(err, cap, "audit %s: fsync of its directory: %s", path, strerror(errno));
         audit_close(a);
         return NULL;
     }
     if (a->regular && sb.st_size > 0) {
         int rfd = open(path, O_RDONLY | O_CLOEXEC);
         if (rfd < 0) {
-            set_err(err, cap, "audit %s: open for reading: %s", path, strerror(errno));
+            text_error(err, cap, "audit %s: open for reading: %s", path, strerror(errno));
             audit_close(a);
             return NULL;
         }
@@ -687,23 +675,6 @@ static char *record_line(const struct audit_record *r, size_t *len)
  * Append / recent
  */
 
-static int write_all(int fd, const char *p, size_t n, size_t *written)
-{
-    *written = 0;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-        *written += (size_t)w;
-    }
-    return 0;
-}
-
 /* Appends line[0..n) (which ends in '\n') durably. Returns 0 or CUT_EIO with err set. */
 static int append_file(struct audit *a, const char *line, size_t n, int sync, char *err,
                        size_t cap)
@@ -719,7 +690,7 @@ static int append_file(struct audit *a, const char *line, size_t n, int sync, ch
             goto fail;
         }
     }
-    if (write_all(a->fd, line, n, &written) != 0)
+    if (fdio_write_all(a->fd, line, n, &written) != 0)
         goto fail;
     if (a->regular && sync && fdatasync(a->fd) != 0) {
         step = "fdatasync";
@@ -731,12 +702,12 @@ fail : {
     if (a->regular && written > 0 && before >= 0) {
         /* Best effort: drop the partial (or unsynced) line so the file stays line-aligned. */
         if (ftruncate(a->fd, before) != 0)
-            set_err(err, cap, "audit %s: %s: %s (and ftruncate: %s)", a->path, step, strerror(e),
+            text_error(err, cap, "audit %s: %s: %s (and ftruncate: %s)", a->path, step, strerror(e),
                     strerror(errno));
         else
-            set_err(err, cap, "audit %s: %s: %s", a->path, step, strerror(e));
+            text_error(err, cap, "audit %s: %s: %s", a->path, step, strerror(e));
     } else {
-        set_err(err, cap, "audit %s: %s: %s", a->path, step, strerror(e));
+        text_error(err, cap, "audit %s: %s: %s", a->path, step, strerror(e));
     }
     return CUT_EIO;
 }
@@ -749,7 +720,7 @@ int audit_append(struct audit *a, const struct audit_record *r, audit_out_fn out
     size_t n = 0;
     char *line = record_line(r, &n);
     if (line == NULL) {
-        set_err(err, cap, "audit: out of memory formatting the record");
+        text_error(err, cap, "audit: out of memory formatting the record");
         return CUT_ENOMEM;
     }
     if (a->fd >= 0) {
@@ -783,7 +754,7 @@ int audit_sync(struct audit *a, char *err, size_t cap)
     if (a->fd < 0 || !a->regular || !a->unsynced)
         return 0;
     if (fdatasync(a->fd) != 0) {
-        set_err(err, cap, "audit %s: fdatasync: %s", a->path, strerror(errno));
+        text_error(err, cap, "audit %s: fdatasync: %s", a->path, strerror(errno));
         return CUT_EIO;
     }
     a->unsynced = false;

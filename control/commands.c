@@ -1,5 +1,5 @@
 /* commands.c - the control operations: parse, authorise, validate, make durable, audit, publish. */
-#include "commands.h"
+#include "control/commands.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -10,13 +10,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../proxy/cut.h"
-#include "../proxy/snapshot.h"
-#include "../proxy/version.h"
-#include "ctl_internal.h"
-#include "durable.h"
-#include "plan.h"
-#include "refusal.h"
+#include "core/clock.h"
+#include "core/cut.h"
+#include "core/text.h"
+#include "proxy/route/snapshot.h"
+#include "core/version.h"
+#include "control/ctl_internal.h"
+#include "control/durable.h"
+#include "control/plan.h"
+#include "control/refusal.h"
 
 #define CMD_PROTOCOL 1
 #define CMD_REASON_MAX 512
@@ -60,28 +62,17 @@ static int fail(struct cmd_res *r, const char *code, const char *path, const cha
 static void record_fill(struct ctl *c, const struct cmd_peer *peer, const char *op,
                         const char *args_json, json_t *args, struct audit_record *rec);
 
-const char *commands_role_name(enum cfg_role role)
-{
-    switch (role) {
-    case CFG_ROLE_VIEWER: return "viewer";
-    case CFG_ROLE_OPERATOR: return "operator";
-    case CFG_ROLE_DEPLOYER: return "deployer";
-    case CFG_ROLE_ADMIN: return "admin";
-    default: return "none";
-    }
-}
-
-enum cfg_role commands_role_for(const struct cfg *cfg, long uid, long gid)
+enum cut_role commands_role_for(const struct cfg *cfg, long uid, long gid)
 {
     const struct cfg_control *cc = &cfg->control;
     if (cc->nroles == 0)
-        return uid >= 0 && uid == (long)geteuid() ? CFG_ROLE_ADMIN : CFG_ROLE_NONE;
+        return uid >= 0 && uid == (long)geteuid() ? CUT_ROLE_ADMIN : CUT_ROLE_NONE;
     for (size_t i = 0; i < cc->nroles; i++) {
         const struct cfg_role_rule *rule = &cc->roles[i];
         if ((rule->uid < 0 || rule->uid == uid) && (rule->gid < 0 || rule->gid == gid))
             return rule->role;
     }
-    return CFG_ROLE_NONE;
+    return CUT_ROLE_NONE;
 }
 
 /* ---- argument helpers ---------------------------------------------------------------------- */
@@ -230,7 +221,7 @@ static int parse_weights(struct cmd_res *r, json_t *w, const struct state_route 
                         sr->pools[i].name);
     if (sum != CFG_BP_TOTAL) {
         char pct[16];
-        ctl_bp_text(sum, pct, sizeof pct);
+        text_percent(sum, pct, sizeof pct);
         return fail(r, "invalid_argument", "args.weights", "weights sum to %s, must be 100", pct);
     }
     return 0;
@@ -773,7 +764,7 @@ static int op_shift_abort(struct cmd_req *q, struct cmd_res *r)
 
 struct command {
     const char *op;
-    enum cfg_role role;
+    enum cut_role role;
     unsigned flags;
     int (*fn)(struct cmd_req *q, struct cmd_res *r);
     const char *help;
@@ -820,23 +811,23 @@ static int op_history(struct cmd_req *q, struct cmd_res *r)
 /* ---- the command table ------------------------------------------------------------------- */
 
 static const struct command commands[] = {
-    {"version", CFG_ROLE_VIEWER, 0, op_version, "the server's version and protocol"},
-    {"status", CFG_ROLE_VIEWER, 0, op_status, "routes, weights, pools, endpoints, counts"},
-    {"history", CFG_ROLE_VIEWER, 0, op_history, "recent audit records"},
-    {"rollback", CFG_ROLE_OPERATOR, CMD_MUTATES, op_rollback, "return a route to its stable weights"},
-    {"drain", CFG_ROLE_OPERATOR, CMD_MUTATES, op_drain, "stop new requests to an endpoint"},
-    {"undrain", CFG_ROLE_OPERATOR, CMD_MUTATES, op_undrain, "let an endpoint take requests again"},
-    {"set-weights", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_set_weights, "set a route's weights"},
-    {"promote", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_promote, "a pool to 100 %, made stable"},
-    {"shift", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_shift, "start a gated shift plan"},
-    {"shift-pause", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_shift_pause, "pause a shift plan"},
-    {"shift-resume", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_shift_resume, "resume a paused plan"},
-    {"shift-abort", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_shift_abort,
+    {"version", CUT_ROLE_VIEWER, 0, op_version, "the server's version and protocol"},
+    {"status", CUT_ROLE_VIEWER, 0, op_status, "routes, weights, pools, endpoints, counts"},
+    {"history", CUT_ROLE_VIEWER, 0, op_history, "recent audit records"},
+    {"rollback", CUT_ROLE_OPERATOR, CMD_MUTATES, op_rollback, "return a route to its stable weights"},
+    {"drain", CUT_ROLE_OPERATOR, CMD_MUTATES, op_drain, "stop new requests to an endpoint"},
+    {"undrain", CUT_ROLE_OPERATOR, CMD_MUTATES, op_undrain, "let an endpoint take requests again"},
+    {"set-weights", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_set_weights, "set a route's weights"},
+    {"promote", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_promote, "a pool to 100 %, made stable"},
+    {"shift", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_shift, "start a gated shift plan"},
+    {"shift-pause", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_shift_pause, "pause a shift plan"},
+    {"shift-resume", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_shift_resume, "resume a paused plan"},
+    {"shift-abort", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_shift_abort,
      "stop a plan, keeping the current weights"},
-    {"add-endpoint", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_add_endpoint, "add an endpoint to a pool"},
-    {"remove-endpoint", CFG_ROLE_DEPLOYER, CMD_MUTATES, op_remove_endpoint,
+    {"add-endpoint", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_add_endpoint, "add an endpoint to a pool"},
+    {"remove-endpoint", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_remove_endpoint,
      "remove an endpoint from a pool"},
-    {"reload", CFG_ROLE_ADMIN, CMD_MUTATES, op_reload, "reload the configuration file"},
+    {"reload", CUT_ROLE_ADMIN, CMD_MUTATES, op_reload, "reload the configuration file"},
 };
 
 static const struct command *find_command(const char *op)
@@ -898,7 +889,7 @@ static void record_fill(struct ctl *c, const struct cmd_peer *peer, const char *
         .uid = peer->uid,
         .user = peer->user,
         .address = peer->address,
-        .role = commands_role_name(peer->role),
+        .role = role_name(peer->role),
         .op = op ? op : "",
         .args_json = args_json,
         .ok = 1,
@@ -963,7 +954,7 @@ void commands_tick(struct ctl *c, uint64_t now_ms)
 void commands_stop(struct ctl *c)
 {
     if (c->refusals)
-        refusal_flush(c->refusals, ctl_now_ms(), 1, on_refusal_summary, c);
+        refusal_flush(c->refusals, clock_mono_ms(), 1, on_refusal_summary, c);
 }
 
 /* Records a request that changed nothing: a read, a refusal, or a change that was already so
@@ -979,8 +970,8 @@ static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, js
     if (kind == AUDIT_REFUSAL && c->refusals) {
         struct refusal_detail d;
         refusal_detail_set(&d, peer->uid, peer->user, peer->address,
-                           commands_role_name(peer->role), op, r->code, r->msg);
-        if (!refusal_admit(c->refusals, &d, ctl_now_ms(), on_refusal_summary, c))
+                           role_name(peer->role), op, r->code, r->msg);
+        if (!refusal_admit(c->refusals, &d, clock_mono_ms(), on_refusal_summary, c))
             return; /* counted into this actor's summary */
     }
     char *args_json = args ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -1108,8 +1099,8 @@ static char *handle(struct ctl *c, const struct cmd_peer *peer, const char *line
         goto done;
     }
     if (peer->role < cmd->role) {
-        fail(&r, "denied", "op", "role %s may not %s (needs %s)", commands_role_name(peer->role),
-             cmd->op, commands_role_name(cmd->role));
+        fail(&r, "denied", "op", "role %s may not %s (needs %s)", role_name(peer->role),
+             cmd->op, role_name(cmd->role));
         goto done;
     }
     json_t *empty = NULL;
@@ -1161,7 +1152,7 @@ int commands_apply_auto(struct ctl *c, const char *op, json_t *args, struct stat
 {
     char name[STATE_MAX_NAME];
     snprintf(name, sizeof name, "%s", route); /* route may point into the state being replaced */
-    struct cmd_peer auto_peer = {.uid = -1, .gid = -1, .user = "auto", .role = CFG_ROLE_ADMIN};
+    struct cmd_peer auto_peer = {.uid = -1, .gid = -1, .user = "auto", .role = CUT_ROLE_ADMIN};
     struct cmd_res r = {0};
     struct state_route *cur = state_route_find(&c->rt, name);
     struct state_route *nr = state_route_find(next, name);

@@ -8,7 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../config/cfg.h"
+#include "config/cfg.h"
+#include "core/clock.h"
 
 struct ctl;
 
@@ -17,7 +18,7 @@ struct cmd_peer {
     long uid, gid;       /* -1 when unknown (always for the HTTPS admin API) */
     const char *user;    /* user name, or the client certificate's subject, for the audit record */
     const char *address; /* the remote "ip:port" (HTTPS admin API), NULL for the Unix socket */
-    enum cfg_role role;
+    enum cut_role role;
 };
 
 /* Handles one request line (without its newline). Returns the reply line (malloc'd, no newline,
@@ -40,9 +41,8 @@ char *commands_error_reply(struct ctl *c, const struct cmd_peer *peer, const cha
 
 /* Maps a peer's uid/gid to a role by the configuration's rules (first match). Without rules,
  * the user cutover runs as is admin and everyone else has no role. */
-enum cfg_role commands_role_for(const struct cfg *cfg, long uid, long gid);
+enum cut_role commands_role_for(const struct cfg *cfg, long uid, long gid);
 
-const char *commands_role_name(enum cfg_role r);
 
 struct state;
 typedef struct json_t json_t;
@@ -54,7 +54,7 @@ int commands_apply_auto(struct ctl *c, const char *op, json_t *args, struct stat
 
 /* Every CTL_TICK_MS: writes the summaries of coalesced refusals whose window ended
  * (control/refusal.h) and, every COMMANDS_SYNC_MS, makes the reads and refusals written since
- * the last change durable (audit_sync). now_ms is ctl_now_ms(). */
+ * the last change durable (audit_sync). now_ms is clock_mono_ms(). */
 #define COMMANDS_SYNC_MS 1000
 void commands_tick(struct ctl *c, uint64_t now_ms);
 

@@ -1,5 +1,5 @@
 /* connslots.c - the connection-table decisions (contract in connslots.h). */
-#include "connslots.h"
+#include "control/connslots.h"
 
 long connslots_choose(const struct connslots_entry *e, size_t n, size_t max)
 {

@@ -1,5 +1,5 @@
 /* ctl.c - the control thread: reloads, DNS refresh, graceful stop, snapshot publication. */
-#include "ctl.h"
+#include "control/ctl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,24 +17,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../proxy/cut.h"
-#include "../proxy/geoip.h"
-#include "../proxy/log.h"
-#include "../proxy/siem.h"
-#include "../proxy/snapshot.h"
-#include "../proxy/tls.h"
-#include "../proxy/worker.h"
-#include "admin.h"
-#include "commands.h"
-#include "ctl_internal.h"
-#include "durable.h"
-#include "recovery.h"
-#include "refusal.h"
-#include "ctlsock.h"
-#include "health_state.h"
-#include "healthcheck.h"
-#include "metrics.h"
-#include "plan.h"
+#include "core/addr.h"
+#include "core/clock.h"
+#include "core/cut.h"
+#include "core/text.h"
+#include "proxy/log/geoip.h"
+#include "proxy/log/log.h"
+#include "proxy/log/siem.h"
+#include "proxy/route/snapshot.h"
+#include "proxy/net/tls.h"
+#include "proxy/relay/worker.h"
+#include "control/admin.h"
+#include "control/commands.h"
+#include "control/ctl_internal.h"
+#include "control/durable.h"
+#include "control/recovery.h"
+#include "control/refusal.h"
+#include "control/ctlsock.h"
+#include "control/health_state.h"
+#include "control/healthcheck.h"
+#include "control/metrics.h"
+#include "control/plan.h"
 
 #define CTL_EXIT_POLL_MS 20
 #define CTL_HISTORY 1000
@@ -148,15 +151,8 @@ void ctl_health_report(struct ctl *c, const char *route, const char *pool, const
              "\"reason\":\"%s\",\"source\":\"active\"",
              er, ep, ek, up ? "up" : "down", ew);
     ctl_event(c, "endpoint_health", extra);
-    if (hstate_set_active(c->hs, route, pool, key, up, ctl_now_ms()) && ctl_publish(c) < 0)
+    if (hstate_set_active(c->hs, route, pool, key, up, clock_mono_ms()) && ctl_publish(c) < 0)
         ctl_event(c, "publish_failed", ",\"reason\":\"out of memory\"");
-}
-
-uint64_t ctl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -164,10 +160,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct ctl *c = arg;
     (void)fd;
     (void)what;
-    commands_tick(c, ctl_now_ms());
+    commands_tick(c, clock_mono_ms());
     if (c->stopping)
         return;
-    if (hstate_tick(c, ctl_now_ms()) && ctl_publish(c) < 0)
+    if (hstate_tick(c, clock_mono_ms()) && ctl_publish(c) < 0)
         ctl_event(c, "publish_failed", ",\"reason\":\"out of memory\"");
     plan_tick(c);
 }
@@ -226,22 +222,12 @@ static void counters_dispose(struct ctl *c)
 
 /* ---- runtime state ------------------------------------------------------------------------- */
 
-void ctl_bp_text(unsigned bp, char *buf, size_t cap)
-{
-    if (bp % 100 == 0)
-        snprintf(buf, cap, "%u", bp / 100);
-    else if (bp % 10 == 0)
-        snprintf(buf, cap, "%u.%u", bp / 100, (bp % 100) / 10);
-    else
-        snprintf(buf, cap, "%u.%02u", bp / 100, bp % 100);
-}
-
 void ctl_weights_json(const struct state_route *r, int stable, char *buf, size_t cap)
 {
     size_t o = (size_t)snprintf(buf, cap, "{");
     for (size_t p = 0; p < r->npools && o < cap; p++) {
         char pct[16];
-        ctl_bp_text(stable ? r->pools[p].stable_bp : r->pools[p].weight_bp, pct, sizeof pct);
+        text_percent(stable ? r->pools[p].stable_bp : r->pools[p].weight_bp, pct, sizeof pct);
         o += (size_t)snprintf(buf + o, cap - o, "%s\"%s\":%s", p ? "," : "", r->pools[p].name, pct);
     }
     if (o < cap)
@@ -887,10 +873,7 @@ static void on_dns(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < c->ndns; i++) {
         struct dns_entry fresh;
         memset(&fresh, 0, sizeof fresh);
-        struct in_addr probe;
-        struct in6_addr probe6;
-        if (inet_pton(AF_INET, c->dns[i].host, &probe) == 1 ||
-            inet_pton(AF_INET6, c->dns[i].host, &probe6) == 1)
+        if (addr_is_numeric(c->dns[i].host))
             continue; /* numeric: nothing to refresh */
         dns_lookup(c->dns[i].host, c->dns[i].port, &fresh);
         if (fresh.n == 0)
@@ -1312,7 +1295,7 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         ctl_free(c);
         return NULL;
     }
-    c->audit_synced_ms = ctl_now_ms();
+    c->audit_synced_ms = clock_mono_ms();
     if (load_state(c, discard_state, err, cap) < 0) {
         ctl_free(c);
         return NULL;

@@ -7,7 +7,7 @@
 #ifndef CUT_CTL_H
 #define CUT_CTL_H
 
-#include "../config/cfg.h"
+#include "config/cfg.h"
 
 struct ctl;
 struct cfg;

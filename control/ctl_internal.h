@@ -10,11 +10,11 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "../config/cfg.h"
-#include "../proxy/snapshot.h"
-#include "audit.h"
-#include "ctl.h"
-#include "state.h"
+#include "config/cfg.h"
+#include "proxy/route/snapshot.h"
+#include "control/audit.h"
+#include "control/ctl.h"
+#include "control/state.h"
 
 struct event_base;
 struct event;
@@ -138,15 +138,10 @@ void ctl_weights_json(const struct state_route *r, int stable, char *buf, size_t
 void ctl_health_report(struct ctl *c, const char *route, const char *pool, const char *key,
                        int up, const char *why);
 
-/* Monotonic milliseconds. */
-uint64_t ctl_now_ms(void);
 
 #define CTL_TICK_MS 100
 
 /* Counts one control request (op: a static string) with its result. */
 void ctl_count_op(struct ctl *c, const char *op, int ok);
-
-/* Formats basis points as a percentage ("12.34", "100"). */
-void ctl_bp_text(unsigned bp, char *buf, size_t cap);
 
 #endif

@@ -11,7 +11,7 @@
  * Ownership: the ctlsock owns its clients; a client owns its bufferevent (which owns the
  * socket: BEV_OPT_CLOSE_ON_FREE) and its timer. Control thread only.
  */
-#include "ctlsock.h"
+#include "control/ctlsock.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -28,12 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../proxy/cut.h"
-#include "../proxy/list.h"
-#include "../proxy/log.h"
-#include "commands.h"
-#include "connslots.h"
-#include "ctl_internal.h"
+#include "core/clock.h"
+#include "core/cut.h"
+#include "core/list.h"
+#include "proxy/log/log.h"
+#include "control/commands.h"
+#include "control/connslots.h"
+#include "control/ctl_internal.h"
 
 enum client_state {
     CS_READING, /* a request is due: the first since the accept, or one whose first byte came */
@@ -76,14 +77,6 @@ static const struct cfg_control *cfg_of(const struct client *cl)
     return &cl->owner->ctl->hold->cfg->control;
 }
 
-/* Monotonic microseconds: activity times fine enough to order the connections of a burst. */
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* ---- events ------------------------------------------------------------------------------ */
 
 /* ctl_event() for what a peer can cause at will (timeouts, evictions): at most
@@ -112,7 +105,7 @@ static void client_event(struct client *cl, const char *name, const char *reason
         snprintf(uid, sizeof uid, "%ld", cl->peer.uid);
     else
         snprintf(uid, sizeof uid, "null");
-    uint64_t now = now_us();
+    uint64_t now = clock_mono_us();
     snprintf(extra, sizeof extra,
              ",\"user\":\"%s\",\"uid\":%s,\"state\":\"%s\",\"idle_ms\":%llu,\"reason\":\"%s\"", u,
              uid, state_names[cl->st],
@@ -247,7 +240,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     struct ctl *c = cl->owner->ctl;
     if (cl->st == CS_CLOSING)
         return; /* reading is off; what was read before stays unanswered */
-    cl->last_us = now_us();
+    cl->last_us = clock_mono_us();
     if (cl->st == CS_IDLE) { /* the first byte of the next request: its deadline starts */
         cl->st = CS_READING;
         arm(cl, cfg_of(cl)->request_timeout);
@@ -302,7 +295,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     }
     if (cl->st != CS_WRITING)
         return;
-    cl->last_us = now_us();
+    cl->last_us = clock_mono_us();
     if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
         /* part of the next request came while the replies were written: its deadline starts
          * now */
@@ -373,7 +366,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     CUT_LIST_PUSH(&s->clients, cl, next, prev);
     s->nclients++;
     cl->st = CS_READING;
-    cl->last_us = now_us();
+    cl->last_us = clock_mono_us();
     cl->serial = s->accepted++;
 
     struct ucred cred;

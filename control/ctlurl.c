@@ -1,5 +1,5 @@
 /* ctlurl.c - HTTPS admin API endpoints for cutoverctl (contract in ctlurl.h). */
-#include "ctlurl.h"
+#include "control/ctlurl.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../proxy/cut.h"
+#include "core/cut.h"
 
 /* Labels of 1..63 letters, digits and '-' (not first or last), at most 253 characters. */
 static int valid_name(const char *s)

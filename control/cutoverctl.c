@@ -38,9 +38,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../proxy/h1_parse.h"
-#include "../proxy/version.h"
-#include "ctlurl.h"
+#include "core/clock.h"
+#include "core/text.h"
+#include "proxy/http/h1_parse.h"
+#include "core/version.h"
+#include "control/ctlurl.h"
 
 
 #define CTL_DEFAULT_SOCKET "/run/cutover/control.sock"
@@ -200,13 +202,6 @@ static void on_stop_signal(int sig)
     errno = saved;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
@@ -319,12 +314,8 @@ static const char *pct_str(long h, char *buf, size_t cap)
 {
     if (h < 0)
         snprintf(buf, cap, "?");
-    else if (h % 100 == 0)
-        snprintf(buf, cap, "%ld", h / 100);
-    else if (h % 10 == 0)
-        snprintf(buf, cap, "%ld.%ld", h / 100, (h % 100) / 10);
     else
-        snprintf(buf, cap, "%ld.%02ld", h / 100, h % 100);
+        text_percent((unsigned long)h, buf, cap);
     return buf;
 }
 
@@ -461,7 +452,7 @@ static void replica_start_connect(struct replica *r)
         close(r->fd);
         r->fd = -1;
         r->st = CTL_RS_RETRY;
-        r->retry_at = now_ms() + CTL_POLL_RETRY_MS;
+        r->retry_at = (long long)clock_mono_ms() + CTL_POLL_RETRY_MS;
     } else {
         replica_fail(r, CTL_EXIT_UNREACH, "unreachable", "connect: %s", strerror(errno));
     }
@@ -925,7 +916,7 @@ static void exchange(struct cli *c, json_t *const *reqs, long long timeout_ms, c
     if (id_out)
         snprintf(id_out, id_cap, "%s", id);
 
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = (long long)clock_mono_ms() + timeout_ms;
     for (size_t i = 0; i < c->n; i++) {
         struct replica *r = &c->rs[i];
         r->st = CTL_RS_IDLE;
@@ -977,7 +968,7 @@ static void exchange(struct cli *c, json_t *const *reqs, long long timeout_ms, c
     for (;;) {
         size_t np = 0;
         int retrying = 0, pending = 0;
-        long long now = now_ms();
+        long long now = (long long)clock_mono_ms();
         for (size_t i = 0; i < c->n; i++) {
             struct replica *r = &c->rs[i];
             if (r->st == CTL_RS_IDLE || r->st == CTL_RS_DONE)
@@ -1101,10 +1092,10 @@ static void barrier(struct cli *c)
             left++;
         }
     }
-    long long deadline = now_ms() + c->wait_timeout_ms;
+    long long deadline = (long long)clock_mono_ms() + c->wait_timeout_ms;
     json_t *probe = json_pack("{s:s}", "op", "version");
     while (left > 0) {
-        long long rem = deadline - now_ms();
+        long long rem = deadline - (long long)clock_mono_ms();
         if (rem <= 0)
             break;
         json_t *reqs[CTL_MAX_REPLICAS];
@@ -1128,7 +1119,7 @@ static void barrier(struct cli *c)
         }
         if (left == 0)
             break;
-        rem = deadline - now_ms();
+        rem = deadline - (long long)clock_mono_ms();
         if (rem <= 0)
             break;
         poll(NULL, 0, (int)(rem < CTL_BARRIER_PERIOD_MS ? rem : CTL_BARRIER_PERIOD_MS));
@@ -2167,7 +2158,7 @@ static void shift_take_status(struct cli *c, struct shift *sh, size_t i)
             shift_finish(sr, r->exit_class, "failed", "status failed: %s: %s", r->code, r->msg);
             return;
         }
-        long long now = now_ms();
+        long long now = (long long)clock_mono_ms();
         if (!sr->fail_since)
             sr->fail_since = now;
         if (now - sr->fail_since >= CTL_SHIFT_LOST_MS)
@@ -2257,7 +2248,7 @@ static void shift_wait(long long until)
     for (;;) {
         if (g_stop)
             return;
-        long long rem = until - now_ms();
+        long long rem = until - (long long)clock_mono_ms();
         if (rem <= 0)
             return;
         struct pollfd p = {.fd = g_sigpipe[0], .events = POLLIN};
@@ -2446,7 +2437,7 @@ static int run_shift(struct cli *c, const struct cmd *cmd)
     sigaction(SIGTERM, &sa, NULL);
 
     char gs[200], ss[400];
-    sh.t0 = now_ms();
+    sh.t0 = (long long)clock_mono_ms();
     json_t *req = json_pack("{s:s, s:O}", "op", "shift", "args", sh.args);
     exchange_all(c, req);
     json_decref(req);
@@ -2531,7 +2522,7 @@ static int run_shift(struct cli *c, const struct cmd *cmd)
         }
         if (arr)
             print_json_line(json_pack("{s:s, s:f, s:o}", "event", "progress", "elapsed_s",
-                                      (double)(now_ms() - sh.t0) / 1000.0, "replicas", arr));
+                                      (double)((long long)clock_mono_ms() - sh.t0) / 1000.0, "replicas", arr));
     }
     if (c->tty && !c->json)
         shift_live_clear(&sh);

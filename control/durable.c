@@ -1,12 +1,12 @@
 /* durable.c - write-ahead audit record, then the state file (see durable.h). */
-#include "durable.h"
+#include "control/durable.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../proxy/cut.h"
-#include "ctl_internal.h"
+#include "core/cut.h"
+#include "control/ctl_internal.h"
 
 int durable_commit(struct ctl *c, const struct state *next, struct audit_record *rec,
                    int *recorded, char *err, size_t cap)

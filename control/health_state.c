@@ -1,16 +1,17 @@
 /* health_state.c - endpoint health: active verdicts, outlier ejection, slow start, fail-safe
  * (see health_state.h). */
-#include "health_state.h"
+#include "control/health_state.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../proxy/cut.h"
-#include "../proxy/log.h"
-#include "../proxy/snapshot.h"
-#include "ctl_internal.h"
+#include "core/clock.h"
+#include "core/cut.h"
+#include "proxy/log/log.h"
+#include "proxy/route/snapshot.h"
+#include "control/ctl_internal.h"
 
 #define HS_RAMP_STEP_MS 1000 /* slow start republishes this often while ramping */
 
@@ -179,7 +180,7 @@ static void failsafe(struct ctl *c, struct snap_route *sr, const int *serving)
 void hstate_apply(struct ctl *c, struct snapshot *s)
 {
     struct hstate *h = c->hs;
-    uint64_t now = ctl_now_ms();
+    uint64_t now = clock_mono_ms();
     for (unsigned r = 0; r < s->nroutes; r++) {
         struct snap_route *sr = &s->routes[r];
         int serving[CFG_MAX_POOLS] = {0};

@@ -1,5 +1,5 @@
 /* healthcheck.c - active health checks (see healthcheck.h). Control thread only. */
-#include "healthcheck.h"
+#include "control/healthcheck.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,11 +17,12 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "../proxy/cut.h"
-#include "../proxy/snapshot.h"
-#include "../proxy/tls.h"
-#include "ctl_internal.h"
-#include "health_state.h"
+#include "core/clock.h"
+#include "core/cut.h"
+#include "proxy/route/snapshot.h"
+#include "proxy/net/tls.h"
+#include "control/ctl_internal.h"
+#include "control/health_state.h"
 
 #define HC_WHY_MAX 160
 #define HC_REQ_MAX 4096
@@ -565,7 +566,7 @@ struct healthcheck *healthcheck_new(struct ctl *c)
         return NULL;
     }
     if (getrandom(&h->prng, sizeof h->prng, GRND_NONBLOCK) != (ssize_t)sizeof h->prng)
-        h->prng = ctl_now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)h;
+        h->prng = clock_mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)h;
     return h;
 }
 
@@ -728,7 +729,7 @@ void healthcheck_sync(struct healthcheck *h)
             h->retiring = k;
             retire = 1;
         } else { /* gone: forget its verdict without publishing (it is in no snapshot) */
-            hstate_set_active(c->hs, k->route, k->pool, k->key, 1, ctl_now_ms());
+            hstate_set_active(c->hs, k->route, k->pool, k->key, 1, clock_mono_ms());
             checker_free(k);
         }
     }

@@ -1,5 +1,5 @@
 /* instance.c - the single-instance locks (see instance.h). */
-#include "instance.h"
+#include "control/instance.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../config/cfg.h"
+#include "config/cfg.h"
 
 #define INSTANCE_MAX_LOCKS 3
 

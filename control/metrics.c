@@ -1,5 +1,5 @@
 /* metrics.c - the metrics and health listener (see metrics.h). */
-#include "metrics.h"
+#include "control/metrics.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -11,17 +11,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "../proxy/cut.h"
-#include "../proxy/siem.h"
-#include "../proxy/snapshot.h"
-#include "../proxy/tls.h"
-#include "../proxy/version.h"
-#include "../proxy/worker.h"
-#include "admin.h"
-#include "ctl_internal.h"
-#include "ctlsock.h"
-#include "health_state.h"
-#include "plan.h"
+#include "core/cut.h"
+#include "proxy/log/siem.h"
+#include "proxy/route/snapshot.h"
+#include "proxy/net/tls.h"
+#include "core/version.h"
+#include "proxy/relay/worker.h"
+#include "control/admin.h"
+#include "control/ctl_internal.h"
+#include "control/ctlsock.h"
+#include "control/health_state.h"
+#include "control/plan.h"
 
 #define METRICS_TIMEOUT_S 10        /* a scraper gets this long per request */
 #define METRICS_MAX_HEADERS 8192

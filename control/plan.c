@@ -1,5 +1,5 @@
 /* plan.c - shift plans, gates, automatic rollback and the watchdog (see plan.h). */
-#include "plan.h"
+#include "control/plan.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -7,12 +7,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "../proxy/cut.h"
-#include "../proxy/snapshot.h"
-#include "commands.h"
-#include "ctl_internal.h"
-#include "health_state.h"
-#include "state.h"
+#include "core/cut.h"
+#include "proxy/route/snapshot.h"
+#include "control/commands.h"
+#include "control/ctl_internal.h"
+#include "control/health_state.h"
+#include "control/state.h"
 
 #define WD_SECONDS 64 /* watchdog history: one sample per second */
 

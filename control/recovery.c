@@ -1,5 +1,5 @@
 /* recovery.c - the start-up decision over the state file and the audit log (see recovery.h). */
-#include "recovery.h"
+#include "control/recovery.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* refusal.c - coalescing of refused control requests per actor (see refusal.h). */
-#include "refusal.h"
+#include "control/refusal.h"
 
 #include <stdio.h>
 #include <string.h>

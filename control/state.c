@@ -33,7 +33,7 @@
  *
  * Control thread only; no globals.
  */
-#include "state.h"
+#include "control/state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,7 +47,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../proxy/cut.h"
+#include "core/cut.h"
+#include "core/fdio.h"
+#include "core/text.h"
 
 #define STATE_MAX_FILE (64u * 1024 * 1024) /* a state file larger than this is not ours */
 #define STATE_MAX_BP 10000
@@ -681,18 +683,6 @@ static bool is_hex64(const char *s, size_t len)
     return true;
 }
 
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-{
-    if (err == NULL || cap == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
-
 int state_from_json(const char *text, size_t len, struct state *out, char *err, size_t cap)
 {
     json_error_t jerr;
@@ -704,7 +694,7 @@ int state_from_json(const char *text, size_t len, struct state *out, char *err, 
 
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        set_err(err, cap, "not valid JSON (line %d, column %d: %s)%s", jerr.line, jerr.column,
+        text_error(err, cap, "not valid JSON (line %d, column %d: %s)%s", jerr.line, jerr.column,
                 jerr.text,
                 json_error_code(&jerr) == json_error_premature_end_of_input
                     ? ": the file is truncated"
@@ -712,32 +702,32 @@ int state_from_json(const char *text, size_t len, struct state *out, char *err, 
         return CUT_EINVAL;
     }
     if (!json_is_object(root)) {
-        set_err(err, cap, "the state must be a JSON object, not %s", type_name(root));
+        text_error(err, cap, "the state must be a JSON object, not %s", type_name(root));
         goto out;
     }
 
     json_t *fmt = json_object_get(root, "format");
     if (fmt == NULL) {
-        set_err(err, cap, "format: missing (not a cutover state file?)");
+        text_error(err, cap, "format: missing (not a cutover state file?)");
         goto out;
     }
     if (!json_is_integer(fmt) || json_integer_value(fmt) != STATE_FORMAT) {
         if (json_is_integer(fmt))
-            set_err(err, cap, "format: unsupported version %lld (this build reads %d)",
+            text_error(err, cap, "format: unsupported version %lld (this build reads %d)",
                     (long long)json_integer_value(fmt), STATE_FORMAT);
         else
-            set_err(err, cap, "format: must be the integer %d, not %s", STATE_FORMAT,
+            text_error(err, cap, "format: must be the integer %d, not %s", STATE_FORMAT,
                     type_name(fmt));
         goto out;
     }
 
     json_t *sum = json_object_get(root, "checksum");
     if (sum == NULL) {
-        set_err(err, cap, "checksum: missing");
+        text_error(err, cap, "checksum: missing");
         goto out;
     }
     if (!json_is_string(sum) || !is_hex64(json_string_value(sum), json_string_length(sum))) {
-        set_err(err, cap, "checksum: must be 64 lowercase hex digits (SHA-256)");
+        text_error(err, cap, "checksum: must be 64 lowercase hex digits (SHA-256)");
         goto out;
     }
     char want[65], got[65];
@@ -745,18 +735,18 @@ int state_from_json(const char *text, size_t len, struct state *out, char *err, 
     json_object_del(root, "checksum");
     if (checksum_hex(root, got) != 0) {
         rc = CUT_ENOMEM;
-        set_err(err, cap, "out of memory while checking the checksum");
+        text_error(err, cap, "out of memory while checking the checksum");
         goto out;
     }
     if (strcmp(want, got) != 0) {
-        set_err(err, cap, "checksum mismatch: the file was modified or truncated");
+        text_error(err, cap, "checksum mismatch: the file was modified or truncated");
         goto out;
     }
 
     struct problems pr = {err, cap, 0, 0};
     rc = load_tree(root, out, &pr);
     if (rc == CUT_ENOMEM) {
-        set_err(err, cap, "out of memory while loading the state");
+        text_error(err, cap, "out of memory while loading the state");
     } else if (pr.n > 0) {
         rc = CUT_EINVAL;
     } else {
@@ -772,21 +762,6 @@ out:
 /* ---------------------------------------------------------------------------------------------
  * Files
  */
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* The directory holding path, into dir[cap]. */
 static void dir_of(const char *path, char *dir, size_t cap)
@@ -806,7 +781,7 @@ int state_save(const char *path, const struct state *st, char *err, size_t cap)
     for (size_t i = 0; i < st->nroutes; i++)
         for (size_t k = 0; k < i; k++)
             if (strncmp(st->routes[i].name, st->routes[k].name, STATE_MAX_NAME) == 0) {
-                set_err(err, cap,
+                text_error(err, cap,
                         "state %s: refusing to write an invalid state: routes.%.*s: "
                         "duplicate route name",
                         path, STATE_MAX_NAME, st->routes[i].name);
@@ -814,7 +789,7 @@ int state_save(const char *path, const struct state *st, char *err, size_t cap)
             }
     char *text = state_to_json(st);
     if (text == NULL) {
-        set_err(err, cap, "state %s: cannot serialise the state (out of memory)", path);
+        text_error(err, cap, "state %s: cannot serialise the state (out of memory)", path);
         return CUT_ENOMEM;
     }
 
@@ -824,7 +799,7 @@ int state_save(const char *path, const struct state *st, char *err, size_t cap)
     int rc = state_from_json(text, strlen(text), &check, why, sizeof why);
     state_dispose(&check);
     if (rc != 0) {
-        set_err(err, cap, "state %s: refusing to write an invalid state: %s", path, why);
+        text_error(err, cap, "state %s: refusing to write an invalid state: %s", path, why);
         free(text);
         return rc;
     }
@@ -836,7 +811,7 @@ int state_save(const char *path, const struct state *st, char *err, size_t cap)
         free(text);
         free(tmp);
         free(dir);
-        set_err(err, cap, "state %s: out of memory", path);
+        text_error(err, cap, "state %s: out of memory", path);
         return CUT_ENOMEM;
     }
     memcpy(tmp, path, plen);
@@ -853,7 +828,7 @@ int state_save(const char *path, const struct state *st, char *err, size_t cap)
     if (fd < 0)
         goto fail_noent;
     step = "write";
-    if (write_all(fd, text, tlen) != 0 || write_all(fd, "\n", 1) != 0)
+    if (fdio_write_all(fd, text, tlen, NULL) != 0 || fdio_write_all(fd, "\n", 1, NULL) != 0)
         goto fail;
     step = "fsync";
     if (fsync(fd) != 0)
@@ -872,16 +847,16 @@ int state_save(const char *path, const struct state *st, char *err, size_t cap)
     /* The new file is in place; make its directory entry durable. */
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
-        set_err(err, cap, "state %s: open directory %s: %s", path, dir, strerror(errno));
+        text_error(err, cap, "state %s: open directory %s: %s", path, dir, strerror(errno));
         goto done;
     }
     if (fsync(dfd) != 0) {
-        set_err(err, cap, "state %s: fsync directory %s: %s", path, dir, strerror(errno));
+        text_error(err, cap, "state %s: fsync directory %s: %s", path, dir, strerror(errno));
         close(dfd);
         goto done;
     }
     if (close(dfd) != 0) {
-        set_err(err, cap, "state %s: close directory %s: %s", path, dir, strerror(errno));
+        text_error(err, cap, "state %s: close directory %s: %s", path, dir, strerror(errno));
         goto done;
     }
     rc = 0;
@@ -895,7 +870,7 @@ fail : {
     errno = e;
 }
 fail_noent:
-    set_err(err, cap, "state %s: %s %s: %s", path, step, tmp, strerror(errno));
+    text_error(err, cap, "state %s: %s %s: %s", path, step, tmp, strerror(errno));
 done:
     free(text);
     free(tmp);
@@ -909,22 +884,22 @@ int state_load(const char *path, struct state *out, char *err, size_t cap)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        set_err(err, cap, "state %s: open: %s", path, strerror(e));
+        text_error(err, cap, "state %s: open: %s", path, strerror(e));
         return e == ENOENT ? CUT_ENOENT : CUT_EIO;
     }
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
-        set_err(err, cap, "state %s: fstat: %s", path, strerror(errno));
+        text_error(err, cap, "state %s: fstat: %s", path, strerror(errno));
         close(fd);
         return CUT_EIO;
     }
     if (!S_ISREG(sb.st_mode)) {
-        set_err(err, cap, "state %s: not a regular file", path);
+        text_error(err, cap, "state %s: not a regular file", path);
         close(fd);
         return CUT_EINVAL;
     }
     if (sb.st_size > (off_t)STATE_MAX_FILE) {
-        set_err(err, cap, "state %s: too large (%lld bytes, at most %u)", path,
+        text_error(err, cap, "state %s: too large (%lld bytes, at most %u)", path,
                 (long long)sb.st_size, STATE_MAX_FILE);
         close(fd);
         return CUT_EINVAL;
@@ -934,21 +909,21 @@ int state_load(const char *path, struct state *out, char *err, size_t cap)
     size_t want = (size_t)sb.st_size + 1, len = 0;
     char *buf = malloc(want + 1);
     if (buf == NULL) {
-        set_err(err, cap, "state %s: out of memory", path);
+        text_error(err, cap, "state %s: out of memory", path);
         close(fd);
         return CUT_ENOMEM;
     }
     for (;;) {
         if (len == want) {
             if (want > STATE_MAX_FILE) {
-                set_err(err, cap, "state %s: too large (more than %u bytes)", path, STATE_MAX_FILE);
+                text_error(err, cap, "state %s: too large (more than %u bytes)", path, STATE_MAX_FILE);
                 free(buf);
                 close(fd);
                 return CUT_EINVAL;
             }
             char *nb = realloc(buf, want * 2 + 1);
             if (nb == NULL) {
-                set_err(err, cap, "state %s: out of memory", path);
+                text_error(err, cap, "state %s: out of memory", path);
                 free(buf);
                 close(fd);
                 return CUT_ENOMEM;
@@ -960,7 +935,7 @@ int state_load(const char *path, struct state *out, char *err, size_t cap)
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            set_err(err, cap, "state %s: read: %s", path, strerror(errno));
+            text_error(err, cap, "state %s: read: %s", path, strerror(errno));
             free(buf);
             close(fd);
             return CUT_EIO;
@@ -976,6 +951,6 @@ int state_load(const char *path, struct state *out, char *err, size_t cap)
     int rc = state_from_json(buf, len, out, why, sizeof why);
     free(buf);
     if (rc != 0)
-        set_err(err, cap, "state %s: %s", path, why);
+        text_error(err, cap, "state %s: %s", path, why);
     return rc;
 }

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../config/cfg.h"
+#include "config/cfg.h"
 
 #define STATE_FORMAT 1
 #define STATE_MAX_NAME 128

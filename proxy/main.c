@@ -15,14 +15,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../config/cfg.h"
-#include "../control/ctl.h"
-#include "../control/instance.h"
-#include "cut.h"
-#include "log.h"
-#include "siem.h"
-#include "version.h"
-#include "worker.h"
+#include "config/cfg.h"
+#include "control/ctl.h"
+#include "control/instance.h"
+#include "core/addr.h"
+#include "core/cut.h"
+#include "proxy/log/log.h"
+#include "proxy/log/siem.h"
+#include "core/version.h"
+#include "proxy/relay/worker.h"
 
 #define CUT_MALLOC_KEEP (8 << 20)
 #define CUT_MALLOC_PAD (1 << 20)
@@ -67,18 +68,7 @@ static int listen_socket(const struct cfg_listener *l)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    memset(&ss, 0, sizeof ss);
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, l->host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons(l->port);
-        len = sizeof *a4;
-    } else if (inet_pton(AF_INET6, l->host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons(l->port);
-        len = sizeof *a6;
-    } else {
+    if (addr_numeric(l->host, l->port, &ss, &len) != 0) {
         errno = EINVAL;
         return -1;
     }

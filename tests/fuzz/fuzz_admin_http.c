@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../config/cfg.h"
-#include "../../control/admin_http.h"
-#include "../../proxy/cut.h"
-#include "../../proxy/h1_parse.h"
+#include "config/cfg.h"
+#include "control/admin_http.h"
+#include "core/cut.h"
+#include "proxy/http/h1_parse.h"
 
 #define ADMIN_MAX_LINE 4096 /* control/admin.c */
 #define ADMIN_MAX_HEAD 16384
@@ -114,8 +114,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         slen = CFG_ADMIN_SUBJECT_MAX;
     memcpy(subject, in, slen);
     subject[slen] = '\0';
-    enum cfg_role role = admin_http_role_for(cfg, subject);
-    if (role > CFG_ROLE_ADMIN || (!subject[0] && role != CFG_ROLE_NONE))
+    enum cut_role role = admin_http_role_for(cfg, subject);
+    if (role > CUT_ROLE_ADMIN || (!subject[0] && role != CUT_ROLE_NONE))
         fail("a role outside the enum, or a role for no subject", subject);
     const char *req = nl ? nl + 1 : in;
     size_t len = size - (size_t)(req - in);

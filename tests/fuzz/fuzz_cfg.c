@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../config/cfg.h"
-#include "../../proxy/cut.h"
+#include "config/cfg.h"
+#include "core/cut.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../proxy/chunked.h"
-#include "../../proxy/cut.h"
+#include "proxy/http/chunked.h"
+#include "core/cut.h"
 
 #define FUZZ_MAX_TR 8
 #define FUZZ_MAX_SPLITS 7

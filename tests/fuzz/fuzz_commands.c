@@ -18,13 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../config/cfg.h"
-#include "../../control/commands.h"
-#include "../../control/ctl.h"
-#include "../../control/ctl_internal.h"
-#include "../../control/plan.h"
-#include "../../control/state.h"
-#include "support/fuzz_ctl.h"
+#include "config/cfg.h"
+#include "control/commands.h"
+#include "control/ctl.h"
+#include "control/ctl_internal.h"
+#include "control/plan.h"
+#include "control/state.h"
+#include "tests/fuzz/support/fuzz_ctl.h"
 
 #define FUZZ_MAX_LINES 16
 
@@ -128,9 +128,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    static const enum cfg_role roles[8] = {CFG_ROLE_NONE,     CFG_ROLE_VIEWER, CFG_ROLE_OPERATOR,
-                                           CFG_ROLE_DEPLOYER, CFG_ROLE_ADMIN,  CFG_ROLE_ADMIN,
-                                           CFG_ROLE_ADMIN,    CFG_ROLE_ADMIN};
+    static const enum cut_role roles[8] = {CUT_ROLE_NONE,     CUT_ROLE_VIEWER, CUT_ROLE_OPERATOR,
+                                           CUT_ROLE_DEPLOYER, CUT_ROLE_ADMIN,  CUT_ROLE_ADMIN,
+                                           CUT_ROLE_ADMIN,    CUT_ROLE_ADMIN};
     uint8_t sel = data[0];
     struct cmd_peer peer = {.uid = 1000,
                             .gid = 1000,

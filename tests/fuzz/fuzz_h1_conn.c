@@ -5,4 +5,4 @@
  * and answered, with pipelining, bodies, Expect: 100-continue and upgrades.
  */
 #define FUZZ_H1 1
-#include "fuzz_h2_server.c"
+#include "tests/fuzz/fuzz_h2_server.c"

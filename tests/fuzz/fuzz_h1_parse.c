@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../proxy/h1_parse.h"
+#include "proxy/http/h1_parse.h"
 
 #define FUZZ_MAXH 32
 

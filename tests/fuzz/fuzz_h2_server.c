@@ -34,14 +34,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../../control/ctl.h"
-#include "../../proxy/cut.h"
-#include "../../proxy/h1.h"
-#include "../../proxy/h1_parse.h"
-#include "../../proxy/h2.h"
-#include "../../proxy/log.h"
-#include "../../proxy/worker.h"
-#include "support/fuzz_ctl.h"
+#include "control/ctl.h"
+#include "core/cut.h"
+#include "proxy/relay/h1.h"
+#include "proxy/http/h1_parse.h"
+#include "proxy/relay/h2.h"
+#include "proxy/log/log.h"
+#include "proxy/relay/worker.h"
+#include "tests/fuzz/support/fuzz_ctl.h"
 
 #define FUZZ_MAX_TURNS 64   /* event loop turns while the client is sending */
 #define FUZZ_QUIET_TURNS 6  /* turns without progress that end the sending phase */

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../proxy/cut.h"
-#include "../../proxy/leef.h"
+#include "core/cut.h"
+#include "proxy/log/leef.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

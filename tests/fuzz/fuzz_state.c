@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../control/state.h"
-#include "../../proxy/cut.h"
+#include "control/state.h"
+#include "core/cut.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

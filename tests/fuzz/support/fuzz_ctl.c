@@ -1,5 +1,5 @@
 /* fuzz_ctl.c - shared set-up for the harnesses that run a control thread (see fuzz_ctl.h). */
-#include "fuzz_ctl.h"
+#include "tests/fuzz/support/fuzz_ctl.h"
 
 #include <event2/event.h>
 #include <fcntl.h>
@@ -11,12 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../../config/cfg.h"
-#include "../../../control/ctl.h"
-#include "../../../control/ctl_internal.h"
-#include "../../../proxy/log.h"
-#include "../../../proxy/siem.h"
-#include "../../../proxy/version.h"
+#include "config/cfg.h"
+#include "control/ctl.h"
+#include "control/ctl_internal.h"
+#include "proxy/log/log.h"
+#include "proxy/log/siem.h"
+#include "core/version.h"
 
 #define FUZZ_LOG_QUEUE (4u << 20)
 

@@ -1,0 +1,318 @@
+/* http.c - header rules and HTTP/1.1 head serialisation, independent of any event library. */
+#include "proxy/http/http.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* A bounded writer over a caller's buffer; overflow is sticky and reported once at the end. */
+struct wbuf {
+    char *p;
+    size_t n, cap;
+    int overflow;
+};
+
+static void w_put(struct wbuf *w, const char *s, size_t n)
+{
+    if (w->overflow || w->cap - w->n < n) {
+        w->overflow = 1;
+        return;
+    }
+    memcpy(w->p + w->n, s, n);
+    w->n += n;
+}
+
+static void w_str(struct wbuf *w, const char *s)
+{
+    w_put(w, s, strlen(s));
+}
+
+static void w_slice(struct wbuf *w, struct cut_slice s)
+{
+    w_put(w, s.p, s.n);
+}
+
+static void w_u64(struct wbuf *w, uint64_t v)
+{
+    char tmp[24];
+    int len = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
+    w_put(w, tmp, (size_t)len);
+}
+
+static int w_done(const struct wbuf *w)
+{
+    return w->overflow ? CUT_ELIMIT : (int)w->n;
+}
+
+static int name_ieq(struct cut_slice name, const char *lower, size_t lower_len)
+{
+    if (name.n != lower_len)
+        return 0;
+    for (size_t i = 0; i < lower_len; i++) {
+        unsigned char c = (unsigned char)name.p[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        if (c != (unsigned char)lower[i])
+            return 0;
+    }
+    return 1;
+}
+
+#define NAME_IS(f, lit) name_ieq((f)->name, lit, sizeof(lit) - 1)
+
+int http_find(const struct http_field *fields, unsigned n, const char *lower, size_t lower_len)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (name_ieq(fields[i].name, lower, lower_len))
+            return (int)i;
+    return -1;
+}
+
+
+/* Fields the request writer replaces with its own values. */
+static int is_forwarding_field(const struct http_field *f)
+{
+    return NAME_IS(f, "x-forwarded-for") || NAME_IS(f, "x-forwarded-proto") ||
+           NAME_IS(f, "x-forwarded-host") || NAME_IS(f, "x-request-id");
+}
+
+int http_write_h1_request(char *buf, size_t cap, const struct http_req *req,
+                          const struct http_forward *fwd)
+{
+    struct wbuf w = {buf, 0, cap, 0};
+    int have_proto = 0, have_host = 0;
+
+    w_slice(&w, req->method);
+    w_put(&w, " ", 1);
+    w_slice(&w, req->path);
+    w_str(&w, " HTTP/1.1\r\n");
+    struct cut_slice host = req->authority.n ? req->authority : fwd->default_host;
+    if (host.n) {
+        w_str(&w, "Host: ");
+        w_slice(&w, host);
+        w_str(&w, "\r\n");
+    }
+    for (unsigned i = 0; i < req->nfields; i++) {
+        const struct http_field *f = &req->fields[i];
+        if (f->flags & H1_HF_HOP)
+            continue;
+        if (f->id == H1_HDR_CONTENT_LENGTH || f->id == H1_HDR_HOST)
+            continue; /* framing and Host are written by us */
+        if (!fwd->peer_trusted &&
+            (NAME_IS(f, "x-original-host") || NAME_IS(f, "x-original-url")))
+            continue; /* only a trusted proxy may say what the original request was */
+        if (fwd->strip.n && name_ieq(f->name, fwd->strip.p, fwd->strip.n))
+            continue;
+        if (is_forwarding_field(f))
+            continue; /* rewritten below */
+        w_slice(&w, f->name);
+        w_str(&w, ": ");
+        w_slice(&w, f->value);
+        w_str(&w, "\r\n");
+    }
+    /* X-Forwarded-For: the client's chain (every field, in order) plus the peer. */
+    w_str(&w, "X-Forwarded-For: ");
+    for (unsigned i = 0; i < req->nfields; i++) {
+        const struct http_field *f = &req->fields[i];
+        if (!(f->flags & H1_HF_HOP) && NAME_IS(f, "x-forwarded-for") && f->value.n) {
+            w_slice(&w, f->value);
+            w_str(&w, ", ");
+        }
+    }
+    w_slice(&w, fwd->peer_addr);
+    w_str(&w, "\r\n");
+    if (fwd->peer_trusted) {
+        for (unsigned i = 0; i < req->nfields; i++) {
+            const struct http_field *f = &req->fields[i];
+            if (f->flags & H1_HF_HOP)
+                continue;
+            if (!have_proto && NAME_IS(f, "x-forwarded-proto")) {
+                w_str(&w, "X-Forwarded-Proto: ");
+                w_slice(&w, f->value);
+                w_str(&w, "\r\n");
+                have_proto = 1;
+            } else if (!have_host && NAME_IS(f, "x-forwarded-host")) {
+                w_str(&w, "X-Forwarded-Host: ");
+                w_slice(&w, f->value);
+                w_str(&w, "\r\n");
+                have_host = 1;
+            }
+        }
+    }
+    if (!have_proto) {
+        w_str(&w, "X-Forwarded-Proto: ");
+        w_slice(&w, fwd->proto);
+        w_str(&w, "\r\n");
+    }
+    if (!have_host && req->authority.n) {
+        w_str(&w, "X-Forwarded-Host: ");
+        w_slice(&w, req->authority);
+        w_str(&w, "\r\n");
+    }
+    w_str(&w, "X-Request-Id: ");
+    w_slice(&w, fwd->request_id);
+    w_str(&w, "\r\n");
+    switch (req->framing) {
+    case HTTP_BODY_LENGTH:
+        w_str(&w, "Content-Length: ");
+        w_u64(&w, req->content_length);
+        w_str(&w, "\r\n");
+        break;
+    case HTTP_BODY_STREAM:
+        w_str(&w, "Transfer-Encoding: chunked\r\n");
+        break;
+    default:
+        break;
+    }
+    if (req->flags & HTTP_RF_UPGRADE) {
+        w_str(&w, "Connection: upgrade\r\nUpgrade: ");
+        w_slice(&w, req->upgrade);
+        w_str(&w, "\r\n");
+    }
+    w_str(&w, "\r\n");
+    return w_done(&w);
+}
+
+int http_write_h1_response(char *buf, size_t cap, const struct http_resp *resp, int chunked,
+                           int close, int keep_alive_10)
+{
+    struct wbuf w = {buf, 0, cap, 0};
+    char status[8];
+    int upgrade = resp->status == 101 && (resp->flags & HTTP_RF_UPGRADE);
+    struct cut_slice upgrade_value = {NULL, 0};
+    int cl_seen = 0;
+
+    snprintf(status, sizeof status, "%03d ", resp->status);
+    w_str(&w, "HTTP/1.1 ");
+    w_str(&w, status);
+    if (resp->reason.n)
+        w_slice(&w, resp->reason);
+    else
+        w_str(&w, http_reason(resp->status));
+    w_str(&w, "\r\n");
+    for (unsigned i = 0; i < resp->nfields; i++) {
+        const struct http_field *f = &resp->fields[i];
+        if (f->id == H1_HDR_UPGRADE)
+            upgrade_value = f->value;
+        if (f->flags & H1_HF_HOP)
+            continue;
+        /* Content-Length is rewritten for a body we frame; on a bodiless response to HEAD, or
+         * a 304, it describes the representation and is passed through (the first one). */
+        if (f->id == H1_HDR_CONTENT_LENGTH &&
+            (resp->framing != HTTP_BODY_NONE || cl_seen++ || upgrade))
+            continue;
+        w_slice(&w, f->name);
+        w_str(&w, ": ");
+        w_slice(&w, f->value);
+        w_str(&w, "\r\n");
+    }
+    if (upgrade) {
+        w_str(&w, "Connection: upgrade\r\nUpgrade: ");
+        w_slice(&w, upgrade_value);
+        w_str(&w, "\r\n\r\n");
+        return w_done(&w);
+    }
+    if (resp->framing == HTTP_BODY_LENGTH) {
+        w_str(&w, "Content-Length: ");
+        w_u64(&w, resp->content_length);
+        w_str(&w, "\r\n");
+    } else if (chunked) {
+        w_str(&w, "Transfer-Encoding: chunked\r\n");
+    }
+    if (close)
+        w_str(&w, "Connection: close\r\n");
+    else if (keep_alive_10)
+        w_str(&w, "Connection: keep-alive\r\n");
+    w_str(&w, "\r\n");
+    return w_done(&w);
+}
+
+int http_request_id_ok(struct cut_slice id)
+{
+    if (id.n == 0 || id.n > 128)
+        return 0;
+    for (size_t i = 0; i < id.n; i++) {
+        unsigned char c = (unsigned char)id.p[i];
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\')
+            return 0;
+    }
+    return 1;
+}
+
+int http_write_error(char *buf, size_t cap, int status, const char *code, const char *msg,
+                     int close)
+{
+    return http_write_local(buf, cap, status, code, msg, close, 0);
+}
+
+int http_write_local(char *buf, size_t cap, int status, const char *code, const char *msg,
+                     int close, int head)
+{
+    char body[512];
+    int blen = snprintf(body, sizeof body, "cutover: %s\n", msg);
+    if (blen < 0 || (size_t)blen >= sizeof body)
+        blen = (int)sizeof body - 1;
+    int n = snprintf(buf, cap,
+                     "HTTP/1.1 %03d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                     "Cache-Control: no-store\r\n%s%s%s%s\r\n%.*s",
+                     status, http_reason(status), blen, code ? "X-Cutover-Error: " : "",
+                     code ? code : "", code ? "\r\n" : "", close ? "Connection: close\r\n" : "",
+                     head ? 0 : blen, body);
+    if (n < 0 || (size_t)n >= cap)
+        return CUT_ELIMIT;
+    return n;
+}
+
+struct cut_slice http_upgrade_filter(struct cut_slice value)
+{
+    if (value.n && h1_list_has_token(value, "websocket"))
+        return CUT_SLICE_LIT("websocket");
+    return (struct cut_slice){"", 0};
+}
+
+uint64_t http_body_allowance_ms(unsigned base_ms, unsigned min_rate, uint64_t bytes)
+{
+    if (base_ms == 0)
+        return UINT64_MAX;
+    if (min_rate == 0)
+        return base_ms;
+    if (bytes / min_rate > UINT64_MAX / 1000 - 1)
+        return UINT64_MAX;
+    uint64_t credit = bytes / min_rate * 1000 + (bytes % min_rate) * 1000 / min_rate;
+    if (credit > UINT64_MAX - base_ms)
+        return UINT64_MAX;
+    return base_ms + credit;
+}
+
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "";
+    }
+}

@@ -1,0 +1,1434 @@
+/* h2.c - HTTP/2 client connections (h2c prior knowledge): one nghttp2 session per connection,
+ * one struct h2s (and one struct stream) per HTTP/2 stream.
+ *
+ * Re-entrancy rule: nghttp2_session_send() runs only from this file's own event callbacks
+ * (input, drain, timer, the deferred "run" event), never from a downstream op called by
+ * stream.c. The ops only queue frames (nghttp2_submit_*, resume_data) and activate c->run, so
+ * a stream is never freed under stream.c's feet and nghttp2 is never entered recursively.
+ * Streams close (on_stream_close) only inside nghttp2_session_mem_recv/send, i.e. from those
+ * callbacks too.
+ *
+ * Flow control, both ways:
+ *  - response: each stream queues at most limits.buffer_bytes in h->out (stream.c pauses the
+ *    upstream past it via ds_pending; we resume it once h->out drained to half); the socket
+ *    output holds at most out_cap (the send callback returns WOULDBLOCK past it).
+ *  - request: NGHTTP2_OPT_NO_AUTO_WINDOW_UPDATE; DATA is consumed into the window only as the
+ *    upstream drains it (ds_resume_body), so a slow upstream stalls the client's window.
+ */
+#include "proxy/relay/h2.h"
+
+#include "core/clock.h"
+#include "core/list.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proxy/net/io.h"
+#include "proxy/relay/stream.h"
+#include "proxy/relay/worker.h"
+
+#define H2C_MAX_STREAMS 100          /* SETTINGS_MAX_CONCURRENT_STREAMS */
+#define H2C_STREAM_WINDOW (256u << 10) /* per-stream receive window (capped at buffer_bytes) */
+#define H2C_CONN_WINDOW (1u << 20)   /* connection receive window */
+#define H2C_MAX_RESETS_PER_SEC 100   /* RST_STREAM from the client (CVE-2023-44487) */
+#define H2C_MAX_CONTROL_PER_SEC 500  /* PING, SETTINGS, PRIORITY, empty DATA, tiny WINDOW_UPDATE */
+#define H2C_TINY_WINDOW_UPDATE 1024  /* WINDOW_UPDATE increments below this count as control */
+#define H2C_MAX_CONTINUATIONS 16     /* CONTINUATION frames after one HEADERS */
+#define H2C_CLOSE_MS 5000            /* the last frames (GOAWAY) get this long to be written */
+#define H2C_LINGER_MS 2000           /* read and discard after GOAWAY before closing */
+#define H2C_RESET_RING 32            /* streams we reset lately: their late frames are ignored */
+
+/* ---- pure helpers ------------------------------------------------------------------------- */
+
+int h2_preface_match(const char *p, size_t n)
+{
+    size_t k = n < H2_PREFACE_LEN ? n : H2_PREFACE_LEN;
+    if (memcmp(p, H2_PREFACE, k) != 0)
+        return -1;
+    return n >= H2_PREFACE_LEN ? 1 : 0;
+}
+
+static int ieq(struct cut_slice s, const char *lower)
+{
+    size_t n = strlen(lower);
+    if (s.n != n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s.p[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (unsigned char)(ch + 32);
+        if (ch != (unsigned char)lower[i])
+            return 0;
+    }
+    return 1;
+}
+
+int h2_conn_specific(struct cut_slice name)
+{
+    return ieq(name, "connection") || ieq(name, "keep-alive") ||
+           ieq(name, "proxy-connection") || ieq(name, "transfer-encoding") ||
+           ieq(name, "upgrade");
+}
+
+void h2_head_init(struct h2_head *h, size_t max_bytes, unsigned max_fields)
+{
+    memset(h, 0, sizeof *h);
+    h->max_bytes = max_bytes;
+    h->max_fields = max_fields;
+}
+
+void h2_head_dispose(struct h2_head *h)
+{
+    free(h->buf);
+    free(h->refs);
+    free(h->fields);
+    memset(h, 0, sizeof *h);
+}
+
+static int head_reserve(struct h2_head *h, size_t more)
+{
+    if (h->cap - h->len >= more)
+        return 0;
+    size_t cap = h->cap ? h->cap : 1024;
+    while (cap - h->len < more)
+        cap *= 2;
+    char *p = realloc(h->buf, cap);
+    if (!p)
+        return CUT_ENOMEM;
+    h->buf = p;
+    h->cap = cap;
+    return 0;
+}
+
+int h2_head_add(struct h2_head *h, const char *name, size_t nl, const char *value, size_t vl)
+{
+    if (h->over)
+        return CUT_ELIMIT;
+    h->list_size += nl + vl + 32;
+    if (h->list_size > h->max_bytes || h->n >= h->max_fields || nl > UINT32_MAX / 2 ||
+        vl > UINT32_MAX / 2) {
+        h->over = 1;
+        return CUT_ELIMIT;
+    }
+    if (h->n == h->cap_refs) {
+        unsigned cap = h->cap_refs ? h->cap_refs * 2 : 16;
+        struct h2_head_ref *r = realloc(h->refs, cap * sizeof *r);
+        if (!r)
+            return CUT_ENOMEM;
+        h->refs = r;
+        h->cap_refs = cap;
+    }
+    if (head_reserve(h, nl + vl) < 0)
+        return CUT_ENOMEM;
+    struct h2_head_ref *r = &h->refs[h->n++];
+    r->name_off = (uint32_t)h->len;
+    r->name_len = (uint32_t)nl;
+    memcpy(h->buf + h->len, name, nl);
+    h->len += nl;
+    r->value_off = (uint32_t)h->len;
+    r->value_len = (uint32_t)vl;
+    memcpy(h->buf + h->len, value, vl);
+    h->len += vl;
+    return 0;
+}
+
+static struct cut_slice ref_name(const struct h2_head *h, const struct h2_head_ref *r)
+{
+    return (struct cut_slice){h->buf + r->name_off, r->name_len};
+}
+
+static struct cut_slice ref_value(const struct h2_head *h, const struct h2_head_ref *r)
+{
+    return (struct cut_slice){h->buf + r->value_off, r->value_len};
+}
+
+static int parse_u64(struct cut_slice v, uint64_t *out)
+{
+    if (v.n == 0 || v.n > 19)
+        return -1;
+    uint64_t x = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return -1;
+        x = x * 10 + (uint64_t)(v.p[i] - '0');
+    }
+    *out = x;
+    return 0;
+}
+
+int h2_head_request(struct h2_head *h, int end_stream, struct http_req *req)
+{
+    memset(req, 0, sizeof *req);
+    if (h->over)
+        return 431;
+    /* Several cookie fields are joined into one (RFC 9113 section 8.2.3): append the joined
+     * value to buf first, since buf may move. */
+    unsigned ncookies = 0;
+    size_t cookie_len = 0;
+    for (unsigned i = 0; i < h->n; i++) {
+        if (ieq(ref_name(h, &h->refs[i]), "cookie")) {
+            ncookies++;
+            cookie_len += h->refs[i].value_len + 2;
+        }
+    }
+    int joined = -1; /* index of the first cookie ref, whose value becomes the joined one */
+    if (ncookies > 1) {
+        if (head_reserve(h, cookie_len) < 0)
+            return 431;
+        size_t start = h->len;
+        for (unsigned i = 0; i < h->n; i++) {
+            struct h2_head_ref *r = &h->refs[i];
+            if (!ieq(ref_name(h, r), "cookie"))
+                continue;
+            if (joined < 0) {
+                joined = (int)i;
+            } else {
+                memcpy(h->buf + h->len, "; ", 2);
+                h->len += 2;
+            }
+            memmove(h->buf + h->len, h->buf + r->value_off, r->value_len);
+            h->len += r->value_len;
+        }
+        h->refs[joined].value_off = (uint32_t)start;
+        h->refs[joined].value_len = (uint32_t)(h->len - start);
+    }
+    h->fields = calloc(h->n ? h->n : 1, sizeof *h->fields);
+    if (!h->fields)
+        return 431;
+    struct cut_slice method = {0}, path = {0}, authority = {0}, host = {0}, scheme = {0};
+    int have_method = 0, have_path = 0, have_scheme = 0, have_protocol = 0, have_cl = 0;
+    uint64_t cl = 0;
+    unsigned nf = 0;
+    for (unsigned i = 0; i < h->n; i++) {
+        const struct h2_head_ref *r = &h->refs[i];
+        struct cut_slice name = ref_name(h, r), value = ref_value(h, r);
+        if (name.n && name.p[0] == ':') {
+            if (nf)
+                return 400; /* pseudo-header after a regular field */
+            if (ieq(name, ":method") && !have_method) {
+                method = value;
+                have_method = 1;
+            } else if (ieq(name, ":path") && !have_path) {
+                path = value;
+                have_path = 1;
+            } else if (ieq(name, ":authority") && !authority.n) {
+                authority = value;
+            } else if (ieq(name, ":scheme") && !have_scheme) {
+                scheme = value;
+                have_scheme = 1;
+            } else if (ieq(name, ":protocol")) {
+                have_protocol = 1;
+            } else {
+                return 400;
+            }
+            continue;
+        }
+        if (ieq(name, "cookie") && joined >= 0 && (int)i != joined)
+            continue; /* folded into the first cookie field */
+        struct http_field *f = &h->fields[nf++];
+        f->name = name;
+        f->value = value;
+        f->id = H1_HDR_OTHER;
+        f->flags = 0;
+        if (ieq(name, "host")) {
+            f->id = H1_HDR_HOST;
+            if (!host.n)
+                host = value;
+        } else if (ieq(name, "content-length")) {
+            uint64_t v;
+            if (parse_u64(value, &v) < 0 || (have_cl && v != cl))
+                return 400;
+            cl = v;
+            have_cl = 1;
+            f->id = H1_HDR_CONTENT_LENGTH;
+        } else if (ieq(name, "te")) {
+            if (!ieq(value, "trailers"))
+                return 400;
+            f->id = H1_HDR_TE;
+            f->flags = H1_HF_HOP;
+            req->flags |= HTTP_RF_TE_TRAILERS;
+        } else if (h2_conn_specific(name)) {
+            f->flags = H1_HF_HOP; /* nghttp2 refuses these already; never forward them anyway */
+        } else if (ieq(name, "expect") && ieq(value, "100-continue")) {
+            req->flags |= HTTP_RF_EXPECT_CONTINUE;
+        }
+    }
+    if (!have_method || method.n == 0)
+        return 400;
+    if (ieq(method, "connect") || have_protocol)
+        return 501;
+    if (!have_scheme || !have_path || path.n == 0)
+        return 400;
+    (void)scheme;
+    if (path.p[0] != '/' && !(path.n == 1 && path.p[0] == '*' && ieq(method, "options")))
+        return 400;
+    req->method = method;
+    req->path = path;
+    req->authority = authority.n ? authority : host;
+    if (!req->authority.p)
+        req->authority = CUT_SLICE_LIT(""); /* never a NULL pointer, even when empty */
+    req->fields = h->fields;
+    req->nfields = nf;
+    req->version_minor = 0;
+    req->flags |= HTTP_RF_KEEP_ALIVE;
+    if (ieq(method, "head"))
+        req->flags |= HTTP_RF_HEAD;
+    if (have_cl) {
+        req->framing = HTTP_BODY_LENGTH;
+        req->content_length = cl;
+    } else {
+        req->framing = end_stream ? HTTP_BODY_NONE : HTTP_BODY_STREAM;
+    }
+    return 0;
+}
+
+int h2_head_fields(struct h2_head *h, unsigned *n)
+{
+    *n = 0;
+    if (h->over)
+        return CUT_ELIMIT;
+    free(h->fields);
+    h->fields = calloc(h->n ? h->n : 1, sizeof *h->fields);
+    if (!h->fields)
+        return CUT_ENOMEM;
+    for (unsigned i = 0; i < h->n; i++) {
+        struct cut_slice name = ref_name(h, &h->refs[i]);
+        if (name.n && name.p[0] == ':')
+            return CUT_EPROTO;
+        struct http_field *f = &h->fields[i];
+        f->name = name;
+        f->value = ref_value(h, &h->refs[i]);
+        f->id = H1_HDR_OTHER;
+        f->flags = h2_conn_specific(name) ? H1_HF_HOP : 0;
+    }
+    *n = h->n;
+    return 0;
+}
+
+int h2_head_response(struct h2_head *h, int end_stream, int head_req, struct http_resp *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    if (h->over)
+        return 502;
+    h->fields = calloc(h->n ? h->n : 1, sizeof *h->fields);
+    if (!h->fields)
+        return 502;
+    int status = -1, have_cl = 0;
+    uint64_t cl = 0;
+    unsigned nf = 0;
+    for (unsigned i = 0; i < h->n; i++) {
+        const struct h2_head_ref *r = &h->refs[i];
+        struct cut_slice name = ref_name(h, r), value = ref_value(h, r);
+        if (name.n && name.p[0] == ':') {
+            uint64_t v;
+            if (nf || status >= 0 || !ieq(name, ":status") || value.n != 3 ||
+                parse_u64(value, &v) < 0 || v < 100)
+                return 502;
+            status = (int)v;
+            continue;
+        }
+        struct http_field *f = &h->fields[nf++];
+        f->name = name;
+        f->value = value;
+        f->id = H1_HDR_OTHER;
+        f->flags = 0;
+        if (ieq(name, "content-length")) {
+            uint64_t v;
+            if (parse_u64(value, &v) < 0 || (have_cl && v != cl))
+                return 502;
+            cl = v;
+            have_cl = 1;
+            f->id = H1_HDR_CONTENT_LENGTH;
+        } else if (h2_conn_specific(name) || ieq(name, "te")) {
+            f->flags = H1_HF_HOP;
+        }
+    }
+    if (status < 0)
+        return 502;
+    resp->status = status;
+    resp->fields = h->fields;
+    resp->nfields = nf;
+    resp->flags = HTTP_RF_KEEP_ALIVE;
+    if (head_req || status == 204 || status == 304 || status < 200 || end_stream) {
+        resp->framing = HTTP_BODY_NONE;
+        resp->content_length = have_cl ? cl : 0;
+    } else if (have_cl) {
+        resp->framing = HTTP_BODY_LENGTH;
+        resp->content_length = cl;
+    } else {
+        resp->framing = HTTP_BODY_STREAM;
+    }
+    return 0;
+}
+
+/* ---- connection and stream objects -------------------------------------------------------- */
+
+struct h2s;
+
+struct h2c {
+    struct worker *w;
+    struct io io;
+    struct event *tmo;  /* idle / stall checks / deferred close */
+    struct event *run;  /* deferred: feed input, send frames */
+    nghttp2_session *ng;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    struct h2c *next, *prev; /* the worker's list */
+    struct h2s *streams;
+    unsigned nstreams;
+    size_t out_cap;      /* socket output bound */
+    size_t stream_buf;   /* per-stream response bound (limits.buffer_bytes) */
+    unsigned client_idle_ms, body_idle_ms;
+    size_t max_header_bytes;
+    unsigned max_headers;
+    int closing;         /* no more input: write the last frames (GOAWAY), then close */
+    int finishing;       /* nghttp2 has nothing more to write: waiting for the socket */
+    int lingering;       /* half-closed, discarding input until EOF or the timer */
+    int shutting_down;
+    int in_send;
+    int out_paused;      /* input held while the client does not read our output */
+    int want_drain;      /* some stream's response buffer drained: resume its upstream */
+    uint64_t rate_start_ns;
+    unsigned rst_count, ctrl_count, cont_count;
+    unsigned request_body_ms, min_body_rate; /* the request body deadline (h1.c's rule) */
+    int32_t max_client_id; /* the highest stream id a client HEADERS frame used */
+    /* The last streams we reset (RST_STREAM sent): a HEADERS frame the client had in flight on
+     * one of them (trailers) is ignored, not a connection error (RFC 9113 section 5.1). */
+    int32_t reset_ring[H2C_RESET_RING];
+    unsigned reset_next;
+};
+
+struct h2s {
+    struct h2c *c;
+    int32_t id;
+    struct stream *s;     /* NULL once the exchange is over (logged and freed) */
+    struct h2_head head;
+    struct evbuffer *out; /* response body waiting for the client's window */
+    nghttp2_nv *trailers;
+    size_t ntrailers;
+    char *trailer_mem;
+    uint64_t unconsumed;  /* request bytes received but not yet consumed into the window */
+    uint64_t last_rx_ns, last_tx_ns;
+    uint64_t body_start_ns, body_bytes; /* the request body's deadline clock */
+    struct h2s *next, *prev;
+    unsigned req_end : 1, resp_submitted : 1, resp_eof : 1, deferred : 1, want_drain : 1,
+        no_body : 1;
+};
+
+static void conn_free(struct h2c *c);
+static void flush(struct h2c *c);
+
+struct h2c *h2c_next(const struct h2c *c)
+{
+    return c->next;
+}
+
+void h2c_link(struct h2c *c, struct h2c **head)
+{
+    c->prev = NULL;
+    c->next = *head;
+    if (*head)
+        (*head)->prev = c;
+    *head = c;
+}
+
+void h2c_unlink(struct h2c *c, struct h2c **head)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        *head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+}
+
+static void arm(struct h2c *c, unsigned ms)
+{
+    evtimer_add(c->tmo, worker_tv(c->w, ms));
+}
+
+static void schedule(struct h2c *c)
+{
+    if (!event_pending(c->run, EV_TIMEOUT, NULL))
+        event_active(c->run, EV_TIMEOUT, 1);
+}
+
+static void h2s_free(struct h2c *c, struct h2s *h)
+{
+    if (h->s) {
+        stream_abort(h->s);
+        stream_free(h->s);
+        h->s = NULL;
+    }
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        c->streams = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    c->nstreams--;
+    if (h->out)
+        evbuffer_free(h->out);
+    free(h->trailers);
+    free(h->trailer_mem);
+    h2_head_dispose(&h->head);
+    free(h);
+}
+
+/* The exchange of h is over (response complete or failed): log it and let go of it. */
+static void exchange_over(struct h2s *h)
+{
+    struct h2c *c = h->c;
+    struct stream *s = h->s;
+    h->s = NULL;
+    if (s)
+        stream_free(s);
+    if (h->unconsumed) {
+        /* Request bytes still buffered are dropped: give the window back. */
+        nghttp2_session_consume(c->ng, h->id, (size_t)h->unconsumed);
+        h->unconsumed = 0;
+    }
+}
+
+/* ---- response side -------------------------------------------------------------------------- */
+
+static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
+                         uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    struct h2s *h = src->ptr;
+    struct h2c *c = ud;
+    size_t avail = evbuffer_get_length(h->out);
+    if (avail == 0 && !h->resp_eof) {
+        h->deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = avail < len ? avail : len;
+    if (n) {
+        evbuffer_remove(h->out, buf, n);
+        h->last_tx_ns = clock_mono_ns();
+    }
+    if (n == avail && h->resp_eof) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (h->ntrailers &&
+            nghttp2_submit_trailer(ng, id, h->trailers, h->ntrailers) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
+    if (h->s && n && avail - n <= c->stream_buf / 2) {
+        h->want_drain = 1;
+        c->want_drain = 1;
+    }
+    return (ssize_t)n;
+}
+
+/* Response fields as HTTP/2 wants them: lower-case names, no connection-specific fields.
+ * Names are lowered into the worker's scratch buffer (nghttp2 copies at submit). Returns the
+ * number of entries written after the first (reserved for :status), or -1. */
+static int make_nv(struct h2c *c, nghttp2_nv *nva, size_t max, const struct http_field *fields,
+                   unsigned n, size_t *scratch_used)
+{
+    struct worker *w = c->w;
+    size_t used = *scratch_used;
+    int k = 0;
+    for (unsigned i = 0; i < n && (size_t)k < max; i++) {
+        const struct http_field *f = &fields[i];
+        if ((f->flags & H1_HF_HOP) || h2_conn_specific(f->name) || ieq(f->name, "te") ||
+            ieq(f->name, "http2-settings") || f->name.n == 0)
+            continue;
+        if (w->scratch_cap - used < f->name.n)
+            return -1;
+        char *lname = w->scratch + used;
+        for (size_t j = 0; j < f->name.n; j++) {
+            char ch = f->name.p[j];
+            lname[j] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+        }
+        used += f->name.n;
+        nva[k].name = (uint8_t *)lname;
+        nva[k].namelen = f->name.n;
+        nva[k].value = (uint8_t *)f->value.p;
+        nva[k].valuelen = f->value.n;
+        nva[k].flags = NGHTTP2_NV_FLAG_NONE;
+        k++;
+    }
+    *scratch_used = used;
+    return k;
+}
+
+#define NV_LIT(n, v)                                                                               \
+    ((nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE})
+
+/* A response cutover makes itself (no upstream head): text/plain body, x-cutover-error. */
+static void submit_error(struct h2s *h, int status, const char *code, const char *msg)
+{
+    struct h2c *c = h->c;
+    if (h->resp_submitted) {
+        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
+        schedule(c);
+        return;
+    }
+    char st[8], len[24];
+    snprintf(st, sizeof st, "%03d", status);
+    size_t before = evbuffer_get_length(h->out);
+    evbuffer_drain(h->out, before);
+    int body = evbuffer_add_printf(h->out, "cutover: %s\n", msg);
+    snprintf(len, sizeof len, "%d", body > 0 ? body : 0);
+    int head = h->s && h->s->head_method_head; /* the head only (RFC 9110 9.3.2) */
+    if (head)
+        evbuffer_drain(h->out, evbuffer_get_length(h->out));
+    nghttp2_nv nva[] = {
+        NV_LIT(":status", st),
+        NV_LIT("content-type", "text/plain"),
+        NV_LIT("content-length", len),
+        NV_LIT("x-cutover-error", code ? code : ""),
+    };
+    h->resp_eof = 1;
+    h->resp_submitted = 1;
+    if (h->s && !head)
+        h->s->bytes_out += (uint64_t)(body > 0 ? body : 0);
+    nghttp2_data_provider dp = {.source.ptr = h, .read_callback = data_read};
+    size_t nnv = code ? CUT_ARRAY_LEN(nva) : CUT_ARRAY_LEN(nva) - 1;
+    if (nghttp2_submit_response(c->ng, h->id, nva, nnv, head ? NULL : &dp) != 0)
+        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
+    schedule(c);
+}
+
+static void ds_head(void *ctx, struct stream *s, const struct http_resp *resp)
+{
+    struct h2s *h = ctx;
+    struct h2c *c = h->c;
+    if (c->closing || h->resp_submitted)
+        return;
+    size_t max = resp->nfields + 1;
+    nghttp2_nv *nva = malloc(max * sizeof *nva);
+    if (!nva) {
+        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
+        schedule(c);
+        return;
+    }
+    char st[8];
+    snprintf(st, sizeof st, "%03d", resp->status % 1000);
+    nva[0] = NV_LIT(":status", st);
+    size_t used = 0;
+    int k = make_nv(c, nva + 1, max - 1, resp->fields, resp->nfields, &used);
+    int rv;
+    if (k < 0) {
+        rv = -1;
+    } else if (resp->status < 200) {
+        rv = nghttp2_submit_headers(c->ng, NGHTTP2_FLAG_NONE, h->id, NULL, nva, (size_t)k + 1,
+                                    NULL); /* interim: 100 Continue, 103 Early Hints */
+    } else {
+        h->resp_submitted = 1;
+        h->no_body = s->head_method_head || resp->status == 204 || resp->status == 304 ||
+                     resp->framing == HTTP_BODY_NONE ||
+                     (resp->framing == HTTP_BODY_LENGTH && resp->content_length == 0);
+        nghttp2_data_provider dp = {.source.ptr = h, .read_callback = data_read};
+        rv = nghttp2_submit_response(c->ng, h->id, nva, (size_t)k + 1,
+                                     h->no_body ? NULL : &dp);
+    }
+    free(nva);
+    if (rv != 0)
+        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
+    schedule(c);
+}
+
+static void ds_body(void *ctx, struct stream *s, struct evbuffer *data)
+{
+    struct h2s *h = ctx;
+    struct h2c *c = h->c;
+    (void)s;
+    size_t n = evbuffer_get_length(data);
+    if (n == 0)
+        return;
+    if (c->closing || h->no_body) {
+        evbuffer_drain(data, n);
+        return;
+    }
+    if (evbuffer_get_length(h->out) == 0)
+        h->last_tx_ns = clock_mono_ns(); /* the stall clock starts when data waits */
+    evbuffer_add_buffer(h->out, data);
+    if (h->deferred) {
+        h->deferred = 0;
+        nghttp2_session_resume_data(c->ng, h->id);
+    }
+    schedule(c);
+}
+
+static void ds_end(void *ctx, struct stream *s, const struct http_field *trailers, unsigned n)
+{
+    struct h2s *h = ctx;
+    struct h2c *c = h->c;
+    (void)s;
+    h->resp_eof = 1;
+    if (n && !h->no_body && !c->closing) {
+        /* Trailers go out from the data callback once the body is sent: keep a copy. */
+        size_t bytes = 0;
+        for (unsigned i = 0; i < n; i++)
+            bytes += trailers[i].name.n + trailers[i].value.n;
+        h->trailers = calloc(n, sizeof *h->trailers);
+        h->trailer_mem = malloc(bytes ? bytes : 1);
+        if (h->trailers && h->trailer_mem) {
+            size_t off = 0;
+            for (unsigned i = 0; i < n; i++) {
+                const struct http_field *f = &trailers[i];
+                if ((f->flags & H1_HF_HOP) || h2_conn_specific(f->name) || f->name.n == 0)
+                    continue;
+                char *p = h->trailer_mem + off;
+                for (size_t j = 0; j < f->name.n; j++) {
+                    char ch = f->name.p[j];
+                    p[j] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+                }
+                memcpy(p + f->name.n, f->value.p, f->value.n);
+                off += f->name.n + f->value.n;
+                nghttp2_nv *nv = &h->trailers[h->ntrailers++];
+                nv->name = (uint8_t *)p;
+                nv->namelen = f->name.n;
+                nv->value = (uint8_t *)p + f->name.n;
+                nv->valuelen = f->value.n;
+                nv->flags = NGHTTP2_NV_FLAG_NONE;
+            }
+        } else {
+            h->ntrailers = 0;
+        }
+    }
+    if (h->deferred) {
+        h->deferred = 0;
+        nghttp2_session_resume_data(c->ng, h->id);
+    }
+    exchange_over(h);
+    schedule(c);
+}
+
+static void ds_fail(void *ctx, struct stream *s, int status, const char *code, const char *msg)
+{
+    struct h2s *h = ctx;
+    struct h2c *c = h->c;
+    if (s->resp_head_sent || h->resp_submitted) {
+        s->aborted = 1;
+        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
+    } else if (!c->closing) {
+        submit_error(h, status, code, msg);
+    }
+    exchange_over(h);
+    schedule(c);
+}
+
+static void ds_resume_body(void *ctx, struct stream *s)
+{
+    struct h2s *h = ctx;
+    struct h2c *c = h->c;
+    if (!h->s || h->unconsumed == 0)
+        return;
+    size_t buffered = stream_request_buffered(s);
+    if (h->unconsumed > buffered) {
+        nghttp2_session_consume(c->ng, h->id, (size_t)(h->unconsumed - buffered));
+        h->unconsumed = buffered;
+        schedule(c);
+    }
+}
+
+static size_t ds_pending(void *ctx, struct stream *s)
+{
+    struct h2s *h = ctx;
+    (void)s;
+    return evbuffer_get_length(h->out);
+}
+
+static void ds_tunnel(void *ctx, struct stream *s)
+{
+    /* No upgrade is ever requested over HTTP/2; an unsolicited 101 cannot be relayed. */
+    struct h2s *h = ctx;
+    struct h2c *c = h->c;
+    s->aborted = 1;
+    nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
+    schedule(c);
+    /* s is aborted and freed once the HTTP/2 stream closes (stream.c still uses it now). */
+}
+
+static const struct downstream_ops h2s_ops = {
+    .head = ds_head,
+    .body = ds_body,
+    .end = ds_end,
+    .fail = ds_fail,
+    .resume_body = ds_resume_body,
+    .pending = ds_pending,
+    .tunnel = ds_tunnel,
+};
+
+/* ---- nghttp2 callbacks ------------------------------------------------------------------------ */
+
+static ssize_t on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *ud)
+{
+    struct h2c *c = ud;
+    (void)ng;
+    (void)flags;
+    if (io_pending(&c->io) >= c->out_cap)
+        return NGHTTP2_ERR_WOULDBLOCK; /* on_drain sends more */
+    if (evbuffer_add(c->io.out, data, len) < 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return (ssize_t)len;
+}
+
+/* Enhance your calm: the client abuses the protocol. GOAWAY, then close. */
+static void calm(struct h2c *c)
+{
+    nghttp2_session_terminate_session(c->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+    c->closing = 1; /* no more input is processed; flush() writes the GOAWAY and closes */
+}
+
+static int rate_exceeded(struct h2c *c, unsigned *count, unsigned max)
+{
+    uint64_t now = clock_mono_ns();
+    if (now - c->rate_start_ns >= 1000000000u) {
+        c->rate_start_ns = now;
+        c->rst_count = c->ctrl_count = 0;
+    }
+    return ++*count > max;
+}
+
+/* A connection error cutover detects itself: GOAWAY with code, then close. */
+static int conn_error(struct h2c *c, uint32_t code)
+{
+    nghttp2_session_terminate_session(c->ng, code);
+    c->closing = 1;
+    return NGHTTP2_ERR_CALLBACK_FAILURE; /* stops nghttp2_session_mem_recv() here */
+}
+
+static int recently_reset(const struct h2c *c, int32_t id)
+{
+    for (unsigned i = 0; i < H2C_RESET_RING; i++)
+        if (c->reset_ring[i] == id)
+            return 1;
+    return 0;
+}
+
+/* A HEADERS frame on a client stream id not above the highest one used: fine for a stream
+ * nghttp2 still knows (trailers, or its own closed-stream rules apply), ignored for a stream we
+ * reset lately (the client may have sent it before our RST_STREAM arrived), otherwise an
+ * attempt to open a stream below one already opened (RFC 9113 section 5.1.1) or to reopen a
+ * closed one: connection error PROTOCOL_ERROR. nghttp2 1.52 silently ignores such frames. */
+static int headers_id_ok(struct h2c *c, int32_t id)
+{
+    if (id <= 0 || (id & 1) == 0)
+        return 1; /* stream 0 and even ids: nghttp2's connection errors */
+    if (id > c->max_client_id) {
+        c->max_client_id = id;
+        return 1;
+    }
+    return nghttp2_session_find_stream(c->ng, id) != NULL || recently_reset(c, id);
+}
+
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *ud)
+{
+    struct h2c *c = ud;
+    (void)ng;
+    if (hd->type == NGHTTP2_HEADERS) {
+        c->cont_count = 0;
+        if (!headers_id_ok(c, hd->stream_id))
+            return conn_error(c, NGHTTP2_PROTOCOL_ERROR);
+    } else if (hd->type == NGHTTP2_CONTINUATION && ++c->cont_count > H2C_MAX_CONTINUATIONS) {
+        calm(c);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
+{
+    struct h2c *c = ud;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    struct h2s *h = calloc(1, sizeof *h);
+    if (!h || !(h->out = evbuffer_new())) {
+        free(h);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    h->c = c;
+    h->id = frame->hd.stream_id;
+    h2_head_init(&h->head, c->max_header_bytes, c->max_headers);
+    h->next = c->streams;
+    if (c->streams)
+        c->streams->prev = h;
+    c->streams = h;
+    if (c->nstreams++ == 0 && !c->closing)
+        arm(c, c->body_idle_ms); /* stall checks while streams are open */
+    h->last_rx_ns = h->last_tx_ns = clock_mono_ns();
+    nghttp2_session_set_stream_user_data(ng, h->id, h);
+    return 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *ud)
+{
+    (void)ud;
+    (void)flags;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* request trailers are not forwarded to HTTP/1.1 upstreams (as for h1) */
+    struct h2s *h = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+    if (!h)
+        return 0;
+    if (h2_head_add(&h->head, (const char *)name, namelen, (const char *)value, valuelen) ==
+        CUT_ENOMEM)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0; /* over a limit: answered 431 once the head is complete */
+}
+
+static const char *status_code_name(int status)
+{
+    switch (status) {
+    case 431: return "headers_too_large";
+    case 501: return "not_implemented";
+    default: return "bad_request";
+    }
+}
+
+static void start_request(struct h2c *c, struct h2s *h, int end_stream)
+{
+    struct http_req req;
+    if (end_stream)
+        h->req_end = 1;
+    int st = h2_head_request(&h->head, end_stream, &req);
+    if (st) {
+        submit_error(h, st, status_code_name(st),
+                     st == 501 ? "CONNECT is not supported"
+                               : st == 431 ? "request head too large"
+                                           : "malformed request");
+        h2_head_dispose(&h->head);
+        return;
+    }
+    struct stream *s = stream_new(c->w, &h2s_ops, h, (struct sockaddr *)&c->peer, c->peerlen);
+    if (s)
+        stream_set_tls(s, &c->io); /* X-Forwarded-Proto https and the client certificate */
+    if (!s) {
+        submit_error(h, 503, "overloaded", "out of memory");
+        h2_head_dispose(&h->head);
+        return;
+    }
+    h->s = s;
+    s->bytes_in = h->head.list_size;
+    h->body_start_ns = clock_mono_ns();
+    stream_start(s, &req); /* may answer at once (no route, ...): h->s is then NULL */
+    h2_head_dispose(&h->head);
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
+{
+    struct h2c *c = ud;
+    int32_t id = frame->hd.stream_id;
+    struct h2s *h = id ? nghttp2_session_get_stream_user_data(ng, id) : NULL;
+    int end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+        if (!h)
+            break;
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+            start_request(c, h, end);
+            return 0;
+        }
+        break; /* trailers: only END_STREAM matters */
+    case NGHTTP2_DATA:
+        if (!end && frame->hd.length == 0 && rate_exceeded(c, &c->ctrl_count,
+                                                           H2C_MAX_CONTROL_PER_SEC)) {
+            calm(c);
+            return 0;
+        }
+        break;
+    case NGHTTP2_RST_STREAM:
+        if (rate_exceeded(c, &c->rst_count, H2C_MAX_RESETS_PER_SEC))
+            calm(c);
+        return 0;
+    case NGHTTP2_PING:
+    case NGHTTP2_SETTINGS:
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK)
+            return 0;
+        /* fall through */
+    case NGHTTP2_PRIORITY:
+        if (rate_exceeded(c, &c->ctrl_count, H2C_MAX_CONTROL_PER_SEC))
+            calm(c);
+        return 0;
+    case NGHTTP2_WINDOW_UPDATE:
+        /* Tiny increments cost a frame each for nothing (a client reading normally returns
+         * window in large steps); they count as control frames. */
+        if (frame->window_update.window_size_increment < H2C_TINY_WINDOW_UPDATE &&
+            rate_exceeded(c, &c->ctrl_count, H2C_MAX_CONTROL_PER_SEC))
+            calm(c);
+        return 0;
+    default:
+        return 0;
+    }
+    if (h && end && !h->req_end) {
+        h->req_end = 1;
+        h->last_rx_ns = clock_mono_ns();
+        if (h->s)
+            stream_request_body(h->s, 1);
+    }
+    return 0;
+}
+
+/* Whether the request body of h is past its deadline (timeouts.request_body_ms, extended by
+ * 1 s per limits.min_body_rate bytes: h1.c's rule): a DATA trickle. While the upstream holds the
+ * body back (half the stream window or more not yet consumed) the client is not to blame: its
+ * clock starts again. */
+static int body_too_slow(struct h2c *c, struct h2s *h, uint64_t now)
+{
+    if (h->req_end || h->resp_submitted || !h->s || h->s->resp_head_sent)
+        return 0;
+    size_t window = c->stream_buf < H2C_STREAM_WINDOW ? c->stream_buf : H2C_STREAM_WINDOW;
+    if (h->unconsumed >= window / 2) {
+        h->body_start_ns = now;
+        h->body_bytes = 0;
+        return 0;
+    }
+    uint64_t allowed = http_body_allowance_ms(c->request_body_ms, c->min_body_rate,
+                                              h->body_bytes);
+    return allowed != UINT64_MAX && (now - h->body_start_ns) / 1000000u > allowed;
+}
+
+/* 408 on the stream (then RST_STREAM NO_ERROR, since the client has not ended it: on_frame_send),
+ * and the upstream request is abandoned. The connection and its other streams go on. */
+static void body_timeout(struct h2s *h)
+{
+    struct stream *s = h->s;
+    stream_abort(s);
+    s->status = 408;
+    s->error = "request_timeout";
+    worker_count(&s->w->body_timeouts);
+    submit_error(h, 408, "request_timeout", "the request body was too slow");
+    exchange_over(h);
+}
+
+static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *ud)
+{
+    struct h2c *c = ud;
+    (void)flags;
+    struct h2s *h = nghttp2_session_get_stream_user_data(ng, id);
+    if (h && h->s && !c->closing && body_too_slow(c, h, clock_mono_ns()))
+        body_timeout(h);
+    if (!h || !h->s || c->closing) {
+        nghttp2_session_consume(ng, id, len); /* nobody wants it: keep the window open */
+        return 0;
+    }
+    struct stream *s = h->s;
+    evbuffer_add(s->req_body, data, len);
+    s->bytes_in += len;
+    h->body_bytes += len;
+    h->unconsumed += len;
+    h->last_rx_ns = clock_mono_ns();
+    stream_request_body(s, 0);
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
+{
+    struct h2c *c = ud;
+    if (frame->hd.type == NGHTTP2_RST_STREAM) {
+        c->reset_ring[c->reset_next++ % H2C_RESET_RING] = frame->hd.stream_id;
+        return 0;
+    }
+    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+        (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS))
+        return 0;
+    struct h2s *h = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+    if (h && !h->req_end) {
+        /* The response is complete and the client is still sending: it need not (RFC 9113
+         * section 8.1). */
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
+static int on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *frame, int err, void *ud)
+{
+    (void)ud;
+    (void)err;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->hd.stream_id)
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, void *ud)
+{
+    struct h2c *c = ud;
+    (void)err;
+    struct h2s *h = nghttp2_session_get_stream_user_data(ng, id);
+    if (!h)
+        return 0;
+    nghttp2_session_set_stream_user_data(ng, id, NULL);
+    if (h->unconsumed) {
+        nghttp2_session_consume_connection(ng, (size_t)h->unconsumed);
+        h->unconsumed = 0;
+    }
+    h2s_free(c, h); /* an exchange still running is aborted (logged as 499) */
+    if (c->nstreams == 0 && !c->closing)
+        arm(c, c->client_idle_ms);
+    return 0;
+}
+
+/* ---- connection ------------------------------------------------------------------------------ */
+
+static const struct cfg *cur_cfg(const struct h2c *c)
+{
+    return c->w->pins.current ? c->w->pins.current->snap->cfg : NULL;
+}
+
+static void conn_free(struct h2c *c)
+{
+    while (c->streams)
+        h2s_free(c, c->streams);
+    if (c->ng)
+        nghttp2_session_del(c->ng);
+    worker_h2c_removed(c->w, c);
+    if (c->tmo)
+        event_free(c->tmo);
+    if (c->run)
+        event_free(c->run);
+    io_dispose(&c->io);
+    free(c);
+}
+
+/* Output empty: half-close and read what the client still sends for a moment (so that its
+ * kernel does not answer our close with a reset that destroys the GOAWAY), then free. Frees are
+ * always deferred to the timer. */
+static void close_when_drained(struct h2c *c)
+{
+    if (evbuffer_get_length(c->io.out) > 0 || c->lingering)
+        return; /* on_drain comes back here; or already lingering */
+    if (!c->io.eof && !c->io.failed) {
+        c->lingering = 1;
+        shutdown(c->io.fd, SHUT_WR);
+        io_resume_read(&c->io);
+        arm(c, H2C_LINGER_MS);
+        return;
+    }
+    event_active(c->tmo, EV_TIMEOUT, 1);
+}
+
+/* nghttp2 has nothing more to write: stop reading, flush the socket, close. */
+static void finish(struct h2c *c)
+{
+    if (c->finishing)
+        return;
+    c->closing = c->finishing = 1;
+    io_pause_read(&c->io);
+    evbuffer_drain(c->io.in, evbuffer_get_length(c->io.in));
+    c->io.drain_mark = 0;
+    if (evbuffer_get_length(c->io.out) == 0) {
+        close_when_drained(c);
+    } else {
+        io_mark(&c->io);
+        arm(c, H2C_CLOSE_MS);
+    }
+}
+
+/* Runs nghttp2's output into the socket buffer, resumes upstreams whose response buffer
+ * drained, and closes the connection when the session is over. */
+static void flush(struct h2c *c)
+{
+    if (c->in_send || c->finishing)
+        return;
+    c->in_send = 1;
+    int rv = nghttp2_session_send(c->ng);
+    c->in_send = 0;
+    if (rv != 0) {
+        h2c_kill(c);
+        return;
+    }
+    if (evbuffer_get_length(c->io.out))
+        io_mark(&c->io);
+    if (c->want_drain) {
+        c->want_drain = 0;
+        for (struct h2s *h = c->streams; h; h = h->next) {
+            if (h->want_drain) {
+                h->want_drain = 0;
+                if (h->s)
+                    stream_downstream_drained(h->s); /* may queue more: schedule()d */
+            }
+        }
+    }
+    int ww = nghttp2_session_want_write(c->ng);
+    if ((c->closing && !ww) || (!ww && !nghttp2_session_want_read(c->ng)))
+        finish(c); /* GOAWAY out and no stream left, or a fatal error */
+}
+
+/* Feeds the buffered input to nghttp2 without copying (evbuffer_peek chunks). */
+static void feed(struct h2c *c)
+{
+    struct evbuffer *in = c->io.in;
+    while (!c->closing && evbuffer_get_length(in) > 0) {
+        if (io_pending(&c->io) >= c->out_cap && nghttp2_session_want_write(c->ng)) {
+            /* The client does not read what we send (PING or SETTINGS flood, or just slow):
+             * stop reading it until the output drains. */
+            c->out_paused = 1;
+            io_pause_read(&c->io);
+            return;
+        }
+        struct evbuffer_iovec v[8];
+        int nv = evbuffer_peek(in, -1, NULL, v, 8);
+        size_t used = 0;
+        for (int i = 0; i < nv && !c->closing; i++) {
+            ssize_t r = nghttp2_session_mem_recv(c->ng, v[i].iov_base, v[i].iov_len);
+            if (r < 0) {
+                /* Fatal (bad preface, flood, protocol error). nghttp2 queued a GOAWAY for
+                 * some of these; for the others (floods) queue one here. */
+                int calm_down = r == NGHTTP2_ERR_FLOODED || r == NGHTTP2_ERR_CALLBACK_FAILURE ||
+                                r <= NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
+                if (r != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+                    nghttp2_session_terminate_session(c->ng, calm_down ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                                       : NGHTTP2_PROTOCOL_ERROR);
+                c->closing = 1;
+                break;
+            }
+            used += (size_t)r;
+        }
+        evbuffer_drain(in, used);
+        if (c->closing)
+            break;
+    }
+    if (c->closing) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        io_pause_read(&c->io);
+    } else if (!c->out_paused) {
+        io_resume_read(&c->io); /* io.c pauses at read_max; consumed input reopens it */
+    }
+}
+
+static void on_read(struct io *io, void *arg)
+{
+    struct h2c *c = arg;
+    (void)io;
+    if (c->closing) {
+        evbuffer_drain(c->io.in, evbuffer_get_length(c->io.in));
+        return;
+    }
+    feed(c);
+    flush(c);
+}
+
+static void on_drain(struct io *io, void *arg)
+{
+    struct h2c *c = arg;
+    (void)io;
+    if (c->finishing) {
+        close_when_drained(c);
+        return;
+    }
+    if (c->out_paused && io_pending(&c->io) <= c->out_cap / 2) {
+        c->out_paused = 0;
+        feed(c);
+    }
+    flush(c);
+}
+
+static void on_event(struct io *io, int what, void *arg)
+{
+    struct h2c *c = arg;
+    (void)io;
+    if (what == IO_EOF && c->finishing) {
+        event_active(c->tmo, EV_TIMEOUT, 1);
+        return;
+    }
+    if (what & (IO_EOF | IO_ERROR | IO_TIMEOUT))
+        conn_free(c); /* exchanges in progress are aborted (logged as 499) */
+}
+
+static void on_run(evutil_socket_t fd, short what, void *arg)
+{
+    struct h2c *c = arg;
+    (void)fd;
+    (void)what;
+    if (!c->closing && !c->out_paused && evbuffer_get_length(c->io.in))
+        feed(c);
+    flush(c);
+    io_loop_flush(&c->w->iol);
+}
+
+/* Streams that made no progress for body_idle: a request body that stopped arriving (while we
+ * were not the ones holding it back), or a response the client does not take (zero window).
+ * And request bodies past their deadline (body_too_slow). */
+static void check_stalls(struct h2c *c)
+{
+    uint64_t now = clock_mono_ns();
+    uint64_t limit = (uint64_t)c->body_idle_ms * 1000000u;
+    for (struct h2s *h = c->streams; h; h = h->next) {
+        if (h->s && body_too_slow(c, h, now)) {
+            body_timeout(h);
+            continue;
+        }
+        struct stream *s = h->s;
+        int rx_stall = s && !h->req_end && now - h->last_rx_ns > limit &&
+                       stream_request_buffered(s) == 0;
+        int tx_stall = evbuffer_get_length(h->out) > 0 && now - h->last_tx_ns > limit;
+        if (rx_stall && s && !s->resp_head_sent && !h->resp_submitted) {
+            stream_abort(s);
+            s->status = 408;
+            submit_error(h, 408, "request_timeout", "the request body stalled");
+            exchange_over(h);
+        } else if (rx_stall || tx_stall) {
+            if (s) {
+                stream_abort(s);
+                exchange_over(h);
+            }
+            evbuffer_drain(h->out, evbuffer_get_length(h->out));
+            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_CANCEL);
+        }
+    }
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct h2c *c = arg;
+    struct io_loop *l = &c->w->iol;
+    (void)fd;
+    (void)what;
+    if (c->closing) {
+        conn_free(c);
+        io_loop_flush(l);
+        return;
+    }
+    if (c->nstreams == 0) {
+        /* Idle: GOAWAY (nothing was started after the last stream), then close. */
+        nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR);
+        c->closing = 1;
+    } else {
+        check_stalls(c);
+        arm(c, c->body_idle_ms);
+    }
+    flush(c);
+    io_loop_flush(l);
+}
+
+int h2c_takeover(struct worker *w, struct io *from, const struct sockaddr *peer,
+                 socklen_t peerlen)
+{
+    int fd = fcntl(from->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return CUT_EIO;
+    struct h2c *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return CUT_ENOMEM;
+    }
+    c->w = w;
+    if (peerlen > sizeof c->peer)
+        peerlen = sizeof c->peer;
+    memcpy(&c->peer, peer, peerlen);
+    c->peerlen = peerlen;
+    const struct cfg *cfg = cur_cfg(c);
+    c->stream_buf = cfg ? cfg->limits.buffer_bytes : 262144;
+    c->out_cap = c->stream_buf < 65536 ? 65536 : c->stream_buf;
+    c->client_idle_ms = cfg ? cfg->timeouts.client_idle : 120000;
+    c->body_idle_ms = cfg ? cfg->timeouts.body_idle : 60000;
+    c->request_body_ms = cfg ? cfg->timeouts.request_body : 30000;
+    c->min_body_rate = cfg ? cfg->limits.min_body_rate : 1024;
+    c->max_header_bytes = cfg ? cfg->limits.max_header_bytes : 32768;
+    c->max_headers = cfg ? cfg->limits.max_headers : 100;
+    if (c->max_headers > CUT_MAX_FIELDS)
+        c->max_headers = CUT_MAX_FIELDS;
+    c->rate_start_ns = clock_mono_ns();
+
+    nghttp2_session_callbacks *cbs = NULL;
+    nghttp2_option *opt = NULL;
+    int ok = nghttp2_session_callbacks_new(&cbs) == 0 && nghttp2_option_new(&opt) == 0;
+    if (ok) {
+        nghttp2_session_callbacks_set_send_callback(cbs, on_send);
+        nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
+        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+        nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+        nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
+        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+        nghttp2_option_set_no_auto_window_update(opt, 1);
+        nghttp2_option_set_max_outbound_ack(opt, 100); /* SETTINGS/PING ACKs not read */
+        nghttp2_option_set_max_settings(opt, 32);
+        ok = nghttp2_session_server_new2(&c->ng, cbs, c, opt) == 0;
+    }
+    if (cbs)
+        nghttp2_session_callbacks_del(cbs);
+    if (opt)
+        nghttp2_option_del(opt);
+    uint32_t win = c->stream_buf < H2C_STREAM_WINDOW ? (uint32_t)c->stream_buf
+                                                     : H2C_STREAM_WINDOW;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2C_MAX_STREAMS},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, win},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)c->max_header_bytes},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    if (ok)
+        ok = nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, CUT_ARRAY_LEN(iv)) == 0 &&
+             nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0,
+                                                   H2C_CONN_WINDOW) == 0;
+    if (ok) {
+        c->tmo = evtimer_new(w->base, on_timeout, c);
+        c->run = event_new(w->base, -1, 0, on_run, c);
+        ok = c->tmo && c->run;
+    }
+    if (!ok) {
+        if (c->ng)
+            nghttp2_session_del(c->ng);
+        if (c->tmo)
+            event_free(c->tmo);
+        if (c->run)
+            event_free(c->run);
+        close(fd);
+        free(c);
+        return CUT_ENOMEM;
+    }
+    if (io_init(&c->io, &w->iol, fd, on_read, on_drain, on_event, c) < 0) {
+        nghttp2_session_del(c->ng);
+        event_free(c->tmo);
+        event_free(c->run);
+        free(c);
+        return CUT_ENOMEM;
+    }
+    if (io_is_tls(from) && io_take_tls(&c->io, from) < 0) {
+        io_dispose(&c->io);
+        nghttp2_session_del(c->ng);
+        event_free(c->tmo);
+        event_free(c->run);
+        free(c);
+        return CUT_EIO;
+    }
+    c->io.read_max = c->out_cap;
+    c->io.drain_mark = c->out_cap / 2;
+    c->io.write_timeout = worker_tv(w, c->body_idle_ms);
+    evbuffer_add_buffer(c->io.in, from->in);
+    worker_h2c_added(w, c);
+    arm(c, c->client_idle_ms);
+    schedule(c); /* the preface and whatever followed it are processed from the loop */
+    return 0;
+}
+
+void h2c_shutdown(struct h2c *c)
+{
+    if (c->closing || c->shutting_down)
+        return;
+    c->shutting_down = 1;
+    nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(c->ng), NGHTTP2_NO_ERROR,
+                          NULL, 0);
+    flush(c); /* closes at once when no stream is open */
+}
+
+void h2c_kill(struct h2c *c)
+{
+    evbuffer_drain(c->io.out, evbuffer_get_length(c->io.out));
+    c->closing = c->finishing = 1;
+    io_pause_read(&c->io);
+    event_active(c->tmo, EV_TIMEOUT, 1);
+}
+
+void h2c_kill_now(struct h2c *c)
+{
+    conn_free(c);
+}

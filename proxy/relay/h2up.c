@@ -1,0 +1,882 @@
+/* h2up.c - HTTP/2 client connections to upstreams (see h2up.h). */
+#include "proxy/relay/h2up.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cut.h"
+#include "proxy/http/h1_parse.h"
+#include "proxy/relay/h2.h"
+#include "proxy/net/io.h"
+#include "core/list.h"
+#include "proxy/route/snapshot.h"
+#include "proxy/relay/stream.h"
+#include "proxy/net/tls.h"
+#include "proxy/relay/upstream.h"
+#include "proxy/relay/worker.h"
+
+#define H2UP_DEFAULT_MAX_STREAMS 100   /* until the peer's SETTINGS say otherwise */
+#define H2UP_STREAM_WINDOW (256u << 10) /* per-stream receive window */
+#define H2UP_CONN_WINDOW (16u << 20)    /* connection receive window */
+#define H2UP_OUT_CAP (256u << 10)       /* socket output queued before DATA waits */
+#define H2UP_REPLAY_MAX (64u << 10) /* request body kept to resend a refused stream */
+
+struct h2up_conn;
+
+/* One exchange on an HTTP/2 connection. The first member is the kind tag upstream.c reads. */
+struct h2up_stream {
+    int kind;                    /* UPSTREAM_KIND_H2 */
+    struct h2up_conn *c;
+    struct stream *s;            /* NULL once detached */
+    int32_t id;                  /* 0 until submitted */
+    struct h2up_stream *next, *prev; /* the connection's streams (waiting or open) */
+    struct h2_head head;         /* response head (or trailers) being collected */
+    int head_done;               /* the final response head went to the stream */
+    int in_trailers;
+    int deferred;                /* the body provider waits for stream.c */
+    int paused;                  /* the client side is full: DATA is not consumed */
+    size_t unconsumed;           /* received DATA bytes not yet returned to the window */
+    int got_bytes;               /* any frame of the response arrived */
+    int grpc;                    /* long-lived: no body idle timeout */
+    struct event *tmo;           /* response head / body idle */
+    struct evbuffer *tmp;        /* DATA handed to the stream */
+    struct evbuffer *sent;       /* request body sent so far, for a resend after a refusal */
+    int sent_overflow;           /* more than H2UP_REPLAY_MAX was sent: no resend */
+};
+
+struct h2up_conn {
+    struct worker *w;
+    struct upstream_ep *ep;
+    struct io io;
+    int io_live;
+    nghttp2_session *ng;
+    struct event *run;   /* deferred send (never from stream.c's call chain) */
+    struct event *tmo;   /* connect / idle */
+    struct h2up_conn *next, *prev; /* ep->h2conns */
+    struct h2up_stream *streams;   /* every stream on it, submitted or waiting */
+    unsigned nstreams;
+    int connected, goaway, dead;
+    int linked;  /* on ep->h2conns (taken off when it closes, so nobody picks or closes it) */
+    int closed;  /* conn_close ran; the memory goes when the last callback on it returns */
+    unsigned busy; /* callbacks of this file on c up the stack (conn_enter / conn_leave) */
+    int session_saved; /* the TLS session was offered to the endpoint */
+    unsigned connect_ms, idle_ms;
+};
+
+/* ---- connection lifetime -------------------------------------------------------------------
+ *
+ * A connection is freed by conn_close() only: at once when no callback of this file is running
+ * on it, else when the outermost one returns (conn_leave). Calls out of this file can come back
+ * and close it: io_loop_flush() reports a write error or a drained socket whose session is over
+ * (on_event / on_drain -> conn_fail), and a stream answered from conn_fail or from an nghttp2
+ * callback can drop the last pin of an older snapshot, whose release closes the endpoint's
+ * connections without streams (upstream_ep_put -> h2up_close_idle). Every entry point (event
+ * callback) brackets its work with conn_enter/conn_leave and stops touching c after
+ * conn_leave returns -1. */
+
+static void conn_free(struct h2up_conn *c)
+{
+    struct upstream_ep *ep = c->ep;
+    if (c->linked) {
+        CUT_LIST_REMOVE(&ep->h2conns, c, next, prev);
+        c->linked = 0;
+    }
+    ep->nconns--; /* ep lives while it counts c (ep_maybe_free) */
+    if (c->ng)
+        nghttp2_session_del(c->ng);
+    if (c->run)
+        event_free(c->run);
+    if (c->tmo)
+        event_free(c->tmo);
+    if (c->io_live)
+        io_dispose(&c->io);
+    struct worker *w = c->w;
+    free(c);
+    upstream_ep_release(&w->ups, ep);
+}
+
+/* Closes c: no new stream goes there and nothing else closes it again; its memory goes now, or
+ * when the outermost callback on it returns. Callers must not touch c afterwards unless they
+ * hold it with conn_enter. */
+static void conn_close(struct h2up_conn *c)
+{
+    if (c->closed)
+        return;
+    c->closed = 1;
+    c->dead = 1;
+    if (c->linked) {
+        CUT_LIST_REMOVE(&c->ep->h2conns, c, next, prev);
+        c->linked = 0;
+    }
+    if (c->busy) {
+        if (c->run)
+            event_del(c->run);
+        if (c->tmo)
+            evtimer_del(c->tmo);
+        return;
+    }
+    conn_free(c);
+}
+
+static void conn_enter(struct h2up_conn *c)
+{
+    c->busy++;
+}
+
+/* Ends a conn_enter. Returns -1 when c is gone (it was closed meanwhile), else 0. */
+static int conn_leave(struct h2up_conn *c)
+{
+    CUT_ASSERT(c->busy > 0);
+    if (--c->busy == 0 && c->closed) {
+        conn_free(c);
+        return -1;
+    }
+    return c->closed ? -1 : 0;
+}
+
+static void arm_conn(struct h2up_conn *c, unsigned ms)
+{
+    evtimer_add(c->tmo, worker_tv(c->w, ms));
+}
+
+/* The connection carries no stream: close it after the idle time. (A dead one is being
+ * closed by conn_fail already.) */
+static void maybe_idle(struct h2up_conn *c)
+{
+    if (c->nstreams == 0 && c->connected && !c->dead) {
+        /* A whole exchange is done: TLS 1.3 tickets have arrived, keep the session for the
+         * endpoint's next connection. */
+        if (c->ep->tls && !c->session_saved && c->io_live && c->io.ssl) {
+            void *sess = tls_ssl_take_session(c->io.ssl);
+            if (sess) {
+                if (c->ep->tls_session)
+                    tls_session_free(c->ep->tls_session);
+                c->ep->tls_session = sess;
+            }
+            c->session_saved = 1;
+        }
+        arm_conn(c, c->idle_ms);
+    }
+}
+
+static void schedule(struct h2up_conn *c)
+{
+    if (c->run && !c->dead)
+        event_active(c->run, EV_WRITE, 1);
+}
+
+/* Frees st; its connection, left without streams, starts its idle time (whichever path freed
+ * the last stream: an answer, a cancel whose RST_STREAM went out, a timeout). */
+static void stream_obj_free(struct h2up_stream *st)
+{
+    struct h2up_conn *c = st->c;
+    if (c) {
+        CUT_LIST_REMOVE(&c->streams, st, next, prev);
+        c->nstreams--;
+        if (c->ng && st->id > 0)
+            nghttp2_session_set_stream_user_data(c->ng, st->id, NULL);
+    }
+    if (st->tmo)
+        event_free(st->tmo);
+    if (st->tmp)
+        evbuffer_free(st->tmp);
+    if (st->sent)
+        evbuffer_free(st->sent);
+    h2_head_dispose(&st->head);
+    free(st);
+    if (c)
+        maybe_idle(c);
+}
+
+/* Detaches the stream.c side (both forget each other). DATA received while the client was
+ * paused and not yet returned to the windows is returned now: nobody will resume it, and the
+ * connection window is shared by every stream. */
+static struct stream *unhook(struct h2up_stream *st)
+{
+    struct stream *s = st->s;
+    st->s = NULL;
+    if (st->unconsumed && st->c && st->c->ng && st->id > 0) {
+        nghttp2_session_consume(st->c->ng, st->id, st->unconsumed);
+        st->unconsumed = 0;
+        schedule(st->c); /* WINDOW_UPDATE */
+    }
+    if (st->tmo)
+        evtimer_del(st->tmo);
+    if (s)
+        s->uc = NULL;
+    return s;
+}
+
+/* Fails one stream: it goes back to stream.c with err. how: 0 (not retryable), FAIL_CONNECT
+ * (the connection never came up: nothing was sent), FAIL_UNPROCESSED (the upstream refused it
+ * or it was above a GOAWAY's last stream id). */
+#define FAIL_CONNECT 1
+#define FAIL_UNPROCESSED 2
+#define FAIL_STALE 3 /* the connection died before any response byte: idempotent retry once */
+static void stream_fail(struct h2up_stream *st, int err, int how)
+{
+    if (how == FAIL_UNPROCESSED && st->s && st->s->req_body_sent_any) {
+        /* Put the body already sent back in front of what is still waiting, so the retry
+         * sends all of it; a body too large to have been kept cannot go again. */
+        if (st->sent_overflow || evbuffer_prepend_buffer(st->s->req_body, st->sent) != 0)
+            how = 0;
+        else
+            st->s->req_body_sent_any = 0;
+    }
+    struct stream *s = unhook(st);
+    stream_obj_free(st);
+    if (!s)
+        return;
+    if (how == FAIL_CONNECT)
+        stream_on_upstream_error(s, err, 1, 1);
+    else if (how == FAIL_UNPROCESSED)
+        stream_on_upstream_error(s, err, STREAM_RETRY_UNPROCESSED, 0);
+    else if (how == FAIL_STALE)
+        stream_on_upstream_error(s, err, 1, 0);
+    else
+        stream_on_upstream_error(s, err, 0, 0);
+}
+
+/* The connection is unusable: fail every stream on it, then close it. Failing a stream calls
+ * stream.c, which may answer it, retry it elsewhere, and drop the pin that kept ep's snapshot
+ * (h2up_close_idle); c is held meanwhile. c is gone afterwards unless the caller holds it. */
+static void conn_fail(struct h2up_conn *c, int err, int connect_phase)
+{
+    conn_enter(c);
+    c->dead = 1;
+    while (c->streams) {
+        struct h2up_stream *st = c->streams;
+        /* Streams on a connection that never came up were not sent; streams never submitted
+         * on a live one were not processed. */
+        stream_fail(st, err,
+                    connect_phase     ? FAIL_CONNECT
+                    : st->id == 0     ? FAIL_UNPROCESSED
+                    : !st->got_bytes  ? FAIL_STALE
+                                      : 0);
+    }
+    conn_close(c);
+    conn_leave(c);
+}
+
+/* ---- sending ---------------------------------------------------------------------------------- */
+
+/* Moves nghttp2's pending frames to the socket (at most H2UP_OUT_CAP queued). Returns -1 when
+ * the session failed (c is closed: gone unless the caller holds it). */
+static int pump(struct h2up_conn *c)
+{
+    if (!c->ng || c->dead)
+        return 0;
+    while (io_pending(&c->io) < H2UP_OUT_CAP) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(c->ng, &data);
+        if (n < 0) {
+            conn_fail(c, CUT_EPROTO, 0);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        evbuffer_add(c->io.out, data, (size_t)n);
+    }
+    io_mark(&c->io);
+    if (!nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng) &&
+        io_pending(&c->io) == 0) {
+        conn_fail(c, CUT_ECONN, 0);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_run(evutil_socket_t fd, short what, void *arg)
+{
+    struct h2up_conn *c = arg;
+    struct io_loop *l = &c->w->iol;
+    (void)fd;
+    (void)what;
+    conn_enter(c);
+    pump(c);
+    io_loop_flush(l); /* may report c's socket failed: c is held */
+    conn_leave(c);
+}
+
+/* Request body from s->req_body, as DATA frames. */
+static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
+                         uint32_t *flags, nghttp2_data_source *src, void *arg)
+{
+    (void)ng;
+    (void)id;
+    (void)arg;
+    struct h2up_stream *st = src->ptr;
+    struct stream *s = st->s;
+    if (!s)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* detached: RST_STREAM follows */
+    size_t have = evbuffer_get_length(s->req_body);
+    if (have == 0 && !s->req_done) {
+        st->deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = have < len ? have : len;
+    if (n) {
+        evbuffer_remove(s->req_body, buf, n);
+        s->req_body_sent_any = 1;
+        if (!st->sent_overflow && evbuffer_get_length(st->sent) + n <= H2UP_REPLAY_MAX)
+            evbuffer_add(st->sent, buf, n);
+        else
+            st->sent_overflow = 1;
+    }
+    if (s->req_done && evbuffer_get_length(s->req_body) == 0)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+static int lower_name(char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] >= 'A' && p[i] <= 'Z')
+            p[i] = (char)(p[i] + 32);
+    return 0;
+}
+
+static nghttp2_nv nv_make(const char *name, size_t nl, const char *value, size_t vl)
+{
+    return (nghttp2_nv){(uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)value, nl, vl,
+                        NGHTTP2_NV_FLAG_NONE};
+}
+
+/* Sends the request head of st (stream.c's HTTP/1.1 head, parsed back) and its body provider. */
+static int submit(struct h2up_stream *st)
+{
+    struct h2up_conn *c = st->c;
+    struct stream *s = st->s;
+    const struct cfg *cfg = s->pin->snap->cfg;
+    struct h1_limits lim = {s->head_len, s->head_len, cfg->limits.max_headers + 16};
+    struct http_field *fields = calloc(lim.max_headers, sizeof *fields);
+    nghttp2_nv *nv = calloc(lim.max_headers + 4, sizeof *nv);
+    char *head = malloc(s->head_len);
+    int rc = CUT_ENOMEM;
+    if (!fields || !nv || !head)
+        goto out;
+    memcpy(head, s->head, s->head_len);
+    struct h1_request r;
+    int status = 0;
+    rc = h1_parse_request(head, s->head_len, &lim, &r, fields, lim.max_headers, &status);
+    if (rc < 0) {
+        rc = CUT_EPROTO;
+        goto out;
+    }
+    size_t n = 0;
+    nv[n++] = nv_make(":method", 7, r.method.p, r.method.n);
+    nv[n++] = nv_make(":scheme", 7, c->ep->tls ? "https" : "http", c->ep->tls ? 5 : 4);
+    nv[n++] = nv_make(":path", 5, r.target.p, r.target.n);
+    size_t auth = n++;
+    nv[auth] = nv_make(":authority", 10, "", 0);
+    for (unsigned i = 0; i < r.nheaders; i++) {
+        struct http_field *f = &fields[i];
+        if (f->id == H1_HDR_HOST) {
+            nv[auth] = nv_make(":authority", 10, f->value.p, f->value.n);
+            continue;
+        }
+        if ((f->flags & H1_HF_HOP) || h2_conn_specific(f->name) || cut_slice_ieq(f->name, "te"))
+            continue;
+        lower_name((char *)(uintptr_t)f->name.p, f->name.n);
+        nv[n++] = nv_make(f->name.p, f->name.n, f->value.p, f->value.n);
+    }
+    if (s->te_trailers)
+        nv[n++] = nv_make("te", 2, "trailers", 8);
+    nghttp2_data_provider prov = {.source.ptr = st, .read_callback = body_read};
+    int32_t id = nghttp2_submit_request(c->ng, NULL, nv, n,
+                                        s->req_framing == HTTP_BODY_NONE ? NULL : &prov, st);
+    if (id < 0) {
+        rc = id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? CUT_ECONN : CUT_ENOMEM;
+        goto out;
+    }
+    st->id = id;
+    rc = 0;
+out:
+    free(fields);
+    free(nv);
+    free(head);
+    return rc;
+}
+
+/* ---- receiving -------------------------------------------------------------------------------- */
+
+static void on_stream_timeout(evutil_socket_t fd, short what, void *arg);
+
+static struct h2up_stream *stream_of(struct h2up_conn *c, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(c->ng, id);
+}
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
+{
+    (void)ng;
+    struct h2up_stream *st = stream_of(arg, f->hd.stream_id);
+    if (!st)
+        return 0;
+    st->got_bytes = 1;
+    const struct cfg *cfg = st->s ? st->s->pin->snap->cfg : NULL;
+    h2_head_dispose(&st->head);
+    h2_head_init(&st->head, cfg ? cfg->limits.max_header_bytes : 65536, CUT_MAX_FIELDS);
+    st->in_trailers = st->head_done;
+    return 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+                     const uint8_t *value, size_t vl, uint8_t flags, void *arg)
+{
+    (void)ng;
+    (void)flags;
+    struct h2up_stream *st = stream_of(arg, f->hd.stream_id);
+    if (!st || !st->s)
+        return 0;
+    if (h2_head_add(&st->head, (const char *)name, nl, (const char *)value, vl) == CUT_ENOMEM)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
+}
+
+/* st's response is invalid (for cutover): that stream is reset and answered 502; the other
+ * streams of the connection carry on. (A non-zero return from on_frame_recv would be fatal to
+ * the whole session.) */
+static void stream_reject(struct h2up_stream *st)
+{
+    nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
+    stream_fail(st, CUT_EPROTO, 0);
+}
+
+/* The response head (or an interim one) arrived. */
+static int deliver_head(struct h2up_stream *st, int end_stream)
+{
+    struct stream *s = st->s;
+    struct http_resp resp;
+    if (h2_head_response(&st->head, end_stream, s->head_method_head, &resp) != 0) {
+        stream_reject(st);
+        return 0;
+    }
+    if (resp.status < 200) {
+        if (resp.status != 101)
+            stream_on_upstream_head(s, &resp); /* relayed; the final head follows */
+        h2_head_dispose(&st->head);
+        return 0;
+    }
+    st->head_done = 1;
+    evtimer_del(st->tmo);
+    if (!end_stream && !st->grpc)
+        evtimer_add(st->tmo, worker_tv(st->c->w, s->pin->snap->cfg->timeouts.body_idle));
+    stream_on_upstream_head(s, &resp);
+    h2_head_dispose(&st->head);
+    if (st->s && end_stream) {
+        struct stream *done = unhook(st);
+        stream_on_upstream_end(done, NULL, 0);
+    }
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
+{
+    (void)ng;
+    struct h2up_conn *c = arg;
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+        c->goaway = 1; /* nghttp2 closes the streams above last_stream_id (REFUSED_STREAM) */
+        return 0;
+    }
+    struct h2up_stream *st = f->hd.stream_id ? stream_of(c, f->hd.stream_id) : NULL;
+    if (!st || !st->s)
+        return 0;
+    int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (f->hd.type == NGHTTP2_HEADERS) {
+        if (!st->in_trailers)
+            return deliver_head(st, end);
+        /* Trailers (gRPC's grpc-status): regular fields only, passed on at the end. */
+        unsigned n = 0;
+        if (!end || h2_head_fields(&st->head, &n) < 0) {
+            stream_reject(st);
+            return 0;
+        }
+        struct stream *s = unhook(st);
+        stream_on_upstream_end(s, st->head.fields, n);
+        return 0;
+    }
+    if (f->hd.type == NGHTTP2_DATA && end && st->head_done) {
+        struct stream *s = unhook(st);
+        stream_on_upstream_end(s, NULL, 0);
+    }
+    return 0;
+}
+
+static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                   size_t len, void *arg)
+{
+    (void)flags;
+    struct h2up_conn *c = arg;
+    struct h2up_stream *st = stream_of(c, id);
+    if (!st || !st->s || !st->head_done) {
+        nghttp2_session_consume(ng, id, len);
+        return 0;
+    }
+    if (!st->grpc)
+        evtimer_add(st->tmo, worker_tv(c->w, st->s->pin->snap->cfg->timeouts.body_idle));
+    evbuffer_add(st->tmp, data, len);
+    st->unconsumed += len;
+    stream_on_upstream_body(st->s, st->tmp);
+    evbuffer_drain(st->tmp, evbuffer_get_length(st->tmp));
+    if (!st->paused) {
+        nghttp2_session_consume(ng, id, st->unconsumed);
+        st->unconsumed = 0;
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *arg)
+{
+    (void)ng;
+    struct h2up_stream *st = stream_of(arg, id);
+    if (!st)
+        return 0;
+    if (!st->s) { /* finished or detached */
+        stream_obj_free(st);
+        return 0;
+    }
+    /* Closed before the exchange completed. REFUSED_STREAM (also what nghttp2 reports for the
+     * streams a GOAWAY left out) means the upstream never processed it: retry elsewhere. */
+    int unprocessed = code == NGHTTP2_REFUSED_STREAM;
+    stream_fail(st, code == NGHTTP2_NO_ERROR || unprocessed ? CUT_ECONN : CUT_EPROTO,
+                unprocessed ? FAIL_UNPROCESSED : 0);
+    return 0;
+}
+
+/* ---- socket events -------------------------------------------------------------------------- */
+
+static void on_read(struct io *io, void *arg)
+{
+    struct h2up_conn *c = arg;
+    struct evbuffer *in = io->in;
+    if (c->closed || !c->ng || evbuffer_get_length(in) == 0)
+        return;
+    conn_enter(c);
+    /* Feed the input chunk by chunk, without copying it together. The callbacks may close c
+     * (see conn_close): then the rest of the input is dropped. */
+    struct evbuffer_iovec v[8];
+    int nv;
+    while (!c->closed && (nv = evbuffer_peek(in, -1, NULL, v, 8)) > 0) {
+        size_t used = 0;
+        for (int i = 0; i < nv && i < 8 && !c->closed; i++) {
+            ssize_t n = nghttp2_session_mem_recv(c->ng, v[i].iov_base, v[i].iov_len);
+            if (n < 0) {
+                conn_fail(c, CUT_EPROTO, 0);
+                conn_leave(c);
+                return;
+            }
+            used += (size_t)n;
+        }
+        evbuffer_drain(in, used);
+        if (nv <= 8)
+            break;
+    }
+    if (!c->closed && pump(c) == 0)
+        maybe_idle(c);
+    conn_leave(c);
+}
+
+static void on_drain(struct io *io, void *arg)
+{
+    struct h2up_conn *c = arg;
+    (void)io;
+    if (c->closed)
+        return;
+    conn_enter(c);
+    if (pump(c) < 0) {
+        conn_leave(c);
+        return;
+    }
+    /* The body provider may take more: let the clients send more request body. */
+    for (struct h2up_stream *st = c->streams, *next; st && !c->closed; st = next) {
+        next = st->next;
+        if (st->s && !st->s->req_done)
+            stream_on_upstream_drained(st->s);
+    }
+    conn_leave(c);
+}
+
+static int start_session(struct h2up_conn *c)
+{
+    nghttp2_session_callbacks *cbs = NULL;
+    nghttp2_option *opt = NULL;
+    int ok = nghttp2_session_callbacks_new(&cbs) == 0 && nghttp2_option_new(&opt) == 0;
+    if (ok) {
+        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+        nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
+        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+        nghttp2_option_set_no_auto_window_update(opt, 1);
+        nghttp2_option_set_peer_max_concurrent_streams(opt, H2UP_DEFAULT_MAX_STREAMS);
+        ok = nghttp2_session_client_new2(&c->ng, cbs, c, opt) == 0;
+    }
+    if (cbs)
+        nghttp2_session_callbacks_del(cbs);
+    if (opt)
+        nghttp2_option_del(opt);
+    if (!ok)
+        return CUT_ENOMEM;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2UP_STREAM_WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 262144},
+    };
+    if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, CUT_ARRAY_LEN(iv)) != 0 ||
+        nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, H2UP_CONN_WINDOW) != 0)
+        return CUT_ENOMEM;
+    return 0;
+}
+
+static void on_event(struct io *io, int what, void *arg)
+{
+    struct h2up_conn *c = arg;
+    if (c->closed)
+        return; /* closed up the stack: its socket's news changes nothing */
+    conn_enter(c);
+    if (what & IO_CONNECTED) {
+        const char *alpn = io_is_tls(io) ? io_alpn(io) : "h2";
+        if (!alpn || strcmp(alpn, "h2") != 0 || start_session(c) < 0) {
+            conn_fail(c, CUT_EPROTO, 1); /* the upstream does not speak HTTP/2 over TLS */
+            conn_leave(c);
+            return;
+        }
+        c->connected = 1;
+        evtimer_del(c->tmo);
+        /* A failed stream may be retried on c itself (pushed in front: not visited) or close
+         * c (a snapshot released): stop then. */
+        for (struct h2up_stream *st = c->streams, *next; st && !c->closed; st = next) {
+            next = st->next;
+            int rc = submit(st);
+            if (rc < 0)
+                stream_fail(st, rc == CUT_ECONN ? CUT_ECONN : CUT_EPROTO,
+                            rc == CUT_ECONN ? FAIL_UNPROCESSED : 0);
+        }
+        if (!c->closed && pump(c) == 0)
+            maybe_idle(c);
+        conn_leave(c);
+        return;
+    }
+    if (!c->connected) {
+        if (c->ep->tls && io->err == EPROTO) {
+            upstream_tls_failed_event(c->w, c->ep, io);
+            conn_fail(c, CUT_ETLS, 1);
+        }
+        else
+            conn_fail(c, (what & IO_TIMEOUT) ? CUT_ETIMEDOUT : CUT_ECONN, 1);
+    } else {
+        conn_fail(c, (what & IO_TIMEOUT) ? CUT_ETIMEDOUT : CUT_ECONN, 0);
+    }
+    conn_leave(c);
+}
+
+static void on_conn_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct h2up_conn *c = arg;
+    struct io_loop *l = &c->w->iol;
+    (void)fd;
+    (void)what;
+    conn_enter(c);
+    if (!c->connected) {
+        conn_fail(c, CUT_ETIMEDOUT, 1);
+    } else if (c->nstreams == 0) {
+        if (c->ng) /* a polite GOAWAY; the socket closes right after */
+            nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR);
+        /* Writing the GOAWAY can fail the connection from inside the flush: its drain callback
+         * finds the session over (pump -> conn_fail), or the socket reports an error. c is held
+         * until here, and closing it twice is harmless. */
+        pump(c);
+        io_loop_flush(l);
+        conn_close(c);
+    } else {
+        io_loop_flush(l);
+    }
+    conn_leave(c);
+}
+
+static void on_stream_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct h2up_stream *st = arg;
+    struct h2up_conn *c = st->c;
+    struct io_loop *l = &c->w->iol;
+    (void)fd;
+    (void)what;
+    conn_enter(c);
+    if (st->id > 0 && c->ng)
+        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    stream_fail(st, CUT_ETIMEDOUT, 0); /* the answer may release a snapshot: c is held */
+    schedule(c);
+    io_loop_flush(l);
+    conn_leave(c);
+}
+
+/* ---- opening ---------------------------------------------------------------------------------- */
+
+static struct h2up_conn *conn_new(struct worker *w, struct upstream_ep *ep, struct stream *s)
+{
+    const struct cfg *cfg = s->pin->snap->cfg;
+    struct h2up_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->w = w;
+    c->ep = ep;
+    c->connect_ms = cfg->timeouts.upstream_connect;
+    c->idle_ms = cfg->timeouts.upstream_idle;
+    CUT_LIST_PUSH(&ep->h2conns, c, next, prev);
+    c->linked = 1;
+    ep->nconns++;
+    c->run = event_new(w->base, -1, 0, on_run, c);
+    c->tmo = evtimer_new(w->base, on_conn_timeout, c);
+    if (!c->run || !c->tmo ||
+        io_connect(&c->io, &w->iol, (struct sockaddr *)&ep->addr, ep->addrlen, on_read, on_drain,
+                   on_event, c) < 0) {
+        conn_close(c);
+        return NULL;
+    }
+    c->io_live = 1;
+    c->io.drain_mark = H2UP_OUT_CAP / 2;
+    if (ep->tls) {
+        struct tls_client *tc = s->pin->snap->routes[s->route].pools[s->pool].tls;
+        SSL *ssl = tc ? tls_client_ssl_new(tc, ep->host, ep->tls_session) : NULL;
+        if (!ssl || io_tls_connect(&c->io, ssl) < 0) {
+            tls_ssl_free(ssl);
+            conn_close(c);
+            return NULL;
+        }
+    }
+    arm_conn(c, c->connect_ms);
+    return c;
+}
+
+/* A connection with room for one more stream, or NULL. */
+static struct h2up_conn *conn_with_room(struct upstream_ep *ep)
+{
+    for (struct h2up_conn *c = ep->h2conns; c; c = c->next) {
+        if (c->goaway || c->dead)
+            continue;
+        uint32_t max = c->ng ? nghttp2_session_get_remote_settings(
+                                   c->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+                             : H2UP_DEFAULT_MAX_STREAMS;
+        if (c->ng && !nghttp2_session_check_request_allowed(c->ng))
+            continue;
+        if (c->nstreams < max)
+            return c;
+    }
+    return NULL;
+}
+
+struct upstream_conn *h2up_open(struct worker *w, struct upstream_ep *ep, struct stream *s)
+{
+    if (s->upgrade)
+        return NULL; /* no Upgrade over HTTP/2 (RFC 9113 section 8.6): answered as a failure */
+    struct h2up_stream *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->kind = UPSTREAM_KIND_H2;
+    st->s = s;
+    st->tmp = evbuffer_new();
+    st->sent = evbuffer_new();
+    st->tmo = evtimer_new(w->base, on_stream_timeout, st);
+    st->grpc = s->grpc;
+    if (!st->tmp || !st->sent || !st->tmo) {
+        stream_obj_free(st);
+        return NULL;
+    }
+    struct h2up_conn *c = conn_with_room(ep);
+    if (!c && !(c = conn_new(w, ep, s))) {
+        stream_obj_free(st);
+        return NULL;
+    }
+    st->c = c;
+    CUT_LIST_PUSH(&c->streams, st, next, prev);
+    c->nstreams++;
+    s->uc = (struct upstream_conn *)(void *)st;
+    if (c->connected) {
+        evtimer_del(c->tmo); /* not idle any more */
+        if (submit(st) < 0) {
+            unhook(st);
+            stream_obj_free(st);
+            maybe_idle(c);
+            return NULL;
+        }
+        schedule(c);
+    }
+    evtimer_add(st->tmo, worker_tv(w, s->pin->snap->cfg->timeouts.upstream_header));
+    return s->uc;
+}
+
+/* ---- operations from stream.c --------------------------------------------------------------- */
+
+static struct h2up_stream *as_stream(const struct upstream_conn *x)
+{
+    return (struct h2up_stream *)(uintptr_t)(const void *)x;
+}
+
+void h2up_send(struct upstream_conn *x)
+{
+    struct h2up_stream *st = as_stream(x);
+    if (st->deferred && st->id > 0 && st->c->ng) {
+        st->deferred = 0;
+        nghttp2_session_resume_data(st->c->ng, st->id);
+    }
+    schedule(st->c);
+}
+
+void h2up_pause(struct upstream_conn *x)
+{
+    as_stream(x)->paused = 1;
+}
+
+void h2up_resume(struct upstream_conn *x)
+{
+    struct h2up_stream *st = as_stream(x);
+    if (!st->paused)
+        return;
+    st->paused = 0;
+    if (st->unconsumed && st->id > 0 && st->c->ng) {
+        nghttp2_session_consume(st->c->ng, st->id, st->unconsumed);
+        st->unconsumed = 0;
+        schedule(st->c); /* WINDOW_UPDATE */
+    }
+}
+
+void h2up_detach(struct upstream_conn *x)
+{
+    struct h2up_stream *st = as_stream(x);
+    struct h2up_conn *c = st->c;
+    unhook(st);
+    if (st->id > 0 && c->ng && nghttp2_session_get_stream_user_data(c->ng, st->id)) {
+        /* Still open: cancel it; its object goes when nghttp2 reports the close. */
+        evtimer_del(st->tmo);
+        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+        schedule(c);
+        return;
+    }
+    stream_obj_free(st);
+    maybe_idle(c);
+}
+
+size_t h2up_pending(const struct upstream_conn *x)
+{
+    const struct h2up_stream *st = as_stream(x);
+    return io_pending(&st->c->io);
+}
+
+void h2up_close_idle(struct upstream_ep *ep)
+{
+    /* A connection being failed (dead) is closed by conn_fail itself; a closed one is off the
+     * list. Closing c frees at most c (ep is kept by the caller's reference). */
+    struct h2up_conn *c = ep->h2conns;
+    while (c) {
+        struct h2up_conn *next = c->next;
+        if (c->nstreams == 0 && !c->dead)
+            conn_close(c);
+        c = next;
+    }
+}
