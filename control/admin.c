@@ -48,6 +48,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "control/certs.h"
 #include "core/addr.h"
 #include "core/clock.h"
 #include "core/cut.h"
@@ -581,19 +582,19 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     char peer[64];
     ctlurl_addr_text(sa, peer, sizeof peer);
     /* a full table makes room; only when nobody can give way is this one told busy or closed */
-    int full = c->tls.admin && make_room(a, ca->max_clients) < 0;
-    if (a->nconns >= ca->max_clients + ADMIN_OVERFLOW || !c->tls.admin) {
-        if (c->tls.admin)
+    int full = certs_current(c->certs)->admin && make_room(a, ca->max_clients) < 0;
+    if (a->nconns >= ca->max_clients + ADMIN_OVERFLOW || !certs_current(c->certs)->admin) {
+        if (certs_current(c->certs)->admin)
             a->stats.refused++;
         close(fd);
         char extra[160];
         snprintf(extra, sizeof extra, ",\"peer\":\"%s\",\"reason\":\"%s\"", peer,
-                 c->tls.admin ? "too many admin API connections" : "no certificate loaded");
+                 certs_current(c->certs)->admin ? "too many admin API connections" : "no certificate loaded");
         admin_event(a, "admin_connection_refused", extra);
         return;
     }
     struct conn *cn = calloc(1, sizeof *cn);
-    SSL *ssl = cn ? tls_ssl_new(c->tls.admin) : NULL;
+    SSL *ssl = cn ? tls_ssl_new(certs_current(c->certs)->admin) : NULL;
     if (cn)
         cn->timer = evtimer_new(c->base, on_timer, cn);
     if (!cn || !ssl || !cn->timer) {

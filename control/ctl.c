@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control/certs.h"
+#include "control/dns.h"
 #include "core/addr.h"
 #include "core/clock.h"
 #include "core/cut.h"
@@ -41,8 +43,6 @@
 
 #define CTL_EXIT_POLL_MS 20
 #define CTL_HISTORY 1000
-#define CTL_TLS_POLL_MS 5000   /* polling fallback for the certificate files */
-#define CTL_TLS_SETTLE_MS 200  /* after a directory event, wait for the writer to finish */
 
 void ctl_event(struct ctl *c, const char *name, const char *extra)
 {
@@ -61,79 +61,42 @@ void ctl_event(struct ctl *c, const char *name, const char *extra)
     }
 }
 
-/* ---- DNS (control thread only; blocking getaddrinfo never runs on a worker) --------------- */
-
-static struct dns_entry *dns_find(struct ctl *c, const char *host, uint16_t port)
-{
-    for (size_t i = 0; i < c->ndns; i++)
-        if (c->dns[i].port == port && strcmp(c->dns[i].host, host) == 0)
-            return &c->dns[i];
-    return NULL;
-}
-
-static void dns_lookup(const char *host, uint16_t port, struct dns_entry *e)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
-    struct addrinfo *res = NULL;
-    char ps[8];
-    snprintf(ps, sizeof ps, "%u", port);
-    e->n = 0;
-    if (getaddrinfo(host, ps, &hints, &res) != 0)
-        return;
-    for (struct addrinfo *ai = res; ai && e->n < SNAP_MAX_ADDRS_PER_NAME; ai = ai->ai_next) {
-        if (ai->ai_addrlen > sizeof e->addrs[0])
-            continue;
-        memcpy(&e->addrs[e->n], ai->ai_addr, ai->ai_addrlen);
-        e->lens[e->n] = ai->ai_addrlen;
-        e->n++;
-    }
-    freeaddrinfo(res);
-}
+/* ---- DNS (control/dns.c resolves; the snapshot asks through resolve) ----------------------- */
 
 static unsigned resolve(void *ctx, const struct cfg_endpoint *ep, struct sockaddr_storage *out,
                         socklen_t *outlen, unsigned max)
 {
     struct ctl *c = ctx;
-    struct dns_entry *e = dns_find(c, ep->host, ep->port);
-    if (!e) {
-        if (c->ndns == c->capdns) {
-            size_t cap = c->capdns ? c->capdns * 2 : 16;
-            struct dns_entry *v = realloc(c->dns, cap * sizeof *v);
-            if (!v)
-                return 0;
-            c->dns = v;
-            c->capdns = cap;
-        }
-        e = &c->dns[c->ndns];
-        memset(e, 0, sizeof *e);
-        e->host = strdup(ep->host);
-        if (!e->host)
-            return 0;
-        e->port = ep->port;
-        c->ndns++;
-        dns_lookup(ep->host, ep->port, e);
-        if (e->n == 0) {
-            char extra[512];
-            snprintf(extra, sizeof extra, ",\"endpoint\":\"%.200s\",\"message\":\"does not resolve\"",
-                     ep->address);
-            ctl_event(c, "dns_failed", extra);
-        }
-    }
-
-    unsigned n = e->n < max ? e->n : max;
-    memcpy(out, e->addrs, n * sizeof *out);
-    memcpy(outlen, e->lens, n * sizeof *outlen);
-    return n;
+    return dns_get(c->dns, ep->host, ep->port, out, outlen, max);
 }
 
-static void dns_dispose(struct ctl *c)
+/* A name's addresses changed (or a first answer came): one publication for all the names that
+ * answered in this loop iteration (on_dns_publish). */
+static void on_dns_answer(void *ctx, const char *host, uint16_t port, unsigned naddrs, int first)
 {
-    for (size_t i = 0; i < c->ndns; i++)
-        free(c->dns[i].host);
-    free(c->dns);
-    c->dns = NULL;
-    c->ndns = c->capdns = 0;
+    struct ctl *c = ctx;
+    if (naddrs == 0) {
+        char extra[512];
+        snprintf(extra, sizeof extra, ",\"endpoint\":\"%.200s:%u\",\"message\":\"does not resolve\"",
+                 host, port);
+        ctl_event(c, "dns_failed", extra);
+        return;
+    }
+    if (!first)
+        c->dns_changed = 1;
+    event_active(c->ev_dns_publish, EV_TIMEOUT, 0);
+}
+
+static void on_dns_publish(evutil_socket_t fd, short what, void *arg)
+{
+    struct ctl *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->stopping)
+        return;
+    if (ctl_publish(c) == 0 && c->dns_changed)
+        ctl_event(c, "dns_changed", NULL);
+    c->dns_changed = 0;
 }
 
 /* ---- counters ---------------------------------------------------------------------------- */
@@ -340,463 +303,24 @@ void ctl_audit_out(void *ctx, const char *line, size_t len)
 static void siem_apply(struct ctl *c)
 {
     const struct cfg *cfg = c->hold->cfg;
-    if (siem_configure(c->siem, &cfg->siem, c->tls.siem, cfg->cluster, cfg->region) < 0)
+    if (siem_configure(c->siem, &cfg->siem, certs_current(c->certs)->siem, cfg->cluster, cfg->region) < 0)
         ctl_event(c, "siem_unreachable", ",\"reason\":\"out of memory: settings not applied\"");
 }
 
-/* ---- certificates ---------------------------------------------------------------------------
- * The contexts are built on this thread (file I/O) and hang off every snapshot, so workers use
- * the current snapshot's for new handshakes and open connections keep theirs. A change of any
- * certificate, key, CA or CRL file rebuilds every TLS listener's contexts; bad material is
- * refused (event tls_reload_refused) and the old keeps serving. */
+/* ---- certificates (control/certs.c builds and watches them) ---------------------------------- */
 
-struct ctl_tls_file {
-    char *path;
-    struct stat st; /* what stat() (through symlinks) said when the contexts were built */
-    int missing;
-    int changed;    /* differed at the last tls_files_stat() */
-};
-
-static int same_stat(const struct stat *a, const struct stat *b)
+static int on_certs_rotated(void *ctx)
 {
-    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
-static void tls_files_dispose(struct ctl *c)
-{
-    for (size_t i = 0; i < c->ntls_files; i++)
-        free(c->tls_files[i].path);
-    free(c->tls_files);
-    c->tls_files = NULL;
-    c->ntls_files = 0;
-}
-
-static void tls_files_add(struct ctl *c, const char *path, size_t *cap)
-{
-    if (!path)
-        return;
-    for (size_t i = 0; i < c->ntls_files; i++)
-        if (strcmp(c->tls_files[i].path, path) == 0)
-            return;
-    if (c->ntls_files == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 8;
-        struct ctl_tls_file *v = realloc(c->tls_files, ncap * sizeof *v);
-        if (!v)
-            return;
-        c->tls_files = v;
-        *cap = ncap;
-    }
-    struct ctl_tls_file *f = &c->tls_files[c->ntls_files];
-    memset(f, 0, sizeof *f);
-    f->path = strdup(path);
-    if (f->path)
-        c->ntls_files++;
-}
-
-/* Records what every file looks like now. Returns 1 when something differs from before. */
-static int tls_files_stat(struct ctl *c)
-{
-    int changed = 0;
-    for (size_t i = 0; i < c->ntls_files; i++) {
-        struct ctl_tls_file *f = &c->tls_files[i];
-        struct stat st;
-        int missing = stat(f->path, &st) < 0;
-        if (missing)
-            memset(&st, 0, sizeof st);
-        f->changed = missing != f->missing || !same_stat(&st, &f->st);
-        changed |= f->changed;
-        f->st = st;
-        f->missing = missing;
-    }
-    return changed;
-}
-
-
-/* Drops every context of set (NULL entries are fine) and empties it. */
-static void tls_set_release(struct ctl_tls_set *set)
-{
-    for (size_t i = 0; i < CFG_MAX_LISTENERS; i++)
-        tls_ctx_unref(set->listeners[i]);
-    tls_ctx_unref(set->admin);
-    for (size_t i = 0; i < set->npools; i++)
-        tls_client_unref(set->pools[i]);
-    free(set->pools);
-    if (set->siem)
-        tls_client_unref(set->siem);
-    geoip_unref(set->geo);
-    memset(set, 0, sizeof *set);
-}
-
-/* A rotation's view of the material in use: prev, the files' change flags, what was kept. */
-struct tls_renewal {
-    struct ctl *c;
-    const struct ctl_tls_set *prev;
-    struct cfg_errors *kept; /* one {path, reason} per piece kept from prev */
-    unsigned applied;        /* pieces loaded from changed files */
-};
-
-static int tls_file_changed(void *arg, const char *path)
-{
-    struct ctl *c = arg;
-    for (size_t i = 0; i < c->ntls_files; i++)
-        if (strcmp(c->tls_files[i].path, path) == 0)
-            return c->tls_files[i].changed;
-    return 1;
-}
-
-/* Each line of kept (a tls_*_renew report) as a problem at path. */
-static void kept_lines(struct cfg_errors *errs, const char *path, const char *kept)
-{
-    for (const char *p = kept; *p;) {
-        size_t n = strcspn(p, "\n");
-        cfg_errors_add(errs, path, 0, 0, "%.*s", (int)n, p);
-        p += n + (p[n] == '\n');
-    }
-}
-
-/* A piece that failed as a whole in a rotation, kept from prev when prev has it. Returns 1 when
- * it was kept (the failure noted in rn->kept), 0 when there is nothing to keep. */
-static int keep_whole(struct tls_renewal *rn, const char *path, const char *why, int have)
-{
-    if (!rn || !have)
-        return 0;
-    cfg_errors_add(rn->kept, path, 0, 0, "%s; the previous material stays in use", why);
-    return 1;
-}
-
-/* Builds the contexts of every TLS listener of cfg and of its admin API into out. Without rn
- * (start-up, reload, --check) every piece must load: on a failure every problem is in errs
- * (path listeners[i].tls or admin.tls) and nothing is left in out. With rn (a rotation of the
- * files of the configuration in use), each piece that does not load is taken from rn->prev and
- * named in rn->kept instead (tls_ctx_renew, tls_client_renew): a bad piece never blocks a good
- * one. */
-static int tls_build(const struct cfg *cfg, struct tls_renewal *rn, struct ctl_tls_set *out,
-                     struct cfg_errors *errs)
-{
-    int rc = 0;
-    memset(out, 0, sizeof *out);
-    const struct ctl_tls_set *prev = rn ? rn->prev : NULL;
-    tls_changed_fn changed = rn ? tls_file_changed : NULL;
-    void *cctx = rn ? rn->c : NULL;
-    char err[512], path[64], kept[2048];
-    unsigned applied = 0;
-    for (size_t i = 0; i < cfg->nlisteners && i < CFG_MAX_LISTENERS; i++) {
-        if (!cfg->listeners[i].tls)
-            continue;
-        snprintf(path, sizeof path, "listeners[%zu].tls", i);
-        int r = tls_ctx_renew(cfg->listeners[i].tls, prev ? prev->listeners[i] : NULL, changed,
-                              cctx, &out->listeners[i], kept, sizeof kept, &applied, err,
-                              sizeof err);
-        if (rn) {
-            rn->applied += applied;
-            kept_lines(rn->kept, path, kept);
-        }
-        if (r < 0 && keep_whole(rn, path, err, prev && prev->listeners[i])) {
-            tls_ctx_ref(prev->listeners[i]);
-            out->listeners[i] = prev->listeners[i];
-        } else if (r < 0) {
-            cfg_errors_add(errs, path, 0, 0, "%s", err);
-            rc = rc ? rc : r;
-        }
-    }
-    if (cfg->admin.tls) {
-        int r = tls_ctx_renew(cfg->admin.tls, prev ? prev->admin : NULL, changed, cctx,
-                              &out->admin, kept, sizeof kept, &applied, err, sizeof err);
-        if (rn) {
-            rn->applied += applied;
-            kept_lines(rn->kept, "admin.tls", kept);
-        }
-        if (r < 0 && keep_whole(rn, "admin.tls", err, prev && prev->admin)) {
-            tls_ctx_ref(prev->admin);
-            out->admin = prev->admin;
-        } else if (r < 0) {
-            cfg_errors_add(errs, "admin.tls", 0, 0, "%s", err);
-            rc = rc ? rc : r;
-        }
-    }
-    out->npools = cfg->nroutes * CFG_MAX_POOLS;
-    out->pools = calloc(out->npools ? out->npools : 1, sizeof *out->pools);
-    if (!out->pools) {
-        cfg_errors_add(errs, "", 0, 0, "out of memory");
-        rc = CUT_ENOMEM;
-        out->npools = 0;
-    }
-    for (size_t r = 0; out->pools && r < cfg->nroutes; r++) {
-        for (size_t p = 0; p < cfg->routes[r].npools; p++) {
-            const struct cfg_pool *cp = &cfg->routes[r].pools[p];
-            if (!cp->tls)
-                continue;
-            size_t k = r * CFG_MAX_POOLS + p;
-            struct tls_client *was = prev && k < prev->npools ? prev->pools[k] : NULL;
-            char perr_[1024], ppath[128];
-            snprintf(ppath, sizeof ppath, "routes[%zu].pools.%s.tls", r, cp->name);
-            int e = tls_client_renew(cp->tls, (int)cp->protocol, was, changed, cctx,
-                                     &out->pools[k], kept, sizeof kept, &applied, perr_,
-                                     sizeof perr_);
-            if (rn) {
-                rn->applied += applied;
-                kept_lines(rn->kept, ppath, kept);
-            }
-            if (e < 0 && keep_whole(rn, ppath, perr_, was != NULL)) {
-                tls_client_ref(was);
-                out->pools[k] = was;
-            } else if (e < 0) {
-                cfg_errors_add(errs, ppath, 0, 0, "%s", perr_);
-                rc = rc ? rc : e;
-            }
-        }
-    }
-    const char *db = cfg->access_log.country_database;
-    if (db) {
-        char gerr[1024];
-        int e = geoip_open(db, &out->geo, gerr, sizeof gerr);
-        if (e == 0 && rn)
-            rn->applied += (unsigned)tls_file_changed(rn->c, db);
-        if (e < 0 && keep_whole(rn, "access_log.country_database", gerr, prev && prev->geo)) {
-            geoip_ref(prev->geo);
-            out->geo = prev->geo;
-        } else if (e < 0) {
-            cfg_errors_add(errs, "access_log.country_database", 0, 0, "%s", gerr);
-            rc = rc ? rc : e;
-        }
-    }
-    if (cfg->siem.address && cfg->siem.tls) {
-        char serr[1024];
-        int e = tls_client_renew(cfg->siem.tls, TLS_CLIENT_NO_ALPN, prev ? prev->siem : NULL,
-                                 changed, cctx, &out->siem, kept, sizeof kept, &applied, serr,
-                                 sizeof serr);
-        if (rn) {
-            rn->applied += applied;
-            kept_lines(rn->kept, "siem.tls", kept);
-        }
-        if (e < 0 && keep_whole(rn, "siem.tls", serr, prev && prev->siem)) {
-            tls_client_ref(prev->siem);
-            out->siem = prev->siem;
-        } else if (e < 0) {
-            cfg_errors_add(errs, "siem.tls", 0, 0, "%s", serr);
-            rc = rc ? rc : e;
-        }
-    }
-    if (rc < 0)
-        tls_set_release(out);
-    return rc;
-}
-
-int ctl_tls_check(const struct cfg *cfg, struct cfg_errors *errs)
-{
-    struct ctl_tls_set set;
-    int rc = tls_build(cfg, NULL, &set, errs);
-    tls_set_release(&set);
-    return rc;
-}
-
-/* Puts fresh in use and leaves what was in use in fresh (for the caller to release, or to swap
- * back). */
-static void tls_swap(struct ctl *c, struct ctl_tls_set *fresh)
-{
-    struct ctl_tls_set t = c->tls;
-    c->tls = *fresh;
-    *fresh = t;
-}
-
-/* {"listener":name,"certificates":[...]} for every TLS listener, and the admin API's
- * {"address","certificates"}, into extra. */
-static void tls_event(struct ctl *c, const char *name)
-{
-    const struct cfg *cfg = c->hold->cfg;
-    size_t cap = 16384, o = 0;
-    char *extra = malloc(cap);
-    if (!extra)
-        return;
-    o += (size_t)snprintf(extra + o, cap - o, ",\"listeners\":[");
-    int first = 1;
-    for (size_t i = 0; i < cfg->nlisteners && i < CFG_MAX_LISTENERS && o + 256 < cap; i++) {
-        if (!c->tls.listeners[i])
-            continue;
-        o += (size_t)snprintf(extra + o, cap - o, "%s{\"listener\":\"%s\",\"certificates\":",
-                              first ? "" : ",", cfg->listeners[i].name);
-        o += tls_ctx_describe(c->tls.listeners[i], extra + o, cap - o - 4);
-        o += (size_t)snprintf(extra + o, cap - o, "}");
-        first = 0;
-    }
-    o += (size_t)snprintf(extra + o, cap - o, "]");
-    if (c->tls.admin && o + 256 < cap) {
-        o += (size_t)snprintf(extra + o, cap - o, ",\"admin\":{\"address\":\"%s\",\"certificates\":",
-                              cfg->admin.address);
-        o += tls_ctx_describe(c->tls.admin, extra + o, cap - o - 4);
-        snprintf(extra + o, cap - o, "}");
-    }
-    ctl_event(c, name, extra);
-    free(extra);
-}
-
-static void tls_refused_event(struct ctl *c, const struct cfg_errors *errs)
-{
-    char extra[4096];
-    size_t o = (size_t)snprintf(extra, sizeof extra, ",\"errors\":[");
-    for (size_t i = 0; i < errs->n && o < sizeof extra - 1200; i++) {
-        o += (size_t)snprintf(extra + o, sizeof extra - o, "%s{\"path\":\"", i ? "," : "");
-        o += log_escape(extra + o, 256, errs->v[i].path, strlen(errs->v[i].path));
-        o += (size_t)snprintf(extra + o, sizeof extra - o, "\",\"reason\":\"");
-        o += log_escape(extra + o, 900, errs->v[i].message, strlen(errs->v[i].message));
-        o += (size_t)snprintf(extra + o, sizeof extra - o, "\"}");
-    }
-    snprintf(extra + o, sizeof extra - o, "]");
-    ctl_event(c, "tls_reload_refused", extra);
-}
-
-static void on_tls_notify(evutil_socket_t fd, short what, void *arg);
-static void on_tls_check(evutil_socket_t fd, short what, void *arg);
-
-/* (Re)starts watching the files of the current configuration: one inotify watch per directory
- * (a CSI "..data" swap is a rename inside it), and the polling timer. */
-static void tls_watch(struct ctl *c)
-{
-    const struct cfg *cfg = c->hold->cfg;
-    size_t cap = c->ntls_files;
-    tls_files_dispose(c);
-    cap = 0;
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        const struct cfg_tls *t = cfg->listeners[i].tls;
-        if (!t)
-            continue;
-        for (size_t k = 0; k < t->ncerts; k++) {
-            tls_files_add(c, t->certs[k].cert, &cap);
-            tls_files_add(c, t->certs[k].key, &cap);
-            tls_files_add(c, t->certs[k].pem, &cap);
-        }
-        tls_files_add(c, t->client_ca, &cap);
-        tls_files_add(c, t->crl, &cap);
-    }
-    for (size_t r = 0; r < cfg->nroutes; r++) {
-        for (size_t p = 0; p < cfg->routes[r].npools; p++) {
-            const struct cfg_upstream_tls *u = cfg->routes[r].pools[p].tls;
-            if (!u)
-                continue;
-            tls_files_add(c, u->ca, &cap);
-            tls_files_add(c, u->crl, &cap);
-            if (u->client_cert) {
-                tls_files_add(c, u->client_cert->cert, &cap);
-                tls_files_add(c, u->client_cert->key, &cap);
-                tls_files_add(c, u->client_cert->pem, &cap);
-            }
-        }
-    }
-    const struct cfg_tls *at = cfg->admin.tls;
-    for (size_t k = 0; at && k < at->ncerts; k++) {
-        tls_files_add(c, at->certs[k].cert, &cap);
-        tls_files_add(c, at->certs[k].key, &cap);
-        tls_files_add(c, at->certs[k].pem, &cap);
-    }
-    if (at) {
-        tls_files_add(c, at->client_ca, &cap);
-        tls_files_add(c, at->crl, &cap);
-    }
-    tls_files_add(c, cfg->access_log.country_database, &cap);
-    const struct cfg_upstream_tls *st = cfg->siem.address ? cfg->siem.tls : NULL;
-    if (st) {
-        tls_files_add(c, st->ca, &cap);
-        tls_files_add(c, st->crl, &cap);
-        if (st->client_cert) {
-            tls_files_add(c, st->client_cert->cert, &cap);
-            tls_files_add(c, st->client_cert->key, &cap);
-            tls_files_add(c, st->client_cert->pem, &cap);
-        }
-    }
-    if (c->ev_tls_notify) {
-        event_free(c->ev_tls_notify);
-        c->ev_tls_notify = NULL;
-    }
-    if (c->tls_inotify >= 0)
-        close(c->tls_inotify);
-    c->tls_inotify = -1;
-    event_del(c->ev_tls_poll);
-    if (c->ntls_files == 0)
-        return;
-    c->tls_inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    for (size_t i = 0; c->tls_inotify >= 0 && i < c->ntls_files; i++) {
-        char dir[4200];
-        snprintf(dir, sizeof dir, "%s", c->tls_files[i].path);
-        inotify_add_watch(c->tls_inotify, dirname(dir),
-                          IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_DELETE |
-                              IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
-    }
-    if (c->tls_inotify >= 0) {
-        c->ev_tls_notify = event_new(c->base, c->tls_inotify, EV_READ | EV_PERSIST,
-                                     on_tls_notify, c);
-        if (c->ev_tls_notify)
-            event_add(c->ev_tls_notify, NULL);
-    }
-    struct timeval tv = {CTL_TLS_POLL_MS / 1000, (CTL_TLS_POLL_MS % 1000) * 1000};
-    event_add(c->ev_tls_poll, &tv);
-}
-
-/* Something may have changed: rebuild when a file differs from what was loaded. */
-/* Files of the material in use changed: rebuild piece by piece (tls_build with a renewal). The
- * pieces that do not load keep the previous material and are named in tls_reload_refused; when
- * anything new loaded, it is published (tls_reloaded). */
-static void tls_check(struct ctl *c)
-{
-    if (c->stopping || !tls_files_stat(c))
-        return;
-    struct ctl_tls_set fresh;
-    struct cfg_errors errs = {0}, kept = {0};
-    struct tls_renewal rn = {c, &c->tls, &kept, 0};
-    if (tls_build(c->hold->cfg, &rn, &fresh, &errs) < 0) {
-        for (size_t i = 0; i < kept.n; i++)
-            cfg_errors_add(&errs, kept.v[i].path, 0, 0, "%s", kept.v[i].message);
-        tls_refused_event(c, &errs); /* the old material keeps serving */
-        cfg_errors_dispose(&errs);
-        cfg_errors_dispose(&kept);
-        return;
-    }
-    if (kept.n)
-        tls_refused_event(c, &kept);
-    cfg_errors_dispose(&kept);
-    if (rn.applied == 0) { /* nothing new loaded: the material in use stays as it is */
-        tls_set_release(&fresh);
-        return;
-    }
-    tls_swap(c, &fresh); /* fresh now holds the old material */
-    if (ctl_publish(c) < 0) {
-        tls_swap(c, &fresh);
-        tls_set_release(&fresh);
-        ctl_event(c, "tls_reload_refused", ",\"errors\":[{\"path\":\"\",\"reason\":\"out of memory\"}]");
-        return;
-    }
-    tls_set_release(&fresh);
+    struct ctl *c = ctx;
+    if (ctl_publish(c) < 0)
+        return CUT_ENOMEM;
     siem_apply(c);
-    tls_event(c, "tls_reloaded");
+    return 0;
 }
 
-static void on_tls_notify(evutil_socket_t fd, short what, void *arg)
+static void on_certs_event(void *ctx, const char *name, const char *extra)
 {
-    struct ctl *c = arg;
-    (void)what;
-    char buf[8192];
-    while (read(fd, buf, sizeof buf) > 0)
-        ; /* which file does not matter: every file is compared */
-    struct timeval tv = {0, CTL_TLS_SETTLE_MS * 1000};
-    event_add(c->ev_tls_check, &tv); /* re-adding restarts it: the last event wins */
-}
-
-static void on_tls_check(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    tls_check(arg);
-}
-
-static void on_tls_poll(evutil_socket_t fd, short what, void *arg)
-{
-    struct ctl *c = arg;
-    (void)fd;
-    (void)what;
-    tls_check(c);
-    struct timeval tv = {CTL_TLS_POLL_MS / 1000, (CTL_TLS_POLL_MS % 1000) * 1000};
-    if (!c->stopping)
-        event_add(c->ev_tls_poll, &tv);
+    ctl_event(ctx, name, extra);
 }
 
 /* ---- publication --------------------------------------------------------------------------- */
@@ -832,16 +356,17 @@ int ctl_publish(struct ctl *c)
         return CUT_ENOMEM;
     if (c->hs)
         hstate_apply(c, s);
+    const struct certs_set *tls = certs_current(c->certs);
     for (unsigned i = 0; i < CFG_MAX_LISTENERS; i++) {
-        s->tls[i] = c->tls.listeners[i];
+        s->tls[i] = tls->listeners[i];
         tls_ctx_ref(s->tls[i]);
     }
-    s->geo = c->tls.geo;
+    s->geo = tls->geo;
     geoip_ref(s->geo);
-    for (unsigned r = 0; r < s->nroutes && c->tls.pools; r++) {
+    for (unsigned r = 0; r < s->nroutes && tls->pools; r++) {
         for (unsigned p = 0; p < s->routes[r].npools; p++) {
             size_t k = (size_t)r * CFG_MAX_POOLS + p;
-            s->routes[r].pools[p].tls = k < c->tls.npools ? c->tls.pools[k] : NULL;
+            s->routes[r].pools[p].tls = k < tls->npools ? tls->pools[k] : NULL;
             tls_client_ref(s->routes[r].pools[p].tls);
         }
     }
@@ -863,31 +388,14 @@ static void arm_dns(struct ctl *c)
     event_add(c->ev_dns, &tv);
 }
 
-/* Re-resolves every cached name; publishes a new snapshot when an address set changed. */
+/* Re-resolves every name in the background (control/dns.c); on_dns_answer publishes what
+ * changed. */
 static void on_dns(evutil_socket_t fd, short what, void *arg)
 {
     struct ctl *c = arg;
     (void)fd;
     (void)what;
-    int changed = 0;
-    for (size_t i = 0; i < c->ndns; i++) {
-        struct dns_entry fresh;
-        memset(&fresh, 0, sizeof fresh);
-        if (addr_is_numeric(c->dns[i].host))
-            continue; /* numeric: nothing to refresh */
-        dns_lookup(c->dns[i].host, c->dns[i].port, &fresh);
-        if (fresh.n == 0)
-            continue; /* keep the last good answer rather than emptying a pool */
-        if (fresh.n != c->dns[i].n ||
-            memcmp(fresh.addrs, c->dns[i].addrs, fresh.n * sizeof fresh.addrs[0]) != 0) {
-            memcpy(c->dns[i].addrs, fresh.addrs, sizeof fresh.addrs);
-            memcpy(c->dns[i].lens, fresh.lens, sizeof fresh.lens);
-            c->dns[i].n = fresh.n;
-            changed = 1;
-        }
-    }
-    if (changed && !c->stopping && ctl_publish(c) == 0)
-        ctl_event(c, "dns_changed", NULL);
+    dns_refresh(c->dns);
     arm_dns(c);
 }
 
@@ -973,8 +481,8 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec,
         cfg_free(cfg);
         return CUT_EINVAL;
     }
-    struct ctl_tls_set fresh;
-    if (tls_build(cfg, NULL, &fresh, errs) < 0) {
+    struct certs_set fresh;
+    if (certs_build(cfg, &fresh, errs) < 0) {
         refuse_event(c, errs); /* certificates that do not load refuse the whole reload */
         cfg_free(cfg);
         return CUT_EINVAL;
@@ -982,7 +490,7 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec,
     struct state nrt;
     char note[1024], err[256];
     if (rt_build(cfg, old, &c->rt, &nrt, note, sizeof note) < 0) {
-        tls_set_release(&fresh);
+        certs_set_release(&fresh);
         cfg_free(cfg);
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
@@ -991,7 +499,7 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec,
     struct cfg_hold *hold = snapshot_cfg_hold(cfg); /* takes cfg */
     char *wb = durable_weights_json(&c->rt), *wa = durable_weights_json(&nrt);
     if (!hold || !wb || !wa) {
-        tls_set_release(&fresh);
+        certs_set_release(&fresh);
         state_dispose(&nrt);
         if (hold)
             snapshot_cfg_unref(hold); /* without a hold, cfg was freed by snapshot_cfg_hold */
@@ -1010,7 +518,7 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec,
     free(wb);
     free(wa);
     if (rc < 0) {
-        tls_set_release(&fresh);
+        certs_set_release(&fresh);
         state_dispose(&nrt);
         snapshot_cfg_unref(hold);
         cfg_errors_add(errs, "", 0, 0, "%s", err);
@@ -1019,18 +527,18 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec,
     }
     struct cfg_hold *old_hold = c->hold;
     struct state old_rt = c->rt;
-    tls_swap(c, &fresh); /* fresh now holds the old material */
+    certs_install(c->certs, &fresh); /* fresh now holds the old material */
     c->hold = hold;
     c->rt = nrt;
     c->generation = nrt.generation;
     if (ctl_publish(c) < 0) /* durable and audited: the next change publishes it */
         ctl_event(c, "publish_failed", ",\"reason\":\"out of memory\"");
-    tls_set_release(&fresh);
+    certs_set_release(&fresh);
     state_dispose(&old_rt);
     snapshot_cfg_unref(old_hold);
     siem_apply(c);
-    tls_watch(c);
-    tls_files_stat(c);
+    certs_watch(c->certs, c->hold->cfg);
+    certs_files_stat(c->certs);
     char extra[1200];
     snprintf(extra, sizeof extra, ",\"result\":\"ok\"%s%.1000s%s", note[0] ? ",\"config_weights_won\":[" : "",
              note, note[0] ? "]" : "");
@@ -1113,6 +621,7 @@ static void begin_stop(struct ctl *c, const char *sig)
     snprintf(extra, sizeof extra, ",\"signal\":\"%s\"", sig);
     ctl_event(c, "stopping", extra);
     event_del(c->ev_dns);
+    certs_stop(c->certs);
     unsigned ms = c->hold->cfg->timeouts.shutdown_delay;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     event_add(c->ev_delay, &tv);
@@ -1279,7 +788,6 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     c->nworkers = nworkers;
     c->generation = 1;
     c->started = time(NULL);
-    c->tls_inotify = -1;
     c->hold = snapshot_cfg_hold(cfg);
     c->base = event_base_new();
     if (!c->hold || !c->base) {
@@ -1304,15 +812,17 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     c->ev_term = evsignal_new(c->base, SIGTERM, on_signal, c);
     c->ev_int = evsignal_new(c->base, SIGINT, on_signal, c);
     c->ev_dns = evtimer_new(c->base, on_dns, c);
+    c->ev_dns_publish = event_new(c->base, -1, 0, on_dns_publish, c);
+    c->dns = dns_new(c->base, NULL, on_dns_answer, c);
     c->ev_delay = evtimer_new(c->base, on_delay, c);
     c->ev_drain = evtimer_new(c->base, on_drain, c);
     c->ev_exit = event_new(c->base, -1, EV_PERSIST, on_exit_poll, c);
-    c->ev_tls_check = evtimer_new(c->base, on_tls_check, c);
+    c->certs = certs_new(c->base, on_certs_rotated, on_certs_event, c);
     c->ev_tick = event_new(c->base, -1, EV_PERSIST, on_tick, c);
     c->hs = hstate_new(c->nworkers);
-    c->ev_tls_poll = evtimer_new(c->base, on_tls_poll, c);
-    if (!c->ev_hup || !c->ev_term || !c->ev_int || !c->ev_dns || !c->ev_delay || !c->ev_drain ||
-        !c->ev_exit || !c->ev_tls_check || !c->ev_tls_poll || !c->ev_tick || !c->hs) {
+    if (!c->ev_hup || !c->ev_term || !c->ev_int || !c->ev_dns || !c->ev_dns_publish || !c->dns ||
+        !c->ev_delay || !c->ev_drain ||
+        !c->ev_exit || !c->certs || !c->ev_tick || !c->hs) {
         snprintf(err, cap, "out of memory");
         ctl_free(c);
         return NULL;
@@ -1335,11 +845,11 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         return NULL;
     }
     /* Certificates: stat first, then read, so a change during the read is seen next time. */
-    tls_watch(c);
-    tls_files_stat(c);
+    certs_watch(c->certs, c->hold->cfg);
+    certs_files_stat(c->certs);
     struct cfg_errors terrs = {0};
-    struct ctl_tls_set first;
-    if (tls_build(c->hold->cfg, NULL, &first, &terrs) < 0) {
+    struct certs_set first;
+    if (certs_build(c->hold->cfg, &first, &terrs) < 0) {
         size_t o = 0;
         for (size_t i = 0; i < terrs.n && o + 2 < cap; i++)
             o += (size_t)snprintf(err + o, cap - o, "%s%s: %s", i ? "; " : "", terrs.v[i].path,
@@ -1348,7 +858,7 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         ctl_free(c);
         return NULL;
     }
-    tls_swap(c, &first); /* first now holds nothing */
+    certs_install(c->certs, &first); /* first now holds nothing */
     siem_apply(c);
     if (c->hold->cfg->admin.address) {
         c->admin = admin_new(c, err, cap);
@@ -1360,7 +870,12 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     event_add(c->ev_hup, NULL);
     event_add(c->ev_term, NULL);
     event_add(c->ev_int, NULL);
-    if (ctl_publish(c) < 0) {
+    /* The loop does not serve yet: the first snapshot resolves its names in place; from now on
+     * names resolve on the resolver thread. */
+    dns_set_blocking(c->dns, 1);
+    int published = ctl_publish(c);
+    dns_set_blocking(c->dns, 0);
+    if (published < 0) {
         snprintf(err, cap, "out of memory");
         ctl_free(c);
         return NULL;
@@ -1368,8 +883,8 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     arm_dns(c);
     struct timeval tick = {0, CTL_TICK_MS * 1000};
     event_add(c->ev_tick, &tick);
-    if (c->ntls_files)
-        tls_event(c, "tls_loaded");
+    if (certs_nfiles(c->certs))
+        certs_event(c->certs, "tls_loaded");
     return c;
 }
 
@@ -1390,29 +905,23 @@ void ctl_free(struct ctl *c)
     ctlsock_free(c->sock);
     admin_free(c->admin);
     metrics_free(c->metrics);
-    struct event *evs[] = {c->ev_hup,   c->ev_term,  c->ev_int,       c->ev_dns,
-                           c->ev_delay, c->ev_drain, c->ev_exit,      c->ev_tls_notify,
-                           c->ev_tls_check, c->ev_tls_poll, c->ev_tick};
-    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+    dns_free(c->dns); /* joins the resolver thread before its event goes */
+    struct event *evs[] = {c->ev_hup,   c->ev_term,  c->ev_int,  c->ev_dns, c->ev_dns_publish,
+                           c->ev_delay, c->ev_drain, c->ev_exit, c->ev_tick};
+    for (size_t i = 0; i < CUT_ARRAY_LEN(evs); i++)
         if (evs[i])
             event_free(evs[i]);
     healthcheck_free(c->hc);
     hstate_free(c->hs);
     plan_state_free(c->plans);
     snapshot_unref(c->snap);
-    struct ctl_tls_set none = {0};
-    tls_swap(c, &none);
-    tls_set_release(&none);
-    tls_files_dispose(c);
-    if (c->tls_inotify >= 0)
-        close(c->tls_inotify);
+    certs_free(c->certs);
     if (c->audit)
         commands_stop(c); /* pending refusal summaries */
     snapshot_cfg_unref(c->hold);
     state_dispose(&c->rt);
     audit_close(c->audit);
     free(c->refusals);
-    dns_dispose(c);
     counters_dispose(c);
     if (c->base)
         event_base_free(c->base);

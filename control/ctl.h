@@ -31,10 +31,6 @@ int ctl_run(struct ctl *c);
 
 void ctl_free(struct ctl *c);
 
-/* Loads every certificate, key, CA bundle and CRL cfg names (listeners and pools) as start-up
- * would, and drops them again: for --check. Returns 0, or < 0 with the problems in errs (paths
- * listeners[i].tls, routes[r].pools.NAME.tls). */
-int ctl_tls_check(const struct cfg *cfg, struct cfg_errors *errs);
 
 /* Emits an event line {"type":"event","event":name, ...extra} where extra is either empty or
  * a JSON fragment starting with ','. */

@@ -24,26 +24,6 @@ struct ctlsock;
 struct admin;
 struct tls_ctx;
 struct tls_client;
-struct ctl_tls_file;
-
-/* Every TLS context of one configuration: per listener (server) and per pool (upstream client,
- * index route * CFG_MAX_POOLS + pool); NULL where there is no TLS. One reference each. */
-struct ctl_tls_set {
-    struct tls_ctx *listeners[CFG_MAX_LISTENERS];
-    struct tls_ctx *admin; /* the HTTPS admin API's; NULL without one */
-    struct tls_client **pools;
-    size_t npools;
-    struct tls_client *siem; /* the SIEM connection's; NULL without one */
-    struct geoip *geo;       /* access_log.country_database; NULL without one */
-};
-
-struct dns_entry {
-    char *host;
-    uint16_t port;
-    struct sockaddr_storage addrs[SNAP_MAX_ADDRS_PER_NAME];
-    socklen_t lens[SNAP_MAX_ADDRS_PER_NAME];
-    unsigned n;
-};
 
 /* Counters of one route's pool, kept by name across snapshots (see snap_counter_slot). */
 struct counter_entry {
@@ -90,21 +70,13 @@ struct ctl {
     unsigned nops;
     struct admin *admin; /* the HTTPS admin API (control/admin.c), NULL without admin.address */
     struct counter_entry *counters;
-    struct dns_entry *dns;
-    size_t ndns, capdns;
+    struct dns *dns;              /* endpoint names (control/dns.c) */
+    struct event *ev_dns_publish; /* one publication for the answers of a loop iteration */
+    int dns_changed;              /* an answer changed a known name's addresses */
     int stopping;
     time_t started;
 
-    /* TLS material (control/ctl.c, "certificates"): the contexts in use per listener and per
-     * pool (one reference each; every published snapshot takes its own), the files they were
-     * built from
-     * with what stat() said then, and the watchers (inotify on the directories, since the CSI
-     * driver swaps a "..data" symlink, plus a polling fallback). */
-    struct ctl_tls_set tls;
-    struct ctl_tls_file *tls_files;
-    size_t ntls_files;
-    int tls_inotify;
-    struct event *ev_tls_notify, *ev_tls_check, *ev_tls_poll;
+    struct certs *certs; /* the TLS material in use and the watch on its files (control/certs.c) */
 };
 
 /* Builds a snapshot from the current configuration and runtime state and publishes it to every

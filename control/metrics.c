@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "control/certs.h"
 #include "core/cut.h"
 #include "proxy/log/siem.h"
 #include "proxy/route/snapshot.h"
@@ -338,7 +339,7 @@ static void render_certificates(struct ctl *c, struct evbuffer *b)
            "Expiry (seconds since the epoch) of each certificate cutover presents: listener "
            "certificates and upstream client certificates.");
     for (size_t i = 0; i < cfg->nlisteners && i < CFG_MAX_LISTENERS; i++) {
-        const struct tls_ctx *t = c->tls.listeners[i];
+        const struct tls_ctx *t = certs_current(c->certs)->listeners[i];
         for (size_t k = 0; k < tls_ctx_ncerts(t); k++) {
             long long na;
             const char *subject = tls_ctx_cert_info(t, k, &na);
@@ -349,10 +350,10 @@ static void render_certificates(struct ctl *c, struct evbuffer *b)
             evbuffer_add_printf(b, "\"} %lld\n", na);
         }
     }
-    for (size_t r = 0; r < cfg->nroutes && c->tls.pools; r++) {
+    for (size_t r = 0; r < cfg->nroutes && certs_current(c->certs)->pools; r++) {
         for (size_t p = 0; p < cfg->routes[r].npools; p++) {
             size_t k = r * CFG_MAX_POOLS + p;
-            const struct tls_client *tc = k < c->tls.npools ? c->tls.pools[k] : NULL;
+            const struct tls_client *tc = k < certs_current(c->certs)->npools ? certs_current(c->certs)->pools[k] : NULL;
             long long na;
             const char *subject = tc ? tls_client_cert_info(tc, &na) : "";
             if (!tc || !subject[0])

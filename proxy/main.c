@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config/cfg.h"
+#include "control/certs.h"
 #include "control/ctl.h"
 #include "control/instance.h"
 #include "core/addr.h"
@@ -140,7 +141,7 @@ int main(int argc, char **argv)
     }
     if (check) {
         /* The certificate, key, CA and CRL files too: exactly what start-up would load. */
-        if (ctl_tls_check(cfg, &errs) < 0) {
+        if (certs_check(cfg, &errs) < 0) {
             cfg_errors_print(&errs, config_path, stderr);
             fprintf(stderr, "cutover: %s: TLS material refused (%zu problem%s)\n", config_path,
                     errs.n, errs.n == 1 ? "" : "s");

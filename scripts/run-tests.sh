@@ -24,7 +24,7 @@ PY=/usr/bin/python3
 # control changes (weights, drains, roles, under load), certificate rotation (listener, upstream
 # client certificate, admin API), active health checks, gated shift plans. Module prefixes end
 # with "." so that no filter matches a test another one already ran.
-TSAN_TESTS="test_lifecycle. test_control. test_health_checks. test_release_safety.
+TSAN_TESTS="test_lifecycle. test_control. test_health_checks. test_release_safety. test_dns.
 test_durability. test_control_limits. test_failover.
 test_tls.test_tls_rotation_under_load
 test_tls.test_tls_bad_key_does_not_block_a_new_crl

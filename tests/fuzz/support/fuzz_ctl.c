@@ -2,6 +2,7 @@
 #include "tests/fuzz/support/fuzz_ctl.h"
 
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
@@ -64,6 +65,9 @@ static void remove_cfg_file(void)
 
 void fuzz_env_init(struct fuzz_env *e, const char *config)
 {
+    /* as in main(): the control thread's resolver (control/dns.c) wakes the loop from its own
+     * thread */
+    FUZZ_CHECK(evthread_use_pthreads() == 0, "evthread_use_pthreads");
     signal(SIGPIPE, SIG_IGN);
     e->log = getenv("FUZZ_LOG") != NULL;
     int fd = e->log ? dup(STDERR_FILENO) : open("/dev/null", O_WRONLY | O_CLOEXEC);
