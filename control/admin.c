@@ -59,7 +59,7 @@
 #include "control/admin_http.h"
 #include "control/commands.h"
 #include "control/connslots.h"
-#include "control/ctl_internal.h"
+#include "control/ctl.h"
 #include "control/ctlurl.h"
 
 #define ADMIN_MAX_LINE 4096
@@ -95,6 +95,8 @@ struct conn {
 
 struct admin {
     struct ctl *ctl;
+    struct event_base *base;
+    const struct certs *certs;
     struct evconnlistener *listener;
     struct event *ev_resume; /* re-enables accepting after an accept error */
     struct conn *conns;
@@ -160,7 +162,7 @@ static void arm(struct conn *cn, unsigned ms)
 
 static const struct cfg_admin *cfg_of(const struct conn *cn)
 {
-    return &cn->owner->ctl->hold->cfg->admin;
+    return &ctl_cfg(cn->owner->ctl)->admin;
 }
 
 /* ---- slots ------------------------------------------------------------------------------- */
@@ -320,7 +322,7 @@ static void handle(struct conn *cn, const struct h1_request *req, const char *bo
                             .gid = -1,
                             .user = cn->subject,
                             .address = cn->peer,
-                            .role = admin_http_role_for(c->hold->cfg, cn->subject)};
+                            .role = admin_http_role_for(ctl_cfg(c), cn->subject)};
     int close = !(req->conn_flags & H1_CF_KEEP_ALIVE);
     char msg[ADMIN_SUBJECT_CAP + 128];
 
@@ -384,7 +386,7 @@ static void refuse_head(struct conn *cn, int status)
                             .gid = -1,
                             .user = cn->subject,
                             .address = cn->peer,
-                            .role = admin_http_role_for(c->hold->cfg, cn->subject)};
+                            .role = admin_http_role_for(ctl_cfg(c), cn->subject)};
     const char *code = status == 414 || status == 431 ? "too_large"
                        : status == 500                ? "internal"
                                                       : "bad_request";
@@ -427,13 +429,13 @@ static void process(struct conn *cn)
         struct cmd_peer peer = {
             .uid = -1, .gid = -1, .user = cn->subject, .address = cn->peer, .role = CUT_ROLE_NONE};
         if (req.body == H1_BODY_CHUNKED) {
-            peer.role = admin_http_role_for(cn->owner->ctl->hold->cfg, cn->subject);
+            peer.role = admin_http_role_for(ctl_cfg(cn->owner->ctl), cn->subject);
             refuse(cn, &peer, 411, "bad_request", "send the body with a Content-Length", 1, NULL);
             return;
         }
         uint64_t blen = req.body == H1_BODY_LENGTH ? req.content_length : 0;
         if (blen > ADMIN_HTTP_MAX_BODY) {
-            peer.role = admin_http_role_for(cn->owner->ctl->hold->cfg, cn->subject);
+            peer.role = admin_http_role_for(ctl_cfg(cn->owner->ctl), cn->subject);
             refuse(cn, &peer, 413, "too_large", "request body over 64 KiB", 1, NULL);
             return;
         }
@@ -576,27 +578,27 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     struct admin *a = arg;
     struct ctl *c = a->ctl;
-    const struct cfg_admin *ca = &c->hold->cfg->admin;
+    const struct cfg_admin *ca = &ctl_cfg(c)->admin;
     (void)l;
     (void)salen;
     char peer[64];
     ctlurl_addr_text(sa, peer, sizeof peer);
     /* a full table makes room; only when nobody can give way is this one told busy or closed */
-    int full = certs_current(c->certs)->admin && make_room(a, ca->max_clients) < 0;
-    if (a->nconns >= ca->max_clients + ADMIN_OVERFLOW || !certs_current(c->certs)->admin) {
-        if (certs_current(c->certs)->admin)
+    int full = certs_current(a->certs)->admin && make_room(a, ca->max_clients) < 0;
+    if (a->nconns >= ca->max_clients + ADMIN_OVERFLOW || !certs_current(a->certs)->admin) {
+        if (certs_current(a->certs)->admin)
             a->stats.refused++;
         close(fd);
         char extra[160];
         snprintf(extra, sizeof extra, ",\"peer\":\"%s\",\"reason\":\"%s\"", peer,
-                 certs_current(c->certs)->admin ? "too many admin API connections" : "no certificate loaded");
+                 certs_current(a->certs)->admin ? "too many admin API connections" : "no certificate loaded");
         admin_event(a, "admin_connection_refused", extra);
         return;
     }
     struct conn *cn = calloc(1, sizeof *cn);
-    SSL *ssl = cn ? tls_ssl_new(certs_current(c->certs)->admin) : NULL;
+    SSL *ssl = cn ? tls_ssl_new(certs_current(a->certs)->admin) : NULL;
     if (cn)
-        cn->timer = evtimer_new(c->base, on_timer, cn);
+        cn->timer = evtimer_new(a->base, on_timer, cn);
     if (!cn || !ssl || !cn->timer) {
         tls_ssl_free(ssl);
         if (cn && cn->timer)
@@ -605,7 +607,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         close(fd);
         return;
     }
-    cn->bev = bufferevent_openssl_socket_new(c->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+    cn->bev = bufferevent_openssl_socket_new(a->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                              BEV_OPT_CLOSE_ON_FREE);
     if (!cn->bev) { /* out of memory (libevent 2.1 frees nothing it did not allocate) */
         tls_ssl_free(ssl);
@@ -653,9 +655,10 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
-struct admin *admin_new(struct ctl *c, char *err, size_t cap)
+struct admin *admin_new(struct ctl *c, struct event_base *base, const struct certs *certs,
+                        char *err, size_t cap)
 {
-    const struct cfg_admin *ca = &c->hold->cfg->admin;
+    const struct cfg_admin *ca = &ctl_cfg(c)->admin;
     struct sockaddr_storage ss;
     socklen_t sslen;
     if (addr_numeric(ca->host, ca->port, &ss, &sslen) != 0) {
@@ -664,15 +667,17 @@ struct admin *admin_new(struct ctl *c, char *err, size_t cap)
     }
     struct admin *a = calloc(1, sizeof *a);
     if (a)
-        a->ev_resume = evtimer_new(c->base, on_resume, a);
+        a->ev_resume = evtimer_new(base, on_resume, a);
     if (!a || !a->ev_resume) {
         free(a);
         snprintf(err, cap, "out of memory");
         return NULL;
     }
     a->ctl = c;
+    a->base = base;
+    a->certs = certs;
     a->listener = evconnlistener_new_bind(
-        c->base, on_accept, a, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        a->base, on_accept, a, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
         64, (struct sockaddr *)&ss, (int)sslen);
     if (!a->listener) {
         snprintf(err, cap, "admin.address %s: %s", ca->address, strerror(errno));

@@ -23,6 +23,8 @@
 #include <stdint.h>
 
 struct ctl;
+struct certs;
+struct event_base;
 struct admin;
 
 /* What the connection limits did since the server was created (for the metrics). */
@@ -37,10 +39,13 @@ struct admin_stats {
     uint64_t refused;          /* closed at once, past max_clients + 16 */
 };
 
-/* Binds and listens on the configuration's admin.address (c->hold->cfg->admin must have one).
- * c is borrowed and must outlive the server. Returns NULL with a one-line reason in err
- * ("admin.address 127.0.0.1:9443: Address already in use"). */
-struct admin *admin_new(struct ctl *c, char *err, size_t cap);
+/* Binds and listens on base at the configuration's admin.address (ctl_cfg(c)->admin must have
+ * one). Requests go to commands_handle(c, ...); the server certificate is certs' current admin
+ * context (a rotation takes effect for the next connection). c and certs are borrowed and must
+ * outlive the server. Returns NULL with a one-line reason in err ("admin.address
+ * 127.0.0.1:9443: Address already in use"). */
+struct admin *admin_new(struct ctl *c, struct event_base *base, const struct certs *certs,
+                        char *err, size_t cap);
 
 /* Closes every connection and the listening socket. NULL is fine. */
 void admin_free(struct admin *a);

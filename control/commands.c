@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control/counters.h"
 #include "core/clock.h"
 #include "core/cut.h"
 #include "core/text.h"
@@ -173,7 +174,7 @@ static struct state_route *begin_change(struct cmd_req *q, struct cmd_res *r, co
         return NULL;
     }
     r->route = cur->name;
-    ctl_weights_json(cur, 0, r->weights_before, sizeof r->weights_before);
+    state_weights_json(cur, 0, r->weights_before, sizeof r->weights_before);
     return state_route_find(&r->next, name);
 }
 
@@ -299,15 +300,10 @@ static json_t *endpoints_json(struct ctl *c, const struct state_route *sr, const
 static void pool_counts(struct ctl *c, const char *route, const char *pool, uint64_t *req,
                         uint64_t *e5)
 {
-    *req = *e5 = 0;
-    for (struct counter_entry *e = c->counters; e; e = e->next) {
-        if (strcmp(e->route, route) != 0 || strcmp(e->pool, pool) != 0)
-            continue;
-        for (unsigned w = 0; w < c->nworkers; w++) {
-            *req += atomic_load_explicit(&e->slots[w].requests, memory_order_relaxed);
-            *e5 += atomic_load_explicit(&e->slots[w].responses_5xx, memory_order_relaxed);
-        }
-    }
+    struct counters_sum s;
+    counters_sum(c->counters, route, pool, &s);
+    *req = s.requests;
+    *e5 = s.cls[4];
 }
 
 static int op_status(struct cmd_req *q, struct cmd_res *r)
@@ -398,7 +394,7 @@ static int op_set_weights(struct cmd_req *q, struct cmd_res *r)
     r->changed = !same_weights(cur, nr);
     r->result = json_pack("{s:s, s:o, s:b}", "route", nr->name, "weights", weights_obj(nr, 0),
                           "changed", r->changed);
-    ctl_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
+    state_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
     return 0;
 }
 
@@ -423,7 +419,7 @@ static int op_promote(struct cmd_req *q, struct cmd_res *r)
     r->changed = !same_weights(cur, nr);
     r->result = json_pack("{s:s, s:o, s:o}", "route", nr->name, "weights", weights_obj(nr, 0),
                           "stable", weights_obj(nr, 1));
-    ctl_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
+    state_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
     return 0;
 }
 
@@ -448,7 +444,7 @@ static int op_rollback(struct cmd_req *q, struct cmd_res *r)
     r->changed = !same_weights(cur, nr) || plan_ended;
     r->result = json_pack("{s:s, s:o, s:b}", "route", nr->name, "weights", weights_obj(nr, 0),
                           "already", !r->changed);
-    ctl_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
+    state_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
     return 0;
 }
 
@@ -523,7 +519,7 @@ static int endpoint_op(struct cmd_req *q, struct cmd_res *r, int kind)
     r->result = json_pack("{s:s, s:s, s:s, s:b, s:b}", "route", nr->name, "pool", np->name,
                           "endpoint", ep, "drained", state_addrs_has(&np->drained, ep), "changed",
                           r->changed);
-    ctl_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
+    state_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
     return 0;
 }
 
@@ -706,7 +702,7 @@ static int op_shift(struct cmd_req *q, struct cmd_res *r)
     r->changed = 1;
     r->result = json_pack("{s:s, s:o, s:o}", "route", nr->name, "weights", weights_obj(nr, 0),
                           "plan", plan_status(q->c, nr));
-    ctl_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
+    state_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
     return 0;
 }
 
@@ -743,7 +739,7 @@ static int plan_transition(struct cmd_req *q, struct cmd_res *r, const char *fro
     r->changed = 1;
     r->result = json_pack("{s:s, s:o, s:o}", "route", nr->name, "weights", weights_obj(nr, 0),
                           "plan", plan_status(q->c, nr));
-    ctl_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
+    state_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
     return 0;
 }
 
@@ -906,7 +902,7 @@ static void count_op(struct ctl *c, const char *op, int ok)
      * are not commands but are counted under their name too. */
     const char *counted = cmd ? cmd->op : op && strcmp(op, "shift-step") == 0 ? "shift-step"
                                                                                  : "unknown";
-    ctl_count_op(c, counted, ok);
+    counters_count_op(c->counters, counted, ok);
 }
 
 /* Writes the summary of an actor's coalesced refusals (refusal.h). */
@@ -1011,7 +1007,7 @@ static void apply(struct ctl *c, const struct cmd_peer *peer, const char *op, js
     rec.weights_before_json = r->weights_before[0] ? r->weights_before : NULL;
     rec.weights_after_json = r->weights_after[0] ? r->weights_after : NULL;
     char err[400];
-    int rc = durable_commit(c, &r->next, &rec, NULL, err, sizeof err);
+    int rc = ctl_durable_commit(c, &r->next, &rec, NULL, err, sizeof err);
     free(args_json);
     count_op(c, op, rc == 0);
     if (rc < 0) {
@@ -1160,8 +1156,8 @@ int commands_apply_auto(struct ctl *c, const char *op, json_t *args, struct stat
         return CUT_ENOMEM;
     r.route = name;
     r.changed = 1;
-    ctl_weights_json(cur, 0, r.weights_before, sizeof r.weights_before);
-    ctl_weights_json(nr, 0, r.weights_after, sizeof r.weights_after);
+    state_weights_json(cur, 0, r.weights_before, sizeof r.weights_before);
+    state_weights_json(nr, 0, r.weights_after, sizeof r.weights_after);
     apply(c, &auto_peer, op, args, &r);
     int rc = r.code ? CUT_EIO : 0;
     state_dispose(&r.next);

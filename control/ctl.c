@@ -18,7 +18,10 @@
 #include <string.h>
 
 #include "control/certs.h"
+#include "control/counters.h"
 #include "control/dns.h"
+#include "control/reload_rules.h"
+#include "control/state_rebase.h"
 #include "core/addr.h"
 #include "core/clock.h"
 #include "core/cut.h"
@@ -43,6 +46,28 @@
 
 #define CTL_EXIT_POLL_MS 20
 #define CTL_HISTORY 1000
+
+const struct cfg *ctl_cfg(const struct ctl *c)
+{
+    return c->hold->cfg;
+}
+
+uint64_t ctl_generation(const struct ctl *c)
+{
+    return c->generation;
+}
+
+const struct state *ctl_state(const struct ctl *c)
+{
+    return &c->rt;
+}
+
+void ctl_release_signals(struct ctl *c)
+{
+    event_del(c->ev_hup);
+    event_del(c->ev_term);
+    event_del(c->ev_int);
+}
 
 void ctl_event(struct ctl *c, const char *name, const char *extra)
 {
@@ -101,9 +126,17 @@ static void on_dns_publish(evutil_socket_t fd, short what, void *arg)
 
 /* ---- counters ---------------------------------------------------------------------------- */
 
-void ctl_health_report(struct ctl *c, const char *route, const char *pool, const char *key,
-                       int up, const char *why)
+/* An active health check changed an endpoint's verdict (healthcheck_report_fn): record it, log
+ * endpoint_health and publish (a down endpoint gets no new requests; a pool with none up gives
+ * its share to the others). */
+static void on_health_report(void *ctx, const char *route, const char *pool, const char *key,
+                             int up, const char *why, int publish)
 {
+    struct ctl *c = ctx;
+    if (!publish) { /* the endpoint left the snapshot: forget its verdict */
+        hstate_set_active(c->hs, route, pool, key, up, clock_mono_ms());
+        return;
+    }
     char extra[1024], er[128], ep[64], ek[128], ew[256];
     log_escape(er, sizeof er, route, strlen(route));
     log_escape(ep, sizeof ep, pool, strlen(pool));
@@ -131,164 +164,41 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     plan_tick(c);
 }
 
-void ctl_count_op(struct ctl *c, const char *op, int ok)
+/* What /metrics shows (metrics_source_fn). */
+static void metrics_source(void *ctx, struct metrics_source *out)
 {
-    unsigned i = 0;
-    while (i < c->nops && strcmp(c->ops[i].op, op) != 0)
-        i++;
-    if (i == c->nops) {
-        if (c->nops == CTL_MAX_OPS)
-            return;
-        c->ops[c->nops++] = (struct ctl_op_count){op, 0, 0};
-    }
-    if (ok)
-        c->ops[i].ok++;
-    else
-        c->ops[i].refused++;
-}
-
-static struct snap_counter_slot *counters_for(struct ctl *c, const char *route, const char *pool)
-{
-    for (struct counter_entry *e = c->counters; e; e = e->next)
-        if (strcmp(e->route, route) == 0 && strcmp(e->pool, pool) == 0)
-            return e->slots;
-    struct counter_entry *e = calloc(1, sizeof *e);
-    if (!e)
-        return NULL;
-    e->route = strdup(route);
-    e->pool = strdup(pool);
-    e->slots = aligned_alloc(64, sizeof(struct snap_counter_slot) * (c->nworkers ? c->nworkers : 1));
-    if (!e->route || !e->pool || !e->slots) {
-        free(e->route);
-        free(e->pool);
-        free(e->slots);
-        free(e);
-        return NULL;
-    }
-    memset(e->slots, 0, sizeof(struct snap_counter_slot) * (c->nworkers ? c->nworkers : 1));
-    e->next = c->counters;
-    c->counters = e;
-    return e->slots;
-}
-
-static void counters_dispose(struct ctl *c)
-{
-    while (c->counters) {
-        struct counter_entry *e = c->counters;
-        c->counters = e->next;
-        free(e->route);
-        free(e->pool);
-        free(e->slots);
-        free(e);
-    }
+    struct ctl *c = ctx;
+    *out = (struct metrics_source){
+        .cfg = c->hold->cfg,
+        .rt = &c->rt,
+        .generation = c->generation,
+        .snap = c->snap,
+        .stopping = c->stopping,
+        .started = c->started,
+        .workers = c->workers,
+        .nworkers = c->nworkers,
+        .counters = c->counters,
+        .sock = c->sock,
+        .admin = c->admin,
+        .siem = c->siem,
+        .hs = c->hs,
+        .tls = certs_current(c->certs),
+    };
 }
 
 /* ---- runtime state ------------------------------------------------------------------------- */
 
-void ctl_weights_json(const struct state_route *r, int stable, char *buf, size_t cap)
+static void on_durable_event(void *ctx, const char *name, const char *extra)
 {
-    size_t o = (size_t)snprintf(buf, cap, "{");
-    for (size_t p = 0; p < r->npools && o < cap; p++) {
-        char pct[16];
-        text_percent(stable ? r->pools[p].stable_bp : r->pools[p].weight_bp, pct, sizeof pct);
-        o += (size_t)snprintf(buf + o, cap - o, "%s\"%s\":%s", p ? "," : "", r->pools[p].name, pct);
-    }
-    if (o < cap)
-        snprintf(buf + o, cap - o, "}");
+    ctl_event(ctx, name, extra);
 }
 
-static int same_pools(const struct cfg_route *cr, const struct state_route *sr)
+int ctl_durable_commit(struct ctl *c, const struct state *next, struct audit_record *rec,
+                       int *recorded, char *err, size_t cap)
 {
-    if (cr->npools != sr->npools)
-        return 0;
-    for (size_t p = 0; p < cr->npools; p++)
-        if (strcmp(cr->pools[p].name, sr->pools[p].name) != 0)
-            return 0;
-    return 1;
-}
-
-static int same_cfg_weights(const struct cfg_route *a, const struct cfg_route *b)
-{
-    if (a->npools != b->npools)
-        return 0;
-    for (size_t p = 0; p < a->npools; p++)
-        if (strcmp(a->pools[p].name, b->pools[p].name) != 0 ||
-            a->pools[p].weight_bp != b->pools[p].weight_bp)
-            return 0;
-    return 1;
-}
-
-static const struct cfg_route *cfg_route_find(const struct cfg *cfg, const char *name)
-{
-    for (size_t r = 0; cfg && r < cfg->nroutes; r++)
-        if (strcmp(cfg->routes[r].name, name) == 0)
-            return &cfg->routes[r];
-    return NULL;
-}
-
-static int copy_addrs(struct state_addrs *dst, const struct state_addrs *src)
-{
-    for (size_t i = 0; i < src->n; i++)
-        if (state_addrs_add(dst, src->v[i]) < 0)
-            return CUT_ENOMEM;
-    return 0;
-}
-
-/* Builds the runtime state for cfg from the previous one (old, may be empty). The precedence
- * rule (docs/control-protocol.md, "Durable state"): a route keeps its runtime weights when its
- * pools are unchanged and, on a reload (old_cfg set), its configured weights are unchanged too;
- * otherwise the configuration's weights win for that route. Drained, added and removed
- * endpoints are kept for pools that still exist. Each route that lost its runtime weights is
- * named in note (for the event). */
-static int rt_build(const struct cfg *cfg, const struct cfg *old_cfg, const struct state *old,
-                    struct state *out, char *note, size_t cap)
-{
-    memset(out, 0, sizeof *out);
-    out->generation = old->generation;
-    out->routes = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof *out->routes);
-    if (!out->routes)
-        return CUT_ENOMEM;
-    out->nroutes = cfg->nroutes;
-    size_t o = 0;
-    note[0] = '\0';
-    for (size_t r = 0; r < cfg->nroutes; r++) {
-        const struct cfg_route *cr = &cfg->routes[r];
-        struct state_route *nr = &out->routes[r];
-        snprintf(nr->name, sizeof nr->name, "%s", cr->name);
-        nr->npools = cr->npools;
-        struct state_route *orr = state_route_find((struct state *)old, cr->name);
-        const struct cfg_route *ocr = cfg_route_find(old_cfg, cr->name);
-        int keep = orr && same_pools(cr, orr) && (!old_cfg || (ocr && same_cfg_weights(cr, ocr)));
-        if (orr && !keep && o + 140 < cap)
-            o += (size_t)snprintf(note + o, cap - o, "%s\"%s\"", o ? "," : "", cr->name);
-        for (size_t p = 0; p < cr->npools; p++) {
-            struct state_pool *np = &nr->pools[p];
-            snprintf(np->name, sizeof np->name, "%s", cr->pools[p].name);
-            struct state_pool *op = orr ? state_pool_find(orr, cr->pools[p].name) : NULL;
-            np->weight_bp = keep ? op->weight_bp : cr->pools[p].weight_bp;
-            np->stable_bp = keep ? op->stable_bp : cr->pools[p].weight_bp;
-            if (op && (copy_addrs(&np->drained, &op->drained) < 0 ||
-                       copy_addrs(&np->added, &op->added) < 0 ||
-                       copy_addrs(&np->removed, &op->removed) < 0)) {
-                state_dispose(out);
-                return CUT_ENOMEM;
-            }
-        }
-        /* A shift plan goes on only where the runtime weights are kept (the same rule). */
-        if (keep && orr->plan && !(nr->plan = strdup(orr->plan))) {
-            state_dispose(out);
-            return CUT_ENOMEM;
-        }
-    }
-    return 0;
-}
-
-int ctl_save_state(struct ctl *c, const struct state *st, char *err, size_t cap)
-{
-    const char *path = c->hold->cfg->control.state_file;
-    if (!path)
-        return 0;
-    return state_save(path, st, err, cap);
+    struct durable_target t = {c->audit, c->hold->cfg->control.state_file, c->generation,
+                               ctl_audit_out, on_durable_event, c};
+    return durable_commit(&t, next, rec, recorded, err, cap);
 }
 
 void ctl_audit_out(void *ctx, const char *line, size_t len)
@@ -318,12 +228,19 @@ static int on_certs_rotated(void *ctx)
     return 0;
 }
 
-static void on_certs_event(void *ctx, const char *name, const char *extra)
+static void on_service_event(void *ctx, const char *name, const char *extra)
 {
     ctl_event(ctx, name, extra);
 }
 
 /* ---- publication --------------------------------------------------------------------------- */
+
+/* Endpoint health and fail-safe (control/health_state.c) for the snapshot being built. */
+static void snapshot_health(void *ctx, struct snapshot *s)
+{
+    struct ctl *c = ctx;
+    hstate_apply(c, s);
+}
 
 int ctl_publish(struct ctl *c)
 {
@@ -336,7 +253,7 @@ int ctl_publish(struct ctl *c)
         struct state_route *sr = state_route_find(&c->rt, cr->name);
         for (size_t p = 0; p < cr->npools; p++) {
             struct snap_overlay_pool *op = &ov[r].pools[p];
-            op->counters = counters_for(c, cr->name, cr->pools[p].name);
+            op->counters = counters_slots(c->counters, cr->name, cr->pools[p].name);
             struct state_pool *sp = sr ? state_pool_find(sr, cr->pools[p].name) : NULL;
             if (!sp)
                 continue;
@@ -350,26 +267,23 @@ int ctl_publish(struct ctl *c)
             op->nremoved = sp->removed.n;
         }
     }
-    struct snapshot *s = snapshot_new(c->hold, c->generation, ov, resolve, c);
+    const struct certs_set *tls = certs_current(c->certs);
+    struct snap_inputs in = {
+        .generation = c->generation,
+        .overlay = ov,
+        .resolve = resolve,
+        .resolve_ctx = c,
+        .listener_tls = tls->listeners,
+        .pool_tls = tls->pools,
+        .npool_tls = tls->npools,
+        .geo = tls->geo,
+        .health = c->hs ? snapshot_health : NULL,
+        .health_ctx = c,
+    };
+    struct snapshot *s = snapshot_new(c->hold, &in);
     free(ov);
     if (!s)
         return CUT_ENOMEM;
-    if (c->hs)
-        hstate_apply(c, s);
-    const struct certs_set *tls = certs_current(c->certs);
-    for (unsigned i = 0; i < CFG_MAX_LISTENERS; i++) {
-        s->tls[i] = tls->listeners[i];
-        tls_ctx_ref(s->tls[i]);
-    }
-    s->geo = tls->geo;
-    geoip_ref(s->geo);
-    for (unsigned r = 0; r < s->nroutes && tls->pools; r++) {
-        for (unsigned p = 0; p < s->routes[r].npools; p++) {
-            size_t k = (size_t)r * CFG_MAX_POOLS + p;
-            s->routes[r].pools[p].tls = k < tls->npools ? tls->pools[k] : NULL;
-            tls_client_ref(s->routes[r].pools[p].tls);
-        }
-    }
     for (unsigned i = 0; i < c->nworkers; i++) {
         snapshot_ref(s);
         worker_publish(c->workers[i], s);
@@ -377,7 +291,7 @@ int ctl_publish(struct ctl *c)
     snapshot_unref(c->snap);
     c->snap = s;
     if (c->hc)
-        healthcheck_sync(c->hc); /* the checkers follow the endpoints just published */
+        healthcheck_sync(c->hc, s); /* the checkers follow the endpoints just published */
     return 0;
 }
 
@@ -400,30 +314,6 @@ static void on_dns(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- reload ------------------------------------------------------------------------------- */
-
-static int same_listeners(const struct cfg *a, const struct cfg *b)
-{
-    if (a->nlisteners != b->nlisteners)
-        return 0;
-    for (size_t i = 0; i < a->nlisteners; i++) {
-        if (strcmp(a->listeners[i].host, b->listeners[i].host) != 0 ||
-            a->listeners[i].port != b->listeners[i].port ||
-            a->listeners[i].protocols != b->listeners[i].protocols)
-            return 0;
-    }
-    return 1;
-}
-
-static int same_str(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-/* The admin API binds once, like the listeners: same presence, address and port. */
-static int same_admin_address(const struct cfg *a, const struct cfg *b)
-{
-    return same_str(a->admin.host, b->admin.host) && a->admin.port == b->admin.port;
-}
 
 static void refuse_event(struct ctl *c, const struct cfg_errors *errs)
 {
@@ -456,26 +346,7 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec,
     }
     const struct cfg *old = c->hold->cfg;
     const char *why_path = NULL, *why = NULL;
-    if (!same_listeners(old, cfg)) {
-        why_path = "listeners";
-        why = "changing listeners requires a restart";
-    } else if (old->workers != cfg->workers) {
-        why_path = "workers";
-        why = "changing workers requires a restart";
-    } else if (!same_str(old->control.socket, cfg->control.socket) ||
-               !same_str(old->control.state_file, cfg->control.state_file) ||
-               !same_str(old->control.audit_file, cfg->control.audit_file)) {
-        why_path = "control";
-        why = "changing the control socket, state file or audit file requires a restart";
-    } else if (!same_str(old->metrics.address, cfg->metrics.address)) {
-        why_path = "metrics.address";
-        why = "changing the metrics listener requires a restart";
-    } else if (!same_admin_address(old, cfg)) {
-        why_path = "admin.address";
-        why = "changing the admin API address (or adding or removing the admin API) requires a "
-              "restart";
-    }
-    if (why) {
+    if (reload_rules_check(old, cfg, &why_path, &why) < 0) {
         cfg_errors_add(errs, why_path, 0, 0, "%s", why);
         refuse_event(c, errs);
         cfg_free(cfg);
@@ -489,7 +360,7 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec,
     }
     struct state nrt;
     char note[1024], err[256];
-    if (rt_build(cfg, old, &c->rt, &nrt, note, sizeof note) < 0) {
+    if (state_rebase(cfg, old, &c->rt, &nrt, note, sizeof note) < 0) {
         certs_set_release(&fresh);
         cfg_free(cfg);
         cfg_errors_add(errs, "", 0, 0, "out of memory");
@@ -513,7 +384,7 @@ int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec,
     rec->generation_after = nrt.generation;
     rec->weights_before_json = wb;
     rec->weights_after_json = wa;
-    rc = durable_commit(c, &nrt, rec, recorded, err, sizeof err);
+    rc = ctl_durable_commit(c, &nrt, rec, recorded, err, sizeof err);
     rec->weights_before_json = rec->weights_after_json = NULL;
     free(wb);
     free(wa);
@@ -622,6 +493,7 @@ static void begin_stop(struct ctl *c, const char *sig)
     ctl_event(c, "stopping", extra);
     event_del(c->ev_dns);
     certs_stop(c->certs);
+    healthcheck_stop(c->hc);
     unsigned ms = c->hold->cfg->timeouts.shutdown_delay;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     event_add(c->ev_delay, &tv);
@@ -669,7 +541,7 @@ static int record_start(struct ctl *c, const struct recovery_plan *pl, char *err
         .reason = pl->why,
     };
     char derr[512];
-    int rc = durable_commit(c, &c->rt, &rec, NULL, derr, sizeof derr);
+    int rc = ctl_durable_commit(c, &c->rt, &rec, NULL, derr, sizeof derr);
     free(weights);
     if (rc < 0)
         snprintf(err, cap, "cannot record the start: %s; refusing to start unaudited", derr);
@@ -739,7 +611,7 @@ static int load_state(struct ctl *c, int discard, char *err, size_t cap)
         memset(&old, 0, sizeof old);
     }
     char note[1024];
-    int rc = rt_build(cfg, NULL, &old, &c->rt, note, sizeof note);
+    int rc = state_rebase(cfg, NULL, &old, &c->rt, note, sizeof note);
     state_dispose(&old);
     if (rc < 0) {
         snprintf(err, cap, "out of memory");
@@ -790,7 +662,8 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     c->started = time(NULL);
     c->hold = snapshot_cfg_hold(cfg);
     c->base = event_base_new();
-    if (!c->hold || !c->base) {
+    c->counters = counters_new(nworkers);
+    if (!c->hold || !c->base || !c->counters) {
         snprintf(err, cap, "out of memory");
         ctl_free(c);
         return NULL;
@@ -817,7 +690,7 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     c->ev_delay = evtimer_new(c->base, on_delay, c);
     c->ev_drain = evtimer_new(c->base, on_drain, c);
     c->ev_exit = event_new(c->base, -1, EV_PERSIST, on_exit_poll, c);
-    c->certs = certs_new(c->base, on_certs_rotated, on_certs_event, c);
+    c->certs = certs_new(c->base, on_certs_rotated, on_service_event, c);
     c->ev_tick = event_new(c->base, -1, EV_PERSIST, on_tick, c);
     c->hs = hstate_new(c->nworkers);
     if (!c->ev_hup || !c->ev_term || !c->ev_int || !c->ev_dns || !c->ev_dns_publish || !c->dns ||
@@ -827,20 +700,21 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         ctl_free(c);
         return NULL;
     }
-    c->hc = healthcheck_new(c);
+    c->hc = healthcheck_new(c->base, on_health_report, on_service_event, c);
     if (!c->hc) {
         snprintf(err, cap, "out of memory");
         ctl_free(c);
         return NULL;
     }
     if (c->hold->cfg->control.socket) {
-        c->sock = ctlsock_new(c, err, cap);
+        c->sock = ctlsock_new(c, c->base, err, cap);
         if (!c->sock) {
             ctl_free(c);
             return NULL;
         }
     }
-    if (metrics_new(c, &c->metrics, err, cap) < 0) {
+    if (metrics_new(c->base, &c->hold->cfg->metrics, metrics_source, c, &c->metrics, err, cap) <
+        0) {
         ctl_free(c);
         return NULL;
     }
@@ -861,7 +735,7 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     certs_install(c->certs, &first); /* first now holds nothing */
     siem_apply(c);
     if (c->hold->cfg->admin.address) {
-        c->admin = admin_new(c, err, cap);
+        c->admin = admin_new(c, c->base, c->certs, err, cap);
         if (!c->admin) {
             ctl_free(c);
             return NULL;
@@ -922,7 +796,7 @@ void ctl_free(struct ctl *c)
     state_dispose(&c->rt);
     audit_close(c->audit);
     free(c->refusals);
-    counters_dispose(c);
+    counters_free(c->counters);
     if (c->base)
         event_base_free(c->base);
     free(c);

@@ -7,6 +7,8 @@
 #ifndef CUT_CTL_H
 #define CUT_CTL_H
 
+#include <stdint.h>
+
 #include "config/cfg.h"
 
 struct ctl;
@@ -15,6 +17,7 @@ struct cfg_errors;
 struct worker;
 struct logger;
 struct siem;
+struct state;
 
 /* Creates the control state for a validated configuration (taken) loaded from config_path
  * (borrowed, kept for reloads): loads the durable state file and lays it over the configuration
@@ -35,5 +38,18 @@ void ctl_free(struct ctl *c);
 /* Emits an event line {"type":"event","event":name, ...extra} where extra is either empty or
  * a JSON fragment starting with ','. */
 void ctl_event(struct ctl *c, const char *name, const char *extra);
+
+/* The configuration in use (borrowed: valid until the next reload, so read it within one
+ * callback and keep nothing). Control thread. */
+const struct cfg *ctl_cfg(const struct ctl *c);
+
+/* The generation in use, and the runtime state it stands for (borrowed: valid until the next
+ * change). Control thread. */
+uint64_t ctl_generation(const struct ctl *c);
+const struct state *ctl_state(const struct ctl *c);
+
+/* Stops handling SIGHUP, SIGTERM and SIGINT (for a harness that embeds the control thread and
+ * runs no loop, such as the fuzzers: the default handlers come back). */
+void ctl_release_signals(struct ctl *c);
 
 #endif

@@ -34,7 +34,7 @@
 #include "proxy/log/log.h"
 #include "control/commands.h"
 #include "control/connslots.h"
-#include "control/ctl_internal.h"
+#include "control/ctl.h"
 
 enum client_state {
     CS_READING, /* a request is due: the first since the accept, or one whose first byte came */
@@ -60,6 +60,7 @@ struct client {
 
 struct ctlsock {
     struct ctl *ctl;
+    struct event_base *base;
     struct evconnlistener *listener;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct client *clients;
@@ -74,7 +75,7 @@ struct ctlsock {
 
 static const struct cfg_control *cfg_of(const struct client *cl)
 {
-    return &cl->owner->ctl->hold->cfg->control;
+    return &ctl_cfg(cl->owner->ctl)->control;
 }
 
 /* ---- events ------------------------------------------------------------------------------ */
@@ -343,7 +344,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     struct ctlsock *s = arg;
     struct ctl *c = s->ctl;
-    const struct cfg_control *cc = &c->hold->cfg->control;
+    const struct cfg_control *cc = &ctl_cfg(c)->control;
     (void)l;
     (void)sa;
     (void)len;
@@ -354,8 +355,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     cl->owner = s;
-    cl->timer = evtimer_new(c->base, on_timer, cl);
-    cl->bev = cl->timer ? bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+    cl->timer = evtimer_new(s->base, on_timer, cl);
+    cl->bev = cl->timer ? bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
     if (!cl->bev) {
         if (cl->timer)
             event_free(cl->timer);
@@ -385,7 +386,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         snprintf(cl->user, sizeof cl->user, "unknown");
     }
     cl->peer.user = cl->user;
-    cl->peer.role = commands_role_for(c->hold->cfg, cl->peer.uid, cl->peer.gid);
+    cl->peer.role = commands_role_for(ctl_cfg(c), cl->peer.uid, cl->peer.gid);
 
     bufferevent_setcb(cl->bev, on_read, on_write, on_event, cl);
     bufferevent_setwatermark(cl->bev, EV_READ, 0, CTLSOCK_MAX_LINE + 1);
@@ -400,15 +401,16 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
-struct ctlsock *ctlsock_new(struct ctl *c, char *err, size_t cap)
+struct ctlsock *ctlsock_new(struct ctl *c, struct event_base *base, char *err, size_t cap)
 {
-    const struct cfg_control *cc = &c->hold->cfg->control;
+    const struct cfg_control *cc = &ctl_cfg(c)->control;
     struct ctlsock *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, cap, "out of memory");
         return NULL;
     }
     s->ctl = c;
+    s->base = base;
     struct sockaddr_un sun;
     memset(&sun, 0, sizeof sun);
     sun.sun_family = AF_UNIX;
@@ -438,7 +440,7 @@ struct ctlsock *ctlsock_new(struct ctl *c, char *err, size_t cap)
         free(s);
         return NULL;
     }
-    s->listener = evconnlistener_new(c->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    s->listener = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
     if (!s->listener) {
         snprintf(err, cap, "control.socket: cannot listen");
         close(fd);

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 struct ctl;
+struct event_base;
 struct ctlsock;
 
 #define CTLSOCK_MAX_LINE 65536
@@ -43,10 +44,13 @@ struct ctlsock_stats {
     uint64_t busy;             /* refused with `busy` (every slot pinned) */
 };
 
-/* Creates the socket at ctl's configured path (a stale socket file there is replaced; any other
- * kind of file is an error), sets its mode and group, and starts listening. c is borrowed and
- * must outlive the socket. NULL with err set on failure. */
-struct ctlsock *ctlsock_new(struct ctl *c, char *err, size_t cap);
+/* Creates the socket at the configured control.socket (a stale socket file there is replaced;
+ * any other kind of file is an error), sets its mode and group, and starts listening on base.
+ * Each request line goes to commands_handle(c, ...); the limits (control.max_clients,
+ * request_timeout_ms, idle_timeout_ms) are read from ctl_cfg(c) as each connection comes, so a
+ * reload changes them. c is borrowed and must outlive the socket. NULL with err set on
+ * failure. */
+struct ctlsock *ctlsock_new(struct ctl *c, struct event_base *base, char *err, size_t cap);
 
 /* Closes every client and the socket, and removes the socket file. NULL is fine. */
 void ctlsock_free(struct ctlsock *s);

@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "core/cut.h"
-#include "control/ctl_internal.h"
+#include "control/state.h"
 
-int durable_commit(struct ctl *c, const struct state *next, struct audit_record *rec,
-                   int *recorded, char *err, size_t cap)
+int durable_commit(const struct durable_target *t, const struct state *next,
+                   struct audit_record *rec, int *recorded, char *err, size_t cap)
 {
     int dummy;
     if (!recorded)
@@ -17,14 +17,14 @@ int durable_commit(struct ctl *c, const struct state *next, struct audit_record 
     *recorded = 0;
     rec->kind = AUDIT_CHANGE;
     char aerr[256];
-    if (audit_append(c->audit, rec, ctl_audit_out, c, aerr, sizeof aerr) < 0) {
+    if (audit_append(t->audit, rec, t->out, t->ctx, aerr, sizeof aerr) < 0) {
         snprintf(err, cap, "audit log: %s", aerr);
-        ctl_event(c, "audit_failed", NULL);
+        t->event(t->ctx, "audit_failed", NULL);
         return CUT_EIO;
     }
     *recorded = 1;
     char serr[256];
-    if (ctl_save_state(c, next, serr, sizeof serr) == 0)
+    if (!t->state_file || state_save(t->state_file, next, serr, sizeof serr) == 0)
         return 0;
     snprintf(err, cap, "state file: %s", serr);
     /* The record stands for a change that was not made: say so right after it. */
@@ -34,11 +34,11 @@ int durable_commit(struct ctl *c, const struct state *next, struct audit_record 
     ab.error_code = "internal";
     ab.error_message = err;
     ab.generation_before = rec->generation_after;
-    ab.generation_after = c->generation;
+    ab.generation_after = t->generation;
     ab.weights_before_json = rec->weights_after_json;
     ab.weights_after_json = rec->weights_before_json;
-    if (audit_append(c->audit, &ab, ctl_audit_out, c, aerr, sizeof aerr) < 0)
-        ctl_event(c, "audit_failed", NULL);
+    if (audit_append(t->audit, &ab, t->out, t->ctx, aerr, sizeof aerr) < 0)
+        t->event(t->ctx, "audit_failed", NULL);
     return CUT_EIO;
 }
 
@@ -52,7 +52,7 @@ char *durable_weights_json(const struct state *st)
     for (size_t r = 0; r < st->nroutes && o < cap; r++) {
         o += (size_t)snprintf(buf + o, cap - o, "%s\"%s\":", r ? "," : "", st->routes[r].name);
         if (o < cap)
-            ctl_weights_json(&st->routes[r], 0, buf + o, cap - o);
+            state_weights_json(&st->routes[r], 0, buf + o, cap - o);
         o += strlen(buf + o);
     }
     if (o < cap)

@@ -21,8 +21,6 @@
 #include "core/cut.h"
 #include "proxy/route/snapshot.h"
 #include "proxy/net/tls.h"
-#include "control/ctl_internal.h"
-#include "control/health_state.h"
 
 #define HC_WHY_MAX 160
 #define HC_REQ_MAX 4096
@@ -36,7 +34,7 @@ enum hc_phase { HC_IDLE = 0, HC_CONNECTING, HC_EXCHANGE };
 struct hc_checker {
     struct healthcheck *h;
     char route[64], pool[40], key[SNAP_KEY_MAX], name[SNAP_KEY_MAX];
-    unsigned r, p; /* indices of its route and pool in c->snap (refreshed by every sync) */
+    unsigned r, p; /* indices of its route and pool in h->snap (refreshed by every sync) */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     struct cfg_health_check conf; /* copy; path and host owned */
@@ -61,7 +59,12 @@ struct hc_checker {
 };
 
 struct healthcheck {
-    struct ctl *c;
+    struct event_base *base;
+    healthcheck_report_fn report;
+    healthcheck_event_fn event;
+    void *ctx;
+    struct snapshot *snap; /* the last one synced, one reference */
+    int stopping;
     uint64_t prng;
     struct hc_checker *list;
     struct hc_checker *retiring; /* stopped while down, endpoint still published: report up */
@@ -227,9 +230,9 @@ static void checker_free(struct hc_checker *k)
  * The report is the last thing done: it publishes a snapshot, whose sync may free k. */
 static void round_done(struct hc_checker *k, int ok, const char *why)
 {
-    struct ctl *c = k->h->c;
+    struct healthcheck *h = k->h;
     close_round(k);
-    if (c->stopping)
+    if (h->stopping)
         return; /* no more rounds, no more verdicts */
     arm(k, healthcheck_delay_ms(&k->h->prng, k->conf.interval_ms, k->conf.jitter_ms));
     if (!healthcheck_record(&k->run, ok, k->conf.healthy_threshold, k->conf.unhealthy_threshold))
@@ -239,7 +242,7 @@ static void round_done(struct hc_checker *k, int ok, const char *why)
     memcpy(pool, k->pool, sizeof pool);
     memcpy(key, k->key, sizeof key);
     snprintf(w, sizeof w, "%s", why);
-    ctl_health_report(c, route, pool, key, k->run.up, w);
+    h->report(h->ctx, route, pool, key, k->run.up, w, 1);
 }
 
 static void fail_errno(struct hc_checker *k, const char *what, int err)
@@ -444,7 +447,7 @@ static int h2_start(struct hc_checker *k, const char *host)
 /* The socket is connected: wrap it (TLS or not), queue the request, read. */
 static void start_exchange(struct hc_checker *k)
 {
-    struct ctl *c = k->h->c;
+    struct healthcheck *h = k->h;
     char req[HC_REQ_MAX];
     const char *host = k->conf.host ? k->conf.host : k->name;
     int len = k->h2 ? 0 : healthcheck_request(req, sizeof req, k->conf.path, host);
@@ -454,8 +457,8 @@ static void start_exchange(struct hc_checker *k)
     }
     if (k->tls) {
         struct tls_client *tc = NULL;
-        if (c->snap && k->r < c->snap->nroutes && k->p < c->snap->routes[k->r].npools)
-            tc = c->snap->routes[k->r].pools[k->p].tls;
+        if (h->snap && k->r < h->snap->nroutes && k->p < h->snap->routes[k->r].npools)
+            tc = h->snap->routes[k->r].pools[k->p].tls;
         if (!tc) {
             round_done(k, 0, "tls: no client context");
             return;
@@ -471,9 +474,9 @@ static void start_exchange(struct hc_checker *k)
             return;
         }
         k->bev =
-            bufferevent_openssl_socket_new(c->base, k->fd, k->ssl, BUFFEREVENT_SSL_CONNECTING, 0);
+            bufferevent_openssl_socket_new(h->base, k->fd, k->ssl, BUFFEREVENT_SSL_CONNECTING, 0);
     } else {
-        k->bev = bufferevent_socket_new(c->base, k->fd, 0);
+        k->bev = bufferevent_socket_new(h->base, k->fd, 0);
     }
     if (!k->bev) {
         round_done(k, 0, "out of memory");
@@ -508,7 +511,7 @@ static void on_connect(evutil_socket_t fd, short what, void *arg)
 
 static void start_round(struct hc_checker *k)
 {
-    struct ctl *c = k->h->c;
+    struct healthcheck *h = k->h;
     k->phase = HC_CONNECTING;
     arm(k, k->conf.timeout_ms); /* the deadline of the whole round */
     k->fd = socket(k->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -524,7 +527,7 @@ static void start_round(struct hc_checker *k)
         fail_errno(k, "connect", errno);
         return;
     }
-    k->ev_conn = event_new(c->base, k->fd, EV_WRITE, on_connect, k);
+    k->ev_conn = event_new(h->base, k->fd, EV_WRITE, on_connect, k);
     if (!k->ev_conn || event_add(k->ev_conn, NULL) < 0)
         round_done(k, 0, "out of memory");
 }
@@ -538,7 +541,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         round_done(k, 0, "timeout");
         return;
     }
-    if (!k->h->c->stopping)
+    if (!k->h->stopping)
         start_round(k);
 }
 
@@ -554,13 +557,17 @@ static void restart(struct hc_checker *k)
 
 static void on_retire(evutil_socket_t fd, short what, void *arg);
 
-struct healthcheck *healthcheck_new(struct ctl *c)
+struct healthcheck *healthcheck_new(struct event_base *base, healthcheck_report_fn report,
+                                    healthcheck_event_fn event, void *ctx)
 {
     struct healthcheck *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
-    h->c = c;
-    h->ev_retire = evtimer_new(c->base, on_retire, h);
+    h->base = base;
+    h->report = report;
+    h->event = event;
+    h->ctx = ctx;
+    h->ev_retire = evtimer_new(base, on_retire, h);
     if (!h->ev_retire) {
         free(h);
         return NULL;
@@ -587,7 +594,13 @@ void healthcheck_free(struct healthcheck *h)
     free_list(h->retiring);
     if (h->ev_retire)
         event_free(h->ev_retire);
+    snapshot_unref(h->snap);
     free(h);
+}
+
+void healthcheck_stop(struct healthcheck *h)
+{
+    h->stopping = 1;
 }
 
 /* Next loop turn after a sync: the endpoints whose checker stopped while they were down come
@@ -605,8 +618,8 @@ static void on_retire(evutil_socket_t fd, short what, void *arg)
         memcpy(pool, k->pool, sizeof pool);
         memcpy(key, k->key, sizeof key);
         checker_free(k);
-        if (!h->c->stopping)
-            ctl_health_report(h->c, route, pool, key, 1, "health check disabled");
+        if (!h->stopping)
+            h->report(h->ctx, route, pool, key, 1, "health check disabled", 1);
     }
 }
 
@@ -632,7 +645,7 @@ static struct hc_checker *checker_new(struct healthcheck *h, const char *route, 
     snprintf(k->route, sizeof k->route, "%s", route);
     snprintf(k->pool, sizeof k->pool, "%s", pool);
     snprintf(k->key, sizeof k->key, "%s", se->key);
-    k->timer = evtimer_new(h->c->base, on_timer, k);
+    k->timer = evtimer_new(h->base, on_timer, k);
     if (!k->timer || conf_copy(&k->conf, conf) < 0) {
         if (k->timer)
             event_free(k->timer);
@@ -660,10 +673,13 @@ static int published(const struct snapshot *s, const struct hc_checker *k)
     return 0;
 }
 
-void healthcheck_sync(struct healthcheck *h)
+void healthcheck_sync(struct healthcheck *h, struct snapshot *snap)
 {
-    struct ctl *c = h->c;
-    const struct snapshot *s = c->snap;
+    if (snap)
+        snapshot_ref(snap);
+    snapshot_unref(h->snap);
+    h->snap = snap;
+    const struct snapshot *s = snap;
     for (struct hc_checker *k = h->list; k; k = k->next)
         k->seen = 0;
     for (unsigned r = 0; s && r < s->nroutes; r++) {
@@ -682,7 +698,7 @@ void healthcheck_sync(struct healthcheck *h)
                 if (!k) {
                     k = checker_new(h, sr->cfg->name, sp->cfg->name, se, conf);
                     if (!k) {
-                        ctl_event(c, "health_check_failed",
+                        h->event(h->ctx, "health_check_failed",
                                   ",\"reason\":\"out of memory: an endpoint is not checked\"");
                         continue;
                     }
@@ -729,7 +745,7 @@ void healthcheck_sync(struct healthcheck *h)
             h->retiring = k;
             retire = 1;
         } else { /* gone: forget its verdict without publishing (it is in no snapshot) */
-            hstate_set_active(c->hs, k->route, k->pool, k->key, 1, clock_mono_ms());
+            h->report(h->ctx, k->route, k->pool, k->key, 1, "left the snapshot", 0);
             checker_free(k);
         }
     }

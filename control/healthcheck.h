@@ -16,7 +16,7 @@
  *
  * Endpoints start up (serving): an endpoint goes down after unhealthy_threshold failed rounds
  * in a row and comes back after healthy_threshold good rounds in a row; each change goes
- * through ctl_health_report() (event endpoint_health, a snapshot is published). The next round
+ * through the owner's report callback (ctl.c: event endpoint_health, a snapshot is published). The next round
  * starts interval_ms plus a random jitter in [0, jitter_ms) after the previous one ended.
  *
  * healthcheck_sync() makes the checkers follow the snapshot (call it after every publication):
@@ -32,22 +32,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct ctl;
+struct event_base;
 struct healthcheck;
+struct snapshot;
 
 #define HEALTHCHECK_MAX_READ 8192 /* bytes read per check, at most */
 
-/* Creates the (empty) checker set of c; c is borrowed and must outlive it. Returns NULL when
- * out of memory. */
-struct healthcheck *healthcheck_new(struct ctl *c);
+/* An endpoint's verdict changed: up (healthy) or down, with a short reason ("status 503",
+ * "timeout", "connect: refused", "tls: ..."). route/pool are names, key the endpoint's numeric
+ * "ip:port" (snap_endpoint.key). publish is 0 when the endpoint has left the snapshot and only
+ * its verdict is to be forgotten (nothing to log or publish). The callback may publish, and so
+ * call healthcheck_sync(). */
+typedef void (*healthcheck_report_fn)(void *ctx, const char *route, const char *pool,
+                                      const char *key, int up, const char *why, int publish);
+/* An event line for the log (name; extra: JSON members each preceded by a comma). */
+typedef void (*healthcheck_event_fn)(void *ctx, const char *name, const char *extra);
+
+/* Creates the (empty) checker set on base. Returns NULL when out of memory. */
+struct healthcheck *healthcheck_new(struct event_base *base, healthcheck_report_fn report,
+                                    healthcheck_event_fn event, void *ctx);
 
 /* Stops every check (open connections are closed) and frees h. NULL is ignored. */
 void healthcheck_free(struct healthcheck *h);
 
-/* Follows c->snap: see above. Never reports from inside the call (a verdict to clear for an
- * endpoint still in the snapshot is reported from the next loop turn), so it may run at the
- * end of ctl_publish(). */
-void healthcheck_sync(struct healthcheck *h);
+/* No more rounds and no more verdicts (the process is stopping). */
+void healthcheck_stop(struct healthcheck *h);
+
+/* Follows snapshot s (the one just published; h keeps a reference until the next sync): see
+ * above. Never reports from inside the call (a verdict to clear for an endpoint still in the
+ * snapshot is reported from the next loop turn), so it may run at the end of a publication. */
+void healthcheck_sync(struct healthcheck *h, struct snapshot *s);
 
 /* ---- decision logic (no sockets; tests/unit/test_healthcheck.c) ---------------------------- */
 

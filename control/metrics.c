@@ -11,7 +11,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "config/cfg.h"
 #include "control/certs.h"
+#include "control/state.h"
 #include "core/cut.h"
 #include "proxy/log/siem.h"
 #include "proxy/route/snapshot.h"
@@ -19,7 +21,7 @@
 #include "core/version.h"
 #include "proxy/relay/worker.h"
 #include "control/admin.h"
-#include "control/ctl_internal.h"
+#include "control/counters.h"
 #include "control/ctlsock.h"
 #include "control/health_state.h"
 #include "control/plan.h"
@@ -28,8 +30,9 @@
 #define METRICS_MAX_HEADERS 8192
 
 struct metrics {
-    struct ctl *ctl;
     struct evhttp *http;
+    metrics_source_fn source;
+    void *ctx;
 };
 
 /* ---- the document --------------------------------------------------------------------------- */
@@ -61,42 +64,14 @@ static void route_pool(struct evbuffer *b, const char *route, const char *pool)
     evbuffer_add(b, "\"", 1);
 }
 
-/* The counters of one pool, summed over the workers' slots. */
-struct pool_sum {
-    uint64_t requests, cls[5], upstream_errors, lat[SNAP_LAT_BUCKETS + 1], lat_sum_us;
-};
-
-static uint64_t ld(const _Atomic uint64_t *v)
-{
-    return atomic_load_explicit(v, memory_order_relaxed);
-}
-
-static void pool_sum(const struct ctl *c, const struct counter_entry *e, struct pool_sum *s)
-{
-    memset(s, 0, sizeof *s);
-    for (unsigned w = 0; w < (c->nworkers ? c->nworkers : 1); w++) {
-        const struct snap_counter_slot *k = &e->slots[w];
-        s->requests += ld(&k->requests);
-        s->cls[0] += ld(&k->responses_other);
-        s->cls[1] += ld(&k->responses_2xx);
-        s->cls[2] += ld(&k->responses_3xx);
-        s->cls[3] += ld(&k->responses_4xx);
-        s->cls[4] += ld(&k->responses_5xx);
-        s->upstream_errors += ld(&k->upstream_errors);
-        for (unsigned i = 0; i <= SNAP_LAT_BUCKETS; i++)
-            s->lat[i] += ld(&k->lat[i]);
-        s->lat_sum_us += ld(&k->lat_sum_us);
-    }
-}
-
-static void render_requests(struct ctl *c, struct evbuffer *b)
+static void render_requests(const struct metrics_source *c, struct evbuffer *b)
 {
     static const char *const classes[] = {"other", "2xx", "3xx", "4xx", "5xx"};
     family(b, "cutover_requests_total", "counter",
            "Requests answered, by route, pool and status class.");
-    for (const struct counter_entry *e = c->counters; e; e = e->next) {
-        struct pool_sum s;
-        pool_sum(c, e, &s);
+    for (const struct counters_entry *e = counters_first(c->counters); e; e = e->next) {
+        struct counters_sum s;
+        counters_sum_entry(c->counters, e, &s);
         for (unsigned k = 0; k < 5; k++) {
             evbuffer_add_printf(b, "cutover_requests_total{");
             route_pool(b, e->route, e->pool);
@@ -106,9 +81,9 @@ static void render_requests(struct ctl *c, struct evbuffer *b)
     }
     family(b, "cutover_upstream_errors_total", "counter",
            "Requests cutover answered itself because the upstream failed (502, 503, 504).");
-    for (const struct counter_entry *e = c->counters; e; e = e->next) {
-        struct pool_sum s;
-        pool_sum(c, e, &s);
+    for (const struct counters_entry *e = counters_first(c->counters); e; e = e->next) {
+        struct counters_sum s;
+        counters_sum_entry(c->counters, e, &s);
         evbuffer_add_printf(b, "cutover_upstream_errors_total{");
         route_pool(b, e->route, e->pool);
         evbuffer_add_printf(b, "} %llu\n", (unsigned long long)s.upstream_errors);
@@ -116,9 +91,9 @@ static void render_requests(struct ctl *c, struct evbuffer *b)
     static const unsigned bounds[SNAP_LAT_BUCKETS] = SNAP_LAT_BOUNDS_MS;
     family(b, "cutover_request_duration_seconds", "histogram",
            "Time from the request head to the end of the response, by route and pool.");
-    for (const struct counter_entry *e = c->counters; e; e = e->next) {
-        struct pool_sum s;
-        pool_sum(c, e, &s);
+    for (const struct counters_entry *e = counters_first(c->counters); e; e = e->next) {
+        struct counters_sum s;
+        counters_sum_entry(c->counters, e, &s);
         uint64_t cum = 0;
         for (unsigned i = 0; i <= SNAP_LAT_BUCKETS; i++) {
             cum += s.lat[i];
@@ -139,12 +114,12 @@ static void render_requests(struct ctl *c, struct evbuffer *b)
     }
 }
 
-static void render_weights(struct ctl *c, struct evbuffer *b)
+static void render_weights(const struct metrics_source *c, struct evbuffer *b)
 {
     family(b, "cutover_pool_weight_ratio", "gauge",
            "The share of new requests a pool gets (0..1), by route and pool.");
-    for (size_t r = 0; r < c->rt.nroutes; r++) {
-        const struct state_route *sr = &c->rt.routes[r];
+    for (size_t r = 0; r < c->rt->nroutes; r++) {
+        const struct state_route *sr = &c->rt->routes[r];
         for (size_t p = 0; p < sr->npools; p++) {
             evbuffer_add_printf(b, "cutover_pool_weight_ratio{");
             route_pool(b, sr->name, sr->pools[p].name);
@@ -153,8 +128,8 @@ static void render_weights(struct ctl *c, struct evbuffer *b)
     }
     family(b, "cutover_pool_stable_weight_ratio", "gauge",
            "The weights a rollback returns to (0..1), by route and pool.");
-    for (size_t r = 0; r < c->rt.nroutes; r++) {
-        const struct state_route *sr = &c->rt.routes[r];
+    for (size_t r = 0; r < c->rt->nroutes; r++) {
+        const struct state_route *sr = &c->rt->routes[r];
         for (size_t p = 0; p < sr->npools; p++) {
             evbuffer_add_printf(b, "cutover_pool_stable_weight_ratio{");
             route_pool(b, sr->name, sr->pools[p].name);
@@ -181,9 +156,9 @@ static void render_weights(struct ctl *c, struct evbuffer *b)
     }
 }
 
-static void render_process(struct ctl *c, struct evbuffer *b)
+static void render_process(const struct metrics_source *c, struct evbuffer *b)
 {
-    const struct cfg *cfg = c->hold ? c->hold->cfg : NULL;
+    const struct cfg *cfg = c->cfg;
     family(b, "cutover_info", "gauge",
            "1, with the cluster and region of this replica and its version (join on them).");
     evbuffer_add_printf(b, "cutover_info{cluster=\"");
@@ -222,26 +197,28 @@ static void render_process(struct ctl *c, struct evbuffer *b)
     evbuffer_add_printf(b, "cutover_failovers_total %llu\n", failovers);
     family(b, "cutover_control_operations_total", "counter",
            "Control requests (socket and reload), by op and result.");
-    for (unsigned i = 0; i < c->nops; i++) {
+    unsigned nops;
+    const struct counters_op *ops = counters_ops(c->counters, &nops);
+    for (unsigned i = 0; i < nops; i++) {
         evbuffer_add_printf(b, "cutover_control_operations_total{op=\"");
-        label(b, c->ops[i].op);
-        evbuffer_add_printf(b, "\",result=\"ok\"} %llu\n", (unsigned long long)c->ops[i].ok);
+        label(b, ops[i].op);
+        evbuffer_add_printf(b, "\",result=\"ok\"} %llu\n", (unsigned long long)ops[i].ok);
         evbuffer_add_printf(b, "cutover_control_operations_total{op=\"");
-        label(b, c->ops[i].op);
+        label(b, ops[i].op);
         evbuffer_add_printf(b, "\",result=\"refused\"} %llu\n",
-                            (unsigned long long)c->ops[i].refused);
+                            (unsigned long long)ops[i].refused);
     }
     unsigned long long rollbacks = 0;
-    for (unsigned i = 0; i < c->nops; i++)
-        if (strcmp(c->ops[i].op, "rollback") == 0)
-            rollbacks = c->ops[i].ok;
+    for (unsigned i = 0; i < nops; i++)
+        if (strcmp(ops[i].op, "rollback") == 0)
+            rollbacks = ops[i].ok;
     family(b, "cutover_rollbacks_total", "counter", "Rollbacks applied.");
     evbuffer_add_printf(b, "cutover_rollbacks_total %llu\n", rollbacks);
 }
 
 /* The connection limits of the control socket and the HTTPS admin API (docs/control-protocol.md,
  * "Connection limits"); a transport that is not configured has no series. */
-static void render_control_limits(struct ctl *c, struct evbuffer *b)
+static void render_control_limits(const struct metrics_source *c, struct evbuffer *b)
 {
     if (!c->sock && !c->admin)
         return;
@@ -281,7 +258,7 @@ static void render_control_limits(struct ctl *c, struct evbuffer *b)
                 t[i].transport, reasons[r], (unsigned long long)t[i].closed[r]);
 }
 
-static void render_siem(struct ctl *c, struct evbuffer *b)
+static void render_siem(const struct metrics_source *c, struct evbuffer *b)
 {
     struct siem_stats st;
     siem_get_stats(c->siem, &st);
@@ -301,7 +278,7 @@ static void render_siem(struct ctl *c, struct evbuffer *b)
     evbuffer_add_printf(b, "cutover_siem_queue_bytes %zu\n", st.queued_bytes);
 }
 
-static void render_health(struct ctl *c, struct evbuffer *b)
+static void render_health(const struct metrics_source *c, struct evbuffer *b)
 {
     unsigned ejected, failsafe;
     uint64_t ejections, failsafe_events;
@@ -319,9 +296,9 @@ static void render_health(struct ctl *c, struct evbuffer *b)
     family(b, "cutover_shift_plan", "gauge",
            "1 for the state each route's latest shift plan is in (running, paused, promoted, "
            "rolled_back, aborted).");
-    for (size_t r = 0; r < c->rt.nroutes; r++) {
+    for (size_t r = 0; r < c->rt->nroutes; r++) {
         struct plan p;
-        const struct state_route *sr = &c->rt.routes[r];
+        const struct state_route *sr = &c->rt->routes[r];
         if (!sr->plan || plan_parse(sr->plan, &p) < 0)
             continue;
         evbuffer_add_printf(b, "cutover_shift_plan{route=\"");
@@ -332,14 +309,14 @@ static void render_health(struct ctl *c, struct evbuffer *b)
     }
 }
 
-static void render_certificates(struct ctl *c, struct evbuffer *b)
+static void render_certificates(const struct metrics_source *c, struct evbuffer *b)
 {
-    const struct cfg *cfg = c->hold->cfg;
+    const struct cfg *cfg = c->cfg;
     family(b, "cutover_certificate_expiry_seconds", "gauge",
            "Expiry (seconds since the epoch) of each certificate cutover presents: listener "
            "certificates and upstream client certificates.");
     for (size_t i = 0; i < cfg->nlisteners && i < CFG_MAX_LISTENERS; i++) {
-        const struct tls_ctx *t = certs_current(c->certs)->listeners[i];
+        const struct tls_ctx *t = c->tls->listeners[i];
         for (size_t k = 0; k < tls_ctx_ncerts(t); k++) {
             long long na;
             const char *subject = tls_ctx_cert_info(t, k, &na);
@@ -350,10 +327,10 @@ static void render_certificates(struct ctl *c, struct evbuffer *b)
             evbuffer_add_printf(b, "\"} %lld\n", na);
         }
     }
-    for (size_t r = 0; r < cfg->nroutes && certs_current(c->certs)->pools; r++) {
+    for (size_t r = 0; r < cfg->nroutes && c->tls->pools; r++) {
         for (size_t p = 0; p < cfg->routes[r].npools; p++) {
             size_t k = r * CFG_MAX_POOLS + p;
-            const struct tls_client *tc = k < certs_current(c->certs)->npools ? certs_current(c->certs)->pools[k] : NULL;
+            const struct tls_client *tc = k < c->tls->npools ? c->tls->pools[k] : NULL;
             long long na;
             const char *subject = tc ? tls_client_cert_info(tc, &na) : "";
             if (!tc || !subject[0])
@@ -370,7 +347,7 @@ static void render_certificates(struct ctl *c, struct evbuffer *b)
     }
 }
 
-int metrics_render(struct ctl *c, struct evbuffer *out)
+int metrics_render(const struct metrics_source *c, struct evbuffer *out)
 {
     render_requests(c, out);
     render_weights(c, out);
@@ -396,7 +373,9 @@ static void answer(struct evhttp_request *req, int code, const char *reason, con
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct metrics *m = arg;
-    struct ctl *c = m->ctl;
+    struct metrics_source src;
+    m->source(m->ctx, &src);
+    const struct metrics_source *c = &src;
     const char *uri = evhttp_request_get_uri(req);
     struct evbuffer *body = evbuffer_new();
     if (!body) {
@@ -422,19 +401,20 @@ static void on_request(struct evhttp_request *req, void *arg)
     evbuffer_free(body);
 }
 
-int metrics_new(struct ctl *c, struct metrics **out, char *err, size_t cap)
+int metrics_new(struct event_base *base, const struct cfg_metrics *mc, metrics_source_fn source,
+                void *ctx, struct metrics **out, char *err, size_t cap)
 {
     *out = NULL;
-    const struct cfg_metrics *mc = &c->hold->cfg->metrics;
     if (!mc->address)
         return 0;
     struct metrics *m = calloc(1, sizeof *m);
-    if (!m || !(m->http = evhttp_new(c->base))) {
+    if (!m || !(m->http = evhttp_new(base))) {
         free(m);
         snprintf(err, cap, "metrics: out of memory");
         return CUT_ENOMEM;
     }
-    m->ctl = c;
+    m->source = source;
+    m->ctx = ctx;
     evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
     evhttp_set_timeout(m->http, METRICS_TIMEOUT_S);
     evhttp_set_max_headers_size(m->http, METRICS_MAX_HEADERS);

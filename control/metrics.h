@@ -16,17 +16,54 @@
 #define CUT_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
-struct ctl;
+struct admin;
+struct certs_set;
+struct cfg;
+struct cfg_metrics;
+struct counters;
+struct ctlsock;
+struct event_base;
 struct evbuffer;
+struct hstate;
 struct metrics;
+struct siem;
+struct snapshot;
+struct state;
+struct worker;
 
-/* Listens on the configured metrics address (NULL and 0 when none is configured). Returns 0,
- * or CUT_EIO / CUT_ENOMEM with a reason in err. */
-int metrics_new(struct ctl *c, struct metrics **out, char *err, size_t cap);
+/* What the metrics read, all borrowed for one request: the configuration, runtime state,
+ * generation and snapshot in use, and the modules whose counts are shown (NULL where there is
+ * none: sock, admin, snap). */
+struct metrics_source {
+    const struct cfg *cfg;
+    const struct state *rt;
+    uint64_t generation;
+    const struct snapshot *snap;
+    int stopping;
+    time_t started;
+    struct worker *const *workers;
+    unsigned nworkers;
+    const struct counters *counters;
+    const struct ctlsock *sock;
+    const struct admin *admin;
+    struct siem *siem;
+    const struct hstate *hs;
+    const struct certs_set *tls;
+};
+
+/* Fills *out for one request (the owner's current state). */
+typedef void (*metrics_source_fn)(void *ctx, struct metrics_source *out);
+
+/* Listens on base at mc->address (*out NULL and 0 when none is configured); every request asks
+ * source for what to show. Returns 0, or CUT_EIO / CUT_ENOMEM with a reason in err. */
+int metrics_new(struct event_base *base, const struct cfg_metrics *mc, metrics_source_fn source,
+                void *ctx, struct metrics **out, char *err, size_t cap);
 void metrics_free(struct metrics *m);
 
-/* The /metrics document. Returns 0 or CUT_ENOMEM. */
-int metrics_render(struct ctl *c, struct evbuffer *out);
+/* The /metrics document of src into out. Returns 0 or CUT_ENOMEM. */
+int metrics_render(const struct metrics_source *src, struct evbuffer *out);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "control/counters.h"
 #include "core/cut.h"
 #include "proxy/route/snapshot.h"
 #include "control/commands.h"
@@ -212,18 +213,11 @@ void plan_state_free(struct plan_state *ps)
 
 static void totals_of(struct ctl *c, const char *route, const char *pool, struct totals *t)
 {
-    memset(t, 0, sizeof *t);
-    for (const struct counter_entry *e = c->counters; e; e = e->next) {
-        if (strcmp(e->route, route) || strcmp(e->pool, pool))
-            continue;
-        for (unsigned w = 0; w < (c->nworkers ? c->nworkers : 1); w++) {
-            const struct snap_counter_slot *k = &e->slots[w];
-            t->req += atomic_load_explicit(&k->requests, memory_order_relaxed);
-            t->e5 += atomic_load_explicit(&k->responses_5xx, memory_order_relaxed);
-            for (unsigned i = 0; i <= SNAP_LAT_BUCKETS; i++)
-                t->lat[i] += atomic_load_explicit(&k->lat[i], memory_order_relaxed);
-        }
-    }
+    struct counters_sum s;
+    counters_sum(c->counters, route, pool, &s);
+    t->req = s.requests;
+    t->e5 = s.cls[4];
+    memcpy(t->lat, s.lat, sizeof t->lat);
 }
 
 /* The window: what "to" received since the step's base. */

@@ -954,3 +954,15 @@ int state_load(const char *path, struct state *out, char *err, size_t cap)
         text_error(err, cap, "state %s: %s", path, why);
     return rc;
 }
+
+void state_weights_json(const struct state_route *r, int stable, char *buf, size_t cap)
+{
+    size_t o = (size_t)snprintf(buf, cap, "{");
+    for (size_t p = 0; p < r->npools && o < cap; p++) {
+        char pct[16];
+        text_percent(stable ? r->pools[p].stable_bp : r->pools[p].weight_bp, pct, sizeof pct);
+        o += (size_t)snprintf(buf + o, cap - o, "%s\"%s\":%s", p ? "," : "", r->pools[p].name, pct);
+    }
+    if (o < cap)
+        snprintf(buf + o, cap - o, "}");
+}

@@ -79,4 +79,8 @@ int state_save(const char *path, const struct state *st, char *err, size_t cap);
  * CUT_EINVAL / CUT_EIO with a message in err (corrupt, unreadable). */
 int state_load(const char *path, struct state *out, char *err, size_t cap);
 
+/* Weights (stable: the stable weights) of route r as a JSON object text {"blue":90,"green":10},
+ * exact decimals, into buf (always NUL-terminated, truncated at cap). */
+void state_weights_json(const struct state_route *r, int stable, char *buf, size_t cap);
+
 #endif

@@ -125,16 +125,17 @@ static void add_endpoint(struct snapshot *s, struct snap_pool *sp, unsigned *n,
     }
 }
 
-struct snapshot *snapshot_new(struct cfg_hold *hold, uint64_t generation,
-                              const struct snap_overlay_route *overlay, snapshot_resolve_fn resolve,
-                              void *resolve_ctx)
+struct snapshot *snapshot_new(struct cfg_hold *hold, const struct snap_inputs *in)
 {
     const struct cfg *cfg = hold->cfg;
+    const struct snap_overlay_route *overlay = in->overlay;
+    snapshot_resolve_fn resolve = in->resolve;
+    void *resolve_ctx = in->resolve_ctx;
     struct snapshot *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     atomic_init(&s->refs, 1);
-    s->generation = generation;
+    s->generation = in->generation;
     s->hold = hold;
     s->cfg = cfg;
     snapshot_cfg_ref(hold);
@@ -185,6 +186,21 @@ struct snapshot *snapshot_new(struct cfg_hold *hold, uint64_t generation,
         }
     }
     s->nendpoints = n;
+    for (unsigned i = 0; in->listener_tls && i < CFG_MAX_LISTENERS; i++) {
+        s->tls[i] = in->listener_tls[i];
+        tls_ctx_ref(s->tls[i]);
+    }
+    s->geo = in->geo;
+    geoip_ref(s->geo);
+    for (unsigned r = 0; in->pool_tls && r < s->nroutes; r++) {
+        for (unsigned p = 0; p < s->routes[r].npools; p++) {
+            size_t k = (size_t)r * CFG_MAX_POOLS + p;
+            s->routes[r].pools[p].tls = k < in->npool_tls ? in->pool_tls[k] : NULL;
+            tls_client_ref(s->routes[r].pools[p].tls);
+        }
+    }
+    if (in->health)
+        in->health(in->health_ctx, s);
     return s;
 }
 

@@ -116,11 +116,10 @@ struct snapshot {
     struct snap_endpoint *endpoints;
     unsigned nendpoints;
     /* TLS server contexts per listener (index as in cfg->listeners; NULL: plain), one counted
-     * reference each, released with the snapshot. Set by the control thread between
-     * snapshot_new() and publication; read-only afterwards. New handshakes use the current
-     * snapshot's; an open connection keeps its own reference (proxy/tls.h). */
+     * reference each, released with the snapshot (from snap_inputs). New handshakes use the
+     * current snapshot's; an open connection keeps its own reference (proxy/net/tls.h). */
     struct tls_ctx *tls[CFG_MAX_LISTENERS];
-    /* The country database of the access log (NULL: none); one counted reference, set and
+    /* The country database of the access log (NULL: none); one counted reference, taken and
      * released like tls. */
     struct geoip *geo;
 };
@@ -134,14 +133,33 @@ typedef unsigned (*snapshot_resolve_fn)(void *ctx, const struct cfg_endpoint *ep
 
 #define SNAP_MAX_ADDRS_PER_NAME 16
 
-/* Builds a snapshot with one reference (the caller's). overlay, when non-NULL, holds one entry
- * per route of hold->cfg: runtime weights (where has_weight), drained, added and removed
- * endpoints, counters; NULL takes the configuration as it is. resolve NULL means numeric
- * addresses only. Borrows hold (takes its own reference). Returns NULL on allocation failure.
- * Control thread. */
-struct snapshot *snapshot_new(struct cfg_hold *hold, uint64_t generation,
-                              const struct snap_overlay_route *overlay, snapshot_resolve_fn resolve,
-                              void *resolve_ctx);
+/* Fills in the endpoints' health (snap_endpoint.health, unhealthy, ramp_permille) and moves
+ * the share of a pool with no serving endpoint to the others (fail-safe), before the snapshot
+ * is sealed. Called once, inside snapshot_new, on the control thread. */
+typedef void (*snapshot_health_fn)(void *ctx, struct snapshot *s);
+
+/* Everything a snapshot is built from; all borrowed for the duration of snapshot_new (the
+ * snapshot takes its own references to the TLS contexts and the database). */
+struct snap_inputs {
+    uint64_t generation;
+    /* One entry per route of the configuration: runtime weights (where has_weight), drained,
+     * added and removed endpoints, counters; NULL takes the configuration as it is. */
+    const struct snap_overlay_route *overlay;
+    snapshot_resolve_fn resolve; /* NULL: numeric addresses only */
+    void *resolve_ctx;
+    struct tls_ctx *const *listener_tls; /* [CFG_MAX_LISTENERS], or NULL: no TLS listener */
+    struct tls_client *const *pool_tls;  /* [npool_tls], index route * CFG_MAX_POOLS + pool */
+    size_t npool_tls;
+    struct geoip *geo;         /* NULL: no country database */
+    snapshot_health_fn health; /* NULL: every endpoint healthy, weights as given */
+    void *health_ctx;
+};
+
+/* Builds a complete snapshot from hold's configuration and in, with one reference (the
+ * caller's). It is sealed when it returns: nothing changes it afterwards, so any thread may
+ * read it once published. Borrows hold (takes its own reference). Returns NULL on allocation
+ * failure. Control thread. */
+struct snapshot *snapshot_new(struct cfg_hold *hold, const struct snap_inputs *in);
 
 /* Splits "host:port" / "[v6]:port" into ep (host and address point into buf, which must hold
  * cap bytes). Returns 0 or CUT_EINVAL. */

@@ -21,7 +21,6 @@
 #include "config/cfg.h"
 #include "control/commands.h"
 #include "control/ctl.h"
-#include "control/ctl_internal.h"
 #include "control/plan.h"
 #include "control/state.h"
 #include "tests/fuzz/support/fuzz_ctl.h"
@@ -95,11 +94,11 @@ static void check_reply(const char *reply, const char *code, uint64_t generation
  * itself. */
 static void check_state(const struct ctl *c, int round_trip)
 {
-    FUZZ_CHECK(c->rt.generation == c->generation,
+    FUZZ_CHECK(ctl_state(c)->generation == ctl_generation(c),
                "runtime state generation %llu, ctl generation %llu",
-               (unsigned long long)c->rt.generation, (unsigned long long)c->generation);
-    for (size_t r = 0; r < c->rt.nroutes; r++) {
-        const struct state_route *sr = &c->rt.routes[r];
+               (unsigned long long)ctl_state(c)->generation, (unsigned long long)ctl_generation(c));
+    for (size_t r = 0; r < ctl_state(c)->nroutes; r++) {
+        const struct state_route *sr = &ctl_state(c)->routes[r];
         unsigned w = 0, s = 0;
         for (size_t p = 0; p < sr->npools; p++) {
             w += sr->pools[p].weight_bp;
@@ -110,7 +109,7 @@ static void check_state(const struct ctl *c, int round_trip)
     }
     if (!round_trip)
         return;
-    char *text = state_to_json(&c->rt);
+    char *text = state_to_json(ctl_state(c));
     FUZZ_CHECK(text != NULL, "state_to_json");
     struct state back;
     char err[512];
@@ -144,7 +143,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < FUZZ_MAX_LINES && p <= end; i++) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        uint64_t before = c->generation;
+        uint64_t before = ctl_generation(c);
         if (len == 4 && memcmp(p, "tick", 4) == 0) {
             plan_tick(c);
         } else {
@@ -154,11 +153,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                               : commands_handle(c, &peer, p, len, &code);
             if (i == 0 && (sel & 0x80))
                 code = "forbidden";
-            check_reply(reply, code, c->generation);
+            check_reply(reply, code, ctl_generation(c));
             free(reply);
         }
-        FUZZ_CHECK(c->generation >= before, "the generation went back from %llu to %llu",
-                   (unsigned long long)before, (unsigned long long)c->generation);
+        FUZZ_CHECK(ctl_generation(c) >= before, "the generation went back from %llu to %llu",
+                   (unsigned long long)before, (unsigned long long)ctl_generation(c));
         check_state(c, 0);
         if (!nl)
             break;

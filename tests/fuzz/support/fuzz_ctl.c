@@ -14,7 +14,7 @@
 
 #include "config/cfg.h"
 #include "control/ctl.h"
-#include "control/ctl_internal.h"
+#include "control/ctl.h"
 #include "proxy/log/log.h"
 #include "proxy/log/siem.h"
 #include "core/version.h"
@@ -110,8 +110,6 @@ struct ctl *fuzz_ctl_new(struct fuzz_env *e, struct worker **workers, unsigned n
     FUZZ_CHECK(c != NULL, "ctl_new: %s", err);
     /* libevent's signal handling replaced libFuzzer's SIGINT/SIGTERM handlers; deleting the
      * events puts them back (the control thread's loop never runs here anyway). */
-    event_del(c->ev_hup);
-    event_del(c->ev_term);
-    event_del(c->ev_int);
+    ctl_release_signals(c);
     return c;
 }

@@ -49,7 +49,7 @@ static void count_dispose(void *ctx, struct snap_pin *pin)
 Test(snapshot, builds_routes_pools_and_numeric_endpoints)
 {
     struct cfg_hold *h = make_hold();
-    struct snapshot *s = snapshot_new(h, 7, NULL, NULL, NULL);
+    struct snapshot *s = snapshot_new(h, &(struct snap_inputs){.generation = 7});
     cr_assert_not_null(s);
     cr_assert_eq(s->generation, 7);
     cr_assert_eq(s->nroutes, 1);
@@ -75,7 +75,7 @@ Test(snapshot, runtime_weights_override_config)
     memset(ov, 0, sizeof ov);
     ov[0].pools[0] = (struct snap_overlay_pool){.has_weight = 1, .weight_bp = 2500};
     ov[0].pools[1] = (struct snap_overlay_pool){.has_weight = 1, .weight_bp = 7500};
-    struct snapshot *s = snapshot_new(h, 2, ov, NULL, NULL);
+    struct snapshot *s = snapshot_new(h, &(struct snap_inputs){.generation = 2, .overlay = ov});
     cr_assert_eq(s->routes[0].weights_bp[0], 2500);
     cr_assert_eq(s->routes[0].weights_bp[1], 7500);
     snapshot_unref(s);
@@ -104,7 +104,7 @@ static unsigned fake_resolve(void *ctx, const struct cfg_endpoint *ep,
 Test(snapshot, resolver_addresses_deduplicated)
 {
     struct cfg_hold *h = make_hold();
-    struct snapshot *s = snapshot_new(h, 1, NULL, fake_resolve, NULL);
+    struct snapshot *s = snapshot_new(h, &(struct snap_inputs){.generation = 1, .resolve = fake_resolve});
     /* the resolver answers for the name only; numeric entries are the resolver's job too */
     cr_assert_eq(s->routes[0].pools[1].neps, 1);
     cr_assert_str_eq(s->routes[0].pools[1].eps[0].key, "10.0.0.1:80");
@@ -121,7 +121,7 @@ Test(snapshot, pins_keep_old_snapshot_until_last_holder_lets_go)
     snapshot_pins_init(&pins, count_dispose, NULL);
     cr_assert_null(snapshot_pin_get(&pins));
 
-    struct snapshot *s1 = snapshot_new(h, 1, NULL, NULL, NULL);
+    struct snapshot *s1 = snapshot_new(h, &(struct snap_inputs){.generation = 1});
     snapshot_ref(s1); /* the test watches s1 */
     cr_assert_eq(snapshot_pins_adopt(&pins, s1, NULL), 0);
     struct snap_pin *a = snapshot_pin_get(&pins);
@@ -131,7 +131,7 @@ Test(snapshot, pins_keep_old_snapshot_until_last_holder_lets_go)
     cr_assert_eq(a->users, 2);
 
     /* publish generation 2 while two requests hold generation 1 */
-    struct snapshot *s2 = snapshot_new(h, 2, NULL, NULL, NULL);
+    struct snapshot *s2 = snapshot_new(h, &(struct snap_inputs){.generation = 2});
     cr_assert_eq(snapshot_pins_adopt(&pins, s2, NULL), 0);
     struct snap_pin *c = snapshot_pin_get(&pins);
     cr_assert_eq(c->snap, s2, "new requests use the new snapshot at once");
@@ -147,7 +147,7 @@ Test(snapshot, pins_keep_old_snapshot_until_last_holder_lets_go)
 
     /* an idle current pin is freed at once when replaced */
     snapshot_pin_put(&pins, c);
-    struct snapshot *s3 = snapshot_new(h, 3, NULL, NULL, NULL);
+    struct snapshot *s3 = snapshot_new(h, &(struct snap_inputs){.generation = 3});
     snapshot_ref(s2);
     cr_assert_eq(snapshot_pins_adopt(&pins, s3, NULL), 0);
     cr_assert_eq(disposed, 2);
@@ -184,7 +184,7 @@ Test(snapshot, overlay_drains_adds_and_removes_endpoints)
     ov[0].pools[0] = (struct snap_overlay_pool){.drained = drained, .ndrained = 1,
                                                 .removed = removed, .nremoved = 1,
                                                 .added = added, .nadded = 2};
-    struct snapshot *s = snapshot_new(h, 3, ov, NULL, NULL);
+    struct snapshot *s = snapshot_new(h, &(struct snap_inputs){.generation = 3, .overlay = ov});
     const struct snap_pool *blue = &s->routes[0].pools[0];
     cr_assert_eq(blue->neps, 2, "one configured endpoint removed, one added, a bad one ignored");
     cr_assert_str_eq(blue->eps[0].key, "127.0.0.1:9003");
@@ -224,4 +224,37 @@ Test(snapshot, endpoint_host)
     cr_assert_str_eq(h, "10.0.0.5");
     snapshot_endpoint_host("a-very-long-host-name.example:1", h, sizeof h);
     cr_assert_eq(strlen(h), sizeof h - 1, "truncated to the buffer");
+}
+
+struct health_seen {
+    int calls;
+    const struct snapshot *s;
+};
+
+static void mark_health(void *ctx, struct snapshot *s)
+{
+    struct health_seen *h = ctx;
+    h->calls++;
+    h->s = s;
+    s->routes[0].pools[0].eps[0].unhealthy = 1; /* as the control thread's health state would */
+    s->routes[0].weights_bp[0] = 0;
+    s->routes[0].weights_bp[1] = 10000;
+}
+
+Test(snapshot, health_is_applied_before_the_snapshot_is_returned)
+{
+    struct cfg_hold *h = make_hold();
+    struct health_seen seen = {0};
+    struct snapshot *s = snapshot_new(
+        h, &(struct snap_inputs){.generation = 4, .health = mark_health, .health_ctx = &seen});
+    cr_assert_not_null(s);
+    cr_assert_eq(seen.calls, 1, "health runs once, inside snapshot_new");
+    cr_assert_eq(seen.s, s);
+    cr_assert_eq(s->routes[0].pools[0].eps[0].unhealthy, 1);
+    cr_assert_eq(s->routes[0].weights_bp[1], 10000);
+    cr_assert_null(s->tls[0], "no TLS listener given: none attached");
+    cr_assert_null(s->geo);
+    cr_assert_null(s->routes[0].pools[0].tls);
+    snapshot_unref(s);
+    free(h);
 }
