@@ -12,6 +12,9 @@
 #include "proxy/log/log.h"
 #include "proxy/route/snapshot.h"
 #include "control/ctl_internal.h"
+#include "control/eject.h"
+#include "control/failsafe.h"
+#include "control/slowstart.h"
 
 #define HS_RAMP_STEP_MS 1000 /* slow start republishes this often while ramping */
 
@@ -118,10 +121,7 @@ static struct hs_pool *pool_find(struct hstate *h, const char *route, const char
 
 static uint16_t ramp_of(const struct hs_entry *e, uint64_t now_ms)
 {
-    if (!e->slow_start_ms || !e->up_since_ms || now_ms >= e->up_since_ms + e->slow_start_ms)
-        return 1000;
-    uint64_t r = (now_ms - e->up_since_ms) * 1000 / e->slow_start_ms;
-    return (uint16_t)(r < 50 ? 50 : r); /* never quite 0: it must see some traffic to ramp */
+    return slowstart_permille(e->up_since_ms, e->slow_start_ms, now_ms);
 }
 
 static void pool_event(struct ctl *c, const struct hs_pool *p, const char *name)
@@ -133,25 +133,18 @@ static void pool_event(struct ctl *c, const struct hs_pool *p, const char *name)
     ctl_event(c, name, extra);
 }
 
-/* A pool with weight but nothing serving gives its share to the serving pools, in proportion
- * to their weights (or evenly when they have none). */
+/* A pool with weight but nothing serving gives its share to the serving pools (failsafe.h);
+ * the pools' fail-safe state and events follow. */
 static void failsafe(struct ctl *c, struct snap_route *sr, const int *serving)
 {
     struct hstate *h = c->hs;
-    unsigned lost = 0, kept = 0, nserving = 0;
-    for (unsigned p = 0; p < sr->npools; p++) {
-        if (serving[p]) {
-            kept += sr->weights_bp[p];
-            nserving++;
-        } else {
-            lost += sr->weights_bp[p];
-        }
-    }
+    int in_failsafe[CFG_MAX_POOLS] = {0};
+    failsafe_weights(sr->npools, serving, sr->weights_bp, in_failsafe);
     for (unsigned p = 0; p < sr->npools; p++) {
         struct hs_pool *hp = pool_find(h, sr->cfg->name, sr->pools[p].cfg->name);
         if (!hp)
             continue;
-        int now_failsafe = !serving[p] && sr->weights_bp[p] > 0 && nserving > 0;
+        int now_failsafe = in_failsafe[p];
         if (now_failsafe != hp->failsafe) {
             hp->failsafe = now_failsafe;
             if (now_failsafe)
@@ -160,21 +153,6 @@ static void failsafe(struct ctl *c, struct snap_route *sr, const int *serving)
         }
         hp->serving = serving[p];
     }
-    if (lost == 0 || nserving == 0)
-        return; /* nothing to move, or nothing can take it: 503 no_endpoint */
-    unsigned given = 0, last = 0;
-    for (unsigned p = 0; p < sr->npools; p++) {
-        if (!serving[p]) {
-            sr->weights_bp[p] = 0;
-            continue;
-        }
-        unsigned add = kept ? (unsigned)((uint64_t)lost * sr->weights_bp[p] / kept)
-                            : lost / nserving;
-        sr->weights_bp[p] += add;
-        given += add;
-        last = p;
-    }
-    sr->weights_bp[last] += lost - given; /* rounding: the sum stays 10000 */
 }
 
 void hstate_apply(struct ctl *c, struct snapshot *s)
@@ -202,6 +180,13 @@ void hstate_apply(struct ctl *c, struct snapshot *s)
     }
 }
 
+/* Failures counted so far no longer count (a return, an ejection, an active "up"). */
+static void rebase(const struct hstate *h, struct hs_entry *e)
+{
+    for (unsigned w = 0; w < h->nworkers; w++)
+        e->base[w] = atomic_load_explicit(&e->slots[w].failures, memory_order_relaxed);
+}
+
 int hstate_set_active(struct hstate *h, const char *route, const char *pool, const char *key,
                       int up, uint64_t now_ms)
 {
@@ -211,8 +196,7 @@ int hstate_set_active(struct hstate *h, const char *route, const char *pool, con
     e->active_down = !up;
     if (up && !e->ejected) {
         e->up_since_ms = now_ms;
-        for (unsigned w = 0; w < h->nworkers; w++) /* old failures do not count any more */
-            e->base[w] = atomic_load_explicit(&e->slots[w].failures, memory_order_relaxed);
+        rebase(h, e); /* old failures do not count any more */
     }
     return 1;
 }
@@ -266,10 +250,9 @@ static void pool_counts(struct ctl *c, const struct hs_entry *e, unsigned thresh
 int hstate_eject_allowed(unsigned n, unsigned ejected, unsigned others_serving,
                          unsigned max_percent)
 {
-    if (others_serving == 0)
-        return 1; /* every endpoint is failing: the pool must count as down (fail-safe) */
-    return (uint64_t)ejected * 100 < (uint64_t)max_percent * n;
+    return eject_allowed(n, ejected, others_serving, max_percent);
 }
+
 
 int hstate_tick(struct ctl *c, uint64_t now_ms)
 {
@@ -279,35 +262,32 @@ int hstate_tick(struct ctl *c, uint64_t now_ms)
     for (struct hs_entry *e = h->entries; e; e = e->next) {
         int ri = cfg_route_index(cfg, e->route);
         const struct cfg_outlier *o = ri >= 0 ? &cfg->routes[ri].outlier : NULL;
-        if (e->ejected && now_ms >= e->ejected_until_ms) {
+        struct eject_endpoint in = {.ejected = e->ejected,
+                                    .ejected_until_ms = e->ejected_until_ms,
+                                    .ejections = e->ejections};
+        struct eject_pool pool = {0};
+        if (!e->ejected && o && o->enabled) {
+            in.consecutive_failures = consec(h, e);
+            if (eject_failing(o, in.consecutive_failures))
+                pool_counts(c, e, o->consecutive_failures, &pool.n, &pool.ejected,
+                            &pool.others_serving);
+        }
+        struct eject_decision d;
+        eject_judge(o, &in, &pool, now_ms, &d);
+        if (d.verdict == EJECT_RETURN) {
             e->ejected = 0;
             e->up_since_ms = now_ms;
-            for (unsigned w = 0; w < h->nworkers; w++)
-                e->base[w] = atomic_load_explicit(&e->slots[w].failures, memory_order_relaxed);
+            rebase(h, e);
             endpoint_event(c, e, "returned", 0, 0);
             changed = 1;
-        } else if (!e->ejected && o && o->enabled) {
-            uint64_t f = consec(h, e);
-            unsigned n = 0, ej = 0, others = 0;
-            if (f >= o->consecutive_failures)
-                pool_counts(c, e, o->consecutive_failures, &n, &ej, &others);
-            if (f >= o->consecutive_failures &&
-                hstate_eject_allowed(n, ej, others, o->max_ejection_percent)) {
-                uint64_t ms = o->base_ejection_ms;
-                for (unsigned i = 0; i < e->ejections && ms < o->max_ejection_ms; i++)
-                    ms *= 2;
-                if (ms > o->max_ejection_ms)
-                    ms = o->max_ejection_ms;
-                e->ejected = 1;
-                e->ejections++;
-                e->ejected_until_ms = now_ms + ms;
-                h->ejections_total++;
-                for (unsigned w = 0; w < h->nworkers; w++)
-                    e->base[w] = atomic_load_explicit(&e->slots[w].failures,
-                                                      memory_order_relaxed);
-                endpoint_event(c, e, "ejected", f, ms);
-                changed = 1;
-            }
+        } else if (d.verdict == EJECT_EJECT) {
+            e->ejected = 1;
+            e->ejections++;
+            e->ejected_until_ms = d.until_ms;
+            h->ejections_total++;
+            rebase(h, e);
+            endpoint_event(c, e, "ejected", in.consecutive_failures, d.duration_ms);
+            changed = 1;
         }
         if (!e->ejected && !e->active_down && ramp_of(e, now_ms) != e->ramp)
             ramping = 1;

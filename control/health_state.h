@@ -10,6 +10,10 @@
  * too), and brings it back when the time is up, ramping its
  * share over the pool's slow_start_ms.
  *
+ * The decisions are pure modules: control/eject.h (ejection, backoff, the cap),
+ * control/slowstart.h (the ramp) and control/failsafe.h (a pool's share when it cannot serve);
+ * this file keeps the state and applies them.
+ *
  * Before each publication hstate_apply() lays this over the snapshot: unhealthy endpoints take
  * no new requests, a ramping one takes its share of the picks, and a pool with weight but no
  * serving endpoint gives its share to the route's other pools (fail-safe; event pool_failsafe).
@@ -39,10 +43,9 @@ int hstate_set_active(struct hstate *h, const char *route, const char *pool, con
  * changed (the caller publishes). */
 int hstate_tick(struct ctl *c, uint64_t now_ms);
 
-/* Whether one more endpoint of a pool of n, ejected of them ejected already, may be ejected:
- * below max_percent of the pool, or always when none of the others still serves
- * (others_serving: neither ejected, down nor failing), so that max_ejection_percent never
- * keeps a pool whose every endpoint fails from counting as down. Pure. */
+/* eject_allowed() (control/eject.h) under its former name: whether one more endpoint of a pool
+ * of n, ejected of them ejected already, may be ejected (others_serving: neither ejected, down
+ * nor failing). Pure. */
 int hstate_eject_allowed(unsigned n, unsigned ejected, unsigned others_serving,
                          unsigned max_percent);
 
