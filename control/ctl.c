@@ -164,6 +164,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     plan_tick(c);
 }
 
+/* A plan's automatic change (plan_apply_fn): the commands' durable, audited path. */
+static int on_plan_apply(void *ctx, const char *op, json_t *args, struct state *next,
+                         const char *route)
+{
+    return commands_apply_auto(ctx, op, args, next, route);
+}
+
 /* What /metrics shows (metrics_source_fn). */
 static void metrics_source(void *ctx, struct metrics_source *out)
 {
@@ -693,9 +700,10 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     c->certs = certs_new(c->base, on_certs_rotated, on_service_event, c);
     c->ev_tick = event_new(c->base, -1, EV_PERSIST, on_tick, c);
     c->hs = hstate_new(c->nworkers);
+    c->plans = plan_state_new(on_plan_apply, c);
     if (!c->ev_hup || !c->ev_term || !c->ev_int || !c->ev_dns || !c->ev_dns_publish || !c->dns ||
-        !c->ev_delay || !c->ev_drain ||
-        !c->ev_exit || !c->certs || !c->ev_tick || !c->hs) {
+        !c->ev_delay || !c->ev_drain || !c->ev_exit || !c->certs || !c->ev_tick || !c->hs ||
+        !c->plans) {
         snprintf(err, cap, "out of memory");
         ctl_free(c);
         return NULL;

@@ -10,10 +10,11 @@
 #include "control/counters.h"
 #include "core/cut.h"
 #include "proxy/route/snapshot.h"
-#include "control/commands.h"
 #include "control/ctl_internal.h"
+#include "control/gate.h"
 #include "control/health_state.h"
 #include "control/state.h"
+#include "control/watchdog.h"
 
 #define WD_SECONDS 64 /* watchdog history: one sample per second */
 
@@ -39,7 +40,11 @@ struct plan_track {
 
 struct plan_state {
     struct plan_track *tracks;
+    plan_apply_fn apply; /* the owner's path for automatic changes */
+    void *apply_ctx;
 };
+
+static const unsigned lat_bounds[SNAP_LAT_BUCKETS] = SNAP_LAT_BOUNDS_MS;
 
 int64_t plan_wall_ms(void)
 {
@@ -146,39 +151,36 @@ int plan_active(const struct plan *p)
 
 void plan_set_weights(struct state_route *sr, const struct plan *p, unsigned to_bp)
 {
-    unsigned stable_rest = 0, nrest = 0;
-    for (size_t i = 0; i < sr->npools; i++)
-        if (strcmp(sr->pools[i].name, p->to) != 0) {
-            stable_rest += sr->pools[i].stable_bp;
-            nrest++;
-        }
-    unsigned rest = CFG_BP_TOTAL - to_bp, given = 0;
-    int last = -1;
-    for (size_t i = 0; i < sr->npools; i++) {
-        struct state_pool *sp = &sr->pools[i];
-        if (strcmp(sp->name, p->to) == 0) {
-            sp->weight_bp = to_bp;
-            continue;
-        }
-        /* The rest goes where traffic was stable; the pool the plan started from when no other
-         * pool had stable weight. */
-        unsigned share = stable_rest ? (unsigned)((uint64_t)rest * sp->stable_bp / stable_rest)
-                         : strcmp(sp->name, p->from) == 0 ? rest
-                                                          : 0;
-        sp->weight_bp = share;
-        given += share;
-        last = (int)i;
+    unsigned stable[CFG_MAX_POOLS] = {0}, weight[CFG_MAX_POOLS] = {0};
+    size_t n = sr->npools < CFG_MAX_POOLS ? sr->npools : CFG_MAX_POOLS;
+    int to = -1, from = -1;
+    for (size_t i = 0; i < n; i++) {
+        stable[i] = sr->pools[i].stable_bp;
+        if (to < 0 && strcmp(sr->pools[i].name, p->to) == 0)
+            to = (int)i;
+        else if (from < 0 && strcmp(sr->pools[i].name, p->from) == 0)
+            from = (int)i;
     }
-    if (last >= 0 && nrest)
-        sr->pools[last].weight_bp += rest - given; /* rounding: the sum stays 10000 */
+    gate_step_weights(stable, n, to, from, to_bp, weight);
+    for (size_t i = 0; i < n; i++)
+        sr->pools[i].weight_bp = weight[i];
 }
 
 /* ---- measurement ---------------------------------------------------------------------------- */
 
+struct plan_state *plan_state_new(plan_apply_fn apply, void *ctx)
+{
+    struct plan_state *ps = calloc(1, sizeof *ps);
+    if (ps) {
+        ps->apply = apply;
+        ps->apply_ctx = ctx;
+    }
+    return ps;
+}
+
+/* NULL when the owner made none (then nothing is measured and nothing applied). */
 static struct plan_state *pstate(struct ctl *c)
 {
-    if (!c->plans)
-        c->plans = calloc(1, sizeof *c->plans);
     return c->plans;
 }
 
@@ -226,18 +228,11 @@ struct window {
     double ratio_pct, p99_ms;
 };
 
-/* The 99th percentile (upper bound of its bucket, ms) of n requests whose per-bucket counts are
- * now[i] - base[i]; 0 when n is 0. */
+/* The 99th percentile (gate_p99_ms) of n requests whose per-bucket counts are
+ * now[i] - base[i]. */
 static double p99_of(const uint64_t *now, const uint64_t *base, uint64_t n)
 {
-    static const unsigned bounds[SNAP_LAT_BUCKETS] = SNAP_LAT_BOUNDS_MS;
-    uint64_t need = n - n / 100, cum = 0;
-    for (unsigned i = 0; i <= SNAP_LAT_BUCKETS && n; i++) {
-        cum += now[i] - base[i];
-        if (cum >= need)
-            return i < SNAP_LAT_BUCKETS ? bounds[i] : 2.0 * bounds[SNAP_LAT_BUCKETS - 1];
-    }
-    return 0;
+    return gate_p99_ms(now, base, n, lat_bounds, SNAP_LAT_BUCKETS);
 }
 
 static void window_of(struct ctl *c, const struct state_route *sr, const struct plan *p,
@@ -256,7 +251,7 @@ static void window_of(struct ctl *c, const struct state_route *sr, const struct 
     }
     w->req = now.req - t->base.req;
     w->e5 = now.e5 - t->base.e5;
-    w->ratio_pct = w->req ? 100.0 * (double)w->e5 / (double)w->req : 0;
+    w->ratio_pct = gate_ratio_pct(w->req, w->e5);
     w->p99_ms = p99_of(now.lat, t->base.lat, w->req);
 }
 
@@ -279,7 +274,7 @@ json_t *plan_pool_windows(struct ctl *c, const char *route, size_t pool_index)
             o, names[k],
             json_pack("{s:i, s:I, s:I, s:f, s:f}", "seconds", (int)have, "requests",
                       (json_int_t)req, "errors_5xx", (json_int_t)e5, "ratio_percent",
-                      req ? 100.0 * (double)e5 / (double)req : 0.0, "p99_ms",
+                      gate_ratio_pct(req, e5), "p99_ms",
                       p99_of(last->lat[pool_index], old->lat[pool_index], req)));
     }
     return o;
@@ -334,13 +329,14 @@ json_t *plan_status(struct ctl *c, const struct state_route *sr)
 
 /* ---- decisions -------------------------------------------------------------------------------- */
 
-/* Commits plan p (and, when weights is set, new weights) for route sr through the durable,
- * audited path with actor "auto". */
+/* Commits plan p (and, when weights is set, new weights) for route sr through the owner's
+ * durable, audited path (actor "auto"). */
 static void commit(struct ctl *c, const struct state_route *sr, const struct plan *p,
                    const char *op, json_t *args, int stable_too, int rollback)
 {
+    struct plan_state *ps = pstate(c);
     struct state next;
-    if (state_copy(&next, &c->rt) < 0) {
+    if (!ps || !ps->apply || state_copy(&next, &c->rt) < 0) {
         json_decref(args);
         return;
     }
@@ -362,55 +358,63 @@ static void commit(struct ctl *c, const struct state_route *sr, const struct pla
     if (stable_too)
         for (size_t i = 0; i < nr->npools; i++)
             nr->pools[i].stable_bp = nr->pools[i].weight_bp;
-    commands_apply_auto(c, op, args, &next, sr->name);
+    ps->apply(ps->apply_ctx, op, args, &next, sr->name);
     state_dispose(&next);
     json_decref(args);
 }
 
 static void roll_back(struct ctl *c, const struct state_route *sr, struct plan *p,
-                      const char *gate, double value, double limit, const struct window *w)
+                      const struct gate_decision *d, const struct window *w)
 {
     snprintf(p->state, sizeof p->state, "rolled_back");
-    snprintf(p->rb_gate, sizeof p->rb_gate, "%s", gate);
-    p->rb_value = value;
-    p->rb_limit = limit;
+    snprintf(p->rb_gate, sizeof p->rb_gate, "%s", d->gate);
+    p->rb_value = d->value;
+    p->rb_limit = d->limit;
     p->rb_at_ms = plan_wall_ms();
     json_t *args = json_pack("{s:s, s:s, s:s, s:f, s:f, s:{s:I, s:I, s:f, s:f}, s:s}", "route",
-                             sr->name, "pool", p->to, "gate", gate, "value", value, "limit",
-                             limit, "window", "requests", (json_int_t)w->req, "errors_5xx",
-                             (json_int_t)w->e5, "ratio_percent", w->ratio_pct, "p99_ms",
-                             w->p99_ms, "reason", "automatic rollback: a gate failed");
+                             sr->name, "pool", p->to, "gate", d->gate, "value", d->value,
+                             "limit", d->limit, "window", "requests", (json_int_t)w->req,
+                             "errors_5xx", (json_int_t)w->e5, "ratio_percent", w->ratio_pct,
+                             "p99_ms", w->p99_ms, "reason", d->reason);
     commit(c, sr, p, "rollback", args, 0, 1);
 }
 
+/* Judges the plan's current step (gate.h) and applies the decision. */
 static void run_plan(struct ctl *c, const struct state_route *sr, struct plan *p)
 {
     struct window w;
     window_of(c, sr, p, &w);
     unsigned to_bp = p->steps_bp[p->step];
-    if (to_bp > 0 && hstate_pool_serving(c->hs, sr->name, p->to) == 0) {
-        roll_back(c, sr, p, "unhealthy", 0, 0, &w);
+    const struct gate_limits lim = {.gate_5xx = p->gate_5xx,
+                                    .gate_p99 = p->gate_p99,
+                                    .max_5xx_bp = p->max_5xx_bp,
+                                    .max_p99_ms = p->max_p99_ms,
+                                    .min_requests = p->min_requests};
+    const struct gate_step st = {
+        .step = p->step,
+        .nsteps = p->nsteps,
+        .to_bp = to_bp,
+        /* only asked when it matters, as before */
+        .to_serving = to_bp > 0 ? hstate_pool_serving(c->hs, sr->name, p->to) : -1,
+        .step_started_ms = p->step_started_ms,
+        .hold_s = p->hold_s,
+        .now_ms = plan_wall_ms()};
+    const struct gate_window gw = {
+        .requests = w.req, .errors_5xx = w.e5, .ratio_pct = w.ratio_pct, .p99_ms = w.p99_ms};
+    struct gate_decision d;
+    gate_judge(&lim, &st, &gw, &d);
+    if (d.verdict == GATE_ROLLBACK) {
+        roll_back(c, sr, p, &d, &w);
         return;
     }
-    int judged = w.req >= p->min_requests && w.req > 0;
-    if (judged && p->gate_5xx && w.ratio_pct > p->max_5xx_bp / 100.0) {
-        roll_back(c, sr, p, "max_5xx_percent", w.ratio_pct, p->max_5xx_bp / 100.0, &w);
+    if (d.verdict == GATE_HOLD)
         return;
-    }
-    if (judged && p->gate_p99 && w.p99_ms > p->max_p99_ms) {
-        roll_back(c, sr, p, "max_p99_ms", w.p99_ms, p->max_p99_ms, &w);
-        return;
-    }
-    if (plan_wall_ms() < p->step_started_ms + (int64_t)p->hold_s * 1000)
-        return;
-    if ((p->gate_5xx || p->gate_p99) && !judged && p->min_requests > 0)
-        return; /* not enough traffic to judge this step yet: hold on */
     json_t *args = json_pack("{s:s, s:s, s:i, s:{s:I, s:I, s:f, s:f}, s:s}", "route", sr->name,
                              "pool", p->to, "step", (int)p->step, "window", "requests",
                              (json_int_t)w.req, "errors_5xx", (json_int_t)w.e5, "ratio_percent",
                              w.ratio_pct, "p99_ms", w.p99_ms, "reason", p->reason);
-    if (p->step + 1 < p->nsteps) {
-        p->step++;
+    if (d.verdict == GATE_ADVANCE) {
+        p->step = d.next_step;
         p->step_started_ms = plan_wall_ms();
         commit(c, sr, p, "shift-step", args, 0, 0);
     } else {
@@ -432,42 +436,40 @@ static void watchdog(struct ctl *c, const struct cfg_route *cr, struct state_rou
         s->e5[i] = tt.e5;
         memcpy(s->lat[i], tt.lat, sizeof s->lat[i]);
     }
-    unsigned span = cr->watchdog.window_s < WD_SECONDS ? cr->watchdog.window_s : WD_SECONDS - 1;
-    unsigned have = t->ring_n < span ? t->ring_n : span;
+    unsigned have = watchdog_seconds(cr->watchdog.window_s, t->ring_n, WD_SECONDS);
     const struct wd_sample *old = &t->ring[(t->ring_pos + WD_SECONDS - have) % WD_SECONDS];
     t->ring_pos = (t->ring_pos + 1) % WD_SECONDS;
     if (t->ring_n < WD_SECONDS)
         t->ring_n++;
-    if (!judge || !cr->watchdog.enabled || have == 0)
+    if (!judge)
         return;
-    for (size_t i = 0; i < sr->npools && i < CFG_MAX_POOLS; i++) {
-        const struct state_pool *sp = &sr->pools[i];
-        if (sp->weight_bp == 0 || sp->weight_bp <= sp->stable_bp)
-            continue; /* only a pool carrying more than its stable share is on trial */
-        uint64_t req = s->req[i] - old->req[i], e5 = s->e5[i] - old->e5[i];
-        if (req < cr->watchdog.min_requests)
-            continue;
-        double ratio = 100.0 * (double)e5 / (double)req;
-        if (ratio <= cr->watchdog.max_5xx_bp / 100.0)
-            continue;
-        struct state next;
-        if (state_copy(&next, &c->rt) < 0)
-            return;
-        struct state_route *nr = state_route_find(&next, sr->name);
-        for (size_t k = 0; nr && k < nr->npools; k++)
-            nr->pools[k].weight_bp = nr->pools[k].stable_bp;
-        json_t *args = json_pack("{s:s, s:s, s:s, s:f, s:f, s:{s:I, s:I, s:i}, s:s}", "route",
-                                 sr->name, "pool", sp->name, "gate", "watchdog_5xx_percent",
-                                 "value", ratio, "limit", cr->watchdog.max_5xx_bp / 100.0,
-                                 "window", "requests", (json_int_t)req, "errors_5xx",
-                                 (json_int_t)e5, "seconds", (int)have, "reason",
-                                 "watchdog: automatic rollback");
-        if (nr)
-            commands_apply_auto(c, "rollback", args, &next, sr->name);
-        json_decref(args);
-        state_dispose(&next);
+    struct watchdog_pool pools[CFG_MAX_POOLS];
+    size_t n = sr->npools < CFG_MAX_POOLS ? sr->npools : CFG_MAX_POOLS;
+    for (size_t i = 0; i < n; i++)
+        pools[i] = (struct watchdog_pool){.weight_bp = sr->pools[i].weight_bp,
+                                          .stable_bp = sr->pools[i].stable_bp,
+                                          .requests = s->req[i] - old->req[i],
+                                          .errors_5xx = s->e5[i] - old->e5[i]};
+    struct watchdog_verdict v;
+    if (!watchdog_judge(&cr->watchdog, have, pools, n, &v))
         return;
-    }
+    struct plan_state *ps = pstate(c);
+    struct state next;
+    if (!ps || !ps->apply || state_copy(&next, &c->rt) < 0)
+        return;
+    struct state_route *nr = state_route_find(&next, sr->name);
+    for (size_t k = 0; nr && k < nr->npools; k++)
+        nr->pools[k].weight_bp = nr->pools[k].stable_bp;
+    const struct watchdog_pool *wp = &pools[v.pool];
+    json_t *args = json_pack("{s:s, s:s, s:s, s:f, s:f, s:{s:I, s:I, s:i}, s:s}", "route",
+                             sr->name, "pool", sr->pools[v.pool].name, "gate", v.gate, "value",
+                             v.value, "limit", v.limit, "window", "requests",
+                             (json_int_t)wp->requests, "errors_5xx", (json_int_t)wp->errors_5xx,
+                             "seconds", (int)have, "reason", v.reason);
+    if (nr)
+        ps->apply(ps->apply_ctx, "rollback", args, &next, sr->name);
+    json_decref(args);
+    state_dispose(&next);
 }
 
 void plan_tick(struct ctl *c)

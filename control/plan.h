@@ -14,6 +14,10 @@
  * The watchdog (routes[].watchdog) guards a route outside any plan: a pool that is not at its
  * stable weight and answers more than max_5xx_percent 5xx over the last window_s seconds (with
  * at least min_requests) sends the route back to its stable weights.
+ *
+ * The decisions are pure modules (control/gate.h: a step's verdict and weights;
+ * control/watchdog.h: the watchdog's verdict); this file keeps the state, measures and applies
+ * them through the plan_apply_fn its owner gave plan_state_new.
  * Control thread only.
  */
 #ifndef CUT_PLAN_H
@@ -69,8 +73,21 @@ void plan_tick(struct ctl *c);
 /* Forgets the measurement base of route (a new plan or step). */
 void plan_rebase(struct ctl *c, const char *route);
 
-/* Frees what plan.c keeps for c (ctl_free). */
+/* What plan.c keeps for a control thread (c->plans): the measurement bases, the watchdog's
+ * history and the owner's path for automatic changes. */
 struct plan_state;
+struct state;
+
+/* Applies a change cutover decides itself (a plan step, promotion, a failed gate, the watchdog)
+ * through the owner's durable, audited path (actor "auto"): op is the audit operation, args its
+ * arguments, next the whole new runtime state, route the route it concerns. args and next are
+ * borrowed. Returns 0 or a CUT_E* code (nothing changed). */
+typedef int (*plan_apply_fn)(void *ctx, const char *op, json_t *args, struct state *next,
+                             const char *route);
+
+/* A plan state that applies its changes with apply(ctx, ...) (ctx borrowed, outlives it); NULL
+ * when out of memory. The owner frees it with plan_state_free (NULL is accepted). */
+struct plan_state *plan_state_new(plan_apply_fn apply, void *ctx);
 void plan_state_free(struct plan_state *ps);
 
 /* Wall-clock milliseconds. */
