@@ -329,9 +329,9 @@ static int op_status(struct cmd_req *q, struct cmd_res *r)
                                 json_pack("{s:I, s:I, s:o, s:o}", "requests", (json_int_t)req,
                                           "responses_5xx", (json_int_t)e5, "endpoints",
                                           endpoints_json(c, sr, &sr->pools[p]), "windows",
-                                          plan_pool_windows(c, sr->name, p)));
+                                          plan_pool_windows(c->plans, sr->name, p)));
         }
-        json_t *plan = plan_status(c, sr);
+        json_t *plan = plan_status(c->plans, sr);
         json_array_append_new(routes, json_pack("{s:s, s:o, s:o, s:o, s:o}", "name", sr->name,
                                                 "weights", weights_obj(sr, 0), "stable",
                                                 weights_obj(sr, 1), "pools", pools, "plan",
@@ -698,10 +698,10 @@ static int op_shift(struct cmd_req *q, struct cmd_res *r)
     free(nr->plan);
     nr->plan = text;
     plan_set_weights(nr, &p, p.steps_bp[0]);
-    plan_rebase(q->c, route);
+    plan_rebase(q->c->plans, route);
     r->changed = 1;
     r->result = json_pack("{s:s, s:o, s:o}", "route", nr->name, "weights", weights_obj(nr, 0),
-                          "plan", plan_status(q->c, nr));
+                          "plan", plan_status(q->c->plans, nr));
     state_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
     return 0;
 }
@@ -728,7 +728,7 @@ static int plan_transition(struct cmd_req *q, struct cmd_res *r, const char *fro
         return -1;
     if (!strcmp(to, "running")) { /* resuming: the step's hold starts again */
         p.step_started_ms = plan_wall_ms();
-        plan_rebase(q->c, route);
+        plan_rebase(q->c->plans, route);
     }
     snprintf(p.state, sizeof p.state, "%s", to);
     char *text = plan_dump(&p);
@@ -738,7 +738,7 @@ static int plan_transition(struct cmd_req *q, struct cmd_res *r, const char *fro
     nr->plan = text;
     r->changed = 1;
     r->result = json_pack("{s:s, s:o, s:o}", "route", nr->name, "weights", weights_obj(nr, 0),
-                          "plan", plan_status(q->c, nr));
+                          "plan", plan_status(q->c->plans, nr));
     state_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
     return 0;
 }

@@ -159,9 +159,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     commands_tick(c, clock_mono_ms());
     if (c->stopping)
         return;
-    if (hstate_tick(c, clock_mono_ms()) && ctl_publish(c) < 0)
+    if (hstate_tick(c->hs, c->hold->cfg, clock_mono_ms()) && ctl_publish(c) < 0)
         ctl_event(c, "publish_failed", ",\"reason\":\"out of memory\"");
-    plan_tick(c);
+    plan_tick(c->plans, c->hold->cfg);
 }
 
 /* A plan's automatic change (plan_apply_fn): the commands' durable, audited path. */
@@ -246,7 +246,7 @@ static void on_service_event(void *ctx, const char *name, const char *extra)
 static void snapshot_health(void *ctx, struct snapshot *s)
 {
     struct ctl *c = ctx;
-    hstate_apply(c, s);
+    hstate_apply(c->hs, s, clock_mono_ms());
 }
 
 int ctl_publish(struct ctl *c)
@@ -699,8 +699,9 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     c->ev_exit = event_new(c->base, -1, EV_PERSIST, on_exit_poll, c);
     c->certs = certs_new(c->base, on_certs_rotated, on_service_event, c);
     c->ev_tick = event_new(c->base, -1, EV_PERSIST, on_tick, c);
-    c->hs = hstate_new(c->nworkers);
-    c->plans = plan_state_new(on_plan_apply, c);
+    c->hs = hstate_new(c->nworkers, on_service_event, c);
+    struct plan_env penv = {&c->rt, c->counters, c->hs, on_plan_apply, c};
+    c->plans = plan_state_new(&penv);
     if (!c->ev_hup || !c->ev_term || !c->ev_int || !c->ev_dns || !c->ev_dns_publish || !c->dns ||
         !c->ev_delay || !c->ev_drain || !c->ev_exit || !c->certs || !c->ev_tick || !c->hs ||
         !c->plans) {

@@ -11,7 +11,6 @@
 #include "core/cut.h"
 #include "proxy/log/log.h"
 #include "proxy/route/snapshot.h"
-#include "control/ctl_internal.h"
 #include "control/eject.h"
 #include "control/failsafe.h"
 #include "control/slowstart.h"
@@ -41,17 +40,22 @@ struct hs_pool {
 
 struct hstate {
     unsigned nworkers;
+    hstate_event_fn event;
+    void *ctx;
     struct hs_entry *entries;
     struct hs_pool *pools;
     uint64_t ejections_total, failsafe_events;
     uint64_t last_ramp_ms;
 };
 
-struct hstate *hstate_new(unsigned nworkers)
+struct hstate *hstate_new(unsigned nworkers, hstate_event_fn event, void *ctx)
 {
     struct hstate *h = calloc(1, sizeof *h);
-    if (h)
-        h->nworkers = nworkers ? nworkers : 1;
+    if (!h)
+        return NULL;
+    h->nworkers = nworkers ? nworkers : 1;
+    h->event = event;
+    h->ctx = ctx;
     return h;
 }
 
@@ -124,20 +128,19 @@ static uint16_t ramp_of(const struct hs_entry *e, uint64_t now_ms)
     return slowstart_permille(e->up_since_ms, e->slow_start_ms, now_ms);
 }
 
-static void pool_event(struct ctl *c, const struct hs_pool *p, const char *name)
+static void pool_event(struct hstate *h, const struct hs_pool *p, const char *name)
 {
     char extra[256], er[128], ep[96];
     log_escape(er, sizeof er, p->route, strlen(p->route));
     log_escape(ep, sizeof ep, p->pool, strlen(p->pool));
     snprintf(extra, sizeof extra, ",\"route\":\"%s\",\"pool\":\"%s\"", er, ep);
-    ctl_event(c, name, extra);
+    h->event(h->ctx, name, extra);
 }
 
 /* A pool with weight but nothing serving gives its share to the serving pools (failsafe.h);
  * the pools' fail-safe state and events follow. */
-static void failsafe(struct ctl *c, struct snap_route *sr, const int *serving)
+static void failsafe(struct hstate *h, struct snap_route *sr, const int *serving)
 {
-    struct hstate *h = c->hs;
     int in_failsafe[CFG_MAX_POOLS] = {0};
     failsafe_weights(sr->npools, serving, sr->weights_bp, in_failsafe);
     for (unsigned p = 0; p < sr->npools; p++) {
@@ -149,16 +152,14 @@ static void failsafe(struct ctl *c, struct snap_route *sr, const int *serving)
             hp->failsafe = now_failsafe;
             if (now_failsafe)
                 h->failsafe_events++;
-            pool_event(c, hp, now_failsafe ? "pool_failsafe" : "pool_failsafe_ended");
+            pool_event(h, hp, now_failsafe ? "pool_failsafe" : "pool_failsafe_ended");
         }
         hp->serving = serving[p];
     }
 }
 
-void hstate_apply(struct ctl *c, struct snapshot *s)
+void hstate_apply(struct hstate *h, struct snapshot *s, uint64_t now)
 {
-    struct hstate *h = c->hs;
-    uint64_t now = clock_mono_ms();
     for (unsigned r = 0; r < s->nroutes; r++) {
         struct snap_route *sr = &s->routes[r];
         int serving[CFG_MAX_POOLS] = {0};
@@ -176,7 +177,7 @@ void hstate_apply(struct ctl *c, struct snapshot *s)
                 serving[p] |= !se->unhealthy && !se->drained;
             }
         }
-        failsafe(c, sr, serving);
+        failsafe(h, sr, serving);
     }
 }
 
@@ -215,7 +216,7 @@ static uint64_t consec(const struct hstate *h, const struct hs_entry *e)
     return worst;
 }
 
-static void endpoint_event(struct ctl *c, const struct hs_entry *e, const char *state,
+static void endpoint_event(struct hstate *h, const struct hs_entry *e, const char *state,
                            uint64_t failures, uint64_t ms)
 {
     char extra[512], er[128], ep[96], ek[160];
@@ -228,21 +229,22 @@ static void endpoint_event(struct ctl *c, const struct hs_entry *e, const char *
              "\"ejections\":%u",
              er, ep, ek, state, (unsigned long long)failures, (unsigned long long)ms,
              e->ejections);
-    ctl_event(c, "endpoint_health", extra);
+    h->event(h->ctx, "endpoint_health", extra);
 }
 
 /* Endpoints of e's pool, how many are ejected, and how many others still look able to serve:
  * not ejected, not down by the active check, and below the failure threshold. */
-static void pool_counts(struct ctl *c, const struct hs_entry *e, unsigned threshold, unsigned *n,
+static void pool_counts(const struct hstate *h, const struct hs_entry *e, unsigned threshold,
+                        unsigned *n,
                         unsigned *ejected, unsigned *others_serving)
 {
     *n = *ejected = *others_serving = 0;
-    for (struct hs_entry *o = c->hs->entries; o; o = o->next) {
+    for (struct hs_entry *o = h->entries; o; o = o->next) {
         if (strcmp(o->pool, e->pool) || strcmp(o->route, e->route))
             continue;
         (*n)++;
         *ejected += o->ejected;
-        if (o != e && !o->ejected && !o->active_down && consec(c->hs, o) < threshold)
+        if (o != e && !o->ejected && !o->active_down && consec(h, o) < threshold)
             (*others_serving)++;
     }
 }
@@ -254,10 +256,8 @@ int hstate_eject_allowed(unsigned n, unsigned ejected, unsigned others_serving,
 }
 
 
-int hstate_tick(struct ctl *c, uint64_t now_ms)
+int hstate_tick(struct hstate *h, const struct cfg *cfg, uint64_t now_ms)
 {
-    struct hstate *h = c->hs;
-    const struct cfg *cfg = c->hold->cfg;
     int changed = 0, ramping = 0;
     for (struct hs_entry *e = h->entries; e; e = e->next) {
         int ri = cfg_route_index(cfg, e->route);
@@ -269,7 +269,7 @@ int hstate_tick(struct ctl *c, uint64_t now_ms)
         if (!e->ejected && o && o->enabled) {
             in.consecutive_failures = consec(h, e);
             if (eject_failing(o, in.consecutive_failures))
-                pool_counts(c, e, o->consecutive_failures, &pool.n, &pool.ejected,
+                pool_counts(h, e, o->consecutive_failures, &pool.n, &pool.ejected,
                             &pool.others_serving);
         }
         struct eject_decision d;
@@ -278,7 +278,7 @@ int hstate_tick(struct ctl *c, uint64_t now_ms)
             e->ejected = 0;
             e->up_since_ms = now_ms;
             rebase(h, e);
-            endpoint_event(c, e, "returned", 0, 0);
+            endpoint_event(h, e, "returned", 0, 0);
             changed = 1;
         } else if (d.verdict == EJECT_EJECT) {
             e->ejected = 1;
@@ -286,7 +286,7 @@ int hstate_tick(struct ctl *c, uint64_t now_ms)
             e->ejected_until_ms = d.until_ms;
             h->ejections_total++;
             rebase(h, e);
-            endpoint_event(c, e, "ejected", in.consecutive_failures, d.duration_ms);
+            endpoint_event(h, e, "ejected", in.consecutive_failures, d.duration_ms);
             changed = 1;
         }
         if (!e->ejected && !e->active_down && ramp_of(e, now_ms) != e->ramp)

@@ -1,7 +1,7 @@
 /* health_state.h - the health of every endpoint, owned by the control thread.
  *
  * One entry per (route, pool, endpoint address), kept across snapshots like the counters. It
- * combines the active checks' verdict (ctl_health_report) with passive outlier ejection: the
+ * combines the active checks' verdict (hstate_set_active) with passive outlier ejection: the
  * workers count upstream failures per endpoint in single-writer slots (struct
  * snap_health_slot); every tick the control thread looks at the consecutive failures each
  * worker saw since the endpoint last came back, ejects an endpoint at the route's threshold for
@@ -25,15 +25,20 @@
 
 #include <stdint.h>
 
-struct ctl;
+struct cfg;
 struct snapshot;
 struct hstate;
 
-struct hstate *hstate_new(unsigned nworkers);
+/* An event line for the log (endpoint_health, pool_failsafe, pool_failsafe_ended; extra: JSON
+ * members each preceded by a comma). */
+typedef void (*hstate_event_fn)(void *ctx, const char *name, const char *extra);
+
+/* nworkers: failure slots per endpoint. NULL when out of memory. */
+struct hstate *hstate_new(unsigned nworkers, hstate_event_fn event, void *ctx);
 void hstate_free(struct hstate *h);
 
-/* Lays health over s (not yet published). */
-void hstate_apply(struct ctl *c, struct snapshot *s);
+/* Lays health over s (being built: snapshot_health_fn) at now_ms. */
+void hstate_apply(struct hstate *h, struct snapshot *s, uint64_t now_ms);
 
 /* The active check's verdict for an endpoint. Returns 1 when its serving state changed. */
 int hstate_set_active(struct hstate *h, const char *route, const char *pool, const char *key,
@@ -41,7 +46,7 @@ int hstate_set_active(struct hstate *h, const char *route, const char *pool, con
 
 /* Ejections, returns and slow-start steps due at now_ms. Returns 1 when the serving state
  * changed (the caller publishes). */
-int hstate_tick(struct ctl *c, uint64_t now_ms);
+int hstate_tick(struct hstate *h, const struct cfg *cfg, uint64_t now_ms);
 
 /* eject_allowed() (control/eject.h) under its former name: whether one more endpoint of a pool
  * of n, ejected of them ejected already, may be ejected (others_serving: neither ejected, down

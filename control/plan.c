@@ -10,7 +10,6 @@
 #include "control/counters.h"
 #include "core/cut.h"
 #include "proxy/route/snapshot.h"
-#include "control/ctl_internal.h"
 #include "control/gate.h"
 #include "control/health_state.h"
 #include "control/state.h"
@@ -40,8 +39,7 @@ struct plan_track {
 
 struct plan_state {
     struct plan_track *tracks;
-    plan_apply_fn apply; /* the owner's path for automatic changes */
-    void *apply_ctx;
+    struct plan_env env;
 };
 
 static const unsigned lat_bounds[SNAP_LAT_BUCKETS] = SNAP_LAT_BOUNDS_MS;
@@ -168,25 +166,16 @@ void plan_set_weights(struct state_route *sr, const struct plan *p, unsigned to_
 
 /* ---- measurement ---------------------------------------------------------------------------- */
 
-struct plan_state *plan_state_new(plan_apply_fn apply, void *ctx)
+struct plan_state *plan_state_new(const struct plan_env *env)
 {
     struct plan_state *ps = calloc(1, sizeof *ps);
-    if (ps) {
-        ps->apply = apply;
-        ps->apply_ctx = ctx;
-    }
+    if (ps)
+        ps->env = *env;
     return ps;
 }
 
-/* NULL when the owner made none (then nothing is measured and nothing applied). */
-static struct plan_state *pstate(struct ctl *c)
+static struct plan_track *track(struct plan_state *ps, const char *route)
 {
-    return c->plans;
-}
-
-static struct plan_track *track(struct ctl *c, const char *route)
-{
-    struct plan_state *ps = pstate(c);
     if (!ps)
         return NULL;
     for (struct plan_track *t = ps->tracks; t; t = t->next)
@@ -213,10 +202,11 @@ void plan_state_free(struct plan_state *ps)
     free(ps);
 }
 
-static void totals_of(struct ctl *c, const char *route, const char *pool, struct totals *t)
+static void totals_of(const struct plan_state *ps, const char *route, const char *pool,
+                      struct totals *t)
 {
     struct counters_sum s;
-    counters_sum(c->counters, route, pool, &s);
+    counters_sum(ps->env.counters, route, pool, &s);
     t->req = s.requests;
     t->e5 = s.cls[4];
     memcpy(t->lat, s.lat, sizeof t->lat);
@@ -235,13 +225,13 @@ static double p99_of(const uint64_t *now, const uint64_t *base, uint64_t n)
     return gate_p99_ms(now, base, n, lat_bounds, SNAP_LAT_BUCKETS);
 }
 
-static void window_of(struct ctl *c, const struct state_route *sr, const struct plan *p,
+static void window_of(struct plan_state *ps, const struct state_route *sr, const struct plan *p,
                       struct window *w)
 {
     memset(w, 0, sizeof *w);
-    struct plan_track *t = track(c, sr->name);
+    struct plan_track *t = track(ps, sr->name);
     struct totals now;
-    totals_of(c, sr->name, p->to, &now);
+    totals_of(ps, sr->name, p->to, &now);
     if (!t)
         return;
     if (t->base_step_ms != p->step_started_ms || strcmp(t->base_pool, p->to) != 0) {
@@ -255,12 +245,12 @@ static void window_of(struct ctl *c, const struct state_route *sr, const struct 
     w->p99_ms = p99_of(now.lat, t->base.lat, w->req);
 }
 
-json_t *plan_pool_windows(struct ctl *c, const char *route, size_t pool_index)
+json_t *plan_pool_windows(struct plan_state *ps, const char *route, size_t pool_index)
 {
     static const unsigned spans[] = {10, 60};
     static const char *const names[] = {"10s", "60s"};
     json_t *o = json_object();
-    struct plan_track *t = track(c, route);
+    struct plan_track *t = track(ps, route);
     if (!t || t->ring_n == 0 || pool_index >= CFG_MAX_POOLS)
         return o;
     const struct wd_sample *last = &t->ring[(t->ring_pos + WD_SECONDS - 1) % WD_SECONDS];
@@ -280,14 +270,14 @@ json_t *plan_pool_windows(struct ctl *c, const char *route, size_t pool_index)
     return o;
 }
 
-void plan_rebase(struct ctl *c, const char *route)
+void plan_rebase(struct plan_state *ps, const char *route)
 {
-    struct plan_track *t = track(c, route);
+    struct plan_track *t = track(ps, route);
     if (t)
         t->base_step_ms = 0;
 }
 
-json_t *plan_status(struct ctl *c, const struct state_route *sr)
+json_t *plan_status(struct plan_state *ps, const struct state_route *sr)
 {
     struct plan p;
     if (!sr->plan || plan_parse(sr->plan, &p) < 0)
@@ -309,7 +299,7 @@ json_t *plan_status(struct ctl *c, const struct state_route *sr)
     }
     struct window w = {0};
     if (plan_active(&p))
-        window_of(c, sr, &p, &w);
+        window_of(ps, sr, &p, &w);
     json_t *next = json_null();
     if (!strcmp(p.state, "running")) {
         double left = (double)(p.step_started_ms + (int64_t)p.hold_s * 1000 - plan_wall_ms()) /
@@ -331,12 +321,11 @@ json_t *plan_status(struct ctl *c, const struct state_route *sr)
 
 /* Commits plan p (and, when weights is set, new weights) for route sr through the owner's
  * durable, audited path (actor "auto"). */
-static void commit(struct ctl *c, const struct state_route *sr, const struct plan *p,
+static void commit(struct plan_state *ps, const struct state_route *sr, const struct plan *p,
                    const char *op, json_t *args, int stable_too, int rollback)
 {
-    struct plan_state *ps = pstate(c);
     struct state next;
-    if (!ps || !ps->apply || state_copy(&next, &c->rt) < 0) {
+    if (!ps || !ps->env.apply || state_copy(&next, ps->env.rt) < 0) {
         json_decref(args);
         return;
     }
@@ -358,12 +347,12 @@ static void commit(struct ctl *c, const struct state_route *sr, const struct pla
     if (stable_too)
         for (size_t i = 0; i < nr->npools; i++)
             nr->pools[i].stable_bp = nr->pools[i].weight_bp;
-    ps->apply(ps->apply_ctx, op, args, &next, sr->name);
+    ps->env.apply(ps->env.ctx, op, args, &next, sr->name);
     state_dispose(&next);
     json_decref(args);
 }
 
-static void roll_back(struct ctl *c, const struct state_route *sr, struct plan *p,
+static void roll_back(struct plan_state *ps, const struct state_route *sr, struct plan *p,
                       const struct gate_decision *d, const struct window *w)
 {
     snprintf(p->state, sizeof p->state, "rolled_back");
@@ -376,14 +365,14 @@ static void roll_back(struct ctl *c, const struct state_route *sr, struct plan *
                              "limit", d->limit, "window", "requests", (json_int_t)w->req,
                              "errors_5xx", (json_int_t)w->e5, "ratio_percent", w->ratio_pct,
                              "p99_ms", w->p99_ms, "reason", d->reason);
-    commit(c, sr, p, "rollback", args, 0, 1);
+    commit(ps, sr, p, "rollback", args, 0, 1);
 }
 
 /* Judges the plan's current step (gate.h) and applies the decision. */
-static void run_plan(struct ctl *c, const struct state_route *sr, struct plan *p)
+static void run_plan(struct plan_state *ps, const struct state_route *sr, struct plan *p)
 {
     struct window w;
-    window_of(c, sr, p, &w);
+    window_of(ps, sr, p, &w);
     unsigned to_bp = p->steps_bp[p->step];
     const struct gate_limits lim = {.gate_5xx = p->gate_5xx,
                                     .gate_p99 = p->gate_p99,
@@ -395,7 +384,7 @@ static void run_plan(struct ctl *c, const struct state_route *sr, struct plan *p
         .nsteps = p->nsteps,
         .to_bp = to_bp,
         /* only asked when it matters, as before */
-        .to_serving = to_bp > 0 ? hstate_pool_serving(c->hs, sr->name, p->to) : -1,
+        .to_serving = to_bp > 0 ? hstate_pool_serving(ps->env.hs, sr->name, p->to) : -1,
         .step_started_ms = p->step_started_ms,
         .hold_s = p->hold_s,
         .now_ms = plan_wall_ms()};
@@ -404,7 +393,7 @@ static void run_plan(struct ctl *c, const struct state_route *sr, struct plan *p
     struct gate_decision d;
     gate_judge(&lim, &st, &gw, &d);
     if (d.verdict == GATE_ROLLBACK) {
-        roll_back(c, sr, p, &d, &w);
+        roll_back(ps, sr, p, &d, &w);
         return;
     }
     if (d.verdict == GATE_HOLD)
@@ -416,22 +405,22 @@ static void run_plan(struct ctl *c, const struct state_route *sr, struct plan *p
     if (d.verdict == GATE_ADVANCE) {
         p->step = d.next_step;
         p->step_started_ms = plan_wall_ms();
-        commit(c, sr, p, "shift-step", args, 0, 0);
+        commit(ps, sr, p, "shift-step", args, 0, 0);
     } else {
         snprintf(p->state, sizeof p->state, "promoted");
-        commit(c, sr, p, "promote", args, 1, 0);
+        commit(ps, sr, p, "promote", args, 1, 0);
     }
 }
 
 /* The watchdog, once a second: each pool away from its stable weight with too many 5xx over
  * the window sends the route back. */
-static void watchdog(struct ctl *c, const struct cfg_route *cr, struct state_route *sr,
+static void watchdog(struct plan_state *ps, const struct cfg_route *cr, const struct state_route *sr,
                      struct plan_track *t, int judge)
 {
     struct wd_sample *s = &t->ring[t->ring_pos];
     for (size_t i = 0; i < sr->npools && i < CFG_MAX_POOLS; i++) {
         struct totals tt;
-        totals_of(c, sr->name, sr->pools[i].name, &tt);
+        totals_of(ps, sr->name, sr->pools[i].name, &tt);
         s->req[i] = tt.req;
         s->e5[i] = tt.e5;
         memcpy(s->lat[i], tt.lat, sizeof s->lat[i]);
@@ -453,9 +442,8 @@ static void watchdog(struct ctl *c, const struct cfg_route *cr, struct state_rou
     struct watchdog_verdict v;
     if (!watchdog_judge(&cr->watchdog, have, pools, n, &v))
         return;
-    struct plan_state *ps = pstate(c);
     struct state next;
-    if (!ps || !ps->apply || state_copy(&next, &c->rt) < 0)
+    if (!ps->env.apply || state_copy(&next, ps->env.rt) < 0)
         return;
     struct state_route *nr = state_route_find(&next, sr->name);
     for (size_t k = 0; nr && k < nr->npools; k++)
@@ -467,28 +455,30 @@ static void watchdog(struct ctl *c, const struct cfg_route *cr, struct state_rou
                              (json_int_t)wp->requests, "errors_5xx", (json_int_t)wp->errors_5xx,
                              "seconds", (int)have, "reason", v.reason);
     if (nr)
-        ps->apply(ps->apply_ctx, "rollback", args, &next, sr->name);
+        ps->env.apply(ps->env.ctx, "rollback", args, &next, sr->name);
     json_decref(args);
     state_dispose(&next);
 }
 
-void plan_tick(struct ctl *c)
+void plan_tick(struct plan_state *ps, const struct cfg *cfg)
 {
-    const struct cfg *cfg = c->hold->cfg;
+    if (!ps)
+        return;
     int64_t now = plan_wall_ms();
-    for (size_t r = 0; r < c->rt.nroutes; r++) {
-        struct state_route *sr = &c->rt.routes[r];
+    const struct state *rt = ps->env.rt;
+    for (size_t r = 0; r < rt->nroutes; r++) {
+        const struct state_route *sr = &rt->routes[r];
         struct plan p;
         int planned = sr->plan && plan_parse(sr->plan, &p) == 0 && !strcmp(p.state, "running");
         int ri = cfg_route_index(cfg, sr->name);
-        struct plan_track *t = ri >= 0 ? track(c, sr->name) : NULL;
+        struct plan_track *t = ri >= 0 ? track(ps, sr->name) : NULL;
         if (t && now >= t->last_sample_ms + 1000) {
             t->last_sample_ms = now;
             /* The plan's gates guard the route while it runs; the watchdog otherwise. */
-            watchdog(c, &cfg->routes[ri], sr, t, !planned);
-            sr = &c->rt.routes[r]; /* a rollback replaced the state */
+            watchdog(ps, &cfg->routes[ri], sr, t, !planned);
+            sr = &rt->routes[r]; /* a rollback replaced the state */
         }
         if (planned && sr->plan && plan_parse(sr->plan, &p) == 0 && !strcmp(p.state, "running"))
-            run_plan(c, sr, &p);
+            run_plan(ps, sr, &p);
     }
 }

@@ -26,7 +26,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
-struct ctl;
+struct cfg;
+struct plan_state;
 struct state_route;
 struct cmd_res;
 
@@ -57,26 +58,28 @@ int plan_active(const struct plan *p);
 
 /* The plan of route sr for status (with the current window and the time to the next step), or
  * NULL when the route has none. */
-json_t *plan_status(struct ctl *c, const struct state_route *sr);
+json_t *plan_status(struct plan_state *ps, const struct state_route *sr);
 
 /* The last 10 s and 60 s of traffic of pool pool_index of route (requests, 5xx, ratio, p99),
  * from the per-second samples. */
-json_t *plan_pool_windows(struct ctl *c, const char *route, size_t pool_index);
+json_t *plan_pool_windows(struct plan_state *ps, const char *route, size_t pool_index);
 
 /* Sets the weights of sr for a plan at percent bp of "to": the other pools share the rest in
  * proportion to their stable weights. */
 void plan_set_weights(struct state_route *sr, const struct plan *p, unsigned to_bp);
 
-/* Runs every tick: steps, gates, promotion; the watchdog once a second. */
-void plan_tick(struct ctl *c);
+/* Runs every tick for the configuration in use: steps, gates, promotion; the watchdog once a
+ * second. */
+void plan_tick(struct plan_state *ps, const struct cfg *cfg);
 
 /* Forgets the measurement base of route (a new plan or step). */
-void plan_rebase(struct ctl *c, const char *route);
+void plan_rebase(struct plan_state *ps, const char *route);
 
-/* What plan.c keeps for a control thread (c->plans): the measurement bases, the watchdog's
- * history and the owner's path for automatic changes. */
-struct plan_state;
+/* What plan.c keeps for a control thread: the measurement bases, the watchdog's history and
+ * what it reads and applies through. */
 struct state;
+struct counters;
+struct hstate;
 
 /* Applies a change cutover decides itself (a plan step, promotion, a failed gate, the watchdog)
  * through the owner's durable, audited path (actor "auto"): op is the audit operation, args its
@@ -85,9 +88,19 @@ struct state;
 typedef int (*plan_apply_fn)(void *ctx, const char *op, json_t *args, struct state *next,
                              const char *route);
 
-/* A plan state that applies its changes with apply(ctx, ...) (ctx borrowed, outlives it); NULL
- * when out of memory. The owner frees it with plan_state_free (NULL is accepted). */
-struct plan_state *plan_state_new(plan_apply_fn apply, void *ctx);
+/* What a plan state reads and applies through; all borrowed, outliving the plan state. */
+struct plan_env {
+    const struct state *rt;          /* the runtime state in use (its contents change when a
+                                      * change is applied; the object stays) */
+    const struct counters *counters; /* what the workers counted per (route, pool) */
+    const struct hstate *hs;         /* endpoint health: is the target pool serving? */
+    plan_apply_fn apply;             /* the owner's durable, audited path */
+    void *ctx;                       /* for apply */
+};
+
+/* A plan state over env (copied); NULL when out of memory. The owner frees it with
+ * plan_state_free (NULL is accepted). */
+struct plan_state *plan_state_new(const struct plan_env *env);
 void plan_state_free(struct plan_state *ps);
 
 /* Wall-clock milliseconds. */
