@@ -193,6 +193,56 @@ Test(config_fixtures, valid_documents_parse_and_round_trip_through_dump)
     cr_expect_geq(count, 5);
 }
 
+/* Every valid fixture NAME.json has its canonical dump in dump/NAME.json (written by the dump
+ * before the schema table drove it; a trailing newline is ignored): the text must not change,
+ * and parsing it must give the same text again (the fixed point). */
+Test(config_fixtures, valid_documents_dump_to_their_golden_text)
+{
+    DIR *d = opendir(FIXTURES "/valid");
+    cr_assert_not_null(d, "run from the repository root");
+    size_t count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!ends_with(e->d_name, ".json"))
+            continue;
+        char path[512];
+        snprintf(path, sizeof(path), FIXTURES "/dump/%s", e->d_name);
+        char *golden = slurp(path, NULL);
+        cr_expect_not_null(golden, "%s: no golden dump", path);
+        snprintf(path, sizeof(path), FIXTURES "/valid/%s", e->d_name);
+        struct cfg *cfg;
+        struct cfg_errors errs;
+        int rc = cfg_load(path, &cfg, &errs);
+        cr_expect_eq(rc, 0, "%s: rc %d", e->d_name, rc);
+        if (rc == 0 && golden != NULL) {
+            size_t n = strlen(golden);
+            if (n > 0 && golden[n - 1] == '\n')
+                golden[n - 1] = '\0';
+            char *a = cfg_dump(cfg);
+            cr_assert_not_null(a);
+            cr_expect_str_eq(a, golden, "%s: dump differs from dump/%s", e->d_name, e->d_name);
+            struct cfg *again = NULL;
+            struct cfg_errors errs2;
+            cr_expect_eq(parse_str(golden, &again, &errs2), 0, "%s: golden does not parse",
+                         e->d_name);
+            if (again != NULL) {
+                char *b = cfg_dump(again);
+                cr_expect_str_eq(b, golden, "%s: golden is not a fixed point", e->d_name);
+                free(b);
+                cfg_free(again);
+            }
+            cfg_errors_dispose(&errs2);
+            free(a);
+            cfg_free(cfg);
+            count++;
+        }
+        cfg_errors_dispose(&errs);
+        free(golden);
+    }
+    closedir(d);
+    cr_expect_geq(count, 15, "only %zu golden dumps compared", count);
+}
+
 Test(config_fixtures, shipped_configs_parse)
 {
     const char *files[] = {"config/demo.json", "config/example.json"};
