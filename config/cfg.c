@@ -1,8 +1,10 @@
 /* cfg.c - the lifecycle of a struct cfg and of error lists: free, collect, print, look up.
  *
- * Parsing lives in cfg_parse.c, cross-object rules in cfg_validate.c, JSON output in cfg_dump.c.
+ * cfg_free walks the schema (cfg_schema.c): strings, lists, nested objects and arrays. Parsing
+ * lives in cfg_parse.c, cross-object rules in cfg_validate.c, JSON output in cfg_dump.c.
  */
 #include "config/cfg.h"
+#include "config/cfg_schema.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -10,72 +12,74 @@
 
 #include "core/cut.h"
 
-static void cidr_list_dispose(struct cfg_cidr_list *l)
+/* The free walker: what each kind owns (cfg_schema.h). */
+void cfg_free_object(void *base, const struct cfg_field *t)
 {
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
-static void pool_dispose(struct cfg_pool *p)
-{
-    free(p->name);
-    for (size_t i = 0; i < p->nendpoints; i++) {
-        free(p->endpoints[i].address);
-        free(p->endpoints[i].host);
+    for (; t->key != NULL; t++) {
+        void *p = cfg_at(base, t->off);
+        if (t->free != NULL) {
+            t->free(base, t);
+            continue;
+        }
+        switch (t->kind) {
+        case CFG_K_STR:
+            free(*(char **)p);
+            *(char **)p = NULL;
+            break;
+        case CFG_K_STRS: {
+            char **v = *(char ***)p;
+            size_t *n = cfg_at(base, t->off2);
+            for (size_t i = 0; v != NULL && i < *n; i++)
+                free(v[i]);
+            free(v);
+            *(char ***)p = NULL;
+            *n = 0;
+            break;
+        }
+        case CFG_K_HOSTPORT:
+            free(*(char **)p);
+            *(char **)p = NULL;
+            free(*(char **)cfg_at(base, t->off2));
+            *(char **)cfg_at(base, t->off2) = NULL;
+            break;
+        case CFG_K_CIDRS: {
+            struct cfg_cidr_list *l = p;
+            free(l->v);
+            l->v = NULL;
+            l->n = 0;
+            break;
+        }
+        case CFG_K_OBJ: cfg_free_object(p, t->sub); break;
+        case CFG_K_PTR: {
+            void *obj = *(void **)p;
+            if (obj != NULL) {
+                cfg_free_object(obj, t->sub);
+                free(obj);
+            }
+            *(void **)p = NULL;
+            break;
+        }
+        case CFG_K_ARRAY: {
+            char *v = *(char **)p;
+            size_t *n = cfg_at(base, t->off2);
+            for (size_t i = 0; v != NULL && i < *n; i++)
+                cfg_free_object(v + i * t->size, t->sub);
+            free(v);
+            *(char **)p = NULL;
+            *n = 0;
+            break;
+        }
+        default: break;
+        }
     }
-    free(p->endpoints);
-    cfg_upstream_tls_free(p->tls);
-    free(p->health_check.path);
-    free(p->health_check.host);
-    memset(p, 0, sizeof(*p));
 }
 
-static void route_dispose(struct cfg_route *r)
-{
-    free(r->name);
-    for (size_t i = 0; i < r->nhosts; i++)
-        free(r->hosts[i]);
-    free(r->hosts);
-    free(r->path_prefix);
-    for (size_t i = 0; i < r->npools; i++)
-        pool_dispose(&r->pools[i]);
-    free(r->sticky.name);
-    free(r->override.header);
-    cidr_list_dispose(&r->override.trusted_peers);
-    for (size_t i = 0; i < r->override.nsubjects; i++)
-        free(r->override.trusted_subjects[i]);
-    free(r->override.trusted_subjects);
-}
-
+/* The upstream tls table is the sub-table of pools.X.tls in the schema. */
 void cfg_upstream_tls_free(struct cfg_upstream_tls *t)
 {
     if (t == NULL)
         return;
-    free(t->ca);
-    free(t->crl);
-    free(t->server_name);
-    if (t->client_cert != NULL) {
-        free(t->client_cert->cert);
-        free(t->client_cert->key);
-        free(t->client_cert->pem);
-        free(t->client_cert);
-    }
-    free(t);
-}
-
-static void tls_free(struct cfg_tls *t)
-{
-    if (t == NULL)
-        return;
-    for (size_t i = 0; i < t->ncerts; i++) {
-        free(t->certs[i].cert);
-        free(t->certs[i].key);
-        free(t->certs[i].pem);
-    }
-    free(t->certs);
-    free(t->client_ca);
-    free(t->crl);
+    cfg_free_object(t, cfg_schema_upstream_tls);
     free(t);
 }
 
@@ -83,38 +87,7 @@ void cfg_free(struct cfg *cfg)
 {
     if (cfg == NULL)
         return;
-    free(cfg->cluster);
-    free(cfg->region);
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        free(cfg->listeners[i].name);
-        free(cfg->listeners[i].address);
-        free(cfg->listeners[i].host);
-        tls_free(cfg->listeners[i].tls);
-    }
-    free(cfg->listeners);
-    cidr_list_dispose(&cfg->trusted_proxies);
-    for (size_t i = 0; i < cfg->nroutes; i++)
-        route_dispose(&cfg->routes[i]);
-    free(cfg->routes);
-    free(cfg->access_log.country_database);
-    free(cfg->probe_path);
-    free(cfg->metrics.address);
-    free(cfg->metrics.host);
-    free(cfg->control.socket);
-    free(cfg->control.state_file);
-    free(cfg->control.audit_file);
-    free(cfg->control.roles);
-    free(cfg->admin.address);
-    free(cfg->admin.host);
-    tls_free(cfg->admin.tls);
-    for (size_t i = 0; i < cfg->admin.nroles; i++)
-        free(cfg->admin.roles[i].subject);
-    free(cfg->admin.roles);
-    free(cfg->siem.address);
-    free(cfg->siem.host);
-    cfg_upstream_tls_free(cfg->siem.tls);
-    free(cfg->siem.vendor);
-    free(cfg->siem.hostname);
+    cfg_free_object(cfg, cfg_schema_root);
     free(cfg);
 }
 
