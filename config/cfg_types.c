@@ -356,20 +356,6 @@ void cfg_types_set_protocols(struct cfg_pctx *c, const json_t *v, void *base,
     }
 }
 
-/* The limits object, plus the rule between two of its keys (checked only when both are valid). */
-void cfg_types_set_limits(struct cfg_pctx *c, const json_t *v, void *base,
-                          const struct cfg_field *f)
-{
-    struct cfg_limits *l = cfg_at(base, f->off);
-    size_t before = c->errs->n;
-    if (!cfg_parse_object(c, v, f->sub, l) || c->errs->n != before)
-        return;
-    if (l->max_header_bytes < l->max_request_line) {
-        size_t old = cfg_parse_path_key(c, "max_header_bytes");
-        cfg_parse_error(c, "must be at least max_request_line (%u)", l->max_request_line);
-        cfg_parse_path_pop(c, old);
-    }
-}
 /* ---- control ---- */
 
 /* An absolute file path of 1..f->max characters, no control characters. */

@@ -377,23 +377,6 @@ void cfg_types_set_health_check(struct cfg_pctx *c, const json_t *v, void *base,
     if (h->timeout_ms == 0)
         h->timeout_ms = h->interval_ms > CFG_HC_TIMEOUT_DEFAULT_MS ? CFG_HC_TIMEOUT_DEFAULT_MS
                                                                    : h->interval_ms / 2;
-    if (h->timeout_ms >= h->interval_ms) {
-        size_t old = cfg_parse_path_key(c, "timeout_ms");
-        cfg_parse_error(c, "must be shorter than interval_ms (%u)", h->interval_ms);
-        cfg_parse_path_pop(c, old);
-    }
-}
-
-/* The rules between a pool's "protocol" and "tls". */
-static void check_pool_protocol(struct cfg_pctx *c, const json_t *v, const struct cfg_pool *p)
-{
-    size_t old = cfg_parse_path_key(c, "protocol");
-    if (p->protocol == CFG_UP_H2C && p->tls != NULL)
-        cfg_parse_error(c, "\"h2c\" is cleartext HTTP/2: use \"h2\" with \"tls\"");
-    else if (p->protocol == CFG_UP_H2 && p->tls == NULL && json_object_get(v, "tls") == NULL)
-        cfg_parse_error(c, "\"h2\" is negotiated with TLS ALPN: add \"tls\" (or use \"h2c\" for "
-                           "cleartext HTTP/2)");
-    cfg_parse_path_pop(c, old);
 }
 
 static bool valid_pool_name(const char *s)
@@ -424,8 +407,7 @@ void cfg_types_set_pools(struct cfg_pctx *c, const json_t *v, void *base, const 
         p->name = cfg_parse_strdup(c, key);
         if (!valid_pool_name(key))
             cfg_parse_error(c, "pool name must be 1 to 32 characters of a-z 0-9 _ -");
-        if (cfg_parse_object(c, val, f->sub, p))
-            check_pool_protocol(c, val, p);
+        cfg_parse_object(c, val, f->sub, p);
         if (p == &extra) {
             free(extra.name);
             cfg_free_object(&extra, f->sub);
@@ -559,18 +541,6 @@ void cfg_types_set_subjects(struct cfg_pctx *c, const json_t *v, void *base,
                 c, "expected a certificate subject such as \"CN=smoke-test,OU=QA,O=Bank\"");
         else
             o->trusted_subjects[o->nsubjects++] = cfg_parse_strdup(c, s);
-        cfg_parse_path_pop(c, old);
-    }
-}
-
-void cfg_types_set_outlier(struct cfg_pctx *c, const json_t *v, void *base,
-                           const struct cfg_field *f)
-{
-    struct cfg_outlier *o = cfg_at(base, f->off);
-    cfg_types_set_given(c, v, base, f);
-    if (o->max_ejection_ms < o->base_ejection_ms) {
-        size_t old = cfg_parse_path_key(c, "max_ejection_ms");
-        cfg_parse_error(c, "must not be below base_ejection_ms");
         cfg_parse_path_pop(c, old);
     }
 }

@@ -1,4 +1,6 @@
-/* cfg_validate.c - the rules that span several objects: uniqueness and route overlap.
+/* cfg_validate.c - the rules that span several fields or objects: uniqueness, route overlap,
+ * and the rules between values (limits, outlier ejection times, a health check's timeout and
+ * interval, a pool's protocol and TLS).
  *
  * Runs on a cfg that cfg_parse() may have filled only partly (a rejected value is NULL), so every
  * check skips NULL strings: a value already reported as malformed is not reported again as a
@@ -16,8 +18,21 @@
 
 struct vctx {
     struct cfg_errors *errs;
+    size_t given; /* errors in the list on entry (the parse's): values already reported */
     int rc;
 };
+
+/* Whether the parse already reported a problem at path or inside it ("limits", "limits.x"). */
+static bool reported_in(const struct vctx *v, const char *path)
+{
+    size_t n = strlen(path);
+    for (size_t i = 0; i < v->given; i++) {
+        const char *p = v->errs->v[i].path;
+        if (strncmp(p, path, n) == 0 && (p[n] == '\0' || p[n] == '.' || p[n] == '['))
+            return true;
+    }
+    return false;
+}
 
 static void verr(struct vctx *v, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -66,6 +81,18 @@ static void check_listeners(struct vctx *v, const struct cfg *cfg)
 static void check_pool(struct vctx *v, size_t ri, const struct cfg_pool *p)
 {
     char path[256];
+    const struct cfg_health_check *h = &p->health_check;
+    if (h->enabled && h->timeout_ms >= h->interval_ms) {
+        snprintf(path, sizeof(path), "routes[%zu].pools.%s.health_check.timeout_ms", ri, p->name);
+        verr(v, path, "must be shorter than interval_ms (%u)", h->interval_ms);
+    }
+    snprintf(path, sizeof(path), "routes[%zu].pools.%s.protocol", ri, p->name);
+    if (p->protocol == CFG_UP_H2C && p->tls != NULL)
+        verr(v, path, "\"h2c\" is cleartext HTTP/2: use \"h2\" with \"tls\"");
+    else if (p->protocol == CFG_UP_H2 && p->tls == NULL)
+        verr(v, path,
+             "\"h2\" is negotiated with TLS ALPN: add \"tls\" (or use \"h2c\" for "
+             "cleartext HTTP/2)");
     for (size_t j = 0; j < p->nendpoints; j++) {
         for (size_t i = 0; i < j; i++) {
             if (same(p->endpoints[i].host, p->endpoints[j].host) &&
@@ -144,6 +171,10 @@ static void check_routes(struct vctx *v, const struct cfg *cfg)
         for (size_t p = 0; p < b->npools; p++)
             if (b->pools[p].name != NULL)
                 check_pool(v, j, &b->pools[p]);
+        if (b->outlier.enabled && b->outlier.max_ejection_ms < b->outlier.base_ejection_ms) {
+            snprintf(path, sizeof(path), "routes[%zu].outlier_detection.max_ejection_ms", j);
+            verr(v, path, "must not be below base_ejection_ms");
+        }
     }
 }
 
@@ -170,9 +201,19 @@ static void check_admin(struct vctx *v, const struct cfg *cfg)
     }
 }
 
+/* The rule between two limits, checked only when the limits object had no malformed value. */
+static void check_limits(struct vctx *v, const struct cfg *cfg)
+{
+    const struct cfg_limits *l = &cfg->limits;
+    if (l->max_header_bytes < l->max_request_line && !reported_in(v, "limits"))
+        verr(v, "limits.max_header_bytes", "must be at least max_request_line (%u)",
+             l->max_request_line);
+}
+
 int cfg_validate(const struct cfg *cfg, struct cfg_errors *errs)
 {
-    struct vctx v = {.errs = errs, .rc = 0};
+    struct vctx v = {.errs = errs, .given = errs->n, .rc = 0};
+    check_limits(&v, cfg);
     check_listeners(&v, cfg);
     check_routes(&v, cfg);
     check_admin(&v, cfg);

@@ -519,6 +519,9 @@ Test(config_messages, are_short_and_specific)
          "prefix length must be between 0 and 32"},
         {DOC_ROOT(",\"limits\":{\"max_request_line\":16384,\"max_header_bytes\":8192}"),
          "limits.max_header_bytes", "must be at least max_request_line (16384)"},
+        {DOC_ROUTE(",\"weights\":{\"blue\":50,\"green\":50},\"outlier_detection\":"
+                   "{\"base_ejection_ms\":2000,\"max_ejection_ms\":1000}"),
+         "routes[0].outlier_detection.max_ejection_ms", "must not be below base_ejection_ms"},
         {DOC_ROUTE(",\"weights\":{\"blue\":50,\"green\":50},\"sticky\":{\"header\":\"a\","
                    "\"cookie\":\"b\"}"),
          "routes[0].sticky", "must have exactly one of \"header\", \"cookie\", \"client_address\""},
@@ -665,6 +668,43 @@ Test(config_api, validate_runs_on_a_hand_built_cfg)
     cr_expect_eq(errs.n, 2);
     cr_expect_geq(find_error(&errs, "listeners[1].name"), 0);
     cr_expect_geq(find_error(&errs, "listeners[1].address"), 0);
+    cfg_errors_dispose(&errs);
+}
+
+/* The rules between values live in cfg_validate.c, so they also hold for a cfg built by hand. */
+Test(config_api, validate_checks_the_rules_between_values)
+{
+    struct cfg_upstream_tls tls = {.ca = "/c/ca.pem", .min_version = 12};
+    struct cfg_route r = {.name = "r", .npools = 2};
+    r.pools[0] = (struct cfg_pool){.name = "blue", .protocol = CFG_UP_H2,
+                                   .health_check = {.enabled = 1, .interval_ms = 1000,
+                                                    .timeout_ms = 1000}};
+    r.pools[1] = (struct cfg_pool){.name = "green", .protocol = CFG_UP_H2C, .tls = &tls};
+    r.outlier = (struct cfg_outlier){.enabled = 1, .base_ejection_ms = 500, .max_ejection_ms = 400};
+    struct cfg cfg = {.routes = &r, .nroutes = 1,
+                      .limits = {.max_request_line = 4096, .max_header_bytes = 2048}};
+    struct cfg_errors errs = {0};
+    cr_expect_eq(cfg_validate(&cfg, &errs), CUT_EINVAL);
+    cr_expect_eq(errs.n, 5);
+    cr_expect_str_eq(message_at(&errs, "limits.max_header_bytes"),
+                     "must be at least max_request_line (4096)");
+    cr_expect_str_eq(message_at(&errs, "routes[0].pools.blue.health_check.timeout_ms"),
+                     "must be shorter than interval_ms (1000)");
+    cr_expect_str_eq(message_at(&errs, "routes[0].pools.blue.protocol"),
+                     "\"h2\" is negotiated with TLS ALPN: add \"tls\" (or use \"h2c\" for "
+                     "cleartext HTTP/2)");
+    cr_expect_str_eq(message_at(&errs, "routes[0].pools.green.protocol"),
+                     "\"h2c\" is cleartext HTTP/2: use \"h2\" with \"tls\"");
+    cr_expect_str_eq(message_at(&errs, "routes[0].outlier_detection.max_ejection_ms"),
+                     "must not be below base_ejection_ms");
+    cfg_errors_dispose(&errs);
+
+    /* A limits object the parse already found malformed is not judged again. */
+    cr_expect_eq(cfg_errors_add(&errs, "limits.max_headers", 0, 0, "expected an integer"), 0);
+    r.npools = 0;
+    r.outlier.enabled = 0;
+    cr_expect_eq(cfg_validate(&cfg, &errs), 0);
+    cr_expect_eq(errs.n, 1);
     cfg_errors_dispose(&errs);
 }
 
