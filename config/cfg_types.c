@@ -735,7 +735,12 @@ bool cfg_types_has_control(const void *obj)
     return cc->socket || cc->state_file || cc->audit_file || cc->nroles;
 }
 
-/* metrics, admin, siem: present when they have an address. */
+/* metrics, admin, siem: present when they have an address (the first member of each). */
+_Static_assert(offsetof(struct cfg_metrics, address) == 0 &&
+                   offsetof(struct cfg_admin, address) == 0 &&
+                   offsetof(struct cfg_siem, address) == 0,
+               "cfg_types_has_address reads the first member");
+
 bool cfg_types_has_address(const void *obj)
 {
     return *(char *const *)obj != NULL;

@@ -102,7 +102,9 @@ void cfg_types_set_alpn(struct cfg_pctx *c, const json_t *v, void *base, const s
     }
 }
 
-/* The tls object, plus the rules between its keys. With CFG_F_ADMIN (the admin API's tls), client
+/* The tls object, plus the rules between its keys (they stay here, not in cfg_validate.c:
+ * they depend on which keys were written, e.g. a "crl" or "client_ca" key that was malformed,
+ * which the struct does not record). With CFG_F_ADMIN (the admin API's tls), client
  * certificates are required: client_auth defaults to "required" and may not say anything else
  * (bank rule: no unauthenticated remote control), and ALPN offers HTTP/1.1 only. */
 void cfg_types_set_tls(struct cfg_pctx *c, const json_t *v, void *base, const struct cfg_field *f)
@@ -373,7 +375,7 @@ void cfg_types_set_health_check(struct cfg_pctx *c, const json_t *v, void *base,
     cfg_types_set_given(c, v, base, f);
     /* Without timeout_ms (0 is below its minimum, so it was not given): 2000 ms, or half of
      * interval_ms when 2000 would not be shorter than it ("interval_ms": 1000 alone is valid).
-     * An explicit timeout_ms must be shorter than interval_ms. */
+     * That an explicit timeout_ms is shorter than interval_ms is checked in cfg_validate.c. */
     if (h->timeout_ms == 0)
         h->timeout_ms = h->interval_ms > CFG_HC_TIMEOUT_DEFAULT_MS ? CFG_HC_TIMEOUT_DEFAULT_MS
                                                                    : h->interval_ms / 2;
@@ -416,7 +418,9 @@ void cfg_types_set_pools(struct cfg_pctx *c, const json_t *v, void *base, const 
     }
 }
 
-/* Deferred until after "pools" so that the pool names are known. */
+/* Deferred until after "pools" so that the pool names are known. The sum is checked here, not
+ * in cfg_validate.c: it is judged only when every pool got a well-formed weight and the pools
+ * could be counted, which the struct does not record (a weight left out reads as 0). */
 void cfg_types_set_weights(struct cfg_pctx *c, const json_t *v, void *base,
                            const struct cfg_field *f)
 {
@@ -712,6 +716,11 @@ void cfg_types_free_sticky(void *base, const struct cfg_field *f)
 }
 
 /* health_check, outlier_detection, watchdog: present when enabled (their first member). */
+_Static_assert(offsetof(struct cfg_health_check, enabled) == 0 &&
+                   offsetof(struct cfg_outlier, enabled) == 0 &&
+                   offsetof(struct cfg_watchdog, enabled) == 0,
+               "cfg_types_has_enabled reads the first member");
+
 bool cfg_types_has_enabled(const void *obj)
 {
     return *(const int *)obj != 0;
