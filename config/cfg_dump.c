@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "config/cfg_types.h"
 
@@ -18,6 +19,14 @@ static json_t *checked(json_t *v, bool *ok)
     if (v == NULL)
         *ok = false;
     return v;
+}
+
+json_t *cfg_dump_hostport(const char *host, uint16_t port, bool *ok)
+{
+    char buf[300];
+    bool v6 = host != NULL && strchr(host, ':') != NULL;
+    snprintf(buf, sizeof(buf), v6 ? "[%s]:%u" : "%s:%u", host ? host : "", (unsigned)port);
+    return checked(json_string(buf), ok);
 }
 
 static json_t *str_or_null(const char *s, bool *ok)
@@ -84,7 +93,9 @@ static json_t *dump_field(const void *base, const struct cfg_field *f, bool *ok)
         return str_or_null(s, ok);
     }
     case CFG_K_STRS: return dump_strs(base, f, ok);
-    case CFG_K_HOSTPORT: return cfg_types_dump_hostport(base, f, ok);
+    case CFG_K_HOSTPORT: /* the canonical "host:port" ("[v6]:port"), not the text as written */
+        return cfg_dump_hostport(*(char *const *)cfg_at(base, f->off2),
+                                 *(const uint16_t *)cfg_at(base, f->off3), ok);
     case CFG_K_CIDRS: return dump_cidrs(p, ok);
     case CFG_K_OBJ:
         if (f->present != NULL && !f->present(p))

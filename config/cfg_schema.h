@@ -124,6 +124,8 @@ static inline void *cfg_at(const void *base, size_t off)
 
 /* The JSON object of the struct at base described by t (a new reference; *ok false on OOM). */
 json_t *cfg_dump_object(const void *base, const struct cfg_field *t, bool *ok);
+/* "host:port" ("[v6]:port" for an IPv6 host) as a JSON string (*ok false on OOM). */
+json_t *cfg_dump_hostport(const char *host, uint16_t port, bool *ok);
 /* Frees everything the struct at base owns according to t (not the struct itself). */
 void cfg_free_object(void *base, const struct cfg_field *t);
 

@@ -73,7 +73,6 @@ cfg_set_fn cfg_types_set_subjects;
 cfg_set_fn cfg_types_set_routes;
 cfg_dump_fn cfg_types_dump_tls_version;
 cfg_dump_fn cfg_types_dump_alpn;
-cfg_dump_fn cfg_types_dump_hostport;
 cfg_dump_fn cfg_types_dump_endpoints;
 cfg_dump_fn cfg_types_dump_percent_bp;
 cfg_dump_fn cfg_types_dump_status_range;

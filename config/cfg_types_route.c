@@ -601,28 +601,13 @@ json_t *cfg_types_dump_alpn(const void *base, const struct cfg_field *f, bool *o
     return a;
 }
 
-static json_t *hostport(const char *host, uint16_t port, bool *ok)
-{
-    char buf[300];
-    bool v6 = host != NULL && strchr(host, ':') != NULL;
-    snprintf(buf, sizeof(buf), v6 ? "[%s]:%u" : "%s:%u", host ? host : "", (unsigned)port);
-    return checked(json_string(buf), ok);
-}
-
-/* CFG_K_HOSTPORT's dump: the canonical "host:port" ("[v6]:port"), not the text as written. */
-json_t *cfg_types_dump_hostport(const void *base, const struct cfg_field *f, bool *ok)
-{
-    return hostport(*(char *const *)cfg_at(base, f->off2), *(const uint16_t *)cfg_at(base, f->off3),
-                    ok);
-}
-
 json_t *cfg_types_dump_endpoints(const void *base, const struct cfg_field *f, bool *ok)
 {
     (void)f;
     const struct cfg_pool *p = base;
     json_t *a = checked(json_array(), ok);
     for (size_t i = 0; a != NULL && i < p->nendpoints; i++)
-        if (json_array_append_new(a, hostport(p->endpoints[i].host, p->endpoints[i].port, ok)) != 0)
+        if (json_array_append_new(a, cfg_dump_hostport(p->endpoints[i].host, p->endpoints[i].port, ok)) != 0)
             *ok = false;
     return a;
 }

@@ -21,6 +21,17 @@ struct cmd_peer {
     enum cut_role role;
 };
 
+/* What a transport (the control socket, the HTTPS admin API) is given to reach the control
+ * thread: ctl for the commands_* functions (opaque), how to read the configuration in use
+ * (borrowed until the next reload: read it within one callback) and how to log an event. */
+typedef const struct cfg *(*cmd_cfg_fn)(const struct ctl *c);
+typedef void (*cmd_event_fn)(struct ctl *c, const char *name, const char *extra);
+struct cmd_link {
+    struct ctl *ctl;
+    cmd_cfg_fn cfg;
+    cmd_event_fn event;
+};
+
 /* Handles one request line (without its newline). Returns the reply line (malloc'd, no newline,
  * caller frees), or NULL when out of memory. When code is not NULL, *code is set to the reply's
  * error code ("denied", "conflict", ...; a static string) or NULL when the reply is ok. */

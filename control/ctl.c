@@ -715,8 +715,9 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         ctl_free(c);
         return NULL;
     }
+    const struct cmd_link link = {c, ctl_cfg, ctl_event};
     if (c->hold->cfg->control.socket) {
-        c->sock = ctlsock_new(c, c->base, err, cap);
+        c->sock = ctlsock_new(&link, c->base, err, cap);
         if (!c->sock) {
             ctl_free(c);
             return NULL;
@@ -744,7 +745,7 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     certs_install(c->certs, &first); /* first now holds nothing */
     siem_apply(c);
     if (c->hold->cfg->admin.address) {
-        c->admin = admin_new(c, c->base, c->certs, err, cap);
+        c->admin = admin_new(&link, c->base, c->certs, err, cap);
         if (!c->admin) {
             ctl_free(c);
             return NULL;
