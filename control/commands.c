@@ -18,6 +18,7 @@
 #include "core/version.h"
 #include "control/ctl_internal.h"
 #include "control/durable.h"
+#include "control/optable.h"
 #include "control/plan.h"
 #include "control/refusal.h"
 
@@ -577,8 +578,6 @@ static int op_reload(struct cmd_req *q, struct cmd_res *r)
     return 0;
 }
 
-#define CMD_MUTATES 1u
-
 /* ---- shift plans ---------------------------------------------------------------------------- */
 
 static int parse_plan_args(struct cmd_req *q, struct cmd_res *r, const struct state_route *sr,
@@ -758,16 +757,6 @@ static int op_shift_abort(struct cmd_req *q, struct cmd_res *r)
     return plan_transition(q, r, "running", "paused", "aborted");
 }
 
-struct command {
-    const char *op;
-    enum cut_role role;
-    unsigned flags;
-    int (*fn)(struct cmd_req *q, struct cmd_res *r);
-    const char *help;
-};
-
-static const struct command *find_command(const char *op);
-
 struct history_ctx {
     json_t *arr;
 };
@@ -804,33 +793,44 @@ static int op_history(struct cmd_req *q, struct cmd_res *r)
     return 0;
 }
 
-/* ---- the command table ------------------------------------------------------------------- */
+/* ---- the handlers ------------------------------------------------------------------------ */
 
-static const struct command commands[] = {
-    {"version", CUT_ROLE_VIEWER, 0, op_version, "the server's version and protocol"},
-    {"status", CUT_ROLE_VIEWER, 0, op_status, "routes, weights, pools, endpoints, counts"},
-    {"history", CUT_ROLE_VIEWER, 0, op_history, "recent audit records"},
-    {"rollback", CUT_ROLE_OPERATOR, CMD_MUTATES, op_rollback, "return a route to its stable weights"},
-    {"drain", CUT_ROLE_OPERATOR, CMD_MUTATES, op_drain, "stop new requests to an endpoint"},
-    {"undrain", CUT_ROLE_OPERATOR, CMD_MUTATES, op_undrain, "let an endpoint take requests again"},
-    {"set-weights", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_set_weights, "set a route's weights"},
-    {"promote", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_promote, "a pool to 100 %, made stable"},
-    {"shift", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_shift, "start a gated shift plan"},
-    {"shift-pause", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_shift_pause, "pause a shift plan"},
-    {"shift-resume", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_shift_resume, "resume a paused plan"},
-    {"shift-abort", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_shift_abort,
-     "stop a plan, keeping the current weights"},
-    {"add-endpoint", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_add_endpoint, "add an endpoint to a pool"},
-    {"remove-endpoint", CUT_ROLE_DEPLOYER, CMD_MUTATES, op_remove_endpoint,
-     "remove an endpoint from a pool"},
-    {"reload", CUT_ROLE_ADMIN, CMD_MUTATES, op_reload, "reload the configuration file"},
+/* The server's half of each operation: its handler. What an operation is (role, whether it
+ * mutates, help) is written once, in control/optable.c, which cutoverctl reads too; every op
+ * there has exactly one handler here (tests/unit/control/test_optable.c). */
+typedef int (*command_fn)(struct cmd_req *q, struct cmd_res *r);
+
+static const struct {
+    const char *op;
+    command_fn fn;
+} handlers[] = {
+    {"version", op_version},
+    {"status", op_status},
+    {"history", op_history},
+    {"rollback", op_rollback},
+    {"drain", op_drain},
+    {"undrain", op_undrain},
+    {"set-weights", op_set_weights},
+    {"promote", op_promote},
+    {"shift", op_shift},
+    {"shift-pause", op_shift_pause},
+    {"shift-resume", op_shift_resume},
+    {"shift-abort", op_shift_abort},
+    {"add-endpoint", op_add_endpoint},
+    {"remove-endpoint", op_remove_endpoint},
+    {"reload", op_reload},
 };
 
-static const struct command *find_command(const char *op)
+const char *commands_handled_op(size_t i)
 {
-    for (size_t i = 0; i < CUT_ARRAY_LEN(commands); i++)
-        if (strcmp(commands[i].op, op) == 0)
-            return &commands[i];
+    return i < CUT_ARRAY_LEN(handlers) ? handlers[i].op : NULL;
+}
+
+static command_fn find_handler(const char *op)
+{
+    for (size_t i = 0; i < CUT_ARRAY_LEN(handlers); i++)
+        if (strcmp(handlers[i].op, op) == 0)
+            return handlers[i].fn;
     return NULL;
 }
 
@@ -897,8 +897,8 @@ static void record_fill(struct ctl *c, const struct cmd_peer *peer, const char *
 
 static void count_op(struct ctl *c, const char *op, int ok)
 {
-    const struct command *cmd = op ? find_command(op) : NULL;
-    /* op names come from the command table (bounded label values); cutover's own plan steps
+    const struct optable_op *cmd = op ? optable_find(op) : NULL;
+    /* op names come from the operation table (bounded label values); cutover's own plan steps
      * are not commands but are counted under their name too. */
     const char *counted = cmd ? cmd->op : op && strcmp(op, "shift-step") == 0 ? "shift-step"
                                                                                  : "unknown";
@@ -959,10 +959,10 @@ static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, js
                   struct cmd_res *r, uint64_t gen_before)
 {
     count_op(c, op, r->code == NULL);
-    const struct command *cmd = op ? find_command(op) : NULL;
-    enum audit_kind kind = r->code                                  ? AUDIT_REFUSAL
-                           : cmd && !(cmd->flags & CMD_MUTATES) ? AUDIT_READ
-                                                                  : AUDIT_CHANGE;
+    const struct optable_op *cmd = op ? optable_find(op) : NULL;
+    enum audit_kind kind = r->code                 ? AUDIT_REFUSAL
+                           : cmd && !cmd->mutates ? AUDIT_READ
+                                                  : AUDIT_CHANGE;
     if (kind == AUDIT_REFUSAL && c->refusals) {
         struct refusal_detail d;
         refusal_detail_set(&d, peer->uid, peer->user, peer->address,
@@ -1036,7 +1036,7 @@ static char *handle(struct ctl *c, const struct cmd_peer *peer, const char *line
     json_t *args = NULL;
     json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     uint64_t before = c->generation;
-    const struct command *cmd = NULL;
+    const struct optable_op *cmd = NULL;
     char *out;
     if (refuse_code) {
         json_t *jid = json_is_object(req) ? json_object_get(req, "id") : NULL;
@@ -1089,7 +1089,7 @@ static char *handle(struct ctl *c, const struct cmd_peer *peer, const char *line
         fail(&r, "invalid_argument", "args", "expected an object");
         goto done;
     }
-    cmd = find_command(op);
+    cmd = optable_find(op);
     if (!cmd) {
         fail(&r, "unknown_op", "op", "no operation \"%.100s\"", op);
         goto done;
@@ -1103,8 +1103,10 @@ static char *handle(struct ctl *c, const struct cmd_peer *peer, const char *line
     if (!args)
         args = empty = json_object();
     struct cmd_req q = {c, peer, args};
-    int rc = cmd->fn(&q, &r);
-    if (rc == 0 && (cmd->flags & CMD_MUTATES) && !r.reloaded)
+    command_fn fn = find_handler(cmd->op);
+    CUT_ASSERT(fn != NULL); /* every op has a handler (test_optable.c) */
+    int rc = fn(&q, &r);
+    if (rc == 0 && cmd->mutates && !r.reloaded)
         apply(c, peer, op, args, &r);
     else if (r.recorded)
         count_op(c, op, r.code == NULL); /* the reload wrote its own record */

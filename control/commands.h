@@ -1,5 +1,6 @@
-/* commands.h - the control operations (docs/control-protocol.md): request parsing, the command
- * table with roles and help, validation, and the durable, audited application of changes.
+/* commands.h - the control operations (docs/control-protocol.md): request parsing, the handler
+ * of each operation of control/optable.h (which has their roles and help), validation, and the
+ * durable, audited application of changes.
  * Control thread only.
  */
 #ifndef CUT_COMMANDS_H
@@ -49,6 +50,10 @@ char *commands_refuse(struct ctl *c, const struct cmd_peer *peer, const char *li
  * other refusal. */
 char *commands_error_reply(struct ctl *c, const struct cmd_peer *peer, const char *code,
                            const char *message);
+
+/* The op of the i-th command handler, or NULL when i is past the end: the ops the control
+ * thread can run, for checking them against control/optable.h. */
+const char *commands_handled_op(size_t i);
 
 /* Maps a peer's uid/gid to a role by the configuration's rules (first match). Without rules,
  * the user cutover runs as is admin and everyone else has no role. */
