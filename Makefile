@@ -43,7 +43,11 @@ LDFLAGS := -pthread $(SANFLAGS) $(EXTRA_CFLAGS) $(EXTRA_LDFLAGS)
 
 # Sources by folder (docs/architecture.md): core/ (libc only), config/, proxy/<part>/, control/.
 LIB_SRC := $(wildcard core/*.c) $(wildcard config/*.c) $(wildcard proxy/*/*.c) \
-           $(filter-out control/cutoverctl.c,$(wildcard control/*.c))
+           $(wildcard control/*.c)
+# cutoverctl (control/cli/): its own objects, not in the library; main.c apart so that the unit
+# tests can link the rest.
+CLI_SRC := $(filter-out control/cli/main.c,$(wildcard control/cli/*.c))
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(shell find tests/unit -name '*.c' | sort)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
@@ -72,12 +76,13 @@ $(BUILD)/libcutover.a: $(LIB_OBJ)
 $(BUILD)/cutover: $(BUILD)/proxy/main.o $(BUILD)/libcutover.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-# cutoverctl takes from the library only what it uses (the HTTP/1.1 response parser and the
-# admin API endpoint parser); OpenSSL comes with PKG_LIBS.
-$(BUILD)/cutoverctl: $(BUILD)/control/cutoverctl.o $(BUILD)/libcutover.a
+# cutoverctl takes from the library only what it uses (the operation table, the HTTP/1.1
+# response parser and the admin API endpoint parser); OpenSSL comes with PKG_LIBS.
+$(BUILD)/cutoverctl: $(BUILD)/control/cli/main.o $(CLI_OBJ) $(BUILD)/libcutover.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/unit_tests: $(UNIT_OBJ) $(BUILD)/libcutover.a | deps-test
+# The unit tests link cutoverctl's objects too (not its main.c) for tests/unit/control/cli/.
+$(BUILD)/unit_tests: $(UNIT_OBJ) $(CLI_OBJ) $(BUILD)/libcutover.a | deps-test
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcriterion
 
 $(BUILD)/tests/unit/%.o: tests/unit/%.c | deps-test
