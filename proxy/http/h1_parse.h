@@ -19,35 +19,7 @@
 #include <stdint.h>
 
 #include "core/cut.h"
-
-/* Well-known header field names, recognised case-insensitively. */
-enum h1_hdr_id {
-    H1_HDR_OTHER = 0,
-    H1_HDR_HOST,
-    H1_HDR_CONTENT_LENGTH,
-    H1_HDR_TRANSFER_ENCODING,
-    H1_HDR_CONNECTION,
-    H1_HDR_KEEP_ALIVE,
-    H1_HDR_PROXY_CONNECTION,
-    H1_HDR_TE,
-    H1_HDR_UPGRADE,
-    H1_HDR_EXPECT,
-    H1_HDR_TRAILER,
-    H1_HDR_HTTP2_SETTINGS
-};
-
-/* Header flags set by the parser. */
-#define H1_HF_HOP (1u << 0) /* hop-by-hop: never forwarded as is (Connection and the fields it
-                              names, Keep-Alive, Proxy-Connection, TE, Transfer-Encoding,
-                              Upgrade, HTTP2-Settings) */
-
-/* A header field, the protocol-neutral unit every codec fills (see http.h). */
-struct http_field {
-    struct cut_slice name;  /* as received (case preserved) */
-    struct cut_slice value; /* leading and trailing whitespace removed */
-    uint8_t id;             /* enum h1_hdr_id */
-    uint8_t flags;          /* H1_HF_* */
-};
+#include "proxy/http/fields.h" /* struct http_field, the well-known ids, H1_HF_HOP */
 
 struct h1_limits {
     size_t max_line;      /* request or status line, without CRLF; over it: 414 for requests */

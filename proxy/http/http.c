@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proxy/http/h1_parse.h" /* h1_list_has_token */
+
 /* A bounded writer over a caller's buffer; overflow is sticky and reported once at the end. */
 struct wbuf {
     char *p;
@@ -75,21 +77,64 @@ static int is_forwarding_field(const struct http_field *f)
            NAME_IS(f, "x-forwarded-host") || NAME_IS(f, "x-request-id");
 }
 
-int http_write_h1_request(char *buf, size_t cap, const struct http_req *req,
-                          const struct http_forward *fwd)
+/* Records the fields a head writer writes (http_write_forward), as slices into its buffer. */
+struct wrec {
+    struct http_field *f; /* NULL: nothing is recorded */
+    unsigned n, max;
+    int over;
+    size_t name_at, value_at;
+    size_t name_len;
+};
+
+/* Starts a field: writes "name: " and remembers where its name and value are. */
+static void f_begin(struct wbuf *w, struct wrec *r, const char *name, size_t nl)
+{
+    r->name_at = w->n;
+    r->name_len = nl;
+    w_put(w, name, nl);
+    w_put(w, ": ", 2);
+    r->value_at = w->n;
+}
+
+/* Ends the field begun last: records it with id and flags, writes CRLF. */
+static void f_end(struct wbuf *w, struct wrec *r, uint8_t id, uint8_t flags)
+{
+    if (r->f && !w->overflow) {
+        if (r->n == r->max) {
+            r->over = 1;
+        } else {
+            struct http_field *f = &r->f[r->n++];
+            f->name = (struct cut_slice){w->p + r->name_at, r->name_len};
+            f->value = (struct cut_slice){w->p + r->value_at, w->n - r->value_at};
+            f->id = id;
+            f->flags = flags;
+        }
+    }
+    w_put(w, "\r\n", 2);
+}
+
+#define F_BEGIN_LIT(w, r, lit) f_begin(w, r, lit, sizeof(lit) - 1)
+
+int http_write_forward(char *buf, size_t cap, const struct http_req *req,
+                       const struct http_forward *fwd, struct http_req *out,
+                       struct http_field *fields, unsigned max_fields)
 {
     struct wbuf w = {buf, 0, cap, 0};
+    struct wrec r = {out ? fields : NULL, 0, out ? max_fields : 0, 0, 0, 0, 0};
     int have_proto = 0, have_host = 0;
 
     w_slice(&w, req->method);
     w_put(&w, " ", 1);
+    size_t path_at = w.n;
     w_slice(&w, req->path);
     w_str(&w, " HTTP/1.1\r\n");
     struct cut_slice host = req->authority.n ? req->authority : fwd->default_host;
+    size_t host_at = 0;
     if (host.n) {
-        w_str(&w, "Host: ");
+        F_BEGIN_LIT(&w, &r, "Host");
+        host_at = w.n;
         w_slice(&w, host);
-        w_str(&w, "\r\n");
+        f_end(&w, &r, H1_HDR_HOST, 0);
     }
     for (unsigned i = 0; i < req->nfields; i++) {
         const struct http_field *f = &req->fields[i];
@@ -104,13 +149,12 @@ int http_write_h1_request(char *buf, size_t cap, const struct http_req *req,
             continue;
         if (is_forwarding_field(f))
             continue; /* rewritten below */
-        w_slice(&w, f->name);
-        w_str(&w, ": ");
+        f_begin(&w, &r, f->name.p, f->name.n);
         w_slice(&w, f->value);
-        w_str(&w, "\r\n");
+        f_end(&w, &r, f->id, 0);
     }
     /* X-Forwarded-For: the client's chain (every field, in order) plus the peer. */
-    w_str(&w, "X-Forwarded-For: ");
+    F_BEGIN_LIT(&w, &r, "X-Forwarded-For");
     for (unsigned i = 0; i < req->nfields; i++) {
         const struct http_field *f = &req->fields[i];
         if (!(f->flags & H1_HF_HOP) && NAME_IS(f, "x-forwarded-for") && f->value.n) {
@@ -119,57 +163,81 @@ int http_write_h1_request(char *buf, size_t cap, const struct http_req *req,
         }
     }
     w_slice(&w, fwd->peer_addr);
-    w_str(&w, "\r\n");
+    f_end(&w, &r, H1_HDR_OTHER, 0);
     if (fwd->peer_trusted) {
         for (unsigned i = 0; i < req->nfields; i++) {
             const struct http_field *f = &req->fields[i];
             if (f->flags & H1_HF_HOP)
                 continue;
             if (!have_proto && NAME_IS(f, "x-forwarded-proto")) {
-                w_str(&w, "X-Forwarded-Proto: ");
+                F_BEGIN_LIT(&w, &r, "X-Forwarded-Proto");
                 w_slice(&w, f->value);
-                w_str(&w, "\r\n");
+                f_end(&w, &r, H1_HDR_OTHER, 0);
                 have_proto = 1;
             } else if (!have_host && NAME_IS(f, "x-forwarded-host")) {
-                w_str(&w, "X-Forwarded-Host: ");
+                F_BEGIN_LIT(&w, &r, "X-Forwarded-Host");
                 w_slice(&w, f->value);
-                w_str(&w, "\r\n");
+                f_end(&w, &r, H1_HDR_OTHER, 0);
                 have_host = 1;
             }
         }
     }
     if (!have_proto) {
-        w_str(&w, "X-Forwarded-Proto: ");
+        F_BEGIN_LIT(&w, &r, "X-Forwarded-Proto");
         w_slice(&w, fwd->proto);
-        w_str(&w, "\r\n");
+        f_end(&w, &r, H1_HDR_OTHER, 0);
     }
     if (!have_host && req->authority.n) {
-        w_str(&w, "X-Forwarded-Host: ");
+        F_BEGIN_LIT(&w, &r, "X-Forwarded-Host");
         w_slice(&w, req->authority);
-        w_str(&w, "\r\n");
+        f_end(&w, &r, H1_HDR_OTHER, 0);
     }
-    w_str(&w, "X-Request-Id: ");
+    F_BEGIN_LIT(&w, &r, "X-Request-Id");
     w_slice(&w, fwd->request_id);
-    w_str(&w, "\r\n");
+    f_end(&w, &r, H1_HDR_OTHER, 0);
     switch (req->framing) {
     case HTTP_BODY_LENGTH:
-        w_str(&w, "Content-Length: ");
+        F_BEGIN_LIT(&w, &r, "Content-Length");
         w_u64(&w, req->content_length);
-        w_str(&w, "\r\n");
+        f_end(&w, &r, H1_HDR_CONTENT_LENGTH, 0);
         break;
     case HTTP_BODY_STREAM:
-        w_str(&w, "Transfer-Encoding: chunked\r\n");
+        F_BEGIN_LIT(&w, &r, "Transfer-Encoding");
+        w_str(&w, "chunked");
+        f_end(&w, &r, H1_HDR_TRANSFER_ENCODING, H1_HF_HOP);
         break;
     default:
         break;
     }
     if (req->flags & HTTP_RF_UPGRADE) {
-        w_str(&w, "Connection: upgrade\r\nUpgrade: ");
+        F_BEGIN_LIT(&w, &r, "Connection");
+        w_str(&w, "upgrade");
+        f_end(&w, &r, H1_HDR_CONNECTION, H1_HF_HOP);
+        F_BEGIN_LIT(&w, &r, "Upgrade");
         w_slice(&w, req->upgrade);
-        w_str(&w, "\r\n");
+        f_end(&w, &r, H1_HDR_UPGRADE, H1_HF_HOP);
     }
     w_str(&w, "\r\n");
-    return w_done(&w);
+    if (w.overflow || r.over)
+        return CUT_ELIMIT;
+    if (out) {
+        *out = *req;
+        out->method = (struct cut_slice){buf, req->method.n};
+        out->path = (struct cut_slice){buf + path_at, req->path.n};
+        out->authority = (struct cut_slice){host.n ? buf + host_at : buf, host.n};
+        out->fields = fields;
+        out->nfields = r.n;
+        out->upgrade = (struct cut_slice){NULL, 0};
+        if (req->flags & HTTP_RF_UPGRADE)
+            out->upgrade = fields[r.n - 1].value;
+    }
+    return (int)w.n;
+}
+
+int http_write_h1_request(char *buf, size_t cap, const struct http_req *req,
+                          const struct http_forward *fwd)
+{
+    return http_write_forward(buf, cap, req, fwd, NULL, NULL, 0);
 }
 
 int http_write_h1_response(char *buf, size_t cap, const struct http_resp *resp, int chunked,

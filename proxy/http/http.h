@@ -12,10 +12,11 @@
 #include <stdint.h>
 
 #include "core/cut.h"
-#include "proxy/http/h1_parse.h"
+#include "proxy/http/fields.h"
 
 /* struct http_field (name, value, well-known id, flags) is declared with the well-known header
- * ids in h1_parse.h, so the HTTP/1 codec hands its parsed array over without copying. */
+ * ids in fields.h; the HTTP/1 parser fills that same type, so its array is handed over without
+ * copying. */
 
 enum http_framing {
     HTTP_BODY_NONE = 0,
@@ -80,6 +81,18 @@ int http_find(const struct http_field *fields, unsigned n, const char *lower, si
  * CUT_ELIMIT when cap is too small. */
 int http_write_h1_request(char *buf, size_t cap, const struct http_req *req,
                           const struct http_forward *fwd);
+
+/* The same head, and, when out is not NULL, the forwarded request it describes, for upstreams
+ * that do not speak HTTP/1 (upstream_h2.c builds its HTTP/2 field list from it): out gets
+ * req's framing and flags, method / path / authority (the Host written, empty when none) and
+ * fields[0..out->nfields) = every header field written, in order, as slices into buf (names as
+ * written: "Host", "X-Forwarded-For", the client's own case), with ids for Host,
+ * Content-Length, Transfer-Encoding, Connection and Upgrade; the last three are flagged
+ * H1_HF_HOP. Returns the head's length, or CUT_ELIMIT when cap is too small or more than
+ * max_fields fields were written. */
+int http_write_forward(char *buf, size_t cap, const struct http_req *req,
+                       const struct http_forward *fwd, struct http_req *out,
+                       struct http_field *fields, unsigned max_fields);
 
 /* Writes the HTTP/1.1 response head for resp: status line, non-hop fields, then framing for the
  * client: Content-Length when known, Transfer-Encoding: chunked when chunked is set, nothing

@@ -498,7 +498,7 @@ static int read_head(struct h1c *c)
             return 0;
         if (m == 1) {
             if (!w->stopping)
-                h2c_takeover(w, &c->io, &c->peer.sa, c->peerlen);
+                h2c_takeover(w, &c->io, &c->peer.sa, c->peerlen, cur_cfg(c));
             /* Done either way: close without shutdown() (the h2c has a duplicate socket). */
             c->state = H1C_CLOSING;
             c->keep_alive = 0;
@@ -827,8 +827,9 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-               struct tls_ctx *tls)
+               struct tls_ctx *tls, const struct cfg *cfg)
 {
+    CUT_ASSERT(cfg != NULL);
     struct h1c *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
@@ -859,19 +860,18 @@ int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t 
         return CUT_ENOMEM;
     }
     worker_conn_added(w, c);
-    const struct cfg *cfg = cur_cfg(c);
-    unsigned high = cfg ? cfg->limits.buffer_bytes : 262144;
-    if (cfg && cfg->limits.max_header_bytes + 1 > high)
+    unsigned high = cfg->limits.buffer_bytes;
+    if (cfg->limits.max_header_bytes + 1 > high)
         high = cfg->limits.max_header_bytes + 1;
     c->io.read_max = high;
     c->io.drain_mark = high / 2;
-    c->io.write_timeout = worker_tv(w, cfg ? cfg->timeouts.body_idle : 60000);
+    c->io.write_timeout = worker_tv(w, cfg->timeouts.body_idle);
     c->state = H1C_IDLE;
     c->keep_alive = 1;
     /* A TLS handshake gets the request-head time, not the keep-alive idle time: a peer that
      * connects and never finishes its handshake is closed after timeouts.client_header_ms. */
     if (tls)
-        arm(c, cfg ? cfg->timeouts.client_header : 10000);
+        arm(c, cfg->timeouts.client_header);
     else
         arm(c, cfg ? cfg->timeouts.client_idle : 120000);
     return 0;

@@ -9,13 +9,16 @@
 #include <sys/socket.h>
 
 struct worker;
+struct cfg;
 struct h1c;
 struct tls_ctx;
 
 /* Takes an accepted socket. tls (borrowed; the connection takes its own reference) makes it a
- * TLS connection; NULL: plain. Returns 0, or CUT_ENOMEM (the socket is then closed). */
+ * TLS connection; NULL: plain. cfg (borrowed, not NULL: the current snapshot's) gives the
+ * connection's buffer limits and first timeouts. Returns 0, or CUT_ENOMEM (the socket is then
+ * closed). */
 int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-               struct tls_ctx *tls);
+               struct tls_ctx *tls, const struct cfg *cfg);
 
 /* Shutdown: an idle connection is closed now; a busy one closes after its current response. */
 void h1c_shutdown(struct h1c *c);

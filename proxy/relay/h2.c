@@ -55,319 +55,6 @@ int h2_preface_match(const char *p, size_t n)
     return n >= H2_PREFACE_LEN ? 1 : 0;
 }
 
-static int ieq(struct cut_slice s, const char *lower)
-{
-    size_t n = strlen(lower);
-    if (s.n != n)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s.p[i];
-        if (ch >= 'A' && ch <= 'Z')
-            ch = (unsigned char)(ch + 32);
-        if (ch != (unsigned char)lower[i])
-            return 0;
-    }
-    return 1;
-}
-
-int h2_conn_specific(struct cut_slice name)
-{
-    return ieq(name, "connection") || ieq(name, "keep-alive") ||
-           ieq(name, "proxy-connection") || ieq(name, "transfer-encoding") ||
-           ieq(name, "upgrade");
-}
-
-void h2_head_init(struct h2_head *h, size_t max_bytes, unsigned max_fields)
-{
-    memset(h, 0, sizeof *h);
-    h->max_bytes = max_bytes;
-    h->max_fields = max_fields;
-}
-
-void h2_head_dispose(struct h2_head *h)
-{
-    free(h->buf);
-    free(h->refs);
-    free(h->fields);
-    memset(h, 0, sizeof *h);
-}
-
-static int head_reserve(struct h2_head *h, size_t more)
-{
-    if (h->cap - h->len >= more)
-        return 0;
-    size_t cap = h->cap ? h->cap : 1024;
-    while (cap - h->len < more)
-        cap *= 2;
-    char *p = realloc(h->buf, cap);
-    if (!p)
-        return CUT_ENOMEM;
-    h->buf = p;
-    h->cap = cap;
-    return 0;
-}
-
-int h2_head_add(struct h2_head *h, const char *name, size_t nl, const char *value, size_t vl)
-{
-    if (h->over)
-        return CUT_ELIMIT;
-    h->list_size += nl + vl + 32;
-    if (h->list_size > h->max_bytes || h->n >= h->max_fields || nl > UINT32_MAX / 2 ||
-        vl > UINT32_MAX / 2) {
-        h->over = 1;
-        return CUT_ELIMIT;
-    }
-    if (h->n == h->cap_refs) {
-        unsigned cap = h->cap_refs ? h->cap_refs * 2 : 16;
-        struct h2_head_ref *r = realloc(h->refs, cap * sizeof *r);
-        if (!r)
-            return CUT_ENOMEM;
-        h->refs = r;
-        h->cap_refs = cap;
-    }
-    if (head_reserve(h, nl + vl) < 0)
-        return CUT_ENOMEM;
-    struct h2_head_ref *r = &h->refs[h->n++];
-    r->name_off = (uint32_t)h->len;
-    r->name_len = (uint32_t)nl;
-    memcpy(h->buf + h->len, name, nl);
-    h->len += nl;
-    r->value_off = (uint32_t)h->len;
-    r->value_len = (uint32_t)vl;
-    memcpy(h->buf + h->len, value, vl);
-    h->len += vl;
-    return 0;
-}
-
-static struct cut_slice ref_name(const struct h2_head *h, const struct h2_head_ref *r)
-{
-    return (struct cut_slice){h->buf + r->name_off, r->name_len};
-}
-
-static struct cut_slice ref_value(const struct h2_head *h, const struct h2_head_ref *r)
-{
-    return (struct cut_slice){h->buf + r->value_off, r->value_len};
-}
-
-static int parse_u64(struct cut_slice v, uint64_t *out)
-{
-    if (v.n == 0 || v.n > 19)
-        return -1;
-    uint64_t x = 0;
-    for (size_t i = 0; i < v.n; i++) {
-        if (v.p[i] < '0' || v.p[i] > '9')
-            return -1;
-        x = x * 10 + (uint64_t)(v.p[i] - '0');
-    }
-    *out = x;
-    return 0;
-}
-
-int h2_head_request(struct h2_head *h, int end_stream, struct http_req *req)
-{
-    memset(req, 0, sizeof *req);
-    if (h->over)
-        return 431;
-    /* Several cookie fields are joined into one (RFC 9113 section 8.2.3): append the joined
-     * value to buf first, since buf may move. */
-    unsigned ncookies = 0;
-    size_t cookie_len = 0;
-    for (unsigned i = 0; i < h->n; i++) {
-        if (ieq(ref_name(h, &h->refs[i]), "cookie")) {
-            ncookies++;
-            cookie_len += h->refs[i].value_len + 2;
-        }
-    }
-    int joined = -1; /* index of the first cookie ref, whose value becomes the joined one */
-    if (ncookies > 1) {
-        if (head_reserve(h, cookie_len) < 0)
-            return 431;
-        size_t start = h->len;
-        for (unsigned i = 0; i < h->n; i++) {
-            struct h2_head_ref *r = &h->refs[i];
-            if (!ieq(ref_name(h, r), "cookie"))
-                continue;
-            if (joined < 0) {
-                joined = (int)i;
-            } else {
-                memcpy(h->buf + h->len, "; ", 2);
-                h->len += 2;
-            }
-            memmove(h->buf + h->len, h->buf + r->value_off, r->value_len);
-            h->len += r->value_len;
-        }
-        h->refs[joined].value_off = (uint32_t)start;
-        h->refs[joined].value_len = (uint32_t)(h->len - start);
-    }
-    h->fields = calloc(h->n ? h->n : 1, sizeof *h->fields);
-    if (!h->fields)
-        return 431;
-    struct cut_slice method = {0}, path = {0}, authority = {0}, host = {0}, scheme = {0};
-    int have_method = 0, have_path = 0, have_scheme = 0, have_protocol = 0, have_cl = 0;
-    uint64_t cl = 0;
-    unsigned nf = 0;
-    for (unsigned i = 0; i < h->n; i++) {
-        const struct h2_head_ref *r = &h->refs[i];
-        struct cut_slice name = ref_name(h, r), value = ref_value(h, r);
-        if (name.n && name.p[0] == ':') {
-            if (nf)
-                return 400; /* pseudo-header after a regular field */
-            if (ieq(name, ":method") && !have_method) {
-                method = value;
-                have_method = 1;
-            } else if (ieq(name, ":path") && !have_path) {
-                path = value;
-                have_path = 1;
-            } else if (ieq(name, ":authority") && !authority.n) {
-                authority = value;
-            } else if (ieq(name, ":scheme") && !have_scheme) {
-                scheme = value;
-                have_scheme = 1;
-            } else if (ieq(name, ":protocol")) {
-                have_protocol = 1;
-            } else {
-                return 400;
-            }
-            continue;
-        }
-        if (ieq(name, "cookie") && joined >= 0 && (int)i != joined)
-            continue; /* folded into the first cookie field */
-        struct http_field *f = &h->fields[nf++];
-        f->name = name;
-        f->value = value;
-        f->id = H1_HDR_OTHER;
-        f->flags = 0;
-        if (ieq(name, "host")) {
-            f->id = H1_HDR_HOST;
-            if (!host.n)
-                host = value;
-        } else if (ieq(name, "content-length")) {
-            uint64_t v;
-            if (parse_u64(value, &v) < 0 || (have_cl && v != cl))
-                return 400;
-            cl = v;
-            have_cl = 1;
-            f->id = H1_HDR_CONTENT_LENGTH;
-        } else if (ieq(name, "te")) {
-            if (!ieq(value, "trailers"))
-                return 400;
-            f->id = H1_HDR_TE;
-            f->flags = H1_HF_HOP;
-            req->flags |= HTTP_RF_TE_TRAILERS;
-        } else if (h2_conn_specific(name)) {
-            f->flags = H1_HF_HOP; /* nghttp2 refuses these already; never forward them anyway */
-        } else if (ieq(name, "expect") && ieq(value, "100-continue")) {
-            req->flags |= HTTP_RF_EXPECT_CONTINUE;
-        }
-    }
-    if (!have_method || method.n == 0)
-        return 400;
-    if (ieq(method, "connect") || have_protocol)
-        return 501;
-    if (!have_scheme || !have_path || path.n == 0)
-        return 400;
-    (void)scheme;
-    if (path.p[0] != '/' && !(path.n == 1 && path.p[0] == '*' && ieq(method, "options")))
-        return 400;
-    req->method = method;
-    req->path = path;
-    req->authority = authority.n ? authority : host;
-    if (!req->authority.p)
-        req->authority = CUT_SLICE_LIT(""); /* never a NULL pointer, even when empty */
-    req->fields = h->fields;
-    req->nfields = nf;
-    req->version_minor = 0;
-    req->flags |= HTTP_RF_KEEP_ALIVE;
-    if (ieq(method, "head"))
-        req->flags |= HTTP_RF_HEAD;
-    if (have_cl) {
-        req->framing = HTTP_BODY_LENGTH;
-        req->content_length = cl;
-    } else {
-        req->framing = end_stream ? HTTP_BODY_NONE : HTTP_BODY_STREAM;
-    }
-    return 0;
-}
-
-int h2_head_fields(struct h2_head *h, unsigned *n)
-{
-    *n = 0;
-    if (h->over)
-        return CUT_ELIMIT;
-    free(h->fields);
-    h->fields = calloc(h->n ? h->n : 1, sizeof *h->fields);
-    if (!h->fields)
-        return CUT_ENOMEM;
-    for (unsigned i = 0; i < h->n; i++) {
-        struct cut_slice name = ref_name(h, &h->refs[i]);
-        if (name.n && name.p[0] == ':')
-            return CUT_EPROTO;
-        struct http_field *f = &h->fields[i];
-        f->name = name;
-        f->value = ref_value(h, &h->refs[i]);
-        f->id = H1_HDR_OTHER;
-        f->flags = h2_conn_specific(name) ? H1_HF_HOP : 0;
-    }
-    *n = h->n;
-    return 0;
-}
-
-int h2_head_response(struct h2_head *h, int end_stream, int head_req, struct http_resp *resp)
-{
-    memset(resp, 0, sizeof *resp);
-    if (h->over)
-        return 502;
-    h->fields = calloc(h->n ? h->n : 1, sizeof *h->fields);
-    if (!h->fields)
-        return 502;
-    int status = -1, have_cl = 0;
-    uint64_t cl = 0;
-    unsigned nf = 0;
-    for (unsigned i = 0; i < h->n; i++) {
-        const struct h2_head_ref *r = &h->refs[i];
-        struct cut_slice name = ref_name(h, r), value = ref_value(h, r);
-        if (name.n && name.p[0] == ':') {
-            uint64_t v;
-            if (nf || status >= 0 || !ieq(name, ":status") || value.n != 3 ||
-                parse_u64(value, &v) < 0 || v < 100)
-                return 502;
-            status = (int)v;
-            continue;
-        }
-        struct http_field *f = &h->fields[nf++];
-        f->name = name;
-        f->value = value;
-        f->id = H1_HDR_OTHER;
-        f->flags = 0;
-        if (ieq(name, "content-length")) {
-            uint64_t v;
-            if (parse_u64(value, &v) < 0 || (have_cl && v != cl))
-                return 502;
-            cl = v;
-            have_cl = 1;
-            f->id = H1_HDR_CONTENT_LENGTH;
-        } else if (h2_conn_specific(name) || ieq(name, "te")) {
-            f->flags = H1_HF_HOP;
-        }
-    }
-    if (status < 0)
-        return 502;
-    resp->status = status;
-    resp->fields = h->fields;
-    resp->nfields = nf;
-    resp->flags = HTTP_RF_KEEP_ALIVE;
-    if (head_req || status == 204 || status == 304 || status < 200 || end_stream) {
-        resp->framing = HTTP_BODY_NONE;
-        resp->content_length = have_cl ? cl : 0;
-    } else if (have_cl) {
-        resp->framing = HTTP_BODY_LENGTH;
-        resp->content_length = cl;
-    } else {
-        resp->framing = HTTP_BODY_STREAM;
-    }
-    return 0;
-}
-
 /* ---- connection and stream objects -------------------------------------------------------- */
 
 struct h2s;
@@ -409,7 +96,7 @@ struct h2s {
     struct h2c *c;
     int32_t id;
     struct stream *s;     /* NULL once the exchange is over (logged and freed) */
-    struct h2_head head;
+    struct fields_head head;
     struct evbuffer *out; /* response body waiting for the client's window */
     nghttp2_nv *trailers;
     size_t ntrailers;
@@ -478,7 +165,7 @@ static void h2s_free(struct h2c *c, struct h2s *h)
         evbuffer_free(h->out);
     free(h->trailers);
     free(h->trailer_mem);
-    h2_head_dispose(&h->head);
+    fields_head_dispose(&h->head);
     free(h);
 }
 
@@ -538,8 +225,9 @@ static int make_nv(struct h2c *c, nghttp2_nv *nva, size_t max, const struct http
     int k = 0;
     for (unsigned i = 0; i < n && (size_t)k < max; i++) {
         const struct http_field *f = &fields[i];
-        if ((f->flags & H1_HF_HOP) || h2_conn_specific(f->name) || ieq(f->name, "te") ||
-            ieq(f->name, "http2-settings") || f->name.n == 0)
+        if ((f->flags & H1_HF_HOP) || fields_conn_specific(f->name) ||
+            cut_slice_ieq(f->name, "te") || cut_slice_ieq(f->name, "http2-settings") ||
+            f->name.n == 0)
             continue;
         if (w->scratch_cap - used < f->name.n)
             return -1;
@@ -676,7 +364,7 @@ static void ds_end(void *ctx, struct stream *s, const struct http_field *trailer
             size_t off = 0;
             for (unsigned i = 0; i < n; i++) {
                 const struct http_field *f = &trailers[i];
-                if ((f->flags & H1_HF_HOP) || h2_conn_specific(f->name) || f->name.n == 0)
+                if ((f->flags & H1_HF_HOP) || fields_conn_specific(f->name) || f->name.n == 0)
                     continue;
                 char *p = h->trailer_mem + off;
                 for (size_t j = 0; j < f->name.n; j++) {
@@ -850,7 +538,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     }
     h->c = c;
     h->id = frame->hd.stream_id;
-    h2_head_init(&h->head, c->max_header_bytes, c->max_headers);
+    fields_head_init(&h->head, c->max_header_bytes, c->max_headers);
     h->next = c->streams;
     if (c->streams)
         c->streams->prev = h;
@@ -873,7 +561,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     struct h2s *h = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
     if (!h)
         return 0;
-    if (h2_head_add(&h->head, (const char *)name, namelen, (const char *)value, valuelen) ==
+    if (fields_head_add(&h->head, (const char *)name, namelen, (const char *)value, valuelen) ==
         CUT_ENOMEM)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     return 0; /* over a limit: answered 431 once the head is complete */
@@ -893,13 +581,13 @@ static void start_request(struct h2c *c, struct h2s *h, int end_stream)
     struct http_req req;
     if (end_stream)
         h->req_end = 1;
-    int st = h2_head_request(&h->head, end_stream, &req);
+    int st = fields_head_request(&h->head, end_stream, &req);
     if (st) {
         submit_error(h, st, status_code_name(st),
                      st == 501 ? "CONNECT is not supported"
                                : st == 431 ? "request head too large"
                                            : "malformed request");
-        h2_head_dispose(&h->head);
+        fields_head_dispose(&h->head);
         return;
     }
     struct stream *s = stream_new(c->w, &h2s_ops, h, (struct sockaddr *)&c->peer, c->peerlen);
@@ -907,14 +595,14 @@ static void start_request(struct h2c *c, struct h2s *h, int end_stream)
         stream_set_tls(s, &c->io); /* X-Forwarded-Proto https and the client certificate */
     if (!s) {
         submit_error(h, 503, "overloaded", "out of memory");
-        h2_head_dispose(&h->head);
+        fields_head_dispose(&h->head);
         return;
     }
     h->s = s;
     s->bytes_in = h->head.list_size;
     h->body_start_ns = clock_mono_ns();
     stream_start(s, &req); /* may answer at once (no route, ...): h->s is then NULL */
-    h2_head_dispose(&h->head);
+    fields_head_dispose(&h->head);
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
@@ -1073,11 +761,6 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, void *
 }
 
 /* ---- connection ------------------------------------------------------------------------------ */
-
-static const struct cfg *cur_cfg(const struct h2c *c)
-{
-    return c->w->pins.current ? c->w->pins.current->snap->cfg : NULL;
-}
 
 static void conn_free(struct h2c *c)
 {
@@ -1306,8 +989,9 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 int h2c_takeover(struct worker *w, struct io *from, const struct sockaddr *peer,
-                 socklen_t peerlen)
+                 socklen_t peerlen, const struct cfg *cfg)
 {
+    CUT_ASSERT(cfg != NULL);
     int fd = fcntl(from->fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0)
         return CUT_EIO;
@@ -1321,15 +1005,14 @@ int h2c_takeover(struct worker *w, struct io *from, const struct sockaddr *peer,
         peerlen = sizeof c->peer;
     memcpy(&c->peer, peer, peerlen);
     c->peerlen = peerlen;
-    const struct cfg *cfg = cur_cfg(c);
-    c->stream_buf = cfg ? cfg->limits.buffer_bytes : 262144;
+    c->stream_buf = cfg->limits.buffer_bytes;
     c->out_cap = c->stream_buf < 65536 ? 65536 : c->stream_buf;
-    c->client_idle_ms = cfg ? cfg->timeouts.client_idle : 120000;
-    c->body_idle_ms = cfg ? cfg->timeouts.body_idle : 60000;
-    c->request_body_ms = cfg ? cfg->timeouts.request_body : 30000;
-    c->min_body_rate = cfg ? cfg->limits.min_body_rate : 1024;
-    c->max_header_bytes = cfg ? cfg->limits.max_header_bytes : 32768;
-    c->max_headers = cfg ? cfg->limits.max_headers : 100;
+    c->client_idle_ms = cfg->timeouts.client_idle;
+    c->body_idle_ms = cfg->timeouts.body_idle;
+    c->request_body_ms = cfg->timeouts.request_body;
+    c->min_body_rate = cfg->limits.min_body_rate;
+    c->max_header_bytes = cfg->limits.max_header_bytes;
+    c->max_headers = cfg->limits.max_headers;
     if (c->max_headers > CUT_MAX_FIELDS)
         c->max_headers = CUT_MAX_FIELDS;
     c->rate_start_ns = clock_mono_ns();

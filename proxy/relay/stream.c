@@ -124,6 +124,26 @@ static struct cut_slice field_value(const struct http_req *req, const char *lowe
     return req->fields[i].value;
 }
 
+/* Points s->fwd's slices (written by http_write_forward into from) at the stream's copy of the
+ * head, s->head. */
+static struct cut_slice moved(struct cut_slice v, const char *from, const char *to)
+{
+    return v.p ? (struct cut_slice){to + (v.p - from), v.n} : v;
+}
+
+static void stream_fwd_rebase(struct stream *s, const char *from)
+{
+    struct http_req *r = &s->fwd;
+    for (unsigned i = 0; i < r->nfields; i++) {
+        r->fields[i].name = moved(r->fields[i].name, from, s->head);
+        r->fields[i].value = moved(r->fields[i].value, from, s->head);
+    }
+    r->method = moved(r->method, from, s->head);
+    r->path = moved(r->path, from, s->head);
+    r->authority = moved(r->authority, from, s->head);
+    r->upgrade = moved(r->upgrade, from, s->head);
+}
+
 static void release_ep(struct stream *s)
 {
     if (s->ep) {
@@ -247,18 +267,41 @@ void stream_start(struct stream *s, const struct http_req *req)
     const struct snap_pool *chosen = &sr->pools[s->pool];
     if (!req->authority.n && chosen->neps)
         fwd.default_host = (struct cut_slice){chosen->eps[0].name, strlen(chosen->eps[0].name)};
-    int n = http_write_h1_request(w->scratch, w->scratch_cap, req, &fwd);
+    /* HTTP/2 upstreams take the forwarded request field by field: recorded only when a pool of
+     * this route speaks HTTP/2 (a failover may reach any pool of the route). */
+    int fields_wanted = 0;
+    for (unsigned p = 0; p < sr->npools; p++)
+        fields_wanted |= sr->pools[p].cfg->protocol != CFG_UP_HTTP1;
+    unsigned fmax = fields_wanted ? req->nfields + 8 : 0; /* + the fields written by us */
+    struct http_field *fields = fmax ? malloc(fmax * sizeof *fields) : NULL;
+    struct http_req out;
+    int n = fmax && !fields ? CUT_ENOMEM
+                            : http_write_forward(w->scratch, w->scratch_cap, req, &fwd,
+                                                 fields ? &out : NULL, fields, fmax);
     if (n < 0) {
-        fail(s, 431, "headers_too_large", "request head too large to forward");
+        free(fields);
+        if (n == CUT_ENOMEM)
+            fail(s, 503, "overloaded", "out of memory");
+        else
+            fail(s, 431, "headers_too_large", "request head too large to forward");
         return;
     }
-    s->head = malloc((size_t)n);
-    if (!s->head) {
+    /* One block: the fields first (when recorded), then the head they point into. */
+    size_t fbytes = fields ? out.nfields * sizeof *fields : 0;
+    char *block = fields ? realloc(fields, fbytes + (size_t)n) : malloc((size_t)n);
+    if (!block) {
+        free(fields);
         fail(s, 503, "overloaded", "out of memory");
         return;
     }
+    s->head = block + fbytes;
     memcpy(s->head, w->scratch, (size_t)n);
     s->head_len = (size_t)n;
+    if (fields) {
+        s->fwd = out;
+        s->fwd.fields = (struct http_field *)(void *)block;
+        stream_fwd_rebase(s, w->scratch);
+    }
     s->req_framing = req->framing;
     s->req_done = req->framing == HTTP_BODY_NONE ||
                   (req->framing == HTTP_BODY_LENGTH && req->content_length == 0);
@@ -410,7 +453,7 @@ static void connect_next(struct stream *s)
         stream_on_upstream_error(s, CUT_ECONN, 1, CONNECT_NOT_STARTED);
         return;
     }
-    if (s->uc)
+    if (s->up)
         s->uc_reused = reused;
     if (s->state == STREAM_CONNECTING)
         s->state = STREAM_WAITING;
@@ -420,28 +463,28 @@ void stream_request_body(struct stream *s, int done)
 {
     if (done)
         s->req_done = 1;
-    if (!s->uc)
+    if (!s->up)
         return;
-    upstream_send(s->uc);
+    s->up->ops->send(s->up);
 }
 
 size_t stream_request_buffered(const struct stream *s)
 {
-    return evbuffer_get_length(s->req_body) + (s->uc ? upstream_pending(s->uc) : 0);
+    return evbuffer_get_length(s->req_body) + (s->up ? s->up->ops->pending(s->up) : 0);
 }
 
 void stream_downstream_drained(struct stream *s)
 {
-    if (s->uc)
-        upstream_resume(s->uc);
+    if (s->up)
+        s->up->ops->resume(s->up);
 }
 
 void stream_abort(struct stream *s)
 {
     if (s->resp_head_sent && s->state != STREAM_DONE)
         s->aborted = 1;
-    if (s->uc)
-        upstream_detach(s->uc);
+    if (s->up)
+        s->up->ops->detach(s->up);
     release_ep(s);
     if (s->state != STREAM_DONE && !s->status)
         s->status = 499; /* client closed the connection first (nginx's convention) */
@@ -465,7 +508,7 @@ void stream_on_upstream_head(struct stream *s, const struct http_resp *resp)
     s->resp_head_sent = 1;
     s->state = STREAM_RESPONDING;
     s->ops->head(s->ctx, s, resp);
-    if (resp->status == 101 && s->uc) {
+    if (resp->status == 101 && s->up) {
         s->state = STREAM_TUNNEL;
         s->ops->tunnel(s->ctx, s);
     }
@@ -475,8 +518,8 @@ void stream_on_upstream_body(struct stream *s, struct evbuffer *data)
 {
     s->bytes_out += evbuffer_get_length(data);
     s->ops->body(s->ctx, s, data);
-    if (s->uc && s->ops->pending(s->ctx, s) > s->pin->snap->cfg->limits.buffer_bytes)
-        upstream_pause(s->uc);
+    if (s->up && s->ops->pending(s->ctx, s) > s->pin->snap->cfg->limits.buffer_bytes)
+        s->up->ops->pause(s->up);
 }
 
 void stream_on_upstream_end(struct stream *s, const struct http_field *trailers, unsigned n)
@@ -685,15 +728,15 @@ static void count(struct stream *s)
 
 void stream_free(struct stream *s)
 {
-    if (s->uc)
-        upstream_detach(s->uc);
+    if (s->up)
+        s->up->ops->detach(s->up);
     release_ep(s);
     if (s->pin && s->route >= 0 && s->pool >= 0)
         count(s);
     write_access_log(s);
     if (s->pin)
         worker_unpin(s->w, s->pin);
-    free(s->head);
+    free(s->fwd.fields ? (void *)s->fwd.fields : (void *)s->head);
     evbuffer_free(s->req_body);
     free(s);
 }

@@ -19,7 +19,7 @@
 struct worker;
 struct evbuffer;
 struct snap_pin;
-struct upstream_conn;
+struct upstream;
 struct upstream_ep;
 struct stream;
 struct io;
@@ -71,7 +71,7 @@ struct stream {
     int route, pool, ep_index;     /* indexes in the pinned snapshot; -1 when unset */
     enum route_reason reason;
     struct upstream_ep *ep;
-    struct upstream_conn *uc;
+    struct upstream *up;           /* the upstream exchange (upstream.h), NULL when none */
     unsigned tries;                /* tries counted against retries.max_tries */
     unsigned ntried;
     int tried[ROUTE_MAX_TRIES];    /* snapshot endpoint indexes that failed this request: not
@@ -87,8 +87,11 @@ struct stream {
     int last_err;
 
     /* request */
-    char *head;                    /* the upstream request head, kept for a retry */
+    char *head;                    /* the upstream HTTP/1.1 request head, kept for a retry */
     size_t head_len;
+    struct http_req fwd;           /* the same request field by field, slices into head, for
+                                    * HTTP/2 upstreams; fwd.fields is NULL when the route has
+                                    * no HTTP/2 pool (head and fields: one allocation) */
     struct evbuffer *req_body;     /* request body waiting to go upstream (decoded) */
     enum http_framing req_framing;
     int req_done;                  /* the whole request body is in req_body or sent */

@@ -1,9 +1,16 @@
-/* upstream.h - per-worker upstream endpoints, their idle-connection pools, and the HTTP/1.1
- * client side of an exchange.
+/* upstream.h - per-worker upstream endpoints, their connection pools, and the one interface a
+ * stream has to the upstream side of its exchange, whatever the protocol.
  *
  * Endpoints are keyed by address identity ("ip:port"), not by snapshot, so warm connections
  * survive weight changes, rollbacks and reloads. Each worker has its own table; nothing here is
  * shared between threads.
+ *
+ * upstream_open() attaches a stream to an exchange with an endpoint and hands back a struct
+ * upstream: an ops table implemented by the HTTP/1.1 client (upstream_h1.c) and by the HTTP/2
+ * client (upstream_h2.c, pools with "protocol" "h2c" or "h2"). The stream calls only the ops;
+ * the exchange calls back through the stream_on_upstream_* functions (stream.h). Who sends the
+ * request head: the exchange itself, once connected (HTTP/1.1: stream.c's head as built; HTTP/2:
+ * the fields of the stream's forwarded request, s->fwd).
  */
 #ifndef CUT_UPSTREAM_H
 #define CUT_UPSTREAM_H
@@ -18,11 +25,30 @@ struct stream;
 struct upstream_conn;
 struct h2up_conn;
 struct io;
+struct upstream;
 
-/* What stream.c holds in s->uc is either an HTTP/1.1 connection (upstream.c) or a stream on an
- * HTTP/2 connection (h2up.c); both start with an int kind. */
-#define UPSTREAM_KIND_H1 0
-#define UPSTREAM_KIND_H2 1
+/* What a stream asks of the upstream side of its exchange. Every op takes the handle
+ * upstream_open() returned; none of them calls back into the stream from inside the call
+ * (callbacks come from the exchange's own events). Worker thread only. */
+struct upstream_ops {
+    /* More request body is in s->req_body, or the body is complete (s->req_done): send what
+     * can be sent. */
+    void (*send)(struct upstream *u);
+    /* Flow control from the client side: stop or resume reading the response. */
+    void (*pause)(struct upstream *u);
+    void (*resume)(struct upstream *u);
+    /* The stream lets go (done, aborted or failed): no callback is made afterwards. An
+     * HTTP/1.1 connection whose exchange completed cleanly goes back to the pool, any other is
+     * closed; an open HTTP/2 stream is cancelled. u is invalid afterwards. */
+    void (*detach)(struct upstream *u);
+    /* Bytes waiting in the output towards the upstream (request side flow control). */
+    size_t (*pending)(const struct upstream *u);
+};
+
+/* The stream's handle: the first member of each implementation's exchange object. */
+struct upstream {
+    const struct upstream_ops *ops;
+};
 
 #define UPSTREAM_IDENT_MAX (SNAP_KEY_MAX + 600)
 #define UPSTREAM_HOST_MAX 256
@@ -42,8 +68,9 @@ struct upstream_ep {
     socklen_t addrlen;
     unsigned outstanding;        /* requests in flight to it (least-outstanding balancing) */
     unsigned refs;               /* worker snapshot states that reference it */
-    struct upstream_conn *idle;  /* idle keep-alive connections, most recent first */
-    struct h2up_conn *h2conns;   /* HTTP/2 connections (h2up.c) */
+    struct upstream_conn *idle;  /* idle keep-alive connections, most recent first
+                                  * (upstream_h1.c) */
+    struct h2up_conn *h2conns;   /* HTTP/2 connections (upstream_h2.c) */
     unsigned nidle;
     unsigned nconns;             /* every open connection to it */
     /* Local fast failover (stream.c): after a failed connect this worker avoids the endpoint
@@ -81,25 +108,13 @@ void upstream_tls_failed_event(struct worker *w, const struct upstream_ep *ep,
 /* Closes every idle connection of every endpoint (shutdown). */
 void upstream_close_idle(struct upstream_table *t);
 
-/* Attaches stream s to a connection to ep: a pooled idle one when there is one (*reused = 1),
- * else a new non-blocking connect. The connection then drives the exchange through the
- * stream_on_upstream_* callbacks. Returns NULL when the socket could not even be created
- * (the caller treats that as a failed connect). */
-struct upstream_conn *upstream_open(struct worker *w, struct upstream_ep *ep, struct stream *s,
-                                    int *reused);
-
-/* The stream queued more request body (or finished it): write what can be written. */
-void upstream_send(struct upstream_conn *c);
-
-/* Flow control from the client side: stop or resume reading the response. */
-void upstream_pause(struct upstream_conn *c);
-void upstream_resume(struct upstream_conn *c);
-
-/* The stream lets go of the connection. A connection whose exchange completed cleanly goes back
- * to the pool; any other is closed. No callback is made afterwards. */
-void upstream_detach(struct upstream_conn *c);
-
-/* Bytes waiting in the connection's output (request side flow control). */
-size_t upstream_pending(const struct upstream_conn *c);
+/* Attaches stream s to an exchange with ep, in ep's protocol: for HTTP/1.1 a pooled idle
+ * connection when there is one (*reused = 1), else a new non-blocking connect; for HTTP/2 a
+ * stream on a connection with room, else on a new one. The exchange then drives itself and
+ * reports through the stream_on_upstream_* callbacks; s->up is the handle returned. Returns
+ * NULL when the exchange could not even be started (no socket, no memory, an Upgrade towards
+ * HTTP/2): the caller treats that as a failed connect. */
+struct upstream *upstream_open(struct worker *w, struct upstream_ep *ep, struct stream *s,
+                               int *reused);
 
 #endif

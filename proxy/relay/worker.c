@@ -232,9 +232,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     for (unsigned i = 0; cur && i < w->nlisteners && i < CFG_MAX_LISTENERS; i++)
         if (w->listeners[i] == l)
             tls = cur->snap->tls[i];
-    h1c_accept(w, fd, sa, (socklen_t)len, tls);
-    if (cur)
+    if (cur) {
+        h1c_accept(w, fd, sa, (socklen_t)len, tls, cur->snap->cfg);
         worker_unpin(w, cur);
+    } else {
+        close(fd); /* no configuration published yet: nothing could serve it */
+    }
     const struct cfg *cfg = w->pins.current ? w->pins.current->snap->cfg : NULL;
     if (cfg && w->nconns >= cfg->limits.max_connections && !w->listeners_paused) {
         for (unsigned i = 0; i < w->nlisteners; i++)

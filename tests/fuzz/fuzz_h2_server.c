@@ -233,7 +233,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                "socketpair");
     struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(40000)};
     peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    FUZZ_CHECK(h1c_accept(wk, sv[0], (struct sockaddr *)&peer, sizeof peer, NULL) == 0,
+    FUZZ_CHECK(h1c_accept(wk, sv[0], (struct sockaddr *)&peer, sizeof peer, NULL,
+                          wk->pins.current->snap->cfg) == 0,
                "h1c_accept");
 
     size_t sent = 0;

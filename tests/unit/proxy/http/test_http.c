@@ -306,3 +306,69 @@ Test(http, body_allowance)
     cr_assert_eq(http_body_allowance_ms(30000, 1, UINT64_MAX), UINT64_MAX);
     cr_assert_eq(http_body_allowance_ms(1, 1, UINT64_MAX / 1000), UINT64_MAX);
 }
+
+static int fslice_is(struct cut_slice s, const char *lit)
+{
+    return s.n == strlen(lit) && memcmp(s.p, lit, s.n) == 0;
+}
+
+/* The forwarded request field by field (what HTTP/2 upstreams are sent): exactly the fields of
+ * the HTTP/1.1 head, as slices into it, with the ids and hop-by-hop flags the h2 side needs. */
+Test(http, forward_records_every_field_written)
+{
+    struct http_field f[] = {F("Host", "api.example.com"), F("X-Keep", "yes"),
+                             F("X-Forwarded-For", "1.2.3.4"), F("X-Cutover-Pool", "green")};
+    f[0].id = H1_HDR_HOST; /* as the codecs mark it: replaced by the Host written */
+    struct http_req req = base_req(f, 4);
+    req.framing = HTTP_BODY_STREAM;
+    struct http_forward fw = fwd(0);
+    char buf[1024];
+    struct http_field out_f[16];
+    struct http_req out;
+    int n = http_write_forward(buf, sizeof buf, &req, &fw, &out, out_f, 16);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(n, http_write_h1_request(buf + 512, 512, &req, &fw), "the same head");
+    cr_assert(fslice_is(out.method, "GET"));
+    cr_assert(fslice_is(out.path, "/a?b=1"));
+    cr_assert(fslice_is(out.authority, "api.example.com"));
+    cr_assert_eq(out.framing, HTTP_BODY_STREAM);
+    cr_assert_eq(out.nfields, 7);
+    const char *names[] = {"Host", "X-Keep", "X-Forwarded-For", "X-Forwarded-Proto",
+                           "X-Forwarded-Host", "X-Request-Id", "Transfer-Encoding"};
+    const char *values[] = {"api.example.com", "yes", "1.2.3.4, 10.0.0.9", "http",
+                            "api.example.com", "abc", "chunked"};
+    for (unsigned i = 0; i < 7; i++) {
+        cr_assert(fslice_is(out_f[i].name, names[i]), "field %u name", i);
+        cr_assert(fslice_is(out_f[i].value, values[i]), "field %u value", i);
+        cr_assert(out_f[i].name.p >= buf && out_f[i].value.p + out_f[i].value.n <= buf + n,
+                  "field %u points into the head", i);
+    }
+    cr_assert_eq(out_f[0].id, H1_HDR_HOST);
+    cr_assert_eq(out_f[6].id, H1_HDR_TRANSFER_ENCODING);
+    cr_assert(out_f[6].flags & H1_HF_HOP);
+    cr_assert_eq(out_f[1].flags, 0);
+}
+
+Test(http, forward_content_length_and_limits)
+{
+    struct http_field f[] = {F("X-A", "1"), F("X-B", "2")};
+    struct http_req req = base_req(f, 2);
+    req.framing = HTTP_BODY_LENGTH;
+    req.content_length = 42;
+    req.authority = (struct cut_slice){NULL, 0};
+    struct http_forward fw = fwd(0);
+    char buf[1024];
+    struct http_field out_f[16];
+    struct http_req out;
+    int n = http_write_forward(buf, sizeof buf, &req, &fw, &out, out_f, 16);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(out.authority.n, 0, "no Host written, no authority");
+    cr_assert_eq(out.nfields, 6); /* X-A, X-B, X-Forwarded-For, -Proto, X-Request-Id, CL */
+    cr_assert(fslice_is(out_f[5].name, "Content-Length"));
+    cr_assert(fslice_is(out_f[5].value, "42"));
+    cr_assert_eq(out_f[5].id, H1_HDR_CONTENT_LENGTH);
+    cr_assert_eq(out_f[5].flags, 0);
+    cr_assert_eq(http_write_forward(buf, sizeof buf, &req, &fw, &out, out_f, 5), CUT_ELIMIT,
+                 "more fields than room");
+    cr_assert_eq(http_write_forward(buf, 40, &req, &fw, &out, out_f, 16), CUT_ELIMIT);
+}

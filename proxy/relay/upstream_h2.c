@@ -1,5 +1,5 @@
-/* h2up.c - HTTP/2 client connections to upstreams (see h2up.h). */
-#include "proxy/relay/h2up.h"
+/* upstream_h2.c - HTTP/2 client connections to upstreams (see upstream_h2.h). */
+#include "proxy/relay/upstream_h2.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "core/cut.h"
+#include "proxy/http/fields.h"
 #include "proxy/http/h1_parse.h"
-#include "proxy/relay/h2.h"
 #include "proxy/net/io.h"
 #include "core/list.h"
 #include "proxy/route/snapshot.h"
@@ -28,14 +28,14 @@
 
 struct h2up_conn;
 
-/* One exchange on an HTTP/2 connection. The first member is the kind tag upstream.c reads. */
+/* One exchange on an HTTP/2 connection. */
 struct h2up_stream {
-    int kind;                    /* UPSTREAM_KIND_H2 */
+    struct upstream base;        /* first: the stream's handle (s->up) */
     struct h2up_conn *c;
     struct stream *s;            /* NULL once detached */
     int32_t id;                  /* 0 until submitted */
     struct h2up_stream *next, *prev; /* the connection's streams (waiting or open) */
-    struct h2_head head;         /* response head (or trailers) being collected */
+    struct fields_head head;         /* response head (or trailers) being collected */
     int head_done;               /* the final response head went to the stream */
     int in_trailers;
     int deferred;                /* the body provider waits for stream.c */
@@ -43,6 +43,7 @@ struct h2up_stream {
     size_t unconsumed;           /* received DATA bytes not yet returned to the window */
     int got_bytes;               /* any frame of the response arrived */
     int grpc;                    /* long-lived: no body idle timeout */
+    size_t max_header_bytes;     /* limits.max_header_bytes of the stream's snapshot */
     struct event *tmo;           /* response head / body idle */
     struct evbuffer *tmp;        /* DATA handed to the stream */
     struct evbuffer *sent;       /* request body sent so far, for a resend after a refusal */
@@ -66,6 +67,7 @@ struct h2up_conn {
     unsigned busy; /* callbacks of this file on c up the stack (conn_enter / conn_leave) */
     int session_saved; /* the TLS session was offered to the endpoint */
     unsigned connect_ms, idle_ms;
+    uint32_t max_header_bytes; /* limits.max_header_bytes: SETTINGS_MAX_HEADER_LIST_SIZE */
 };
 
 /* ---- connection lifetime -------------------------------------------------------------------
@@ -75,7 +77,7 @@ struct h2up_conn {
  * and close it: io_loop_flush() reports a write error or a drained socket whose session is over
  * (on_event / on_drain -> conn_fail), and a stream answered from conn_fail or from an nghttp2
  * callback can drop the last pin of an older snapshot, whose release closes the endpoint's
- * connections without streams (upstream_ep_put -> h2up_close_idle). Every entry point (event
+ * connections without streams (upstream_ep_put -> upstream_h2_close_idle). Every entry point (event
  * callback) brackets its work with conn_enter/conn_leave and stops touching c after
  * conn_leave returns -1. */
 
@@ -187,7 +189,7 @@ static void stream_obj_free(struct h2up_stream *st)
         evbuffer_free(st->tmp);
     if (st->sent)
         evbuffer_free(st->sent);
-    h2_head_dispose(&st->head);
+    fields_head_dispose(&st->head);
     free(st);
     if (c)
         maybe_idle(c);
@@ -208,7 +210,7 @@ static struct stream *unhook(struct h2up_stream *st)
     if (st->tmo)
         evtimer_del(st->tmo);
     if (s)
-        s->uc = NULL;
+        s->up = NULL;
     return s;
 }
 
@@ -244,7 +246,7 @@ static void stream_fail(struct h2up_stream *st, int err, int how)
 
 /* The connection is unusable: fail every stream on it, then close it. Failing a stream calls
  * stream.c, which may answer it, retry it elsewhere, and drop the pin that kept ep's snapshot
- * (h2up_close_idle); c is held meanwhile. c is gone afterwards unless the caller holds it. */
+ * (upstream_h2_close_idle); c is held meanwhile. c is gone afterwards unless the caller holds it. */
 static void conn_fail(struct h2up_conn *c, int err, int connect_phase)
 {
     conn_enter(c);
@@ -333,57 +335,68 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     return (ssize_t)n;
 }
 
-static int lower_name(char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] >= 'A' && p[i] <= 'Z')
-            p[i] = (char)(p[i] + 32);
-    return 0;
-}
-
 static nghttp2_nv nv_make(const char *name, size_t nl, const char *value, size_t vl)
 {
     return (nghttp2_nv){(uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)value, nl, vl,
                         NGHTTP2_NV_FLAG_NONE};
 }
 
-/* Sends the request head of st (stream.c's HTTP/1.1 head, parsed back) and its body provider. */
+/* A request target HTTP/1 would carry: no space, no control character. */
+static int path_ok(struct cut_slice p)
+{
+    for (size_t i = 0; i < p.n; i++) {
+        unsigned char ch = (unsigned char)p.p[i];
+        if (ch <= 0x20 || ch == 0x7f)
+            return 0;
+    }
+    return p.n > 0;
+}
+
+/* Sends the request of st, built from the stream's forwarded request (s->fwd), and its body
+ * provider. Fields: every one written for the upstream except Host (sent as :authority),
+ * hop-by-hop ones (Transfer-Encoding, Connection, Upgrade), connection-specific ones and te;
+ * names in lower case (nghttp2 copies names and values during the submit). */
 static int submit(struct h2up_stream *st)
 {
     struct h2up_conn *c = st->c;
     struct stream *s = st->s;
-    const struct cfg *cfg = s->pin->snap->cfg;
-    struct h1_limits lim = {s->head_len, s->head_len, cfg->limits.max_headers + 16};
-    struct http_field *fields = calloc(lim.max_headers, sizeof *fields);
-    nghttp2_nv *nv = calloc(lim.max_headers + 4, sizeof *nv);
-    char *head = malloc(s->head_len);
-    int rc = CUT_ENOMEM;
-    if (!fields || !nv || !head)
-        goto out;
-    memcpy(head, s->head, s->head_len);
-    struct h1_request r;
-    int status = 0;
-    rc = h1_parse_request(head, s->head_len, &lim, &r, fields, lim.max_headers, &status);
-    if (rc < 0) {
-        rc = CUT_EPROTO;
-        goto out;
-    }
+    const struct http_req *r = &s->fwd;
+    if (!r->fields || !path_ok(r->path))
+        return CUT_EPROTO;
+    size_t names = 0;
+    for (unsigned i = 0; i < r->nfields; i++)
+        names += r->fields[i].name.n;
+    size_t nv_bytes = (r->nfields + 5) * sizeof(nghttp2_nv);
+    nghttp2_nv *nv = malloc(nv_bytes + names);
+    if (!nv)
+        return CUT_ENOMEM;
+    char *lower = (char *)nv + nv_bytes;
+    int rc = CUT_EPROTO;
     size_t n = 0;
-    nv[n++] = nv_make(":method", 7, r.method.p, r.method.n);
+    nv[n++] = nv_make(":method", 7, r->method.p, r->method.n);
     nv[n++] = nv_make(":scheme", 7, c->ep->tls ? "https" : "http", c->ep->tls ? 5 : 4);
-    nv[n++] = nv_make(":path", 5, r.target.p, r.target.n);
+    nv[n++] = nv_make(":path", 5, r->path.p, r->path.n);
     size_t auth = n++;
     nv[auth] = nv_make(":authority", 10, "", 0);
-    for (unsigned i = 0; i < r.nheaders; i++) {
-        struct http_field *f = &fields[i];
+    for (unsigned i = 0; i < r->nfields; i++) {
+        const struct http_field *f = &r->fields[i];
+        /* The rules of the HTTP/1.1 text these fields were once sent as, still applied. */
+        if (!fields_value_ok(f->value))
+            goto out;
+        struct cut_slice v = fields_value_trim(f->value);
         if (f->id == H1_HDR_HOST) {
-            nv[auth] = nv_make(":authority", 10, f->value.p, f->value.n);
+            nv[auth] = nv_make(":authority", 10, v.p, v.n);
             continue;
         }
-        if ((f->flags & H1_HF_HOP) || h2_conn_specific(f->name) || cut_slice_ieq(f->name, "te"))
+        if ((f->flags & H1_HF_HOP) || fields_conn_specific(f->name) ||
+            cut_slice_ieq(f->name, "te"))
             continue;
-        lower_name((char *)(uintptr_t)f->name.p, f->name.n);
-        nv[n++] = nv_make(f->name.p, f->name.n, f->value.p, f->value.n);
+        for (size_t k = 0; k < f->name.n; k++) {
+            char ch = f->name.p[k];
+            lower[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+        }
+        nv[n++] = nv_make(lower, f->name.n, v.p, v.n);
+        lower += f->name.n;
     }
     if (s->te_trailers)
         nv[n++] = nv_make("te", 2, "trailers", 8);
@@ -397,9 +410,7 @@ static int submit(struct h2up_stream *st)
     st->id = id;
     rc = 0;
 out:
-    free(fields);
     free(nv);
-    free(head);
     return rc;
 }
 
@@ -419,9 +430,8 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *a
     if (!st)
         return 0;
     st->got_bytes = 1;
-    const struct cfg *cfg = st->s ? st->s->pin->snap->cfg : NULL;
-    h2_head_dispose(&st->head);
-    h2_head_init(&st->head, cfg ? cfg->limits.max_header_bytes : 65536, CUT_MAX_FIELDS);
+    fields_head_dispose(&st->head);
+    fields_head_init(&st->head, st->max_header_bytes, CUT_MAX_FIELDS);
     st->in_trailers = st->head_done;
     return 0;
 }
@@ -434,7 +444,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     struct h2up_stream *st = stream_of(arg, f->hd.stream_id);
     if (!st || !st->s)
         return 0;
-    if (h2_head_add(&st->head, (const char *)name, nl, (const char *)value, vl) == CUT_ENOMEM)
+    if (fields_head_add(&st->head, (const char *)name, nl, (const char *)value, vl) == CUT_ENOMEM)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     return 0;
 }
@@ -453,14 +463,14 @@ static int deliver_head(struct h2up_stream *st, int end_stream)
 {
     struct stream *s = st->s;
     struct http_resp resp;
-    if (h2_head_response(&st->head, end_stream, s->head_method_head, &resp) != 0) {
+    if (fields_head_response(&st->head, end_stream, s->head_method_head, &resp) != 0) {
         stream_reject(st);
         return 0;
     }
     if (resp.status < 200) {
         if (resp.status != 101)
             stream_on_upstream_head(s, &resp); /* relayed; the final head follows */
-        h2_head_dispose(&st->head);
+        fields_head_dispose(&st->head);
         return 0;
     }
     st->head_done = 1;
@@ -468,7 +478,7 @@ static int deliver_head(struct h2up_stream *st, int end_stream)
     if (!end_stream && !st->grpc)
         evtimer_add(st->tmo, worker_tv(st->c->w, s->pin->snap->cfg->timeouts.body_idle));
     stream_on_upstream_head(s, &resp);
-    h2_head_dispose(&st->head);
+    fields_head_dispose(&st->head);
     if (st->s && end_stream) {
         struct stream *done = unhook(st);
         stream_on_upstream_end(done, NULL, 0);
@@ -493,7 +503,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
             return deliver_head(st, end);
         /* Trailers (gRPC's grpc-status): regular fields only, passed on at the end. */
         unsigned n = 0;
-        if (!end || h2_head_fields(&st->head, &n) < 0) {
+        if (!end || fields_head_trailers(&st->head, &n) < 0) {
             stream_reject(st);
             return 0;
         }
@@ -626,7 +636,7 @@ static int start_session(struct h2up_conn *c)
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2UP_STREAM_WINDOW},
-        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 262144},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, c->max_header_bytes},
     };
     if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, CUT_ARRAY_LEN(iv)) != 0 ||
         nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, H2UP_CONN_WINDOW) != 0)
@@ -728,6 +738,7 @@ static struct h2up_conn *conn_new(struct worker *w, struct upstream_ep *ep, stru
     c->ep = ep;
     c->connect_ms = cfg->timeouts.upstream_connect;
     c->idle_ms = cfg->timeouts.upstream_idle;
+    c->max_header_bytes = (uint32_t)cfg->limits.max_header_bytes;
     CUT_LIST_PUSH(&ep->h2conns, c, next, prev);
     c->linked = 1;
     ep->nconns++;
@@ -771,19 +782,22 @@ static struct h2up_conn *conn_with_room(struct upstream_ep *ep)
     return NULL;
 }
 
-struct upstream_conn *h2up_open(struct worker *w, struct upstream_ep *ep, struct stream *s)
+static const struct upstream_ops h2_ops;
+
+struct upstream *upstream_h2_open(struct worker *w, struct upstream_ep *ep, struct stream *s)
 {
     if (s->upgrade)
         return NULL; /* no Upgrade over HTTP/2 (RFC 9113 section 8.6): answered as a failure */
     struct h2up_stream *st = calloc(1, sizeof *st);
     if (!st)
         return NULL;
-    st->kind = UPSTREAM_KIND_H2;
+    st->base.ops = &h2_ops;
     st->s = s;
     st->tmp = evbuffer_new();
     st->sent = evbuffer_new();
     st->tmo = evtimer_new(w->base, on_stream_timeout, st);
     st->grpc = s->grpc;
+    st->max_header_bytes = s->pin->snap->cfg->limits.max_header_bytes;
     if (!st->tmp || !st->sent || !st->tmo) {
         stream_obj_free(st);
         return NULL;
@@ -796,7 +810,7 @@ struct upstream_conn *h2up_open(struct worker *w, struct upstream_ep *ep, struct
     st->c = c;
     CUT_LIST_PUSH(&c->streams, st, next, prev);
     c->nstreams++;
-    s->uc = (struct upstream_conn *)(void *)st;
+    s->up = &st->base;
     if (c->connected) {
         evtimer_del(c->tmo); /* not idle any more */
         if (submit(st) < 0) {
@@ -808,17 +822,17 @@ struct upstream_conn *h2up_open(struct worker *w, struct upstream_ep *ep, struct
         schedule(c);
     }
     evtimer_add(st->tmo, worker_tv(w, s->pin->snap->cfg->timeouts.upstream_header));
-    return s->uc;
+    return s->up;
 }
 
-/* ---- operations from stream.c --------------------------------------------------------------- */
+/* ---- operations from stream.c (struct upstream_ops) ---------------------------------------- */
 
-static struct h2up_stream *as_stream(const struct upstream_conn *x)
+static struct h2up_stream *as_stream(const struct upstream *u)
 {
-    return (struct h2up_stream *)(uintptr_t)(const void *)x;
+    return (struct h2up_stream *)(uintptr_t)(const void *)u;
 }
 
-void h2up_send(struct upstream_conn *x)
+static void op_send(struct upstream *x)
 {
     struct h2up_stream *st = as_stream(x);
     if (st->deferred && st->id > 0 && st->c->ng) {
@@ -828,12 +842,12 @@ void h2up_send(struct upstream_conn *x)
     schedule(st->c);
 }
 
-void h2up_pause(struct upstream_conn *x)
+static void op_pause(struct upstream *x)
 {
     as_stream(x)->paused = 1;
 }
 
-void h2up_resume(struct upstream_conn *x)
+static void op_resume(struct upstream *x)
 {
     struct h2up_stream *st = as_stream(x);
     if (!st->paused)
@@ -846,7 +860,7 @@ void h2up_resume(struct upstream_conn *x)
     }
 }
 
-void h2up_detach(struct upstream_conn *x)
+static void op_detach(struct upstream *x)
 {
     struct h2up_stream *st = as_stream(x);
     struct h2up_conn *c = st->c;
@@ -862,13 +876,21 @@ void h2up_detach(struct upstream_conn *x)
     maybe_idle(c);
 }
 
-size_t h2up_pending(const struct upstream_conn *x)
+static size_t op_pending(const struct upstream *x)
 {
     const struct h2up_stream *st = as_stream(x);
     return io_pending(&st->c->io);
 }
 
-void h2up_close_idle(struct upstream_ep *ep)
+static const struct upstream_ops h2_ops = {
+    .send = op_send,
+    .pause = op_pause,
+    .resume = op_resume,
+    .detach = op_detach,
+    .pending = op_pending,
+};
+
+void upstream_h2_close_idle(struct upstream_ep *ep)
 {
     /* A connection being failed (dead) is closed by conn_fail itself; a closed one is off the
      * list. Closing c frees at most c (ep is kept by the caller's reference). */
