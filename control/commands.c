@@ -10,13 +10,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/cfg.h"
+#include "control/audit.h"
 #include "control/counters.h"
+#include "control/state.h"
 #include "core/clock.h"
 #include "core/cut.h"
 #include "core/text.h"
 #include "proxy/route/snapshot.h"
 #include "core/version.h"
-#include "control/ctl_internal.h"
+#include "control/ctl.h"
 #include "control/durable.h"
 #include "control/optable.h"
 #include "control/plan.h"
@@ -128,22 +131,22 @@ static int arg_expect(struct cmd_req *q, struct cmd_res *r)
     if (!json_is_integer(v) || json_integer_value(v) < 0)
         return fail(r, "invalid_argument", "args.expect_generation",
                     "expected a non-negative integer");
-    if ((uint64_t)json_integer_value(v) != q->c->generation)
+    if ((uint64_t)json_integer_value(v) != ctl_generation(q->c))
         return fail(r, "conflict", "args.expect_generation",
                     "expect_generation is %lld but the generation is %llu",
-                    (long long)json_integer_value(v), (unsigned long long)q->c->generation);
+                    (long long)json_integer_value(v), (unsigned long long)ctl_generation(q->c));
     return 0;
 }
 
-static struct state_route *find_route(struct cmd_req *q, struct cmd_res *r, const char *name)
+static const struct state_route *find_route(struct cmd_req *q, struct cmd_res *r, const char *name)
 {
-    struct state_route *sr = state_route_find(&q->c->rt, name);
+    const struct state_route *sr = state_route_find((struct state *)ctl_state(q->c), name);
     if (!sr)
         fail(r, "not_found", "args.route", "no route named \"%.100s\"", name);
     return sr;
 }
 
-static int find_pool(struct cmd_res *r, struct state_route *sr, const char *name)
+static int find_pool(struct cmd_res *r, const struct state_route *sr, const char *name)
 {
     for (size_t p = 0; p < sr->npools; p++)
         if (strcmp(sr->pools[p].name, name) == 0)
@@ -167,10 +170,10 @@ static json_t *weights_obj(const struct state_route *sr, int stable)
  * before. Returns the route inside r->next, or NULL (r says why). */
 static struct state_route *begin_change(struct cmd_req *q, struct cmd_res *r, const char *name)
 {
-    struct state_route *cur = find_route(q, r, name);
+    const struct state_route *cur = find_route(q, r, name);
     if (!cur)
         return NULL;
-    if (state_copy(&r->next, &q->c->rt) < 0) {
+    if (state_copy(&r->next, ctl_state(q->c)) < 0) {
         fail(r, "internal", NULL, "out of memory");
         return NULL;
     }
@@ -237,8 +240,8 @@ static int pool_has_endpoint(struct ctl *c, const char *route, const struct stat
         return 1;
     if (state_addrs_has(&sp->removed, addr))
         return 0;
-    for (size_t r = 0; r < c->hold->cfg->nroutes; r++) {
-        const struct cfg_route *cr = &c->hold->cfg->routes[r];
+    for (size_t r = 0; r < ctl_cfg(c)->nroutes; r++) {
+        const struct cfg_route *cr = &ctl_cfg(c)->routes[r];
         if (strcmp(cr->name, route) != 0)
             continue;
         int p = cfg_route_pool_index(cr, sp->name);
@@ -254,8 +257,8 @@ static int pool_has_endpoint(struct ctl *c, const char *route, const struct stat
 static size_t pool_endpoint_count(struct ctl *c, const char *route, const struct state_pool *sp)
 {
     size_t n = sp->added.n;
-    for (size_t r = 0; r < c->hold->cfg->nroutes; r++) {
-        const struct cfg_route *cr = &c->hold->cfg->routes[r];
+    for (size_t r = 0; r < ctl_cfg(c)->nroutes; r++) {
+        const struct cfg_route *cr = &ctl_cfg(c)->routes[r];
         if (strcmp(cr->name, route) != 0)
             continue;
         int p = cfg_route_pool_index(cr, sp->name);
@@ -280,9 +283,9 @@ static json_t *endpoints_json(struct ctl *c, const struct state_route *sr, const
 {
     json_t *a = json_array();
     const struct cfg_route *cr = NULL;
-    for (size_t i = 0; i < c->hold->cfg->nroutes; i++)
-        if (strcmp(c->hold->cfg->routes[i].name, sr->name) == 0)
-            cr = &c->hold->cfg->routes[i];
+    for (size_t i = 0; i < ctl_cfg(c)->nroutes; i++)
+        if (strcmp(ctl_cfg(c)->routes[i].name, sr->name) == 0)
+            cr = &ctl_cfg(c)->routes[i];
     int p = cr ? cfg_route_pool_index(cr, sp->name) : -1;
     for (size_t e = 0; p >= 0 && e < cr->pools[p].nendpoints; e++) {
         const char *addr = cr->pools[p].endpoints[e].address;
@@ -302,7 +305,7 @@ static void pool_counts(struct ctl *c, const char *route, const char *pool, uint
                         uint64_t *e5)
 {
     struct counters_sum s;
-    counters_sum(c->counters, route, pool, &s);
+    counters_sum(ctl_counters(c), route, pool, &s);
     *req = s.requests;
     *e5 = s.cls[4];
 }
@@ -316,10 +319,10 @@ static int op_status(struct cmd_req *q, struct cmd_res *r)
     if (only && !find_route(q, r, only))
         return -1;
     struct ctl *c = q->c;
-    const struct cfg *cfg = c->hold->cfg;
+    const struct cfg *cfg = ctl_cfg(c);
     json_t *routes = json_array();
-    for (size_t i = 0; i < c->rt.nroutes; i++) {
-        const struct state_route *sr = &c->rt.routes[i];
+    for (size_t i = 0; i < ctl_state(c)->nroutes; i++) {
+        const struct state_route *sr = &ctl_state(c)->routes[i];
         if (only && strcmp(only, sr->name) != 0)
             continue;
         json_t *pools = json_object();
@@ -330,16 +333,16 @@ static int op_status(struct cmd_req *q, struct cmd_res *r)
                                 json_pack("{s:I, s:I, s:o, s:o}", "requests", (json_int_t)req,
                                           "responses_5xx", (json_int_t)e5, "endpoints",
                                           endpoints_json(c, sr, &sr->pools[p]), "windows",
-                                          plan_pool_windows(c->plans, sr->name, p)));
+                                          plan_pool_windows(ctl_plans(c), sr->name, p)));
         }
-        json_t *plan = plan_status(c->plans, sr);
+        json_t *plan = plan_status(ctl_plans(c), sr);
         json_array_append_new(routes, json_pack("{s:s, s:o, s:o, s:o, s:o}", "name", sr->name,
                                                 "weights", weights_obj(sr, 0), "stable",
                                                 weights_obj(sr, 1), "pools", pools, "plan",
                                                 plan ? plan : json_null()));
     }
     r->result = json_pack("{s:I, s:s, s:s, s:s, s:o}", "uptime_s",
-                          (json_int_t)(time(NULL) - c->started), "config_file", c->config_path,
+                          (json_int_t)(time(NULL) - ctl_started(c)), "config_file", ctl_config_path(c),
                           "cluster", cfg->cluster, "region", cfg->region, "routes", routes);
     return 0;
 }
@@ -382,7 +385,7 @@ static int op_set_weights(struct cmd_req *q, struct cmd_res *r)
     json_t *w = json_object_get(q->args, "weights");
     if (!w)
         return fail(r, "invalid_argument", "args.weights", "missing required argument");
-    struct state_route *cur = find_route(q, r, route);
+    const struct state_route *cur = find_route(q, r, route);
     unsigned bp[CFG_MAX_POOLS] = {0};
     if (!cur || parse_weights(r, w, cur, bp) < 0 || arg_expect(q, r) < 0 ||
         check_no_plan(r, cur) < 0)
@@ -407,7 +410,7 @@ static int op_promote(struct cmd_req *q, struct cmd_res *r)
         arg_str(r, q->args, "pool", 1, 128, &pool) < 0 ||
         arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
         return -1;
-    struct state_route *cur = find_route(q, r, route);
+    const struct state_route *cur = find_route(q, r, route);
     int p;
     if (!cur || (p = find_pool(r, cur, pool)) < 0 || arg_expect(q, r) < 0 ||
         check_no_plan(r, cur) < 0)
@@ -431,7 +434,7 @@ static int op_rollback(struct cmd_req *q, struct cmd_res *r)
     if (check_keys(r, q->args, keys) < 0 || arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
         arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
         return -1;
-    struct state_route *cur = find_route(q, r, route);
+    const struct state_route *cur = find_route(q, r, route);
     if (!cur || arg_expect(q, r) < 0)
         return -1;
     struct state_route *nr = begin_change(q, r, route);
@@ -460,11 +463,11 @@ static int endpoint_op(struct cmd_req *q, struct cmd_res *r, int kind)
         arg_str(r, q->args, "endpoint", 1, 262, &ep) < 0 ||
         arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
         return -1;
-    struct state_route *cur = find_route(q, r, route);
+    const struct state_route *cur = find_route(q, r, route);
     int p;
     if (!cur || (p = find_pool(r, cur, pool)) < 0 || arg_expect(q, r) < 0)
         return -1;
-    struct state_pool *cp = &cur->pools[p];
+    const struct state_pool *cp = &cur->pools[p];
     int present = pool_has_endpoint(q->c, route, cp, ep);
     if (kind == 2) { /* add */
         struct cfg_endpoint ce;
@@ -574,7 +577,7 @@ static int op_reload(struct cmd_req *q, struct cmd_res *r)
         return -1;
     }
     r->reloaded = 1;
-    r->result = json_pack("{s:s}", "config_file", q->c->config_path);
+    r->result = json_pack("{s:s}", "config_file", ctl_config_path(q->c));
     return 0;
 }
 
@@ -678,7 +681,7 @@ static int op_shift(struct cmd_req *q, struct cmd_res *r)
     if (check_keys(r, q->args, keys) < 0 || arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
         arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
         return -1;
-    struct state_route *cur = find_route(q, r, route);
+    const struct state_route *cur = find_route(q, r, route);
     struct plan p = {0};
     if (!cur || parse_plan_args(q, r, cur, &p) < 0 || arg_expect(q, r) < 0)
         return -1;
@@ -697,10 +700,10 @@ static int op_shift(struct cmd_req *q, struct cmd_res *r)
     free(nr->plan);
     nr->plan = text;
     plan_set_weights(nr, &p, p.steps_bp[0]);
-    plan_rebase(q->c->plans, route);
+    plan_rebase(ctl_plans(q->c), route);
     r->changed = 1;
     r->result = json_pack("{s:s, s:o, s:o}", "route", nr->name, "weights", weights_obj(nr, 0),
-                          "plan", plan_status(q->c->plans, nr));
+                          "plan", plan_status(ctl_plans(q->c), nr));
     state_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
     return 0;
 }
@@ -714,7 +717,7 @@ static int plan_transition(struct cmd_req *q, struct cmd_res *r, const char *fro
     if (check_keys(r, q->args, keys) < 0 || arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
         arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
         return -1;
-    struct state_route *cur = find_route(q, r, route);
+    const struct state_route *cur = find_route(q, r, route);
     if (!cur || arg_expect(q, r) < 0)
         return -1;
     struct plan p;
@@ -727,7 +730,7 @@ static int plan_transition(struct cmd_req *q, struct cmd_res *r, const char *fro
         return -1;
     if (!strcmp(to, "running")) { /* resuming: the step's hold starts again */
         p.step_started_ms = plan_wall_ms();
-        plan_rebase(q->c->plans, route);
+        plan_rebase(ctl_plans(q->c), route);
     }
     snprintf(p.state, sizeof p.state, "%s", to);
     char *text = plan_dump(&p);
@@ -737,7 +740,7 @@ static int plan_transition(struct cmd_req *q, struct cmd_res *r, const char *fro
     nr->plan = text;
     r->changed = 1;
     r->result = json_pack("{s:s, s:o, s:o}", "route", nr->name, "weights", weights_obj(nr, 0),
-                          "plan", plan_status(q->c->plans, nr));
+                          "plan", plan_status(ctl_plans(q->c), nr));
     state_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
     return 0;
 }
@@ -788,7 +791,7 @@ static int op_history(struct cmd_req *q, struct cmd_res *r)
     if (rf && !json_is_boolean(rf))
         return fail(r, "invalid_argument", "args.refusals", "expected true or false");
     struct history_ctx h = {json_array()};
-    audit_history(q->c->audit, (size_t)limit, rf && json_is_true(rf), history_line, &h);
+    audit_history(ctl_audit(q->c), (size_t)limit, rf && json_is_true(rf), history_line, &h);
     r->result = json_pack("{s:o}", "records", h.arr);
     return 0;
 }
@@ -844,7 +847,7 @@ static char *reply(struct ctl *c, const char *id, struct cmd_res *r)
     else
         json_object_set_new(o, "id", json_null());
     json_object_set_new(o, "ok", json_boolean(r->code == NULL));
-    json_object_set_new(o, "generation", json_integer((json_int_t)c->generation));
+    json_object_set_new(o, "generation", json_integer((json_int_t)ctl_generation(c)));
     if (r->code) {
         json_t *e = json_pack("{s:s, s:s}", "code", r->code, "message", r->msg);
         if (r->path[0])
@@ -869,7 +872,7 @@ char *commands_error_reply(struct ctl *c, const struct cmd_peer *peer, const cha
 {
     struct cmd_res r = {0};
     fail(&r, code, NULL, "%s", message);
-    audit(c, peer, NULL, NULL, &r, c->generation);
+    audit(c, peer, NULL, NULL, &r, ctl_generation(c));
     return reply(c, NULL, &r);
 }
 
@@ -880,8 +883,8 @@ static void record_fill(struct ctl *c, const struct cmd_peer *peer, const char *
 {
     json_t *rv = args ? json_object_get(args, "reason") : NULL;
     *rec = (struct audit_record){
-        .cluster = c->hold->cfg->cluster,
-        .region = c->hold->cfg->region,
+        .cluster = ctl_cfg(c)->cluster,
+        .region = ctl_cfg(c)->region,
         .uid = peer->uid,
         .user = peer->user,
         .address = peer->address,
@@ -890,8 +893,8 @@ static void record_fill(struct ctl *c, const struct cmd_peer *peer, const char *
         .args_json = args_json,
         .ok = 1,
         .reason = rv && json_is_string(rv) ? json_string_value(rv) : NULL,
-        .generation_before = c->generation,
-        .generation_after = c->generation,
+        .generation_before = ctl_generation(c),
+        .generation_after = ctl_generation(c),
     };
 }
 
@@ -902,7 +905,7 @@ static void count_op(struct ctl *c, const char *op, int ok)
      * are not commands but are counted under their name too. */
     const char *counted = cmd ? cmd->op : op && strcmp(op, "shift-step") == 0 ? "shift-step"
                                                                                  : "unknown";
-    counters_count_op(c->counters, counted, ok);
+    counters_count_op(ctl_counters(c), counted, ok);
 }
 
 /* Writes the summary of an actor's coalesced refusals (refusal.h). */
@@ -915,8 +918,8 @@ static void on_refusal_summary(void *ctx, const struct refusal_detail *d, uint64
              "(beyond a burst of %d and %d a second); the last: %s: %s",
              (unsigned long long)count, REFUSAL_BURST, REFUSAL_RATE, d->code, d->message);
     struct audit_record rec = {
-        .cluster = c->hold->cfg->cluster,
-        .region = c->hold->cfg->region,
+        .cluster = ctl_cfg(c)->cluster,
+        .region = ctl_cfg(c)->region,
         .uid = d->uid,
         .user = d->user,
         .address = d->address[0] ? d->address : NULL,
@@ -925,32 +928,26 @@ static void on_refusal_summary(void *ctx, const struct refusal_detail *d, uint64
         .ok = 0,
         .error_code = d->code,
         .error_message = msg,
-        .generation_before = c->generation,
-        .generation_after = c->generation,
+        .generation_before = ctl_generation(c),
+        .generation_after = ctl_generation(c),
         .kind = AUDIT_REFUSAL,
         .count = count,
     };
     char err[256];
-    if (audit_append(c->audit, &rec, ctl_audit_out, c, err, sizeof err) < 0)
+    if (audit_append(ctl_audit(c), &rec, ctl_audit_out, c, err, sizeof err) < 0)
         ctl_event(c, "audit_failed", NULL);
 }
 
 void commands_tick(struct ctl *c, uint64_t now_ms)
 {
-    if (c->refusals)
-        refusal_flush(c->refusals, now_ms, 0, on_refusal_summary, c);
-    if (now_ms - c->audit_synced_ms >= COMMANDS_SYNC_MS) {
-        char err[256];
-        c->audit_synced_ms = now_ms;
-        if (audit_sync(c->audit, err, sizeof err) < 0)
-            ctl_event(c, "audit_failed", NULL);
-    }
+    if (ctl_refusals(c))
+        refusal_flush(ctl_refusals(c), now_ms, 0, on_refusal_summary, c);
 }
 
 void commands_stop(struct ctl *c)
 {
-    if (c->refusals)
-        refusal_flush(c->refusals, clock_mono_ms(), 1, on_refusal_summary, c);
+    if (ctl_refusals(c))
+        refusal_flush(ctl_refusals(c), clock_mono_ms(), 1, on_refusal_summary, c);
 }
 
 /* Records a request that changed nothing: a read, a refusal, or a change that was already so
@@ -963,11 +960,11 @@ static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, js
     enum audit_kind kind = r->code                 ? AUDIT_REFUSAL
                            : cmd && !cmd->mutates ? AUDIT_READ
                                                   : AUDIT_CHANGE;
-    if (kind == AUDIT_REFUSAL && c->refusals) {
+    if (kind == AUDIT_REFUSAL && ctl_refusals(c)) {
         struct refusal_detail d;
         refusal_detail_set(&d, peer->uid, peer->user, peer->address,
                            role_name(peer->role), op, r->code, r->msg);
-        if (!refusal_admit(c->refusals, &d, clock_mono_ms(), on_refusal_summary, c))
+        if (!refusal_admit(ctl_refusals(c), &d, clock_mono_ms(), on_refusal_summary, c))
             return; /* counted into this actor's summary */
     }
     char *args_json = args ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -981,7 +978,7 @@ static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, js
     rec.weights_before_json = r->weights_before[0] ? r->weights_before : NULL;
     rec.weights_after_json = r->weights_after[0] ? r->weights_after : NULL;
     char err[256];
-    if (audit_append(c->audit, &rec, ctl_audit_out, c, err, sizeof err) < 0) {
+    if (audit_append(ctl_audit(c), &rec, ctl_audit_out, c, err, sizeof err) < 0) {
         ctl_event(c, "audit_failed", NULL);
         if (kind == AUDIT_CHANGE && !r->code) /* a no-op change must be on the record too */
             fail(r, "internal", NULL, "audit log: %s", err);
@@ -994,12 +991,12 @@ static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, js
 static void apply(struct ctl *c, const struct cmd_peer *peer, const char *op, json_t *args,
                   struct cmd_res *r)
 {
-    uint64_t before = c->generation;
+    uint64_t before = ctl_generation(c);
     if (!r->changed) {
         audit(c, peer, op, args, r, before); /* nothing to change: still on the record */
         return;
     }
-    r->next.generation = c->generation + 1;
+    r->next.generation = ctl_generation(c) + 1;
     char *args_json = args ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     struct audit_record rec;
     record_fill(c, peer, op, args_json, args, &rec);
@@ -1014,15 +1011,7 @@ static void apply(struct ctl *c, const struct cmd_peer *peer, const char *op, js
         fail(r, "internal", NULL, "%s", err); /* recorded as aborted, or not at all */
         return;
     }
-    struct state old = c->rt;
-    c->rt = r->next;
-    c->generation = c->rt.generation;
-    memset(&r->next, 0, sizeof r->next);
-    if (ctl_publish(c) < 0) {
-        /* Durable and audited but not yet published: the next change or reload publishes it. */
-        ctl_event(c, "publish_failed", NULL);
-    }
-    state_dispose(&old);
+    ctl_install(c, &r->next);
 }
 
 /* commands_handle() and commands_refuse(): refuse_code set refuses the request once its id, op
@@ -1035,7 +1024,7 @@ static char *handle(struct ctl *c, const struct cmd_peer *peer, const char *line
     const char *id = NULL, *op = NULL;
     json_t *args = NULL;
     json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-    uint64_t before = c->generation;
+    uint64_t before = ctl_generation(c);
     const struct optable_op *cmd = NULL;
     char *out;
     if (refuse_code) {
@@ -1152,7 +1141,7 @@ int commands_apply_auto(struct ctl *c, const char *op, json_t *args, struct stat
     snprintf(name, sizeof name, "%s", route); /* route may point into the state being replaced */
     struct cmd_peer auto_peer = {.uid = -1, .gid = -1, .user = "auto", .role = CUT_ROLE_ADMIN};
     struct cmd_res r = {0};
-    struct state_route *cur = state_route_find(&c->rt, name);
+    struct state_route *cur = state_route_find((struct state *)ctl_state(c), name);
     struct state_route *nr = state_route_find(next, name);
     if (!cur || !nr || state_copy(&r.next, next) < 0)
         return CUT_ENOMEM;

@@ -68,10 +68,9 @@ typedef struct json_t json_t;
 int commands_apply_auto(struct ctl *c, const char *op, json_t *args, struct state *next,
                         const char *route);
 
-/* Every CTL_TICK_MS: writes the summaries of coalesced refusals whose window ended
- * (control/refusal.h) and, every COMMANDS_SYNC_MS, makes the reads and refusals written since
- * the last change durable (audit_sync). now_ms is clock_mono_ms(). */
-#define COMMANDS_SYNC_MS 1000
+/* Every tick (100 ms): writes the summaries of coalesced refusals whose window ended
+ * (control/refusal.h); the control thread makes the reads and refusals written since the last
+ * change durable (audit_sync) once a second. now_ms is clock_mono_ms(). */
 void commands_tick(struct ctl *c, uint64_t now_ms);
 
 /* At stop: writes every pending refusal summary. */

@@ -17,10 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control/audit.h"
 #include "control/certs.h"
 #include "control/counters.h"
 #include "control/dns.h"
 #include "control/reload_rules.h"
+#include "control/state.h"
 #include "control/state_rebase.h"
 #include "core/addr.h"
 #include "core/clock.h"
@@ -34,7 +36,6 @@
 #include "proxy/relay/worker.h"
 #include "control/admin.h"
 #include "control/commands.h"
-#include "control/ctl_internal.h"
 #include "control/durable.h"
 #include "control/recovery.h"
 #include "control/refusal.h"
@@ -43,6 +44,43 @@
 #include "control/healthcheck.h"
 #include "control/metrics.h"
 #include "control/plan.h"
+
+#define CTL_TICK_MS 100
+#define CTL_AUDIT_SYNC_MS 1000 /* reads and refusals reach the disk within this */
+
+/* The control thread's state. Only this file sees it; the services get narrow entry points
+ * (control/ctl.h for the control protocol in commands.c, callbacks and contexts for the rest). */
+struct ctl {
+    const char *config_path;
+    struct logger *lg;
+    struct siem *siem; /* borrowed: outlives the ctl */
+    struct worker **workers;
+    unsigned nworkers;
+    struct event_base *base;
+    struct event *ev_hup, *ev_term, *ev_int, *ev_dns, *ev_delay, *ev_drain, *ev_exit;
+    struct cfg_hold *hold;
+    struct snapshot *snap; /* the latest published, one reference */
+    uint64_t generation;
+    struct state rt;       /* runtime routing state; its generation field mirrors generation */
+    struct audit *audit;
+    struct refusal_limiter *refusals; /* coalesced refusals (commands.c uses it) */
+    uint64_t audit_synced_ms;         /* last audit_sync() (on_tick) */
+    struct ctlsock *sock;
+    struct metrics *metrics;
+    struct hstate *hs;   /* endpoint health (health_state.c) */
+    struct plan_state *plans; /* plan measurement bases and watchdog history (plan.c) */
+    struct healthcheck *hc; /* active health checks (healthcheck.c) */
+    struct event *ev_tick; /* every CTL_TICK_MS: ejections, slow start, windows, plans */
+    struct admin *admin; /* the HTTPS admin API (control/admin.c), NULL without admin.address */
+    struct counters *counters; /* per (route, pool) slots and control op counts (counters.c) */
+    struct dns *dns;              /* endpoint names (control/dns.c) */
+    struct event *ev_dns_publish; /* one publication for the answers of a loop iteration */
+    int dns_changed;              /* an answer changed a known name's addresses */
+    int stopping;
+    time_t started;
+
+    struct certs *certs; /* the TLS material in use and the watch on its files (control/certs.c) */
+};
 
 #define CTL_EXIT_POLL_MS 20
 #define CTL_HISTORY 1000
@@ -60,6 +98,47 @@ uint64_t ctl_generation(const struct ctl *c)
 const struct state *ctl_state(const struct ctl *c)
 {
     return &c->rt;
+}
+
+struct audit *ctl_audit(struct ctl *c)
+{
+    return c->audit;
+}
+
+struct refusal_limiter *ctl_refusals(struct ctl *c)
+{
+    return c->refusals;
+}
+
+struct plan_state *ctl_plans(struct ctl *c)
+{
+    return c->plans;
+}
+
+struct counters *ctl_counters(struct ctl *c)
+{
+    return c->counters;
+}
+
+const char *ctl_config_path(const struct ctl *c)
+{
+    return c->config_path;
+}
+
+time_t ctl_started(const struct ctl *c)
+{
+    return c->started;
+}
+
+void ctl_install(struct ctl *c, struct state *next)
+{
+    struct state old = c->rt;
+    c->rt = *next;
+    c->generation = c->rt.generation;
+    memset(next, 0, sizeof *next);
+    if (ctl_publish(c) < 0) /* durable and audited: the next change or reload publishes it */
+        ctl_event(c, "publish_failed", NULL);
+    state_dispose(&old);
 }
 
 void ctl_release_signals(struct ctl *c)
@@ -156,7 +235,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct ctl *c = arg;
     (void)fd;
     (void)what;
-    commands_tick(c, clock_mono_ms());
+    uint64_t now = clock_mono_ms();
+    commands_tick(c, now);
+    if (now - c->audit_synced_ms >= CTL_AUDIT_SYNC_MS) {
+        char err[256];
+        c->audit_synced_ms = now;
+        if (audit_sync(c->audit, err, sizeof err) < 0)
+            ctl_event(c, "audit_failed", NULL);
+    }
     if (c->stopping)
         return;
     if (hstate_tick(c->hs, c->hold->cfg, clock_mono_ms()) && ctl_publish(c) < 0)

@@ -145,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
         uint64_t before = ctl_generation(c);
         if (len == 4 && memcmp(p, "tick", 4) == 0) {
-            plan_tick(c);
+            plan_tick(ctl_plans(c), ctl_cfg(c));
         } else {
             const char *code = NULL;
             char *reply = i == 0 && (sel & 0x80)
