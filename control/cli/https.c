@@ -17,7 +17,7 @@
 #include "core/version.h"
 #include "proxy/http/h1_parse.h"
 #include "control/cli/output.h"
-#include "control/cli/transport.h"
+#include "control/cli/replica.h"
 #include "control/cli/values.h"
 
 /* ---- HTTPS admin API replicas ---------------------------------------------------------------- */

@@ -21,46 +21,6 @@
 
 /* ---- one exchange with every replica, in parallel -------------------------------------------- */
 
-void cli_replica_fail(struct cli_replica *r, int exit_class, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    r->ok = 0;
-    r->exit_class = exit_class;
-    snprintf(r->code, sizeof r->code, "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
-    va_end(ap);
-    SSL_free(r->ssl);
-    r->ssl = NULL;
-    if (r->fd >= 0)
-        close(r->fd);
-    r->fd = -1;
-    r->st = CLI_RS_DONE;
-}
-
-/* The exchange is over (a reply was taken): releases the connection. */
-static void replica_done(struct cli_replica *r)
-{
-    SSL_free(r->ssl);
-    r->ssl = NULL;
-    if (r->fd >= 0)
-        close(r->fd);
-    r->fd = -1;
-    r->st = CLI_RS_DONE;
-}
-
-/* The exit class of a server error code (see docs/cutoverctl.md, "Exit codes"). */
-static int code_exit_class(const char *code)
-{
-    if (!strcmp(code, "denied") || !strcmp(code, "forbidden"))
-        return CLI_EXIT_DENIED;
-    if (!strcmp(code, "busy") || !strcmp(code, "internal"))
-        return CLI_EXIT_UNREACH;
-    /* bad_request, unsupported_version, unknown_op, invalid_argument, not_found, conflict,
-     * too_large, and codes this client does not know: refused as invalid */
-    return CLI_EXIT_USAGE;
-}
-
 static void replica_start_connect(struct cli_replica *r)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -86,55 +46,6 @@ static void replica_start_connect(struct cli_replica *r)
         r->retry_at = (long long)clock_mono_ms() + CLI_POLL_RETRY_MS;
     } else {
         cli_replica_fail(r, CLI_EXIT_UNREACH, "unreachable", "connect: %s", strerror(errno));
-    }
-}
-
-void cli_replica_take_reply(struct cli_replica *r, const char *id, const char *text, size_t len,
-                            int http_status)
-{
-    json_error_t je;
-    json_t *j = json_loadb(text, len, 0, &je);
-    if (!j || !json_is_object(j)) {
-        json_decref(j);
-        if (http_status)
-            cli_replica_fail(r, CLI_EXIT_UNREACH, "protocol",
-                             "HTTP %d without a control reply (the body is not a JSON object)",
-                             http_status);
-        else
-            cli_replica_fail(r, CLI_EXIT_UNREACH, "protocol", "the reply is not a JSON object%s%s",
-                             j ? "" : ": ", j ? "" : je.text);
-        return;
-    }
-    const char *rid = json_string_value(json_object_get(j, "id"));
-    json_t *ok = json_object_get(j, "ok");
-    if (rid && strcmp(rid, id)) {
-        json_decref(j);
-        cli_replica_fail(r, CLI_EXIT_UNREACH, "protocol",
-                         "the reply's id does not match the request's (%s)", id);
-        return;
-    }
-    if (!json_is_boolean(ok)) {
-        json_decref(j);
-        cli_replica_fail(r, CLI_EXIT_UNREACH, "protocol", "the reply has no boolean \"ok\"");
-        return;
-    }
-    json_t *gen = json_object_get(j, "generation");
-    if (json_is_integer(gen)) {
-        r->generation = json_integer_value(gen);
-        r->has_generation = 1;
-    }
-    r->reply = j;
-    if (json_is_true(ok)) {
-        r->ok = 1;
-        replica_done(r);
-    } else {
-        json_t *err = json_object_get(j, "error");
-        const char *code = json_string_value(json_object_get(err, "code"));
-        const char *msg = json_string_value(json_object_get(err, "message"));
-        const char *path = json_string_value(json_object_get(err, "path"));
-        code = code ? code : "unknown";
-        cli_replica_fail(r, code_exit_class(code), code, "%s%s%s%s", msg ? msg : "(no message)",
-                         path ? " (at " : "", path ? path : "", path ? ")" : "");
     }
 }
 

@@ -7,16 +7,7 @@
 #define CUT_CLI_TRANSPORT_H
 
 #include "control/cli/cli.h"
-
-/* Records replica r's failure: its exit class (CLI_EXIT_USAGE, _DENIED or _UNREACH), the code
- * and a sentence for people. */
-void cli_replica_fail(struct cli_replica *r, int exit_class, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Takes one reply (text[0..len), a JSON object) and sets the replica's outcome. http_status is
- * the HTTP status it came with (HTTPS), 0 for the control socket. */
-void cli_replica_take_reply(struct cli_replica *r, const char *id, const char *text, size_t len,
-                            int http_status);
+#include "control/cli/replica.h"
 
 /* Sends reqs[i] (borrowed; NULL skips replica i) to each replica and waits for every reply, all
  * in parallel, bounded by timeout_ms overall. Sets "v" and "id" in each request. Afterwards each

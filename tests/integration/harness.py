@@ -599,7 +599,9 @@ class Cutover(Proc):
 
 def start_cutover(config, workers=2, wait=True, timeout=10.0):
     """Writes config (a dict; its first listener's port is the proxy port), starts
-    `cutover -c FILE -w WORKERS` with stdout/stderr to files, waits for it to accept."""
+    `cutover -c FILE -w WORKERS` with stdout/stderr to files, waits for it to accept and for its
+    "started" event (logged once the control socket, admin API and metrics listener are up: the
+    proxy port accepts before them)."""
     b = require_bin()
     path = write_config(config)
     base = unique("cutover")
@@ -613,6 +615,7 @@ def start_cutover(config, workers=2, wait=True, timeout=10.0):
     if wait:
         try:
             wait_port(port, timeout, p)
+            c.wait_event("started", timeout=timeout)
         except HarnessError as e:
             c.kill()
             raise HarnessError("%s; stderr: %s" % (e, c.stderr_text()[-2000:]))
