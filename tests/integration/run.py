@@ -3,7 +3,8 @@
 
     python3 tests/integration/run.py [-k SUBSTRING] [--timeout SECONDS] [--list] [--keep]
 
-Discovers tests/integration/test_*.py and runs every `test_*` function in its own child Python
+Discovers tests/integration/AREA/test_*.py (areas: http, upstream, tls, control, release, observe,
+harness; the shared helpers stay in tests/integration/) and runs every `test_*` function in its own child Python
 process (so a hang or crash is isolated and bounded by the per-test timeout: 120 s unless the
 function has a `timeout` attribute or --timeout is given). Prints one line per test:
 
@@ -30,12 +31,27 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def discover():
-    """[(module name, function name, timeout)] in file order."""
-    out = []
-    for fn in sorted(os.listdir(HERE)):
-        if not (fn.startswith("test_") and fn.endswith(".py")):
+def test_files():
+    """{module name: path} of every tests/integration/<area>/test_*.py (module names are unique
+    across areas, so a test imports another's helpers by name: `from test_control import ...`)."""
+    files = {}
+    for area in sorted(os.listdir(HERE)):
+        d = os.path.join(HERE, area)
+        if not os.path.isdir(d) or area.startswith(("_", ".")):
             continue
+        for fn in sorted(os.listdir(d)):
+            if fn.startswith("test_") and fn.endswith(".py"):
+                if fn[:-3] in files:
+                    raise SystemExit("two test files named %s" % fn)
+                files[fn[:-3]] = os.path.join(d, fn)
+    return files
+
+
+def discover():
+    """[(module name, function name, timeout)] by area, then file, then definition order."""
+    out = []
+    for modname in test_files():
+        fn = modname + ".py"
         mod = load_module(fn[:-3])
         for name, obj in vars(mod).items():  # definition order
             if name.startswith("test_") and callable(obj) and \
@@ -45,9 +61,11 @@ def discover():
 
 
 def load_module(modname):
-    if HERE not in sys.path:
-        sys.path.insert(0, HERE)
-    spec = importlib.util.spec_from_file_location(modname, os.path.join(HERE, modname + ".py"))
+    files = test_files()
+    for d in [HERE] + sorted({os.path.dirname(p) for p in files.values()}):
+        if d not in sys.path:
+            sys.path.insert(0, d)
+    spec = importlib.util.spec_from_file_location(modname, files[modname])
     mod = importlib.util.module_from_spec(spec)
     sys.modules[modname] = mod
     spec.loader.exec_module(mod)
@@ -220,7 +238,8 @@ def reap_orphans():
 
 def main():
     ap = argparse.ArgumentParser(description="cutover integration tests")
-    ap.add_argument("-k", dest="substring", default=None, help="run tests whose name contains it")
+    ap.add_argument("-k", dest="substring", default=None,
+                    help="run tests whose AREA/MODULE.FUNCTION contains it (-k control/)")
     ap.add_argument("--timeout", type=float, default=None, help="per-test timeout (s)")
     ap.add_argument("--list", action="store_true", help="list the tests and exit")
     ap.add_argument("--keep", action="store_true", help="keep work directories of passing tests")
@@ -233,7 +252,10 @@ def main():
 
     tests = discover()
     if args.substring:
-        tests = [t for t in tests if args.substring in "%s.%s" % (t[0], t[1])]
+        files = test_files()
+        tests = [t for t in tests
+                 if args.substring in "%s/%s.%s" % (os.path.basename(os.path.dirname(files[t[0]])),
+                                                    t[0], t[1])]
     if args.list:
         for m, f, _ in tests:
             print("%s.%s" % (m, f))

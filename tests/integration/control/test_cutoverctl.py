@@ -20,7 +20,7 @@ import time
 
 from harness import REPO, HarnessError, Proc, _register, check, unique
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/integration
 FAKE_PY = os.path.join(HERE, "fake_control.py")
 
 _sockdir = None

@@ -27,7 +27,7 @@ from test_metrics import get, parse_prometheus, sample
 from test_tls import Pki
 from test_upstream_tls import config_with_tls_green, tls_upstream
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/integration
 SIEM_PY = os.path.join(HERE, "siem_receiver.py")
 
 CLIENT_SUBJECT = "commonName=client one"  # test_tls.Pki's "client" leaf, as the receiver logs it
