@@ -93,7 +93,7 @@ struct conn {
 };
 
 struct admin {
-    struct cmd_link link; /* ctl, configuration, events */
+    struct cmd_host *host; /* the control thread: commands, configuration, events */
     struct event_base *base;
     const struct certs *certs;
     struct evconnlistener *listener;
@@ -123,10 +123,10 @@ static void admin_event(struct admin *a, const char *name, const char *extra)
     if (left_out) {
         char n[64];
         snprintf(n, sizeof n, ",\"count\":%lu", left_out);
-        a->link.event(a->link.ctl, "admin_events_suppressed", n);
+        a->host->event(a->host->ctx, "admin_events_suppressed", n);
     }
     if (allowed)
-        a->link.event(a->link.ctl, name, extra);
+        a->host->event(a->host->ctx, name, extra);
 }
 
 /* An event about connection cn with a reason: {"peer","subject"?,"reason", more...}. */
@@ -161,7 +161,7 @@ static void arm(struct conn *cn, unsigned ms)
 
 static const struct cfg_admin *cfg_of(const struct conn *cn)
 {
-    return &cn->owner->link.cfg(cn->owner->link.ctl)->admin;
+    return &cn->owner->host->cfg(cn->owner->host->ctx)->admin;
 }
 
 /* ---- slots ------------------------------------------------------------------------------- */
@@ -310,18 +310,18 @@ static void respond(struct conn *cn, int status, char *body, int close, const ch
 static void refuse(struct conn *cn, const struct cmd_peer *peer, int status, const char *code,
                    const char *message, int close, const char *allow)
 {
-    respond(cn, status, commands_error_reply(cn->owner->link.ctl, peer, code, message), close, allow);
+    respond(cn, status, commands_error_reply(cn->owner->host, peer, code, message), close, allow);
 }
 
 /* Handles one complete request (head parsed into req, body[0..blen) follows it). */
 static void handle(struct conn *cn, const struct h1_request *req, const char *body, size_t blen)
 {
-    struct ctl *c = cn->owner->link.ctl;
+    struct cmd_host *c = cn->owner->host;
     struct cmd_peer peer = {.uid = -1,
                             .gid = -1,
                             .user = cn->subject,
                             .address = cn->peer,
-                            .role = admin_http_role_for(cn->owner->link.cfg(c), cn->subject)};
+                            .role = admin_http_role_for(c->cfg(c->ctx), cn->subject)};
     int close = !(req->conn_flags & H1_CF_KEEP_ALIVE);
     char msg[ADMIN_SUBJECT_CAP + 128];
 
@@ -380,12 +380,12 @@ static void handle(struct conn *cn, const struct h1_request *req, const char *bo
 /* A request head the parser refused (status from h1_parse_request()). */
 static void refuse_head(struct conn *cn, int status)
 {
-    struct ctl *c = cn->owner->link.ctl;
+    struct cmd_host *c = cn->owner->host;
     struct cmd_peer peer = {.uid = -1,
                             .gid = -1,
                             .user = cn->subject,
                             .address = cn->peer,
-                            .role = admin_http_role_for(cn->owner->link.cfg(c), cn->subject)};
+                            .role = admin_http_role_for(c->cfg(c->ctx), cn->subject)};
     const char *code = status == 414 || status == 431 ? "too_large"
                        : status == 500                ? "internal"
                                                       : "bad_request";
@@ -428,13 +428,13 @@ static void process(struct conn *cn)
         struct cmd_peer peer = {
             .uid = -1, .gid = -1, .user = cn->subject, .address = cn->peer, .role = CUT_ROLE_NONE};
         if (req.body == H1_BODY_CHUNKED) {
-            peer.role = admin_http_role_for(cn->owner->link.cfg(cn->owner->link.ctl), cn->subject);
+            peer.role = admin_http_role_for(cn->owner->host->cfg(cn->owner->host->ctx), cn->subject);
             refuse(cn, &peer, 411, "bad_request", "send the body with a Content-Length", 1, NULL);
             return;
         }
         uint64_t blen = req.body == H1_BODY_LENGTH ? req.content_length : 0;
         if (blen > ADMIN_HTTP_MAX_BODY) {
-            peer.role = admin_http_role_for(cn->owner->link.cfg(cn->owner->link.ctl), cn->subject);
+            peer.role = admin_http_role_for(cn->owner->host->cfg(cn->owner->host->ctx), cn->subject);
             refuse(cn, &peer, 413, "too_large", "request body over 64 KiB", 1, NULL);
             return;
         }
@@ -576,8 +576,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       void *arg)
 {
     struct admin *a = arg;
-    struct ctl *c = a->link.ctl;
-    const struct cfg_admin *ca = &a->link.cfg(c)->admin;
+    struct cmd_host *c = a->host;
+    const struct cfg_admin *ca = &c->cfg(c->ctx)->admin;
     (void)l;
     (void)salen;
     char peer[64];
@@ -654,10 +654,10 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
-struct admin *admin_new(const struct cmd_link *link, struct event_base *base,
+struct admin *admin_new(struct cmd_host *host, struct event_base *base,
                         const struct certs *certs, char *err, size_t cap)
 {
-    const struct cfg_admin *ca = &link->cfg(link->ctl)->admin;
+    const struct cfg_admin *ca = &host->cfg(host->ctx)->admin;
     struct sockaddr_storage ss;
     socklen_t sslen;
     if (addr_numeric(ca->host, ca->port, &ss, &sslen) != 0) {
@@ -672,7 +672,7 @@ struct admin *admin_new(const struct cmd_link *link, struct event_base *base,
         snprintf(err, cap, "out of memory");
         return NULL;
     }
-    a->link = *link;
+    a->host = host;
     a->base = base;
     a->certs = certs;
     a->listener = evconnlistener_new_bind(

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct cmd_link;
+struct cmd_host;
 struct certs;
 struct event_base;
 struct admin;
@@ -39,14 +39,14 @@ struct admin_stats {
     uint64_t refused;          /* closed at once, past max_clients + 16 */
 };
 
-/* Binds and listens on base at the configuration's admin.address (link->cfg's admin must have
- * one). Requests go to commands_handle(link->ctl, ...); the limits and roles are read from
- * link->cfg as each connection and request comes (a reload changes them); the server
+/* Binds and listens on base at the configuration's admin.address (host->cfg's admin must have
+ * one). Requests go to commands_handle(host, ...); the limits and roles are read from
+ * host->cfg as each connection and request comes (a reload changes them); the server
  * certificate is certs' current admin context (a rotation takes effect for the next
- * connection). link is copied; its ctl and certs are borrowed and must outlive the server.
+ * connection). host and certs are borrowed and must outlive the server.
  * Returns NULL with a one-line reason in err ("admin.address 127.0.0.1:9443: Address already in
  * use"). */
-struct admin *admin_new(const struct cmd_link *link, struct event_base *base,
+struct admin *admin_new(struct cmd_host *host, struct event_base *base,
                         const struct certs *certs, char *err, size_t cap);
 
 /* Closes every connection and the listening socket. NULL is fine. */

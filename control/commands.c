@@ -19,7 +19,6 @@
 #include "core/text.h"
 #include "proxy/route/snapshot.h"
 #include "core/version.h"
-#include "control/ctl.h"
 #include "control/durable.h"
 #include "control/optable.h"
 #include "control/plan.h"
@@ -30,7 +29,7 @@
 #define CMD_ID_MAX 128
 
 struct cmd_req {
-    struct ctl *c;
+    struct cmd_host *c;
     const struct cmd_peer *peer;
     json_t *args; /* an object (empty when absent) */
 };
@@ -64,7 +63,7 @@ static int fail(struct cmd_res *r, const char *code, const char *path, const cha
     return -1;
 }
 
-static void record_fill(struct ctl *c, const struct cmd_peer *peer, const char *op,
+static void record_fill(struct cmd_host *c, const struct cmd_peer *peer, const char *op,
                         const char *args_json, json_t *args, struct audit_record *rec);
 
 enum cut_role commands_role_for(const struct cfg *cfg, long uid, long gid)
@@ -131,16 +130,16 @@ static int arg_expect(struct cmd_req *q, struct cmd_res *r)
     if (!json_is_integer(v) || json_integer_value(v) < 0)
         return fail(r, "invalid_argument", "args.expect_generation",
                     "expected a non-negative integer");
-    if ((uint64_t)json_integer_value(v) != ctl_generation(q->c))
+    if ((uint64_t)json_integer_value(v) != q->c->generation(q->c->ctx))
         return fail(r, "conflict", "args.expect_generation",
                     "expect_generation is %lld but the generation is %llu",
-                    (long long)json_integer_value(v), (unsigned long long)ctl_generation(q->c));
+                    (long long)json_integer_value(v), (unsigned long long)q->c->generation(q->c->ctx));
     return 0;
 }
 
 static const struct state_route *find_route(struct cmd_req *q, struct cmd_res *r, const char *name)
 {
-    const struct state_route *sr = state_route_find((struct state *)ctl_state(q->c), name);
+    const struct state_route *sr = state_route_find((struct state *)q->c->state(q->c->ctx), name);
     if (!sr)
         fail(r, "not_found", "args.route", "no route named \"%.100s\"", name);
     return sr;
@@ -173,7 +172,7 @@ static struct state_route *begin_change(struct cmd_req *q, struct cmd_res *r, co
     const struct state_route *cur = find_route(q, r, name);
     if (!cur)
         return NULL;
-    if (state_copy(&r->next, ctl_state(q->c)) < 0) {
+    if (state_copy(&r->next, q->c->state(q->c->ctx)) < 0) {
         fail(r, "internal", NULL, "out of memory");
         return NULL;
     }
@@ -233,15 +232,15 @@ static int parse_weights(struct cmd_res *r, json_t *w, const struct state_route 
 }
 
 /* The endpoints a pool serves now: configured minus removed, plus added. */
-static int pool_has_endpoint(struct ctl *c, const char *route, const struct state_pool *sp,
+static int pool_has_endpoint(struct cmd_host *c, const char *route, const struct state_pool *sp,
                              const char *addr)
 {
     if (state_addrs_has(&sp->added, addr))
         return 1;
     if (state_addrs_has(&sp->removed, addr))
         return 0;
-    for (size_t r = 0; r < ctl_cfg(c)->nroutes; r++) {
-        const struct cfg_route *cr = &ctl_cfg(c)->routes[r];
+    for (size_t r = 0; r < c->cfg(c->ctx)->nroutes; r++) {
+        const struct cfg_route *cr = &c->cfg(c->ctx)->routes[r];
         if (strcmp(cr->name, route) != 0)
             continue;
         int p = cfg_route_pool_index(cr, sp->name);
@@ -254,11 +253,11 @@ static int pool_has_endpoint(struct ctl *c, const char *route, const struct stat
     return 0;
 }
 
-static size_t pool_endpoint_count(struct ctl *c, const char *route, const struct state_pool *sp)
+static size_t pool_endpoint_count(struct cmd_host *c, const char *route, const struct state_pool *sp)
 {
     size_t n = sp->added.n;
-    for (size_t r = 0; r < ctl_cfg(c)->nroutes; r++) {
-        const struct cfg_route *cr = &ctl_cfg(c)->routes[r];
+    for (size_t r = 0; r < c->cfg(c->ctx)->nroutes; r++) {
+        const struct cfg_route *cr = &c->cfg(c->ctx)->routes[r];
         if (strcmp(cr->name, route) != 0)
             continue;
         int p = cfg_route_pool_index(cr, sp->name);
@@ -279,13 +278,13 @@ static int op_version(struct cmd_req *q, struct cmd_res *r)
     return 0;
 }
 
-static json_t *endpoints_json(struct ctl *c, const struct state_route *sr, const struct state_pool *sp)
+static json_t *endpoints_json(struct cmd_host *c, const struct state_route *sr, const struct state_pool *sp)
 {
     json_t *a = json_array();
     const struct cfg_route *cr = NULL;
-    for (size_t i = 0; i < ctl_cfg(c)->nroutes; i++)
-        if (strcmp(ctl_cfg(c)->routes[i].name, sr->name) == 0)
-            cr = &ctl_cfg(c)->routes[i];
+    for (size_t i = 0; i < c->cfg(c->ctx)->nroutes; i++)
+        if (strcmp(c->cfg(c->ctx)->routes[i].name, sr->name) == 0)
+            cr = &c->cfg(c->ctx)->routes[i];
     int p = cr ? cfg_route_pool_index(cr, sp->name) : -1;
     for (size_t e = 0; p >= 0 && e < cr->pools[p].nendpoints; e++) {
         const char *addr = cr->pools[p].endpoints[e].address;
@@ -301,11 +300,11 @@ static json_t *endpoints_json(struct ctl *c, const struct state_route *sr, const
     return a;
 }
 
-static void pool_counts(struct ctl *c, const char *route, const char *pool, uint64_t *req,
+static void pool_counts(struct cmd_host *c, const char *route, const char *pool, uint64_t *req,
                         uint64_t *e5)
 {
     struct counters_sum s;
-    counters_sum(ctl_counters(c), route, pool, &s);
+    counters_sum(c->counters, route, pool, &s);
     *req = s.requests;
     *e5 = s.cls[4];
 }
@@ -318,11 +317,11 @@ static int op_status(struct cmd_req *q, struct cmd_res *r)
         return -1;
     if (only && !find_route(q, r, only))
         return -1;
-    struct ctl *c = q->c;
-    const struct cfg *cfg = ctl_cfg(c);
+    struct cmd_host *c = q->c;
+    const struct cfg *cfg = c->cfg(c->ctx);
     json_t *routes = json_array();
-    for (size_t i = 0; i < ctl_state(c)->nroutes; i++) {
-        const struct state_route *sr = &ctl_state(c)->routes[i];
+    for (size_t i = 0; i < c->state(c->ctx)->nroutes; i++) {
+        const struct state_route *sr = &c->state(c->ctx)->routes[i];
         if (only && strcmp(only, sr->name) != 0)
             continue;
         json_t *pools = json_object();
@@ -333,16 +332,16 @@ static int op_status(struct cmd_req *q, struct cmd_res *r)
                                 json_pack("{s:I, s:I, s:o, s:o}", "requests", (json_int_t)req,
                                           "responses_5xx", (json_int_t)e5, "endpoints",
                                           endpoints_json(c, sr, &sr->pools[p]), "windows",
-                                          plan_pool_windows(ctl_plans(c), sr->name, p)));
+                                          plan_pool_windows(c->plans, sr->name, p)));
         }
-        json_t *plan = plan_status(ctl_plans(c), sr);
+        json_t *plan = plan_status(c->plans, sr);
         json_array_append_new(routes, json_pack("{s:s, s:o, s:o, s:o, s:o}", "name", sr->name,
                                                 "weights", weights_obj(sr, 0), "stable",
                                                 weights_obj(sr, 1), "pools", pools, "plan",
                                                 plan ? plan : json_null()));
     }
     r->result = json_pack("{s:I, s:s, s:s, s:s, s:o}", "uptime_s",
-                          (json_int_t)(time(NULL) - ctl_started(c)), "config_file", ctl_config_path(c),
+                          (json_int_t)(time(NULL) - c->started), "config_file", c->config_path,
                           "cluster", cfg->cluster, "region", cfg->region, "routes", routes);
     return 0;
 }
@@ -559,7 +558,7 @@ static int op_reload(struct cmd_req *q, struct cmd_res *r)
     char *args_json = json_dumps(q->args, JSON_COMPACT | JSON_PRESERVE_ORDER);
     record_fill(q->c, q->peer, "reload", args_json, q->args, &rec);
     int recorded = 0;
-    int rc = ctl_reload(q->c, &errs, &rec, &recorded);
+    int rc = q->c->reload(q->c->ctx, &errs, &rec, &recorded);
     free(args_json);
     r->recorded = recorded;
     if (rc < 0) {
@@ -577,7 +576,7 @@ static int op_reload(struct cmd_req *q, struct cmd_res *r)
         return -1;
     }
     r->reloaded = 1;
-    r->result = json_pack("{s:s}", "config_file", ctl_config_path(q->c));
+    r->result = json_pack("{s:s}", "config_file", q->c->config_path);
     return 0;
 }
 
@@ -700,10 +699,10 @@ static int op_shift(struct cmd_req *q, struct cmd_res *r)
     free(nr->plan);
     nr->plan = text;
     plan_set_weights(nr, &p, p.steps_bp[0]);
-    plan_rebase(ctl_plans(q->c), route);
+    plan_rebase(q->c->plans, route);
     r->changed = 1;
     r->result = json_pack("{s:s, s:o, s:o}", "route", nr->name, "weights", weights_obj(nr, 0),
-                          "plan", plan_status(ctl_plans(q->c), nr));
+                          "plan", plan_status(q->c->plans, nr));
     state_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
     return 0;
 }
@@ -730,7 +729,7 @@ static int plan_transition(struct cmd_req *q, struct cmd_res *r, const char *fro
         return -1;
     if (!strcmp(to, "running")) { /* resuming: the step's hold starts again */
         p.step_started_ms = plan_wall_ms();
-        plan_rebase(ctl_plans(q->c), route);
+        plan_rebase(q->c->plans, route);
     }
     snprintf(p.state, sizeof p.state, "%s", to);
     char *text = plan_dump(&p);
@@ -740,7 +739,7 @@ static int plan_transition(struct cmd_req *q, struct cmd_res *r, const char *fro
     nr->plan = text;
     r->changed = 1;
     r->result = json_pack("{s:s, s:o, s:o}", "route", nr->name, "weights", weights_obj(nr, 0),
-                          "plan", plan_status(ctl_plans(q->c), nr));
+                          "plan", plan_status(q->c->plans, nr));
     state_weights_json(nr, 0, r->weights_after, sizeof r->weights_after);
     return 0;
 }
@@ -791,7 +790,7 @@ static int op_history(struct cmd_req *q, struct cmd_res *r)
     if (rf && !json_is_boolean(rf))
         return fail(r, "invalid_argument", "args.refusals", "expected true or false");
     struct history_ctx h = {json_array()};
-    audit_history(ctl_audit(q->c), (size_t)limit, rf && json_is_true(rf), history_line, &h);
+    audit_history(q->c->audit, (size_t)limit, rf && json_is_true(rf), history_line, &h);
     r->result = json_pack("{s:o}", "records", h.arr);
     return 0;
 }
@@ -839,7 +838,7 @@ static command_fn find_handler(const char *op)
 
 /* ---- replies and audit ------------------------------------------------------------------- */
 
-static char *reply(struct ctl *c, const char *id, struct cmd_res *r)
+static char *reply(struct cmd_host *c, const char *id, struct cmd_res *r)
 {
     json_t *o = json_object();
     if (id)
@@ -847,7 +846,7 @@ static char *reply(struct ctl *c, const char *id, struct cmd_res *r)
     else
         json_object_set_new(o, "id", json_null());
     json_object_set_new(o, "ok", json_boolean(r->code == NULL));
-    json_object_set_new(o, "generation", json_integer((json_int_t)ctl_generation(c)));
+    json_object_set_new(o, "generation", json_integer((json_int_t)c->generation(c->ctx)));
     if (r->code) {
         json_t *e = json_pack("{s:s, s:s}", "code", r->code, "message", r->msg);
         if (r->path[0])
@@ -864,27 +863,27 @@ static char *reply(struct ctl *c, const char *id, struct cmd_res *r)
     return s;
 }
 
-static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, json_t *args,
+static void audit(struct cmd_host *c, const struct cmd_peer *peer, const char *op, json_t *args,
                   struct cmd_res *r, uint64_t gen_before);
 
-char *commands_error_reply(struct ctl *c, const struct cmd_peer *peer, const char *code,
+char *commands_error_reply(struct cmd_host *c, const struct cmd_peer *peer, const char *code,
                            const char *message)
 {
     struct cmd_res r = {0};
     fail(&r, code, NULL, "%s", message);
-    audit(c, peer, NULL, NULL, &r, ctl_generation(c));
+    audit(c, peer, NULL, NULL, &r, c->generation(c->ctx));
     return reply(c, NULL, &r);
 }
 
 /* The parts of a record every control request shares. args_json and args (for the reason) are
  * borrowed and must outlive rec. */
-static void record_fill(struct ctl *c, const struct cmd_peer *peer, const char *op,
+static void record_fill(struct cmd_host *c, const struct cmd_peer *peer, const char *op,
                         const char *args_json, json_t *args, struct audit_record *rec)
 {
     json_t *rv = args ? json_object_get(args, "reason") : NULL;
     *rec = (struct audit_record){
-        .cluster = ctl_cfg(c)->cluster,
-        .region = ctl_cfg(c)->region,
+        .cluster = c->cfg(c->ctx)->cluster,
+        .region = c->cfg(c->ctx)->region,
         .uid = peer->uid,
         .user = peer->user,
         .address = peer->address,
@@ -893,33 +892,33 @@ static void record_fill(struct ctl *c, const struct cmd_peer *peer, const char *
         .args_json = args_json,
         .ok = 1,
         .reason = rv && json_is_string(rv) ? json_string_value(rv) : NULL,
-        .generation_before = ctl_generation(c),
-        .generation_after = ctl_generation(c),
+        .generation_before = c->generation(c->ctx),
+        .generation_after = c->generation(c->ctx),
     };
 }
 
-static void count_op(struct ctl *c, const char *op, int ok)
+static void count_op(struct cmd_host *c, const char *op, int ok)
 {
     const struct optable_op *cmd = op ? optable_find(op) : NULL;
     /* op names come from the operation table (bounded label values); cutover's own plan steps
      * are not commands but are counted under their name too. */
     const char *counted = cmd ? cmd->op : op && strcmp(op, "shift-step") == 0 ? "shift-step"
                                                                                  : "unknown";
-    counters_count_op(ctl_counters(c), counted, ok);
+    counters_count_op(c->counters, counted, ok);
 }
 
 /* Writes the summary of an actor's coalesced refusals (refusal.h). */
 static void on_refusal_summary(void *ctx, const struct refusal_detail *d, uint64_t count)
 {
-    struct ctl *c = ctx;
+    struct cmd_host *c = ctx;
     char msg[600];
     snprintf(msg, sizeof msg,
              "%llu more refusals from this actor, counted rather than recorded one by one "
              "(beyond a burst of %d and %d a second); the last: %s: %s",
              (unsigned long long)count, REFUSAL_BURST, REFUSAL_RATE, d->code, d->message);
     struct audit_record rec = {
-        .cluster = ctl_cfg(c)->cluster,
-        .region = ctl_cfg(c)->region,
+        .cluster = c->cfg(c->ctx)->cluster,
+        .region = c->cfg(c->ctx)->region,
         .uid = d->uid,
         .user = d->user,
         .address = d->address[0] ? d->address : NULL,
@@ -928,31 +927,31 @@ static void on_refusal_summary(void *ctx, const struct refusal_detail *d, uint64
         .ok = 0,
         .error_code = d->code,
         .error_message = msg,
-        .generation_before = ctl_generation(c),
-        .generation_after = ctl_generation(c),
+        .generation_before = c->generation(c->ctx),
+        .generation_after = c->generation(c->ctx),
         .kind = AUDIT_REFUSAL,
         .count = count,
     };
     char err[256];
-    if (audit_append(ctl_audit(c), &rec, ctl_audit_out, c, err, sizeof err) < 0)
-        ctl_event(c, "audit_failed", NULL);
+    if (audit_append(c->audit, &rec, c->audit_out, c->ctx, err, sizeof err) < 0)
+        c->event(c->ctx, "audit_failed", NULL);
 }
 
-void commands_tick(struct ctl *c, uint64_t now_ms)
+void commands_tick(struct cmd_host *c, uint64_t now_ms)
 {
-    if (ctl_refusals(c))
-        refusal_flush(ctl_refusals(c), now_ms, 0, on_refusal_summary, c);
+    if (c->refusals)
+        refusal_flush(c->refusals, now_ms, 0, on_refusal_summary, c);
 }
 
-void commands_stop(struct ctl *c)
+void commands_stop(struct cmd_host *c)
 {
-    if (ctl_refusals(c))
-        refusal_flush(ctl_refusals(c), clock_mono_ms(), 1, on_refusal_summary, c);
+    if (c->refusals)
+        refusal_flush(c->refusals, clock_mono_ms(), 1, on_refusal_summary, c);
 }
 
 /* Records a request that changed nothing: a read, a refusal, or a change that was already so
  * (set-weights to the weights in force). Refusals are coalesced per actor (refusal.h). */
-static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, json_t *args,
+static void audit(struct cmd_host *c, const struct cmd_peer *peer, const char *op, json_t *args,
                   struct cmd_res *r, uint64_t gen_before)
 {
     count_op(c, op, r->code == NULL);
@@ -960,11 +959,11 @@ static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, js
     enum audit_kind kind = r->code                 ? AUDIT_REFUSAL
                            : cmd && !cmd->mutates ? AUDIT_READ
                                                   : AUDIT_CHANGE;
-    if (kind == AUDIT_REFUSAL && ctl_refusals(c)) {
+    if (kind == AUDIT_REFUSAL && c->refusals) {
         struct refusal_detail d;
         refusal_detail_set(&d, peer->uid, peer->user, peer->address,
                            role_name(peer->role), op, r->code, r->msg);
-        if (!refusal_admit(ctl_refusals(c), &d, clock_mono_ms(), on_refusal_summary, c))
+        if (!refusal_admit(c->refusals, &d, clock_mono_ms(), on_refusal_summary, c))
             return; /* counted into this actor's summary */
     }
     char *args_json = args ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -978,8 +977,8 @@ static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, js
     rec.weights_before_json = r->weights_before[0] ? r->weights_before : NULL;
     rec.weights_after_json = r->weights_after[0] ? r->weights_after : NULL;
     char err[256];
-    if (audit_append(ctl_audit(c), &rec, ctl_audit_out, c, err, sizeof err) < 0) {
-        ctl_event(c, "audit_failed", NULL);
+    if (audit_append(c->audit, &rec, c->audit_out, c->ctx, err, sizeof err) < 0) {
+        c->event(c->ctx, "audit_failed", NULL);
         if (kind == AUDIT_CHANGE && !r->code) /* a no-op change must be on the record too */
             fail(r, "internal", NULL, "audit log: %s", err);
     }
@@ -988,15 +987,15 @@ static void audit(struct ctl *c, const struct cmd_peer *peer, const char *op, js
 
 /* Makes a validated change durable and audited, then publishes it (durable.h: the record, the
  * state file, the snapshot, the acknowledgement). */
-static void apply(struct ctl *c, const struct cmd_peer *peer, const char *op, json_t *args,
+static void apply(struct cmd_host *c, const struct cmd_peer *peer, const char *op, json_t *args,
                   struct cmd_res *r)
 {
-    uint64_t before = ctl_generation(c);
+    uint64_t before = c->generation(c->ctx);
     if (!r->changed) {
         audit(c, peer, op, args, r, before); /* nothing to change: still on the record */
         return;
     }
-    r->next.generation = ctl_generation(c) + 1;
+    r->next.generation = c->generation(c->ctx) + 1;
     char *args_json = args ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     struct audit_record rec;
     record_fill(c, peer, op, args_json, args, &rec);
@@ -1004,19 +1003,19 @@ static void apply(struct ctl *c, const struct cmd_peer *peer, const char *op, js
     rec.weights_before_json = r->weights_before[0] ? r->weights_before : NULL;
     rec.weights_after_json = r->weights_after[0] ? r->weights_after : NULL;
     char err[400];
-    int rc = ctl_durable_commit(c, &r->next, &rec, NULL, err, sizeof err);
+    int rc = c->durable_commit(c->ctx, &r->next, &rec, NULL, err, sizeof err);
     free(args_json);
     count_op(c, op, rc == 0);
     if (rc < 0) {
         fail(r, "internal", NULL, "%s", err); /* recorded as aborted, or not at all */
         return;
     }
-    ctl_install(c, &r->next);
+    c->install(c->ctx, &r->next);
 }
 
 /* commands_handle() and commands_refuse(): refuse_code set refuses the request once its id, op
  * and args have been read (as far as they can be). */
-static char *handle(struct ctl *c, const struct cmd_peer *peer, const char *line, size_t len,
+static char *handle(struct cmd_host *c, const struct cmd_peer *peer, const char *line, size_t len,
                     const char **code, const char *refuse_code, const char *refuse_msg)
 {
     struct cmd_res r = {0};
@@ -1024,7 +1023,7 @@ static char *handle(struct ctl *c, const struct cmd_peer *peer, const char *line
     const char *id = NULL, *op = NULL;
     json_t *args = NULL;
     json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-    uint64_t before = ctl_generation(c);
+    uint64_t before = c->generation(c->ctx);
     const struct optable_op *cmd = NULL;
     char *out;
     if (refuse_code) {
@@ -1122,26 +1121,26 @@ done:
     return out;
 }
 
-char *commands_handle(struct ctl *c, const struct cmd_peer *peer, const char *line, size_t len,
+char *commands_handle(struct cmd_host *c, const struct cmd_peer *peer, const char *line, size_t len,
                       const char **code)
 {
     return handle(c, peer, line, len, code, NULL, NULL);
 }
 
-char *commands_refuse(struct ctl *c, const struct cmd_peer *peer, const char *line, size_t len,
+char *commands_refuse(struct cmd_host *c, const struct cmd_peer *peer, const char *line, size_t len,
                       const char *code, const char *message)
 {
     return handle(c, peer, line, len, NULL, code, message);
 }
 
-int commands_apply_auto(struct ctl *c, const char *op, json_t *args, struct state *next,
+int commands_apply_auto(struct cmd_host *c, const char *op, json_t *args, struct state *next,
                         const char *route)
 {
     char name[STATE_MAX_NAME];
     snprintf(name, sizeof name, "%s", route); /* route may point into the state being replaced */
     struct cmd_peer auto_peer = {.uid = -1, .gid = -1, .user = "auto", .role = CUT_ROLE_ADMIN};
     struct cmd_res r = {0};
-    struct state_route *cur = state_route_find((struct state *)ctl_state(c), name);
+    struct state_route *cur = state_route_find((struct state *)c->state(c->ctx), name);
     struct state_route *nr = state_route_find(next, name);
     if (!cur || !nr || state_copy(&r.next, next) < 0)
         return CUT_ENOMEM;

@@ -12,7 +12,15 @@
 #include "config/cfg.h"
 #include "core/clock.h"
 
-struct ctl;
+#include <time.h>
+
+#include "control/audit.h"
+
+struct cfg_errors;
+struct counters;
+struct plan_state;
+struct refusal_limiter;
+struct state;
 
 /* Who is asking. */
 struct cmd_peer {
@@ -22,33 +30,50 @@ struct cmd_peer {
     enum cut_role role;
 };
 
-/* What a transport (the control socket, the HTTPS admin API) is given to reach the control
- * thread: ctl for the commands_* functions (opaque), how to read the configuration in use
- * (borrowed until the next reload: read it within one callback) and how to log an event. */
-typedef const struct cfg *(*cmd_cfg_fn)(const struct ctl *c);
-typedef void (*cmd_event_fn)(struct ctl *c, const char *name, const char *extra);
-struct cmd_link {
-    struct ctl *ctl;
-    cmd_cfg_fn cfg;
-    cmd_event_fn event;
+/* What the control protocol needs of the control thread, given by its owner (control/ctl.c:
+ * ctl_cmd_host): what it reads (the configuration and runtime state in use, the generation,
+ * borrowed until the next change: read them within one call), the modules it uses (fields set
+ * once they exist, borrowed for the life of the host), and the one path a change takes (make it
+ * durable and audited, then install and publish it). The transports (the control socket, the
+ * HTTPS admin API) are handed the same host. Control thread only. */
+struct cmd_host {
+    void *ctx;
+    const struct cfg *(*cfg)(void *ctx);
+    const struct state *(*state)(void *ctx);
+    uint64_t (*generation)(void *ctx);
+    void (*event)(void *ctx, const char *name, const char *extra);
+    /* durable_commit (control/durable.h) to the audit log and state file, at the generation */
+    int (*durable_commit)(void *ctx, const struct state *next, struct audit_record *rec,
+                          int *recorded, char *err, size_t cap);
+    /* puts next in use (taken; durable and audited at generation + 1) and publishes it */
+    void (*install)(void *ctx, struct state *next);
+    /* reloads the configuration file (control/ctl.c: ctl_reload) */
+    int (*reload)(void *ctx, struct cfg_errors *errs, struct audit_record *rec, int *recorded);
+    audit_out_fn audit_out; /* audit lines to stdout (ctx) */
+    struct audit *audit;
+    struct refusal_limiter *refusals;
+    struct plan_state *plans;
+    struct counters *counters;
+    const char *config_path;
+    time_t started;
 };
 
 /* Handles one request line (without its newline). Returns the reply line (malloc'd, no newline,
  * caller frees), or NULL when out of memory. When code is not NULL, *code is set to the reply's
  * error code ("denied", "conflict", ...; a static string) or NULL when the reply is ok. */
-char *commands_handle(struct ctl *c, const struct cmd_peer *peer, const char *line, size_t len,
+char *commands_handle(struct cmd_host *c, const struct cmd_peer *peer, const char *line, size_t len,
                       const char **code);
 
 /* Refuses one request without running it, because its transport decided so (an admin API
  * client certificate that maps to no role: "forbidden"). The reply echoes the request's id when
  * it has a valid one; the refusal is audited with the request's op and arguments when they can
  * be read. code must be a static string. Returns the reply line like commands_handle(). */
-char *commands_refuse(struct ctl *c, const struct cmd_peer *peer, const char *line, size_t len,
+char *commands_refuse(struct cmd_host *c, const struct cmd_peer *peer, const char *line, size_t len,
                       const char *code, const char *message);
 
 /* The reply for a request that could not even be read (too large, busy); audited like any
  * other refusal. */
-char *commands_error_reply(struct ctl *c, const struct cmd_peer *peer, const char *code,
+char *commands_error_reply(struct cmd_host *c, const struct cmd_peer *peer, const char *code,
                            const char *message);
 
 /* The op of the i-th command handler, or NULL when i is past the end: the ops the control
@@ -65,15 +90,15 @@ typedef struct json_t json_t;
 /* A change cutover decides itself (a plan step, a failed gate, the watchdog): the same path as
  * an operator's (state file, audit record with actor "auto" and args, publication). next is
  * borrowed. Returns 0 or a CUT_E* code (nothing changed). */
-int commands_apply_auto(struct ctl *c, const char *op, json_t *args, struct state *next,
+int commands_apply_auto(struct cmd_host *c, const char *op, json_t *args, struct state *next,
                         const char *route);
 
 /* Every tick (100 ms): writes the summaries of coalesced refusals whose window ended
  * (control/refusal.h); the control thread makes the reads and refusals written since the last
  * change durable (audit_sync) once a second. now_ms is clock_mono_ms(). */
-void commands_tick(struct ctl *c, uint64_t now_ms);
+void commands_tick(struct cmd_host *c, uint64_t now_ms);
 
 /* At stop: writes every pending refusal summary. */
-void commands_stop(struct ctl *c);
+void commands_stop(struct cmd_host *c);
 
 #endif

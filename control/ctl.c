@@ -80,7 +80,26 @@ struct ctl {
     time_t started;
 
     struct certs *certs; /* the TLS material in use and the watch on its files (control/certs.c) */
+    struct cmd_host host; /* what the control protocol (commands.c) and its transports use */
 };
+
+/* Builds a snapshot (snapshot_new) from the configuration and runtime state in use and
+ * publishes it to every worker. Returns 0 or CUT_ENOMEM (nothing published). */
+static int ctl_publish(struct ctl *c);
+/* durable_commit (control/durable.h) to c's audit log and state file, at c's generation. */
+static int ctl_durable_commit(struct ctl *c, const struct state *next, struct audit_record *rec,
+                              int *recorded, char *err, size_t cap);
+/* Writes an audit record's line to stdout through the logger (audit_out_fn; ctx is the ctl). */
+static void ctl_audit_out(void *ctx, const char *line, size_t len);
+/* Reloads the configuration file. rec is the audit record of the request (actor, op, args,
+ * reason; the caller's): once the new configuration is valid, ctl_reload completes it
+ * (generations, every route's weights) and makes the change durable with durable_commit()
+ * before it publishes. Returns 0 (recorded, durable, published: generation + 1), or CUT_EINVAL
+ * with every problem in errs (caller disposes), or CUT_EIO/CUT_ENOMEM with errs holding one
+ * message. *recorded says whether the record was written (the caller then must not record the
+ * refusal again). */
+static int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec,
+                      int *recorded);
 
 #define CTL_EXIT_POLL_MS 20
 #define CTL_HISTORY 1000
@@ -100,38 +119,10 @@ const struct state *ctl_state(const struct ctl *c)
     return &c->rt;
 }
 
-struct audit *ctl_audit(struct ctl *c)
+/* cmd_host.install */
+static void host_install(void *ctx, struct state *next)
 {
-    return c->audit;
-}
-
-struct refusal_limiter *ctl_refusals(struct ctl *c)
-{
-    return c->refusals;
-}
-
-struct plan_state *ctl_plans(struct ctl *c)
-{
-    return c->plans;
-}
-
-struct counters *ctl_counters(struct ctl *c)
-{
-    return c->counters;
-}
-
-const char *ctl_config_path(const struct ctl *c)
-{
-    return c->config_path;
-}
-
-time_t ctl_started(const struct ctl *c)
-{
-    return c->started;
-}
-
-void ctl_install(struct ctl *c, struct state *next)
-{
+    struct ctl *c = ctx;
     struct state old = c->rt;
     c->rt = *next;
     c->generation = c->rt.generation;
@@ -146,6 +137,45 @@ void ctl_release_signals(struct ctl *c)
     event_del(c->ev_hup);
     event_del(c->ev_term);
     event_del(c->ev_int);
+}
+
+/* ---- the control protocol's host (control/commands.h) ----------------------------------------- */
+
+static const struct cfg *host_cfg(void *ctx)
+{
+    return ctl_cfg(ctx);
+}
+
+static const struct state *host_state(void *ctx)
+{
+    return ctl_state(ctx);
+}
+
+static uint64_t host_generation(void *ctx)
+{
+    return ctl_generation(ctx);
+}
+
+static void host_event(void *ctx, const char *name, const char *extra)
+{
+    ctl_event(ctx, name, extra);
+}
+
+static int host_durable_commit(void *ctx, const struct state *next, struct audit_record *rec,
+                               int *recorded, char *err, size_t cap)
+{
+    return ctl_durable_commit(ctx, next, rec, recorded, err, cap);
+}
+
+static int host_reload(void *ctx, struct cfg_errors *errs, struct audit_record *rec,
+                       int *recorded)
+{
+    return ctl_reload(ctx, errs, rec, recorded);
+}
+
+struct cmd_host *ctl_cmd_host(struct ctl *c)
+{
+    return &c->host;
 }
 
 void ctl_event(struct ctl *c, const char *name, const char *extra)
@@ -236,7 +266,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     uint64_t now = clock_mono_ms();
-    commands_tick(c, now);
+    commands_tick(&c->host, now);
     if (now - c->audit_synced_ms >= CTL_AUDIT_SYNC_MS) {
         char err[256];
         c->audit_synced_ms = now;
@@ -254,7 +284,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 static int on_plan_apply(void *ctx, const char *op, json_t *args, struct state *next,
                          const char *route)
 {
-    return commands_apply_auto(ctx, op, args, next, route);
+    return commands_apply_auto(&((struct ctl *)ctx)->host, op, args, next, route);
 }
 
 /* What /metrics shows (metrics_source_fn). */
@@ -286,7 +316,7 @@ static void on_durable_event(void *ctx, const char *name, const char *extra)
     ctl_event(ctx, name, extra);
 }
 
-int ctl_durable_commit(struct ctl *c, const struct state *next, struct audit_record *rec,
+static int ctl_durable_commit(struct ctl *c, const struct state *next, struct audit_record *rec,
                        int *recorded, char *err, size_t cap)
 {
     struct durable_target t = {c->audit, c->hold->cfg->control.state_file, c->generation,
@@ -294,7 +324,7 @@ int ctl_durable_commit(struct ctl *c, const struct state *next, struct audit_rec
     return durable_commit(&t, next, rec, recorded, err, cap);
 }
 
-void ctl_audit_out(void *ctx, const char *line, size_t len)
+static void ctl_audit_out(void *ctx, const char *line, size_t len)
 {
     struct ctl *c = ctx;
     log_line(c->lg, line, len);
@@ -335,7 +365,7 @@ static void snapshot_health(void *ctx, struct snapshot *s)
     hstate_apply(c->hs, s, clock_mono_ms());
 }
 
-int ctl_publish(struct ctl *c)
+static int ctl_publish(struct ctl *c)
 {
     const struct cfg *cfg = c->hold->cfg;
     struct snap_overlay_route *ov = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof *ov);
@@ -428,7 +458,7 @@ static void refuse_event(struct ctl *c, const struct cfg_errors *errs)
     ctl_event(c, "reload_refused", extra);
 }
 
-int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec, int *recorded)
+static int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec, int *recorded)
 {
     *recorded = 0;
     struct cfg *cfg = NULL;
@@ -795,15 +825,31 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         ctl_free(c);
         return NULL;
     }
+    c->host = (struct cmd_host){
+        .ctx = c,
+        .cfg = host_cfg,
+        .state = host_state,
+        .generation = host_generation,
+        .event = host_event,
+        .durable_commit = host_durable_commit,
+        .install = host_install,
+        .reload = host_reload,
+        .audit_out = ctl_audit_out,
+        .audit = c->audit,
+        .refusals = c->refusals,
+        .plans = c->plans,
+        .counters = c->counters,
+        .config_path = c->config_path,
+        .started = c->started,
+    };
     c->hc = healthcheck_new(c->base, on_health_report, on_service_event, c);
     if (!c->hc) {
         snprintf(err, cap, "out of memory");
         ctl_free(c);
         return NULL;
     }
-    const struct cmd_link link = {c, ctl_cfg, ctl_event};
     if (c->hold->cfg->control.socket) {
-        c->sock = ctlsock_new(&link, c->base, err, cap);
+        c->sock = ctlsock_new(&c->host, c->base, err, cap);
         if (!c->sock) {
             ctl_free(c);
             return NULL;
@@ -831,7 +877,7 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     certs_install(c->certs, &first); /* first now holds nothing */
     siem_apply(c);
     if (c->hold->cfg->admin.address) {
-        c->admin = admin_new(&link, c->base, c->certs, err, cap);
+        c->admin = admin_new(&c->host, c->base, c->certs, err, cap);
         if (!c->admin) {
             ctl_free(c);
             return NULL;
@@ -887,7 +933,7 @@ void ctl_free(struct ctl *c)
     snapshot_unref(c->snap);
     certs_free(c->certs);
     if (c->audit)
-        commands_stop(c); /* pending refusal summaries */
+        commands_stop(&c->host); /* pending refusal summaries */
     snapshot_cfg_unref(c->hold);
     state_dispose(&c->rt);
     audit_close(c->audit);

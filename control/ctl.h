@@ -8,7 +8,6 @@
 #define CUT_CTL_H
 
 #include <stdint.h>
-#include <time.h>
 
 #include "config/cfg.h"
 
@@ -49,47 +48,13 @@ const struct cfg *ctl_cfg(const struct ctl *c);
 uint64_t ctl_generation(const struct ctl *c);
 const struct state *ctl_state(const struct ctl *c);
 
-/* ---- for the control protocol (control/commands.c) ------------------------------------------
- * ctl.c and commands.c are the one pair of files in control/ that call each other: ctl.c runs
- * commands_tick and the plans' automatic changes through commands_apply_auto; commands.c reads
- * and changes the control thread's state through these. Control thread only. */
-struct audit;
-struct audit_record;
-struct counters;
-struct plan_state;
-struct refusal_limiter;
+/* ---- for the control protocol (control/commands.c) and its transports ------------------------ */
+struct cmd_host;
 
-struct audit *ctl_audit(struct ctl *c);
-struct refusal_limiter *ctl_refusals(struct ctl *c);
-struct plan_state *ctl_plans(struct ctl *c);
-struct counters *ctl_counters(struct ctl *c);
-const char *ctl_config_path(const struct ctl *c);
-time_t ctl_started(const struct ctl *c);
-
-/* Writes an audit record's line to stdout through the logger (audit_out_fn; ctx is the ctl). */
-void ctl_audit_out(void *ctx, const char *line, size_t len);
-
-/* durable_commit (control/durable.h) to c's audit log and state file, at c's generation. */
-int ctl_durable_commit(struct ctl *c, const struct state *next, struct audit_record *rec,
-                       int *recorded, char *err, size_t cap);
-
-/* Puts next in use (taken: *next is emptied) — it must be durable and audited already
- * (ctl_durable_commit) at generation + 1 — and publishes it (an allocation failure is logged as
- * publish_failed; the next change publishes). */
-void ctl_install(struct ctl *c, struct state *next);
-
-/* Builds a snapshot from the current configuration and runtime state and publishes it to every
- * worker. Returns 0 or CUT_ENOMEM (nothing published). */
-int ctl_publish(struct ctl *c);
-
-/* Reloads the configuration file. rec is the audit record of the request (actor, op, args,
- * reason; the caller's): once the new configuration is valid, ctl_reload completes it
- * (generations, every route's weights) and makes the change durable with durable_commit()
- * before it publishes. Returns 0 (recorded, durable, published: generation + 1), or
- * CUT_EINVAL with every problem in errs (caller disposes), or CUT_EIO/CUT_ENOMEM with errs
- * holding one message. *recorded says whether the record was written (the caller then must not
- * record the refusal again). */
-int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_record *rec, int *recorded);
+/* The host the control protocol runs on (control/commands.h): c's configuration, state,
+ * generation, audit log, plans and counters, and its one path for changes. Borrowed: it lives as
+ * long as c. Control thread only. */
+struct cmd_host *ctl_cmd_host(struct ctl *c);
 
 /* Stops handling SIGHUP, SIGTERM and SIGINT (for a harness that embeds the control thread and
  * runs no loop, such as the fuzzers: the default handlers come back). */

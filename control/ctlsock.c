@@ -58,7 +58,7 @@ struct client {
 };
 
 struct ctlsock {
-    struct cmd_link link; /* ctl, configuration, events */
+    struct cmd_host *host; /* the control thread: commands, configuration, events */
     struct event_base *base;
     struct evconnlistener *listener;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -74,7 +74,7 @@ struct ctlsock {
 
 static const struct cfg_control *cfg_of(const struct client *cl)
 {
-    return &cl->owner->link.cfg(cl->owner->link.ctl)->control;
+    return &cl->owner->host->cfg(cl->owner->host->ctx)->control;
 }
 
 /* ---- events ------------------------------------------------------------------------------ */
@@ -90,10 +90,10 @@ static void sock_event(struct ctlsock *s, const char *name, const char *extra)
     if (left_out) {
         char n[64];
         snprintf(n, sizeof n, ",\"count\":%lu", left_out);
-        s->link.event(s->link.ctl, "control_events_suppressed", n);
+        s->host->event(s->host->ctx, "control_events_suppressed", n);
     }
     if (allowed)
-        s->link.event(s->link.ctl, name, extra);
+        s->host->event(s->host->ctx, name, extra);
 }
 
 /* An event about client cl: {"user","uid","state","idle_ms","reason"}. */
@@ -237,7 +237,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct client *cl = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    struct ctl *c = cl->owner->link.ctl;
+    struct cmd_host *c = cl->owner->host;
     if (cl->st == CS_CLOSING)
         return; /* reading is off; what was read before stays unanswered */
     cl->last_us = clock_mono_us();
@@ -342,8 +342,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       void *arg)
 {
     struct ctlsock *s = arg;
-    struct ctl *c = s->link.ctl;
-    const struct cfg_control *cc = &s->link.cfg(c)->control;
+    struct cmd_host *c = s->host;
+    const struct cfg_control *cc = &c->cfg(c->ctx)->control;
     (void)l;
     (void)sa;
     (void)len;
@@ -385,7 +385,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         snprintf(cl->user, sizeof cl->user, "unknown");
     }
     cl->peer.user = cl->user;
-    cl->peer.role = commands_role_for(s->link.cfg(c), cl->peer.uid, cl->peer.gid);
+    cl->peer.role = commands_role_for(c->cfg(c->ctx), cl->peer.uid, cl->peer.gid);
 
     bufferevent_setcb(cl->bev, on_read, on_write, on_event, cl);
     bufferevent_setwatermark(cl->bev, EV_READ, 0, CTLSOCK_MAX_LINE + 1);
@@ -400,16 +400,16 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
-struct ctlsock *ctlsock_new(const struct cmd_link *link, struct event_base *base, char *err,
+struct ctlsock *ctlsock_new(struct cmd_host *host, struct event_base *base, char *err,
                             size_t cap)
 {
-    const struct cfg_control *cc = &link->cfg(link->ctl)->control;
+    const struct cfg_control *cc = &host->cfg(host->ctx)->control;
     struct ctlsock *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, cap, "out of memory");
         return NULL;
     }
-    s->link = *link;
+    s->host = host;
     s->base = base;
     struct sockaddr_un sun;
     memset(&sun, 0, sizeof sun);

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct cmd_link;
+struct cmd_host;
 struct event_base;
 struct ctlsock;
 
@@ -46,11 +46,11 @@ struct ctlsock_stats {
 
 /* Creates the socket at the configured control.socket (a stale socket file there is replaced;
  * any other kind of file is an error), sets its mode and group, and starts listening on base.
- * Each request line goes to commands_handle(link->ctl, ...); the limits (control.max_clients,
- * request_timeout_ms, idle_timeout_ms) are read from link->cfg as each connection comes, so a
- * reload changes them. link is copied; its ctl is borrowed and must outlive the socket. NULL
+ * Each request line goes to commands_handle(host, ...); the limits (control.max_clients,
+ * request_timeout_ms, idle_timeout_ms) are read from host->cfg as each connection comes, so a
+ * reload changes them. host is borrowed and must outlive the socket. NULL
  * with err set on failure. */
-struct ctlsock *ctlsock_new(const struct cmd_link *link, struct event_base *base, char *err,
+struct ctlsock *ctlsock_new(struct cmd_host *host, struct event_base *base, char *err,
                             size_t cap);
 
 /* Closes every client and the socket, and removes the socket file. NULL is fine. */

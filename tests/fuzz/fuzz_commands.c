@@ -145,12 +145,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
         uint64_t before = ctl_generation(c);
         if (len == 4 && memcmp(p, "tick", 4) == 0) {
-            plan_tick(ctl_plans(c), ctl_cfg(c));
+            plan_tick(ctl_cmd_host(c)->plans, ctl_cfg(c));
         } else {
             const char *code = NULL;
             char *reply = i == 0 && (sel & 0x80)
-                              ? commands_refuse(c, &peer, p, len, "forbidden", "fuzz refusal")
-                              : commands_handle(c, &peer, p, len, &code);
+                              ? commands_refuse(ctl_cmd_host(c), &peer, p, len, "forbidden", "fuzz refusal")
+                              : commands_handle(ctl_cmd_host(c), &peer, p, len, &code);
             if (i == 0 && (sel & 0x80))
                 code = "forbidden";
             check_reply(reply, code, ctl_generation(c));
