@@ -76,10 +76,6 @@ char *commands_refuse(struct cmd_host *c, const struct cmd_peer *peer, const cha
 char *commands_error_reply(struct cmd_host *c, const struct cmd_peer *peer, const char *code,
                            const char *message);
 
-/* The op of the i-th command handler, or NULL when i is past the end: the ops the control
- * thread can run, for checking them against control/optable.h. */
-const char *commands_handled_op(size_t i);
-
 /* Maps a peer's uid/gid to a role by the configuration's rules (first match). Without rules,
  * the user cutover runs as is admin and everyone else has no role. */
 enum cut_role commands_role_for(const struct cfg *cfg, long uid, long gid);

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "control/cmd_ops.h"
 #include "control/commands.h"
 #include "control/optable.h"
 
@@ -102,10 +103,10 @@ Test(optable, cli_fields)
 Test(optable, server_handlers_cover_the_table)
 {
     size_t nh = 0;
-    for (const char *op; (op = commands_handled_op(nh)) != NULL; nh++) {
+    for (const char *op; (op = cmd_ops_handled(nh)) != NULL; nh++) {
         cr_assert_not_null(optable_find(op), "handler for %s, which the table lacks", op);
         for (size_t j = 0; j < nh; j++)
-            cr_assert_str_neq(commands_handled_op(j), op, "two handlers for %s", op);
+            cr_assert_str_neq(cmd_ops_handled(j), op, "two handlers for %s", op);
     }
     cr_assert_eq(nh, count_ops(), "%zu handlers for %zu operations", nh, count_ops());
 }
