@@ -23,6 +23,7 @@
 #include "control/dns.h"
 #include "control/reload_rules.h"
 #include "control/state.h"
+#include "control/state_file.h"
 #include "control/state_rebase.h"
 #include "core/addr.h"
 #include "core/clock.h"
@@ -696,7 +697,7 @@ static int load_state(struct ctl *c, int discard, char *err, size_t cap)
     };
     char lerr[512] = "";
     if (path) {
-        int rc = state_load(path, &old, lerr, sizeof lerr);
+        int rc = state_file_load(path, &old, lerr, sizeof lerr);
         in.state = rc == 0 ? RECOVERY_STATE_OK
                    : rc == CUT_ENOENT ? RECOVERY_STATE_MISSING
                                       : RECOVERY_STATE_CORRUPT;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control/state_file.h"
 #include "core/cut.h"
 #include "control/state.h"
 
@@ -24,7 +25,7 @@ int durable_commit(const struct durable_target *t, const struct state *next,
     }
     *recorded = 1;
     char serr[256];
-    if (!t->state_file || state_save(t->state_file, next, serr, sizeof serr) == 0)
+    if (!t->state_file || state_file_save(t->state_file, next, serr, sizeof serr) == 0)
         return 0;
     snprintf(err, cap, "state file: %s", serr);
     /* The record stands for a change that was not made: say so right after it. */

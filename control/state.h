@@ -68,17 +68,6 @@ char *state_to_json(const struct state *st);
  * for a bad format, wrong checksum, or malformed content. */
 int state_from_json(const char *text, size_t len, struct state *out, char *err, size_t cap);
 
-/* Writes st to path durably: path.tmp, write, fsync, rename over path, fsync of the directory.
- * Returns 0 or CUT_EIO with a message in err (CUT_ENOMEM when out of memory; CUT_EINVAL, and
- * nothing written, when st itself would not load back: a weight above 10000, a bad or duplicate
- * name). Nothing is left half-written: a crash at any point leaves either the old file or the
- * new one. */
-int state_save(const char *path, const struct state *st, char *err, size_t cap);
-
-/* Reads path. Returns 0 (out filled), CUT_ENOENT when the file does not exist (out empty), or
- * CUT_EINVAL / CUT_EIO with a message in err (corrupt, unreadable). */
-int state_load(const char *path, struct state *out, char *err, size_t cap);
-
 /* Weights (stable: the stable weights) of route r as a JSON object text {"blue":90,"green":10},
  * exact decimals, into buf (always NUL-terminated, truncated at cap). */
 void state_weights_json(const struct state_route *r, int stable, char *buf, size_t cap);

@@ -10,6 +10,7 @@
 #include "control/audit.h"
 #include "control/durable.h"
 #include "control/state.h"
+#include "control/state_file.h"
 #include "core/cut.h"
 
 static char dir[64];
@@ -101,7 +102,7 @@ Test(durable, record_then_state, .init = setup, .fini = teardown)
     cr_assert_eq(lines, 1);
     cr_assert_eq(events, 0);
     struct state back;
-    cr_assert_eq(state_load(spath, &back, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(state_file_load(spath, &back, err, sizeof err), 0, "%s", err);
     cr_assert_eq(back.generation, 8);
     cr_assert_eq(back.routes[0].pools[1].weight_bp, 2500);
     const char *log = slurp(apath);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "control/state.h"
+#include "control/state_file.h"
 #include "core/cut.h"
 
 static void set_name(char *dst, const char *src)
@@ -418,14 +419,14 @@ Test(state, save_then_load, .init = make_tmpdir, .fini = remove_tmpdir)
     snprintf(path, sizeof path, "%s/state.json", tmpdir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
 
-    cr_assert_eq(state_save(path, &st, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(state_file_save(path, &st, err, sizeof err), 0, "%s", err);
     cr_assert_eq(access(tmp, F_OK), -1, "no .tmp is left behind");
     cr_assert_eq(errno, ENOENT);
     struct stat sb;
     cr_assert_eq(stat(path, &sb), 0);
     cr_assert_eq(sb.st_mode & 0777 & ~0640, 0, "mode is at most 0640: %o", sb.st_mode & 0777);
 
-    cr_assert_eq(state_load(path, &back, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(state_file_load(path, &back, err, sizeof err), 0, "%s", err);
     assert_state_eq(&st, &back);
     state_dispose(&back);
 
@@ -433,9 +434,9 @@ Test(state, save_then_load, .init = make_tmpdir, .fini = remove_tmpdir)
     st.generation = 43;
     st.routes[0].pools[0].weight_bp = 5000;
     st.routes[0].pools[1].weight_bp = 5000;
-    cr_assert_eq(state_save(path, &st, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(state_file_save(path, &st, err, sizeof err), 0, "%s", err);
     cr_assert_eq(access(tmp, F_OK), -1);
-    cr_assert_eq(state_load(path, &back, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(state_file_load(path, &back, err, sizeof err), 0, "%s", err);
     cr_assert_eq(back.generation, 43);
     assert_state_eq(&st, &back);
     state_dispose(&back);
@@ -449,8 +450,8 @@ Test(state, relative_path_save, .init = make_tmpdir, .fini = remove_tmpdir)
     make_state(&st);
     cr_assert_not_null(getcwd(cwd, sizeof cwd));
     cr_assert_eq(chdir(tmpdir), 0);
-    int rc = state_save("rel.json", &st, err, sizeof err);
-    int lrc = state_load("rel.json", &back, err, sizeof err);
+    int rc = state_file_save("rel.json", &st, err, sizeof err);
+    int lrc = state_file_load("rel.json", &back, err, sizeof err);
     cr_assert_eq(chdir(cwd), 0);
     cr_assert_eq(rc, 0, "%s", err);
     cr_assert_eq(lrc, 0, "%s", err);
@@ -465,23 +466,23 @@ Test(state, load_of_corrupt_file_names_the_file, .init = make_tmpdir, .fini = re
     char err[512] = "", path[128];
     make_state(&st);
     snprintf(path, sizeof path, "%s/state.json", tmpdir);
-    cr_assert_eq(state_save(path, &st, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(state_file_save(path, &st, err, sizeof err), 0, "%s", err);
 
     /* Truncate the file to half its length, as a torn write would. */
     struct stat sb;
     cr_assert_eq(stat(path, &sb), 0);
     cr_assert_eq(truncate(path, sb.st_size / 2), 0);
-    cr_assert_eq(state_load(path, &back, err, sizeof err), CUT_EINVAL);
+    cr_assert_eq(state_file_load(path, &back, err, sizeof err), CUT_EINVAL);
     cr_assert(strstr(err, path) != NULL, "%s", err);
     cr_assert(strstr(err, "truncated") != NULL, "%s", err);
     cr_assert_eq(back.nroutes, 0);
 
     /* An empty file. */
     cr_assert_eq(truncate(path, 0), 0);
-    cr_assert_eq(state_load(path, &back, err, sizeof err), CUT_EINVAL);
+    cr_assert_eq(state_file_load(path, &back, err, sizeof err), CUT_EINVAL);
 
     /* A directory is not a state file. */
-    cr_assert_eq(state_load(tmpdir, &back, err, sizeof err), CUT_EINVAL);
+    cr_assert_eq(state_file_load(tmpdir, &back, err, sizeof err), CUT_EINVAL);
     cr_assert(strstr(err, "not a regular file") != NULL, "%s", err);
     state_dispose(&st);
 }
@@ -491,7 +492,7 @@ Test(state, load_missing_file_is_enoent)
     struct state back;
     char err[256] = "";
     back.nroutes = 99;
-    cr_assert_eq(state_load("/nonexistent-cutover-dir/state.json", &back, err, sizeof err),
+    cr_assert_eq(state_file_load("/nonexistent-cutover-dir/state.json", &back, err, sizeof err),
                  CUT_ENOENT);
     cr_assert_eq(back.nroutes, 0, "out is empty");
     cr_assert_null(back.routes);
@@ -503,7 +504,7 @@ Test(state, save_to_unwritable_directory_is_eio, .init = make_tmpdir, .fini = re
     char err[512] = "", path[400];
     make_state(&st);
 
-    cr_assert_eq(state_save("/nonexistent-cutover-dir/state.json", &st, err, sizeof err), CUT_EIO);
+    cr_assert_eq(state_file_save("/nonexistent-cutover-dir/state.json", &st, err, sizeof err), CUT_EIO);
     cr_assert(strstr(err, "open /nonexistent-cutover-dir/state.json.tmp") != NULL, "%s", err);
     cr_assert(strstr(err, "No such file or directory") != NULL, "%s", err);
 
@@ -513,7 +514,7 @@ Test(state, save_to_unwritable_directory_is_eio, .init = make_tmpdir, .fini = re
     cr_assert_geq(fd, 0);
     close(fd);
     snprintf(path, sizeof path, "%s/file/state.json", tmpdir);
-    cr_assert_eq(state_save(path, &st, err, sizeof err), CUT_EIO);
+    cr_assert_eq(state_file_save(path, &st, err, sizeof err), CUT_EIO);
     cr_assert(strstr(err, "Not a directory") != NULL, "%s", err);
 
     /* A read-only directory, when we are not root. */
@@ -522,7 +523,7 @@ Test(state, save_to_unwritable_directory_is_eio, .init = make_tmpdir, .fini = re
         snprintf(ro, sizeof ro, "%s/ro", tmpdir);
         cr_assert_eq(mkdir(ro, 0500), 0);
         snprintf(path, sizeof path, "%s/state.json", ro);
-        cr_assert_eq(state_save(path, &st, err, sizeof err), CUT_EIO);
+        cr_assert_eq(state_file_save(path, &st, err, sizeof err), CUT_EIO);
         cr_assert(strstr(err, "Permission denied") != NULL, "%s", err);
         chmod(ro, 0700);
     }
@@ -544,7 +545,7 @@ Test(state, failed_rename_leaves_no_tmp)
     char inner[96];
     snprintf(inner, sizeof inner, "%s/x", target);
     cr_assert_eq(mkdir(inner, 0700), 0);
-    cr_assert_eq(state_save(target, &st, err, sizeof err), CUT_EIO);
+    cr_assert_eq(state_file_save(target, &st, err, sizeof err), CUT_EIO);
     cr_assert(strstr(err, "rename") != NULL, "%s", err);
     snprintf(tmp, sizeof tmp, "%s.tmp", target);
     cr_assert_eq(access(tmp, F_OK), -1, "the temp file was removed");
@@ -561,18 +562,18 @@ Test(state, save_refuses_a_state_load_would_refuse, .init = make_tmpdir, .fini =
     make_state(&st);
     st.routes[0].pools[0].weight_bp = 20000;
     snprintf(path, sizeof path, "%s/state.json", tmpdir);
-    cr_assert_eq(state_save(path, &st, err, sizeof err), CUT_EINVAL);
+    cr_assert_eq(state_file_save(path, &st, err, sizeof err), CUT_EINVAL);
     cr_assert(strstr(err, "routes.api.pools.green.weight_bp: must be 0..10000") != NULL, "%s", err);
     cr_assert_eq(access(path, F_OK), -1, "nothing written");
 
     st.routes[0].pools[0].weight_bp = 1000;
     snprintf(st.routes[1].name, STATE_MAX_NAME, "api");
-    cr_assert_eq(state_save(path, &st, err, sizeof err), CUT_EINVAL);
+    cr_assert_eq(state_file_save(path, &st, err, sizeof err), CUT_EINVAL);
     cr_assert(strstr(err, "routes.api: duplicate route name") != NULL, "%s", err);
 
     snprintf(st.routes[1].name, STATE_MAX_NAME, "web");
     snprintf(st.routes[0].pools[1].name, STATE_MAX_NAME, "green");
-    cr_assert_eq(state_save(path, &st, err, sizeof err), CUT_EINVAL);
+    cr_assert_eq(state_file_save(path, &st, err, sizeof err), CUT_EINVAL);
     cr_assert(strstr(err, "duplicate") != NULL || strstr(err, "twice") != NULL, "%s", err);
     cr_assert_eq(access(path, F_OK), -1, "nothing written");
     state_dispose(&st);
