@@ -1,5 +1,6 @@
 /* admin_http.c - the admin API's pure decisions (contract in admin_http.h). */
 #include "control/admin_http.h"
+#include "core/cut.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -16,16 +17,16 @@ static int parse_route_query(struct cut_slice q, char *route)
 {
     static const char key[] = "route=";
     if (q.n <= sizeof key - 1 || memcmp(q.p, key, sizeof key - 1) != 0)
-        return -1;
+        return CUT_EINVAL;
     const char *v = q.p + sizeof key - 1;
     size_t n = q.n - (sizeof key - 1);
     if (n > ADMIN_HTTP_ROUTE_MAX)
-        return -1;
+        return CUT_EINVAL;
     for (size_t i = 0; i < n; i++) {
         char ch = v[i];
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
               ch == '.' || ch == '_' || ch == '-'))
-            return -1;
+            return CUT_EINVAL;
     }
     memcpy(route, v, n);
     route[n] = '\0';

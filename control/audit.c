@@ -88,17 +88,17 @@ static int sync_dir_of(const char *path)
         dir = strndup(path, (size_t)(slash - path));
     if (dir == NULL) {
         errno = ENOMEM;
-        return -1;
+        return CUT_EIO;
     }
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     free(dir);
     if (dfd < 0)
-        return -1;
+        return CUT_EIO;
     if (fsync(dfd) != 0 && errno != EINVAL) { /* EINVAL: the file system cannot sync dirs */
         int e = errno;
         close(dfd);
         errno = e;
-        return -1;
+        return CUT_EIO;
     }
     return close(dfd);
 }
@@ -143,7 +143,7 @@ static int read_at(int fd, char *buf, size_t n, off_t off)
         if (got <= 0) {
             if (got == 0)
                 errno = EIO; /* the file shrank under us */
-            return -1;
+            return CUT_EIO;
         }
         buf += got;
         n -= (size_t)got;
@@ -162,7 +162,7 @@ static int set_aside_torn(struct audit *a, int rfd, off_t size, char *err, size_
         return 0;
     if (read_at(rfd, &last, 1, size - 1) != 0) {
         text_error(err, cap, "audit %s: read: %s", a->path, strerror(errno));
-        return -1;
+        return CUT_EIO;
     }
     if (last == '\n')
         return 0;
@@ -173,7 +173,7 @@ static int set_aside_torn(struct audit *a, int rfd, off_t size, char *err, size_
         off_t from = end > (off_t)sizeof block ? end - (off_t)sizeof block : 0;
         if (read_at(rfd, block, (size_t)(end - from), from) != 0) {
             text_error(err, cap, "audit %s: read: %s", a->path, strerror(errno));
-            return -1;
+            return CUT_EIO;
         }
         for (off_t i = end - from; i > 0; i--)
             if (block[i - 1] == '\n') {
@@ -186,7 +186,7 @@ static int set_aside_torn(struct audit *a, int rfd, off_t size, char *err, size_
     char *torn = malloc(n + 1);
     if (torn == NULL) {
         text_error(err, cap, "audit: out of memory");
-        return -1;
+        return CUT_EIO;
     }
     snprintf(a->found.torn_path, sizeof a->found.torn_path, "%s.torn", a->path);
     int tfd = -1;
@@ -195,7 +195,7 @@ static int set_aside_torn(struct audit *a, int rfd, off_t size, char *err, size_
         text_error(err, cap, "audit %s: setting aside a partial last line: %s", a->path,
                 strerror(errno));
         free(torn);
-        return -1;
+        return CUT_EIO;
     }
     torn[n] = '\n';
     size_t written;
@@ -209,7 +209,7 @@ static int set_aside_torn(struct audit *a, int rfd, off_t size, char *err, size_
     if (rc != 0 || ftruncate(a->fd, start) != 0 || fdatasync(a->fd) != 0) {
         text_error(err, cap, "audit %s: setting aside a partial last line: %s", a->path,
                 strerror(rc != 0 ? e : errno));
-        return -1;
+        return CUT_EIO;
     }
     a->found.torn_bytes = n;
     return 0;

@@ -20,7 +20,7 @@ int cmd_fail(struct cmd_res *r, const char *code, const char *path, const char *
     va_end(ap);
     r->code = code;
     snprintf(r->path, sizeof r->path, "%s", path ? path : "");
-    return -1;
+    return CUT_EINVAL;
 }
 
 /* ---- argument helpers ---------------------------------------------------------------------- */
@@ -95,7 +95,7 @@ int cmd_find_pool(struct cmd_res *r, const struct state_route *sr, const char *n
         if (strcmp(sr->pools[p].name, name) == 0)
             return (int)p;
     cmd_fail(r, "not_found", "args.pool", "route \"%s\" has no pool \"%.100s\"", sr->name, name);
-    return -1;
+    return CUT_EINVAL;
 }
 
 json_t *cmd_weights_obj(const struct state_route *sr, int stable)

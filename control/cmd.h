@@ -3,8 +3,8 @@
  * pools, weights, endpoints. Used by control/commands.c (the protocol: parse, authorise, audit,
  * apply) and control/cmd_ops.c (the operations). Control thread only.
  *
- * Every helper that can refuse returns -1 (or NULL) after cmd_fail() filled r: the reply's
- * error code, message and JSON path.
+ * Every helper that can refuse returns CUT_EINVAL (or NULL) after cmd_fail() filled r: the
+ * reply's error code, message and JSON path.
  */
 #ifndef CUT_CMD_H
 #define CUT_CMD_H
@@ -40,11 +40,12 @@ struct cmd_res {
     char weights_before[512], weights_after[512];
 };
 
-/* An operation's handler: fills r->result, or refuses through cmd_fail (returns -1); a change
+/* An operation's handler: fills r->result, or refuses through cmd_fail (CUT_EINVAL); a change
  * fills r->next, r->changed and the weights before/after. */
 typedef int (*cmd_fn)(struct cmd_req *q, struct cmd_res *r);
 
-/* Refuses: sets r's code (a static string), JSON path (NULL: none) and message. Returns -1. */
+/* Refuses: sets r's code (a static string), JSON path (NULL: none) and message. Returns
+ * CUT_EINVAL (every handler and helper returns it, or NULL, after refusing). */
 int cmd_fail(struct cmd_res *r, const char *code, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -24,7 +24,7 @@ static int op_version(struct cmd_req *q, struct cmd_res *r)
 {
     static const char *const keys[] = {NULL};
     if (cmd_check_keys(r, q->args, keys) < 0)
-        return -1;
+        return CUT_EINVAL;
     r->result = json_pack("{s:s, s:i}", "version", CUTOVER_VERSION, "protocol", CMD_PROTOCOL);
     return 0;
 }
@@ -65,9 +65,9 @@ static int op_status(struct cmd_req *q, struct cmd_res *r)
     static const char *const keys[] = {"route", NULL};
     const char *only;
     if (cmd_check_keys(r, q->args, keys) < 0 || cmd_arg_str(r, q->args, "route", 0, 128, &only) < 0)
-        return -1;
+        return CUT_EINVAL;
     if (only && !cmd_find_route(q, r, only))
-        return -1;
+        return CUT_EINVAL;
     struct cmd_host *c = q->c;
     const struct cfg *cfg = c->cfg(c->ctx);
     json_t *routes = json_array();
@@ -131,7 +131,7 @@ static int op_set_weights(struct cmd_req *q, struct cmd_res *r)
     const char *route, *reason;
     if (cmd_check_keys(r, q->args, keys) < 0 || cmd_arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
         cmd_arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
-        return -1;
+        return CUT_EINVAL;
     json_t *w = json_object_get(q->args, "weights");
     if (!w)
         return cmd_fail(r, "invalid_argument", "args.weights", "missing required argument");
@@ -139,10 +139,10 @@ static int op_set_weights(struct cmd_req *q, struct cmd_res *r)
     unsigned bp[CFG_MAX_POOLS] = {0};
     if (!cur || cmd_parse_weights(r, w, cur, bp) < 0 || cmd_arg_expect(q, r) < 0 ||
         check_no_plan(r, cur) < 0)
-        return -1;
+        return CUT_EINVAL;
     struct state_route *nr = cmd_begin_change(q, r, route);
     if (!nr)
-        return -1;
+        return CUT_EINVAL;
     for (size_t p = 0; p < nr->npools; p++)
         nr->pools[p].weight_bp = bp[p];
     r->changed = !cmd_same_weights(cur, nr);
@@ -159,15 +159,15 @@ static int op_promote(struct cmd_req *q, struct cmd_res *r)
     if (cmd_check_keys(r, q->args, keys) < 0 || cmd_arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
         cmd_arg_str(r, q->args, "pool", 1, 128, &pool) < 0 ||
         cmd_arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
-        return -1;
+        return CUT_EINVAL;
     const struct state_route *cur = cmd_find_route(q, r, route);
     int p;
     if (!cur || (p = cmd_find_pool(r, cur, pool)) < 0 || cmd_arg_expect(q, r) < 0 ||
         check_no_plan(r, cur) < 0)
-        return -1;
+        return CUT_EINVAL;
     struct state_route *nr = cmd_begin_change(q, r, route);
     if (!nr)
-        return -1;
+        return CUT_EINVAL;
     for (size_t i = 0; i < nr->npools; i++)
         nr->pools[i].weight_bp = nr->pools[i].stable_bp = (int)i == p ? CFG_BP_TOTAL : 0;
     r->changed = !cmd_same_weights(cur, nr);
@@ -183,13 +183,13 @@ static int op_rollback(struct cmd_req *q, struct cmd_res *r)
     const char *route, *reason;
     if (cmd_check_keys(r, q->args, keys) < 0 || cmd_arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
         cmd_arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
-        return -1;
+        return CUT_EINVAL;
     const struct state_route *cur = cmd_find_route(q, r, route);
     if (!cur || cmd_arg_expect(q, r) < 0)
-        return -1;
+        return CUT_EINVAL;
     struct state_route *nr = cmd_begin_change(q, r, route);
     if (!nr)
-        return -1;
+        return CUT_EINVAL;
     for (size_t i = 0; i < nr->npools; i++)
         nr->pools[i].weight_bp = nr->pools[i].stable_bp;
     end_plan_manual(nr);
@@ -212,11 +212,11 @@ static int endpoint_op(struct cmd_req *q, struct cmd_res *r, int kind)
         cmd_arg_str(r, q->args, "pool", 1, 128, &pool) < 0 ||
         cmd_arg_str(r, q->args, "endpoint", 1, 262, &ep) < 0 ||
         cmd_arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
-        return -1;
+        return CUT_EINVAL;
     const struct state_route *cur = cmd_find_route(q, r, route);
     int p;
     if (!cur || (p = cmd_find_pool(r, cur, pool)) < 0 || cmd_arg_expect(q, r) < 0)
-        return -1;
+        return CUT_EINVAL;
     const struct state_pool *cp = &cur->pools[p];
     int present = cmd_pool_has_endpoint(q->c, route, cp, ep);
     if (kind == 2) { /* add */
@@ -240,7 +240,7 @@ static int endpoint_op(struct cmd_req *q, struct cmd_res *r, int kind)
                     "cannot remove the last endpoint of a pool");
     struct state_route *nr = cmd_begin_change(q, r, route);
     if (!nr)
-        return -1;
+        return CUT_EINVAL;
     struct state_pool *np = &nr->pools[p];
     int rc = 0;
     switch (kind) {
@@ -303,7 +303,7 @@ static int op_reload(struct cmd_req *q, struct cmd_res *r)
     const char *reason;
     if (cmd_check_keys(r, q->args, keys) < 0 ||
         cmd_arg_str(r, q->args, "reason", 0, CMD_REASON_MAX, &reason) < 0 || cmd_arg_expect(q, r) < 0)
-        return -1;
+        return CUT_EINVAL;
     struct cfg_errors errs = {0};
     struct audit_record rec;
     char *args_json = json_dumps(q->args, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -324,7 +324,7 @@ static int op_reload(struct cmd_req *q, struct cmd_res *r)
         cmd_fail(r, rc == CUT_EINVAL ? "invalid_argument" : "internal", NULL,
              "the configuration was refused (%zu problem%s)", errs.n, errs.n == 1 ? "" : "s");
         cfg_errors_dispose(&errs);
-        return -1;
+        return CUT_EINVAL;
     }
     r->reloaded = 1;
     r->result = json_pack("{s:s}", "config_file", q->c->config_path);
@@ -338,7 +338,7 @@ static int parse_plan_args(struct cmd_req *q, struct cmd_res *r, const struct st
 {
     const char *to;
     if (cmd_arg_str(r, q->args, "to", 1, 128, &to) < 0 || cmd_find_pool(r, (struct state_route *)sr, to) < 0)
-        return -1;
+        return CUT_EINVAL;
     snprintf(p->to, sizeof p->to, "%s", to);
     unsigned best = 0;
     for (size_t i = 0; i < sr->npools; i++) /* where traffic comes from: the largest stable */
@@ -430,11 +430,11 @@ static int op_shift(struct cmd_req *q, struct cmd_res *r)
     const char *route, *reason;
     if (cmd_check_keys(r, q->args, keys) < 0 || cmd_arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
         cmd_arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
-        return -1;
+        return CUT_EINVAL;
     const struct state_route *cur = cmd_find_route(q, r, route);
     struct plan p = {0};
     if (!cur || parse_plan_args(q, r, cur, &p) < 0 || cmd_arg_expect(q, r) < 0)
-        return -1;
+        return CUT_EINVAL;
     struct plan old;
     if (cur->plan && plan_parse(cur->plan, &old) == 0 && plan_active(&old))
         return cmd_fail(r, "plan_exists", "args.route", "route \"%s\" already has a %s plan",
@@ -466,10 +466,10 @@ static int plan_transition(struct cmd_req *q, struct cmd_res *r, const char *fro
     const char *route, *reason;
     if (cmd_check_keys(r, q->args, keys) < 0 || cmd_arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
         cmd_arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)
-        return -1;
+        return CUT_EINVAL;
     const struct state_route *cur = cmd_find_route(q, r, route);
     if (!cur || cmd_arg_expect(q, r) < 0)
-        return -1;
+        return CUT_EINVAL;
     struct plan p;
     if (!cur->plan || plan_parse(cur->plan, &p) < 0)
         return cmd_fail(r, "not_found", "args.route", "route \"%s\" has no shift plan", cur->name);
@@ -477,7 +477,7 @@ static int plan_transition(struct cmd_req *q, struct cmd_res *r, const char *fro
         return cmd_fail(r, "invalid_state", "args.route", "the plan is %s", p.state);
     struct state_route *nr = cmd_begin_change(q, r, route);
     if (!nr)
-        return -1;
+        return CUT_EINVAL;
     if (!strcmp(to, "running")) { /* resuming: the step's hold starts again */
         p.step_started_ms = plan_wall_ms();
         plan_rebase(q->c->plans, route);
@@ -529,7 +529,7 @@ static int op_history(struct cmd_req *q, struct cmd_res *r)
 {
     static const char *const keys[] = {"limit", "refusals", NULL};
     if (cmd_check_keys(r, q->args, keys) < 0)
-        return -1;
+        return CUT_EINVAL;
     json_int_t limit = 50;
     json_t *v = json_object_get(q->args, "limit");
     if (v) {

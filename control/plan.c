@@ -80,7 +80,7 @@ int plan_parse(const char *text, struct plan *p)
     json_t *o = text ? json_loads(text, 0, NULL) : NULL;
     if (!json_is_object(o)) {
         json_decref(o);
-        return -1;
+        return CUT_EINVAL;
     }
     snprintf(p->state, sizeof p->state, "%s", jstr(o, "state"));
     snprintf(p->to, sizeof p->to, "%s", jstr(o, "to"));

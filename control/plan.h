@@ -48,7 +48,7 @@ struct plan {
     int64_t rb_at_ms;
 };
 
-/* From/to the compact JSON kept in state_route.plan. parse returns 0 or -1. The caller frees
+/* From/to the compact JSON kept in state_route.plan. parse returns 0 or CUT_EINVAL. The caller frees
  * dump's result. */
 int plan_parse(const char *json, struct plan *p);
 char *plan_dump(const struct plan *p);

@@ -309,13 +309,13 @@ static int checksum_hex(const json_t *tree, char hex[65])
 {
     char *canon = json_dumps(tree, JSON_COMPACT | JSON_SORT_KEYS);
     if (canon == NULL)
-        return -1;
+        return CUT_ENOMEM;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     int ok = EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL);
     free(canon);
     if (!ok || mdlen != 32)
-        return -1;
+        return CUT_ENOMEM;
     static const char digits[] = "0123456789abcdef";
     for (unsigned i = 0; i < 32; i++) {
         hex[2 * i] = digits[md[i] >> 4];
@@ -431,16 +431,16 @@ static int load_weight(const json_t *pool, const char *path, const char *key, un
     snprintf(p, sizeof p, "%s.%s", path, key);
     if (v == NULL) {
         problem(pr, p, "missing");
-        return -1;
+        return CUT_EINVAL;
     }
     if (!json_is_integer(v)) {
         problem(pr, p, "must be an integer, not %s", type_name(v));
-        return -1;
+        return CUT_EINVAL;
     }
     json_int_t w = json_integer_value(v);
     if (w < 0 || w > STATE_MAX_BP) {
         problem(pr, p, "must be 0..%d (got %lld)", STATE_MAX_BP, (long long)w);
-        return -1;
+        return CUT_EINVAL;
     }
     *out = (unsigned)w;
     return 0;

@@ -306,13 +306,13 @@ static int wait_fd(int fd, short ev, long long deadline)
     for (;;) {
         long long left = deadline - (long long)clock_mono_ms();
         if (left <= 0)
-            return -1;
+            return CUT_EIO;
         struct pollfd p = {.fd = fd, .events = ev};
         int r = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
         if (r > 0)
             return 0;
         if (r < 0 && errno != EINTR)
-            return -1;
+            return CUT_EIO;
     }
 }
 
@@ -325,7 +325,7 @@ static int ssl_wait(struct conn *c, int r, long long deadline)
     case SSL_ERROR_WANT_WRITE:
         return wait_fd(c->fd, POLLOUT, deadline);
     default:
-        return -1;
+        return CUT_EIO;
     }
 }
 
@@ -361,26 +361,26 @@ static int connect_one(struct conn *c, const struct addrinfo *ai, struct tls_cli
     c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         snprintf(why, cap, "socket: %s", strerror(errno));
-        return -1;
+        return CUT_EIO;
     }
     if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
         snprintf(why, cap, "connect: %s", strerror(errno));
-        return -1;
+        return CUT_EIO;
     }
     int err = 0;
     socklen_t len = sizeof err;
     if (wait_fd(c->fd, POLLOUT, deadline) < 0) {
         snprintf(why, cap, "connect: timed out");
-        return -1;
+        return CUT_EIO;
     }
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
         snprintf(why, cap, "connect: %s", strerror(err ? err : errno));
-        return -1;
+        return CUT_EIO;
     }
     c->ssl = tls_client_ssl_new(tc, host, NULL);
     if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
         snprintf(why, cap, "tls: out of memory");
-        return -1;
+        return CUT_EIO;
     }
     for (;;) {
         int r = SSL_connect(c->ssl);
@@ -397,7 +397,7 @@ static int connect_one(struct conn *c, const struct addrinfo *ai, struct tls_cli
             else
                 ERR_error_string_n(ERR_peek_error(), b, sizeof b);
             snprintf(why, cap, "tls: %s", b);
-            return -1;
+            return CUT_EIO;
         }
     }
 }
@@ -410,7 +410,7 @@ static int do_connect(struct conn *c, const struct siem_conf *cf, struct tls_cli
     int g = getaddrinfo(cf->host, cf->port, &hints, &res);
     if (g != 0) {
         snprintf(why, cap, "resolve %s: %s", cf->host, gai_strerror(g));
-        return -1;
+        return CUT_EIO;
     }
     int rc = -1;
     for (const struct addrinfo *ai = res; ai && rc < 0; ai = ai->ai_next) {
@@ -431,7 +431,7 @@ static int write_all(struct conn *c, const char *buf, size_t n, long long deadli
         if (r > 0)
             return 0; /* without SSL_MODE_ENABLE_PARTIAL_WRITE: all of it */
         if (ssl_wait(c, r, deadline) < 0)
-            return -1;
+            return CUT_EIO;
     }
 }
 

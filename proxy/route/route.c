@@ -3,6 +3,7 @@
  * request: one pass over the routes, no allocation.
  */
 #include "proxy/route/route.h"
+#include "core/cut.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -195,7 +196,7 @@ static int addr_bytes_of(const struct sockaddr *sa, struct addr_bytes *a)
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
     if (sa == NULL)
-        return -1;
+        return CUT_EINVAL;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
         a->family = AF_INET;
@@ -214,7 +215,7 @@ static int addr_bytes_of(const struct sockaddr *sa, struct addr_bytes *a)
         }
         return 0;
     }
-    return -1;
+    return CUT_EINVAL;
 }
 
 static int bits_equal(const uint8_t *x, const uint8_t *y, unsigned bits)
