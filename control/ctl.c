@@ -856,8 +856,8 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
             return NULL;
         }
     }
-    if (metrics_new(c->base, &c->hold->cfg->metrics, metrics_source, c, &c->metrics, err, cap) <
-        0) {
+    if (c->hold->cfg->metrics.address &&
+        !(c->metrics = metrics_new(c->base, &c->hold->cfg->metrics, metrics_source, c, err, cap))) {
         ctl_free(c);
         return NULL;
     }

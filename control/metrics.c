@@ -401,17 +401,14 @@ static void on_request(struct evhttp_request *req, void *arg)
     evbuffer_free(body);
 }
 
-int metrics_new(struct event_base *base, const struct cfg_metrics *mc, metrics_source_fn source,
-                void *ctx, struct metrics **out, char *err, size_t cap)
+struct metrics *metrics_new(struct event_base *base, const struct cfg_metrics *mc,
+                            metrics_source_fn source, void *ctx, char *err, size_t cap)
 {
-    *out = NULL;
-    if (!mc->address)
-        return 0;
     struct metrics *m = calloc(1, sizeof *m);
     if (!m || !(m->http = evhttp_new(base))) {
         free(m);
         snprintf(err, cap, "metrics: out of memory");
-        return CUT_ENOMEM;
+        return NULL;
     }
     m->source = source;
     m->ctx = ctx;
@@ -425,10 +422,9 @@ int metrics_new(struct event_base *base, const struct cfg_metrics *mc, metrics_s
                  mc->address);
         evhttp_free(m->http);
         free(m);
-        return CUT_EIO;
+        return NULL;
     }
-    *out = m;
-    return 0;
+    return m;
 }
 
 void metrics_free(struct metrics *m)

@@ -57,10 +57,11 @@ struct metrics_source {
 /* Fills *out for one request (the owner's current state). */
 typedef void (*metrics_source_fn)(void *ctx, struct metrics_source *out);
 
-/* Listens on base at mc->address (*out NULL and 0 when none is configured); every request asks
- * source for what to show. Returns 0, or CUT_EIO / CUT_ENOMEM with a reason in err. */
-int metrics_new(struct event_base *base, const struct cfg_metrics *mc, metrics_source_fn source,
-                void *ctx, struct metrics **out, char *err, size_t cap);
+/* Listens on base at mc->address (the caller makes one only when an address is configured);
+ * every request asks source for what to show. Returns NULL with a reason in err when the address
+ * cannot be listened on or memory runs out. Free with metrics_free (NULL is fine). */
+struct metrics *metrics_new(struct event_base *base, const struct cfg_metrics *mc,
+                            metrics_source_fn source, void *ctx, char *err, size_t cap);
 void metrics_free(struct metrics *m);
 
 /* The /metrics document of src into out. Returns 0 or CUT_ENOMEM. */
