@@ -170,25 +170,9 @@ static int https_take_response(struct cli_replica *r, const char *id, int eof)
 static void https_receive(struct cli_replica *r, const char *id)
 {
     for (;;) {
-        if (r->incap - r->inlen < 4096) {
-            size_t limit = CLI_MAX_REPLY + CLI_HTTP_MAX_HEAD + 8192;
-            size_t ncap = r->incap ? r->incap * 2 : 16384;
-            if (ncap > limit)
-                ncap = limit;
-            if (ncap <= r->incap) {
-                cli_replica_fail(r, CLI_EXIT_UNREACH, "protocol",
-                                 "reply longer than %u MiB refused", CLI_MAX_REPLY >> 20);
-                return;
-            }
-            char *nb = realloc(r->in, ncap);
-            if (!nb) {
-                cli_replica_fail(r, CLI_EXIT_UNREACH, "protocol",
-                                 "out of memory reading the reply");
-                return;
-            }
-            r->in = nb;
-            r->incap = ncap;
-        }
+        if (r->incap - r->inlen < 4096 &&
+            cli_replica_grow_in(r, 16384, CLI_MAX_REPLY + CLI_HTTP_MAX_HEAD + 8192) < 0)
+            return;
         ERR_clear_error();
         errno = 0;
         int got = SSL_read(r->ssl, r->in + r->inlen, (int)(r->incap - r->inlen));

@@ -1,10 +1,12 @@
 /* replica.c - a replica's outcome: a failure, or the reply it sent (see replica.h). */
 #include "control/cli/replica.h"
+#include "core/cut.h"
 
 #include <jansson.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -95,4 +97,24 @@ void cli_replica_take_reply(struct cli_replica *r, const char *id, const char *t
         cli_replica_fail(r, code_exit_class(code), code, "%s%s%s%s", msg ? msg : "(no message)",
                          path ? " (at " : "", path ? path : "", path ? ")" : "");
     }
+}
+
+int cli_replica_grow_in(struct cli_replica *r, size_t first, size_t limit)
+{
+    size_t ncap = r->incap ? r->incap * 2 : first;
+    if (ncap > limit)
+        ncap = limit;
+    if (ncap <= r->incap) {
+        cli_replica_fail(r, CLI_EXIT_UNREACH, "protocol", "reply longer than %u MiB refused",
+                         CLI_MAX_REPLY >> 20);
+        return CUT_ELIMIT;
+    }
+    char *nb = realloc(r->in, ncap);
+    if (!nb) {
+        cli_replica_fail(r, CLI_EXIT_UNREACH, "protocol", "out of memory reading the reply");
+        return CUT_ENOMEM;
+    }
+    r->in = nb;
+    r->incap = ncap;
+    return 0;
 }

@@ -19,4 +19,8 @@ void cli_replica_fail(struct cli_replica *r, int exit_class, const char *code, c
 void cli_replica_take_reply(struct cli_replica *r, const char *id, const char *text, size_t len,
                             int http_status);
 
+/* Doubles r's input buffer (first: its first size) up to limit bytes. Returns 0, or CUT_ELIMIT
+ * when the reply would pass limit / CUT_ENOMEM (r failed: protocol). */
+int cli_replica_grow_in(struct cli_replica *r, size_t first, size_t limit);
+
 #endif

@@ -84,24 +84,8 @@ static int replica_take_line(struct cli_replica *r, const char *id)
 static void replica_on_readable(struct cli_replica *r, const char *id)
 {
     for (;;) {
-        if (r->incap - r->inlen < 4096) {
-            size_t ncap = r->incap ? r->incap * 2 : 8192;
-            if (ncap > CLI_MAX_REPLY + 8192)
-                ncap = CLI_MAX_REPLY + 8192;
-            if (ncap <= r->incap) { /* full and still no newline */
-                cli_replica_fail(r, CLI_EXIT_UNREACH, "protocol",
-                                 "reply longer than %u MiB refused", CLI_MAX_REPLY >> 20);
-                return;
-            }
-            char *nb = realloc(r->in, ncap);
-            if (!nb) {
-                cli_replica_fail(r, CLI_EXIT_UNREACH, "protocol",
-                                 "out of memory reading the reply");
-                return;
-            }
-            r->in = nb;
-            r->incap = ncap;
-        }
+        if (r->incap - r->inlen < 4096 && cli_replica_grow_in(r, 8192, CLI_MAX_REPLY + 8192) < 0)
+            return; /* full and still no complete reply */
         ssize_t got = recv(r->fd, r->in + r->inlen, r->incap - r->inlen, 0);
         if (got > 0) {
             size_t before = r->inlen;
