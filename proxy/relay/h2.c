@@ -1,5 +1,7 @@
 /* h2.c - HTTP/2 client connections (h2c prior knowledge): one nghttp2 session per connection,
- * one struct h2s (and one struct stream) per HTTP/2 stream.
+ * one struct h2s (and one struct stream) per HTTP/2 stream. This file is the connection: the
+ * socket, the session and its callbacks, input/output, stalls, GOAWAY and close; a stream's
+ * exchange and the downstream ops are in h2_stream.c (shared structs: h2_internal.h).
  *
  * Re-entrancy rule: nghttp2_session_send() runs only from this file's own event callbacks
  * (input, drain, timer, the deferred "run" event), never from a downstream op called by
@@ -16,6 +18,7 @@
  *    upstream drains it (ds_resume_body), so a slow upstream stalls the client's window.
  */
 #include "proxy/relay/h2.h"
+#include "proxy/relay/h2_internal.h"
 
 #include "core/clock.h"
 #include "core/list.h"
@@ -35,7 +38,6 @@
 #include "proxy/relay/worker.h"
 
 #define H2C_MAX_STREAMS 100          /* SETTINGS_MAX_CONCURRENT_STREAMS */
-#define H2C_STREAM_WINDOW (256u << 10) /* per-stream receive window (capped at buffer_bytes) */
 #define H2C_CONN_WINDOW (1u << 20)   /* connection receive window */
 #define H2C_MAX_RESETS_PER_SEC 100   /* RST_STREAM from the client (CVE-2023-44487) */
 #define H2C_MAX_CONTROL_PER_SEC 500  /* PING, SETTINGS, PRIORITY, empty DATA, tiny WINDOW_UPDATE */
@@ -43,7 +45,6 @@
 #define H2C_MAX_CONTINUATIONS 16     /* CONTINUATION frames after one HEADERS */
 #define H2C_CLOSE_MS 5000            /* the last frames (GOAWAY) get this long to be written */
 #define H2C_LINGER_MS 2000           /* read and discard after GOAWAY before closing */
-#define H2C_RESET_RING 32            /* streams we reset lately: their late frames are ignored */
 
 /* ---- pure helpers ------------------------------------------------------------------------- */
 
@@ -55,59 +56,7 @@ int h2_preface_match(const char *p, size_t n)
     return n >= H2_PREFACE_LEN ? 1 : 0;
 }
 
-/* ---- connection and stream objects -------------------------------------------------------- */
-
-struct h2s;
-
-struct h2c {
-    struct worker *w;
-    struct io io;
-    struct event *tmo;  /* idle / stall checks / deferred close */
-    struct event *run;  /* deferred: feed input, send frames */
-    nghttp2_session *ng;
-    struct sockaddr_storage peer;
-    socklen_t peerlen;
-    struct h2c *next, *prev; /* the worker's list */
-    struct h2s *streams;
-    unsigned nstreams;
-    size_t out_cap;      /* socket output bound */
-    size_t stream_buf;   /* per-stream response bound (limits.buffer_bytes) */
-    unsigned client_idle_ms, body_idle_ms;
-    size_t max_header_bytes;
-    unsigned max_headers;
-    int closing;         /* no more input: write the last frames (GOAWAY), then close */
-    int finishing;       /* nghttp2 has nothing more to write: waiting for the socket */
-    int lingering;       /* half-closed, discarding input until EOF or the timer */
-    int shutting_down;
-    int in_send;
-    int out_paused;      /* input held while the client does not read our output */
-    int want_drain;      /* some stream's response buffer drained: resume its upstream */
-    uint64_t rate_start_ns;
-    unsigned rst_count, ctrl_count, cont_count;
-    unsigned request_body_ms, min_body_rate; /* the request body deadline (h1.c's rule) */
-    int32_t max_client_id; /* the highest stream id a client HEADERS frame used */
-    /* The last streams we reset (RST_STREAM sent): a HEADERS frame the client had in flight on
-     * one of them (trailers) is ignored, not a connection error (RFC 9113 section 5.1). */
-    int32_t reset_ring[H2C_RESET_RING];
-    unsigned reset_next;
-};
-
-struct h2s {
-    struct h2c *c;
-    int32_t id;
-    struct stream *s;     /* NULL once the exchange is over (logged and freed) */
-    struct fields_head head;
-    struct evbuffer *out; /* response body waiting for the client's window */
-    nghttp2_nv *trailers;
-    size_t ntrailers;
-    char *trailer_mem;
-    uint64_t unconsumed;  /* request bytes received but not yet consumed into the window */
-    uint64_t last_rx_ns, last_tx_ns;
-    uint64_t body_start_ns, body_bytes; /* the request body's deadline clock */
-    struct h2s *next, *prev;
-    unsigned req_end : 1, resp_submitted : 1, resp_eof : 1, deferred : 1, want_drain : 1,
-        no_body : 1;
-};
+/* ---- connection objects (struct h2c, struct h2s: h2_internal.h) -------------------------- */
 
 static void conn_free(struct h2c *c);
 static void flush(struct h2c *c);
@@ -140,313 +89,6 @@ static void arm(struct h2c *c, unsigned ms)
 {
     evtimer_add(c->tmo, worker_tv(c->w, ms));
 }
-
-static void schedule(struct h2c *c)
-{
-    if (!event_pending(c->run, EV_TIMEOUT, NULL))
-        event_active(c->run, EV_TIMEOUT, 1);
-}
-
-static void h2s_free(struct h2c *c, struct h2s *h)
-{
-    if (h->s) {
-        stream_abort(h->s);
-        stream_free(h->s);
-        h->s = NULL;
-    }
-    if (h->prev)
-        h->prev->next = h->next;
-    else
-        c->streams = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
-    c->nstreams--;
-    if (h->out)
-        evbuffer_free(h->out);
-    free(h->trailers);
-    free(h->trailer_mem);
-    fields_head_dispose(&h->head);
-    free(h);
-}
-
-/* The exchange of h is over (response complete or failed): log it and let go of it. */
-static void exchange_over(struct h2s *h)
-{
-    struct h2c *c = h->c;
-    struct stream *s = h->s;
-    h->s = NULL;
-    if (s)
-        stream_free(s);
-    if (h->unconsumed) {
-        /* Request bytes still buffered are dropped: give the window back. */
-        nghttp2_session_consume(c->ng, h->id, (size_t)h->unconsumed);
-        h->unconsumed = 0;
-    }
-}
-
-/* ---- response side -------------------------------------------------------------------------- */
-
-static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
-                         uint32_t *flags, nghttp2_data_source *src, void *ud)
-{
-    struct h2s *h = src->ptr;
-    struct h2c *c = ud;
-    size_t avail = evbuffer_get_length(h->out);
-    if (avail == 0 && !h->resp_eof) {
-        h->deferred = 1;
-        return NGHTTP2_ERR_DEFERRED;
-    }
-    size_t n = avail < len ? avail : len;
-    if (n) {
-        evbuffer_remove(h->out, buf, n);
-        h->last_tx_ns = clock_mono_ns();
-    }
-    if (n == avail && h->resp_eof) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (h->ntrailers &&
-            nghttp2_submit_trailer(ng, id, h->trailers, h->ntrailers) == 0)
-            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-    }
-    if (h->s && n && avail - n <= c->stream_buf / 2) {
-        h->want_drain = 1;
-        c->want_drain = 1;
-    }
-    return (ssize_t)n;
-}
-
-/* Response fields as HTTP/2 wants them: lower-case names, no connection-specific fields.
- * Names are lowered into the worker's scratch buffer (nghttp2 copies at submit). Returns the
- * number of entries written after the first (reserved for :status), or -1. */
-static int make_nv(struct h2c *c, nghttp2_nv *nva, size_t max, const struct http_field *fields,
-                   unsigned n, size_t *scratch_used)
-{
-    struct worker *w = c->w;
-    size_t used = *scratch_used;
-    int k = 0;
-    for (unsigned i = 0; i < n && (size_t)k < max; i++) {
-        const struct http_field *f = &fields[i];
-        if ((f->flags & H1_HF_HOP) || fields_conn_specific(f->name) ||
-            cut_slice_ieq(f->name, "te") || cut_slice_ieq(f->name, "http2-settings") ||
-            f->name.n == 0)
-            continue;
-        if (w->scratch_cap - used < f->name.n)
-            return -1;
-        char *lname = w->scratch + used;
-        for (size_t j = 0; j < f->name.n; j++) {
-            char ch = f->name.p[j];
-            lname[j] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
-        }
-        used += f->name.n;
-        nva[k].name = (uint8_t *)lname;
-        nva[k].namelen = f->name.n;
-        nva[k].value = (uint8_t *)f->value.p;
-        nva[k].valuelen = f->value.n;
-        nva[k].flags = NGHTTP2_NV_FLAG_NONE;
-        k++;
-    }
-    *scratch_used = used;
-    return k;
-}
-
-#define NV_LIT(n, v)                                                                               \
-    ((nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE})
-
-/* A response cutover makes itself (no upstream head): text/plain body, x-cutover-error. */
-static void submit_error(struct h2s *h, int status, const char *code, const char *msg)
-{
-    struct h2c *c = h->c;
-    if (h->resp_submitted) {
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
-        schedule(c);
-        return;
-    }
-    char st[8], len[24];
-    snprintf(st, sizeof st, "%03d", status);
-    size_t before = evbuffer_get_length(h->out);
-    evbuffer_drain(h->out, before);
-    int body = evbuffer_add_printf(h->out, "cutover: %s\n", msg);
-    snprintf(len, sizeof len, "%d", body > 0 ? body : 0);
-    int head = h->s && h->s->head_method_head; /* the head only (RFC 9110 9.3.2) */
-    if (head)
-        evbuffer_drain(h->out, evbuffer_get_length(h->out));
-    nghttp2_nv nva[] = {
-        NV_LIT(":status", st),
-        NV_LIT("content-type", "text/plain"),
-        NV_LIT("content-length", len),
-        NV_LIT("x-cutover-error", code ? code : ""),
-    };
-    h->resp_eof = 1;
-    h->resp_submitted = 1;
-    if (h->s && !head)
-        h->s->bytes_out += (uint64_t)(body > 0 ? body : 0);
-    nghttp2_data_provider dp = {.source.ptr = h, .read_callback = data_read};
-    size_t nnv = code ? CUT_ARRAY_LEN(nva) : CUT_ARRAY_LEN(nva) - 1;
-    if (nghttp2_submit_response(c->ng, h->id, nva, nnv, head ? NULL : &dp) != 0)
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
-    schedule(c);
-}
-
-static void ds_head(void *ctx, struct stream *s, const struct http_resp *resp)
-{
-    struct h2s *h = ctx;
-    struct h2c *c = h->c;
-    if (c->closing || h->resp_submitted)
-        return;
-    size_t max = resp->nfields + 1;
-    nghttp2_nv *nva = malloc(max * sizeof *nva);
-    if (!nva) {
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
-        schedule(c);
-        return;
-    }
-    char st[8];
-    snprintf(st, sizeof st, "%03d", resp->status % 1000);
-    nva[0] = NV_LIT(":status", st);
-    size_t used = 0;
-    int k = make_nv(c, nva + 1, max - 1, resp->fields, resp->nfields, &used);
-    int rv;
-    if (k < 0) {
-        rv = -1;
-    } else if (resp->status < 200) {
-        rv = nghttp2_submit_headers(c->ng, NGHTTP2_FLAG_NONE, h->id, NULL, nva, (size_t)k + 1,
-                                    NULL); /* interim: 100 Continue, 103 Early Hints */
-    } else {
-        h->resp_submitted = 1;
-        h->no_body = s->head_method_head || resp->status == 204 || resp->status == 304 ||
-                     resp->framing == HTTP_BODY_NONE ||
-                     (resp->framing == HTTP_BODY_LENGTH && resp->content_length == 0);
-        nghttp2_data_provider dp = {.source.ptr = h, .read_callback = data_read};
-        rv = nghttp2_submit_response(c->ng, h->id, nva, (size_t)k + 1,
-                                     h->no_body ? NULL : &dp);
-    }
-    free(nva);
-    if (rv != 0)
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
-    schedule(c);
-}
-
-static void ds_body(void *ctx, struct stream *s, struct evbuffer *data)
-{
-    struct h2s *h = ctx;
-    struct h2c *c = h->c;
-    (void)s;
-    size_t n = evbuffer_get_length(data);
-    if (n == 0)
-        return;
-    if (c->closing || h->no_body) {
-        evbuffer_drain(data, n);
-        return;
-    }
-    if (evbuffer_get_length(h->out) == 0)
-        h->last_tx_ns = clock_mono_ns(); /* the stall clock starts when data waits */
-    evbuffer_add_buffer(h->out, data);
-    if (h->deferred) {
-        h->deferred = 0;
-        nghttp2_session_resume_data(c->ng, h->id);
-    }
-    schedule(c);
-}
-
-static void ds_end(void *ctx, struct stream *s, const struct http_field *trailers, unsigned n)
-{
-    struct h2s *h = ctx;
-    struct h2c *c = h->c;
-    (void)s;
-    h->resp_eof = 1;
-    if (n && !h->no_body && !c->closing) {
-        /* Trailers go out from the data callback once the body is sent: keep a copy. */
-        size_t bytes = 0;
-        for (unsigned i = 0; i < n; i++)
-            bytes += trailers[i].name.n + trailers[i].value.n;
-        h->trailers = calloc(n, sizeof *h->trailers);
-        h->trailer_mem = malloc(bytes ? bytes : 1);
-        if (h->trailers && h->trailer_mem) {
-            size_t off = 0;
-            for (unsigned i = 0; i < n; i++) {
-                const struct http_field *f = &trailers[i];
-                if ((f->flags & H1_HF_HOP) || fields_conn_specific(f->name) || f->name.n == 0)
-                    continue;
-                char *p = h->trailer_mem + off;
-                for (size_t j = 0; j < f->name.n; j++) {
-                    char ch = f->name.p[j];
-                    p[j] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
-                }
-                memcpy(p + f->name.n, f->value.p, f->value.n);
-                off += f->name.n + f->value.n;
-                nghttp2_nv *nv = &h->trailers[h->ntrailers++];
-                nv->name = (uint8_t *)p;
-                nv->namelen = f->name.n;
-                nv->value = (uint8_t *)p + f->name.n;
-                nv->valuelen = f->value.n;
-                nv->flags = NGHTTP2_NV_FLAG_NONE;
-            }
-        } else {
-            h->ntrailers = 0;
-        }
-    }
-    if (h->deferred) {
-        h->deferred = 0;
-        nghttp2_session_resume_data(c->ng, h->id);
-    }
-    exchange_over(h);
-    schedule(c);
-}
-
-static void ds_fail(void *ctx, struct stream *s, int status, const char *code, const char *msg)
-{
-    struct h2s *h = ctx;
-    struct h2c *c = h->c;
-    if (s->resp_head_sent || h->resp_submitted) {
-        s->aborted = 1;
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
-    } else if (!c->closing) {
-        submit_error(h, status, code, msg);
-    }
-    exchange_over(h);
-    schedule(c);
-}
-
-static void ds_resume_body(void *ctx, struct stream *s)
-{
-    struct h2s *h = ctx;
-    struct h2c *c = h->c;
-    if (!h->s || h->unconsumed == 0)
-        return;
-    size_t buffered = stream_request_buffered(s);
-    if (h->unconsumed > buffered) {
-        nghttp2_session_consume(c->ng, h->id, (size_t)(h->unconsumed - buffered));
-        h->unconsumed = buffered;
-        schedule(c);
-    }
-}
-
-static size_t ds_pending(void *ctx, struct stream *s)
-{
-    struct h2s *h = ctx;
-    (void)s;
-    return evbuffer_get_length(h->out);
-}
-
-static void ds_tunnel(void *ctx, struct stream *s)
-{
-    /* No upgrade is ever requested over HTTP/2; an unsolicited 101 cannot be relayed. */
-    struct h2s *h = ctx;
-    struct h2c *c = h->c;
-    s->aborted = 1;
-    nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
-    schedule(c);
-    /* s is aborted and freed once the HTTP/2 stream closes (stream.c still uses it now). */
-}
-
-static const struct downstream_ops h2s_ops = {
-    .head = ds_head,
-    .body = ds_body,
-    .end = ds_end,
-    .fail = ds_fail,
-    .resume_body = ds_resume_body,
-    .pending = ds_pending,
-    .tunnel = ds_tunnel,
-};
 
 /* ---- nghttp2 callbacks ------------------------------------------------------------------------ */
 
@@ -531,21 +173,11 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     struct h2c *c = ud;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    struct h2s *h = calloc(1, sizeof *h);
-    if (!h || !(h->out = evbuffer_new())) {
-        free(h);
+    struct h2s *h = h2s_new(c, frame->hd.stream_id);
+    if (!h)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    }
-    h->c = c;
-    h->id = frame->hd.stream_id;
-    fields_head_init(&h->head, c->max_header_bytes, c->max_headers);
-    h->next = c->streams;
-    if (c->streams)
-        c->streams->prev = h;
-    c->streams = h;
-    if (c->nstreams++ == 0 && !c->closing)
+    if (c->nstreams == 1 && !c->closing)
         arm(c, c->body_idle_ms); /* stall checks while streams are open */
-    h->last_rx_ns = h->last_tx_ns = clock_mono_ns();
     nghttp2_session_set_stream_user_data(ng, h->id, h);
     return 0;
 }
@@ -567,44 +199,6 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     return 0; /* over a limit: answered 431 once the head is complete */
 }
 
-static const char *status_code_name(int status)
-{
-    switch (status) {
-    case 431: return "headers_too_large";
-    case 501: return "not_implemented";
-    default: return "bad_request";
-    }
-}
-
-static void start_request(struct h2c *c, struct h2s *h, int end_stream)
-{
-    struct http_req req;
-    if (end_stream)
-        h->req_end = 1;
-    int st = fields_head_request(&h->head, end_stream, &req);
-    if (st) {
-        submit_error(h, st, status_code_name(st),
-                     st == 501 ? "CONNECT is not supported"
-                               : st == 431 ? "request head too large"
-                                           : "malformed request");
-        fields_head_dispose(&h->head);
-        return;
-    }
-    struct stream *s = stream_new(c->w, &h2s_ops, h, (struct sockaddr *)&c->peer, c->peerlen);
-    if (s)
-        stream_set_tls(s, &c->io); /* X-Forwarded-Proto https and the client certificate */
-    if (!s) {
-        submit_error(h, 503, "overloaded", "out of memory");
-        fields_head_dispose(&h->head);
-        return;
-    }
-    h->s = s;
-    s->bytes_in = h->head.list_size;
-    h->body_start_ns = clock_mono_ns();
-    stream_start(s, &req); /* may answer at once (no route, ...): h->s is then NULL */
-    fields_head_dispose(&h->head);
-}
-
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
     struct h2c *c = ud;
@@ -616,7 +210,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         if (!h)
             break;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-            start_request(c, h, end);
+            h2s_start_request(h, end);
             return 0;
         }
         break; /* trailers: only END_STREAM matters */
@@ -658,47 +252,14 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
     }
     return 0;
 }
-
-/* Whether the request body of h is past its deadline (timeouts.request_body_ms, extended by
- * 1 s per limits.min_body_rate bytes: h1.c's rule): a DATA trickle. While the upstream holds the
- * body back (half the stream window or more not yet consumed) the client is not to blame: its
- * clock starts again. */
-static int body_too_slow(struct h2c *c, struct h2s *h, uint64_t now)
-{
-    if (h->req_end || h->resp_submitted || !h->s || h->s->resp_head_sent)
-        return 0;
-    size_t window = c->stream_buf < H2C_STREAM_WINDOW ? c->stream_buf : H2C_STREAM_WINDOW;
-    if (h->unconsumed >= window / 2) {
-        h->body_start_ns = now;
-        h->body_bytes = 0;
-        return 0;
-    }
-    uint64_t allowed = http_body_allowance_ms(c->request_body_ms, c->min_body_rate,
-                                              h->body_bytes);
-    return allowed != UINT64_MAX && (now - h->body_start_ns) / 1000000u > allowed;
-}
-
-/* 408 on the stream (then RST_STREAM NO_ERROR, since the client has not ended it: on_frame_send),
- * and the upstream request is abandoned. The connection and its other streams go on. */
-static void body_timeout(struct h2s *h)
-{
-    struct stream *s = h->s;
-    stream_abort(s);
-    s->status = 408;
-    s->error = "request_timeout";
-    worker_count(&s->w->body_timeouts);
-    submit_error(h, 408, "request_timeout", "the request body was too slow");
-    exchange_over(h);
-}
-
 static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
                          size_t len, void *ud)
 {
     struct h2c *c = ud;
     (void)flags;
     struct h2s *h = nghttp2_session_get_stream_user_data(ng, id);
-    if (h && h->s && !c->closing && body_too_slow(c, h, clock_mono_ns()))
-        body_timeout(h);
+    if (h && h->s && !c->closing && h2s_body_too_slow(h, clock_mono_ns()))
+        h2s_body_timeout(h);
     if (!h || !h->s || c->closing) {
         nghttp2_session_consume(ng, id, len); /* nobody wants it: keep the window open */
         return 0;
@@ -832,7 +393,7 @@ static void flush(struct h2c *c)
             if (h->want_drain) {
                 h->want_drain = 0;
                 if (h->s)
-                    stream_downstream_drained(h->s); /* may queue more: schedule()d */
+                    stream_downstream_drained(h->s); /* may queue more: h2c_schedule()d */
             }
         }
     }
@@ -935,14 +496,14 @@ static void on_run(evutil_socket_t fd, short what, void *arg)
 
 /* Streams that made no progress for body_idle: a request body that stopped arriving (while we
  * were not the ones holding it back), or a response the client does not take (zero window).
- * And request bodies past their deadline (body_too_slow). */
+ * And request bodies past their deadline (h2s_body_too_slow). */
 static void check_stalls(struct h2c *c)
 {
     uint64_t now = clock_mono_ns();
     uint64_t limit = (uint64_t)c->body_idle_ms * 1000000u;
     for (struct h2s *h = c->streams; h; h = h->next) {
-        if (h->s && body_too_slow(c, h, now)) {
-            body_timeout(h);
+        if (h->s && h2s_body_too_slow(h, now)) {
+            h2s_body_timeout(h);
             continue;
         }
         struct stream *s = h->s;
@@ -952,12 +513,12 @@ static void check_stalls(struct h2c *c)
         if (rx_stall && s && !s->resp_head_sent && !h->resp_submitted) {
             stream_abort(s);
             s->status = 408;
-            submit_error(h, 408, "request_timeout", "the request body stalled");
-            exchange_over(h);
+            h2s_submit_error(h, 408, "request_timeout", "the request body stalled");
+            h2s_exchange_over(h);
         } else if (rx_stall || tx_stall) {
             if (s) {
                 stream_abort(s);
-                exchange_over(h);
+                h2s_exchange_over(h);
             }
             evbuffer_drain(h->out, evbuffer_get_length(h->out));
             nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_CANCEL);
@@ -1088,7 +649,7 @@ int h2c_takeover(struct worker *w, struct io *from, const struct sockaddr *peer,
     evbuffer_add_buffer(c->io.in, from->in);
     worker_h2c_added(w, c);
     arm(c, c->client_idle_ms);
-    schedule(c); /* the preface and whatever followed it are processed from the loop */
+    h2c_schedule(c); /* the preface and whatever followed it are processed from the loop */
     return 0;
 }
 
