@@ -102,6 +102,19 @@ int http_write_forward(char *buf, size_t cap, const struct http_req *req,
 int http_write_h1_response(char *buf, size_t cap, const struct http_resp *resp, int chunked,
                            int close, int keep_alive_10);
 
+/* Whether path is a request target HTTP/1.1 could carry (the :path an HTTP/2 upstream gets is
+ * checked the same way): not empty, no space, no control character, no DEL. Inline: once per
+ * request on the HTTP/2 upstream path. */
+static inline int http_path_ok(struct cut_slice path)
+{
+    for (size_t i = 0; i < path.n; i++) {
+        unsigned char ch = (unsigned char)path.p[i];
+        if (ch <= 0x20 || ch == 0x7f)
+            return 0;
+    }
+    return path.n > 0;
+}
+
 /* Whether a client-supplied request id is sane enough to keep: 1..128 visible ASCII, no
  * spaces, quotes or backslashes. */
 int http_request_id_ok(struct cut_slice id);

@@ -414,47 +414,6 @@ static const struct downstream_ops h1c_ops = {
 
 /* ---- client -> stream ---------------------------------------------------------------------- */
 
-/* Splits the request-target into path and authority (RFC 9112 section 3.2). Returns 0, or an
- * HTTP status to answer. */
-static int split_target(const struct h1_request *r, struct http_req *req)
-{
-    struct cut_slice t = r->target;
-    req->authority = r->host;
-    if (t.n > 0 && t.p[0] == '/') {
-        req->path = t;
-        return 0;
-    }
-    if (t.n == 1 && t.p[0] == '*') {
-        if (!cut_slice_ieq(r->method, "options"))
-            return 400;
-        req->path = t;
-        return 0;
-    }
-    /* absolute-form: scheme "://" authority [path]; the authority replaces Host. */
-    size_t i = 0;
-    while (i < t.n && t.p[i] != ':')
-        i++;
-    if (i + 3 > t.n || t.p[i + 1] != '/' || t.p[i + 2] != '/') {
-        return cut_slice_ieq(r->method, "connect") ? 501 : 400;
-    }
-    struct cut_slice scheme = {t.p, i};
-    if (!cut_slice_ieq(scheme, "http") && !cut_slice_ieq(scheme, "https"))
-        return 400;
-    size_t a = i + 3, e = a;
-    while (e < t.n && t.p[e] != '/' && t.p[e] != '?')
-        e++;
-    if (e == a)
-        return 400;
-    req->authority = (struct cut_slice){t.p + a, e - a};
-    if (e == t.n)
-        req->path = CUT_SLICE_LIT("/");
-    else if (t.p[e] == '?') /* "http://h?q": the path is empty, keep the query */
-        return 400;
-    else
-        req->path = (struct cut_slice){t.p + e, t.n - e};
-    return 0;
-}
-
 struct parse_req {
     const struct h1_limits *lim;
     struct h1_request *r;
@@ -529,7 +488,7 @@ static int read_head(struct h1c *c)
         .version_minor = r.minor_version,
         .upgrade = r.upgrade,
     };
-    int bad = split_target(&r, &req);
+    int bad = h1_request_target(&r, &req.path, &req.authority);
     if (bad) {
         reject(c, bad, status_code_name(bad), bad == 501 ? "CONNECT is not supported"
                                                          : "invalid request target");

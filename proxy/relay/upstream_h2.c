@@ -341,17 +341,6 @@ static nghttp2_nv nv_make(const char *name, size_t nl, const char *value, size_t
                         NGHTTP2_NV_FLAG_NONE};
 }
 
-/* A request target HTTP/1 would carry: no space, no control character. */
-static int path_ok(struct cut_slice p)
-{
-    for (size_t i = 0; i < p.n; i++) {
-        unsigned char ch = (unsigned char)p.p[i];
-        if (ch <= 0x20 || ch == 0x7f)
-            return 0;
-    }
-    return p.n > 0;
-}
-
 /* Sends the request of st, built from the stream's forwarded request (s->fwd), and its body
  * provider. Fields: every one written for the upstream except Host (sent as :authority),
  * hop-by-hop ones (Transfer-Encoding, Connection, Upgrade), connection-specific ones and te;
@@ -361,7 +350,7 @@ static int submit(struct h2up_stream *st)
     struct h2up_conn *c = st->c;
     struct stream *s = st->s;
     const struct http_req *r = &s->fwd;
-    if (!r->fields || !path_ok(r->path))
+    if (!r->fields || !http_path_ok(r->path))
         return CUT_EPROTO;
     size_t names = 0;
     for (unsigned i = 0; i < r->nfields; i++)

@@ -1,6 +1,7 @@
 /* test_h1_parse.c - proxy/h1_parse.c: valid requests and responses with their fields and framing
  * verdicts, every rejection with its exact status, byte-by-byte feeding, limits (complete and
- * incomplete heads), chunk-size lines, trailer sections and the list/compare helpers. */
+ * incomplete heads), chunk-size lines, trailer sections, the list/compare helpers and the request
+ * target forms (h1_request_target). */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1074,4 +1075,74 @@ Test(h1_parse_util, list_has_token)
     cr_assert_not(h1_list_has_token(CUT_SLICE_LIT("closed, xclose"), "close"));
     cr_assert_not(h1_list_has_token(CUT_SLICE_LIT(""), "close"));
     cr_assert_not(h1_list_has_token(CUT_SLICE_LIT("clo se"), "close"));
+}
+
+/* ---- h1_request_target ------------------------------------------------------------------------ */
+
+/* A parsed request with only what h1_request_target reads. */
+static struct h1_request t_target_req(const char *method, const char *target, const char *host)
+{
+    struct h1_request r = {0};
+    r.method = (struct cut_slice){method, strlen(method)};
+    r.target = (struct cut_slice){target, strlen(target)};
+    r.host = (struct cut_slice){host, strlen(host)};
+    return r;
+}
+
+Test(h1_request_target, origin_form_keeps_host)
+{
+    struct h1_request r = t_target_req("GET", "/a/b?c=d", "example.com");
+    struct cut_slice path = {0}, auth = {0};
+    cr_assert_eq(h1_request_target(&r, &path, &auth), 0);
+    t_slice_is(path, "/a/b?c=d");
+    t_slice_is(auth, "example.com");
+    cr_assert_eq(path.p, r.target.p, "zero-copy: the path points into the target");
+}
+
+Test(h1_request_target, asterisk_only_for_options)
+{
+    struct h1_request r = t_target_req("OPTIONS", "*", "h");
+    struct cut_slice path = {0}, auth = {0};
+    cr_assert_eq(h1_request_target(&r, &path, &auth), 0);
+    t_slice_is(path, "*");
+    t_slice_is(auth, "h");
+    r = t_target_req("GET", "*", "h");
+    cr_assert_eq(h1_request_target(&r, &path, &auth), 400);
+}
+
+Test(h1_request_target, absolute_form_replaces_host)
+{
+    struct h1_request r = t_target_req("GET", "http://upstream.test:8080/x?y", "other.test");
+    struct cut_slice path = {0}, auth = {0};
+    cr_assert_eq(h1_request_target(&r, &path, &auth), 0);
+    t_slice_is(auth, "upstream.test:8080");
+    t_slice_is(path, "/x?y");
+
+    r = t_target_req("GET", "HTTPS://h.test", "");
+    cr_assert_eq(h1_request_target(&r, &path, &auth), 0);
+    t_slice_is(auth, "h.test");
+    t_slice_is(path, "/");
+}
+
+Test(h1_request_target, rejected_forms)
+{
+    static const struct {
+        const char *method, *target;
+        int status;
+    } cases[] = {
+        {"CONNECT", "h.test:443", 501}, /* authority-form: CONNECT is not supported */
+        {"GET", "h.test:443", 400},
+        {"GET", "ftp://h.test/x", 400},  /* only http and https */
+        {"GET", "http:///x", 400},       /* empty authority */
+        {"GET", "http://h.test?q", 400}, /* a query without a path */
+        {"GET", "http:/x", 400},
+        {"GET", "x", 400},
+        {"GET", "", 400},
+    };
+    for (size_t i = 0; i < CUT_ARRAY_LEN(cases); i++) {
+        struct h1_request r = t_target_req(cases[i].method, cases[i].target, "h");
+        struct cut_slice path = {0}, auth = {0};
+        cr_expect_eq(h1_request_target(&r, &path, &auth), cases[i].status, "%s %s",
+                     cases[i].method, cases[i].target);
+    }
 }

@@ -196,6 +196,20 @@ Test(http, request_id_sanity)
     cr_assert(http_request_id_ok((struct cut_slice){big, 128}));
 }
 
+Test(http, path_ok)
+{
+    cr_assert(http_path_ok(CUT_SLICE_LIT("/")));
+    cr_assert(http_path_ok(CUT_SLICE_LIT("/a/b?c=d&e")));
+    cr_assert(http_path_ok(CUT_SLICE_LIT("*")));
+    cr_assert(http_path_ok(CUT_SLICE_LIT("/caf\xc3\xa9")), "bytes above 0x7f pass");
+    cr_assert_not(http_path_ok(CUT_SLICE_LIT("")));
+    cr_assert_not(http_path_ok(CUT_SLICE_LIT("/a b")));
+    cr_assert_not(http_path_ok(CUT_SLICE_LIT("/a\tb")));
+    cr_assert_not(http_path_ok(CUT_SLICE_LIT("/a\r\nx: y")));
+    cr_assert_not(http_path_ok(CUT_SLICE_LIT("/a\x7f")));
+    cr_assert_not(http_path_ok((struct cut_slice){"/a\0b", 4}), "NUL inside");
+}
+
 Test(http, find_is_case_insensitive)
 {
     struct http_field f[] = {F("Host", "a"), F("X-Device-ID", "d1")};
