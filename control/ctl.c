@@ -22,6 +22,7 @@
 #include "control/counters.h"
 #include "control/dns.h"
 #include "control/reload_rules.h"
+#include "control/startup.h"
 #include "control/state.h"
 #include "control/state_file.h"
 #include "control/state_rebase.h"
@@ -639,132 +640,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-/* The start-up record (recovery.h): who (cutover itself), what it serves, and why. */
-static int record_start(struct ctl *c, const struct recovery_plan *pl, char *err, size_t cap)
+/* Start-up's events carry the generation it decided on as soon as it has (startup_load sets
+ * it in c->rt before its last event); the ones before carry the initial 1. */
+static void on_startup_event(void *ctx, const char *name, const char *extra)
 {
-    char *weights = durable_weights_json(&c->rt);
-    if (!weights) {
-        snprintf(err, cap, "out of memory");
-        return CUT_ENOMEM;
-    }
-    int aborted = strcmp(pl->result, "aborted") == 0;
-    struct audit_record rec = {
-        .cluster = c->hold->cfg->cluster,
-        .region = c->hold->cfg->region,
-        .uid = (long)geteuid(),
-        .user = "cutover",
-        .role = "admin",
-        .op = pl->op,
-        .ok = !aborted,
-        .result = pl->result,
-        .error_code = aborted ? "interrupted" : NULL,
-        .error_message = aborted ? pl->why : NULL,
-        .generation_before = pl->gen_before,
-        .generation_after = pl->generation,
-        .weights_after_json = weights,
-        .reason = pl->why,
-    };
-    char derr[512];
-    int rc = ctl_durable_commit(c, &c->rt, &rec, NULL, derr, sizeof derr);
-    free(weights);
-    if (rc < 0)
-        snprintf(err, cap, "cannot record the start: %s; refusing to start unaudited", derr);
-    return rc;
-}
-
-/* Loads the state file, reconciles it with the audit log (recovery.h) and lays it over cfg;
- * records what start-up decided when it is not a plain resume. Returns 0, or a negative code
- * with err set (cutover does not start). */
-static int load_state(struct ctl *c, int discard, char *err, size_t cap)
-{
-    const struct cfg *cfg = c->hold->cfg;
-    struct state old = {0};
-    const char *path = cfg->control.state_file;
-    const struct audit_found *af = audit_found(c->audit);
-    if (af->torn_bytes) {
-        char extra[4400];
-        size_t o = (size_t)snprintf(extra, sizeof extra, ",\"bytes\":%zu,\"set_aside\":\"",
-                                    af->torn_bytes);
-        o += log_escape(extra + o, sizeof extra - o - 4, af->torn_path, strlen(af->torn_path));
-        snprintf(extra + o, sizeof extra - o, "\"");
-        ctl_event(c, "audit_torn_line", extra);
-    }
-    struct recovery_in in = {
-        .audit_file = cfg->control.audit_file != NULL,
-        .has_change = af->has_change,
-        .audit_gen = af->last_generation,
-        .discard = discard,
-    };
-    char lerr[512] = "";
-    if (path) {
-        int rc = state_file_load(path, &old, lerr, sizeof lerr);
-        in.state = rc == 0 ? RECOVERY_STATE_OK
-                   : rc == CUT_ENOENT ? RECOVERY_STATE_MISSING
-                                      : RECOVERY_STATE_CORRUPT;
-        in.state_gen = old.generation;
-    }
-    struct recovery_plan pl;
-    recovery_decide(&in, &pl);
-    if (pl.action == RECOVERY_REFUSE) {
-        if (in.state == RECOVERY_STATE_CORRUPT)
-            snprintf(err, cap,
-                     "%s; refusing to start (with --discard-state, cutover starts from the "
-                     "configuration's weights and keeps the bad file as %s.discarded)",
-                     lerr, path);
-        else
-            snprintf(err, cap,
-                     "state file %s: %s; refusing to start (with --discard-state, cutover "
-                     "starts from the configuration's weights at generation %llu%s)",
-                     path, pl.why, (unsigned long long)af->last_generation + 1,
-                     in.state == RECOVERY_STATE_OK ? " and keeps the file as FILE.discarded" : "");
-        char extra[1200];
-        size_t o = (size_t)snprintf(extra, sizeof extra, ",\"reason\":\"");
-        o += log_escape(extra + o, sizeof extra - o - 4, err, strlen(err));
-        snprintf(extra + o, sizeof extra - o, "\"");
-        ctl_event(c, pl.event, extra);
-        state_dispose(&old);
-        return CUT_EINVAL;
-    }
-    if (path && !pl.use_state && in.state != RECOVERY_STATE_MISSING) {
-        char dst[4200];
-        snprintf(dst, sizeof dst, "%s.discarded", path);
-        rename(path, dst);
-    }
-    if (!pl.use_state) {
-        state_dispose(&old);
-        memset(&old, 0, sizeof old);
-    }
-    char note[1024];
-    int rc = state_rebase(cfg, NULL, &old, &c->rt, note, sizeof note);
-    state_dispose(&old);
-    if (rc < 0) {
-        snprintf(err, cap, "out of memory");
-        return rc;
-    }
-    c->generation = pl.generation;
-    c->rt.generation = c->generation;
-    if (pl.record && record_start(c, &pl, err, cap) < 0)
-        return CUT_EIO;
-    char extra[2600];
-    size_t o = (size_t)snprintf(extra, sizeof extra, ",\"file\":\"");
-    if (path)
-        o += log_escape(extra + o, 500, path, strlen(path));
-    o += (size_t)snprintf(extra + o, sizeof extra - o, "\"");
-    if (pl.why[0]) {
-        o += (size_t)snprintf(extra + o, sizeof extra - o, ",\"reason\":\"");
-        o += log_escape(extra + o, 1100, pl.why, strlen(pl.why));
-        o += (size_t)snprintf(extra + o, sizeof extra - o, "\"");
-    }
-    if (in.state == RECOVERY_STATE_CORRUPT && lerr[0]) {
-        o += (size_t)snprintf(extra + o, sizeof extra - o, ",\"error\":\"");
-        o += log_escape(extra + o, 520, lerr, strlen(lerr));
-        o += (size_t)snprintf(extra + o, sizeof extra - o, "\"");
-    }
-    if (note[0] && o < sizeof extra - 1100)
-        snprintf(extra + o, sizeof extra - o, ",\"config_weights_won\":[%s]", note);
-    if (pl.action != RECOVERY_RESUME || path)
-        ctl_event(c, pl.event, extra);
-    return 0;
+    struct ctl *c = ctx;
+    if (c->rt.generation)
+        c->generation = c->rt.generation;
+    ctl_event(c, name, extra);
 }
 
 struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
@@ -801,10 +684,13 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         return NULL;
     }
     c->audit_synced_ms = clock_mono_ms();
-    if (load_state(c, discard_state, err, cap) < 0) {
+    struct startup_env senv = {c->hold->cfg, c->audit, discard_state, ctl_audit_out,
+                               on_startup_event, c};
+    if (startup_load(&senv, &c->rt, err, cap) < 0) {
         ctl_free(c);
         return NULL;
     }
+    c->generation = c->rt.generation;
     c->ev_hup = evsignal_new(c->base, SIGHUP, on_signal, c);
     c->ev_term = evsignal_new(c->base, SIGTERM, on_signal, c);
     c->ev_int = evsignal_new(c->base, SIGINT, on_signal, c);
