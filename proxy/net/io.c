@@ -87,7 +87,9 @@ static ssize_t send_some(struct io *io, int *full)
     for (int i = 0; i < nv; i++)
         offered += v[i].iov_len;
     struct msghdr m = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)nv};
-    ssize_t n = sendmsg(io->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = __builtin_expect(io->tp != NULL, 0)
+                    ? io->tp->writev(io->tp, m.msg_iov, nv)
+                    : sendmsg(io->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
         evbuffer_drain(io->out, (size_t)n);
         *full = (size_t)n < offered;
@@ -334,7 +336,10 @@ static void tls_close_notify(struct io *io)
 void io_shutdown_write(struct io *io)
 {
     tls_close_notify(io);
-    shutdown(io->fd, SHUT_WR);
+    if (io->tp)
+        io->tp->shutdown_write(io->tp);
+    else
+        shutdown(io->fd, SHUT_WR);
 }
 
 void io_loop_flush(struct io_loop *l)
@@ -391,7 +396,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             if (nv <= 0)
                 break;
             struct msghdr m = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)nv};
-            n = recvmsg(fd, &m, MSG_DONTWAIT);
+            n = __builtin_expect(io->tp != NULL, 0) ? io->tp->readv(io->tp, m.msg_iov, nv)
+                                                    : recvmsg(fd, &m, MSG_DONTWAIT);
         }
         if (n > 0) {
             size_t left = (size_t)n;
@@ -538,6 +544,19 @@ int io_init(struct io *io, struct io_loop *l, int fd, io_read_fn r, io_drain_fn 
     return 0;
 }
 
+void io_set_transport(struct io *io, struct io_transport *t)
+{
+    CUT_ASSERT(io->ssl == NULL);
+    io->tp = t;
+    t->io = io;
+}
+
+void io_transport_writable(struct io_transport *t)
+{
+    if (t->io && t->io->write_armed)
+        event_active(&t->io->wev, EV_WRITE, 1);
+}
+
 int io_connect(struct io *io, struct io_loop *l, const struct sockaddr *addr, socklen_t len,
                io_read_fn r, io_drain_fn d, io_event_fn e, void *arg)
 {
@@ -573,6 +592,8 @@ void io_dispose(struct io *io)
         tls_ssl_free(io->ssl);
         io->ssl = NULL;
     }
+    if (io->tp)
+        io->tp->io = NULL;
     if (io->fd >= 0)
         close(io->fd);
     io->fd = -1;

@@ -17,10 +17,12 @@
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/types.h>
 
 struct evbuffer;
 struct event_base;
 struct io;
+struct iovec;
 struct ssl_st;
 struct tls_ctx;
 
@@ -41,6 +43,23 @@ typedef void (*io_read_fn)(struct io *io, void *arg);
 typedef void (*io_drain_fn)(struct io *io, void *arg);
 typedef void (*io_event_fn)(struct io *io, int what, void *arg);
 
+/* A byte stream that is not a socket (unit tests: tests/unit/proxy/net/fake_io.h). The plain
+ * path uses it instead of recvmsg/sendmsg/shutdown. Read readiness still comes from io->fd,
+ * which the transport provides (the read end of a pipe it makes readable while it holds input:
+ * never writable, so after a short write the transport calls io_transport_writable once it has
+ * room). Same contract as the system calls: bytes, 0 at the end of the input, or -1 with errno
+ * (EAGAIN: nothing now / no room). The transport is embedded in its owner, which outlives the
+ * io; io is set by io_set_transport and cleared by io_dispose. */
+struct io_transport;
+typedef ssize_t (*io_transport_io_fn)(struct io_transport *t, const struct iovec *iov, int n);
+typedef void (*io_transport_shutdown_fn)(struct io_transport *t);
+struct io_transport {
+    io_transport_io_fn readv;
+    io_transport_io_fn writev;
+    io_transport_shutdown_fn shutdown_write;
+    struct io *io;
+};
+
 struct io {
     int fd;
     int err;
@@ -57,6 +76,7 @@ struct io {
     struct io *dnext, *dprev;
     int *alive;           /* set while io.c calls back, cleared by io_dispose */
     struct ssl_st *ssl;   /* TLS mode (io_tls_accept); NULL: plain socket */
+    struct io_transport *tp; /* NULL: a socket (tests only: io_set_transport) */
     unsigned reading : 1, read_armed : 1, write_armed : 1, connecting : 1, dirty : 1,
         eof : 1, failed : 1;
     unsigned tls_handshaking : 1, tls_read_wants_write : 1, tls_write_wants_read : 1,
@@ -69,6 +89,14 @@ void io_loop_init(struct io_loop *l, struct event_base *base);
  * socket is then closed and io_dispose must not be called). */
 int io_init(struct io *io, struct io_loop *l, int fd, io_read_fn r, io_drain_fn d, io_event_fn e,
             void *arg);
+
+/* Right after io_init() (whose fd is then the transport's readiness descriptor, closed by
+ * io_dispose): reads, writes and the write half-close go through t (borrowed; it outlives the
+ * io). Plain mode only: TLS over a transport is not supported. */
+void io_set_transport(struct io *io, struct io_transport *t);
+
+/* The transport has room again: an io waiting to write retries from the loop. */
+void io_transport_writable(struct io_transport *t);
 
 /* Starts a non-blocking connect; IO_CONNECTED or IO_ERROR follows from the loop (never from
  * this call). Returns 0, or CUT_EIO when no socket could be made (nothing to dispose). */
