@@ -785,8 +785,10 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     io_loop_flush(l);
 }
 
-int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-               struct tls_ctx *tls, const struct cfg *cfg)
+/* h1c_accept, or with tp an in-memory transport (unit tests; tls is then NULL). */
+static int accept_conn(struct worker *w, int fd, struct io_transport *tp,
+                       const struct sockaddr *peer, socklen_t peerlen, struct tls_ctx *tls,
+                       const struct cfg *cfg)
 {
     CUT_ASSERT(cfg != NULL);
     struct h1c *c = calloc(1, sizeof *c);
@@ -800,7 +802,8 @@ int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t 
     memcpy(&c->peer, peer, peerlen);
     c->peerlen = peerlen;
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!tp)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->tmo = evtimer_new(w->base, on_timeout, c);
     if (!c->tmo) {
         close(fd);
@@ -812,6 +815,8 @@ int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t 
         free(c);
         return CUT_ENOMEM;
     }
+    if (tp)
+        io_set_transport(&c->io, tp);
     if (tls && io_tls_accept(&c->io, tls) < 0) {
         io_dispose(&c->io);
         event_free(c->tmo);
@@ -834,6 +839,19 @@ int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t 
     else
         arm(c, cfg ? cfg->timeouts.client_idle : 120000);
     return 0;
+}
+
+int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+               struct tls_ctx *tls, const struct cfg *cfg)
+{
+    return accept_conn(w, fd, NULL, peer, peerlen, tls, cfg);
+}
+
+int h1c_accept_transport(struct worker *w, int fd, struct io_transport *tp,
+                         const struct sockaddr *peer, socklen_t peerlen, const struct cfg *cfg)
+{
+    CUT_ASSERT(tp != NULL);
+    return accept_conn(w, fd, tp, peer, peerlen, NULL, cfg);
 }
 
 void h1c_shutdown(struct h1c *c)

@@ -12,6 +12,7 @@ struct worker;
 struct cfg;
 struct h1c;
 struct tls_ctx;
+struct io_transport;
 
 /* Takes an accepted socket. tls (borrowed; the connection takes its own reference) makes it a
  * TLS connection; NULL: plain. cfg (borrowed, not NULL: the current snapshot's) gives the
@@ -19,6 +20,12 @@ struct tls_ctx;
  * closed). */
 int h1c_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
                struct tls_ctx *tls, const struct cfg *cfg);
+
+/* The same over an in-memory transport instead of a socket (unit tests: fd is the transport's
+ * readiness descriptor, closed with the connection; t is borrowed and outlives it). Plain
+ * HTTP/1.1 only: an HTTP/2 preface is not taken over (the hand-over duplicates a socket). */
+int h1c_accept_transport(struct worker *w, int fd, struct io_transport *t,
+                         const struct sockaddr *peer, socklen_t peerlen, const struct cfg *cfg);
 
 /* Shutdown: an idle connection is closed now; a busy one closes after its current response. */
 void h1c_shutdown(struct h1c *c);
