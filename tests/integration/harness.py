@@ -622,11 +622,50 @@ def start_cutover(config, workers=2, wait=True, timeout=10.0):
     return c
 
 
+def exit_problem(returncode, stderr, expected_signals=()):
+    """Why a finished cutover or cutoverctl counts as crashed (a signal it was not sent on
+    purpose, a sanitizer's exit code, a sanitizer report on stderr), or None."""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode("utf-8", "replace")
+    problems = []
+    if returncode is not None and returncode < 0 and -returncode not in expected_signals:
+        problems.append("died by %s" % _signame(-returncode))
+    elif returncode in SANITIZER_EXIT_CODES:
+        problems.append("exited with code %d (%s)" % (returncode, SANITIZER_EXIT_CODES[returncode]))
+    rep = sanitizer_report(stderr or "")
+    if rep:
+        problems.append("sanitizer report on stderr:\n" + rep)
+    return "; ".join(problems) or None
+
+
+def run_bin(argv, expected_signals=(), **kw):
+    """subprocess.run() for a cutover or cutoverctl the test runs to completion (--check,
+    --version, the CLI): a crash fails the test, whatever exit code the test expects
+    (a refusal's non-zero exit must not hide a SIGSEGV). stderr is captured when the caller does
+    not redirect it."""
+    if "stderr" not in kw and not kw.get("capture_output"):
+        kw["stderr"] = subprocess.PIPE
+    p = subprocess.run(argv, **kw)
+    why = exit_problem(p.returncode, p.stderr, expected_signals)
+    if why:
+        raise HarnessError("%s %s" % (os.path.basename(str(argv[0])), why))
+    return p
+
+
+def wait_bin(popen, timeout, expected_signals=(), stderr_text=""):
+    """popen.wait() for a cutover or cutoverctl started with Popen: a crash fails the test."""
+    rc = popen.wait(timeout=timeout)
+    why = exit_problem(rc, stderr_text, expected_signals)
+    if why:
+        raise HarnessError("pid %d %s" % (popen.pid, why))
+    return rc
+
+
 def run_check(config_path, timeout=10.0):
     """Runs `cutover --check -c FILE`; returns (exit code, stdout, stderr)."""
     b = require_bin()
-    p = subprocess.run([b, "--check", "-c", config_path], stdin=subprocess.DEVNULL,
-                       capture_output=True, text=True, timeout=timeout)
+    p = run_bin([b, "--check", "-c", config_path], stdin=subprocess.DEVNULL,
+                capture_output=True, text=True, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
 
 

@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from harness import (HOST, check, free_port, make_config, start_cutover, start_upstream, unique,
-                     wait_port, wait_until, workdir, write_config, run_check)
+                     wait_port, wait_until, workdir, write_config, run_check, run_bin)
 from test_control import shares, weights_bp
 from test_cutoverctl import ctl_bin
 from test_tls import Pki, cert_serial, csi_write, sh
@@ -161,8 +161,7 @@ def ctl(pki, *args, cert="deployer", env=None, timeout=60):
     if cert:
         cmd += ["--cacert", pki.p("ca.crt"), "--cert", pki.p(cert + ".crt"),
                 "--key", pki.p(cert + ".key")]
-    p = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout,
-                       env=env)
+    p = run_bin(cmd + list(args), capture_output=True, text=True, timeout=timeout, env=env)
     return p.returncode, p.stdout, p.stderr
 
 

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 
-from harness import REPO, HarnessError, Proc, _register, check, unique
+from harness import REPO, HarnessError, Proc, _register, check, unique, run_bin
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/integration
 FAKE_PY = os.path.join(HERE, "fake_control.py")
@@ -102,9 +102,9 @@ def start_fake(*extra):
 
 def ctl(*args, timeout=30.0, env=None):
     """Runs cutoverctl; returns (exit code, stdout, stderr)."""
-    p = subprocess.run([ctl_bin()] + [str(a) for a in args], stdin=subprocess.DEVNULL,
-                       capture_output=True, text=True, timeout=timeout,
-                       env=dict(os.environ, **(env or {})))
+    p = run_bin([ctl_bin()] + [str(a) for a in args], stdin=subprocess.DEVNULL,
+                capture_output=True, text=True, timeout=timeout,
+                env=dict(os.environ, **(env or {})))
     return p.returncode, p.stdout, p.stderr
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 
 from harness import (check, free_port, require_bin, start_cutover, start_upstream, wait_until,
-                     workdir)
+                     workdir, exit_problem, HarnessError)
 from test_control import (ROUTE, Ctl, CtlClosed, all_audit_lines, control_section, proxy_config,
                           start_cutover_args, wait_ctl, weights_bp)
 
@@ -54,6 +54,9 @@ def run_once(config, extra=(), timeout=10.0):
                            timeout=timeout)
     with open(base + ".stderr", errors="replace") as f:
         err = f.read()
+    why = exit_problem(p.returncode, err)
+    if why:
+        raise HarnessError("cutover %s" % why)
     with open(base + ".stdout", errors="replace") as f:
         out = f.read()
     return p.returncode, err, out

@@ -6,7 +6,7 @@ import os
 import subprocess
 
 from harness import (check, free_port, http_request, make_config, start_cutover,
-                     start_upstream, workdir)
+                     start_upstream, workdir, run_bin)
 from test_cutoverctl import ctl_bin
 
 
@@ -28,7 +28,7 @@ def _ctl(socks, *args):
     for s in socks:
         cmd += ["--socket", s]
     cmd += list(args)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    return run_bin(cmd, capture_output=True, text=True, timeout=60)
 
 
 def test_fanout_three_replicas_one_stopped():

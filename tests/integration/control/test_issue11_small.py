@@ -27,7 +27,7 @@ import threading
 import time
 
 from harness import (HarnessError, check, free_port, run_check, start_cutover, start_upstream,
-                     unique, write_config)
+                     unique, write_config, run_bin)
 from test_control import Ctl, control_section, proxy_config, wait_ctl
 from test_cutoverctl import ctl, ctl_bin, sockdir, start_fake
 
@@ -313,8 +313,8 @@ def test_issue11_shift_progress_fits_the_terminal():
                       "cols %s env %r: %r", cols, env, l)
     # not a terminal: the whole line, whatever COLUMNS says
     f = start_fake("--plan-tick-ms", "300")
-    p = subprocess.run(shift_argv(f), stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       timeout=30, env=dict(os.environ, COLUMNS="40"))
+    p = run_bin(shift_argv(f), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                timeout=30, env=dict(os.environ, COLUMNS="40"))
     check(p.returncode == 0, "not a tty: exit %s %r %r", p.returncode, p.stdout, p.stderr)
     steps = [l for l in p.stdout.splitlines() if l.startswith("step ")]
     check(steps and all(all(x in l for x in full) for l in steps), "not a tty: %r", p.stdout)

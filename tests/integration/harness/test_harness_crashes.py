@@ -178,3 +178,21 @@ def test_runner_fails_a_test_whose_proxy_crashed():
           "the reason does not name the crash: %r", res["reason"])
     code, res = _run_child("_clean_test")
     check(code == 0 and res["ok"] is True, "a clean test failed: %r", res)
+
+
+def test_run_bin_fails_a_crash_whatever_the_exit_code_expected():
+    """A cutover or cutoverctl the test runs to completion (--check, --version, the CLI) is
+    judged by harness.run_bin: a refusal's exit 1 passes, a death by SIGSEGV or a sanitizer's
+    exit code fails the test even where the test only looks for a non-zero exit."""
+    p = harness.run_bin([sys.executable, "-c", "import sys; sys.exit(1)"])
+    check(p.returncode == 1, "a plain exit 1: %r", p.returncode)
+    for code, what in (("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", "SIGSEGV"),
+                       ("import sys; sys.exit(66)", "66"),
+                       ("import sys; sys.stderr.write('==1==ERROR: AddressSanitizer: "
+                        "heap-use-after-free\\n'); sys.exit(1)", "AddressSanitizer")):
+        try:
+            harness.run_bin([sys.executable, "-c", code])
+        except harness.HarnessError as e:
+            check(what in str(e), "the report names %s: %s", what, e)
+        else:
+            check(False, "run_bin let %s pass" % what)

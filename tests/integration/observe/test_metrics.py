@@ -9,7 +9,7 @@ import signal
 import subprocess
 
 from harness import (HOST, check, cutover_bin, free_port, make_config, raw_exchange, start_cutover,
-                     start_upstream, wait_port, wait_until)
+                     start_upstream, wait_port, wait_until, run_bin)
 
 NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
@@ -215,8 +215,8 @@ def test_metrics_counters_match_requests():
         check(sample(fams, "cutover_pool_weight_ratio", route="app", pool=pool) == 0.5,
               "weight of %s", pool)
     check(sample(fams, "cutover_ready") == 1, "ready gauge")
-    version = subprocess.run([cutover_bin(), "--version"], capture_output=True, text=True,
-                             timeout=10).stdout.split()[-1]
+    version = run_bin([cutover_bin(), "--version"], capture_output=True, text=True,
+                      timeout=10).stdout.split()[-1]
     check(sample(fams, "cutover_info", cluster=cfg["cluster"], region=cfg["region"],
                  version=version) == 1, "cutover_info for %s %s %s", cfg["cluster"],
           cfg["region"], version)

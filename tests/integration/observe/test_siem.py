@@ -20,7 +20,7 @@ import time
 
 from harness import (HOST, HarnessError, Proc, _register, check, free_port, json_lines,
                      make_config, raw_exchange, require_bin, run_check, start_cutover, start_upstream,
-                     unique, wait_until, write_config)
+                     unique, wait_until, write_config, run_bin)
 from siem_receiver import parse_leef, parse_rfc5424
 from test_control import Ctl, control_section, wait_ctl
 from test_metrics import get, parse_prometheus, sample
@@ -136,8 +136,7 @@ def cutover_version():
     """The version `cutover --version` prints (the LEEF header's product version)."""
     global _version
     if _version is None:
-        p = subprocess.run([require_bin(), "--version"], capture_output=True, text=True,
-                           timeout=10)
+        p = run_bin([require_bin(), "--version"], capture_output=True, text=True, timeout=10)
         words = p.stdout.split()
         check(p.returncode == 0 and len(words) == 2 and words[0] == "cutover",
               "cutover --version: rc %s %r", p.returncode, p.stdout)

@@ -6,7 +6,7 @@ import os
 import subprocess
 
 from harness import (check, free_port, make_config, raw_exchange, require_bin, start_cutover,
-                     start_upstream, unique, wait_until, write_config)
+                     start_upstream, unique, wait_until, write_config, run_bin)
 from test_tls import Pki, csi_write
 
 
@@ -124,13 +124,13 @@ def test_upstream_tls_config_refused_with_path():
     check(rc != 0 and "routes[0].pools.green.tls" in err and "missing-ca.crt" in err,
           "rc %s stderr %s", rc, err[-800:])
     # --check loads the files too, and says the same
-    p = subprocess.run([require_bin(), "--check", "-c", write_config(cfg)], capture_output=True,
-                       text=True, timeout=20)
+    p = run_bin([require_bin(), "--check", "-c", write_config(cfg)], capture_output=True,
+                text=True, timeout=20)
     check(p.returncode == 1 and "routes[0].pools.green.tls" in p.stderr and
           "missing-ca.crt" in p.stderr, "--check: rc %s %s", p.returncode, p.stderr[-800:])
     cfg["routes"][0]["pools"]["green"]["tls"]["ca"] = pki.p("ca.crt")
-    p = subprocess.run([require_bin(), "--check", "-c", write_config(cfg)], capture_output=True,
-                       text=True, timeout=20)
+    p = run_bin([require_bin(), "--check", "-c", write_config(cfg)], capture_output=True,
+                text=True, timeout=20)
     check(p.returncode == 0, "--check of a good config: rc %s %s", p.returncode, p.stderr)
     # a client key that does not match its certificate
     cfg = config_with_tls_green(port, blue, green, {
