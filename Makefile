@@ -31,7 +31,7 @@ OPT := -O2
 endif
 
 CC ?= cc
-PKGS := libevent libevent_pthreads libevent_openssl openssl libnghttp2 jansson libmaxminddb
+PKGS := libevent libevent_pthreads libevent_openssl openssl libnghttp2 jansson libmaxminddb libcurl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # -I.: every include names its file from the repository root ("proxy/http/http.h").
@@ -89,14 +89,21 @@ $(BUILD)/tests/unit/%.o: tests/unit/%.c | deps-test
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
+# Test tools the integration tests run (tests/tools/): etcd_probe drives control/etcd.c against
+# a real etcd (tests/integration/control/test_etcd_client.py).
+TEST_TOOLS := $(BUILD)/etcd_probe
+
+$(BUILD)/etcd_probe: $(BUILD)/tests/tools/etcd_probe.o $(BUILD)/libcutover.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 # Under SAN=thread only the integration tests run (Criterion cannot run under TSan).
-test: deps-test $(BUILD)/cutover $(BUILD)/cutoverctl $(if $(filter thread,$(SAN)),,$(BUILD)/unit_tests)
+test: deps-test $(BUILD)/cutover $(BUILD)/cutoverctl $(TEST_TOOLS) $(if $(filter thread,$(SAN)),,$(BUILD)/unit_tests)
 	@BUILD=$(BUILD) SAN=$(SAN) scripts/run-tests.sh
 
 unit: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests
 
-integration: deps-test $(BUILD)/cutover $(BUILD)/cutoverctl
+integration: deps-test $(BUILD)/cutover $(BUILD)/cutoverctl $(TEST_TOOLS)
 	@BUILD=$(BUILD) SAN=$(SAN) ONLY=integration scripts/run-tests.sh
 
 # ---- fuzzing (tests/fuzz/, docs/testing.md) -----------------------------------------------------

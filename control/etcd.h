@@ -68,16 +68,21 @@ void etcd_call_cancel(struct etcd_call *call);
 /* A watch's messages, for its callback:
  *   status 0: msg is one message of the stream, the "result" member unwrapped
  *             ({"header":{"revision":..},"created":true} or {"events":[...]} or
- *             {"compact_revision":..,"canceled":true}); borrowed for the call
+ *             {"compact_revision":..,"canceled":true}); borrowed for the call. After a message
+ *             with "canceled":true the watch ends with CUT_EPROTO (unless cancelled in the
+ *             callback): etcd keeps such a stream open, but nothing more comes on it
  *   status < 0: the stream ended (CUT_EIO: connection lost, member unreachable or no message for
  *             longer than the idle limit; CUT_EPROTO: etcd refused it); msg NULL. The watch is
  *             finished: it is freed after the callback returns, and the caller starts a new one.
- * A watch asks for progress notifications, so a healthy stream is never silent for long; one
- * silent for 3 x request_timeout_ms (at least 5 s) is treated as lost. */
+ * A watch asks for progress notifications, and one silent for 3 x request_timeout_ms (at least
+ * 5 s) is treated as lost. etcd sends them every --experimental-watch-progress-notify-interval,
+ * 10 minutes by default in 3.4: run etcd with an interval well below the idle limit, or a quiet
+ * watch ends (CUT_EIO) and is restarted once per idle limit. */
 typedef void (*etcd_watch_fn)(void *ctx, int status, json_t *msg);
 
-/* Watches [key, range_end) (raw bytes, not base64; range_end NULL: key alone) from
- * start_revision (0: from now). Returns the watch (owned by e) or NULL when out of memory. */
+/* Watches [key, range_end) (raw bytes, not base64; range_end NULL: key alone; range_end ""
+ * (etcd_prefix_end's "\0"): every key from key on) from start_revision (0: from now).
+ * Returns the watch (owned by e) or NULL when out of memory. */
 struct etcd_watch *etcd_watch(struct etcd *e, const char *key, const char *range_end,
                               int64_t start_revision, etcd_watch_fn cb, void *ctx);
 

@@ -9,7 +9,7 @@
 # checked again once the lock is held: whoever waited finds the packages the other installed.
 set -euo pipefail
 
-build=(gcc make pkg-config libevent-dev libssl-dev libnghttp2-dev libjansson-dev libmaxminddb-dev)
+build=(gcc make pkg-config libevent-dev libssl-dev libnghttp2-dev libjansson-dev libmaxminddb-dev libcurl4-openssl-dev)
 test=(libcriterion-dev python3 python3-h2 curl openssl nghttp2-client libmaxmind-db-writer-perl)
 bench=(haproxy nginx-light nghttp2-client nghttp2-proxy nghttp2-server h2o wrk valgrind util-linux)
 # libFuzzer and the sanitizer runtimes come with clang-14 (libclang-rt-14-dev); llvm provides
