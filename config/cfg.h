@@ -221,6 +221,23 @@ struct cfg_metrics {
     uint16_t port;
 };
 
+/* The fleet store (control.store): etcd v3, reached through its HTTP/JSON gateway, holding the
+ * runtime state every replica of a fleet shares (docs/configuration.md, "store"). */
+#define CFG_STORE_MAX_ENDPOINTS 16
+struct cfg_store {
+    int enabled;                 /* control.store was given (first member: cfg_types_has_enabled) */
+    char **endpoints;            /* "https://10.0.0.5:2379", as written */
+    size_t nendpoints;
+    char *prefix;                /* "/cutover/payments-weu/": every key of the fleet under it */
+    struct cfg_upstream_tls *tls; /* CA and client certificate; required with https endpoints */
+    char *user;                  /* etcd authentication; NULL: none */
+    char *password_file;         /* with user: the file holding the password */
+    char *replica;               /* this replica's name; NULL: $POD_NAME, else the host name */
+    unsigned dial_timeout_ms;
+    unsigned request_timeout_ms;
+    unsigned lease_ttl_s;        /* the replica's registration outlives it by at most this */
+};
+
 struct cfg_control {
     char *socket;     /* Unix socket path; NULL: no control socket */
     unsigned mode;    /* permission bits of the socket, e.g. 0660 */
@@ -234,6 +251,7 @@ struct cfg_control {
     unsigned idle_timeout;    /* ms: a connection between requests */
     struct cfg_role_rule *roles;
     size_t nroles;
+    struct cfg_store store;
 };
 
 /* Maps a verified admin API client certificate to a role: its subject, exactly as OpenSSL

@@ -242,6 +242,37 @@ static const struct cfg_field control_role_fields[] = {
     {NULL},
 };
 
+/* control.store.tls: the CA that signed the etcd members' certificates and the client
+ * certificate cutover presents (parsed by cfg_types_set_upstream_tls). */
+static const struct cfg_field store_tls_fields[] = {
+    {"ca", CFG_K_STR, cfg_types_set_path, offsetof(struct cfg_upstream_tls, ca),
+     .max = TLS_PATH_MAX, .flags = CFG_F_REQUIRED | CFG_F_NULL},
+    {"client_certificate", CFG_K_PTR, cfg_types_set_client_cert,
+     offsetof(struct cfg_upstream_tls, client_cert), .sub = tls_cert_fields,
+     .size = sizeof(struct cfg_tls_cert)},
+    {NULL},
+};
+
+static const struct cfg_field store_fields[] = {
+    {"endpoints", CFG_K_STRS, cfg_types_set_store_endpoints, offsetof(struct cfg_store, endpoints),
+     .flags = CFG_F_REQUIRED, .off2 = offsetof(struct cfg_store, nendpoints)},
+    {"prefix", CFG_K_STR, cfg_types_set_store_prefix, offsetof(struct cfg_store, prefix),
+     .flags = CFG_F_REQUIRED},
+    {"tls", CFG_K_PTR, cfg_types_set_upstream_tls, offsetof(struct cfg_store, tls),
+     .sub = store_tls_fields, .size = sizeof(struct cfg_upstream_tls)},
+    {"user", CFG_K_STR, cfg_types_set_ident, offsetof(struct cfg_store, user), 1, 64},
+    {"password_file", CFG_K_STR, cfg_types_set_path, offsetof(struct cfg_store, password_file),
+     .max = 4096},
+    {"replica", CFG_K_STR, cfg_types_set_ident, offsetof(struct cfg_store, replica), 1, 64},
+    {"dial_timeout_ms", CFG_K_UINT, cfg_types_set_uint, offsetof(struct cfg_store, dial_timeout_ms),
+     50, 60000, 1000},
+    {"request_timeout_ms", CFG_K_UINT, cfg_types_set_uint,
+     offsetof(struct cfg_store, request_timeout_ms), 100, 60000, 2000},
+    {"lease_ttl_s", CFG_K_UINT, cfg_types_set_uint, offsetof(struct cfg_store, lease_ttl_s), 2,
+     300, 10},
+    {NULL},
+};
+
 static const struct cfg_field control_fields[] = {
     {"socket", CFG_K_STR, cfg_types_set_path, offsetof(struct cfg_control, socket), .max = 107},
     {"mode", CFG_K_UINT, cfg_types_set_mode, offsetof(struct cfg_control, mode), .def = 0660,
@@ -261,6 +292,9 @@ static const struct cfg_field control_fields[] = {
     {"roles", CFG_K_ARRAY, cfg_types_set_roles, offsetof(struct cfg_control, roles),
      .sub = control_role_fields, .size = sizeof(struct cfg_role_rule),
      .off2 = offsetof(struct cfg_control, nroles)},
+    {"store", CFG_K_OBJ, cfg_types_set_store, offsetof(struct cfg_control, store),
+     .sub = store_fields, .flags = CFG_F_GIVEN, .off2 = offsetof(struct cfg_store, enabled),
+     .present = cfg_types_has_enabled},
     {NULL},
 };
 

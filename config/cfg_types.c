@@ -732,7 +732,7 @@ json_t *cfg_types_dump_delimiter(const void *base, const struct cfg_field *f, bo
 bool cfg_types_has_control(const void *obj)
 {
     const struct cfg_control *cc = obj;
-    return cc->socket || cc->state_file || cc->audit_file || cc->nroles;
+    return cc->socket || cc->state_file || cc->audit_file || cc->nroles || cc->store.enabled;
 }
 
 /* metrics, admin, siem: present when they have an address (the first member of each). */
@@ -744,4 +744,93 @@ _Static_assert(offsetof(struct cfg_metrics, address) == 0 &&
 bool cfg_types_has_address(const void *obj)
 {
     return *(char *const *)obj != NULL;
+}
+
+/* ---- the fleet store (control.store) ---- */
+
+/* control.store.endpoints: 1..CFG_STORE_MAX_ENDPOINTS URLs "http(s)://host:port" (a numeric
+ * address or a DNS name, such as a StatefulSet member's), no path. */
+void cfg_types_set_store_endpoints(struct cfg_pctx *c, const json_t *v, void *base,
+                                   const struct cfg_field *f)
+{
+    (void)f;
+    struct cfg_store *s = base;
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+    if (n < 1 || n > CFG_STORE_MAX_ENDPOINTS) {
+        cfg_parse_error(c, "expected an array of 1 to %d etcd client URLs such as "
+                           "\"https://10.0.0.5:2379\"", CFG_STORE_MAX_ENDPOINTS);
+        return;
+    }
+    s->endpoints = cfg_parse_calloc(c, n, sizeof(*s->endpoints));
+    if (s->endpoints == NULL)
+        return;
+    s->nendpoints = n;
+    for (size_t i = 0; i < n; i++) {
+        size_t old = cfg_parse_path_index(c, i);
+        const json_t *e = json_array_get(v, i);
+        const char *u = json_is_string(e) ? json_string_value(e) : NULL;
+        const char *rest = NULL;
+        if (u && strncmp(u, "https://", 8) == 0)
+            rest = u + 8;
+        else if (u && strncmp(u, "http://", 7) == 0)
+            rest = u + 7;
+        char *host = NULL;
+        uint16_t port = 0;
+        const char *why = rest ? cfg_types_parse_hostport(rest, false, &host, &port)
+                               : "expected \"https://host:port\" or \"http://host:port\"";
+        free(host);
+        if (why)
+            cfg_parse_error(c, "%s", why);
+        else
+            s->endpoints[i] = cfg_parse_strdup(c, u);
+        cfg_parse_path_pop(c, old);
+    }
+}
+
+/* control.store.prefix: "/" + 1..254 characters of A-Z a-z 0-9 . _ - / + "/" (no "//"): every
+ * key of the fleet lives under it, and etcd's role for the fleet is granted on it. */
+void cfg_types_set_store_prefix(struct cfg_pctx *c, const json_t *v, void *base,
+                                const struct cfg_field *f)
+{
+    char **dst = cfg_at(base, f->off);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    size_t n = s ? strlen(s) : 0;
+    bool ok = n >= 3 && n <= 256 && s[0] == '/' && s[n - 1] == '/' && !strstr(s, "//");
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)s[i]) || strchr("._-/", s[i]) != NULL;
+    if (!ok)
+        cfg_parse_error(c, "must start and end with \"/\" (3 to 256 characters of A-Z a-z 0-9 "
+                           ". _ - /, no \"//\"), such as \"/cutover/payments-weu/\"");
+    else
+        cfg_types_set_str(dst, cfg_parse_strdup(c, s));
+}
+
+/* control.store: given, its defaults, its keys; then what only the whole object can tell. */
+void cfg_types_set_store(struct cfg_pctx *c, const json_t *v, void *base,
+                         const struct cfg_field *f)
+{
+    struct cfg_store *s = cfg_at(base, f->off);
+    if (!json_is_object(v)) {
+        cfg_parse_error(c, "expected an object");
+        return;
+    }
+    cfg_types_set_given(c, v, base, f);
+    size_t nhttps = 0;
+    for (size_t i = 0; i < s->nendpoints; i++)
+        nhttps += s->endpoints[i] && strncmp(s->endpoints[i], "https://", 8) == 0;
+    if (nhttps && nhttps != s->nendpoints)
+        cfg_parse_error(c, "endpoints must all be https:// or all http://");
+    else if (nhttps && !s->tls)
+        cfg_parse_error(c, "https:// endpoints need \"tls\" (the CA that signed etcd's "
+                           "certificates, and the client certificate)");
+    else if (!nhttps && s->nendpoints && s->tls)
+        cfg_parse_error(c, "\"tls\" needs https:// endpoints");
+    if (s->tls && (s->tls->crl || s->tls->server_name))
+        cfg_parse_error(c, "tls: \"crl\" and \"server_name\" are not supported for the store");
+    if (s->tls && s->tls->client_cert && s->tls->client_cert->pem)
+        cfg_parse_error(c, "tls.client_certificate: give \"cert\" and \"key\" (not \"pem\")");
+    if (!s->user != !s->password_file)
+        cfg_parse_error(c, "\"user\" and \"password_file\" go together");
+    if (s->request_timeout_ms < s->dial_timeout_ms)
+        cfg_parse_error(c, "request_timeout_ms must be at least dial_timeout_ms");
 }

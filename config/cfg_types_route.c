@@ -703,7 +703,8 @@ void cfg_types_free_sticky(void *base, const struct cfg_field *f)
 /* health_check, outlier_detection, watchdog: present when enabled (their first member). */
 _Static_assert(offsetof(struct cfg_health_check, enabled) == 0 &&
                    offsetof(struct cfg_outlier, enabled) == 0 &&
-                   offsetof(struct cfg_watchdog, enabled) == 0,
+                   offsetof(struct cfg_watchdog, enabled) == 0 &&
+                   offsetof(struct cfg_store, enabled) == 0,
                "cfg_types_has_enabled reads the first member");
 
 bool cfg_types_has_enabled(const void *obj)

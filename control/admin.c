@@ -83,7 +83,9 @@ struct conn {
     int busy;         /* accepted past max_clients: the request is answered busy */
     int close_after;  /* linger and close once the reply is written */
     int continued;    /* "100 Continue" sent for the request being read */
-    int handling;     /* inside handle(): never evicted */
+    int handling;     /* inside handle(), or waiting for its reply: never evicted */
+    struct cmd_pending *pending; /* a change waiting for the fleet store */
+    int pending_close;           /* close once its reply is written */
     uint64_t last_us; /* last activity: accepted, handshake done, bytes read, reply written */
     uint64_t serial;  /* accept order, the eviction tie-break */
     size_t lingered;
@@ -147,6 +149,7 @@ static void conn_free(struct conn *cn)
     struct admin *a = cn->owner;
     CUT_LIST_REMOVE(&a->conns, cn, next, prev);
     a->nconns--;
+    commands_pending_drop(cn->pending); /* the change completes; its reply goes nowhere */
     tls_ssl_detach(bufferevent_openssl_get_ssl(cn->bev));
     bufferevent_free(cn->bev); /* frees the SSL and closes the socket */
     event_free(cn->timer);
@@ -305,6 +308,17 @@ static void respond(struct conn *cn, int status, char *body, int close, const ch
     arm(cn, cfg_of(cn)->request_timeout);
 }
 
+/* The reply of a change that waited for the fleet store (cmd_later_fn). */
+static void on_later(void *ctx, char *reply, const char *code)
+{
+    struct conn *cn = ctx;
+    cn->pending = NULL;
+    cn->handling = 0;
+    respond(cn, admin_http_status_for(code), reply, cn->pending_close, NULL);
+    if (!cn->pending_close)
+        bufferevent_enable(cn->bev, EV_READ);
+}
+
 /* A refusal decided by this transport (not by a control operation): audited with code and
  * message like any control refusal, answered with the fitting status. */
 static void refuse(struct conn *cn, const struct cmd_peer *peer, int status, const char *code,
@@ -364,13 +378,19 @@ static void handle(struct conn *cn, const struct h1_request *req, const char *bo
         else
             snprintf(line, sizeof line, "{\"v\":1,\"id\":\"status\",\"op\":\"status\"}");
         const char *code = NULL;
-        char *reply = commands_handle(c, &peer, line, strlen(line), &code);
+        char *reply = commands_handle(c, &peer, line, strlen(line), &code, NULL, NULL, NULL);
         respond(cn, admin_http_status_for(code), reply, close, NULL);
         return;
     }
     case ADMIN_HTTP_CONTROL: {
         const char *code = NULL;
-        char *reply = commands_handle(c, &peer, body, blen, &code);
+        char *reply = commands_handle(c, &peer, body, blen, &code, on_later, cn, &cn->pending);
+        if (!reply && cn->pending) { /* the store's transaction runs: the reply comes later */
+            cn->pending_close = close;
+            cn->handling = 1;
+            bufferevent_disable(cn->bev, EV_READ);
+            return;
+        }
         respond(cn, admin_http_status_for(code), reply, close, NULL);
         return;
     }
@@ -404,7 +424,7 @@ static void process(struct conn *cn)
     struct evbuffer *in = bufferevent_get_input(cn->bev);
     const struct cfg_admin *ca = cfg_of(cn);
     const struct h1_limits lim = {ADMIN_MAX_LINE, ADMIN_MAX_HEAD, ADMIN_MAX_HEADERS};
-    while (cn->st == ACS_READING || cn->st == ACS_IDLE) {
+    while (!cn->pending && (cn->st == ACS_READING || cn->st == ACS_IDLE)) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
             return;

@@ -77,6 +77,7 @@ int admin_http_status_for(const char *code)
         {"conflict", 409},
         {"too_large", 413},
         {"busy", 503},
+        {"store_unavailable", 503},
         {"internal", 500},
     };
     if (code == NULL)

@@ -1,4 +1,5 @@
 /* cmd_ops.c - the server's half of each control operation: its handler (see cmd_ops.h). */
+#include "control/fleet.h"
 #include "control/cmd_ops.h"
 
 #include <jansson.h>
@@ -94,6 +95,8 @@ static int op_status(struct cmd_req *q, struct cmd_res *r)
     r->result = json_pack("{s:I, s:s, s:s, s:s, s:o}", "uptime_s",
                           (json_int_t)(time(NULL) - c->started), "config_file", c->config_path,
                           "cluster", cfg->cluster, "region", cfg->region, "routes", routes);
+    if (c->fleet && r->result)
+        json_object_set_new(r->result, "fleet", fleet_status(c->fleet));
     return 0;
 }
 

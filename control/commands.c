@@ -1,4 +1,5 @@
 /* commands.c - the control operations: parse, authorise, validate, make durable, audit, publish. */
+#include "control/fleet.h"
 #include "control/commands.h"
 
 #include <jansson.h>
@@ -124,8 +125,11 @@ void commands_tick(struct cmd_host *c, uint64_t now_ms)
         refusal_flush(c->refusals, now_ms, 0, on_refusal_summary, c);
 }
 
+static void pending_free_all(struct cmd_host *c);
+
 void commands_stop(struct cmd_host *c)
 {
+    pending_free_all(c);
     if (c->refusals)
         refusal_flush(c->refusals, clock_mono_ms(), 1, on_refusal_summary, c);
 }
@@ -168,8 +172,8 @@ static void audit(struct cmd_host *c, const struct cmd_peer *peer, const char *o
 
 /* Makes a validated change durable and audited, then publishes it (durable.h: the record, the
  * state file, the snapshot, the acknowledgement). */
-static void apply(struct cmd_host *c, const struct cmd_peer *peer, const char *op, json_t *args,
-                  struct cmd_res *r)
+static void apply_local(struct cmd_host *c, const struct cmd_peer *peer, const char *op,
+                        json_t *args, struct cmd_res *r)
 {
     uint64_t before = c->generation(c->ctx);
     if (!r->changed) {
@@ -194,11 +198,194 @@ static void apply(struct cmd_host *c, const struct cmd_peer *peer, const char *o
     c->install(c->ctx, &r->next);
 }
 
+/* ---- changes through the fleet store (control/fleet.h) ------------------------------------ */
+
+/* A change waiting for the store's transaction: what its record and reply need, copied (the
+ * request and the transport's peer are gone by the time the store answers). */
+struct cmd_pending {
+    struct cmd_host *c;
+    struct cmd_pending *next;
+    cmd_later_fn later; /* NULL: dropped, or a change cutover made itself */
+    void *later_ctx;
+    struct cmd_peer peer;
+    char user[1100], address[80], op[64], id[CMD_ID_MAX + 1], route[STATE_MAX_NAME];
+    int has_id;
+    json_t *args;
+    struct cmd_res r;
+    uint64_t before;
+};
+
+static void pending_unlink(struct cmd_pending *p)
+{
+    for (struct cmd_pending **pp = &p->c->pending; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+}
+
+static void pending_free(struct cmd_pending *p)
+{
+    json_decref(p->args);
+    json_decref(p->r.result);
+    json_decref(p->r.details);
+    state_dispose(&p->r.next);
+    free(p);
+}
+
+static void pending_free_all(struct cmd_host *c)
+{
+    while (c->pending) { /* their transactions were cancelled with the store's client */
+        struct cmd_pending *p = c->pending;
+        c->pending = p->next;
+        pending_free(p);
+    }
+}
+
+void commands_pending_drop(struct cmd_pending *p)
+{
+    if (p)
+        p->later = NULL;
+}
+
+/* A rollback is applied even when the store cannot be written (DESIGN.md, "Fleet"): here, at
+ * once, and written to the store as soon as it answers. */
+static void rollback_locally(struct cmd_host *c, const struct cmd_peer *peer, const char *op,
+                             json_t *args, struct cmd_res *r)
+{
+    char route[STATE_MAX_NAME];
+    snprintf(route, sizeof route, "%s", r->route ? r->route : "");
+    apply_local(c, peer, op, args, r);
+    if (!r->code && route[0]) {
+        fleet_pending_rollback(c->fleet, route);
+        if (r->result && json_is_object(r->result))
+            json_object_set_new(r->result, "fleet", json_string("pending"));
+    }
+}
+
+static void on_fleet_done(void *ctx, int status, struct state *next, const char *what)
+{
+    struct cmd_pending *p = ctx;
+    struct cmd_host *c = p->c;
+    pending_unlink(p);
+    p->r.next = *next; /* taken back */
+    memset(next, 0, sizeof *next);
+    if (status == FLEET_UNAVAILABLE && strcmp(p->op, "rollback") == 0) {
+        p->r.changed = 1;
+        rollback_locally(c, &p->peer, p->op, p->args, &p->r);
+    } else if (status < 0) {
+        const char *code = status == FLEET_CONFLICT      ? "conflict"
+                           : status == FLEET_UNAVAILABLE ? "store_unavailable"
+                           : status == CUT_EAGAIN        ? "busy"
+                                                         : "internal";
+        cmd_fail(&p->r, code, NULL, "%s", what && *what ? what : "the fleet store refused");
+        count_op(c, p->op, 0);
+        audit(c, &p->peer, p->op, p->args, &p->r, p->before);
+    } else {
+        /* committed to the fleet: this replica's record and cache, then in use here */
+        char *args_json = p->args ? json_dumps(p->args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        struct audit_record rec;
+        cmd_record_fill(c, &p->peer, p->op, args_json, p->args, &rec);
+        rec.generation_before = p->before;
+        rec.generation_after = p->r.next.generation;
+        rec.weights_before_json = p->r.weights_before[0] ? p->r.weights_before : NULL;
+        rec.weights_after_json = p->r.weights_after[0] ? p->r.weights_after : NULL;
+        char err[400];
+        int rc = c->durable_commit(c->ctx, &p->r.next, &rec, NULL, err, sizeof err);
+        free(args_json);
+        count_op(c, p->op, 1);
+        c->install(c->ctx, &p->r.next); /* the fleet has it: in use here whatever the disk said */
+        if (rc < 0)
+            cmd_fail(&p->r, "internal", NULL, "committed to the fleet store (generation %llu), "
+                     "but not recorded here: %s", (unsigned long long)c->generation(c->ctx), err);
+    }
+    if (p->later) {
+        char *out = reply(c, p->has_id ? p->id : NULL, &p->r);
+        p->later(p->later_ctx, out, p->r.code);
+    }
+    pending_free(p);
+}
+
+/* Starts the store's transaction for a validated change. Returns the pending request, or NULL
+ * when the change was settled at once (r says how). */
+static struct cmd_pending *apply_fleet(struct cmd_host *c, const struct cmd_peer *peer,
+                                       const char *id, const char *op, json_t *args,
+                                       struct cmd_res *r, cmd_later_fn later, void *later_ctx)
+{
+    int rollback = strcmp(op, "rollback") == 0;
+    if (!r->changed) {
+        audit(c, peer, op, args, r, c->generation(c->ctx));
+        return NULL;
+    }
+    if (rollback && !fleet_reachable(c->fleet)) {
+        rollback_locally(c, peer, op, args, r);
+        return NULL;
+    }
+    struct cmd_pending *p = calloc(1, sizeof *p);
+    if (!p) {
+        cmd_fail(r, "internal", NULL, "out of memory");
+        audit(c, peer, op, args, r, c->generation(c->ctx));
+        return NULL;
+    }
+    p->c = c;
+    p->later = later;
+    p->later_ctx = later_ctx;
+    p->peer = *peer;
+    snprintf(p->user, sizeof p->user, "%s", peer->user ? peer->user : "");
+    p->peer.user = p->user;
+    snprintf(p->address, sizeof p->address, "%s", peer->address ? peer->address : "");
+    p->peer.address = peer->address ? p->address : NULL;
+    snprintf(p->op, sizeof p->op, "%s", op);
+    p->has_id = id != NULL;
+    snprintf(p->id, sizeof p->id, "%s", id ? id : "");
+    snprintf(p->route, sizeof p->route, "%s", r->route ? r->route : "");
+    p->args = json_incref(args);
+    p->before = c->generation(c->ctx);
+    p->r = *r; /* takes result, details and next */
+    p->r.route = p->route;
+    memset(r, 0, sizeof *r);
+    int rc = fleet_commit(c->fleet, &p->r.next, p->peer.user, op, on_fleet_done, p);
+    if (rc < 0) { /* settled at once: no callback */
+        *r = p->r;
+        r->route = NULL;
+        memset(&p->r, 0, sizeof p->r);
+        if (rc == FLEET_UNAVAILABLE && rollback) {
+            /* next was disposed by fleet_commit: the handler's state is gone; rebuild it */
+            cmd_fail(r, "store_unavailable", NULL, "the fleet store is not reachable");
+        } else {
+            cmd_fail(r, rc == CUT_EAGAIN ? "busy" : rc == FLEET_UNAVAILABLE ? "store_unavailable"
+                                                                             : "internal",
+                     NULL, "%s", rc == CUT_EAGAIN ? "another change is being committed to the "
+                                                    "fleet store; retry"
+                                 : rc == FLEET_UNAVAILABLE ? "the fleet store is not reachable "
+                                                             "(changes other than rollback wait "
+                                                             "for it; retry)"
+                                                           : "out of memory");
+        }
+        count_op(c, op, 0);
+        audit(c, peer, op, args, r, p->before);
+        pending_free(p);
+        return NULL;
+    }
+    p->next = c->pending;
+    c->pending = p;
+    return p;
+}
+
+static void apply(struct cmd_host *c, const struct cmd_peer *peer, const char *op, json_t *args,
+                  struct cmd_res *r)
+{
+    apply_local(c, peer, op, args, r);
+}
+
 /* commands_handle() and commands_refuse(): refuse_code set refuses the request once its id, op
  * and args have been read (as far as they can be). */
 static char *handle(struct cmd_host *c, const struct cmd_peer *peer, const char *line, size_t len,
-                    const char **code, const char *refuse_code, const char *refuse_msg)
+                    const char **code, const char *refuse_code, const char *refuse_msg,
+                    cmd_later_fn later, void *later_ctx, struct cmd_pending **pending)
 {
+    if (pending)
+        *pending = NULL;
     struct cmd_res r = {0};
     json_error_t jerr;
     const char *id = NULL, *op = NULL;
@@ -275,7 +462,18 @@ static char *handle(struct cmd_host *c, const struct cmd_peer *peer, const char 
     cmd_fn fn = cmd_ops_find(cmd->op);
     CUT_ASSERT(fn != NULL); /* every op has a handler (test_optable.c) */
     int rc = fn(&q, &r);
-    if (rc == 0 && cmd->mutates && !r.reloaded)
+    if (rc == 0 && cmd->mutates && !r.reloaded && c->fleet && later) {
+        struct cmd_pending *p = apply_fleet(c, peer, id, op, args, &r, later, later_ctx);
+        if (p) { /* the reply comes later */
+            *pending = p;
+            json_decref(empty);
+            json_decref(req);
+            return NULL;
+        }
+    } else if (rc == 0 && cmd->mutates && !r.reloaded && c->fleet) {
+        cmd_fail(&r, "store_unavailable", NULL, "this transport cannot wait for the fleet store");
+        audit(c, peer, op, args, &r, before);
+    } else if (rc == 0 && cmd->mutates && !r.reloaded)
         apply(c, peer, op, args, &r);
     else if (r.recorded)
         count_op(c, op, r.code == NULL); /* the reload wrote its own record */
@@ -303,15 +501,16 @@ done:
 }
 
 char *commands_handle(struct cmd_host *c, const struct cmd_peer *peer, const char *line, size_t len,
-                      const char **code)
+                      const char **code, cmd_later_fn later, void *later_ctx,
+                      struct cmd_pending **pending)
 {
-    return handle(c, peer, line, len, code, NULL, NULL);
+    return handle(c, peer, line, len, code, NULL, NULL, later, later_ctx, pending);
 }
 
 char *commands_refuse(struct cmd_host *c, const struct cmd_peer *peer, const char *line, size_t len,
                       const char *code, const char *message)
 {
-    return handle(c, peer, line, len, NULL, code, message);
+    return handle(c, peer, line, len, NULL, code, message, NULL, NULL, NULL);
 }
 
 int commands_apply_auto(struct cmd_host *c, const char *op, json_t *args, struct state *next,
@@ -329,7 +528,11 @@ int commands_apply_auto(struct cmd_host *c, const char *op, json_t *args, struct
     r.changed = 1;
     state_weights_json(cur, 0, r.weights_before, sizeof r.weights_before);
     state_weights_json(nr, 0, r.weights_after, sizeof r.weights_after);
-    apply(c, &auto_peer, op, args, &r);
+    if (c->fleet) { /* committed by the store's transaction; settled later */
+        apply_fleet(c, &auto_peer, NULL, op, args, &r, NULL, NULL);
+    } else {
+        apply(c, &auto_peer, op, args, &r);
+    }
     int rc = r.code ? CUT_EIO : 0;
     state_dispose(&r.next);
     json_decref(r.details);

@@ -56,13 +56,33 @@ struct cmd_host {
     struct counters *counters;
     const char *config_path;
     time_t started;
+    /* the fleet store (control/fleet.h), NULL without one: changes are committed to it first */
+    struct fleet *fleet;
+    struct cmd_pending *pending; /* changes waiting for the store (commands.c owns the list) */
 };
+
+/* A request whose reply comes later: a change waiting for the fleet store's transaction. */
+struct cmd_pending;
+
+/* The later reply: reply is the line (malloc'd, no newline; the callee frees it), code as for
+ * commands_handle(). Called once, on the control thread, unless the request was dropped. */
+typedef void (*cmd_later_fn)(void *ctx, char *reply, const char *code);
 
 /* Handles one request line (without its newline). Returns the reply line (malloc'd, no newline,
  * caller frees), or NULL when out of memory. When code is not NULL, *code is set to the reply's
- * error code ("denied", "conflict", ...; a static string) or NULL when the reply is ok. */
+ * error code ("denied", "conflict", ...; a static string) or NULL when the reply is ok.
+ * With a fleet store, a change waits for the store's transaction: then, when later is set,
+ * commands_handle returns NULL with *pending set and the reply goes to later(later_ctx, ...)
+ * (the transport reads no further request of that client meanwhile, and calls
+ * commands_pending_drop() if it goes away first); without later, the change is refused
+ * (store_unavailable). pending may be NULL when later is. */
 char *commands_handle(struct cmd_host *c, const struct cmd_peer *peer, const char *line, size_t len,
-                      const char **code);
+                      const char **code, cmd_later_fn later, void *later_ctx,
+                      struct cmd_pending **pending);
+
+/* The transport of a pending request went away: its reply is discarded (the change still
+ * completes, and is recorded). */
+void commands_pending_drop(struct cmd_pending *p);
 
 /* Refuses one request without running it, because its transport decided so (an admin API
  * client certificate that maps to no role: "forbidden"). The reply echoes the request's id when
@@ -94,7 +114,8 @@ int commands_apply_auto(struct cmd_host *c, const char *op, json_t *args, struct
  * change durable (audit_sync) once a second. now_ms is clock_mono_ms(). */
 void commands_tick(struct cmd_host *c, uint64_t now_ms);
 
-/* At stop: writes every pending refusal summary. */
+/* At stop: writes every pending refusal summary, and forgets the changes still waiting for the
+ * store (after fleet_free: their transactions were cancelled; they are recorded as aborted). */
 void commands_stop(struct cmd_host *c);
 
 #endif

@@ -1,4 +1,5 @@
 /* ctl.c - the control thread: reloads, DNS refresh, graceful stop, snapshot publication. */
+#include "control/fleet.h"
 #include "control/ctl.h"
 
 #include <errno.h>
@@ -82,6 +83,7 @@ struct ctl {
     time_t started;
 
     struct certs *certs; /* the TLS material in use and the watch on its files (control/certs.c) */
+    struct fleet *fleet; /* the fleet store (control/fleet.c); NULL without control.store */
     struct cmd_host host; /* what the control protocol (commands.c) and its transports use */
 };
 
@@ -491,7 +493,9 @@ static int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_recor
         cfg_errors_add(errs, "", 0, 0, "out of memory");
         return CUT_ENOMEM;
     }
-    nrt.generation = c->generation + 1;
+    /* with a fleet store the generation is the fleet's: a reload changes no runtime state the
+     * fleet shares (the configuration owns routes and pools), so it keeps the generation */
+    nrt.generation = c->fleet ? c->generation : c->generation + 1;
     struct cfg_hold *hold = snapshot_cfg_hold(cfg); /* takes cfg */
     char *wb = durable_weights_json(&c->rt), *wa = durable_weights_json(&nrt);
     if (!hold || !wb || !wa) {
@@ -535,6 +539,8 @@ static int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_recor
     siem_apply(c);
     certs_watch(c->certs, c->hold->cfg);
     certs_files_stat(c->certs);
+    if (c->fleet)
+        fleet_resync(c->fleet); /* routes the reload added: the fleet's state, or seeded */
     char extra[1200];
     snprintf(extra, sizeof extra, ",\"result\":\"ok\"%s%.1000s%s", note[0] ? ",\"config_weights_won\":[" : "",
              note, note[0] ? "]" : "");
@@ -640,6 +646,64 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
+/* ---- the fleet store (control/fleet.c) ------------------------------------------------------ */
+
+static const struct cfg *fleet_cfg(void *ctx)
+{
+    return ctl_cfg(ctx);
+}
+
+static const struct state *fleet_state(void *ctx)
+{
+    return ctl_state(ctx);
+}
+
+/* A state the fleet holds, seen through the watch or a re-read: this replica's cache (the state
+ * file) first, then in use. */
+static void on_fleet_apply(void *ctx, struct state *next, const char *why)
+{
+    struct ctl *c = ctx;
+    const char *path = c->hold->cfg->control.state_file;
+    char err[256], extra[400];
+    uint64_t before = c->generation;
+    if (path && state_file_save(path, next, err, sizeof err) < 0) {
+        snprintf(extra, sizeof extra, ",\"reason\":\"state file: %.200s\"", err);
+        ctl_event(c, "store_cache_failed", extra);
+    }
+    host_install(c, next);
+    snprintf(extra, sizeof extra, ",\"why\":\"%s\",\"generation_before\":%llu", why,
+             (unsigned long long)before);
+    ctl_event(c, "fleet_applied", extra);
+}
+
+static void on_fleet_event(void *ctx, const char *name, const char *extra)
+{
+    ctl_event(ctx, name, extra);
+}
+
+/* Joins the fleet before anything serves: the fleet's state over what start-up loaded (the
+ * cache, or the configuration when there is none), kept as the cache. */
+static int ctl_fleet_start(struct ctl *c, char *err, size_t cap)
+{
+    struct fleet_env env = {c->base, fleet_cfg, fleet_state, on_fleet_apply, on_fleet_event, c};
+    c->fleet = fleet_new(c->hold->cfg, &env, err, cap);
+    if (!c->fleet)
+        return CUT_EINVAL;
+    int from_store = 0;
+    if (fleet_start(c->fleet, &c->rt, &from_store) < 0) {
+        snprintf(err, cap, "out of memory");
+        return CUT_ENOMEM;
+    }
+    c->generation = c->rt.generation;
+    const char *path = c->hold->cfg->control.state_file;
+    char serr[256];
+    if (from_store && path && state_file_save(path, &c->rt, serr, sizeof serr) < 0) {
+        snprintf(err, cap, "state file: %s", serr);
+        return CUT_EIO;
+    }
+    return 0;
+}
+
 /* Start-up's events carry the generation it decided on as soon as it has (startup_load sets
  * it in c->rt before its last event); the ones before carry the initial 1. */
 static void on_startup_event(void *ctx, const char *name, const char *extra)
@@ -691,6 +755,10 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         return NULL;
     }
     c->generation = c->rt.generation;
+    if (c->hold->cfg->control.store.enabled && ctl_fleet_start(c, err, cap) < 0) {
+        ctl_free(c);
+        return NULL;
+    }
     c->ev_hup = evsignal_new(c->base, SIGHUP, on_signal, c);
     c->ev_term = evsignal_new(c->base, SIGTERM, on_signal, c);
     c->ev_int = evsignal_new(c->base, SIGINT, on_signal, c);
@@ -728,6 +796,7 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         .counters = c->counters,
         .config_path = c->config_path,
         .started = c->started,
+        .fleet = c->fleet,
     };
     c->hc = healthcheck_new(c->base, on_health_report, on_service_event, c);
     if (!c->hc) {
@@ -788,6 +857,8 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     event_add(c->ev_tick, &tick);
     if (certs_nfiles(c->certs))
         certs_event(c->certs, "tls_loaded");
+    if (c->fleet)
+        fleet_run(c->fleet); /* the watch, the registration and its lease */
     return c;
 }
 
@@ -814,6 +885,8 @@ void ctl_free(struct ctl *c)
     for (size_t i = 0; i < CUT_ARRAY_LEN(evs); i++)
         if (evs[i])
             event_free(evs[i]);
+    fleet_free(c->fleet); /* before commands_stop: no store callback comes after this */
+    c->fleet = NULL;
     healthcheck_free(c->hc);
     hstate_free(c->hs);
     plan_state_free(c->plans);

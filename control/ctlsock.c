@@ -49,7 +49,8 @@ struct client {
     struct bufferevent *bev;
     struct event *timer; /* the deadline of the current state */
     enum client_state st;
-    int handling;     /* inside commands_handle(): never evicted */
+    int handling;     /* inside commands_handle(), or waiting for its reply: never evicted */
+    struct cmd_pending *pending; /* a change waiting for the fleet store; reading is off */
     uint64_t last_us; /* last activity: accepted, bytes read, replies written (now_us) */
     uint64_t serial;  /* accept order, the eviction tie-break */
     struct cmd_peer peer;
@@ -120,6 +121,7 @@ static void client_free(struct client *cl)
     struct ctlsock *s = cl->owner;
     CUT_LIST_REMOVE(&s->clients, cl, next, prev);
     s->nclients--;
+    commands_pending_drop(cl->pending); /* the change completes; its reply goes nowhere */
     bufferevent_free(cl->bev); /* closes the socket */
     event_free(cl->timer);
     free(cl);
@@ -233,9 +235,26 @@ static int make_room(struct ctlsock *s, unsigned max)
 
 /* ---- callbacks --------------------------------------------------------------------------- */
 
+static void on_read(struct bufferevent *bev, void *arg);
+
+/* The reply of a change that waited for the fleet store (cmd_later_fn): written, then the
+ * requests that came meanwhile are read. */
+static void on_later(void *ctx, char *reply, const char *code)
+{
+    struct client *cl = ctx;
+    (void)code;
+    cl->pending = NULL;
+    cl->handling = 0;
+    send_reply(cl, reply);
+    bufferevent_enable(cl->bev, EV_READ);
+    on_read(cl->bev, cl);
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct client *cl = arg;
+    if (cl->pending)
+        return; /* one request at a time: the next waits for this reply */
     struct evbuffer *in = bufferevent_get_input(bev);
     struct cmd_host *c = cl->owner->host;
     if (cl->st == CS_CLOSING)
@@ -268,7 +287,13 @@ static void on_read(struct bufferevent *bev, void *arg)
             line[--len] = '\0';
         if (len > 0) {
             cl->handling = 1;
-            char *reply = commands_handle(c, &cl->peer, line, len, NULL);
+            char *reply = commands_handle(c, &cl->peer, line, len, NULL, on_later, cl,
+                                          &cl->pending);
+            if (!reply && cl->pending) { /* the store's transaction runs: wait for it */
+                free(line);
+                bufferevent_disable(bev, EV_READ);
+                return;
+            }
             cl->handling = 0;
             send_reply(cl, reply);
         }

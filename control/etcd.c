@@ -940,7 +940,7 @@ struct etcd *etcd_new(struct event_base *base, const struct etcd_opts *o, char *
         goto oom_e;
     e->dial_ms = o->dial_timeout_ms ? o->dial_timeout_ms : 5000;
     e->request_ms = o->request_timeout_ms ? o->request_timeout_ms : 5000;
-    e->idle_ms = 3 * e->request_ms < 5000 ? 5000 : 3 * e->request_ms;
+    e->idle_ms = 3 * e->request_ms < 15000 ? 15000 : 3 * e->request_ms;
     e->auth = e->user ? AUTH_NEED : AUTH_OFF;
     e->multi = curl_multi_init();
     e->timer = evtimer_new(base, on_timer, e);

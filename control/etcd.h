@@ -75,7 +75,7 @@ void etcd_call_cancel(struct etcd_call *call);
  *             longer than the idle limit; CUT_EPROTO: etcd refused it); msg NULL. The watch is
  *             finished: it is freed after the callback returns, and the caller starts a new one.
  * A watch asks for progress notifications, and one silent for 3 x request_timeout_ms (at least
- * 5 s) is treated as lost. etcd sends them every --experimental-watch-progress-notify-interval,
+ * 15 s) is treated as lost. etcd sends them every --experimental-watch-progress-notify-interval,
  * 10 minutes by default in 3.4: run etcd with an interval well below the idle limit, or a quiet
  * watch ends (CUT_EIO) and is restarted once per idle limit. */
 typedef void (*etcd_watch_fn)(void *ctx, int status, json_t *msg);

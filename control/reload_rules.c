@@ -29,6 +29,26 @@ static int same_admin_address(const struct cfg *a, const struct cfg *b)
     return same_str(a->admin.host, b->admin.host) && a->admin.port == b->admin.port;
 }
 
+static int same_store(const struct cfg_store *a, const struct cfg_store *b)
+{
+    if (a->enabled != b->enabled || a->nendpoints != b->nendpoints ||
+        !same_str(a->prefix, b->prefix) || !same_str(a->user, b->user) ||
+        !same_str(a->password_file, b->password_file) || !same_str(a->replica, b->replica) ||
+        a->dial_timeout_ms != b->dial_timeout_ms || a->request_timeout_ms != b->request_timeout_ms ||
+        a->lease_ttl_s != b->lease_ttl_s || !a->tls != !b->tls)
+        return 0;
+    for (size_t i = 0; i < a->nendpoints; i++)
+        if (!same_str(a->endpoints[i], b->endpoints[i]))
+            return 0;
+    if (a->tls) {
+        const struct cfg_tls_cert *ca = a->tls->client_cert, *cb = b->tls->client_cert;
+        if (!same_str(a->tls->ca, b->tls->ca) || !ca != !cb ||
+            (ca && (!same_str(ca->cert, cb->cert) || !same_str(ca->key, cb->key))))
+            return 0;
+    }
+    return 1;
+}
+
 int reload_rules_check(const struct cfg *old, const struct cfg *cfg, const char **why_path,
                        const char **why)
 {
@@ -44,6 +64,9 @@ int reload_rules_check(const struct cfg *old, const struct cfg *cfg, const char 
                !same_str(old->control.audit_file, cfg->control.audit_file)) {
         *why_path = "control";
         *why = "changing the control socket, state file or audit file requires a restart";
+    } else if (!same_store(&old->control.store, &cfg->control.store)) {
+        *why_path = "control.store";
+        *why = "changing the fleet store requires a restart";
     } else if (!same_str(old->metrics.address, cfg->metrics.address)) {
         *why_path = "metrics.address";
         *why = "changing the metrics listener requires a restart";

@@ -40,6 +40,43 @@ int cli_fold_exit(const struct cli *c)
     return worst ? worst : CLI_EXIT_UNREACH;
 }
 
+/* With a fleet store, a replica's status lists the whole fleet (result.fleet.replicas): the
+ * replicas below target, "r3 (generation 5)" separated by ", ", into names. Returns how many,
+ * or -1 when the reply has no fleet (a replica without a store). */
+static int fleet_lagging(json_t *reply, long long target, char *names, size_t cap)
+{
+    json_t *fleet = json_object_get(json_object_get(reply, "result"), "fleet");
+    json_t *reps = json_object_get(fleet, "replicas");
+    if (!json_is_array(reps))
+        return -1;
+    int n = 0;
+    size_t o = 0, i;
+    json_t *rep;
+    names[0] = '\0';
+    json_array_foreach(reps, i, rep)
+    {
+        long long g = (long long)json_integer_value(json_object_get(rep, "generation"));
+        if (g >= target)
+            continue;
+        const char *name = json_string_value(json_object_get(rep, "replica"));
+        if (o < cap)
+            o += (size_t)snprintf(names + o, cap - o, "%s%.64s (generation %lld)", n ? ", " : "",
+                                  name ? name : "?", g);
+        n++;
+    }
+    return n;
+}
+
+int cli_fleet_converged(const struct cli *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        json_t *fl = json_object_get(json_object_get(c->rs[i].reply, "result"), "fleet");
+        if (c->rs[i].ok && fl && !json_is_true(json_object_get(fl, "converged")))
+            return 0;
+    }
+    return 1;
+}
+
 void cli_barrier(struct cli *c)
 {
     long long target[CLI_MAX_REPLICAS], seen[CLI_MAX_REPLICAS];
@@ -61,7 +98,11 @@ void cli_barrier(struct cli *c)
         }
     }
     long long deadline = (long long)clock_mono_ms() + c->wait_timeout_ms;
-    json_t *probe = json_pack("{s:s}", "op", "version");
+    /* status, not version: through a replica with a fleet store it reports every replica */
+    json_t *probe = json_pack("{s:s}", "op", "status");
+    char lagging[CLI_MAX_REPLICAS][200];
+    for (size_t i = 0; i < c->n; i++)
+        lagging[i][0] = 0;
     while (left > 0) {
         long long rem = deadline - (long long)clock_mono_ms();
         if (rem <= 0)
@@ -77,7 +118,8 @@ void cli_barrier(struct cli *c)
             if (r->ok && r->has_generation) {
                 saw[i] = 1;
                 seen[i] = r->generation;
-                if (r->generation >= target[i]) {
+                int lag = fleet_lagging(r->reply, target[i], lagging[i], sizeof lagging[i]);
+                if (r->generation >= target[i] && lag <= 0) {
                     pending[i] = 0;
                     left--;
                 }
@@ -106,7 +148,10 @@ void cli_barrier(struct cli *c)
         r->code[0] = r->msg[0] = 0;
         if (pending[i]) {
             char last[260];
-            if (saw[i])
+            if (saw[i] && lagging[i][0])
+                snprintf(last, sizeof last, "these replicas of the fleet have not applied it: %.190s",
+                         lagging[i]);
+            else if (saw[i])
                 snprintf(last, sizeof last, "it still reports generation %lld", seen[i]);
             else
                 snprintf(last, sizeof last, "it did not answer (%.200s)",

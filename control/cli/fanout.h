@@ -20,6 +20,10 @@ int cli_fold_exit(const struct cli *c);
  * (class 4, code wait_timeout). */
 void cli_barrier(struct cli *c);
 
+/* 0 when a replica's status reports a fleet (a fleet store) that is not converged: a replica
+ * lags, the store is unreachable, or a rollback waits to be written; 1 otherwise. */
+int cli_fleet_converged(const struct cli *c);
+
 /* One replica per control socket and per address of every HTTPS endpoint, in the order given.
  * Returns 0 or a usage exit code. */
 int cli_make_replicas(struct cli *c);

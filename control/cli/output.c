@@ -231,6 +231,30 @@ static void print_status_route(const json_t *rt)
     }
 }
 
+/* The fleet as one replica with a fleet store sees it (result.fleet). */
+static void print_status_fleet(const json_t *fl)
+{
+    printf("  fleet %s: store %s, generation %" JSON_INTEGER_FORMAT ", %s\n", cli_jstr(fl, "prefix"),
+           cli_jstr(fl, "store"), json_integer_value(json_object_get(fl, "generation")),
+           json_is_true(json_object_get(fl, "converged")) ? "converged" : "NOT CONVERGED");
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(fl, "replicas"), i, x)
+    {
+        printf("    replica %-24s generation %-6" JSON_INTEGER_FORMAT " %s/%s %s%s\n",
+               cli_jstr(x, "replica"), json_integer_value(json_object_get(x, "generation")),
+               cli_jstr(x, "cluster"), cli_jstr(x, "region"), cli_jstr(x, "version"),
+               json_is_true(json_object_get(x, "lagging")) ? "  LAGGING" : "");
+    }
+    json_array_foreach(json_object_get(fl, "pending"), i, x)
+        printf("    rollback of route %s applied here, not yet written to the store\n",
+               json_string_value(x));
+    json_array_foreach(json_object_get(fl, "invalid"), i, x)
+        printf("    INVALID value at %s (revision %" JSON_INTEGER_FORMAT "): %s\n",
+               cli_jstr(x, "key"), json_integer_value(json_object_get(x, "revision")),
+               cli_jstr(x, "error"));
+}
+
 void cli_print_status(const struct cli *c)
 {
     for (size_t i = 0; i < c->n; i++) {
@@ -258,6 +282,8 @@ void cli_print_status(const struct cli *c)
         {
             print_status_route(rt);
         }
+        if (json_object_get(res, "fleet"))
+            print_status_fleet(json_object_get(res, "fleet"));
         if (c->n > 1 && i + 1 < c->n)
             putchar('\n');
     }

@@ -43,7 +43,7 @@ static int code_exit_class(const char *code)
 {
     if (!strcmp(code, "denied") || !strcmp(code, "forbidden"))
         return CLI_EXIT_DENIED;
-    if (!strcmp(code, "busy") || !strcmp(code, "internal"))
+    if (!strcmp(code, "busy") || !strcmp(code, "internal") || !strcmp(code, "store_unavailable"))
         return CLI_EXIT_UNREACH;
     /* bad_request, unsupported_version, unknown_op, invalid_argument, not_found, conflict,
      * too_large, and codes this client does not know: refused as invalid */

@@ -107,6 +107,8 @@ int cli_simple_run(struct cli *c, const struct optable_op *cmd)
     if (cmd->mutates && c->wait)
         cli_barrier(c);
     int code = cli_fold_exit(c);
+    if (code == CLI_EXIT_OK && !strcmp(cmd->op, "status") && !cli_fleet_converged(c))
+        code = CLI_EXIT_PARTIAL; /* a fleet store's replicas are not all at its generation */
     if (c->json) {
         cli_print_json_doc(c, cmd->op, code, NULL);
     } else if (!strcmp(cmd->op, "status")) {

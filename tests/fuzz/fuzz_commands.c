@@ -150,7 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const char *code = NULL;
             char *reply = i == 0 && (sel & 0x80)
                               ? commands_refuse(ctl_cmd_host(c), &peer, p, len, "forbidden", "fuzz refusal")
-                              : commands_handle(ctl_cmd_host(c), &peer, p, len, &code);
+                              : commands_handle(ctl_cmd_host(c), &peer, p, len, &code, NULL, NULL, NULL);
             if (i == 0 && (sel & 0x80))
                 code = "forbidden";
             check_reply(reply, code, ctl_generation(c));

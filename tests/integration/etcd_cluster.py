@@ -245,6 +245,7 @@ class EtcdCluster:
                 "--initial-cluster-token", self.token,
                 "--initial-cluster-state", state,
                 "--heartbeat-interval", "50", "--election-timeout", "500",
+                "--experimental-watch-progress-notify-interval", "2s",
                 "--log-level", "warn", "--logger", "zap"]
         if self.auth_token_ttl is not None:
             args += ["--auth-token-ttl", str(int(self.auth_token_ttl))]

@@ -1,0 +1,118 @@
+/* fleet.h - the fleet store: the runtime state every replica of a fleet shares, in etcd v3
+ * (control/etcd.h), under control.store.prefix (docs/architecture.md, "The fleet store"):
+ *
+ *   <prefix>generation       {"format":1,"generation":N}: the fleet's generation; every write
+ *                            of the fleet's state changes it, in the same transaction, and
+ *                            compares its revision: one compare-and-set for the whole fleet
+ *   <prefix>routes/<route>   {"format":1,"generation":N,"by":{..},"state":<one-route state>}:
+ *                            a route's runtime state (control/state.h), as of generation N
+ *   <prefix>replicas/<name>  {"format":1,"replica":..,"generation":..,...} under the replica's
+ *                            lease: the registry of live replicas and what each applied
+ *
+ * The control thread owns a struct fleet. It reads the fleet's state before the listeners
+ * accept (fleet_start), then watches the prefix and hands every new state to its owner
+ * (fleet_env.apply), commits changes as one transaction each (fleet_commit), keeps the
+ * replica's registration alive, and writes a rollback made while the store was unreachable as
+ * soon as it is reachable again. Control thread only; nothing here blocks after fleet_start.
+ */
+#ifndef CUT_FLEET_H
+#define CUT_FLEET_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/cfg.h"
+#include "control/state.h"
+
+struct event_base;
+struct fleet;
+
+#define FLEET_FORMAT 1
+
+/* What the fleet needs of the control thread (borrowed for the life of the fleet). */
+struct fleet_env {
+    struct event_base *base;
+    const struct cfg *(*cfg)(void *ctx);     /* the configuration in use */
+    const struct state *(*state)(void *ctx); /* the runtime state in use */
+    /* Puts next (taken) in use: a state the fleet holds at generation next->generation, seen
+     * through the watch or a re-read (why: "watch", "resync", "pending_written"). The owner
+     * writes its cache (the state file), publishes and says so. */
+    void (*apply)(void *ctx, struct state *next, const char *why);
+    void (*event)(void *ctx, const char *name, const char *extra);
+    void *ctx;
+};
+
+/* Creates the fleet for cfg's control.store (enabled) with this replica's identity. Returns
+ * NULL with a message in err (out of memory, the password file unreadable, the client). */
+struct fleet *fleet_new(const struct cfg *cfg, const struct fleet_env *env, char *err,
+                        size_t cap);
+
+/* Cancels every call and watch and frees f (its registration expires with its lease).
+ * NULL is fine. */
+void fleet_free(struct fleet *f);
+
+/* Start-up, before the loop serves: reads the fleet's state (blocking, on a private event base,
+ * bounded by the store's timeouts), lays it over *rt (in: the state the process would serve
+ * without a store: its cache or the configuration; out: the fleet's state at the fleet's
+ * generation, for every route of the configuration), and creates the routes the store does not
+ * have yet from *rt in a create-if-absent transaction. When no member answers, *rt is left as it
+ * is and the fleet converges once the store answers (fleet_run). Returns 0 (*from_store says
+ * which happened) or CUT_ENOMEM. */
+int fleet_start(struct fleet *f, struct state *rt, int *from_store);
+
+/* Starts the watch, the registration and its lease on env->base (after fleet_start). */
+void fleet_run(struct fleet *f);
+
+/* The outcome of fleet_commit: 0 (committed: *next is at the fleet's new generation; the
+ * caller makes it durable and puts it in use), FLEET_CONFLICT (the fleet changed since the
+ * state the change was based on), FLEET_UNAVAILABLE (no member answered), FLEET_REFUSED (etcd
+ * refused: permission, size), CUT_ENOMEM. what: a message for the reply. */
+enum { FLEET_CONFLICT = -100, FLEET_UNAVAILABLE = -101, FLEET_REFUSED = -102 };
+typedef void (*fleet_done_fn)(void *ctx, int status, struct state *next, const char *what);
+
+/* Commits next (taken), a change of the state in use, to the store: one transaction that
+ * compares the generation key's revision with the one the state in use came from, writes the
+ * new generation (next->generation is set to the fleet's generation + 1) and every route that
+ * differs, with by (actor, op; borrowed for the call). done is called once, later, with next
+ * handed back (the callee disposes it... the done callback owns it). Returns 0, or a negative
+ * FLEET_* / CUT_E* code at once without calling done (next then disposed). */
+int fleet_commit(struct fleet *f, struct state *next, const char *actor, const char *op,
+                 fleet_done_fn done, void *ctx);
+
+/* Reads the fleet's state again and lays it over the state in use (after a reload: routes it
+ * added get the fleet's state, or are created in the store from the configuration). */
+void fleet_resync(struct fleet *f);
+
+/* Whether a change can be committed now: the store answered the last call, watch or keepalive,
+ * and the state in use came from it. */
+int fleet_reachable(const struct fleet *f);
+
+/* A rollback applied locally (the store unreachable, or the commit failed as unavailable):
+ * route's state in use is written over the store's as soon as the store answers, and until
+ * then the store's versions of route are not applied (a rollback is never undone by an older
+ * state). */
+void fleet_pending_rollback(struct fleet *f, const char *route);
+
+/* The fleet as this replica sees it, for status: {"store":"ok"|"unreachable","replica":..,
+ * "generation":..,"revision":..,"pending":[routes],"invalid":[{key,revision,error}],
+ * "replicas":[{"replica","generation","cluster","region","version","started","lagging"}],
+ * "converged":bool}. New reference. */
+json_t *fleet_status(const struct fleet *f);
+
+/* ---- the stored values (pure; tests/unit/control/test_fleet.c) ------------------------------ */
+
+/* The value of <prefix>routes/<route> for route r at generation gen (malloc'd JSON text). */
+char *fleet_route_value(const struct state_route *r, uint64_t gen, const char *actor,
+                        const char *op, const char *replica);
+
+/* Parses a route value for key route name: *out gets a one-route state (its generation: the
+ * value's). Returns 0, or CUT_EINVAL with why (format, checksum, name mismatch). */
+int fleet_route_parse(const char *name, const char *text, size_t len, struct state *out,
+                      char *why, size_t cap);
+
+/* The value of <prefix>generation; and its parse (CUT_EINVAL: not one). */
+char *fleet_generation_value(uint64_t gen);
+int fleet_generation_parse(const char *text, size_t len, uint64_t *gen);
+
+#endif
