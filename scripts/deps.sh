@@ -10,7 +10,7 @@
 set -euo pipefail
 
 build=(gcc make pkg-config libevent-dev libssl-dev libnghttp2-dev libjansson-dev libmaxminddb-dev libcurl4-openssl-dev)
-test=(libcriterion-dev python3 python3-h2 curl openssl nghttp2-client libmaxmind-db-writer-perl)
+test=(libcriterion-dev python3 python3-h2 curl openssl nghttp2-client libmaxmind-db-writer-perl etcd-server etcd-client)
 bench=(haproxy nginx-light nghttp2-client nghttp2-proxy nghttp2-server h2o wrk valgrind util-linux)
 # libFuzzer and the sanitizer runtimes come with clang-14 (libclang-rt-14-dev); llvm provides
 # llvm-symbolizer, so reports name functions and lines.
