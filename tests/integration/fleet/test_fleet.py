@@ -85,7 +85,8 @@ def set_weights(fl, name, blue, green, **extra):
 
 
 def ctl(*args, timeout=30):
-    return run_bin([ctl_bin()] + list(args), timeout=timeout)
+    return run_bin([ctl_bin()] + [str(a) for a in args], stdin=subprocess.DEVNULL,
+                   capture_output=True, text=True, timeout=timeout)
 
 
 def test_fleet_new_replica_joins_at_fleet_weights():
@@ -138,3 +139,273 @@ def test_fleet_new_replica_joins_at_fleet_weights():
 
 
 test_fleet_new_replica_joins_at_fleet_weights.timeout = 90
+
+
+def test_fleet_compare_and_set():
+    """Two writers through two replicas with the same expected generation: exactly one wins,
+    the other is refused as a conflict, and every replica ends at the winner's weights (no
+    half-apply)."""
+    fl = Fleet()
+    try:
+        for n in ("r1", "r2", "r3"):
+            fl.start(n)
+        g = fl.status("r1")["generation"]
+        check(all(fl.status(n)["generation"] == g for n in ("r2", "r3")), "generations differ")
+        # both requests are on the wire before either reply is read
+        a, b = Ctl(fl.sock("r1"), timeout=10), Ctl(fl.sock("r2"), timeout=10)
+        try:
+            for c, w in ((a, (70, 30)), (b, (20, 80))):
+                req = {"v": 1, "id": "cas", "op": "set-weights",
+                       "args": {"route": ROUTE, "weights": {"blue": w[0], "green": w[1]},
+                                "expect_generation": g, "reason": "race"}}
+                c.send_raw(json.dumps(req).encode() + b"\n")
+            ra, rb = a.read_line(), b.read_line()
+        finally:
+            a.close()
+            b.close()
+        oks = [r for r in (ra, rb) if r.get("ok")]
+        check(len(oks) == 1, "exactly one writer must win: %r %r", ra, rb)
+        lost = rb if oks[0] is ra else ra
+        check(lost["error"]["code"] == "conflict", "the loser's code: %r", lost)
+        win = (70, 30) if oks[0] is ra else (20, 80)
+        fl.wait_weights(["r1", "r2", "r3"], *win)
+        gens = {n: fl.status(n)["generation"] for n in ("r1", "r2", "r3")}
+        check(set(gens.values()) == {g + 1}, "generations %r, expected all %d", gens, g + 1)
+        # a stale expect_generation is refused on any replica, and changes nothing
+        rep = set_weights(fl, "r3", 50, 50, expect_generation=g)
+        check(rep.get("ok") is False and rep["error"]["code"] == "conflict", "stale: %r", rep)
+        fl.wait_weights(["r1", "r2", "r3"], *win)
+    finally:
+        fl.close()
+
+
+test_fleet_compare_and_set.timeout = 90
+
+
+def test_fleet_barrier_names_a_frozen_replica():
+    """cutoverctl --wait through one replica waits for every registered replica; a replica
+    frozen with SIGSTOP makes it time out (exit 4) and name that replica; status exits 5 while
+    the fleet has not converged; once thawed the fleet converges."""
+    fl = Fleet()
+    try:
+        for n in ("r1", "r2", "r3"):
+            fl.start(n)
+        wait_until(lambda: len(fl.status("r1")["result"]["fleet"]["replicas"]) == 3, 5,
+                   what="three registered replicas")
+        p = ctl("--socket", fl.sock("r1"), "--wait", "--wait-timeout", "5", "set-weights", ROUTE,
+                "blue=80", "green=20", "--reason", "barrier")
+        check(p.returncode == 0, "set-weights --wait: %s %s", p.returncode, p.stdout + p.stderr)
+        r3 = fl.replicas["r3"]
+        r3.expect_signal(signal.SIGSTOP)
+        os.kill(r3.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            p = ctl("--socket", fl.sock("r1"), "--wait", "--wait-timeout", "2", "set-weights", ROUTE,
+                    "blue=70", "green=30", "--reason", "barrier")
+            took = time.monotonic() - t0
+            out = p.stdout + p.stderr
+            check(p.returncode == 4, "exit %s with r3 frozen: %s", p.returncode, out)
+            check("r3" in out and "wait_timeout" in out, "r3 not named: %s", out)
+            check(1.5 <= took <= 8, "the barrier took %.1f s (timeout 2 s)", took)
+            p = ctl("--socket", fl.sock("r2"), "status")
+            check(p.returncode == 5, "status exit %s with r3 lagging: %s", p.returncode,
+                  p.stdout + p.stderr)
+            check("LAGGING" in p.stdout and "NOT CONVERGED" in p.stdout, "status: %s", p.stdout)
+        finally:
+            os.kill(r3.pid, signal.SIGCONT)
+        wait_until(lambda: fl.status("r1")["result"]["fleet"]["converged"], 10,
+                   what="the fleet converged after SIGCONT")
+        p = ctl("--socket", fl.sock("r3"), "status")
+        check(p.returncode == 0, "status exit %s: %s", p.returncode, p.stdout)
+        fl.wait_weights(["r3"], 70, 30)
+    finally:
+        fl.close()
+
+
+test_fleet_barrier_names_a_frozen_replica.timeout = 90
+
+
+def test_fleet_store_down_rollback_always_works():
+    """etcd fully down: traffic keeps flowing at the weights in use; set-weights is refused as
+    retryable (store_unavailable, cutoverctl exit 4) and changes nothing; rollback is applied at
+    once on the replica that took it, and written to the store when it returns, never undone by
+    the older state there; the other replicas then roll back too."""
+    fl = Fleet()
+    try:
+        for n in ("r1", "r2"):
+            fl.start(n)
+        rep = set_weights(fl, "r1", 40, 60)
+        check(rep.get("ok"), "set-weights: %r", rep)
+        fl.wait_weights(["r2"], 40, 60)
+        fl.etcd.kill(0)
+        # serving continues
+        with RawConn(fl.replicas["r2"].port) as c:
+            for i in range(20):
+                check(c.get("/").status == 200, "request %d failed with the store down", i)
+        t0 = time.monotonic()
+        p = ctl("--socket", fl.sock("r1"), "set-weights", ROUTE, "blue=10", "green=90", "--reason", "x")
+        check(p.returncode == 4 and "store_unavailable" in p.stdout + p.stderr,
+              "set-weights with the store down: exit %s %s", p.returncode, p.stdout + p.stderr)
+        check(time.monotonic() - t0 < 6, "the refusal took %.1f s", time.monotonic() - t0)
+        check(fl.weights_of("r1")[1] == {"blue": 4000, "green": 6000}, "refused change applied")
+        t0 = time.monotonic()
+        rep = fl.call("r1", "rollback", {"route": ROUTE, "reason": "incident"})
+        check(rep.get("ok") is True, "rollback with the store down: %r", rep)
+        check(time.monotonic() - t0 < 3, "rollback took %.1f s", time.monotonic() - t0)
+        check(rep["result"].get("fleet") == "pending", "rollback reply: %r", rep)
+        stable = weights_bp(fl.status("r1")["result"]["routes"][0]["stable"])
+        check(fl.weights_of("r1")[1] == stable, "r1 not rolled back to %r", stable)
+        check(stable != {"blue": 4000, "green": 6000}, "stable %r", stable)
+        st = fl.status("r1")["result"]["fleet"]
+        check(st["store"] == "unreachable" and st["pending"] == [ROUTE], "fleet %r", st)
+        n_ev = len(fl.replicas["r1"].events())
+        fl.etcd.start(0)
+        fl.replicas["r1"].wait_event("store_pending_written", after=n_ev, timeout=15)
+        fl.wait_weights(["r1", "r2"], stable["blue"] // 100, stable["green"] // 100, timeout=15)
+        # the rollback stands in the store
+        stored = json.loads(fl.etcd.get("/cutover/test/routes/" + ROUTE))
+        check(stored["by"]["op"] == "rollback", "stored %r", stored)
+        wait_until(lambda: fl.status("r2")["result"]["fleet"]["converged"], 15,
+                   what="the fleet converged")
+    finally:
+        fl.close()
+
+
+test_fleet_store_down_rollback_always_works.timeout = 120
+
+
+def test_fleet_invalid_value_is_never_applied():
+    """A value written by hand that does not parse, or names other pools, is not applied: the
+    replicas keep serving what they serve and say so (event, status with key and revision)."""
+    fl = Fleet()
+    try:
+        for n in ("r1", "r2"):
+            fl.start(n)
+        rep = set_weights(fl, "r1", 30, 70)
+        check(rep.get("ok"), "set-weights: %r", rep)
+        fl.wait_weights(["r2"], 30, 70)
+        key = "/cutover/test/routes/" + ROUTE
+        n_ev = len(fl.replicas["r2"].events())
+        fl.etcd.put(key, '{"format":1,"generation":99,"state":"garbage"}')
+        ev = fl.replicas["r2"].wait_event("store_value_invalid", after=n_ev, timeout=10)
+        check(ev.get("key") == key and ev.get("revision", 0) > 0, "event %r", ev)
+        for n in ("r1", "r2"):
+            check(fl.weights_of(n)[1] == {"blue": 3000, "green": 7000}, "%s changed", n)
+            inv = fl.status(n)["result"]["fleet"]["invalid"]
+            check(len(inv) == 1 and inv[0]["key"] == key, "%s status invalid: %r", n, inv)
+        with RawConn(fl.replicas["r2"].port) as c:
+            check(c.get("/").status == 200, "serving")
+        # a newer format version is refused the same way
+        fl.etcd.put(key, '{"format":2,"generation":100,"state":{}}')
+        wait_until(lambda: "format" in fl.status("r1")["result"]["fleet"]["invalid"][0]["error"],
+                   10, what="the format refusal")
+        # a replica started now keeps its cache for that route and reports the key
+        r3 = fl.start("r3")
+        inv = fl.status("r3")["result"]["fleet"]["invalid"]
+        check(len(inv) == 1 and inv[0]["key"] == key, "r3 invalid: %r", inv)
+        del r3
+    finally:
+        fl.close()
+
+
+test_fleet_invalid_value_is_never_applied.timeout = 90
+
+
+def test_fleet_start_with_store_down_uses_the_cache():
+    """A replica restarted while etcd is down starts from its cache (the state file of the last
+    generation it applied), never from the configuration's weights; it converges when the store
+    returns."""
+    fl = Fleet()
+    try:
+        r1 = fl.start("r1")
+        ctl_section = dict(r1.config["control"])
+        ctl_section.pop("store")
+        rep = set_weights(fl, "r1", 25, 75)
+        check(rep.get("ok"), "set-weights: %r", rep)
+        gen = rep["generation"]
+        r1.stop()
+        fl.etcd.kill(0)
+        r1 = fl.start("r1", control=ctl_section)
+        check(fl.weights_of("r1") == (gen, {"blue": 2500, "green": 7500}),
+              "restart with the store down: %r", fl.weights_of("r1"))
+        st = fl.status("r1")["result"]["fleet"]
+        check(st["store"] == "unreachable", "store %r", st)
+        check(r1.events("store_unreachable"), "no store_unreachable event")
+        fl.etcd.start(0)
+        wait_until(lambda: fl.status("r1")["result"]["fleet"]["store"] == "ok", 15,
+                   what="the store reachable again")
+        rep = set_weights(fl, "r1", 50, 50)
+        check(rep.get("ok") and rep["generation"] == gen + 1, "after the store returned: %r", rep)
+    finally:
+        fl.close()
+
+
+test_fleet_start_with_store_down_uses_the_cache.timeout = 90
+
+
+def test_fleet_faults_lose_no_acknowledged_change():
+    """Three etcd members and three replicas: changes through every replica while the etcd
+    leader is killed, a replica is killed with SIGKILL and restarted, and the etcd member comes
+    back. Every acknowledged change has its own fleet generation and its audit record on the
+    replica that took it; a refused one says why (retryable); in the end every replica, the
+    restarted one included, serves the last acknowledged change at the same generation."""
+    fl = Fleet(members=3)
+    try:
+        for n in ("r1", "r2", "r3"):
+            fl.start(n)
+        acks = []  # (generation, replica, blue)
+        killed_leader = None
+        for i in range(30):
+            if i == 8:
+                killed_leader = fl.etcd.leader()
+                fl.etcd.kill(killed_leader)
+            if i == 14:  # killed with a change of its own in flight (never acknowledged)
+                c = Ctl(fl.sock("r2"), timeout=5)
+                c.send_raw(json.dumps({"v": 1, "id": "x", "op": "set-weights", "args": {
+                    "route": ROUTE, "weights": {"blue": 1, "green": 99},
+                    "reason": "killed"}}).encode() + b"\n")
+                fl.replicas["r2"].kill()
+                c.close()
+            if i == 18:
+                fl.start("r2", control=dict(fl.replicas["r2"].config["control"]))
+            if i == 24:
+                fl.etcd.start(killed_leader)
+            name = ("r1", "r2", "r3")[i % 3]
+            if name == "r2" and 14 <= i < 18:
+                name = "r3"
+            blue = 5 + 3 * i
+            deadline = time.monotonic() + 20
+            while True:
+                rep = set_weights(fl, name, blue, 100 - blue)
+                if rep.get("ok"):
+                    break
+                code = rep["error"]["code"]
+                check(code in ("store_unavailable", "conflict", "busy"),
+                      "change %d refused with %r", i, rep)
+                check(time.monotonic() < deadline, "change %d never accepted: %r", i, rep)
+                time.sleep(0.1)
+            acks.append((rep["generation"], name, blue))
+        gens = [a[0] for a in acks]
+        check(gens == sorted(gens) and len(set(gens)) == len(gens),
+              "acknowledged generations not strictly increasing: %r", gens)
+        last_gen, _, last_blue = acks[-1]
+        fl.wait_weights(["r1", "r2", "r3"], last_blue, 100 - last_blue, timeout=20)
+        wait_until(lambda: all(fl.status(n)["generation"] == last_gen for n in ("r1", "r2", "r3")),
+                   20, what="every replica at generation %d" % last_gen)
+        stored = json.loads(fl.etcd.get("/cutover/test/generation"))
+        check(stored["generation"] == last_gen, "store generation %r, last ack %d", stored,
+              last_gen)
+        # every acknowledgement has its record on the replica that took it
+        for gen, name, blue in acks:
+            path = fl.replicas[name].config["control"]["audit_file"]
+            recs = [json.loads(l) for l in open(path) if l.strip()]
+            check(any(r.get("op") == "set-weights" and r.get("generation_after") == gen and
+                      r.get("result") == "ok" for r in recs),
+                  "no audit record of generation %d on %s", gen, name)
+        fleet = fl.status("r1")["result"]["fleet"]
+        check(fleet["converged"], "fleet %r", fleet)
+    finally:
+        fl.close()
+
+
+test_fleet_faults_lose_no_acknowledged_change.timeout = 180
