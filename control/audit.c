@@ -609,6 +609,8 @@ static json_t *record_json(const struct audit_record *r, const char *time, const
     put(o, "time", json_string(time), &ok);
     put(o, "cluster", str_json(r->cluster, l->str), &ok);
     put(o, "region", str_json(r->region, l->str), &ok);
+    if (r->replica)
+        put(o, "replica", json_string(r->replica), &ok);
     put(o, "actor", actor, &ok);
     put(o, "role", str_json(r->role, l->str), &ok);
     put(o, "op", str_json(r->op, l->str), &ok);

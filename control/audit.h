@@ -66,6 +66,8 @@ struct audit_record {
     const char *result;        /* NULL: "ok" when ok, else "refused"; or "aborted" (a change
                                 * recorded but not made) */
     uint64_t count;            /* > 1: this record stands for count refusals (coalesced) */
+    const char *replica;       /* with a fleet store: the replica that took the request (its
+                                * generations are the fleet's); NULL: not written */
 };
 
 /* Formats the record as one JSON line (with "type":"audit", "kind" and an RFC 3339 UTC time

@@ -1,4 +1,5 @@
 /* cmd.c - the argument helpers of the control operations (see cmd.h). */
+#include "control/fleet.h"
 #include "control/cmd.h"
 
 #include <math.h>
@@ -230,5 +231,6 @@ void cmd_record_fill(struct cmd_host *c, const struct cmd_peer *peer, const char
         .reason = rv && json_is_string(rv) ? json_string_value(rv) : NULL,
         .generation_before = c->generation(c->ctx),
         .generation_after = c->generation(c->ctx),
+        .replica = c->fleet ? fleet_replica(c->fleet) : NULL,
     };
 }

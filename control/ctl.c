@@ -310,6 +310,7 @@ static void metrics_source(void *ctx, struct metrics_source *out)
         .siem = c->siem,
         .hs = c->hs,
         .tls = certs_current(c->certs),
+        .fleet = c->fleet,
     };
 }
 

@@ -51,6 +51,7 @@ struct fleet {
     size_t npending;
     struct etcd_call *pending_call;
     struct etcd_call *seed_call; /* routes the store lacks (after a reload or an outage) */
+    uint64_t applied, commits, conflicts, unavailable; /* for fleet_get_stats */
     json_t *replicas; /* name -> registration (from the watch) */
     json_t *invalid;  /* key -> {"revision","error"} of stored values not applied */
 };
@@ -401,6 +402,7 @@ static void apply_view(struct fleet *f, struct view *v, int64_t revision, const 
         return;
     }
     f->env.apply(f->env.ctx, &next, why);
+    f->applied++;
     state_dispose(&next);
     if (f->reg_gen != f->env.state(f->env.ctx)->generation)
         register_self(f);
@@ -755,6 +757,7 @@ static void on_committed(void *ctx, int status, json_t *reply, const char *what)
     if (status == CUT_EIO) {
         set_reachable(f, 0, what);
         rc = FLEET_UNAVAILABLE;
+        f->unavailable++;
     } else if (status < 0) {
         rc = FLEET_REFUSED;
         const char *m = json_string_value(json_object_get(reply, "message"));
@@ -765,6 +768,7 @@ static void on_committed(void *ctx, int status, json_t *reply, const char *what)
     } else if (!json_is_true(json_object_get(reply, "succeeded"))) {
         set_reachable(f, 1, NULL);
         rc = FLEET_CONFLICT;
+        f->conflicts++;
         snprintf(msg, sizeof msg, "the fleet changed since generation %llu; read it again",
                  (unsigned long long)f->fleet_gen);
         f->synced = 0;
@@ -776,6 +780,7 @@ static void on_committed(void *ctx, int status, json_t *reply, const char *what)
         f->revision = rev;
         f->gen_rev = rev;
         f->fleet_gen = next->generation;
+        f->commits++;
     }
     done(dctx, rc, next, msg); /* puts the change in use (or refuses it) */
     if (rc == 0)
@@ -1209,4 +1214,30 @@ json_t *fleet_status(const struct fleet *f)
                      f->prefix, "generation", (json_int_t)f->fleet_gen, "revision",
                      (json_int_t)f->revision, "pending", pending, "invalid", invalid, "replicas",
                      reps, "converged", converged && f->reachable && !f->npending);
+}
+
+const char *fleet_replica(const struct fleet *f)
+{
+    return f->replica;
+}
+
+void fleet_get_stats(const struct fleet *f, struct fleet_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->reachable = fleet_reachable(f);
+    out->generation = f->fleet_gen;
+    out->invalid = json_object_size(f->invalid);
+    out->pending = f->npending;
+    out->applied = f->applied;
+    out->commits = f->commits;
+    out->conflicts = f->conflicts;
+    out->unavailable = f->unavailable;
+    const char *name;
+    json_t *reg;
+    json_object_foreach(f->replicas, name, reg)
+    {
+        out->replicas++;
+        out->lagging += (uint64_t)json_integer_value(json_object_get(reg, "generation")) <
+                        f->fleet_gen;
+    }
 }

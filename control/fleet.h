@@ -100,6 +100,23 @@ void fleet_pending_rollback(struct fleet *f, const char *route);
  * "converged":bool}. New reference. */
 json_t *fleet_status(const struct fleet *f);
 
+/* What the metrics show (control/metrics.c). */
+struct fleet_stats {
+    int reachable;          /* a change can be committed now (fleet_reachable) */
+    uint64_t generation;    /* the fleet's, as this replica knows it */
+    size_t replicas;        /* registered replicas */
+    size_t lagging;         /* of which below the fleet's generation */
+    size_t invalid;         /* stored values not applied */
+    size_t pending;         /* rollbacks not yet written to the store */
+    uint64_t applied;       /* states applied from the watch or a re-read */
+    uint64_t commits, conflicts, unavailable; /* changes committed / refused so */
+};
+
+void fleet_get_stats(const struct fleet *f, struct fleet_stats *out);
+
+/* The name this replica registers under (control.store.replica, $POD_NAME, or the host name). */
+const char *fleet_replica(const struct fleet *f);
+
 /* ---- the stored values (pure; tests/unit/control/test_fleet.c) ------------------------------ */
 
 /* The value of <prefix>routes/<route> for route r at generation gen (malloc'd JSON text). */

@@ -1,4 +1,5 @@
 /* metrics.c - the metrics and health listener (see metrics.h). */
+#include "control/fleet.h"
 #include "control/metrics.h"
 
 #include <event2/buffer.h>
@@ -278,6 +279,41 @@ static void render_siem(const struct metrics_source *c, struct evbuffer *b)
     evbuffer_add_printf(b, "cutover_siem_queue_bytes %zu\n", st.queued_bytes);
 }
 
+static void render_fleet(const struct metrics_source *c, struct evbuffer *b)
+{
+    if (!c->fleet)
+        return; /* no fleet store: no series */
+    struct fleet_stats st;
+    fleet_get_stats(c->fleet, &st);
+    family(b, "cutover_store_reachable", "gauge",
+           "1 while the fleet store (etcd) answers and changes can be committed.");
+    evbuffer_add_printf(b, "cutover_store_reachable %d\n", st.reachable);
+    family(b, "cutover_fleet_generation", "gauge", "The fleet's generation as this replica knows it.");
+    evbuffer_add_printf(b, "cutover_fleet_generation %llu\n", (unsigned long long)st.generation);
+    family(b, "cutover_fleet_replicas", "gauge",
+           "Replicas registered in the fleet store, and those below the fleet's generation.");
+    evbuffer_add_printf(b, "cutover_fleet_replicas{state=\"registered\"} %zu\n", st.replicas);
+    evbuffer_add_printf(b, "cutover_fleet_replicas{state=\"lagging\"} %zu\n", st.lagging);
+    family(b, "cutover_store_invalid_values", "gauge",
+           "Values in the fleet store that do not parse or fit this configuration (not applied).");
+    evbuffer_add_printf(b, "cutover_store_invalid_values %zu\n", st.invalid);
+    family(b, "cutover_store_pending_rollbacks", "gauge",
+           "Rollbacks applied here while the store was unreachable, not yet written to it.");
+    evbuffer_add_printf(b, "cutover_store_pending_rollbacks %zu\n", st.pending);
+    family(b, "cutover_fleet_applied_total", "counter",
+           "States received from the fleet store (watch or re-read) and put in use.");
+    evbuffer_add_printf(b, "cutover_fleet_applied_total %llu\n", (unsigned long long)st.applied);
+    family(b, "cutover_store_commits_total", "counter",
+           "Changes sent to the fleet store by this replica: committed, refused as a conflict, or "
+           "not answered.");
+    evbuffer_add_printf(b, "cutover_store_commits_total{result=\"committed\"} %llu\n",
+                        (unsigned long long)st.commits);
+    evbuffer_add_printf(b, "cutover_store_commits_total{result=\"conflict\"} %llu\n",
+                        (unsigned long long)st.conflicts);
+    evbuffer_add_printf(b, "cutover_store_commits_total{result=\"unavailable\"} %llu\n",
+                        (unsigned long long)st.unavailable);
+}
+
 static void render_health(const struct metrics_source *c, struct evbuffer *b)
 {
     unsigned ejected, failsafe;
@@ -355,6 +391,7 @@ int metrics_render(const struct metrics_source *c, struct evbuffer *out)
     render_health(c, out);
     render_control_limits(c, out);
     render_siem(c, out);
+    render_fleet(c, out);
     render_certificates(c, out);
     return 0;
 }

@@ -37,6 +37,7 @@ struct worker;
 /* What the metrics read, all borrowed for one request: the configuration, runtime state,
  * generation and snapshot in use, and the modules whose counts are shown (NULL where there is
  * none: sock, admin, snap). */
+struct fleet;
 struct metrics_source {
     const struct cfg *cfg;
     const struct state *rt;
@@ -52,6 +53,7 @@ struct metrics_source {
     struct siem *siem;
     const struct hstate *hs;
     const struct certs_set *tls;
+    const struct fleet *fleet; /* NULL without a fleet store */
 };
 
 /* Fills *out for one request (the owner's current state). */
