@@ -626,6 +626,8 @@ static void begin_stop(struct ctl *c, const char *sig)
     event_del(c->ev_dns);
     certs_stop(c->certs);
     healthcheck_stop(c->hc);
+    if (c->fleet)
+        fleet_stop(c->fleet); /* leaves the registry at once: not counted in barriers */
     unsigned ms = c->hold->cfg->timeouts.shutdown_delay;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     event_add(c->ev_delay, &tv);

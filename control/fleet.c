@@ -52,6 +52,7 @@ struct fleet {
     struct etcd_call *pending_call;
     struct etcd_call *seed_call; /* routes the store lacks (after a reload or an outage) */
     uint64_t applied, commits, conflicts, unavailable; /* for fleet_get_stats */
+    int stopping; /* fleet_stop: no registration any more */
     json_t *replicas; /* name -> registration (from the watch) */
     json_t *invalid;  /* key -> {"revision","error"} of stored values not applied */
 };
@@ -608,7 +609,7 @@ static void on_registered(void *ctx, int status, json_t *reply, const char *what
 
 static void register_self(struct fleet *f)
 {
-    if (!f->lease || !f->etcd)
+    if (!f->lease || !f->etcd || f->stopping)
         return;
     if (f->reg_call) {
         f->reg_dirty = 1;
@@ -1214,6 +1215,36 @@ json_t *fleet_status(const struct fleet *f)
                      f->prefix, "generation", (json_int_t)f->fleet_gen, "revision",
                      (json_int_t)f->revision, "pending", pending, "invalid", invalid, "replicas",
                      reps, "converged", converged && f->reachable && !f->npending);
+}
+
+static void on_revoked(void *ctx, int status, json_t *reply, const char *what)
+{
+    struct fleet *f = ctx;
+    (void)reply;
+    (void)what;
+    f->lease_call = NULL;
+    if (status == 0)
+        fleet_event(f, "store_left", NULL);
+}
+
+void fleet_stop(struct fleet *f)
+{
+    f->stopping = 1;
+    event_del(f->ev_keepalive);
+    if (f->lease_call) {
+        etcd_call_cancel(f->lease_call);
+        f->lease_call = NULL;
+    }
+    if (f->reg_call) {
+        etcd_call_cancel(f->reg_call);
+        f->reg_call = NULL;
+    }
+    if (!f->lease || !f->etcd)
+        return;
+    json_t *body = json_pack("{s:I}", "ID", (json_int_t)f->lease);
+    f->lease_call = body ? etcd_call(f->etcd, "/v3/lease/revoke", body, on_revoked, f) : NULL;
+    json_decref(body);
+    f->lease = 0;
 }
 
 const char *fleet_replica(const struct fleet *f)

@@ -84,6 +84,11 @@ int fleet_commit(struct fleet *f, struct state *next, const char *actor, const c
  * added get the fleet's state, or are created in the store from the configuration). */
 void fleet_resync(struct fleet *f);
 
+/* At a graceful stop: revokes the registration's lease (the replica leaves the registry at
+ * once, so barriers stop waiting for it) and stops renewing it. The watch keeps running while
+ * the process drains. */
+void fleet_stop(struct fleet *f);
+
 /* Whether a change can be committed now: the store answered the last call, watch or keepalive,
  * and the state in use came from it. */
 int fleet_reachable(const struct fleet *f);

@@ -409,3 +409,57 @@ def test_fleet_faults_lose_no_acknowledged_change():
 
 
 test_fleet_faults_lose_no_acknowledged_change.timeout = 180
+
+
+def test_fleet_reload_adds_a_route_and_a_stop_leaves():
+    """A reload that adds a route creates it in the store from the configuration (or takes the
+    fleet's state when the store has it); a reload keeps the fleet's generation; a replica that
+    stops gracefully leaves the registry at once."""
+    fl = Fleet()
+    try:
+        r1, r2 = fl.start("r1"), fl.start("r2")
+        api = {"name": "api", "path_prefix": "/api", "hosts": ["api.test"],
+               "pools": {"blue": {"endpoints": [fl.blue.addr]},
+                         "green": {"endpoints": [fl.green.addr]}},
+               "weights": {"blue": 80, "green": 20}}
+        g0 = fl.status("r1")["generation"]
+        cfg1 = json.loads(json.dumps(r1.config))
+        cfg1["routes"].insert(0, api)
+        r1.rewrite(cfg1)
+        r1.reload(expect="reload")
+        wait_until(lambda: fl.etcd.get("/cutover/test/routes/api") is not None, 5,
+                   what="route api created in the store")
+        rep = fl.call("r1", "set-weights", {"route": "api", "weights": {"blue": 35, "green": 65},
+                                             "reason": "api canary"})
+        check(rep.get("ok") is True, "set-weights api: %r", rep)
+        check(rep["generation"] > g0, "generation %r after %r", rep["generation"], g0)
+        # r2 does not have the route: unaffected, at the fleet's generation
+        wait_until(lambda: fl.status("r2")["generation"] == rep["generation"], 5,
+                   what="r2 at the fleet's generation")
+        check([r["name"] for r in fl.status("r2")["result"]["routes"]] == [ROUTE], "r2 routes")
+        # r2 adds it too: the fleet's weights, not the configuration's
+        cfg2 = json.loads(json.dumps(r2.config))
+        cfg2["routes"].insert(0, api)
+        r2.rewrite(cfg2)
+        r2.reload(expect="reload")
+
+        def api_weights():
+            for r in fl.status("r2")["result"]["routes"]:
+                if r["name"] == "api":
+                    return weights_bp(r["weights"])
+        wait_until(lambda: api_weights() == {"blue": 3500, "green": 6500}, 5,
+                   what="r2 serving api at the fleet's 35/65")
+        check(fl.status("r2")["generation"] == rep["generation"], "a reload moved the generation")
+        with RawConn(r2.port) as c:
+            check(c.get("/api/x", host="api.test").status == 200, "api on r2")
+        # a graceful stop leaves the registry at once (not after the lease's 10 s)
+        wait_until(lambda: len(fl.status("r1")["result"]["fleet"]["replicas"]) == 2, 5,
+                   what="two registered")
+        r2.stop()
+        wait_until(lambda: [x["replica"] for x in fl.status("r1")["result"]["fleet"]["replicas"]]
+                   == ["r1"], 3, what="r2 gone from the registry")
+    finally:
+        fl.close()
+
+
+test_fleet_reload_adds_a_route_and_a_stop_leaves.timeout = 90
