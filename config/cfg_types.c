@@ -776,8 +776,11 @@ void cfg_types_set_store_endpoints(struct cfg_pctx *c, const json_t *v, void *ba
             rest = u + 7;
         char *host = NULL;
         uint16_t port = 0;
-        const char *why = rest ? cfg_types_parse_hostport(rest, false, &host, &port)
-                               : "expected \"https://host:port\" or \"http://host:port\"";
+        const char *why = "expected \"https://host:port\" or \"http://host:port\"";
+        if (rest && strpbrk(rest, "/?#"))
+            why = "expected \"https://host:port\" or \"http://host:port\", without a path";
+        else if (rest)
+            why = cfg_types_parse_hostport(rest, false, &host, &port);
         free(host);
         if (why)
             cfg_parse_error(c, "%s", why);
@@ -815,20 +818,28 @@ void cfg_types_set_store(struct cfg_pctx *c, const json_t *v, void *base,
         return;
     }
     cfg_types_set_given(c, v, base, f);
-    size_t nhttps = 0;
-    for (size_t i = 0; i < s->nendpoints; i++)
+    /* only the endpoints that parsed: an invalid one has its own error already */
+    size_t nhttps = 0, nhttp = 0;
+    for (size_t i = 0; i < s->nendpoints; i++) {
         nhttps += s->endpoints[i] && strncmp(s->endpoints[i], "https://", 8) == 0;
-    if (nhttps && nhttps != s->nendpoints)
+        nhttp += s->endpoints[i] && strncmp(s->endpoints[i], "http://", 7) == 0;
+    }
+    if (nhttps && nhttp)
         cfg_parse_error(c, "endpoints must all be https:// or all http://");
     else if (nhttps && !s->tls)
         cfg_parse_error(c, "https:// endpoints need \"tls\" (the CA that signed etcd's "
                            "certificates, and the client certificate)");
-    else if (!nhttps && s->nendpoints && s->tls)
+    else if (nhttp && s->tls)
         cfg_parse_error(c, "\"tls\" needs https:// endpoints");
     if (s->tls && (s->tls->crl || s->tls->server_name))
         cfg_parse_error(c, "tls: \"crl\" and \"server_name\" are not supported for the store");
-    if (s->tls && s->tls->client_cert && s->tls->client_cert->pem)
-        cfg_parse_error(c, "tls.client_certificate: give \"cert\" and \"key\" (not \"pem\")");
+    if (s->tls && s->tls->client_cert && s->tls->client_cert->pem) {
+        size_t old = cfg_parse_path_key(c, "tls");
+        cfg_parse_path_key(c, "client_certificate");
+        cfg_parse_path_key(c, "pem");
+        cfg_parse_error(c, "not supported for the store: give \"cert\" and \"key\"");
+        cfg_parse_path_pop(c, old);
+    }
     if (!s->user != !s->password_file)
         cfg_parse_error(c, "\"user\" and \"password_file\" go together");
     if (s->request_timeout_ms < s->dial_timeout_ms)

@@ -912,3 +912,156 @@ Test(config_issue11, health_check_timeout_default_follows_the_interval)
         cfg_errors_dispose(&errs);
     }
 }
+
+/* ---- control.store (issue 14): what one fixture cannot hold, each with its path and message ----
+ */
+
+#define DOC_STORE(store) DOC_ROOT(",\"control\":{\"store\":{" store "}}")
+#define STORE_OK_REST "\"prefix\":\"/cutover/p/\""
+
+/* Parses doc expecting exactly one error, at path, whose message contains msg. */
+static void expect_one_store_error(const char *doc, const char *path, const char *msg)
+{
+    struct cfg *cfg = (struct cfg *)1;
+    struct cfg_errors errs;
+    cr_expect_eq(parse_str(doc, &cfg, &errs), CUT_EINVAL, "accepted: %s", doc);
+    cr_expect_null(cfg);
+    if (errs.n != 1)
+        dump_errors(path, &errs);
+    cr_expect_eq(errs.n, 1, "%s: %zu errors", path, errs.n);
+    cr_expect_geq(find_error(&errs, path), 0, "no error at %s", path);
+    cr_expect_not_null(strstr(message_at(&errs, path), msg), "%s: \"%s\" lacks \"%s\"", path,
+                       message_at(&errs, path), msg);
+    cfg_errors_dispose(&errs);
+}
+
+Test(config_store, endpoints_count_is_bounded)
+{
+    expect_one_store_error(DOC_STORE("\"endpoints\":[]," STORE_OK_REST), "control.store.endpoints",
+                           "1 to 16");
+    expect_one_store_error(
+        DOC_STORE("\"endpoints\":[\"http://10.0.0.1:2379\",\"http://10.0.0.2:2379\","
+                  "\"http://10.0.0.3:2379\",\"http://10.0.0.4:2379\",\"http://10.0.0.5:2379\","
+                  "\"http://10.0.0.6:2379\",\"http://10.0.0.7:2379\",\"http://10.0.0.8:2379\","
+                  "\"http://10.0.0.9:2379\",\"http://10.0.0.10:2379\",\"http://10.0.0.11:2379\","
+                  "\"http://10.0.0.12:2379\",\"http://10.0.0.13:2379\",\"http://10.0.0.14:2379\","
+                  "\"http://10.0.0.15:2379\",\"http://10.0.0.16:2379\","
+                  "\"http://10.0.0.17:2379\"]," STORE_OK_REST),
+        "control.store.endpoints", "1 to 16");
+    expect_one_store_error(DOC_STORE(STORE_OK_REST), "control.store",
+                           "missing required key \"endpoints\"");
+}
+
+Test(config_store, endpoint_urls_name_the_element)
+{
+    expect_one_store_error(
+        DOC_STORE(
+            "\"endpoints\":[\"http://10.0.0.5:2379\",\"http://10.0.0.6:2379/v3\"]," STORE_OK_REST),
+        "control.store.endpoints[1]", "without a path");
+    expect_one_store_error(DOC_STORE("\"endpoints\":[\"http://10.0.0.5:2379?x=1\"]," STORE_OK_REST),
+                           "control.store.endpoints[0]", "without a path");
+    expect_one_store_error(DOC_STORE("\"endpoints\":[\"unix:///run/etcd.sock\"]," STORE_OK_REST),
+                           "control.store.endpoints[0]", "https://host:port");
+    expect_one_store_error(DOC_STORE("\"endpoints\":[\"http://10.0.0.5:2379\",7]," STORE_OK_REST),
+                           "control.store.endpoints[1]", "https://host:port");
+}
+
+Test(config_store, prefix_shape)
+{
+#define EP "\"endpoints\":[\"http://10.0.0.5:2379\"],"
+    expect_one_store_error(DOC_STORE(EP "\"prefix\":\"/cutover/p\""), "control.store.prefix",
+                           "end with \"/\"");
+    expect_one_store_error(DOC_STORE(EP "\"prefix\":\"cutover/p/\""), "control.store.prefix",
+                           "start and end");
+    expect_one_store_error(DOC_STORE(EP "\"prefix\":\"/cutover//p/\""), "control.store.prefix",
+                           "no \"//\"");
+    expect_one_store_error(DOC_STORE(EP "\"prefix\":\"/\""), "control.store.prefix", "3 to 256");
+    expect_one_store_error(DOC_STORE(EP "\"prefix\":\"/cut over/\""), "control.store.prefix",
+                           "A-Z");
+    expect_one_store_error(DOC_STORE("\"endpoints\":[\"http://10.0.0.5:2379\"]"), "control.store",
+                           "missing required key \"prefix\"");
+}
+
+Test(config_store, lease_ttl_and_timeouts)
+{
+    expect_one_store_error(DOC_STORE(EP STORE_OK_REST ",\"lease_ttl_s\":1"),
+                           "control.store.lease_ttl_s", "between 2 and 300");
+    expect_one_store_error(DOC_STORE(EP STORE_OK_REST ",\"lease_ttl_s\":301"),
+                           "control.store.lease_ttl_s", "between 2 and 300");
+    expect_one_store_error(
+        DOC_STORE(EP STORE_OK_REST ",\"dial_timeout_ms\":3000,\"request_timeout_ms\":2999"),
+        "control.store", "at least dial_timeout_ms");
+    /* the default request timeout (2000) below a given dial timeout is refused too */
+    expect_one_store_error(DOC_STORE(EP STORE_OK_REST ",\"dial_timeout_ms\":2500"), "control.store",
+                           "at least dial_timeout_ms");
+
+    struct cfg *cfg;
+    struct cfg_errors errs;
+    cr_assert_eq(parse_str(DOC_STORE(EP STORE_OK_REST ",\"lease_ttl_s\":300,"
+                                                      "\"dial_timeout_ms\":2000"),
+                           &cfg, &errs),
+                 0);
+    cr_expect_eq(cfg->control.store.enabled, 1);
+    cr_expect_eq(cfg->control.store.lease_ttl_s, 300);
+    cr_expect_eq(cfg->control.store.request_timeout_ms, 2000);
+    cr_expect_null(cfg->control.store.tls);
+    cfg_free(cfg);
+    cfg_errors_dispose(&errs);
+}
+
+Test(config_store, user_and_password_file_go_together)
+{
+    expect_one_store_error(DOC_STORE(EP STORE_OK_REST ",\"user\":\"cut\""), "control.store",
+                           "\"user\" and \"password_file\"");
+    expect_one_store_error(DOC_STORE(EP STORE_OK_REST ",\"password_file\":\"/etc/pw\""),
+                           "control.store", "\"user\" and \"password_file\"");
+}
+
+Test(config_store, tls_follows_the_scheme)
+{
+#define TLS ",\"tls\":{\"ca\":\"/ca.pem\"}"
+    expect_one_store_error(DOC_STORE("\"endpoints\":[\"https://10.0.0.5:2379\"]," STORE_OK_REST),
+                           "control.store", "need \"tls\"");
+    expect_one_store_error(DOC_STORE(EP STORE_OK_REST TLS), "control.store",
+                           "\"tls\" needs https://");
+    expect_one_store_error(
+        DOC_STORE(
+            "\"endpoints\":[\"https://10.0.0.5:2379\",\"http://10.0.0.6:2379\"]," STORE_OK_REST
+                TLS),
+        "control.store", "must all be https:// or all http://");
+    expect_one_store_error(DOC_STORE("\"endpoints\":[\"https://10.0.0.5:2379\"]," STORE_OK_REST
+                                     ",\"tls\":{\"ca\":\"/ca.pem\",\"server_name\":\"etcd\"}"),
+                           "control.store.tls.server_name", "unknown key");
+    expect_one_store_error(
+        DOC_STORE("\"endpoints\":[\"https://10.0.0.5:2379\"]," STORE_OK_REST ",\"tls\":{}"),
+        "control.store.tls", "missing required key \"ca\"");
+#undef TLS
+}
+
+/* Every problem of the store at once, next to problems elsewhere in the document. */
+Test(config_store, all_problems_are_reported_at_once)
+{
+    const char *doc = DOC_ROOT(",\"timeouts\":{\"client_idle_ms\":0},\"control\":{\"store\":{"
+                               "\"endpoints\":[\"https://10.0.0.5:2379\",\"ftp://x:1\","
+                               "\"http://10.0.0.7:2379/v3\"],\"prefix\":\"/a//\","
+                               "\"user\":\"cut\",\"lease_ttl_s\":0,\"dial_timeout_ms\":5000,"
+                               "\"tls\":{\"ca\":\"/ca.pem\",\"crl\":\"/x.crl\"}}}");
+    struct cfg *cfg;
+    struct cfg_errors errs;
+    cr_assert_eq(parse_str(doc, &cfg, &errs), CUT_EINVAL);
+    const char *paths[] = {"timeouts.client_idle_ms",    "control.store.endpoints[1]",
+                           "control.store.endpoints[2]", "control.store.prefix",
+                           "control.store.lease_ttl_s",  "control.store.tls.crl"};
+    for (size_t i = 0; i < CUT_ARRAY_LEN(paths); i++)
+        cr_expect_geq(find_error(&errs, paths[i]), 0, "no error at %s", paths[i]);
+    /* control.store itself: user without password_file, and the timeouts */
+    size_t at_store = 0;
+    for (size_t i = 0; i < errs.n; i++)
+        at_store += strcmp(errs.v[i].path, "control.store") == 0;
+    cr_expect_eq(at_store, 2);
+    if (errs.n != CUT_ARRAY_LEN(paths) + 2)
+        dump_errors("all_at_once", &errs);
+    cr_expect_eq(errs.n, CUT_ARRAY_LEN(paths) + 2);
+    cfg_errors_dispose(&errs);
+}
+#undef EP
