@@ -748,9 +748,10 @@ static void on_committed(void *ctx, int status, json_t *reply, const char *what)
 {
     struct fleet *f = ctx;
     f->commit_call = NULL;
-    struct state *next = f->commit_next;
+    struct state held = *f->commit_next, *next = &held;
     fleet_done_fn done = f->commit_done;
     void *dctx = f->commit_ctx;
+    free(f->commit_next);
     f->commit_next = NULL;
     int rc = 0;
     char msg[300];
