@@ -11,6 +11,9 @@
 #                   (docs/testing.md)
 #   make demo       a real blue/green switch on loopback
 #   make bench      side-by-side benchmarks (see bench/README.md)
+#   make bench-fleet
+#                   fleet propagation: a change on one replica -> every replica serves it, with
+#                   the etcd fleet store vs. today's fan-out (bench/fleet_propagation.py)
 
 SAN ?= 0
 ifeq ($(SAN),1)
@@ -53,7 +56,7 @@ UNIT_SRC := $(shell find tests/unit -name '*.c' | sort)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps deps-test deps-bench deps-fuzz test unit integration demo bench bench-smoke \
-        clean format fuzz fuzz-run
+        bench-fleet clean format fuzz fuzz-run
 all: $(BUILD)/cutover $(BUILD)/cutoverctl
 
 deps:
@@ -157,6 +160,10 @@ bench: deps-bench $(BUILD)/cutover
 
 bench-smoke: deps-bench $(BUILD)/cutover
 	@BUILD=$(BUILD) SMOKE=1 bench/run.sh
+
+# N=changes per mode (1000), SMOKE=1 for 50 (nothing recorded); see bench/README.md.
+bench-fleet: deps-bench deps-test $(BUILD)/cutover $(BUILD)/bench/origin
+	@BUILD=$(BUILD) python3 bench/fleet_propagation.py
 
 format:
 	clang-format -i $$(find core proxy config control tests/unit tests/fuzz -name '*.[ch]')
