@@ -14,6 +14,7 @@
 #   make bench-fleet
 #                   fleet propagation: a change on one replica -> every replica serves it, with
 #                   the etcd fleet store vs. today's fan-out (bench/fleet_propagation.py)
+#   make demo-fleet three replicas sharing their state through etcd (scripts/demo_fleet.py)
 
 SAN ?= 0
 ifeq ($(SAN),1)
@@ -56,7 +57,7 @@ UNIT_SRC := $(shell find tests/unit -name '*.c' | sort)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps deps-test deps-bench deps-fuzz test unit integration demo bench bench-smoke \
-        bench-fleet clean format fuzz fuzz-run
+        bench-fleet demo-fleet clean format fuzz fuzz-run
 all: $(BUILD)/cutover $(BUILD)/cutoverctl
 
 deps:
@@ -154,6 +155,9 @@ $(BUILD)/bench/origin: bench/origin.c | deps
 
 demo: deps-test $(BUILD)/cutover $(BUILD)/cutoverctl $(BUILD)/bench/origin
 	@BUILD=$(BUILD) python3 scripts/demo.py
+
+demo-fleet: deps-test $(BUILD)/cutover $(BUILD)/cutoverctl $(BUILD)/bench/origin
+	@BUILD=$(BUILD) python3 scripts/demo_fleet.py
 
 bench: deps-bench $(BUILD)/cutover
 	@BUILD=$(BUILD) bench/run.sh
