@@ -263,7 +263,8 @@ static void rollback_locally(struct cmd_host *c, const struct cmd_peer *peer, co
     }
 }
 
-static void on_fleet_done(void *ctx, int status, struct state *next, const char *what)
+static void on_fleet_done(void *ctx, int status, struct state *next, uint64_t generation,
+                          const char *what)
 {
     struct cmd_pending *p = ctx;
     struct cmd_host *c = p->c;
@@ -287,7 +288,7 @@ static void on_fleet_done(void *ctx, int status, struct state *next, const char 
         struct audit_record rec;
         cmd_record_fill(c, &p->peer, p->op, args_json, p->args, &rec);
         rec.generation_before = p->before;
-        rec.generation_after = p->r.next.generation;
+        rec.generation_after = generation;
         rec.weights_before_json = p->r.weights_before[0] ? p->r.weights_before : NULL;
         rec.weights_after_json = p->r.weights_after[0] ? p->r.weights_after : NULL;
         char err[400];

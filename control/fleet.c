@@ -50,6 +50,7 @@ struct fleet {
     char *pending[FLEET_MAX_PENDING];
     size_t npending;
     struct etcd_call *pending_call;
+    uint64_t pending_gen; /* the fleet generation pending_call writes */
     struct etcd_call *seed_call; /* routes the store lacks (after a reload or an outage) */
     uint64_t applied, commits, conflicts, unavailable; /* for fleet_get_stats */
     int stopping; /* fleet_stop: no registration any more */
@@ -749,6 +750,7 @@ static void on_committed(void *ctx, int status, json_t *reply, const char *what)
     struct fleet *f = ctx;
     f->commit_call = NULL;
     struct state held = *f->commit_next, *next = &held;
+    uint64_t gen = held.generation; /* the change's fleet generation */
     fleet_done_fn done = f->commit_done;
     void *dctx = f->commit_ctx;
     free(f->commit_next);
@@ -779,12 +781,22 @@ static void on_committed(void *ctx, int status, json_t *reply, const char *what)
         set_reachable(f, 1, NULL);
         int64_t rev = 0;
         etcd_int(json_object_get(reply, "header"), "revision", &rev);
-        f->revision = rev;
-        f->gen_rev = rev;
-        f->fleet_gen = next->generation;
         f->commits++;
+        if (f->revision >= rev) {
+            /* the watch was quicker: this change, and maybe later ones, are in use already;
+             * what the caller installs must not take a later one back */
+            struct state cur;
+            if (state_copy(&cur, f->env.state(f->env.ctx)) == 0) {
+                state_dispose(next);
+                *next = cur;
+            }
+        } else {
+            f->revision = rev;
+            f->gen_rev = rev;
+            f->fleet_gen = next->generation;
+        }
     }
-    done(dctx, rc, next, msg); /* puts the change in use (or refuses it) */
+    done(dctx, rc, next, gen, msg); /* puts the change in use (or refuses it) */
     if (rc == 0)
         register_self(f);
 }
@@ -844,9 +856,11 @@ static void on_pending_written(void *ctx, int status, json_t *reply, const char 
     }
     int64_t rev = 0;
     etcd_int(json_object_get(reply, "header"), "revision", &rev);
-    f->revision = rev;
-    f->gen_rev = rev;
-    f->fleet_gen++;
+    if (f->revision < rev) { /* else the watch brought it (and maybe more) already */
+        f->revision = rev;
+        f->gen_rev = rev;
+        f->fleet_gen = f->pending_gen;
+    }
     for (size_t i = 0; i < f->npending; i++) {
         fleet_event(f, "store_pending_written", ",\"route\":\"%s\",\"fleet_generation\":%llu",
                     f->pending[i], (unsigned long long)f->fleet_gen);
@@ -872,7 +886,7 @@ static void write_pending(struct fleet *f)
     struct state next;
     if (state_copy(&next, cur) < 0)
         return;
-    next.generation = f->fleet_gen + 1;
+    next.generation = f->pending_gen = f->fleet_gen + 1;
     json_t *txn = change_txn(f, cur, &next, "pending", "rollback", NULL);
     state_dispose(&next);
     f->pending_call = txn ? etcd_call(f->etcd, "/v3/kv/txn", txn, on_pending_written, f) : NULL;

@@ -64,12 +64,14 @@ int fleet_start(struct fleet *f, struct state *rt, int *from_store);
 /* Starts the watch, the registration and its lease on env->base (after fleet_start). */
 void fleet_run(struct fleet *f);
 
-/* The outcome of fleet_commit: 0 (committed: *next is at the fleet's new generation; the
- * caller makes it durable and puts it in use), FLEET_CONFLICT (the fleet changed since the
+/* The outcome of fleet_commit: 0 (committed at the fleet's generation `generation`: the caller
+ * makes *next durable and puts it in use; when the watch has already brought this change, or
+ * a later one, *next is the state in use then, so nothing newer is undone), FLEET_CONFLICT (the fleet changed since the
  * state the change was based on), FLEET_UNAVAILABLE (no member answered), FLEET_REFUSED (etcd
  * refused: permission, size), CUT_ENOMEM. what: a message for the reply. */
 enum { FLEET_CONFLICT = -100, FLEET_UNAVAILABLE = -101, FLEET_REFUSED = -102 };
-typedef void (*fleet_done_fn)(void *ctx, int status, struct state *next, const char *what);
+typedef void (*fleet_done_fn)(void *ctx, int status, struct state *next, uint64_t generation,
+                              const char *what);
 
 /* Commits next (taken), a change of the state in use, to the store: one transaction that
  * compares the generation key's revision with the one the state in use came from, writes the

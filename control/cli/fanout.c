@@ -98,6 +98,7 @@ void cli_barrier(struct cli *c)
         }
     }
     long long deadline = (long long)clock_mono_ms() + c->wait_timeout_ms;
+    unsigned rounds = 0;
     /* status, not version: through a replica with a fleet store it reports every replica */
     json_t *probe = json_pack("{s:s}", "op", "status");
     char lagging[CLI_MAX_REPLICAS][200];
@@ -132,7 +133,13 @@ void cli_barrier(struct cli *c)
         rem = deadline - (long long)clock_mono_ms();
         if (rem <= 0)
             break;
-        poll(NULL, 0, (int)(rem < CLI_BARRIER_PERIOD_MS ? rem : CLI_BARRIER_PERIOD_MS));
+        /* a fleet usually converges within milliseconds of the acknowledgement: look again
+         * soon, then back off to the period */
+        long long period = rounds < 4 ? 5LL << rounds : CLI_BARRIER_PERIOD_MS;
+        if (period > CLI_BARRIER_PERIOD_MS)
+            period = CLI_BARRIER_PERIOD_MS;
+        rounds++;
+        poll(NULL, 0, (int)(rem < period ? rem : period));
     }
     json_decref(probe);
     /* restore the acknowledgements, then mark the laggards */
