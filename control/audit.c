@@ -611,6 +611,8 @@ static json_t *record_json(const struct audit_record *r, const char *time, const
     put(o, "region", str_json(r->region, l->str), &ok);
     if (r->replica)
         put(o, "replica", json_string(r->replica), &ok);
+    if (r->fleet_pending)
+        put(o, "fleet", json_string("pending"), &ok);
     put(o, "actor", actor, &ok);
     put(o, "role", str_json(r->role, l->str), &ok);
     put(o, "op", str_json(r->op, l->str), &ok);

@@ -68,6 +68,8 @@ struct audit_record {
     uint64_t count;            /* > 1: this record stands for count refusals (coalesced) */
     const char *replica;       /* with a fleet store: the replica that took the request (its
                                 * generations are the fleet's); NULL: not written */
+    int fleet_pending;         /* a rollback applied here that the fleet store does not have
+                                * yet: written "fleet":"pending" */
 };
 
 /* Formats the record as one JSON line (with "type":"audit", "kind" and an RFC 3339 UTC time

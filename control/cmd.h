@@ -36,6 +36,7 @@ struct cmd_res {
     int reloaded;            /* the reload op already published */
     int recorded;            /* the op already wrote its audit record (reload) */
     struct state next;
+    int fleet_pending;       /* a rollback applied here before the fleet store has it */
     const char *route;
     char weights_before[512], weights_after[512];
 };

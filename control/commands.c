@@ -187,6 +187,7 @@ static void apply_local(struct cmd_host *c, const struct cmd_peer *peer, const c
     rec.generation_after = r->next.generation;
     rec.weights_before_json = r->weights_before[0] ? r->weights_before : NULL;
     rec.weights_after_json = r->weights_after[0] ? r->weights_after : NULL;
+    rec.fleet_pending = r->fleet_pending;
     char err[400];
     int rc = c->durable_commit(c->ctx, &r->next, &rec, NULL, err, sizeof err);
     free(args_json);
@@ -255,12 +256,47 @@ static void rollback_locally(struct cmd_host *c, const struct cmd_peer *peer, co
 {
     char route[STATE_MAX_NAME];
     snprintf(route, sizeof route, "%s", r->route ? r->route : "");
-    apply_local(c, peer, op, args, r);
-    if (!r->code && route[0]) {
-        fleet_pending_rollback(c->fleet, route);
-        if (r->result && json_is_object(r->result))
-            json_object_set_new(r->result, "fleet", json_string("pending"));
+    /* pending before it is in use: a crash in between must not let the store's older state
+     * undo it at the next start */
+    if (r->changed && fleet_pending_add(c->fleet, route, peer->user) < 0) {
+        cmd_fail(r, "internal", NULL, "too many rollbacks wait for the fleet store");
+        audit(c, peer, op, args, r, c->generation(c->ctx));
+        return;
     }
+    r->fleet_pending = r->changed;
+    apply_local(c, peer, op, args, r);
+    if (r->code) {
+        fleet_pending_remove(c->fleet, route);
+        return;
+    }
+    fleet_pending_flush(c->fleet);
+    if (r->result && json_is_object(r->result))
+        json_object_set_new(r->result, "fleet", json_string("pending"));
+}
+
+/* A rollback the store could not take (busy, conflict, unreachable, refused): run again on the
+ * state in use now (the fleet may have moved meanwhile) and applied here (rollback_locally).
+ * A rollback that asked for expect_generation and lost is not retried: that is its answer. */
+static int rollback_again(struct cmd_pending *p, int status)
+{
+    if (strcmp(p->op, "rollback") != 0 ||
+        (status == FLEET_CONFLICT && json_object_get(p->args, "expect_generation")))
+        return 0;
+    struct cmd_res r2 = {0};
+    struct cmd_req q = {p->c, &p->peer, p->args};
+    cmd_fn fn = cmd_ops_find("rollback");
+    int rc = fn(&q, &r2);
+    json_decref(p->r.result);
+    json_decref(p->r.details);
+    state_dispose(&p->r.next);
+    p->r = r2;
+    snprintf(p->route, sizeof p->route, "%s", r2.route ? r2.route : p->route);
+    p->r.route = p->route;
+    if (rc == 0)
+        rollback_locally(p->c, &p->peer, p->op, p->args, &p->r);
+    else
+        audit(p->c, &p->peer, p->op, p->args, &p->r, p->before);
+    return 1;
 }
 
 static void on_fleet_done(void *ctx, int status, struct state *next, uint64_t generation,
@@ -271,9 +307,8 @@ static void on_fleet_done(void *ctx, int status, struct state *next, uint64_t ge
     pending_unlink(p);
     p->r.next = *next; /* taken back */
     memset(next, 0, sizeof *next);
-    if (status == FLEET_UNAVAILABLE && strcmp(p->op, "rollback") == 0) {
-        p->r.changed = 1;
-        rollback_locally(c, &p->peer, p->op, p->args, &p->r);
+    if (status < 0 && rollback_again(p, status)) {
+        count_op(c, p->op, p->r.code == NULL);
     } else if (status < 0) {
         const char *code = status == FLEET_CONFLICT      ? "conflict"
                            : status == FLEET_UNAVAILABLE ? "store_unavailable"
@@ -318,8 +353,8 @@ static struct cmd_pending *apply_fleet(struct cmd_host *c, const struct cmd_peer
         audit(c, peer, op, args, r, c->generation(c->ctx));
         return NULL;
     }
-    if (rollback && !fleet_reachable(c->fleet)) {
-        rollback_locally(c, peer, op, args, r);
+    if (rollback && (!fleet_reachable(c->fleet) || fleet_busy(c->fleet))) {
+        rollback_locally(c, peer, op, args, r); /* rollback always works */
         return NULL;
     }
     struct cmd_pending *p = calloc(1, sizeof *p);

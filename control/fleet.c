@@ -49,6 +49,8 @@ struct fleet {
     /* rollbacks applied while the store could not be written */
     char *pending[FLEET_MAX_PENDING];
     size_t npending;
+    char *pending_path;      /* <state_file>.pending: the pending routes survive a restart */
+    char pending_actor[128]; /* who asked for the latest pending rollback (the stored "by") */
     struct etcd_call *pending_call;
     uint64_t pending_gen; /* the fleet generation pending_call writes */
     struct etcd_call *seed_call; /* routes the store lacks (after a reload or an outage) */
@@ -360,6 +362,7 @@ static json_t *change_txn(struct fleet *f, const struct state *cur, const struct
                           const char *actor, const char *op, const unsigned char *only);
 struct view;
 static void seed_missing(struct fleet *f, const struct view *v);
+static void pending_save(struct fleet *f);
 static void register_self(struct fleet *f);
 static void write_pending(struct fleet *f);
 
@@ -867,6 +870,7 @@ static void on_pending_written(void *ctx, int status, json_t *reply, const char 
         free(f->pending[i]);
     }
     f->npending = 0;
+    pending_save(f);
     struct state next;
     if (state_copy(&next, f->env.state(f->env.ctx)) == 0) {
         next.generation = f->fleet_gen;
@@ -887,22 +891,104 @@ static void write_pending(struct fleet *f)
     if (state_copy(&next, cur) < 0)
         return;
     next.generation = f->pending_gen = f->fleet_gen + 1;
-    json_t *txn = change_txn(f, cur, &next, "pending", "rollback", NULL);
+    json_t *txn = change_txn(f, cur, &next, f->pending_actor, "rollback", NULL);
     state_dispose(&next);
     f->pending_call = txn ? etcd_call(f->etcd, "/v3/kv/txn", txn, on_pending_written, f) : NULL;
     json_decref(txn);
 }
 
-void fleet_pending_rollback(struct fleet *f, const char *route)
+/* Writes the pending routes to pending_path ({"format":1,"actor":..,"routes":[..]}; removed
+ * when none), durably (temporary file, fsync, rename), so that a restart before the store
+ * answers still knows which routes it must not take from the store. */
+static void pending_save(struct fleet *f)
 {
-    if (!pending_has(f, route) && f->npending < FLEET_MAX_PENDING) {
-        char *r = strdup(route);
-        if (r)
-            f->pending[f->npending++] = r;
+    if (!f->pending_path)
+        return;
+    if (!f->npending) {
+        unlink(f->pending_path);
+        return;
     }
+    json_t *routes = json_array();
+    for (size_t i = 0; i < f->npending; i++)
+        json_array_append_new(routes, json_string(f->pending[i]));
+    json_t *doc = json_pack("{s:i, s:s, s:o}", "format", FLEET_FORMAT, "actor", f->pending_actor,
+                            "routes", routes);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    size_t n = strlen(f->pending_path);
+    char *tmp = malloc(n + 5);
+    int ok = text && tmp;
+    if (ok) {
+        memcpy(tmp, f->pending_path, n);
+        memcpy(tmp + n, ".tmp", 5);
+        FILE *fp = fopen(tmp, "w");
+        ok = fp && fputs(text, fp) >= 0 && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+        if (fp && fclose(fp) != 0)
+            ok = 0;
+        ok = ok && rename(tmp, f->pending_path) == 0;
+    }
+    if (!ok)
+        fleet_event(f, "store_pending_not_saved", ",\"path\":\"%.300s\"", f->pending_path);
+    free(tmp);
+    free(text);
+}
+
+static void pending_load(struct fleet *f)
+{
+    json_t *doc = f->pending_path ? json_load_file(f->pending_path, 0, NULL) : NULL;
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(doc, "routes"), i, r)
+    {
+        const char *name = json_string_value(r);
+        if (name && !pending_has(f, name) && f->npending < FLEET_MAX_PENDING) {
+            char *s = strdup(name);
+            if (s)
+                f->pending[f->npending++] = s;
+        }
+    }
+    const char *actor = json_string_value(json_object_get(doc, "actor"));
+    snprintf(f->pending_actor, sizeof f->pending_actor, "%s", actor ? actor : "");
+    if (f->npending)
+        fleet_event(f, "store_pending_resumed", ",\"routes\":%zu", f->npending);
+    json_decref(doc);
+}
+
+int fleet_pending_add(struct fleet *f, const char *route, const char *actor)
+{
+    if (!pending_has(f, route)) {
+        char *r = f->npending < FLEET_MAX_PENDING ? strdup(route) : NULL;
+        if (!r)
+            return CUT_ENOMEM;
+        f->pending[f->npending++] = r;
+    }
+    snprintf(f->pending_actor, sizeof f->pending_actor, "%s", actor ? actor : "");
+    pending_save(f);
+    return 0;
+}
+
+void fleet_pending_remove(struct fleet *f, const char *route)
+{
+    for (size_t i = 0; i < f->npending; i++) {
+        if (strcmp(f->pending[i], route) == 0) {
+            free(f->pending[i]);
+            f->pending[i] = f->pending[--f->npending];
+            pending_save(f);
+            return;
+        }
+    }
+}
+
+void fleet_pending_flush(struct fleet *f)
+{
     if (f->reachable && f->synced)
         write_pending(f);
     register_self(f);
+}
+
+int fleet_busy(const struct fleet *f)
+{
+    return f->commit_call != NULL;
 }
 
 int fleet_reachable(const struct fleet *f)
@@ -993,6 +1079,10 @@ struct fleet *fleet_new(const struct cfg *cfg, const struct fleet_env *env, char
     f->key_self = f->replicas_prefix ? cat(f->replicas_prefix, f->replica) : NULL;
     f->replicas = json_object();
     f->invalid = json_object();
+    if (cfg->control.state_file) {
+        f->pending_path = cat(cfg->control.state_file, ".pending");
+        pending_load(f);
+    }
     f->ev_retry = evtimer_new(env->base, on_retry, f);
     f->ev_keepalive = evtimer_new(env->base, on_keepalive, f);
     if (!f->prefix || !f->prefix_end || !f->key_gen || !f->routes_prefix || !f->key_self ||
@@ -1020,6 +1110,7 @@ void fleet_free(struct fleet *f)
     for (size_t i = 0; i < f->npending; i++)
         free(f->pending[i]);
     free(f->password);
+    free(f->pending_path);
     free(f->prefix);
     free(f->prefix_end);
     free(f->key_gen);
@@ -1132,7 +1223,8 @@ int fleet_start(struct fleet *f, struct state *rt, int *from_store)
             only[i] = v->docs[i].nroutes == 0 && !json_object_get(f->invalid, key);
         }
         struct state seed = merged; /* taken */
-        seed.generation = f->fleet_gen + 1;
+        /* a store without a generation yet continues this replica's numbering */
+        seed.generation = v->has_gen ? f->fleet_gen + 1 : rt->generation + 1;
         {
             json_t *txn = change_txn(f, rt, &seed, "start", "seed", only);
             struct blocking b2 = {0};
@@ -1184,6 +1276,8 @@ void fleet_run(struct fleet *f)
         start_watch(f);
     else
         start_resync(f);
+    if (f->npending)
+        write_pending(f); /* rollbacks a previous run could not write */
     arm_keepalive(f, 0); /* grants the lease, then registers */
 }
 

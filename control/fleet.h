@@ -95,11 +95,23 @@ void fleet_stop(struct fleet *f);
  * and the state in use came from it. */
 int fleet_reachable(const struct fleet *f);
 
-/* A rollback applied locally (the store unreachable, or the commit failed as unavailable):
- * route's state in use is written over the store's as soon as the store answers, and until
- * then the store's versions of route are not applied (a rollback is never undone by an older
- * state). */
-void fleet_pending_rollback(struct fleet *f, const char *route);
+/* A rollback applied locally (the store could not take it): route's state in use is written
+ * over the store's as soon as the store answers (by actor), and until then the store's versions
+ * of route are not applied (a rollback is never undone by an older state). The pending routes
+ * are kept in <state_file>.pending, so a restart before the store answers keeps them too.
+ * Order: fleet_pending_add (before the rollback is in use), then the rollback, then
+ * fleet_pending_flush. Returns 0, or CUT_ENOMEM (more than 64 pending routes). */
+int fleet_pending_add(struct fleet *f, const char *route, const char *actor);
+
+/* Takes route off the pending list (its rollback could not be applied locally after all). */
+void fleet_pending_remove(struct fleet *f, const char *route);
+
+/* Writes the pending routes' state in use to the store now if it answers (else when it does):
+ * call once the rollback is in use. */
+void fleet_pending_flush(struct fleet *f);
+
+/* Whether a change of this replica is being committed (fleet_commit answers CUT_EAGAIN). */
+int fleet_busy(const struct fleet *f);
 
 /* The fleet as this replica sees it, for status: {"store":"ok"|"unreachable","replica":..,
  * "generation":..,"revision":..,"pending":[routes],"invalid":[{key,revision,error}],

@@ -55,6 +55,8 @@ void recovery_decide(const struct recovery_in *in, struct recovery_plan *o)
                          "(restored from a backup, or another instance's file?)",
                          s, a);
             }
+        } else if (in->cache) {
+            plan(o, RECOVERY_RESUME, 1, s, NULL, NULL, s, "state_applied");
         } else {
             plan(o, RECOVERY_UNAUDITED, 1, s, "recover", "ok", in->has_change ? a : s,
                  "audit_gap");

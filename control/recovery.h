@@ -12,7 +12,8 @@
  *                backup, another replica's file): refused, like a corrupt file;
  *   A < S, or no change record
  *                the state file's generation has no audit record (an audit log that was rotated
- *                away or lost): resumed at S with a recovery record that states the gap;
+ *                away or lost): resumed at S with a recovery record that states the gap; with a
+ *                fleet store (cache) this is the normal case and S is resumed quietly;
  * and without a state file:
  *   no change record     a first start: the configuration's weights at generation 1, recorded;
  *   change records       the state file was lost: refused (--discard-state starts from the
@@ -43,6 +44,9 @@ struct recovery_in {
     int has_change;     /* the audit log has a change record */
     uint64_t audit_gen; /* with has_change: the generation in force after the last one */
     int discard;        /* --discard-state */
+    int cache;          /* the state file is a fleet store's cache (control.store): it also
+                         * holds generations other replicas made, which have their records
+                         * there, so a state file ahead of this audit log is no gap */
 };
 
 enum recovery_action {

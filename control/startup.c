@@ -68,6 +68,7 @@ int startup_load(const struct startup_env *env, struct state *rt, char *err, siz
         .has_change = af->has_change,
         .audit_gen = af->last_generation,
         .discard = env->discard,
+        .cache = cfg->control.store.enabled,
     };
     char lerr[512] = "";
     if (path) {

@@ -258,13 +258,27 @@ def test_fleet_store_down_rollback_always_works():
         check(stable != {"blue": 4000, "green": 6000}, "stable %r", stable)
         st = fl.status("r1")["result"]["fleet"]
         check(st["store"] == "unreachable" and st["pending"] == [ROUTE], "fleet %r", st)
+        path = fl.replicas["r1"].config["control"]["audit_file"]
+        recs = [json.loads(l) for l in open(path) if l.strip()]
+        rb = [r for r in recs if r.get("op") == "rollback" and r.get("result") == "ok"]
+        check(rb and rb[-1].get("fleet") == "pending" and rb[-1].get("replica") == "r1",
+              "the rollback's record: %r", rb[-1:])
+        # killed and restarted before the store returns: still rolled back, still pending
+        fl.replicas["r1"].kill()
+        r1 = fl.start("r1", control=dict(fl.replicas["r1"].config["control"]))
+        check(fl.weights_of("r1")[1] == stable, "after a restart: %r", fl.weights_of("r1"))
+        check(fl.status("r1")["result"]["fleet"]["pending"] == [ROUTE], "pending lost")
+        check(not r1.events("audit_gap"), "a restart with a store is no audit gap: %r",
+              r1.events("audit_gap"))
         n_ev = len(fl.replicas["r1"].events())
         fl.etcd.start(0)
         fl.replicas["r1"].wait_event("store_pending_written", after=n_ev, timeout=15)
         fl.wait_weights(["r1", "r2"], stable["blue"] // 100, stable["green"] // 100, timeout=15)
         # the rollback stands in the store
         stored = json.loads(fl.etcd.get("/cutover/test/routes/" + ROUTE))
-        check(stored["by"]["op"] == "rollback", "stored %r", stored)
+        check(stored["by"]["op"] == "rollback" and stored["by"]["actor"] not in ("", "pending"),
+              "stored %r", stored)
+        check(fl.status("r1")["result"]["fleet"]["pending"] == [], "still pending")
         wait_until(lambda: fl.status("r2")["result"]["fleet"]["converged"], 15,
                    what="the fleet converged")
     finally:

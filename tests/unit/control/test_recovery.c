@@ -111,3 +111,24 @@ Test(recovery, without_a_state_file_every_start_takes_a_fresh_generation)
     cr_assert_eq(p.action, RECOVERY_FIRST_START);
     cr_assert_eq(p.generation, 1);
 }
+
+/* With a fleet store the state file is the replica's cache: it also holds generations other
+ * replicas made (their records are on those replicas), so being ahead of this audit log is the
+ * normal case and resumes quietly; being behind acknowledged changes is refused as ever. */
+Test(recovery, a_fleet_cache_ahead_of_the_audit_log_resumes_without_a_gap)
+{
+    struct recovery_in in = {.state = RECOVERY_STATE_OK, .state_gen = 40, .audit_file = 1,
+                             .has_change = 1, .audit_gen = 31, .cache = 1};
+    struct recovery_plan p;
+    recovery_decide(&in, &p);
+    cr_assert_eq(p.action, RECOVERY_RESUME);
+    cr_assert_eq(p.generation, 40);
+    cr_assert_eq(p.record, 0);
+    in.has_change = 0; /* a replica that never took a change itself */
+    recovery_decide(&in, &p);
+    cr_assert_eq(p.action, RECOVERY_RESUME);
+    in.has_change = 1;
+    in.audit_gen = 45; /* older than this replica's own acknowledged changes */
+    recovery_decide(&in, &p);
+    cr_assert_eq(p.action, RECOVERY_REFUSE);
+}
