@@ -488,7 +488,9 @@ static int ctl_reload(struct ctl *c, struct cfg_errors *errs, struct audit_recor
     }
     struct state nrt;
     char note[1024], err[256];
-    if (state_rebase(cfg, old, &c->rt, &nrt, note, sizeof note) < 0) {
+    /* with a fleet store the store owns runtime weights: a reload keeps them for routes whose
+     * pools are unchanged even when the configured weights changed (as at start-up) */
+    if (state_rebase(cfg, c->fleet ? NULL : old, &c->rt, &nrt, note, sizeof note) < 0) {
         certs_set_release(&fresh);
         cfg_free(cfg);
         cfg_errors_add(errs, "", 0, 0, "out of memory");
