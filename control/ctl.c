@@ -653,16 +653,6 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ---- the fleet store (control/fleet.c) ------------------------------------------------------ */
 
-static const struct cfg *fleet_cfg(void *ctx)
-{
-    return ctl_cfg(ctx);
-}
-
-static const struct state *fleet_state(void *ctx)
-{
-    return ctl_state(ctx);
-}
-
 /* A state the fleet holds, seen through the watch or a re-read: this replica's cache (the state
  * file) first, then in use. */
 static void on_fleet_apply(void *ctx, struct state *next, const char *why)
@@ -681,16 +671,11 @@ static void on_fleet_apply(void *ctx, struct state *next, const char *why)
     ctl_event(c, "fleet_applied", extra);
 }
 
-static void on_fleet_event(void *ctx, const char *name, const char *extra)
-{
-    ctl_event(ctx, name, extra);
-}
-
 /* Joins the fleet before anything serves: the fleet's state over what start-up loaded (the
  * cache, or the configuration when there is none), kept as the cache. */
 static int ctl_fleet_start(struct ctl *c, char *err, size_t cap)
 {
-    struct fleet_env env = {c->base, fleet_cfg, fleet_state, on_fleet_apply, on_fleet_event, c};
+    struct fleet_env env = {c->base, host_cfg, host_state, on_fleet_apply, host_event, c};
     c->fleet = fleet_new(c->hold->cfg, &env, err, cap);
     if (!c->fleet)
         return CUT_EINVAL;
