@@ -8,10 +8,12 @@
  * anything: objects that end while a callback may still be on the stack (e->depth > 0) are
  * unlinked and put on a graveyard list freed when the outermost entry point returns, and a freed
  * client (etcd_free from a callback) is only marked dead until then.
+ *
+ * The watch streams are in etcd_watch.c, the gateway's encodings in etcd_codec.c; what this
+ * file and etcd_watch.c share is in etcd_internal.h.
  */
 #include "control/etcd.h"
 
-#include <ctype.h>
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <stdbool.h>
@@ -19,91 +21,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control/etcd_internal.h"
 #include "core/cut.h"
 
 #define ETCD_MAX_REPLY (4u << 20)   /* a unary reply body */
 #define ETCD_MAX_MESSAGE (4u << 20) /* one watch message, buffered */
 #define ETCD_ROUND_PAUSE_MS 50      /* between two rounds over the members */
-#define ETCD_WHAT_CAP 512
-
-enum grpc_code { GRPC_UNKNOWN = 2, GRPC_INVALID_ARGUMENT = 3, GRPC_UNAVAILABLE = 14,
-                 GRPC_UNAUTHENTICATED = 16 };
-
-enum auth_state { AUTH_OFF, AUTH_NEED, AUTH_RUNNING, AUTH_OK };
-
-enum req_state { REQ_QUEUED, REQ_RUNNING, REQ_PAUSED, REQ_DEAD };
-
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-/* What a call and a watch share: one transfer at a time, on one member. */
-struct req {
-    struct etcd *e;
-    struct req *prev, *next; /* e->reqs, or e->graveyard once dead */
-    bool is_watch;
-    enum req_state state;
-    CURL *easy;
-    struct curl_slist *hdrs;
-    char *path;
-    char *body;
-    size_t body_len;
-    struct buf resp;
-    bool overflow;    /* the reply passed its bound */
-    size_t member;    /* the member of the transfer in flight */
-    unsigned token_gen; /* the token the transfer carries */
-    bool release;       /* queued behind the authentication that just ended */
-    char errbuf[CURL_ERROR_SIZE];
-};
-
-struct etcd_call {
-    struct req r; /* first: a struct req * of a call is the call */
-    etcd_reply_fn cb;
-    void *ctx;
-    bool internal_auth; /* the client's own /v3/auth/authenticate */
-    bool stream;        /* the reply is a stream (/v3/lease/keepalive): its first object ends it */
-    bool has_data;      /* stream: bytes arrived since the last look */
-    bool reauthed;
-    size_t start;       /* the first member of this round */
-    unsigned tried;     /* members tried in this round */
-    unsigned round;     /* 0, then 1 for the one extra round */
-    bool leader_trouble; /* a member of this round said "no leader" / "leader changed" */
-    struct event *pause;
-    char what[ETCD_WHAT_CAP];
-};
-
-struct etcd_watch {
-    struct req r; /* first */
-    etcd_watch_fn cb;
-    void *ctx;
-    bool has_data;  /* bytes arrived since the last parse */
-    long http_status;
-    size_t parsed;  /* bytes of r.resp already delivered */
-    struct event *idle;
-};
-
-struct etcd {
-    struct event_base *base;
-    CURLM *multi;
-    struct event *timer;
-    char *endpoints[ETCD_MAX_ENDPOINTS];
-    size_t n, cur;
-    char *ca, *cert, *key, *user, *password;
-    unsigned dial_ms, request_ms, idle_ms;
-    enum auth_state auth;
-    char *auth_header; /* "Authorization: <token>" */
-    unsigned token_gen;
-    struct etcd_call *auth_call;
-    struct req *reqs;      /* live calls and watches, newest first */
-    struct req *graveyard; /* ended while a callback was on the stack */
-    int depth;             /* entry points on the stack */
-    bool dead;             /* etcd_free was called inside a callback */
-};
 
 /* ---- small things ---------------------------------------------------------------------------- */
 
-static void list_add(struct req **head, struct req *r)
+void etcd_list_add(struct req **head, struct req *r)
 {
     r->prev = NULL;
     r->next = *head;
@@ -180,7 +107,7 @@ static void req_destroy(struct req *r)
 }
 
 /* Ends r: no callback of it is called any more; freed now or when the stack unwinds. */
-static void req_kill(struct req *r)
+void etcd_req_kill(struct req *r)
 {
     struct etcd *e = r->e;
     if (r->state == REQ_DEAD)
@@ -200,7 +127,7 @@ static void req_kill(struct req *r)
     }
     list_del(&e->reqs, r);
     if (e->depth > 0)
-        list_add(&e->graveyard, r);
+        etcd_list_add(&e->graveyard, r);
     else
         req_destroy(r);
 }
@@ -234,7 +161,7 @@ static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *arg)
 }
 
 /* Starts r's transfer on r->member. Returns 0 or CUT_ENOMEM. */
-static int req_start_transfer(struct req *r)
+int etcd_req_start_transfer(struct req *r)
 {
     struct etcd *e = r->e;
     char url[1024];
@@ -301,13 +228,13 @@ oom:
 
 static void etcd_destroy(struct etcd *e);
 
-static void enter(struct etcd *e)
+void etcd_enter(struct etcd *e)
 {
     e->depth++;
 }
 
 /* Returns true when e is gone. */
-static bool leave(struct etcd *e)
+bool etcd_leave(struct etcd *e)
 {
     if (--e->depth > 0)
         return false;
@@ -335,10 +262,10 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
         flags |= CURL_CSELECT_IN;
     if (what & EV_WRITE)
         flags |= CURL_CSELECT_OUT;
-    enter(e);
+    etcd_enter(e);
     curl_multi_socket_action(e->multi, fd, flags, &running);
     pump(e);
-    leave(e);
+    etcd_leave(e);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -347,10 +274,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct etcd *e = arg;
     int running;
-    enter(e);
+    etcd_enter(e);
     curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     pump(e);
-    leave(e);
+    etcd_leave(e);
 }
 
 static int on_curl_socket(CURL *h, curl_socket_t s, int action, void *arg, void *sockp)
@@ -400,7 +327,7 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *arg)
 
 /* The gRPC code and message of an error reply: {"error":"..","code":N,"message":".."} (unary)
  * or {"error":{"grpc_code":N,"http_code":..,"message":"..",..}} (in a stream). */
-static void error_fields(const json_t *reply, int *code, const char **msg)
+void etcd_error_fields(const json_t *reply, int *code, const char **msg)
 {
     *code = -1;
     *msg = "";
@@ -424,12 +351,12 @@ static void error_fields(const json_t *reply, int *code, const char **msg)
         *msg = json_string_value(m);
 }
 
-static bool is_leader_trouble(const char *msg)
+bool etcd_is_leader_trouble(const char *msg)
 {
     return strstr(msg, "leader changed") || strstr(msg, "no leader");
 }
 
-static bool is_bad_token(int code, const char *msg)
+bool etcd_is_bad_token(int code, const char *msg)
 {
     return code == GRPC_UNAUTHENTICATED || strstr(msg, "invalid auth token") ||
            strstr(msg, "auth token is expired");
@@ -437,7 +364,6 @@ static bool is_bad_token(int code, const char *msg)
 
 /* ---- unary calls ------------------------------------------------------------------------------- */
 
-static void auth_start(struct etcd *e);
 static int call_try(struct etcd_call *c);
 
 /* Delivers the outcome and ends the call. reply borrowed. */
@@ -448,10 +374,10 @@ static void call_finish(struct etcd_call *c, int status, json_t *reply)
     void *ctx = c->ctx;
     char what[ETCD_WHAT_CAP];
     snprintf(what, sizeof what, "%s", c->what);
-    enter(e);
-    req_kill(&c->r); /* into the graveyard: reply and what stay ours until leave */
+    etcd_enter(e);
+    etcd_req_kill(&c->r); /* into the graveyard: reply and what stay ours until etcd_leave */
     cb(ctx, status, reply, what);
-    leave(e);
+    etcd_leave(e);
 }
 
 static void on_round_pause(evutil_socket_t fd, short what, void *arg)
@@ -460,13 +386,13 @@ static void on_round_pause(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct etcd_call *c = arg;
     struct etcd *e = c->r.e;
-    enter(e);
+    etcd_enter(e);
     c->r.state = REQ_RUNNING;
     int rc = call_try(c);
     if (rc < 0)
         call_finish(c, rc, NULL);
     pump(e);
-    leave(e);
+    etcd_leave(e);
 }
 
 /* The member of c's transfer failed in a way another member may not: the next member, one more
@@ -480,7 +406,7 @@ static void call_next_member(struct etcd_call *c)
     c->tried++;
     if (c->tried < e->n) {
         c->r.member = (c->start + c->tried) % e->n;
-        int rc = req_start_transfer(&c->r);
+        int rc = etcd_req_start_transfer(&c->r);
         if (rc < 0)
             call_finish(c, rc, NULL);
         return;
@@ -511,11 +437,11 @@ static int call_try(struct etcd_call *c)
         req_stop_transfer(&c->r);
         c->r.state = REQ_QUEUED;
         if (e->auth == AUTH_NEED)
-            auth_start(e);
+            etcd_auth_start(e);
         return 0;
     }
     c->r.state = REQ_RUNNING;
-    return req_start_transfer(&c->r);
+    return etcd_req_start_transfer(&c->r);
 }
 
 /* A token the member refused: authenticate again (once per call) and retry there. */
@@ -557,7 +483,7 @@ static void call_done(struct etcd_call *c, CURLcode res)
                         : NULL;
     int code;
     const char *msg;
-    error_fields(reply, &code, &msg);
+    etcd_error_fields(reply, &code, &msg);
     bool has_error = status != 200 || (json_is_object(reply) && json_object_get(reply, "error"));
     if (!has_error) {
         if (!json_is_object(reply)) {
@@ -577,15 +503,15 @@ static void call_done(struct etcd_call *c, CURLcode res)
     }
     snprintf(c->what, sizeof c->what, "member %s: HTTP %ld%s%s", ep, status, *msg ? ": " : "",
              msg);
-    if (status == 503 || code == GRPC_UNAVAILABLE || is_leader_trouble(msg)) {
-        if (is_leader_trouble(msg))
+    if (status == 503 || code == GRPC_UNAVAILABLE || etcd_is_leader_trouble(msg)) {
+        if (etcd_is_leader_trouble(msg))
             c->leader_trouble = true;
         json_decref(reply);
         call_next_member(c);
         return;
     }
     e->cur = c->r.member; /* it answered */
-    if (is_bad_token(code, msg) && call_reauth(c)) {
+    if (etcd_is_bad_token(code, msg) && call_reauth(c)) {
         json_decref(reply);
         return;
     }
@@ -616,14 +542,11 @@ static struct etcd_call *call_new(struct etcd *e, const char *path, json_t *body
     c->start = e->cur;
     c->r.member = e->cur;
     c->r.state = REQ_QUEUED;
-    list_add(&e->reqs, &c->r);
+    etcd_list_add(&e->reqs, &c->r);
     return c;
 }
 
 /* ---- authentication ---------------------------------------------------------------------------- */
-
-static void watch_try(struct etcd_watch *w);
-static void watch_end(struct etcd_watch *w, int status);
 
 /* Starts (or fails) every call and watch that waited for the authentication that ended; not
  * those a callback queues meanwhile (behind the next one). */
@@ -643,9 +566,9 @@ static void release_queued(struct etcd *e, int status, json_t *reply, const char
         if (r->is_watch) {
             struct etcd_watch *w = (struct etcd_watch *)r;
             if (status == 0)
-                watch_try(w);
+                etcd_watch_try(w);
             else
-                watch_end(w, status);
+                etcd_watch_end(w, status);
         } else {
             struct etcd_call *c = (struct etcd_call *)r;
             int rc = status;
@@ -687,7 +610,7 @@ static void on_auth_reply(void *ctx, int status, json_t *reply, const char *what
     release_queued(e, status, reply, what);
 }
 
-static void auth_start(struct etcd *e)
+void etcd_auth_start(struct etcd *e)
 {
     json_t *body = json_pack("{s:s, s:s}", "name", e->user, "password",
                              e->password ? e->password : "");
@@ -706,145 +629,10 @@ static void auth_start(struct etcd *e)
         call_finish(c, rc, NULL);
 }
 
-/* ---- watches ----------------------------------------------------------------------------------- */
-
-static void watch_end(struct etcd_watch *w, int status)
-{
-    struct etcd *e = w->r.e;
-    etcd_watch_fn cb = w->cb;
-    void *ctx = w->ctx;
-    enter(e);
-    req_kill(&w->r);
-    cb(ctx, status, NULL);
-    leave(e);
-}
-
-static void watch_arm_idle(struct etcd_watch *w)
-{
-    unsigned ms = w->r.e->idle_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(w->idle, &tv);
-}
-
-static void on_watch_idle(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct etcd_watch *w = arg;
-    struct etcd *e = w->r.e;
-    enter(e);
-    if (e->cur == w->r.member)
-        e->cur = (w->r.member + 1) % e->n;
-    watch_end(w, CUT_EIO);
-    leave(e);
-}
-
-/* Starts w's stream on the current member (behind an authentication when one is needed). */
-static void watch_try(struct etcd_watch *w)
-{
-    struct etcd *e = w->r.e;
-    if (e->auth != AUTH_OFF && e->auth != AUTH_OK) {
-        w->r.state = REQ_QUEUED;
-        if (e->auth == AUTH_NEED)
-            auth_start(e);
-        return;
-    }
-    w->r.state = REQ_RUNNING;
-    w->r.member = e->cur;
-    w->parsed = 0;
-    w->http_status = 0;
-    if (req_start_transfer(&w->r) < 0) {
-        watch_end(w, CUT_ENOMEM);
-        return;
-    }
-    watch_arm_idle(w);
-}
-
-/* Delivers the complete messages buffered in w. Returns false when w ended. */
-static bool watch_parse(struct etcd_watch *w)
-{
-    struct etcd *e = w->r.e;
-    w->has_data = false;
-    if (w->http_status == 0)
-        curl_easy_getinfo(w->r.easy, CURLINFO_RESPONSE_CODE, &w->http_status);
-    if (w->http_status != 200)
-        return true; /* an error body: judged when the transfer ends */
-    for (;;) {
-        struct buf *b = &w->r.resp;
-        while (w->parsed < b->len && isspace((unsigned char)b->p[w->parsed]))
-            w->parsed++;
-        if (w->parsed >= b->len)
-            return true;
-        json_error_t jerr;
-        json_t *m = json_loadb(b->p + w->parsed, b->len - w->parsed, JSON_DISABLE_EOF_CHECK,
-                               &jerr);
-        if (!m) {
-            if (json_error_code(&jerr) == json_error_premature_end_of_input)
-                return true; /* wait for the rest */
-            watch_end(w, CUT_EPROTO);
-            return false;
-        }
-        w->parsed += (size_t)jerr.position;
-        json_t *result = json_object_get(m, "result");
-        json_t *err = json_object_get(m, "error");
-        if (err || !json_is_object(result)) {
-            int code;
-            const char *msg;
-            error_fields(m, &code, &msg);
-            if (is_bad_token(code, msg) && w->r.token_gen == e->token_gen && e->auth == AUTH_OK)
-                e->auth = AUTH_NEED;
-            json_decref(m);
-            watch_end(w, CUT_EPROTO);
-            return false;
-        }
-        watch_arm_idle(w);
-        bool canceled = json_is_true(json_object_get(result, "canceled"));
-        enter(e);
-        w->cb(w->ctx, 0, result);
-        json_decref(m);
-        bool gone = w->r.state == REQ_DEAD;
-        leave(e);
-        if (gone || e->dead)
-            return false;
-        if (canceled) {
-            /* etcd cancelled it (compacted revision, permission) but keeps the stream open. */
-            watch_end(w, CUT_EPROTO);
-            return false;
-        }
-    }
-}
-
-static void watch_done(struct etcd_watch *w, CURLcode res)
-{
-    struct etcd *e = w->r.e;
-    if (!watch_parse(w))
-        return;
-    long status = w->http_status;
-    int st = CUT_EIO;
-    if (w->r.overflow) {
-        st = CUT_EPROTO;
-    } else if (res == CURLE_OK && status != 200 && status != 503) {
-        json_error_t jerr;
-        json_t *reply = json_loadb(w->r.resp.p ? w->r.resp.p : "", w->r.resp.len,
-                                   JSON_DISABLE_EOF_CHECK, &jerr);
-        int code;
-        const char *msg;
-        error_fields(reply, &code, &msg);
-        if (code != GRPC_UNAVAILABLE && !is_leader_trouble(msg))
-            st = CUT_EPROTO;
-        if (is_bad_token(code, msg) && w->r.token_gen == e->token_gen && e->auth == AUTH_OK)
-            e->auth = AUTH_NEED;
-        json_decref(reply);
-    }
-    if (st == CUT_EIO && e->cur == w->r.member)
-        e->cur = (w->r.member + 1) % e->n;
-    watch_end(w, st);
-}
-
 /* ---- the pump ---------------------------------------------------------------------------------- */
 
 /* After curl_multi_socket_action: the watches' new messages, then the finished transfers. Called
- * inside enter/leave. */
+ * inside etcd_enter/etcd_leave. */
 static void pump(struct etcd *e)
 {
     for (;;) {
@@ -856,7 +644,7 @@ static void pump(struct etcd *e)
                 break;
         if (!r)
             break;
-        watch_parse((struct etcd_watch *)r);
+        etcd_watch_parse((struct etcd_watch *)r);
     }
     for (;;) {
         if (e->dead)
@@ -890,7 +678,7 @@ static void pump(struct etcd *e)
             continue;
         CURLcode res = msg->data.result;
         if (r->is_watch)
-            watch_done((struct etcd_watch *)r, res);
+            etcd_watch_done((struct etcd_watch *)r, res);
         else
             call_done((struct etcd_call *)r, res);
     }
@@ -1000,7 +788,7 @@ void etcd_free(struct etcd *e)
         /* A callback of e is on the stack: no callback any more, freed when it unwinds. */
         e->dead = true;
         while (e->reqs)
-            req_kill(e->reqs);
+            etcd_req_kill(e->reqs);
         return;
     }
     etcd_destroy(e);
@@ -1014,226 +802,23 @@ struct etcd_call *etcd_call(struct etcd *e, const char *path, json_t *body, etcd
     struct etcd_call *c = call_new(e, path, body, cb, ctx);
     if (!c)
         return NULL;
-    enter(e);
+    etcd_enter(e);
     int rc = call_try(c);
     if (rc < 0) {
-        req_kill(&c->r);
+        etcd_req_kill(&c->r);
         c = NULL;
     }
-    leave(e);
+    etcd_leave(e);
     return c;
 }
 
 void etcd_call_cancel(struct etcd_call *call)
 {
     if (call && call->r.state != REQ_DEAD)
-        req_kill(&call->r);
-}
-
-struct etcd_watch *etcd_watch(struct etcd *e, const char *key, const char *range_end,
-                              int64_t start_revision, etcd_watch_fn cb, void *ctx)
-{
-    if (e->dead)
-        return NULL;
-    struct etcd_watch *w = calloc(1, sizeof *w);
-    if (!w)
-        return NULL;
-    w->r.e = e;
-    w->r.is_watch = true;
-    w->cb = cb;
-    w->ctx = ctx;
-    char *k = etcd_b64(key, strlen(key));
-    /* "" is etcd_prefix_end's "\0": the one zero byte that means every key from key on. */
-    char *re = range_end ? etcd_b64(range_end, *range_end ? strlen(range_end) : 1) : NULL;
-    json_t *cr = k ? json_pack("{s:s, s:I, s:b}", "key", k, "start_revision",
-                               (json_int_t)start_revision, "progress_notify", 1)
-                   : NULL;
-    if (cr && range_end && (!re || json_object_set_new(cr, "range_end", json_string(re)) < 0)) {
-        json_decref(cr);
-        cr = NULL;
-    }
-    json_t *body = cr ? json_pack("{s:o}", "create_request", cr) : NULL;
-    free(k);
-    free(re);
-    w->r.path = strdup("/v3/watch");
-    w->r.body = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    w->idle = evtimer_new(e->base, on_watch_idle, w);
-    if (!w->r.path || !w->r.body || !w->idle) {
-        free(w->r.path);
-        free(w->r.body);
-        if (w->idle)
-            event_free(w->idle);
-        free(w);
-        return NULL;
-    }
-    w->r.body_len = strlen(w->r.body);
-    w->r.state = REQ_QUEUED;
-    list_add(&e->reqs, &w->r);
-    /* Starting cannot call cb now (an out-of-memory start is reported as NULL instead). */
-    enter(e);
-    bool ok = true;
-    if (e->auth != AUTH_OFF && e->auth != AUTH_OK) {
-        if (e->auth == AUTH_NEED)
-            auth_start(e);
-    } else {
-        w->r.state = REQ_RUNNING;
-        w->r.member = e->cur;
-        ok = req_start_transfer(&w->r) == 0;
-        if (ok)
-            watch_arm_idle(w);
-    }
-    if (!ok) {
-        req_kill(&w->r);
-        w = NULL;
-    }
-    leave(e);
-    return w;
-}
-
-void etcd_watch_cancel(struct etcd_watch *w)
-{
-    if (w && w->r.state != REQ_DEAD)
-        req_kill(&w->r);
+        etcd_req_kill(&call->r);
 }
 
 const char *etcd_current_endpoint(const struct etcd *e)
 {
     return e->endpoints[e->cur];
-}
-
-/* ---- encodings --------------------------------------------------------------------------------- */
-
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-char *etcd_b64(const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    char *out = malloc((n + 2) / 3 * 4 + 1), *q = out;
-    if (!out)
-        return NULL;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-        *q++ = B64[v >> 18];
-        *q++ = B64[(v >> 12) & 63];
-        *q++ = B64[(v >> 6) & 63];
-        *q++ = B64[v & 63];
-    }
-    if (n - i == 1) {
-        unsigned v = (unsigned)p[i] << 16;
-        *q++ = B64[v >> 18];
-        *q++ = B64[(v >> 12) & 63];
-        *q++ = '=';
-        *q++ = '=';
-    } else if (n - i == 2) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8;
-        *q++ = B64[v >> 18];
-        *q++ = B64[(v >> 12) & 63];
-        *q++ = B64[(v >> 6) & 63];
-        *q++ = '=';
-    }
-    *q = '\0';
-    return out;
-}
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-int etcd_unb64(const char *s, char **out, size_t *len)
-{
-    size_t n = strlen(s);
-    *out = NULL;
-    *len = 0;
-    if (n % 4 != 0)
-        return CUT_EINVAL;
-    size_t pad = 0;
-    if (n >= 1 && s[n - 1] == '=')
-        pad++;
-    if (n >= 2 && s[n - 2] == '=')
-        pad++;
-    char *o = malloc(n / 4 * 3 + 1);
-    if (!o)
-        return CUT_ENOMEM;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        bool last = i + 4 == n;
-        int v[4];
-        for (int j = 0; j < 4; j++) {
-            unsigned char c = (unsigned char)s[i + j];
-            if (c == '=' && last && (size_t)j >= 4 - pad) {
-                v[j] = 0;
-                continue;
-            }
-            if ((v[j] = b64_value(c)) < 0) {
-                free(o);
-                return CUT_EINVAL;
-            }
-        }
-        unsigned x = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 |
-                     (unsigned)v[3];
-        o[k++] = (char)(x >> 16);
-        if (!(last && pad == 2))
-            o[k++] = (char)((x >> 8) & 0xff);
-        if (!(last && pad >= 1))
-            o[k++] = (char)(x & 0xff);
-    }
-    o[k] = '\0';
-    *out = o;
-    *len = k;
-    return 0;
-}
-
-char *etcd_prefix_end(const char *prefix)
-{
-    size_t n = strlen(prefix);
-    while (n > 0 && (unsigned char)prefix[n - 1] == 0xff)
-        n--;
-    if (n == 0)
-        return strdup(""); /* "\0": every key */
-    char *out = strndup(prefix, n);
-    if (out)
-        out[n - 1] = (char)((unsigned char)out[n - 1] + 1);
-    return out;
-}
-
-int etcd_int(const json_t *o, const char *key, int64_t *out)
-{
-    *out = 0;
-    json_t *v = json_object_get(o, key);
-    if (!v)
-        return 0;
-    if (json_is_integer(v)) {
-        if (json_integer_value(v) < 0)
-            return CUT_EINVAL;
-        *out = json_integer_value(v);
-        return 0;
-    }
-    if (!json_is_string(v))
-        return CUT_EINVAL;
-    const char *s = json_string_value(v);
-    if (!*s || json_string_length(v) > 19)
-        return CUT_EINVAL;
-    int64_t x = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return CUT_EINVAL;
-        if (x > (INT64_MAX - (*s - '0')) / 10)
-            return CUT_EINVAL;
-        x = x * 10 + (*s - '0');
-    }
-    *out = x;
-    return 0;
 }

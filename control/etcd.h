@@ -8,8 +8,9 @@
  * (/v3/auth/authenticate) before the first call and again when etcd says the token is no longer
  * valid, and sends the token in the Authorization header of every call and watch.
  *
- * The gateway's JSON: keys and values are base64 (etcd_b64 / etcd_unb64); 64-bit integers
- * (revisions, lease IDs) come as decimal strings (etcd_int).
+ * The gateway's JSON: keys and values are base64, 64-bit integers (revisions, lease IDs) come as
+ * decimal strings: the encodings are in control/etcd_codec.h (etcd_codec_b64, etcd_codec_unb64,
+ * etcd_codec_int, etcd_codec_prefix_end).
  *
  * Ownership: struct etcd owns every call and watch it started. A callback is never called after
  * its call or watch was cancelled, nor after etcd_free(). Control thread only.
@@ -81,7 +82,7 @@ void etcd_call_cancel(struct etcd_call *call);
 typedef void (*etcd_watch_fn)(void *ctx, int status, json_t *msg);
 
 /* Watches [key, range_end) (raw bytes, not base64; range_end NULL: key alone; range_end ""
- * (etcd_prefix_end's "\0"): every key from key on) from start_revision (0: from now).
+ * (etcd_codec_prefix_end's "\0"): every key from key on) from start_revision (0: from now).
  * Returns the watch (owned by e) or NULL when out of memory. */
 struct etcd_watch *etcd_watch(struct etcd *e, const char *key, const char *range_end,
                               int64_t start_revision, etcd_watch_fn cb, void *ctx);
@@ -91,25 +92,5 @@ void etcd_watch_cancel(struct etcd_watch *w);
 
 /* The member a call would go to first now ("https://127.0.0.1:2379"). */
 const char *etcd_current_endpoint(const struct etcd *e);
-
-/* ---- the gateway's encodings (pure) --------------------------------------------------------- */
-
-/* Base64 (standard alphabet, padded) of n bytes: malloc'd, NUL-terminated; NULL if out of
- * memory. */
-char *etcd_b64(const void *data, size_t n);
-
-/* Decodes base64 text s: *out malloc'd and NUL-terminated (the NUL not counted in *len).
- * Returns 0, CUT_EINVAL (not base64) or CUT_ENOMEM. */
-int etcd_unb64(const char *s, char **out, size_t *len);
-
-/* The end of the range of every key that starts with prefix (prefix with its last byte
- * incremented, dropping trailing 0xff bytes), malloc'd; "\0" (the whole keyspace) when prefix
- * is empty or all 0xff. NULL if out of memory. */
-char *etcd_prefix_end(const char *prefix);
-
-/* A 64-bit integer member of o that the gateway writes as a decimal string (or, from other
- * encoders, as a JSON integer); absent means 0. Returns 0 or CUT_EINVAL (present but not a
- * non-negative integer). */
-int etcd_int(const json_t *o, const char *key, int64_t *out);
 
 #endif

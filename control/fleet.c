@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "control/etcd.h"
+#include "control/etcd_codec.h"
 #include "core/cut.h"
 #include "core/version.h"
 #include "proxy/log/log.h"
@@ -174,7 +175,7 @@ int fleet_generation_parse(const char *text, size_t len, uint64_t *gen)
 
 static json_t *b64s(const char *s)
 {
-    char *b = etcd_b64(s, strlen(s));
+    char *b = etcd_codec_b64(s, strlen(s));
     json_t *j = b ? json_string(b) : NULL;
     free(b);
     return j;
@@ -214,10 +215,10 @@ static int kv_decode(const json_t *j, struct kv *kv)
     size_t klen;
     const char *k = json_string_value(json_object_get(j, "key"));
     const char *v = json_string_value(json_object_get(j, "value"));
-    if (!k || etcd_unb64(k, &kv->key, &klen) < 0)
+    if (!k || etcd_codec_unb64(k, &kv->key, &klen) < 0)
         return CUT_EINVAL;
-    if (etcd_unb64(v ? v : "", &kv->value, &kv->vlen) < 0 ||
-        etcd_int(j, "mod_revision", &kv->mod_revision) < 0) {
+    if (etcd_codec_unb64(v ? v : "", &kv->value, &kv->vlen) < 0 ||
+        etcd_codec_int(j, "mod_revision", &kv->mod_revision) < 0) {
         free(kv->key);
         free(kv->value);
         return CUT_EINVAL;
@@ -425,7 +426,7 @@ static void on_watch(void *ctx, int status, json_t *msg)
     set_reachable(f, 1, NULL);
     f->backoff_ms = 0;
     int64_t compact = 0;
-    etcd_int(msg, "compact_revision", &compact);
+    etcd_codec_int(msg, "compact_revision", &compact);
     if (compact > 0 || json_is_true(json_object_get(msg, "canceled"))) {
         /* compacted past the revision the watch resumed from: read everything again */
         fleet_event(f, "store_compacted", ",\"revision\":%lld", (long long)compact);
@@ -485,7 +486,7 @@ static int64_t view_from_range(struct fleet *f, const struct state *cur, json_t 
                                struct view *v)
 {
     int64_t rev = 0;
-    etcd_int(json_object_get(reply, "header"), "revision", &rev);
+    etcd_codec_int(json_object_get(reply, "header"), "revision", &rev);
     json_object_clear(f->replicas);
     size_t i;
     json_t *j;
@@ -653,8 +654,8 @@ static void on_lease(void *ctx, int status, json_t *reply, const char *what)
     f->lease_call = NULL;
     int64_t id = 0, ttl = 0;
     if (status == 0) {
-        etcd_int(reply, "ID", &id);
-        etcd_int(reply, "TTL", &ttl);
+        etcd_codec_int(reply, "ID", &id);
+        etcd_codec_int(reply, "TTL", &ttl);
     }
     if (status < 0 || id == 0 || ttl <= 0) {
         if (status == CUT_EIO)
@@ -783,7 +784,7 @@ static void on_committed(void *ctx, int status, json_t *reply, const char *what)
     } else {
         set_reachable(f, 1, NULL);
         int64_t rev = 0;
-        etcd_int(json_object_get(reply, "header"), "revision", &rev);
+        etcd_codec_int(json_object_get(reply, "header"), "revision", &rev);
         f->commits++;
         if (f->revision >= rev) {
             /* the watch was quicker: this change, and maybe later ones, are in use already;
@@ -858,7 +859,7 @@ static void on_pending_written(void *ctx, int status, json_t *reply, const char 
         return;
     }
     int64_t rev = 0;
-    etcd_int(json_object_get(reply, "header"), "revision", &rev);
+    etcd_codec_int(json_object_get(reply, "header"), "revision", &rev);
     if (f->revision < rev) { /* else the watch brought it (and maybe more) already */
         f->revision = rev;
         f->gen_rev = rev;
@@ -1072,7 +1073,7 @@ struct fleet *fleet_new(const struct cfg *cfg, const struct fleet_env *env, char
     snprintf(f->region, sizeof f->region, "%s", cfg->region);
     log_time_rfc3339(f->started, sizeof f->started);
     f->prefix = strdup(sc->prefix);
-    f->prefix_end = etcd_prefix_end(sc->prefix);
+    f->prefix_end = etcd_codec_prefix_end(sc->prefix);
     f->key_gen = cat(sc->prefix, "generation");
     f->routes_prefix = cat(sc->prefix, "routes/");
     f->replicas_prefix = cat(sc->prefix, "replicas/");
@@ -1232,7 +1233,7 @@ int fleet_start(struct fleet *f, struct state *rt, int *from_store)
             json_decref(txn);
             if (st2 == 0 && json_is_true(json_object_get(b2.reply, "succeeded"))) {
                 int64_t r2 = 0;
-                etcd_int(json_object_get(b2.reply, "header"), "revision", &r2);
+                etcd_codec_int(json_object_get(b2.reply, "header"), "revision", &r2);
                 state_dispose(rt);
                 *rt = seed;
                 f->revision = r2;

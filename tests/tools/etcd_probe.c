@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "control/etcd.h"
+#include "control/etcd_codec.h"
 #include "core/cut.h"
 
 #define MAX_STEPS 256
@@ -78,7 +79,7 @@ static char *unb64(json_t *v)
 {
     char *out;
     size_t n;
-    if (!json_is_string(v) || etcd_unb64(json_string_value(v), &out, &n) < 0)
+    if (!json_is_string(v) || etcd_codec_unb64(json_string_value(v), &out, &n) < 0)
         return NULL;
     return out;
 }
@@ -107,7 +108,7 @@ static void on_reply(void *ctx, int status, json_t *reply, const char *what)
         char *val = kv ? unb64(json_object_get(kv, "value")) : NULL;
         json_object_set_new(o, "value", val ? json_string(val) : json_null());
         free(val);
-        etcd_int(kv, "mod_revision", &v);
+        etcd_codec_int(kv, "mod_revision", &v);
         json_object_set_new(o, "mod_revision", json_integer(v));
     }
     if (status == 0 && (!strcmp(op, "txn-cas") || !strcmp(op, "cas-race")))
@@ -119,11 +120,11 @@ static void on_reply(void *ctx, int status, json_t *reply, const char *what)
         json_object_set_new(o, "id", json_string(p->lease));
     }
     if (status == 0 && !strcmp(op, "keepalive")) {
-        etcd_int(reply, "TTL", &v);
+        etcd_codec_int(reply, "TTL", &v);
         json_object_set_new(o, "ttl", json_integer(v));
     }
     if (status == 0) {
-        etcd_int(json_object_get(reply, "header"), "revision", &v);
+        etcd_codec_int(json_object_get(reply, "header"), "revision", &v);
         json_object_set_new(o, "revision", json_integer(v));
     }
     emit(p, o);
@@ -161,7 +162,7 @@ static void on_watch(void *ctx, int status, json_t *msg)
         char *val = unb64(json_object_get(kv, "value"));
         json_t *type = json_object_get(ev, "type");
         int64_t rev = 0;
-        etcd_int(kv, "mod_revision", &rev);
+        etcd_codec_int(kv, "mod_revision", &rev);
         emit(p, json_pack("{s:s, s:s, s:s?, s:s?, s:I}", "op", "event", "type",
                           json_is_string(type) ? json_string_value(type) : "PUT", "key", k,
                           "value", val, "mod_revision", (json_int_t)rev));
@@ -190,7 +191,7 @@ static void on_sleep(evutil_socket_t fd, short what, void *arg)
 
 static json_t *b64s(const char *s)
 {
-    char *b = etcd_b64(s, strlen(s));
+    char *b = etcd_codec_b64(s, strlen(s));
     json_t *j = json_string(b);
     free(b);
     return j;
@@ -249,7 +250,7 @@ static void next_step(struct probe *p)
         json_decref(a);
         json_decref(b);
     } else if (!strcmp(op, "watch") && p->nw == 4) {
-        char *end = etcd_prefix_end(p->w[1]);
+        char *end = etcd_codec_prefix_end(p->w[1]);
         p->want = atoi(p->w[3]);
         p->got = 0;
         p->watch = etcd_watch(p->e, p->w[1], end, strtoll(p->w[2], NULL, 10), on_watch, p);
