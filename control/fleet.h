@@ -28,8 +28,6 @@
 struct event_base;
 struct fleet;
 
-#define FLEET_FORMAT 1
-
 /* What the fleet needs of the control thread (borrowed for the life of the fleet). */
 struct fleet_env {
     struct event_base *base;
@@ -45,8 +43,7 @@ struct fleet_env {
 
 /* Creates the fleet for cfg's control.store (enabled) with this replica's identity. Returns
  * NULL with a message in err (out of memory, the password file unreadable, the client). */
-struct fleet *fleet_new(const struct cfg *cfg, const struct fleet_env *env, char *err,
-                        size_t cap);
+struct fleet *fleet_new(const struct cfg *cfg, const struct fleet_env *env, char *err, size_t cap);
 
 /* Cancels every call and watch and frees f (its registration expires with its lease).
  * NULL is fine. */
@@ -66,9 +63,9 @@ void fleet_run(struct fleet *f);
 
 /* The outcome of fleet_commit: 0 (committed at the fleet's generation `generation`: the caller
  * makes *next durable and puts it in use; when the watch has already brought this change, or
- * a later one, *next is the state in use then, so nothing newer is undone), FLEET_CONFLICT (the fleet changed since the
- * state the change was based on), FLEET_UNAVAILABLE (no member answered), FLEET_REFUSED (etcd
- * refused: permission, size), CUT_ENOMEM. what: a message for the reply. */
+ * a later one, *next is the state in use then, so nothing newer is undone), FLEET_CONFLICT (the
+ * fleet changed since the state the change was based on), FLEET_UNAVAILABLE (no member answered),
+ * FLEET_REFUSED (etcd refused: permission, size), CUT_ENOMEM. what: a message for the reply. */
 enum { FLEET_CONFLICT = -100, FLEET_UNAVAILABLE = -101, FLEET_REFUSED = -102 };
 typedef void (*fleet_done_fn)(void *ctx, int status, struct state *next, uint64_t generation,
                               const char *what);
@@ -121,13 +118,13 @@ json_t *fleet_status(const struct fleet *f);
 
 /* What the metrics show (control/metrics.c). */
 struct fleet_stats {
-    int reachable;          /* a change can be committed now (fleet_reachable) */
-    uint64_t generation;    /* the fleet's, as this replica knows it */
-    size_t replicas;        /* registered replicas */
-    size_t lagging;         /* of which below the fleet's generation */
-    size_t invalid;         /* stored values not applied */
-    size_t pending;         /* rollbacks not yet written to the store */
-    uint64_t applied;       /* states applied from the watch or a re-read */
+    int reachable;                            /* a change can be committed now (fleet_reachable) */
+    uint64_t generation;                      /* the fleet's, as this replica knows it */
+    size_t replicas;                          /* registered replicas */
+    size_t lagging;                           /* of which below the fleet's generation */
+    size_t invalid;                           /* stored values not applied */
+    size_t pending;                           /* rollbacks not yet written to the store */
+    uint64_t applied;                         /* states applied from the watch or a re-read */
     uint64_t commits, conflicts, unavailable; /* changes committed / refused so */
 };
 
@@ -135,20 +132,5 @@ void fleet_get_stats(const struct fleet *f, struct fleet_stats *out);
 
 /* The name this replica registers under (control.store.replica, $POD_NAME, or the host name). */
 const char *fleet_replica(const struct fleet *f);
-
-/* ---- the stored values (pure; tests/unit/control/test_fleet.c) ------------------------------ */
-
-/* The value of <prefix>routes/<route> for route r at generation gen (malloc'd JSON text). */
-char *fleet_route_value(const struct state_route *r, uint64_t gen, const char *actor,
-                        const char *op, const char *replica);
-
-/* Parses a route value for key route name: *out gets a one-route state (its generation: the
- * value's). Returns 0, or CUT_EINVAL with why (format, checksum, name mismatch). */
-int fleet_route_parse(const char *name, const char *text, size_t len, struct state *out,
-                      char *why, size_t cap);
-
-/* The value of <prefix>generation; and its parse (CUT_EINVAL: not one). */
-char *fleet_generation_value(uint64_t gen);
-int fleet_generation_parse(const char *text, size_t len, uint64_t *gen);
 
 #endif

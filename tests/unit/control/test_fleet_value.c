@@ -6,12 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control/fleet.h"
+#include "control/fleet_value.h"
 #include "control/state.h"
 #include "core/cut.h"
 
-#define PLAN "{\"hold_ms\":60000,\"steps\":[10,50,100]}" /* compact, sorted: as state.c keeps it   \
-                                                          */
+#define PLAN                                                                                       \
+    "{\"hold_ms\":60000,\"steps\":[10,50,100]}" /* compact, sorted: as state.c keeps it            \
+                                                 */
 
 static void set_name(char *dst, const char *src)
 {
@@ -79,7 +80,7 @@ static void expect_refused(const char *name, const char *text, const char *want)
 {
     struct state out;
     char why[512] = "";
-    int rc = fleet_route_parse(name, text, strlen(text), &out, why, sizeof why);
+    int rc = fleet_value_parse_route(name, text, strlen(text), &out, why, sizeof why);
     cr_expect_eq(rc, CUT_EINVAL, "accepted: %s", text);
     cr_expect_neq(why[0], '\0', "no message for %s", text);
     cr_expect_not_null(strstr(why, want), "message \"%s\" lacks \"%s\"", why, want);
@@ -94,7 +95,7 @@ static json_t *valid_value_tree(void)
 {
     struct state_route r;
     make_route(&r, "payments");
-    char *text = fleet_route_value(&r, 7, "alice", "shift", "cutover-0");
+    char *text = fleet_value_route(&r, 7, "alice", "shift", "cutover-0");
     dispose_route(&r);
     cr_assert_not_null(text);
     json_t *v = json_loads(text, 0, NULL);
@@ -116,7 +117,7 @@ Test(fleet, route_value_round_trips)
 {
     struct state_route r;
     make_route(&r, "payments");
-    char *text = fleet_route_value(&r, 7, "alice", "shift", "cutover-0");
+    char *text = fleet_value_route(&r, 7, "alice", "shift", "cutover-0");
     cr_assert_not_null(text);
 
     /* the envelope: format, generation, by{actor,op,replica,time}, state */
@@ -134,14 +135,14 @@ Test(fleet, route_value_round_trips)
 
     struct state out;
     char why[256] = "";
-    cr_assert_eq(fleet_route_parse("payments", text, strlen(text), &out, why, sizeof why), 0, "%s",
-                 why);
+    cr_assert_eq(fleet_value_parse_route("payments", text, strlen(text), &out, why, sizeof why), 0,
+                 "%s", why);
     cr_expect_eq(out.generation, 7);
     cr_assert_eq(out.nroutes, 1);
     expect_same_route(&out.routes[0], &r);
 
     /* the parsed route writes the same state again (only by.time may differ) */
-    char *again = fleet_route_value(&out.routes[0], 7, "alice", "shift", "cutover-0");
+    char *again = fleet_value_route(&out.routes[0], 7, "alice", "shift", "cutover-0");
     json_t *a = json_loads(text, 0, NULL), *b = json_loads(again, 0, NULL);
     cr_assert(a && b);
     cr_expect(json_equal(json_object_get(a, "state"), json_object_get(b, "state")),
@@ -160,11 +161,12 @@ Test(fleet, route_value_without_plan_or_by_fields_round_trips)
     make_route(&r, "web");
     free(r.plan);
     r.plan = NULL;
-    char *text = fleet_route_value(&r, 1, NULL, NULL, NULL);
+    char *text = fleet_value_route(&r, 1, NULL, NULL, NULL);
     cr_assert_not_null(text);
     struct state out;
     char why[256] = "";
-    cr_assert_eq(fleet_route_parse("web", text, strlen(text), &out, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(fleet_value_parse_route("web", text, strlen(text), &out, why, sizeof why), 0, "%s",
+                 why);
     cr_expect_eq(out.generation, 1);
     cr_assert_eq(out.nroutes, 1);
     cr_expect_null(out.routes[0].plan);
@@ -230,7 +232,7 @@ Test(fleet, route_parse_refuses_a_state_of_another_route)
 {
     struct state_route r;
     make_route(&r, "payments");
-    char *text = fleet_route_value(&r, 7, "alice", "shift", "cutover-0");
+    char *text = fleet_value_route(&r, 7, "alice", "shift", "cutover-0");
     cr_assert_not_null(text);
     expect_refused("orders", text, "expected exactly the route \"orders\"");
     /* a prefix of the name is not the name */
@@ -284,14 +286,14 @@ Test(fleet, generation_value_round_trips)
 {
     const uint64_t gens[] = {1, 2, 41, 1000000, (uint64_t)INT64_MAX};
     for (size_t i = 0; i < sizeof gens / sizeof gens[0]; i++) {
-        char *text = fleet_generation_value(gens[i]);
+        char *text = fleet_value_generation(gens[i]);
         cr_assert_not_null(text);
         json_t *v = json_loads(text, 0, NULL);
         cr_assert_not_null(v, "not JSON: %s", text);
         cr_expect_eq(json_integer_value(json_object_get(v, "format")), FLEET_FORMAT);
         json_decref(v);
         uint64_t g = 0;
-        cr_expect_eq(fleet_generation_parse(text, strlen(text), &g), 0, "%s", text);
+        cr_expect_eq(fleet_value_parse_generation(text, strlen(text), &g), 0, "%s", text);
         cr_expect_eq(g, gens[i], "%s: %llu", text, (unsigned long long)g);
         free(text);
     }
@@ -319,14 +321,14 @@ Test(fleet, generation_parse_refuses_what_it_did_not_write)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t g = 12345;
-        cr_expect_eq(fleet_generation_parse(bad[i], strlen(bad[i]), &g), CUT_EINVAL, "accepted %s",
-                     bad[i]);
+        cr_expect_eq(fleet_value_parse_generation(bad[i], strlen(bad[i]), &g), CUT_EINVAL,
+                     "accepted %s", bad[i]);
         cr_expect_eq(g, 12345, "%s: *gen written on failure", bad[i]);
     }
     /* the length is honoured: a valid value cut short is not one */
     const char *ok = "{\"format\":1,\"generation\":7}";
     uint64_t g = 0;
-    cr_expect_eq(fleet_generation_parse(ok, strlen(ok) - 1, &g), CUT_EINVAL);
-    cr_expect_eq(fleet_generation_parse(ok, strlen(ok), &g), 0);
+    cr_expect_eq(fleet_value_parse_generation(ok, strlen(ok) - 1, &g), CUT_EINVAL);
+    cr_expect_eq(fleet_value_parse_generation(ok, strlen(ok), &g), 0);
     cr_expect_eq(g, 7);
 }
