@@ -2,11 +2,13 @@
  * one part calls in another. Only control/fleet*.c include it; everyone else uses
  * control/fleet.h. Control thread only.
  *
- *   fleet.c          the watch, re-reads, seeding, the registration, commits, life, status
- *   fleet_view.c     what a range or a watch message says, laid over the state in use
- *   fleet_pending.c  rollbacks made while the store could not be written
+ * From the top down (a part calls only the parts below it):
+ *   fleet.c          commits, life, status (control/fleet.h)
  *   fleet_start.c    start-up: the fleet's state before the listeners accept
- *   fleet_value.c    the stored values (pure)
+ *   fleet_sync.c     the watch, re-reads, seeding, the registration, pending rollbacks
+ *   fleet_view.c     what a range or a watch message says, laid over the state in use
+ *   fleet_base.c     events, reachability, the requests the others build
+ *   fleet_value.c    the stored values (pure; control/fleet_value.h)
  */
 #ifndef CUT_FLEET_INTERNAL_H
 #define CUT_FLEET_INTERNAL_H
@@ -84,7 +86,7 @@ struct fleet_view {
     int changed;
 };
 
-/* fleet.c */
+/* fleet_base.c */
 void fleet_event(struct fleet *f, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Sets reachability and says when it changes (events store_reachable / store_unreachable). */
@@ -93,17 +95,13 @@ void fleet_set_reachable(struct fleet *f, int ok, const char *what);
 json_t *fleet_b64_json(const char *s);
 json_t *fleet_put_op(const char *key, const char *value, int64_t lease);
 json_t *fleet_range_body(const struct fleet *f);
+/* Whether route has a rollback waiting to be written to the store. */
+int fleet_pending_has(const struct fleet *f, const char *route);
 /* The transaction that makes next the fleet's state: compare the generation key's revision,
- * put the generation and every route of next that differs from cur (only: exactly the routes
- * i of next with only[i] set). NULL when out of memory. */
+ * put the generation and every route of next that differs from cur (pending routes always;
+ * only: exactly the routes i of next with only[i] set). NULL when out of memory. */
 json_t *fleet_change_txn(struct fleet *f, const struct state *cur, const struct state *next,
                          const char *actor, const char *op, const unsigned char *only);
-/* (Re)registers this replica under its lease with the generation in use. */
-void fleet_register(struct fleet *f);
-void fleet_resync_start(struct fleet *f);
-void fleet_watch_start(struct fleet *f);
-/* Tries the watch or the re-read again after a growing pause. */
-void fleet_retry_later(struct fleet *f);
 
 /* fleet_view.c */
 int fleet_kv_decode(const json_t *j, struct fleet_kv *kv);
@@ -121,10 +119,21 @@ int fleet_view_merge(struct fleet *f, const struct state *cur, const struct flee
 int64_t fleet_view_from_range(struct fleet *f, const struct state *cur, json_t *reply,
                               struct fleet_view *v);
 
-/* fleet_pending.c */
-int fleet_pending_has(const struct fleet *f, const char *route);
+/* fleet_sync.c */
+/* Creates the retry and keepalive timers on env.base (fleet_new; NULL when out of memory). */
+void fleet_sync_init(struct fleet *f);
+/* Starts the watch from the revision after the one in use / reads the whole prefix again. */
+void fleet_watch_start(struct fleet *f);
+void fleet_resync_start(struct fleet *f);
+/* Tries the watch or the re-read again after a growing pause. */
+void fleet_retry_later(struct fleet *f);
+/* (Re)registers this replica under its lease with the generation in use. */
+void fleet_register(struct fleet *f);
+/* The next lease grant or keepalive in ms. */
+void fleet_keepalive_arm(struct fleet *f, unsigned ms);
 /* Writes the pending routes' state in use over the store's (compared like any change). */
 void fleet_pending_write(struct fleet *f);
+/* <state_file>.pending: written at every change of the list; read by fleet_new. */
 void fleet_pending_save(struct fleet *f);
 void fleet_pending_load(struct fleet *f);
 
