@@ -566,9 +566,9 @@ static void release_queued(struct etcd *e, int status, json_t *reply, const char
         if (r->is_watch) {
             struct etcd_watch *w = (struct etcd_watch *)r;
             if (status == 0)
-                etcd_watch_try(w);
+                w->ops->start(w);
             else
-                etcd_watch_end(w, status);
+                w->ops->end(w, status);
         } else {
             struct etcd_call *c = (struct etcd_call *)r;
             int rc = status;
@@ -644,7 +644,8 @@ static void pump(struct etcd *e)
                 break;
         if (!r)
             break;
-        etcd_watch_parse((struct etcd_watch *)r);
+        struct etcd_watch *w = (struct etcd_watch *)r;
+        w->ops->parse(w);
     }
     for (;;) {
         if (e->dead)
@@ -677,10 +678,12 @@ static void pump(struct etcd *e)
         if (!r || r->state != REQ_RUNNING || r->easy != msg->easy_handle)
             continue;
         CURLcode res = msg->data.result;
-        if (r->is_watch)
-            etcd_watch_done((struct etcd_watch *)r, res);
-        else
+        if (r->is_watch) {
+            struct etcd_watch *w = (struct etcd_watch *)r;
+            w->ops->done(w, res);
+        } else {
             call_done((struct etcd_call *)r, res);
+        }
     }
 }
 

@@ -65,8 +65,20 @@ struct etcd_call {
     char what[ETCD_WHAT_CAP];
 };
 
+/* What etcd.c hands a watch over to (set by etcd_watch.c, so that etcd.c needs nothing from
+ * it): start once an authentication it waited for succeeded, end when it failed (status),
+ * parse when bytes arrived (false: the watch ended), done when its transfer finished. */
+struct etcd_watch;
+struct etcd_watch_ops {
+    void (*start)(struct etcd_watch *w);
+    void (*end)(struct etcd_watch *w, int status);
+    bool (*parse)(struct etcd_watch *w);
+    void (*done)(struct etcd_watch *w, CURLcode res);
+};
+
 struct etcd_watch {
     struct req r; /* first */
+    const struct etcd_watch_ops *ops;
     etcd_watch_fn cb;
     void *ctx;
     bool has_data;  /* bytes arrived since the last parse */
@@ -118,19 +130,5 @@ void etcd_auth_start(struct etcd *e);
 void etcd_error_fields(const json_t *reply, int *code, const char **msg);
 bool etcd_is_leader_trouble(const char *msg);
 bool etcd_is_bad_token(int code, const char *msg);
-
-/* ---- etcd_watch.c ---------------------------------------------------------------------------- */
-
-/* Delivers status to w's callback and ends w. */
-void etcd_watch_end(struct etcd_watch *w, int status);
-
-/* Starts w's stream on the current member (behind an authentication when one is needed). */
-void etcd_watch_try(struct etcd_watch *w);
-
-/* Delivers the complete messages buffered in w. Returns false when w ended. */
-bool etcd_watch_parse(struct etcd_watch *w);
-
-/* w's transfer finished with res: delivers what is left, then ends w. */
-void etcd_watch_done(struct etcd_watch *w, CURLcode res);
 
 #endif

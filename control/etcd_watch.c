@@ -1,8 +1,8 @@
 /* etcd_watch.c - the etcd client's watch streams (etcd_watch / etcd_watch_cancel in etcd.h).
  *
  * A watch is one POST to /v3/watch whose reply is a stream of JSON objects; on_curl_write
- * (etcd.c) buffers it and the pump (etcd.c) calls etcd_watch_parse when bytes arrived and
- * etcd_watch_done when the transfer ended. Messages are delivered one at a time, each inside
+ * (etcd.c) buffers it and the pump (etcd.c) calls the watch's ops (struct etcd_watch_ops):
+ * parse when bytes arrived, done when the transfer ended. Messages are delivered one at a time, each inside
  * etcd_enter/etcd_leave (etcd_internal.h), so the callback may cancel or free anything. A watch
  * silent for e->idle_ms is treated as lost.
  */
@@ -22,7 +22,7 @@
 
 /* ---- the stream -------------------------------------------------------------------------------- */
 
-void etcd_watch_end(struct etcd_watch *w, int status)
+static void watch_end(struct etcd_watch *w, int status)
 {
     struct etcd *e = w->r.e;
     etcd_watch_fn cb = w->cb;
@@ -49,12 +49,12 @@ static void on_watch_idle(evutil_socket_t fd, short what, void *arg)
     etcd_enter(e);
     if (e->cur == w->r.member)
         e->cur = (w->r.member + 1) % e->n;
-    etcd_watch_end(w, CUT_EIO);
+    watch_end(w, CUT_EIO);
     etcd_leave(e);
 }
 
 /* Starts w's stream on the current member (behind an authentication when one is needed). */
-void etcd_watch_try(struct etcd_watch *w)
+static void watch_try(struct etcd_watch *w)
 {
     struct etcd *e = w->r.e;
     if (e->auth != AUTH_OFF && e->auth != AUTH_OK) {
@@ -68,14 +68,14 @@ void etcd_watch_try(struct etcd_watch *w)
     w->parsed = 0;
     w->http_status = 0;
     if (etcd_req_start_transfer(&w->r) < 0) {
-        etcd_watch_end(w, CUT_ENOMEM);
+        watch_end(w, CUT_ENOMEM);
         return;
     }
     watch_arm_idle(w);
 }
 
 /* Delivers the complete messages buffered in w. Returns false when w ended. */
-bool etcd_watch_parse(struct etcd_watch *w)
+static bool watch_parse(struct etcd_watch *w)
 {
     struct etcd *e = w->r.e;
     w->has_data = false;
@@ -95,7 +95,7 @@ bool etcd_watch_parse(struct etcd_watch *w)
         if (!m) {
             if (json_error_code(&jerr) == json_error_premature_end_of_input)
                 return true; /* wait for the rest */
-            etcd_watch_end(w, CUT_EPROTO);
+            watch_end(w, CUT_EPROTO);
             return false;
         }
         w->parsed += (size_t)jerr.position;
@@ -109,7 +109,7 @@ bool etcd_watch_parse(struct etcd_watch *w)
                 e->auth == AUTH_OK)
                 e->auth = AUTH_NEED;
             json_decref(m);
-            etcd_watch_end(w, CUT_EPROTO);
+            watch_end(w, CUT_EPROTO);
             return false;
         }
         watch_arm_idle(w);
@@ -123,16 +123,16 @@ bool etcd_watch_parse(struct etcd_watch *w)
             return false;
         if (canceled) {
             /* etcd cancelled it (compacted revision, permission) but keeps the stream open. */
-            etcd_watch_end(w, CUT_EPROTO);
+            watch_end(w, CUT_EPROTO);
             return false;
         }
     }
 }
 
-void etcd_watch_done(struct etcd_watch *w, CURLcode res)
+static void watch_done(struct etcd_watch *w, CURLcode res)
 {
     struct etcd *e = w->r.e;
-    if (!etcd_watch_parse(w))
+    if (!watch_parse(w))
         return;
     long status = w->http_status;
     int st = CUT_EIO;
@@ -153,11 +153,13 @@ void etcd_watch_done(struct etcd_watch *w, CURLcode res)
     }
     if (st == CUT_EIO && e->cur == w->r.member)
         e->cur = (w->r.member + 1) % e->n;
-    etcd_watch_end(w, st);
+    watch_end(w, st);
 }
 
 
 /* ---- the interface (watches) ------------------------------------------------------------------- */
+
+static const struct etcd_watch_ops watch_ops = {watch_try, watch_end, watch_parse, watch_done};
 
 struct etcd_watch *etcd_watch(struct etcd *e, const char *key, const char *range_end,
                               int64_t start_revision, etcd_watch_fn cb, void *ctx)
@@ -171,6 +173,7 @@ struct etcd_watch *etcd_watch(struct etcd *e, const char *key, const char *range
     w->r.is_watch = true;
     w->cb = cb;
     w->ctx = ctx;
+    w->ops = &watch_ops;
     char *k = etcd_codec_b64(key, strlen(key));
     /* "" is etcd_codec_prefix_end's "\0": the one zero byte that means every key from key on. */
     char *re = range_end ? etcd_codec_b64(range_end, *range_end ? strlen(range_end) : 1) : NULL;
