@@ -370,9 +370,19 @@ def test_fleet_faults_lose_no_acknowledged_change():
         acks = []  # (generation, replica, blue)
         killed_leader = None
         for i in range(30):
-            if i == 8:
+            if i == 8:  # the etcd leader killed while a change is on its way to the store
                 killed_leader = fl.etcd.leader()
-                fl.etcd.kill(killed_leader)
+                with Ctl(fl.sock("r3"), timeout=20) as c:
+                    c.send_raw(json.dumps({"v": 1, "id": "k", "op": "set-weights", "args": {
+                        "route": ROUTE, "weights": {"blue": 2, "green": 98},
+                        "reason": "leader killed"}}).encode() + b"\n")
+                    fl.etcd.kill(killed_leader)
+                    rep = c.read_line()
+                if rep.get("ok"):
+                    acks.append((rep["generation"], "r3", 2))
+                else:
+                    check(rep["error"]["code"] in ("store_unavailable", "conflict"),
+                          "the change during the leader's death: %r", rep)
             if i == 14:  # killed with a change of its own in flight (never acknowledged)
                 c = Ctl(fl.sock("r2"), timeout=5)
                 c.send_raw(json.dumps({"v": 1, "id": "x", "op": "set-weights", "args": {
