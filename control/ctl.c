@@ -761,7 +761,9 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     c->certs = certs_new(c->base, on_certs_rotated, on_service_event, c);
     c->ev_tick = event_new(c->base, -1, EV_PERSIST, on_tick, c);
     c->hs = hstate_new(c->nworkers, on_service_event, c);
-    struct plan_env penv = {&c->rt, c->counters, c->hs, on_plan_apply, c};
+    struct plan_env penv = {&c->rt, c->counters, c->hs, on_plan_apply, c,
+                            c->fleet ? fleet_plan_leads : NULL,
+                            c->fleet ? fleet_plan_window : NULL, c->fleet};
     c->plans = plan_state_new(&penv);
     if (!c->ev_hup || !c->ev_term || !c->ev_int || !c->ev_dns || !c->ev_dns_publish || !c->dns ||
         !c->ev_delay || !c->ev_drain || !c->ev_exit || !c->certs || !c->ev_tick || !c->hs ||

@@ -201,6 +201,11 @@ struct fleet *fleet_new(const struct cfg *cfg, const struct fleet_env *env, char
     f->routes_prefix = cat(sc->prefix, "routes/");
     f->replicas_prefix = cat(sc->prefix, "replicas/");
     f->key_self = f->replicas_prefix ? cat(f->replicas_prefix, f->replica) : NULL;
+    f->leaders_prefix = cat(sc->prefix, "leaders/");
+    f->counts_prefix = cat(sc->prefix, "counts/");
+    f->leaders = json_object();
+    f->counts = json_object();
+    f->published = json_object();
     f->replicas = json_object();
     f->invalid = json_object();
     if (cfg->control.state_file) {
@@ -209,6 +214,7 @@ struct fleet *fleet_new(const struct cfg *cfg, const struct fleet_env *env, char
     }
     fleet_sync_init(f); /* its timers */
     if (!f->prefix || !f->prefix_end || !f->key_gen || !f->routes_prefix || !f->key_self ||
+        !f->leaders_prefix || !f->counts_prefix || !f->leaders || !f->counts || !f->published ||
         !f->replicas || !f->invalid || !f->ev_retry || !f->ev_keepalive) {
         snprintf(err, cap, "out of memory");
         fleet_free(f);
@@ -240,6 +246,11 @@ void fleet_free(struct fleet *f)
     free(f->routes_prefix);
     free(f->replicas_prefix);
     free(f->key_self);
+    free(f->leaders_prefix);
+    free(f->counts_prefix);
+    json_decref(f->leaders);
+    json_decref(f->counts);
+    json_decref(f->published);
     json_decref(f->replicas);
     json_decref(f->invalid);
     free(f);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "config/cfg.h"
+#include "control/plan.h"
 #include "control/state.h"
 
 struct event_base;
@@ -115,6 +116,32 @@ int fleet_busy(const struct fleet *f);
  * "replicas":[{"replica","generation","cluster","region","version","started","lagging"}],
  * "converged":bool}. New reference. */
 json_t *fleet_status(const struct fleet *f);
+
+/* ---- fleet plans ------------------------------------------------------------------------------
+ * A route's shift plan is part of its stored state. One replica leads it: the holder of
+ * <prefix>leaders/<route>, a key under that replica's lease (create-if-absent; when the leader
+ * dies its lease expires, the key goes, and another replica takes the plan over from the stored
+ * step and step start). Every replica publishes what it counted for the step's target pool
+ * under <prefix>counts/<route>/<replica> (its lease; at most one write per FLEET_COUNTS_MS per
+ * route with a running plan, only when it changed); the leader judges the gates on the sum. */
+
+#define FLEET_COUNTS_MS 500
+
+/* 1 when this replica leads route's plan and has no change of its own on its way to the store
+ * (plan_leads_fn; fleet is the struct fleet). Without a known leader it asks for the
+ * leadership (the answer comes through the watch: a later call says) and returns 0. */
+int fleet_plan_leads(void *fleet, const char *route);
+
+/* The replica that leads route's plan, "" when none is known. */
+const char *fleet_plan_leader(const struct fleet *f, const char *route);
+
+/* plan_window_fn (fleet is the struct fleet): publishes mine, this replica's counts for route's
+ * current step (pool, step start step_ms), rate-limited as above; *sum is mine plus every other
+ * registered replica's latest for the same pool and step start; *at_step: replicas counted
+ * (this one included); *replicas: registered replicas; *leader: fleet_plan_leader. */
+void fleet_plan_window(void *fleet, const char *route, const char *pool, int64_t step_ms,
+                       const struct plan_counts *mine, struct plan_counts *sum,
+                       unsigned *at_step, unsigned *replicas, const char **leader);
 
 /* What the metrics show (control/metrics.c). */
 struct fleet_stats {

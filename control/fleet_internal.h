@@ -6,6 +6,7 @@
  *   fleet.c          commits, life, status (control/fleet.h)
  *   fleet_start.c    start-up: the fleet's state before the listeners accept
  *   fleet_sync.c     the watch, re-reads, seeding, the registration, pending rollbacks
+ *   fleet_plan.c     fleet plans: who leads a route's plan, what each replica counted
  *   fleet_view.c     what a range or a watch message says, laid over the state in use
  *   fleet_base.c     events, reachability, the requests the others build
  *   fleet_value.c    the stored values (pure; control/fleet_value.h)
@@ -66,7 +67,14 @@ struct fleet {
     struct etcd_call *seed_call; /* routes the store lacks (after a reload or an outage) */
     uint64_t applied, commits, conflicts, unavailable; /* for fleet_get_stats */
     int stopping;                                      /* fleet_stop: no registration any more */
-    json_t *replicas;                                  /* name -> registration (from the watch) */
+    json_t *replicas; /* name -> registration (from the watch) */
+    /* fleet plans (fleet_plan.c): who leads each route's plan, what each replica counted */
+    char *leaders_prefix, *counts_prefix;
+    json_t *leaders;   /* route -> {"replica",..} (from the watch) */
+    json_t *counts;    /* route -> {replica -> {"pool","step_ms","requests",..}} (watch) */
+    json_t *published; /* route -> {"at_ms","requests","step_ms"}: this replica's last put */
+    struct etcd_call *lead_call; /* one leadership request at a time */
+    unsigned pub_calls;          /* counts puts in flight */
     json_t *invalid; /* key -> {"revision","error"} of stored values not applied */
 };
 
@@ -118,6 +126,10 @@ int fleet_view_merge(struct fleet *f, const struct state *cur, const struct flee
 /* Reads a range reply into v (the registry is replaced); returns the reply's revision. */
 int64_t fleet_view_from_range(struct fleet *f, const struct state *cur, json_t *reply,
                               struct fleet_view *v);
+
+/* fleet_plan.c: a leadership or counts key seen by a range or the watch (deleted: gone).
+ * Returns 1 when key was one of them. */
+int fleet_plan_take(struct fleet *f, const char *key, const char *value, size_t len, int deleted);
 
 /* fleet_sync.c */
 /* Creates the retry and keepalive timers on env.base (fleet_new; NULL when out of memory). */

@@ -111,9 +111,11 @@ static void on_watch(void *ctx, int status, json_t *msg)
             rev = kv.mod_revision;
         const char *type = json_string_value(json_object_get(e, "type"));
         int deleted = type && strcmp(type, "DELETE") == 0;
-        /* A change this replica committed itself is in use already. */
+        /* A change this replica committed itself is in use already; the keys that are not
+         * state (registrations, leaders, counts) are always read. */
         if (kv.mod_revision > f->revision ||
-            strncmp(kv.key, f->replicas_prefix, strlen(f->replicas_prefix)) == 0)
+            (strcmp(kv.key, f->key_gen) != 0 &&
+             strncmp(kv.key, f->routes_prefix, strlen(f->routes_prefix)) != 0))
             fleet_view_take(f, v, cur, &kv, deleted);
         fleet_kv_dispose(&kv);
     }

@@ -81,6 +81,8 @@ void fleet_view_take(struct fleet *f, struct fleet_view *v, const struct state *
         v->gen_rev = kv->mod_revision;
         return;
     }
+    if (fleet_plan_take(f, kv->key, kv->value, kv->vlen, deleted))
+        return;
     if (strncmp(kv->key, f->replicas_prefix, strlen(f->replicas_prefix)) == 0) {
         const char *name = kv->key + strlen(f->replicas_prefix);
         json_t *reg = deleted ? NULL : json_loadb(kv->value, kv->vlen, 0, NULL);
@@ -152,6 +154,8 @@ int64_t fleet_view_from_range(struct fleet *f, const struct state *cur, json_t *
     int64_t rev = 0;
     etcd_codec_int(json_object_get(reply, "header"), "revision", &rev);
     json_object_clear(f->replicas);
+    json_object_clear(f->leaders);
+    json_object_clear(f->counts);
     size_t i;
     json_t *j;
     json_array_foreach(json_object_get(reply, "kvs"), i, j)

@@ -212,11 +212,17 @@ static void totals_of(const struct plan_state *ps, const char *route, const char
     memcpy(t->lat, s.lat, sizeof t->lat);
 }
 
-/* The window: what "to" received since the step's base. */
+/* The window: what "to" received since the step's base (with a fleet store: on every replica
+ * that reported the step). */
 struct window {
     uint64_t req, e5;
     double ratio_pct, p99_ms;
+    int fleet;                  /* the fleet's sum */
+    unsigned at_step, replicas; /* with fleet: replicas counted, replicas registered */
+    const char *leader;         /* with fleet: who leads the plan ("" none known) */
 };
+
+_Static_assert(PLAN_LAT_BUCKETS == SNAP_LAT_BUCKETS + 1, "plan_counts.lat is the histogram");
 
 /* The 99th percentile (gate_p99_ms) of n requests whose per-bucket counts are
  * now[i] - base[i]. */
@@ -243,6 +249,20 @@ static void window_of(struct plan_state *ps, const struct state_route *sr, const
     w->e5 = now.e5 - t->base.e5;
     w->ratio_pct = gate_ratio_pct(w->req, w->e5);
     w->p99_ms = p99_of(now.lat, t->base.lat, w->req);
+    if (!ps->env.window)
+        return;
+    /* a fleet plan: this replica's step counts out, the fleet's sum in */
+    struct plan_counts mine = {.requests = w->req, .errors_5xx = w->e5}, sum;
+    for (size_t i = 0; i < PLAN_LAT_BUCKETS; i++)
+        mine.lat[i] = now.lat[i] - t->base.lat[i];
+    ps->env.window(ps->env.fleet_ctx, sr->name, p->to, p->step_started_ms, &mine, &sum, &w->at_step,
+                   &w->replicas, &w->leader);
+    static const uint64_t zero[PLAN_LAT_BUCKETS];
+    w->fleet = 1;
+    w->req = sum.requests;
+    w->e5 = sum.errors_5xx;
+    w->ratio_pct = gate_ratio_pct(w->req, w->e5);
+    w->p99_ms = p99_of(sum.lat, zero, w->req);
 }
 
 json_t *plan_pool_windows(struct plan_state *ps, const char *route, size_t pool_index)
@@ -306,7 +326,7 @@ json_t *plan_status(struct plan_state *ps, const struct state_route *sr)
                       1000.0;
         next = json_real(left > 0 ? left : 0);
     }
-    return json_pack("{s:s, s:s, s:s, s:o, s:i, s:f, s:i, s:o, s:o, s:o, s:s, s:s, s:s, s:o}",
+    json_t *st = json_pack("{s:s, s:s, s:s, s:o, s:i, s:f, s:i, s:o, s:o, s:o, s:s, s:s, s:s, s:o}",
                      "state", p.state, "to", p.to, "from", p.from, "steps", steps, "step",
                      (int)p.step, "weight", p.steps_bp[p.step] / 100.0, "hold_s", (int)p.hold_s,
                      "next_step_in_s", next, "gates", gates, "window",
@@ -315,6 +335,12 @@ json_t *plan_status(struct plan_state *ps, const struct state_route *sr)
                                "p99_ms", w.p99_ms),
                      "reason", p.reason, "started_at", started, "actor", p.actor, "rolled_back",
                      rb);
+    if (st && w.fleet) /* the window is the fleet's: say over how many replicas, and who leads */
+        json_object_set_new(st, "fleet",
+                            json_pack("{s:i, s:i, s:s}", "replicas_at_step", (int)w.at_step,
+                                      "replicas", (int)w.replicas, "leader",
+                                      w.leader ? w.leader : ""));
+    return st;
 }
 
 /* ---- decisions -------------------------------------------------------------------------------- */
@@ -352,6 +378,17 @@ static void commit(struct plan_state *ps, const struct state_route *sr, const st
     json_decref(args);
 }
 
+/* A fleet plan's decision records over how many replicas its window was measured and which
+ * replica led it. */
+static void fleet_args(json_t *args, const struct window *w)
+{
+    if (args && w->fleet)
+        json_object_set_new(args, "fleet",
+                            json_pack("{s:i, s:i, s:s}", "replicas_at_step", (int)w->at_step,
+                                      "replicas", (int)w->replicas, "leader",
+                                      w->leader ? w->leader : ""));
+}
+
 static void roll_back(struct plan_state *ps, const struct state_route *sr, struct plan *p,
                       const struct gate_decision *d, const struct window *w)
 {
@@ -365,6 +402,7 @@ static void roll_back(struct plan_state *ps, const struct state_route *sr, struc
                              "limit", d->limit, "window", "requests", (json_int_t)w->req,
                              "errors_5xx", (json_int_t)w->e5, "ratio_percent", w->ratio_pct,
                              "p99_ms", w->p99_ms, "reason", d->reason);
+    fleet_args(args, w);
     commit(ps, sr, p, "rollback", args, 0, 1);
 }
 
@@ -372,7 +410,9 @@ static void roll_back(struct plan_state *ps, const struct state_route *sr, struc
 static void run_plan(struct plan_state *ps, const struct state_route *sr, struct plan *p)
 {
     struct window w;
-    window_of(ps, sr, p, &w);
+    window_of(ps, sr, p, &w); /* with a fleet store: publishes this replica's counts */
+    if (ps->env.leads && !ps->env.leads(ps->env.fleet_ctx, sr->name))
+        return; /* another replica leads the plan (or none yet: asked) */
     unsigned to_bp = p->steps_bp[p->step];
     const struct gate_limits lim = {.gate_5xx = p->gate_5xx,
                                     .gate_p99 = p->gate_p99,
@@ -402,6 +442,7 @@ static void run_plan(struct plan_state *ps, const struct state_route *sr, struct
                              "pool", p->to, "step", (int)p->step, "window", "requests",
                              (json_int_t)w.req, "errors_5xx", (json_int_t)w.e5, "ratio_percent",
                              w.ratio_pct, "p99_ms", w.p99_ms, "reason", p->reason);
+    fleet_args(args, &w);
     if (d.verdict == GATE_ADVANCE) {
         p->step = d.next_step;
         p->step_started_ms = plan_wall_ms();

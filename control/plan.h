@@ -88,6 +88,23 @@ struct hstate;
 typedef int (*plan_apply_fn)(void *ctx, const char *op, json_t *args, struct state *next,
                              const char *route);
 
+/* What one replica counted for a step's target pool (requests, 5xx, the duration histogram:
+ * per bucket, +Inf last). */
+#define PLAN_LAT_BUCKETS 13
+struct plan_counts {
+    uint64_t requests, errors_5xx, lat[PLAN_LAT_BUCKETS];
+};
+
+/* With a fleet store, the hooks a fleet plan needs (control/fleet.h, "Fleet plans"): leads
+ * says whether this replica steps and judges route's plan (it may ask for the leadership);
+ * window publishes mine (this replica's counts for the step) and returns the fleet's sum, how
+ * many replicas reported this step, how many are registered, and the leader's name
+ * (borrowed until the next change). */
+typedef int (*plan_leads_fn)(void *ctx, const char *route);
+typedef void (*plan_window_fn)(void *ctx, const char *route, const char *pool, int64_t step_ms,
+                               const struct plan_counts *mine, struct plan_counts *sum,
+                               unsigned *at_step, unsigned *replicas, const char **leader);
+
 /* What a plan state reads and applies through; all borrowed, outliving the plan state. */
 struct plan_env {
     const struct state *rt;          /* the runtime state in use (its contents change when a
@@ -96,6 +113,9 @@ struct plan_env {
     const struct hstate *hs;         /* endpoint health: is the target pool serving? */
     plan_apply_fn apply;             /* the owner's durable, audited path */
     void *ctx;                       /* for apply */
+    plan_leads_fn leads;             /* NULL: no fleet store; this replica judges its own */
+    plan_window_fn window;           /* traffic and steps every plan */
+    void *fleet_ctx;                 /* for leads and window */
 };
 
 /* A plan state over env (copied); NULL when out of memory. The owner frees it with
