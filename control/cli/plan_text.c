@@ -151,6 +151,11 @@ const char *cli_plan_progress_fit(const json_t *plan, const char *prefix, const 
         if (json_is_number(mr) && json_number_value(mr) > 0)
             n = add_part(parts, n, 4, " (min %s)", num_str(json_number_value(mr), a, sizeof a));
     }
+    const json_t *fl = json_object_get(plan, "fleet");
+    if (json_is_object(fl)) /* a fleet plan: the window is the fleet's */
+        n = add_part(parts, n, 3, "  fleet %.0f/%.0f at step, leader %s",
+                     jnum(fl, "replicas_at_step", 0), jnum(fl, "replicas", 0),
+                     *cli_jstr(fl, "leader") ? cli_jstr(fl, "leader") : "(none yet)");
     const json_t *nx = json_object_get(plan, "next_step_in_s");
     if (json_is_number(nx))
         n = add_part(parts, n, 0, "  next step in %.0fs", json_number_value(nx));
@@ -196,6 +201,11 @@ void cli_print_status_plan(const json_t *plan)
                jnum(w, "errors_5xx", 0), jnum(w, "ratio_percent", 0), jnum(w, "p99_ms", 0));
     if (live && json_is_number(json_object_get(plan, "next_step_in_s")))
         printf("  next step in %.0fs", jnum(plan, "next_step_in_s", 0));
+    const json_t *fl = json_object_get(plan, "fleet");
+    if (json_is_object(fl))
+        printf("  fleet: %.0f of %.0f replicas at the step, leader %s",
+               jnum(fl, "replicas_at_step", 0), jnum(fl, "replicas", 0),
+               *cli_jstr(fl, "leader") ? cli_jstr(fl, "leader") : "(none yet)");
     putchar('\n');
     if (!strcmp(state, "rolled_back"))
         printf("      ROLLED BACK: %s\n", cli_rolled_back_str(plan, line, sizeof line));

@@ -224,3 +224,28 @@ def test_fleet_plan_survives_its_leader():
 
 
 test_fleet_plan_survives_its_leader.timeout = 150
+
+
+def test_cutoverctl_shift_through_one_replica_shows_the_fleet():
+    """cutoverctl shift through one replica runs the fleet's plan to its end (exit 0 promoted)
+    and shows the fleet's progress: the window over every replica and the leader."""
+    from test_fleet import ctl
+    fl = PlanFleet(lease_ttl_s=3)
+    try:
+        for n in ("r1", "r2", "r3"):
+            fl.start(n)
+        fl.load_all()
+        p = ctl("--socket", fl.sock("r3"), "shift", ROUTE, "--to", "green", "--steps", "50,100",
+                "--interval", "1s", "--gate", "5xx<=5%", "--min-requests", "10", "--reason",
+                "fleet shift", timeout=60)
+        out = p.stdout + p.stderr
+        check(p.returncode == 0, "cutoverctl shift exit %s: %s", p.returncode, out)
+        check("of 3 replicas at the step" in out or "/3 at step" in out, "no fleet view: %s", out)
+        check("leader r" in out, "no leader shown: %s", out)
+        for n in ("r1", "r2"):
+            check(fl.plan(n)["state"] == "promoted", "%s: %r", n, fl.plan(n))
+    finally:
+        fl.close()
+
+
+test_cutoverctl_shift_through_one_replica_shows_the_fleet.timeout = 90
