@@ -675,6 +675,11 @@ static char *record_line(const struct audit_record *r, size_t *len)
     return line;
 }
 
+char *audit_record_text(const struct audit_record *r, size_t *len)
+{
+    return record_line(r, len);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Append / recent
  */

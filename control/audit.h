@@ -83,6 +83,11 @@ typedef void (*audit_out_fn)(void *ctx, const char *line, size_t len);
 int audit_append(struct audit *a, const struct audit_record *r, audit_out_fn out, void *ctx,
                  char *err, size_t cap);
 
+/* The record as audit_append() would write it now (time included): one JSON line, malloc'd,
+ * without its newline (*len its length); NULL when out of memory. For copies of a record kept
+ * elsewhere (the fleet store's history). */
+char *audit_record_text(const struct audit_record *r, size_t *len);
+
 /* Makes every record written so far durable (fdatasync) when some are not yet. Returns 0 or
  * CUT_EIO with err set. The control thread calls it every second. */
 int audit_sync(struct audit *a, char *err, size_t cap);

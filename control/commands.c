@@ -342,6 +342,26 @@ static void on_fleet_done(void *ctx, int status, struct state *next, uint64_t ge
     pending_free(p);
 }
 
+/* The fleet history's entry for a change (control/fleet.h, fleet_history): the audit record
+ * this replica will write, as an object (its generations are set by the store's transaction).
+ * NULL when out of memory (the change is made without it). */
+static json_t *history_record(struct cmd_host *c, const struct cmd_peer *peer, const char *op,
+                              json_t *args, const struct cmd_res *r)
+{
+    char *args_json = args ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    struct audit_record rec;
+    cmd_record_fill(c, peer, op, args_json, args, &rec);
+    rec.kind = AUDIT_CHANGE;
+    rec.weights_before_json = r->weights_before[0] ? r->weights_before : NULL;
+    rec.weights_after_json = r->weights_after[0] ? r->weights_after : NULL;
+    size_t len;
+    char *line = audit_record_text(&rec, &len);
+    json_t *h = line ? json_loadb(line, len, 0, NULL) : NULL;
+    free(line);
+    free(args_json);
+    return h;
+}
+
 /* Starts the store's transaction for a validated change. Returns the pending request, or NULL
  * when the change was settled at once (r says how). */
 static struct cmd_pending *apply_fleet(struct cmd_host *c, const struct cmd_peer *peer,
@@ -380,7 +400,9 @@ static struct cmd_pending *apply_fleet(struct cmd_host *c, const struct cmd_peer
     p->r = *r; /* takes result, details and next */
     p->r.route = p->route;
     memset(r, 0, sizeof *r);
-    int rc = fleet_commit(c->fleet, &p->r.next, p->peer.user, op, on_fleet_done, p);
+    json_t *hist = history_record(c, &p->peer, op, p->args, &p->r);
+    int rc = fleet_commit(c->fleet, &p->r.next, p->peer.user, op, hist, on_fleet_done, p);
+    json_decref(hist);
     if (rc < 0) { /* settled at once: no callback */
         *r = p->r;
         r->route = NULL;

@@ -74,6 +74,7 @@ static void on_committed(void *ctx, int status, json_t *reply, const char *what)
 }
 
 int fleet_commit(struct fleet *f, struct state *next, const char *actor, const char *op,
+                 json_t *history,
                  fleet_done_fn done, void *ctx)
 {
     if (f->commit_call) {
@@ -86,7 +87,7 @@ int fleet_commit(struct fleet *f, struct state *next, const char *actor, const c
     }
     const struct state *cur = f->env.state(f->env.ctx);
     next->generation = f->fleet_gen + 1;
-    json_t *txn = fleet_change_txn(f, cur, next, actor, op, NULL);
+    json_t *txn = fleet_change_txn(f, cur, next, actor, op, NULL, history);
     f->commit_next = malloc(sizeof *f->commit_next);
     if (!txn || !f->commit_next) {
         json_decref(txn);
@@ -202,6 +203,8 @@ struct fleet *fleet_new(const struct cfg *cfg, const struct fleet_env *env, char
     f->replicas_prefix = cat(sc->prefix, "replicas/");
     f->key_self = f->replicas_prefix ? cat(f->replicas_prefix, f->replica) : NULL;
     f->leaders_prefix = cat(sc->prefix, "leaders/");
+    f->history_prefix = cat(sc->prefix, "history/");
+    f->history = json_object();
     f->counts_prefix = cat(sc->prefix, "counts/");
     f->leaders = json_object();
     f->counts = json_object();
@@ -215,6 +218,7 @@ struct fleet *fleet_new(const struct cfg *cfg, const struct fleet_env *env, char
     fleet_sync_init(f); /* its timers */
     if (!f->prefix || !f->prefix_end || !f->key_gen || !f->routes_prefix || !f->key_self ||
         !f->leaders_prefix || !f->counts_prefix || !f->leaders || !f->counts || !f->published ||
+        !f->history_prefix || !f->history ||
         !f->replicas || !f->invalid || !f->ev_retry || !f->ev_keepalive) {
         snprintf(err, cap, "out of memory");
         fleet_free(f);
@@ -247,6 +251,8 @@ void fleet_free(struct fleet *f)
     free(f->replicas_prefix);
     free(f->key_self);
     free(f->leaders_prefix);
+    free(f->history_prefix);
+    json_decref(f->history);
     free(f->counts_prefix);
     json_decref(f->leaders);
     json_decref(f->counts);
@@ -371,4 +377,29 @@ void fleet_get_stats(const struct fleet *f, struct fleet_stats *out)
         out->lagging +=
             (uint64_t)json_integer_value(json_object_get(reg, "generation")) < f->fleet_gen;
     }
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+json_t *fleet_history(const struct fleet *f)
+{
+    size_t n = json_object_size(f->history), i = 0;
+    const char **keys = calloc(n ? n : 1, sizeof *keys);
+    json_t *out = json_array();
+    if (!keys || !out) {
+        free(keys);
+        return out;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(f->history, k, v)
+        keys[i++] = k;
+    qsort(keys, n, sizeof *keys, cmp_key); /* 20-digit generations: in order */
+    for (i = 0; i < n; i++)
+        json_array_append(out, json_object_get(f->history, keys[i]));
+    free(keys);
+    return out;
 }

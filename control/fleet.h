@@ -74,10 +74,12 @@ typedef void (*fleet_done_fn)(void *ctx, int status, struct state *next, uint64_
 /* Commits next (taken), a change of the state in use, to the store: one transaction that
  * compares the generation key's revision with the one the state in use came from, writes the
  * new generation (next->generation is set to the fleet's generation + 1) and every route that
- * differs, with by (actor, op; borrowed for the call). done is called once, later, with next
+ * differs, with by (actor, op; borrowed for the call), and history (an audit-shaped record
+ * of the change, borrowed; NULL: none) as the fleet's history entry of that generation. done is called once, later, with next
  * handed back (the callee disposes it... the done callback owns it). Returns 0, or a negative
  * FLEET_* / CUT_E* code at once without calling done (next then disposed). */
 int fleet_commit(struct fleet *f, struct state *next, const char *actor, const char *op,
+                 json_t *history,
                  fleet_done_fn done, void *ctx);
 
 /* Reads the fleet's state again and lays it over the state in use (after a reload: routes it
@@ -142,6 +144,11 @@ const char *fleet_plan_leader(const struct fleet *f, const char *route);
 void fleet_plan_window(void *fleet, const char *route, const char *pool, int64_t step_ms,
                        const struct plan_counts *mine, struct plan_counts *sum,
                        unsigned *at_step, unsigned *replicas, const char **leader);
+
+/* The fleet's recent changes, oldest first: every change committed through the store (by any
+ * replica, plans and pending rollbacks included), as audit-shaped records with the replica
+ * that took it; the store keeps the last FLEET_HISTORY (1000). New reference. */
+json_t *fleet_history(const struct fleet *f);
 
 /* What the metrics show (control/metrics.c). */
 struct fleet_stats {

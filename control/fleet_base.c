@@ -9,6 +9,7 @@
 
 #include "control/etcd_codec.h"
 #include "control/fleet_value.h"
+#include "core/cut.h"
 
 void fleet_event(struct fleet *f, const char *name, const char *fmt, ...)
 {
@@ -69,11 +70,45 @@ json_t *fleet_range_body(const struct fleet *f)
                      fleet_b64_json(f->prefix_end));
 }
 
+void fleet_history_key(const struct fleet *f, uint64_t gen, char *key, size_t cap)
+{
+    snprintf(key, cap, "%s%020llu", f->history_prefix, (unsigned long long)gen);
+}
+
+/* The history entry of next's generation (history: a record, its generations set here), and
+ * the removal of the one FLEET_HISTORY generations older: the store keeps the last ones. */
+static int history_ops(struct fleet *f, json_t *ops, const struct state *next, json_t *history)
+{
+    if (!history)
+        return 0;
+    json_t *h = json_deep_copy(history);
+    if (!h)
+        return CUT_ENOMEM;
+    json_object_set_new(h, "generation_before", json_integer((json_int_t)f->fleet_gen));
+    json_object_set_new(h, "generation_after", json_integer((json_int_t)next->generation));
+    json_object_set_new(h, "replica", json_string(f->replica));
+    char *text = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(h);
+    if (!text)
+        return CUT_ENOMEM;
+    char key[512];
+    fleet_history_key(f, next->generation, key, sizeof key);
+    json_array_append_new(ops, json_pack("{s:o}", "request_put", fleet_put_op(key, text, 0)));
+    free(text);
+    if (next->generation > FLEET_HISTORY) {
+        fleet_history_key(f, next->generation - FLEET_HISTORY, key, sizeof key);
+        json_array_append_new(ops, json_pack("{s:{s:o}}", "request_delete_range", "key",
+                                             fleet_b64_json(key)));
+    }
+    return 0;
+}
+
 /* The transaction that makes next the fleet's state: compare the generation key's revision,
  * put the generation and every route of next that differs from cur (only: exactly the routes
- * i of next with only[i] set). */
+ * i of next with only[i] set), and the change's history entry (history: NULL for none). */
 json_t *fleet_change_txn(struct fleet *f, const struct state *cur, const struct state *next,
-                         const char *actor, const char *op, const unsigned char *only)
+                         const char *actor, const char *op, const unsigned char *only,
+                         json_t *history)
 {
     json_t *cmp = json_pack("[{s:o, s:s, s:s, s:I}]", "key", fleet_b64_json(f->key_gen), "result",
                             "EQUAL", "target", "MOD", "mod_revision", (json_int_t)f->gen_rev);
@@ -109,6 +144,8 @@ json_t *fleet_change_txn(struct fleet *f, const struct state *cur, const struct 
         json_array_append_new(ops, json_pack("{s:o}", "request_put", fleet_put_op(key, val, 0)));
         free(val);
     }
+    if (!bad && history_ops(f, ops, next, history) < 0)
+        bad = 1;
     json_t *txn = bad ? NULL : json_pack("{s:o, s:o}", "compare", cmp, "success", ops);
     if (!txn) {
         json_decref(cmp);

@@ -26,6 +26,7 @@
 #define FLEET_RETRY_MAX_MS 2000
 #define FLEET_MAX_PENDING 64
 #define FLEET_MAX_ROUTES 1024 /* routes a view tracks (the configuration's limit) */
+#define FLEET_HISTORY 1000    /* changes the store's history keeps */
 
 struct event;
 
@@ -69,7 +70,8 @@ struct fleet {
     int stopping;                                      /* fleet_stop: no registration any more */
     json_t *replicas; /* name -> registration (from the watch) */
     /* fleet plans (fleet_plan.c): who leads each route's plan, what each replica counted */
-    char *leaders_prefix, *counts_prefix;
+    char *leaders_prefix, *counts_prefix, *history_prefix;
+    json_t *history; /* "<20-digit generation>" -> record (from the watch; the last ones) */
     json_t *leaders;   /* route -> {"replica",..} (from the watch) */
     json_t *counts;    /* route -> {replica -> {"pool","step_ms","requests",..}} (watch) */
     json_t *published; /* route -> {"at_ms","requests","step_ms"}: this replica's last put */
@@ -107,9 +109,14 @@ json_t *fleet_range_body(const struct fleet *f);
 int fleet_pending_has(const struct fleet *f, const char *route);
 /* The transaction that makes next the fleet's state: compare the generation key's revision,
  * put the generation and every route of next that differs from cur (pending routes always;
- * only: exactly the routes i of next with only[i] set). NULL when out of memory. */
+ * only: exactly the routes i of next with only[i] set), and history (an audit-shaped record of
+ * the change, borrowed; NULL: none) under <prefix>history/ with its generations set, removing
+ * the entry FLEET_HISTORY generations older. NULL when out of memory. */
 json_t *fleet_change_txn(struct fleet *f, const struct state *cur, const struct state *next,
-                         const char *actor, const char *op, const unsigned char *only);
+                         const char *actor, const char *op, const unsigned char *only,
+                         json_t *history);
+/* <prefix>history/<generation, 20 digits>. */
+void fleet_history_key(const struct fleet *f, uint64_t gen, char *key, size_t cap);
 
 /* fleet_view.c */
 int fleet_kv_decode(const json_t *j, struct fleet_kv *kv);

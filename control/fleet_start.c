@@ -113,7 +113,7 @@ int fleet_start(struct fleet *f, struct state *rt, int *from_store)
         /* a store without a generation yet continues this replica's numbering */
         seed.generation = v->has_gen ? f->fleet_gen + 1 : rt->generation + 1;
         {
-            json_t *txn = fleet_change_txn(f, rt, &seed, "start", "seed", only);
+            json_t *txn = fleet_change_txn(f, rt, &seed, "start", "seed", only, NULL);
             struct blocking b2 = {0};
             int st2 = txn ? call_blocking(e, base, "/v3/kv/txn", txn, &b2) : CUT_ENOMEM;
             json_decref(txn);

@@ -13,6 +13,7 @@
 #include "control/etcd.h"
 #include "control/etcd_codec.h"
 #include "control/fleet_value.h"
+#include "proxy/log/log.h"
 #include "core/cut.h"
 #include "core/version.h"
 
@@ -208,7 +209,7 @@ static void seed_missing(struct fleet *f, const struct fleet_view *v)
     if (state_copy(&next, cur) < 0)
         return;
     next.generation = f->fleet_gen + 1;
-    json_t *txn = fleet_change_txn(f, cur, &next, "start", "seed", only);
+    json_t *txn = fleet_change_txn(f, cur, &next, "start", "seed", only, NULL);
     state_dispose(&next);
     f->seed_call = txn ? etcd_call(f->etcd, "/v3/kv/txn", txn, on_seeded, f) : NULL;
     json_decref(txn);
@@ -385,7 +386,25 @@ void fleet_pending_write(struct fleet *f)
     if (state_copy(&next, cur) < 0)
         return;
     next.generation = f->pending_gen = f->fleet_gen + 1;
-    json_t *txn = fleet_change_txn(f, cur, &next, f->pending_actor, "rollback", NULL);
+    /* the history entry of a rollback that waited for the store */
+    char t[40];
+    log_time_rfc3339(t, sizeof t);
+    json_t *hist = json_pack("{s:s, s:s, s:s, s:{s:n, s:s}, s:s, s:s, s:{}, s:s, s:s}", "type",
+                             "audit", "kind", "change", "time", t, "actor", "uid", "user",
+                             f->pending_actor, "role", "operator", "op", "rollback", "args",
+                             "result", "ok", "fleet", "pending_written");
+    json_t *routes = json_array();
+    for (size_t i = 0; i < f->npending; i++)
+        json_array_append_new(routes, json_string(f->pending[i]));
+    if (hist) {
+        json_object_set_new(json_object_get(hist, "args"), "route",
+                            json_string(f->npending ? f->pending[0] : ""));
+        json_object_set_new(hist, "routes", routes);
+    } else {
+        json_decref(routes);
+    }
+    json_t *txn = fleet_change_txn(f, cur, &next, f->pending_actor, "rollback", NULL, hist);
+    json_decref(hist);
     state_dispose(&next);
     f->pending_call = txn ? etcd_call(f->etcd, "/v3/kv/txn", txn, on_pending_written, f) : NULL;
     json_decref(txn);

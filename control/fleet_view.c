@@ -83,6 +83,16 @@ void fleet_view_take(struct fleet *f, struct fleet_view *v, const struct state *
     }
     if (fleet_plan_take(f, kv->key, kv->value, kv->vlen, deleted))
         return;
+    if (strncmp(kv->key, f->history_prefix, strlen(f->history_prefix)) == 0) {
+        const char *gen = kv->key + strlen(f->history_prefix);
+        json_t *rec = deleted ? NULL : json_loadb(kv->value, kv->vlen, 0, NULL);
+        if (json_is_object(rec))
+            json_object_set(f->history, gen, rec);
+        else
+            json_object_del(f->history, gen);
+        json_decref(rec);
+        return;
+    }
     if (strncmp(kv->key, f->replicas_prefix, strlen(f->replicas_prefix)) == 0) {
         const char *name = kv->key + strlen(f->replicas_prefix);
         json_t *reg = deleted ? NULL : json_loadb(kv->value, kv->vlen, 0, NULL);
@@ -155,6 +165,7 @@ int64_t fleet_view_from_range(struct fleet *f, const struct state *cur, json_t *
     etcd_codec_int(json_object_get(reply, "header"), "revision", &rev);
     json_object_clear(f->replicas);
     json_object_clear(f->leaders);
+    json_object_clear(f->history);
     json_object_clear(f->counts);
     size_t i;
     json_t *j;
