@@ -22,7 +22,9 @@
 struct cmd_req {
     struct cmd_host *c;
     const struct cmd_peer *peer;
-    json_t *args; /* an object (empty when absent) */
+    json_t *args; /* an object (empty when absent; without "dry_run", which commands.c takes) */
+    int dry_run;  /* a dry run: the handler validates and fills r as usual, but must leave no
+                   * trace outside r (no plan rebase, nothing applied: commands.c applies nothing) */
 };
 
 struct cmd_res {

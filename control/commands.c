@@ -136,14 +136,14 @@ void commands_stop(struct cmd_host *c)
 
 /* Records a request that changed nothing: a read, a refusal, or a change that was already so
  * (set-weights to the weights in force). Refusals are coalesced per actor (refusal.h). */
-static void audit(struct cmd_host *c, const struct cmd_peer *peer, const char *op, json_t *args,
-                  struct cmd_res *r, uint64_t gen_before)
+static void audit_as(struct cmd_host *c, const struct cmd_peer *peer, const char *op,
+                     json_t *args, struct cmd_res *r, uint64_t gen_before, int read)
 {
     count_op(c, op, r->code == NULL);
     const struct optable_op *cmd = op ? optable_find(op) : NULL;
-    enum audit_kind kind = r->code                 ? AUDIT_REFUSAL
-                           : cmd && !cmd->mutates ? AUDIT_READ
-                                                  : AUDIT_CHANGE;
+    enum audit_kind kind = r->code                         ? AUDIT_REFUSAL
+                           : read || (cmd && !cmd->mutates) ? AUDIT_READ
+                                                            : AUDIT_CHANGE;
     if (kind == AUDIT_REFUSAL && c->refusals) {
         struct refusal_detail d;
         refusal_detail_set(&d, peer->uid, peer->user, peer->address,
@@ -168,6 +168,12 @@ static void audit(struct cmd_host *c, const struct cmd_peer *peer, const char *o
             cmd_fail(r, "internal", NULL, "audit log: %s", err);
     }
     free(args_json);
+}
+
+static void audit(struct cmd_host *c, const struct cmd_peer *peer, const char *op, json_t *args,
+                  struct cmd_res *r, uint64_t gen_before)
+{
+    audit_as(c, peer, op, args, r, gen_before, 0);
 }
 
 /* Makes a validated change durable and audited, then publishes it (durable.h: the record, the
@@ -436,6 +442,67 @@ static void apply(struct cmd_host *c, const struct cmd_peer *peer, const char *o
     apply_local(c, peer, op, args, r);
 }
 
+/* ---- dry runs (docs/control-protocol.md, "Dry runs") --------------------------------------- */
+
+/* Reads args.dry_run of a request for cmd: *dry set when true; *handler_args is args without
+ * dry_run (a new reference) when it was given, else args itself (borrowed). Refuses
+ * (invalid_argument) a dry_run that is not a boolean, on a read, or on reload (which applies
+ * itself: it cannot be run dry). */
+static int dry_run_arg(const struct optable_op *cmd, json_t *args, int *dry,
+                       json_t **handler_args, json_t **owned, struct cmd_res *r)
+{
+    json_t *v = args ? json_object_get(args, "dry_run") : NULL;
+    *dry = 0;
+    *handler_args = args;
+    *owned = NULL;
+    if (!v)
+        return 0;
+    if (!json_is_boolean(v))
+        return cmd_fail(r, "invalid_argument", "args.dry_run", "expected true or false");
+    if (!cmd->mutates)
+        return cmd_fail(r, "invalid_argument", "args.dry_run",
+                        "%s changes nothing: a dry run is for changes only", cmd->op);
+    if (!(cmd->args & OPTABLE_ARG_DRY_RUN))
+        return cmd_fail(r, "invalid_argument", "args.dry_run",
+                        "%s cannot be run dry (it applies the file as it reads it)", cmd->op);
+    *owned = json_copy(args);
+    if (!*owned)
+        return cmd_fail(r, "internal", NULL, "out of memory");
+    json_object_del(*owned, "dry_run");
+    *handler_args = *owned;
+    *dry = json_is_true(v);
+    return 0;
+}
+
+/* A weights fragment of struct cmd_res as a JSON value (null when empty or unreadable). */
+static json_t *weights_value(const char *frag)
+{
+    json_t *v = frag[0] ? json_loads(frag, JSON_DECODE_ANY, NULL) : NULL;
+    return v ? v : json_null();
+}
+
+/* The reply of a dry run the handler accepted: its result plus what would happen. Nothing is
+ * applied; the request is recorded as a read. */
+static void dry_run_result(struct cmd_host *c, const struct cmd_peer *peer, struct cmd_res *r)
+{
+    if (!r->result || !json_is_object(r->result)) {
+        json_decref(r->result);
+        r->result = json_object();
+    }
+    uint64_t gen = c->generation(c->ctx);
+    json_t *o = r->result;
+    json_object_set_new(o, "dry_run", json_true());
+    json_object_set_new(o, "would_change", json_boolean(r->changed));
+    json_object_set_new(o, "generation", json_integer((json_int_t)gen));
+    json_object_set_new(o, "would_be_generation",
+                        r->changed ? json_integer((json_int_t)(gen + 1)) : json_null());
+    json_object_set_new(o, "role", json_string(role_name(peer->role)));
+    json_object_set_new(o, "weights_before", weights_value(r->weights_before));
+    json_object_set_new(o, "weights_after", weights_value(r->weights_after));
+    if (c->fleet)
+        json_object_set_new(o, "fleet", json_string("not_committed"));
+}
+
 /* commands_handle() and commands_refuse(): refuse_code set refuses the request once its id, op
  * and args have been read (as far as they can be). */
 static char *handle(struct cmd_host *c, const struct cmd_peer *peer, const char *line, size_t len,
@@ -513,17 +580,31 @@ static char *handle(struct cmd_host *c, const struct cmd_peer *peer, const char 
              cmd->op, role_name(cmd->role));
         goto done;
     }
-    json_t *empty = NULL;
+    json_t *empty = NULL, *hargs = NULL, *stripped = NULL;
+    int dry = 0;
+    if (dry_run_arg(cmd, args, &dry, &hargs, &stripped, &r) < 0)
+        goto done;
     if (!args)
-        args = empty = json_object();
-    struct cmd_req q = {c, peer, args};
+        args = hargs = empty = json_object();
+    struct cmd_req q = {c, peer, hargs, dry};
     cmd_fn fn = cmd_ops_find(cmd->op);
     CUT_ASSERT(fn != NULL); /* every op has a handler (test_optable.c) */
     int rc = fn(&q, &r);
-    if (rc == 0 && cmd->mutates && !r.reloaded && c->fleet && later) {
+    if (!dry)
+        args = hargs; /* "dry_run": false is no part of the change (a retried rollback reruns
+                       * the handler on these args) */
+    if (dry) { /* the record keeps the args as given, dry_run included */
+        /* a dry run: validated and refused like the real change, but nothing is applied,
+         * nothing reaches the fleet store, and the record is a read */
+        CUT_ASSERT(!r.reloaded && !r.recorded); /* reload refuses dry runs (dry_run_arg) */
+        if (rc == 0)
+            dry_run_result(c, peer, &r);
+        audit_as(c, peer, op, args, &r, before, 1);
+    } else if (rc == 0 && cmd->mutates && !r.reloaded && c->fleet && later) {
         struct cmd_pending *p = apply_fleet(c, peer, id, op, args, &r, later, later_ctx);
         if (p) { /* the reply comes later */
             *pending = p;
+            json_decref(stripped);
             json_decref(empty);
             json_decref(req);
             return NULL;
@@ -543,6 +624,7 @@ static char *handle(struct cmd_host *c, const struct cmd_peer *peer, const char 
     json_decref(r.result);
     json_decref(r.details);
     state_dispose(&r.next);
+    json_decref(stripped);
     json_decref(empty);
     json_decref(req);
     return out;

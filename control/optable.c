@@ -5,7 +5,9 @@
 
 #include "core/cut.h"
 
-#define OPTABLE_MUT (OPTABLE_ARG_REASON | OPTABLE_ARG_EXPECT)
+/* What every change takes: a reason, an expected generation, and a dry run (all but reload,
+ * which applies itself and so cannot be run dry: docs/control-protocol.md, "Dry runs"). */
+#define OPTABLE_MUT (OPTABLE_ARG_REASON | OPTABLE_ARG_EXPECT | OPTABLE_ARG_DRY_RUN)
 
 /* In the order cutoverctl --help lists them. Where the server's and the CLI's help texts used to
  * differ, the CLI's (the one people read) was kept. */
@@ -25,7 +27,8 @@ static const struct optable_op ops[] = {
      .min_pos = 3,
      .max_pos = OPTABLE_POS_ANY,
      .pos_names = {"route"},
-     .usage = "set-weights ROUTE POOL=PCT POOL=PCT... --reason TEXT [--expect-generation N]",
+     .usage = "set-weights ROUTE POOL=PCT POOL=PCT... --reason TEXT [--expect-generation N] "
+              "[--dry-run]",
      .help = "set every pool's weight (percentages, two decimals at most, summing to 100)"},
     {.op = "promote",
      .role = CUT_ROLE_DEPLOYER,
@@ -35,7 +38,7 @@ static const struct optable_op ops[] = {
      .min_pos = 2,
      .max_pos = 2,
      .pos_names = {"route", "pool"},
-     .usage = "promote ROUTE POOL --reason TEXT [--expect-generation N]",
+     .usage = "promote ROUTE POOL --reason TEXT [--expect-generation N] [--dry-run]",
      .help = "POOL to 100 %; these weights become the stable weights"},
     {.op = "rollback",
      .role = CUT_ROLE_OPERATOR,
@@ -45,7 +48,7 @@ static const struct optable_op ops[] = {
      .min_pos = 1,
      .max_pos = 1,
      .pos_names = {"route"},
-     .usage = "rollback ROUTE --reason TEXT [--expect-generation N]",
+     .usage = "rollback ROUTE --reason TEXT [--expect-generation N] [--dry-run]",
      .help = "back to the stable weights"},
     {.op = "drain",
      .role = CUT_ROLE_OPERATOR,
@@ -55,7 +58,7 @@ static const struct optable_op ops[] = {
      .min_pos = 3,
      .max_pos = 3,
      .pos_names = {"route", "pool", "endpoint"},
-     .usage = "drain ROUTE POOL ENDPOINT --reason TEXT",
+     .usage = "drain ROUTE POOL ENDPOINT --reason TEXT [--dry-run]",
      .help = "no new request to ENDPOINT"},
     {.op = "undrain",
      .role = CUT_ROLE_OPERATOR,
@@ -65,7 +68,7 @@ static const struct optable_op ops[] = {
      .min_pos = 3,
      .max_pos = 3,
      .pos_names = {"route", "pool", "endpoint"},
-     .usage = "undrain ROUTE POOL ENDPOINT --reason TEXT",
+     .usage = "undrain ROUTE POOL ENDPOINT --reason TEXT [--dry-run]",
      .help = "ENDPOINT takes requests again"},
     {.op = "add-endpoint",
      .role = CUT_ROLE_DEPLOYER,
@@ -75,7 +78,7 @@ static const struct optable_op ops[] = {
      .min_pos = 3,
      .max_pos = 3,
      .pos_names = {"route", "pool", "endpoint"},
-     .usage = "add-endpoint ROUTE POOL HOST:PORT --reason TEXT",
+     .usage = "add-endpoint ROUTE POOL HOST:PORT --reason TEXT [--dry-run]",
      .help = "add an endpoint to a pool"},
     {.op = "remove-endpoint",
      .role = CUT_ROLE_DEPLOYER,
@@ -85,21 +88,30 @@ static const struct optable_op ops[] = {
      .min_pos = 3,
      .max_pos = 3,
      .pos_names = {"route", "pool", "endpoint"},
-     .usage = "remove-endpoint ROUTE POOL HOST:PORT --reason TEXT",
+     .usage = "remove-endpoint ROUTE POOL HOST:PORT --reason TEXT [--dry-run]",
      .help = "remove an endpoint from a pool (not the last one)"},
     {.op = "reload",
      .role = CUT_ROLE_ADMIN,
      .mutates = 1,
-     .args = OPTABLE_MUT,
+     .args = OPTABLE_ARG_REASON | OPTABLE_ARG_EXPECT,
      .usage = "reload [--reason TEXT] [--expect-generation N]",
      .help = "re-read the configuration file (like SIGHUP)"},
     {.op = "history",
      .role = CUT_ROLE_VIEWER,
-     .args = OPTABLE_ARG_LIMIT | OPTABLE_ARG_REFUSALS,
-     .usage = "history [--limit N] [--refusals]",
-     .help = "the most recent changes, newest last: generations and the route's weights "
-             "before -> after; --refusals adds the refused requests (REFUSED [code] message, "
-             "\u00d7N for N alike)"},
+     .args = OPTABLE_ARG_LIMIT | OPTABLE_ARG_REFUSALS | OPTABLE_ARG_ROUTE | OPTABLE_ARG_SINCE |
+             OPTABLE_ARG_ACTOR,
+     .usage = "history [--limit N] [--refusals] [--route ROUTE] [--since 2h|RFC3339] "
+              "[--actor NAME]",
+     .help = "the most recent changes (the last N that match the filters), newest last: "
+             "generations and the route's weights before -> after; --refusals adds the refused "
+             "requests (REFUSED [code] message, \u00d7N for N alike)"},
+    {.op = "diff",
+     .role = CUT_ROLE_VIEWER,
+     .max_pos = 1,
+     .pos_names = {"route"},
+     .usage = "diff [ROUTE]",
+     .help = "per route, the runtime state against the configuration file in use: weights and "
+             "stable weights, drained, added and removed endpoints, a running plan"},
     {.op = "version",
      .role = CUT_ROLE_VIEWER,
      .usage = "version",
@@ -114,7 +126,8 @@ static const struct optable_op ops[] = {
      .max_pos = 1,
      .pos_names = {"route"},
      .usage = "shift ROUTE --to POOL --steps 10,25,50,100 --interval 30s [--gate 5xx<=1%] "
-              "[--gate p99<=500ms] [--min-requests N] --reason TEXT [--expect-generation N]",
+              "[--gate p99<=500ms] [--min-requests N] --reason TEXT [--expect-generation N] "
+              "[--dry-run]",
      .help = "start a plan in cutover (each step held --interval and judged by the gates; a "
              "failed gate rolls back) and watch it; exit 0 promoted, 6 rolled back, Ctrl-C "
              "aborts it"},
@@ -126,7 +139,7 @@ static const struct optable_op ops[] = {
      .min_pos = 1,
      .max_pos = 1,
      .pos_names = {"route"},
-     .usage = "shift-pause ROUTE --reason TEXT [--expect-generation N]",
+     .usage = "shift-pause ROUTE --reason TEXT [--expect-generation N] [--dry-run]",
      .help = "hold the route's plan at its current step (gates still roll it back)"},
     {.op = "shift-resume",
      .role = CUT_ROLE_DEPLOYER,
@@ -136,7 +149,7 @@ static const struct optable_op ops[] = {
      .min_pos = 1,
      .max_pos = 1,
      .pos_names = {"route"},
-     .usage = "shift-resume ROUTE --reason TEXT [--expect-generation N]",
+     .usage = "shift-resume ROUTE --reason TEXT [--expect-generation N] [--dry-run]",
      .help = "let a paused plan go on"},
     {.op = "shift-abort",
      .role = CUT_ROLE_DEPLOYER,
@@ -146,7 +159,7 @@ static const struct optable_op ops[] = {
      .min_pos = 1,
      .max_pos = 1,
      .pos_names = {"route"},
-     .usage = "shift-abort ROUTE --reason TEXT [--expect-generation N]",
+     .usage = "shift-abort ROUTE --reason TEXT [--expect-generation N] [--dry-run]",
      .help = "stop the route's plan; the current weights stay applied"},
 };
 

@@ -25,6 +25,10 @@ enum {
     OPTABLE_ARG_INTERVAL = 1u << 6,     /* args.hold_s, --interval */
     OPTABLE_ARG_MIN_REQUESTS = 1u << 7, /* args.gates.min_requests, --min-requests */
     OPTABLE_ARG_REFUSALS = 1u << 8,     /* args.refusals, --refusals */
+    OPTABLE_ARG_DRY_RUN = 1u << 9,      /* args.dry_run, --dry-run (every change but reload) */
+    OPTABLE_ARG_ROUTE = 1u << 10,       /* args.route, --route (history's filter) */
+    OPTABLE_ARG_SINCE = 1u << 11,       /* args.since, --since (history's filter) */
+    OPTABLE_ARG_ACTOR = 1u << 12,       /* args.actor, --actor (history's filter) */
 };
 
 #define OPTABLE_POS_ANY ((size_t)-1) /* max_pos of an op whose positionals are a list */

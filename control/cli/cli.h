@@ -116,6 +116,7 @@ struct cli {
     const char *gates[CLI_MAX_GATES]; /* --gate, repeatable */
     size_t ngates;
     long long min_requests;
+    const char *route, *since, *actor; /* history's filters: --route, --since, --actor */
 
     const char *pos[CLI_MAX_POS]; /* positionals, pos[0] is the command */
     size_t npos;

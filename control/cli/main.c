@@ -56,8 +56,11 @@ int main(int argc, char **argv)
         return rc;
     c->tty = isatty(STDOUT_FILENO);
 
-    /* shift is the only command that is more than one request */
-    cli_run_fn run = strcmp(cmd->op, "shift") == 0 ? cli_shift_run : cli_simple_run;
+    /* shift is the only command that is more than one request (but for a dry run, which only
+     * asks every replica what starting the plan would do) */
+    cli_run_fn run = strcmp(cmd->op, "shift") == 0 && !(c->seen & OPTABLE_ARG_DRY_RUN)
+                         ? cli_shift_run
+                         : cli_simple_run;
     int code = run(c, cmd);
     for (size_t i = 0; i < c->n; i++)
         json_decref(c->rs[i].reply);

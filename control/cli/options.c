@@ -32,6 +32,8 @@ static void help(FILE *f)
             "                          generation it acknowledged\n"
             "  --wait-timeout SECONDS  bound on --wait (default 10)\n"
             "  --id ID                 request id (default: cutoverctl-PID-N)\n"
+            "  --dry-run               (changes) validate and answer what would change, on\n"
+            "                          every replica, with the caller's role; nothing applied\n"
             "  -h, --help              this help\n"
             "\n"
             "Commands:\n");
@@ -72,6 +74,10 @@ static const struct optdef optdefs[] = {
     {"--refusals", 0, OPTABLE_ARG_REFUSALS},
     {"--steps", 1, OPTABLE_ARG_STEPS},
     {"--interval", 1, OPTABLE_ARG_INTERVAL},
+    {"--dry-run", 0, OPTABLE_ARG_DRY_RUN},
+    {"--route", 1, OPTABLE_ARG_ROUTE},
+    {"--since", 1, OPTABLE_ARG_SINCE},
+    {"--actor", 1, OPTABLE_ARG_ACTOR},
 };
 
 static int apply_option(struct cli *c, const char *name, const char *val)
@@ -145,6 +151,16 @@ static int apply_option(struct cli *c, const char *name, const char *val)
         c->steps = val;
     } else if (!strcmp(name, "--interval")) {
         c->interval = val;
+    } else if (!strcmp(name, "--route") || !strcmp(name, "--actor") ||
+               !strcmp(name, "--since")) {
+        if (!*val)
+            return cli_usage_error(c, "%s must not be empty", name);
+        if (!strcmp(name, "--route"))
+            c->route = val;
+        else if (!strcmp(name, "--actor"))
+            c->actor = val;
+        else
+            c->since = val;
     }
     return 0;
 }

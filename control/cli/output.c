@@ -499,3 +499,111 @@ void cli_print_mutation(const struct cli *c, const struct optable_op *cmd, const
                r->generation, d);
     }
 }
+
+/* ---- diff ---------------------------------------------------------------------------------- */
+
+/* "pool/endpoint, pool/endpoint" for a diff list, into buf; "" when empty. */
+static const char *endpoint_list(const json_t *arr, char *buf, size_t cap)
+{
+    size_t off = 0, i;
+    const json_t *x;
+    buf[0] = 0;
+    json_array_foreach(arr, i, x)
+    {
+        int n = snprintf(buf + off, cap - off, "%s%s/%s", off ? ", " : "", cli_jstr(x, "pool"),
+                         cli_jstr(x, "endpoint"));
+        if (n < 0 || (size_t)n >= cap - off)
+            break;
+        off += (size_t)n;
+    }
+    return buf;
+}
+
+static void print_diff_route(const json_t *rt)
+{
+    const json_t *w = json_object_get(rt, "weights"), *st = json_object_get(rt, "stable");
+    const json_t *wr = json_object_get(w, "runtime"), *wc = json_object_get(w, "config");
+    const json_t *sr = json_object_get(st, "runtime"), *sc = json_object_get(st, "config");
+    int differs = json_is_true(json_object_get(rt, "differs"));
+    char a[512], b[512];
+    printf("  route %s: %s\n", cli_jstr(rt, "name"),
+           differs ? "DIFFERS from the configuration" : "as configured");
+    if (!cli_weights_same(wr, wc))
+        printf("    weights  %s (configured %s)\n", cli_weights_str(wr, a, sizeof a),
+               cli_weights_str(wc, b, sizeof b));
+    else if (differs)
+        printf("    weights  %s (as configured)\n", cli_weights_str(wr, a, sizeof a));
+    if (st && !cli_weights_same(sr, sc))
+        printf("    stable   %s (configured %s)\n", cli_weights_str(sr, a, sizeof a),
+               cli_weights_str(sc, b, sizeof b));
+    static const char *const lists[] = {"drained", "added", "removed"};
+    for (size_t k = 0; k < 3; k++) {
+        const json_t *l = json_object_get(rt, lists[k]);
+        char eps[2048];
+        if (json_array_size(l))
+            printf("    %-8s %s\n", lists[k], endpoint_list(l, eps, sizeof eps));
+    }
+    if (json_is_string(json_object_get(rt, "plan")))
+        printf("    plan     %s\n", cli_jstr(rt, "plan"));
+}
+
+void cli_print_diff(const struct cli *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const struct cli_replica *r = &c->rs[i];
+        if (!r->ok) {
+            printf("replica %s: FAILED %s: %s\n", r->socket, r->code, r->msg);
+            print_error_details(r, "    ");
+            continue;
+        }
+        const json_t *res = json_object_get(r->reply, "result");
+        printf("replica %s: generation %lld, against %s\n", r->socket, r->generation,
+               *cli_jstr(res, "config_file") ? cli_jstr(res, "config_file") : "(configuration)");
+        size_t k;
+        json_t *rt;
+        json_array_foreach(json_object_get(res, "routes"), k, rt)
+        {
+            print_diff_route(rt);
+        }
+    }
+}
+
+/* ---- dry runs ------------------------------------------------------------------------------ */
+
+void cli_print_dry_run(const struct cli *c, const struct optable_op *cmd, const json_t *req)
+{
+    const json_t *args = json_object_get(req, "args");
+    const char *route = cli_jstr(args, "route");
+    char *text = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    printf("DRY RUN %s%s%s (nothing is applied): would send %s\n", cmd->op, *route ? " " : "",
+           route, text ? text : "?");
+    free(text);
+    for (size_t i = 0; i < c->n; i++) {
+        const struct cli_replica *r = &c->rs[i];
+        if (!r->ok) {
+            printf("  %-*s  DRY RUN: would be refused: %s: %s\n", (int)cli_width_of_sockets(c),
+                   r->socket, r->code, r->msg);
+            print_error_details(r, "      ");
+            continue;
+        }
+        const json_t *res = json_object_get(r->reply, "result");
+        char wb[512], wa[512], d[1200];
+        const json_t *before = json_object_get(res, "weights_before");
+        const json_t *after = json_object_get(res, "weights_after");
+        if (json_is_true(json_object_get(res, "would_change"))) {
+            describe_result(cmd->op, args, res, d, sizeof d);
+            printf("  %-*s  DRY RUN: would change route %s: %s -> %s, generation %lld -> %lld "
+                   "(role %s)%s%s\n",
+                   (int)cli_width_of_sockets(c), r->socket, cli_jstr(res, "route"),
+                   history_weights(before, wb, sizeof wb), history_weights(after, wa, sizeof wa),
+                   r->generation,
+                   (long long)json_integer_value(json_object_get(res, "would_be_generation")),
+                   cli_jstr(res, "role"), *d ? "; " : "", d);
+        } else {
+            printf("  %-*s  DRY RUN: would change nothing on route %s (%s), generation %lld "
+                   "(role %s)\n",
+                   (int)cli_width_of_sockets(c), r->socket, cli_jstr(res, "route"),
+                   history_weights(after, wa, sizeof wa), r->generation, cli_jstr(res, "role"));
+        }
+    }
+}

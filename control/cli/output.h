@@ -31,6 +31,13 @@ void cli_print_history(const struct cli *c);
 
 void cli_print_version(const struct cli *c);
 
+/* The report of diff: per replica, per route, the runtime state against the configuration. */
+void cli_print_diff(const struct cli *c);
+
+/* The report of a dry run (--dry-run): the request that would be sent (req, borrowed), then per
+ * replica "DRY RUN: would change ..." (or would not, or why it would be refused). */
+void cli_print_dry_run(const struct cli *c, const struct optable_op *cmd, const json_t *req);
+
 /* The report of a change: per replica, what was done (or why not). */
 void cli_print_mutation(const struct cli *c, const struct optable_op *cmd, const json_t *args);
 #endif

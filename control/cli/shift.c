@@ -386,8 +386,7 @@ static int shift_refusal_class(const struct cli_replica *r)
     return r->exit_class;
 }
 
-/* Builds the shift's arguments from the command line. NULL after a usage error. */
-static json_t *shift_args(struct cli *c)
+json_t *cli_shift_args(struct cli *c)
 {
     const char *route = c->pos[1];
     if (!*route)
@@ -472,7 +471,7 @@ int cli_shift_run(struct cli *c, const struct optable_op *cmd)
     static struct shift sh; /* large; one per process */
     (void)cmd;
     sh.route = c->pos[1];
-    sh.args = shift_args(c);
+    sh.args = cli_shift_args(c);
     if (!sh.args)
         return CLI_EXIT_USAGE;
 

@@ -7,8 +7,14 @@
 #ifndef CUT_CLI_SHIFT_H
 #define CUT_CLI_SHIFT_H
 
+#include <jansson.h>
+
 #include "control/cli/cli.h"
 
-/* How the shift command runs (docs/cutoverctl.md, "shift"). Returns the exit code. */
+/* Builds the shift's arguments (op shift's args) from the command line. NULL after a usage
+ * error. The caller owns the result. */
+json_t *cli_shift_args(struct cli *c);
+
+/* How the shift command runs (not with --dry-run: that is one request, cli_simple_run) (docs/cutoverctl.md, "shift"). Returns the exit code. */
 int cli_shift_run(struct cli *c, const struct optable_op *cmd);
 #endif

@@ -9,6 +9,7 @@
 
 #include "control/cli/fanout.h"
 #include "control/cli/output.h"
+#include "control/cli/shift.h"
 #include "control/cli/values.h"
 
 /* ---- simple commands: one request to every replica ------------------------------------------- */
@@ -17,6 +18,12 @@
  * can be checked without the server. Returns NULL after printing a usage error. */
 static json_t *build_args(struct cli *c, const struct optable_op *cmd)
 {
+    if (!strcmp(cmd->op, "shift")) { /* only with --dry-run: else cli_shift_run */
+        json_t *sa = cli_shift_args(c);
+        if (sa)
+            json_object_set_new(sa, "dry_run", json_true());
+        return sa;
+    }
     json_t *args = json_object();
     size_t np = c->npos - 1;
     const char **p = c->pos + 1;
@@ -91,6 +98,14 @@ common:
         json_object_set_new(args, "limit", json_integer(c->limit));
     if (c->seen & OPTABLE_ARG_REFUSALS)
         json_object_set_new(args, "refusals", json_true());
+    if (c->route)
+        json_object_set_new(args, "route", json_string(c->route));
+    if (c->since)
+        json_object_set_new(args, "since", json_string(c->since));
+    if (c->actor)
+        json_object_set_new(args, "actor", json_string(c->actor));
+    if (c->seen & OPTABLE_ARG_DRY_RUN)
+        json_object_set_new(args, "dry_run", json_true());
     return args;
 }
 
@@ -102,15 +117,20 @@ int cli_simple_run(struct cli *c, const struct optable_op *cmd)
     json_t *req = json_pack("{s:s}", "op", cmd->op);
     if (json_object_size(args))
         json_object_set(req, "args", args);
+    int dry = (c->seen & OPTABLE_ARG_DRY_RUN) != 0;
     cli_exchange_all(c, req);
-    json_decref(req);
-    if (cmd->mutates && c->wait)
+    if (cmd->mutates && c->wait && !dry) /* a dry run makes no generation to wait for */
         cli_barrier(c);
     int code = cli_fold_exit(c);
     if (code == CLI_EXIT_OK && !strcmp(cmd->op, "status") && !cli_fleet_converged(c))
         code = CLI_EXIT_PARTIAL; /* a fleet store's replicas are not all at its generation */
     if (c->json) {
-        cli_print_json_doc(c, cmd->op, code, NULL);
+        cli_print_json_doc(c, cmd->op, code,
+                           dry ? json_pack("{s:b, s:O}", "dry_run", 1, "request", req) : NULL);
+    } else if (dry) {
+        cli_print_dry_run(c, cmd, req);
+    } else if (!strcmp(cmd->op, "diff")) {
+        cli_print_diff(c);
     } else if (!strcmp(cmd->op, "status")) {
         cli_print_status(c);
     } else if (!strcmp(cmd->op, "history")) {
@@ -121,6 +141,7 @@ int cli_simple_run(struct cli *c, const struct optable_op *cmd)
         cli_print_mutation(c, cmd, args);
     }
     cli_print_verdict(c, cmd->op, code);
+    json_decref(req);
     json_decref(args);
     return code;
 }

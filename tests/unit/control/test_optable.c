@@ -61,7 +61,7 @@ Test(optable, documented_roles)
         {"add-endpoint", CUT_ROLE_DEPLOYER, 1},  {"remove-endpoint", CUT_ROLE_DEPLOYER, 1},
         {"shift", CUT_ROLE_DEPLOYER, 1},         {"shift-pause", CUT_ROLE_DEPLOYER, 1},
         {"shift-resume", CUT_ROLE_DEPLOYER, 1},  {"shift-abort", CUT_ROLE_DEPLOYER, 1},
-        {"reload", CUT_ROLE_ADMIN, 1},
+        {"reload", CUT_ROLE_ADMIN, 1},           {"diff", CUT_ROLE_VIEWER, 0},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const struct optable_op *o = optable_find(want[i].op);
@@ -109,4 +109,47 @@ Test(optable, server_handlers_cover_the_table)
             cr_assert_str_neq(cmd_ops_handled(j), op, "two handlers for %s", op);
     }
     cr_assert_eq(nh, count_ops(), "%zu handlers for %zu operations", nh, count_ops());
+}
+
+/* diff: a viewer's read with an optional ROUTE positional and no options. */
+Test(optable, diff_entry)
+{
+    const struct optable_op *o = optable_find("diff");
+    cr_assert_not_null(o);
+    cr_assert_eq(o->role, CUT_ROLE_VIEWER);
+    cr_assert_not(o->mutates);
+    cr_assert_eq(o->args, 0u);
+    cr_assert_eq(o->min_pos, 0);
+    cr_assert_eq(o->max_pos, 1);
+    cr_assert_str_eq(o->pos_names[0], "route");
+    cr_assert_str_eq(o->usage, "diff [ROUTE]");
+    cr_assert_not_null(cmd_ops_find("diff"));
+}
+
+/* --dry-run: every change but reload (which applies itself) offers it; no read does. */
+Test(optable, dry_run_on_every_change_but_reload)
+{
+    for (size_t i = 0; optable_get(i); i++) {
+        const struct optable_op *o = optable_get(i);
+        int dry = (o->args & OPTABLE_ARG_DRY_RUN) != 0;
+        if (!o->mutates)
+            cr_assert_not(dry, "read %s offers --dry-run", o->op);
+        else if (!strcmp(o->op, "reload"))
+            cr_assert_not(dry, "reload cannot be run dry");
+        else
+            cr_assert(dry, "%s: a change without --dry-run", o->op);
+        if (dry)
+            cr_assert_not_null(strstr(o->usage, "[--dry-run]"), "%s: usage '%s'", o->op,
+                               o->usage);
+    }
+}
+
+/* history's filters are history's only. */
+Test(optable, history_filters)
+{
+    unsigned f = OPTABLE_ARG_ROUTE | OPTABLE_ARG_SINCE | OPTABLE_ARG_ACTOR;
+    cr_assert_eq(optable_find("history")->args & f, f);
+    for (size_t i = 0; optable_get(i); i++)
+        if (strcmp(optable_get(i)->op, "history"))
+            cr_assert_eq(optable_get(i)->args & f, 0u, "%s", optable_get(i)->op);
 }

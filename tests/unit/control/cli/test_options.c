@@ -124,3 +124,79 @@ Test(cli_options, usage_errors)
                      argc > 1 ? argv[1] : "-");
     }
 }
+
+Test(cli_options, dry_run_on_changes)
+{
+    const struct optable_op *cmd = NULL;
+    int rc = PARSE(&cmd, "rollback", "web", "--reason", "r", "--dry-run");
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(cmd, optable_find("rollback"));
+    cr_assert(cli->seen & OPTABLE_ARG_DRY_RUN);
+    cr_assert_eq(cli->npos, 2);
+}
+
+Test(cli_options, dry_run_on_shift)
+{
+    const struct optable_op *cmd = NULL;
+    int rc = PARSE(&cmd, "--dry-run", "shift", "web", "--to", "green", "--steps", "50,100",
+                   "--interval", "1s", "--reason", "r");
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(cmd, optable_find("shift"));
+    cr_assert(cli->seen & OPTABLE_ARG_DRY_RUN);
+}
+
+Test(cli_options, dry_run_refused_on_reads_and_reload)
+{
+    const struct optable_op *cmd = NULL;
+    cr_assert_eq(PARSE(&cmd, "status", "--dry-run"), CLI_EXIT_USAGE);
+    cr_assert_null(cmd);
+    memset(cli, 0, sizeof *cli);
+    cr_assert_eq(PARSE(&cmd, "diff", "--dry-run"), CLI_EXIT_USAGE);
+    memset(cli, 0, sizeof *cli);
+    cr_assert_eq(PARSE(&cmd, "reload", "--dry-run"), CLI_EXIT_USAGE);
+    memset(cli, 0, sizeof *cli);
+    cr_assert_eq(PARSE(&cmd, "rollback", "web", "--reason", "r", "--dry-run=yes"),
+                 CLI_EXIT_USAGE, "--dry-run takes no value");
+}
+
+Test(cli_options, history_filters)
+{
+    const struct optable_op *cmd = NULL;
+    int rc = PARSE(&cmd, "history", "--route", "web", "--since=2h", "--actor", "alice",
+                   "--limit", "5");
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(cmd, optable_find("history"));
+    cr_assert_str_eq(cli->route, "web");
+    cr_assert_str_eq(cli->since, "2h");
+    cr_assert_str_eq(cli->actor, "alice");
+    cr_assert_eq(cli->limit, 5);
+    cr_assert_eq(cli->seen, OPTABLE_ARG_ROUTE | OPTABLE_ARG_SINCE | OPTABLE_ARG_ACTOR |
+                                OPTABLE_ARG_LIMIT);
+}
+
+Test(cli_options, history_filters_checked)
+{
+    const struct optable_op *cmd = NULL;
+    cr_assert_eq(PARSE(&cmd, "history", "--route", ""), CLI_EXIT_USAGE, "empty --route");
+    memset(cli, 0, sizeof *cli);
+    cr_assert_eq(PARSE(&cmd, "history", "--since"), CLI_EXIT_USAGE, "--since needs a value");
+    memset(cli, 0, sizeof *cli);
+    cr_assert_eq(PARSE(&cmd, "status", "--actor", "bob"), CLI_EXIT_USAGE,
+                 "status does not take --actor");
+    memset(cli, 0, sizeof *cli);
+    cr_assert_eq(PARSE(&cmd, "set-weights", "web", "a=50", "b=50", "--reason", "r", "--route",
+                       "x"),
+                 CLI_EXIT_USAGE, "--route is history's filter");
+}
+
+Test(cli_options, diff_positionals)
+{
+    const struct optable_op *cmd = NULL;
+    cr_assert_eq(PARSE(&cmd, "diff"), 0);
+    cr_assert_eq(cmd, optable_find("diff"));
+    memset(cli, 0, sizeof *cli);
+    cr_assert_eq(PARSE(&cmd, "diff", "web"), 0);
+    cr_assert_str_eq(cli->pos[1], "web");
+    memset(cli, 0, sizeof *cli);
+    cr_assert_eq(PARSE(&cmd, "diff", "web", "extra"), CLI_EXIT_USAGE);
+}
