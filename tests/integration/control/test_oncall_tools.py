@@ -293,3 +293,41 @@ def test_history_filters():
     check("app-2-deployer" in out and "blue=90% green=10% -> blue=80% green=20%" in out and
           "1 record(s)" in out, "cutoverctl --actor: %s", out)
     c.close()
+
+
+def test_dry_run_with_a_fleet_store():
+    """Through a replica with a fleet store, a dry run commits nothing to the store: the fleet's
+    generation and the store's revision stay, and neither replica's weights move; the reply says
+    "fleet": "not_committed"."""
+    from test_fleet import Fleet, set_weights
+    fl = Fleet()
+    try:
+        fl.start("r1")
+        fl.start("r2")
+        rep = set_weights(fl, "r1", 80, 20)
+        check(rep.get("ok") is True, "set-weights: %r", rep)
+        fl.wait_weights(["r2"], 80, 20)
+        from harness import wait_until
+        wait_until(lambda: fl.status("r1")["result"]["fleet"]["converged"] is True, 10,
+                   what="the fleet converged")
+        f0 = fl.status("r1")["result"]["fleet"]
+        g0 = fl.status("r1")["generation"]
+        for op, args in [("set-weights", {"route": ROUTE, "weights": {"blue": 10, "green": 90},
+                                          "reason": "d", "dry_run": True}),
+                         ("rollback", {"route": ROUTE, "reason": "d", "dry_run": True})]:
+            rep = fl.call("r1", op, args)
+            check(rep.get("ok") is True and rep["result"]["would_change"] is True and
+                  rep["result"]["fleet"] == "not_committed" and rep["generation"] == g0 and
+                  rep["result"]["would_be_generation"] == g0 + 1, "dry %s: %r", op, rep)
+        time.sleep(0.5)  # a commit, had there been one, reaches both replicas well within this
+        for n in ("r1", "r2"):
+            gen, w = fl.weights_of(n)
+            check(gen == g0 and w == {"blue": 8000, "green": 2000}, "%s: %r %r", n, gen, w)
+        f1 = fl.status("r2")["result"]["fleet"]
+        check(f1["generation"] == f0["generation"] and f1["revision"] == f0["revision"],
+              "the store moved: %r -> %r", f0, f1)
+    finally:
+        fl.close()
+
+
+test_dry_run_with_a_fleet_store.timeout = 90
