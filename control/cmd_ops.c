@@ -604,10 +604,9 @@ static const char *rec_str(json_t *o, const char *key, const char *sub)
     return s ? s : "";
 }
 
-static void history_line(void *ctx, const char *line, size_t len)
+/* Keeps record v (taken) when it passes the filters; the newest h->limit are kept. */
+static void history_take(struct history_ctx *h, json_t *v)
 {
-    struct history_ctx *h = ctx;
-    json_t *v = json_loadb(line, len, 0, NULL);
     if (!v)
         return;
     int64_t at;
@@ -621,6 +620,54 @@ static void history_line(void *ctx, const char *line, size_t len)
     json_array_append_new(h->arr, v);
     if (json_array_size(h->arr) > h->limit)
         json_array_remove(h->arr, 0);
+}
+
+static void history_line(void *ctx, const char *line, size_t len)
+{
+    history_take(ctx, json_loadb(line, len, 0, NULL));
+}
+
+/* With a fleet store: this replica's refusals only (its changes are in the fleet's history). */
+static void refusal_line(void *ctx, const char *line, size_t len)
+{
+    json_t *v = json_loadb(line, len, 0, NULL);
+    if (v && strcmp(rec_str(v, "kind", NULL), "refusal") == 0)
+        history_take(ctx, v);
+    else
+        json_decref(v);
+}
+
+static int by_time(const void *a, const void *b)
+{
+    return strcmp(rec_str(*(json_t *const *)a, "time", NULL),
+                  rec_str(*(json_t *const *)b, "time", NULL));
+}
+
+/* With a fleet store, history is the fleet's: every change made through any replica (from the
+ * store's history, control/fleet.h), and this replica's own refusals when asked, by time. */
+static json_t *fleet_history_records(struct cmd_host *c, struct history_ctx *h, int refusals)
+{
+    size_t limit = h->limit, i;
+    h->limit = SIZE_MAX;
+    json_t *all = fleet_history(c->fleet), *v;
+    json_array_foreach(all, i, v)
+        history_take(h, json_incref(v));
+    json_decref(all);
+    if (refusals)
+        audit_history(c->audit, SIZE_MAX, 1, refusal_line, h);
+    size_t n = json_array_size(h->arr);
+    json_t **items = calloc(n ? n : 1, sizeof *items);
+    json_t *out = json_array();
+    if (items && out) {
+        for (i = 0; i < n; i++)
+            items[i] = json_array_get(h->arr, i);
+        qsort(items, n, sizeof *items, by_time);
+        for (i = n > limit ? n - limit : 0; i < n; i++)
+            json_array_append(out, items[i]);
+    }
+    free(items);
+    json_decref(h->arr);
+    return out;
 }
 
 /* History is about changes: the newest `limit` changes (made, aborted, recovered at start-up;
@@ -652,6 +699,11 @@ static int op_history(struct cmd_req *q, struct cmd_res *r)
     if (v && parse_since(r, v, &h.since_ms) < 0)
         return CUT_EINVAL;
     h.arr = json_array();
+    if (q->c->fleet) {
+        r->result = json_pack("{s:o, s:b}", "records",
+                              fleet_history_records(q->c, &h, rf && json_is_true(rf)), "fleet", 1);
+        return 0;
+    }
     int filtered = h.route || h.actor || h.since_ms;
     /* filtered: every record kept is looked at, the newest `limit` that pass are kept */
     audit_history(q->c->audit, filtered ? SIZE_MAX : (size_t)limit, rf && json_is_true(rf),

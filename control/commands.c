@@ -220,7 +220,13 @@ struct cmd_pending {
     json_t *args;
     struct cmd_res r;
     uint64_t before;
+    unsigned retries; /* runs again after losing a compare-and-set it did not ask for */
 };
+
+/* A change without expect_generation that lost its compare-and-set only because this replica
+ * had not yet seen the fleet's latest change (another replica took one a moment before: a
+ * pipeline behind a Service) is run again on the fleet's state, at most this often. */
+#define CMD_FLEET_RETRIES 3
 
 static void pending_unlink(struct cmd_pending *p)
 {
@@ -305,14 +311,33 @@ static int rollback_again(struct cmd_pending *p, int status)
     return 1;
 }
 
+static void on_resynced(void *ctx, int ok);
+static int commit_pending(struct cmd_pending *p);
+
+/* Sends a pending request's reply (when its transport is still there) and frees it. */
+static void settle(struct cmd_pending *p)
+{
+    if (p->later) {
+        char *out = reply(p->c, p->has_id ? p->id : NULL, &p->r);
+        p->later(p->later_ctx, out, p->r.code);
+    }
+    pending_free(p);
+}
+
 static void on_fleet_done(void *ctx, int status, struct state *next, uint64_t generation,
                           const char *what)
 {
     struct cmd_pending *p = ctx;
     struct cmd_host *c = p->c;
-    pending_unlink(p);
     p->r.next = *next; /* taken back */
     memset(next, 0, sizeof *next);
+    if (status == FLEET_CONFLICT && !json_object_get(p->args, "expect_generation") &&
+        p->retries < CMD_FLEET_RETRIES) {
+        p->retries++; /* stays pending: again once the fleet's state is read */
+        fleet_after_resync(c->fleet, on_resynced, p);
+        return;
+    }
+    pending_unlink(p);
     if (status < 0 && rollback_again(p, status)) {
         count_op(c, p->op, p->r.code == NULL);
     } else if (status < 0) {
@@ -341,11 +366,46 @@ static void on_fleet_done(void *ctx, int status, struct state *next, uint64_t ge
             cmd_fail(&p->r, "internal", NULL, "committed to the fleet store (generation %llu), "
                      "but not recorded here: %s", (unsigned long long)c->generation(c->ctx), err);
     }
-    if (p->later) {
-        char *out = reply(c, p->has_id ? p->id : NULL, &p->r);
-        p->later(p->later_ctx, out, p->r.code);
+    settle(p);
+}
+
+/* The fleet's state has been read again after a lost compare-and-set: the change is judged
+ * again on it (it may now be refused, or change nothing) and, when it still changes something,
+ * committed again. */
+static void on_resynced(void *ctx, int ok)
+{
+    struct cmd_pending *p = ctx;
+    struct cmd_host *c = p->c;
+    json_decref(p->r.result);
+    json_decref(p->r.details);
+    state_dispose(&p->r.next);
+    memset(&p->r, 0, sizeof p->r);
+    p->r.route = p->route;
+    if (!ok) {
+        pending_unlink(p);
+        cmd_fail(&p->r, "store_unavailable", NULL, "the fleet store is not reachable; retry");
+        count_op(c, p->op, 0);
+        audit(c, &p->peer, p->op, p->args, &p->r, p->before);
+        settle(p);
+        return;
     }
-    pending_free(p);
+    struct cmd_req q = {c, &p->peer, p->args};
+    int rc = cmd_ops_find(p->op)(&q, &p->r);
+    snprintf(p->route, sizeof p->route, "%s", p->r.route ? p->r.route : p->route);
+    p->r.route = p->route;
+    p->before = c->generation(c->ctx);
+    if (rc < 0 || !p->r.changed) { /* refused now, or already so: on the record as such */
+        pending_unlink(p);
+        audit(c, &p->peer, p->op, p->args, &p->r, p->before);
+        settle(p);
+        return;
+    }
+    if (commit_pending(p) < 0) {
+        pending_unlink(p);
+        count_op(c, p->op, 0);
+        audit(c, &p->peer, p->op, p->args, &p->r, p->before);
+        settle(p);
+    }
 }
 
 /* The fleet history's entry for a change (control/fleet.h, fleet_history): the audit record
@@ -366,6 +426,26 @@ static json_t *history_record(struct cmd_host *c, const struct cmd_peer *peer, c
     free(line);
     free(args_json);
     return h;
+}
+
+/* Starts the store's transaction for p's change. Returns 0 (pending: on_fleet_done follows), or
+ * a negative FLEET_* / CUT_E* code with p->r refused (code and message set; its next is gone). */
+static int commit_pending(struct cmd_pending *p)
+{
+    json_t *hist = history_record(p->c, &p->peer, p->op, p->args, &p->r);
+    int rc = fleet_commit(p->c->fleet, &p->r.next, p->peer.user, p->op, hist, on_fleet_done, p);
+    json_decref(hist);
+    if (rc < 0)
+        cmd_fail(&p->r, rc == CUT_EAGAIN          ? "busy"
+                        : rc == FLEET_UNAVAILABLE ? "store_unavailable"
+                                                  : "internal",
+                 NULL, "%s",
+                 rc == CUT_EAGAIN ? "another change is being committed to the fleet store; retry"
+                 : rc == FLEET_UNAVAILABLE
+                     ? "the fleet store is not reachable (changes other than rollback wait for "
+                       "it; retry)"
+                     : "out of memory");
+    return rc;
 }
 
 /* Starts the store's transaction for a validated change. Returns the pending request, or NULL
@@ -406,26 +486,11 @@ static struct cmd_pending *apply_fleet(struct cmd_host *c, const struct cmd_peer
     p->r = *r; /* takes result, details and next */
     p->r.route = p->route;
     memset(r, 0, sizeof *r);
-    json_t *hist = history_record(c, &p->peer, op, p->args, &p->r);
-    int rc = fleet_commit(c->fleet, &p->r.next, p->peer.user, op, hist, on_fleet_done, p);
-    json_decref(hist);
-    if (rc < 0) { /* settled at once: no callback */
+    int rc = commit_pending(p);
+    if (rc < 0) { /* settled at once (commit_pending said why): no callback */
         *r = p->r;
         r->route = NULL;
         memset(&p->r, 0, sizeof p->r);
-        if (rc == FLEET_UNAVAILABLE && rollback) {
-            /* next was disposed by fleet_commit: the handler's state is gone; rebuild it */
-            cmd_fail(r, "store_unavailable", NULL, "the fleet store is not reachable");
-        } else {
-            cmd_fail(r, rc == CUT_EAGAIN ? "busy" : rc == FLEET_UNAVAILABLE ? "store_unavailable"
-                                                                             : "internal",
-                     NULL, "%s", rc == CUT_EAGAIN ? "another change is being committed to the "
-                                                    "fleet store; retry"
-                                 : rc == FLEET_UNAVAILABLE ? "the fleet store is not reachable "
-                                                             "(changes other than rollback wait "
-                                                             "for it; retry)"
-                                                           : "out of memory");
-        }
         count_op(c, op, 0);
         audit(c, peer, op, args, r, p->before);
         pending_free(p);

@@ -91,6 +91,12 @@ void fleet_resync(struct fleet *f);
  * the process drains. */
 void fleet_stop(struct fleet *f);
 
+/* Calls fn(ctx, ok) once, when the re-read in progress (or one started now) has laid the
+ * store's state over the state in use (ok 1) or failed (ok 0). One waiter at a time (a later
+ * call replaces it); not called after fleet_free. For a change that lost its compare-and-set
+ * only because this replica had not seen the fleet's last change yet: run it again then. */
+void fleet_after_resync(struct fleet *f, void (*fn)(void *ctx, int ok), void *ctx);
+
 /* Whether a change can be committed now: the store answered the last call, watch or keepalive,
  * and the state in use came from it. */
 int fleet_reachable(const struct fleet *f);

@@ -77,6 +77,8 @@ struct fleet {
     json_t *published; /* route -> {"at_ms","requests","step_ms"}: this replica's last put */
     struct etcd_call *lead_call; /* one leadership request at a time */
     unsigned pub_calls;          /* counts puts in flight */
+    void (*synced_fn)(void *ctx, int ok); /* fleet_after_resync: one waiter */
+    void *synced_ctx;
     json_t *invalid; /* key -> {"revision","error"} of stored values not applied */
 };
 

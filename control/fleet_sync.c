@@ -137,6 +137,25 @@ void fleet_watch_start(struct fleet *f)
 
 /* ---- reading everything (start-up without the store, compaction, outages) ----------------- */
 
+/* Calls (once) what waits for the re-read in progress. */
+static void synced_call(struct fleet *f, int ok)
+{
+    void (*fn)(void *, int) = f->synced_fn;
+    void *ctx = f->synced_ctx;
+    f->synced_fn = NULL;
+    f->synced_ctx = NULL;
+    if (fn)
+        fn(ctx, ok);
+}
+
+void fleet_after_resync(struct fleet *f, void (*fn)(void *ctx, int ok), void *ctx)
+{
+    f->synced_fn = fn;
+    f->synced_ctx = ctx;
+    if (!f->resync_call && f->etcd) /* none in progress: one now */
+        fleet_resync(f);
+}
+
 static void on_resync(void *ctx, int status, json_t *reply, const char *what)
 {
     struct fleet *f = ctx;
@@ -144,6 +163,7 @@ static void on_resync(void *ctx, int status, json_t *reply, const char *what)
     if (status < 0) {
         fleet_set_reachable(f, 0, what);
         fleet_retry_later(f);
+        synced_call(f, 0);
         return;
     }
     fleet_set_reachable(f, 1, NULL);
@@ -166,6 +186,7 @@ static void on_resync(void *ctx, int status, json_t *reply, const char *what)
         fleet_pending_write(f);
     fleet_register(f);
     fleet_watch_start(f);
+    synced_call(f, 1);
 }
 
 void fleet_resync(struct fleet *f)

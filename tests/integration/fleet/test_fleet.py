@@ -518,3 +518,65 @@ def test_fleet_compaction_forces_a_reread_and_misses_nothing():
 
 
 test_fleet_compaction_forces_a_reread_and_misses_nothing.timeout = 90
+
+
+def test_fleet_history_is_fleet_wide():
+    """history through any replica lists the fleet's changes, whichever replica took them, with
+    the replica, the actor and the weights before and after; the filters apply; a replica
+    started later sees the earlier changes too."""
+    fl = Fleet()
+    try:
+        fl.start("r1")
+        fl.start("r2")
+        check(set_weights(fl, "r1", 70, 30).get("ok"), "r1 change")
+        check(set_weights(fl, "r2", 40, 60).get("ok"), "r2 change")
+        rep = fl.call("r1", "rollback", {"route": ROUTE, "reason": "back"})
+        check(rep.get("ok"), "rollback %r", rep)
+        fl.start("r3")
+        wait_until(lambda: len(fl.call("r3", "history")["result"]["records"]) >= 3, 5,
+                   what="the fleet's history on r3")
+        recs = fl.call("r3", "history")["result"]["records"]
+        changes = [(r["op"], r.get("replica")) for r in recs if r["op"] != "seed"]
+        check(("set-weights", "r1") in changes and ("set-weights", "r2") in changes and
+              ("rollback", "r1") in changes, "history on r3: %r", changes)
+        sw = [r for r in recs if r["op"] == "set-weights" and r.get("replica") == "r2"][0]
+        check(weights_bp(sw["weights_after"]) == {"blue": 4000, "green": 6000} and
+              weights_bp(sw["weights_before"]) == {"blue": 7000, "green": 3000},
+              "weights in %r", sw)
+        gens = [r["generation_after"] for r in recs]
+        check(gens == sorted(gens), "history out of order: %r", gens)
+        only = fl.call("r3", "history", {"actor": sw["actor"]["user"], "route": ROUTE,
+                                          "limit": 2})["result"]["records"]
+        check(len(only) == 2 and only[-1]["op"] == "rollback", "filtered: %r", only)
+        p = ctl("--socket", fl.sock("r3"), "history", "--route", ROUTE)
+        check(p.returncode == 0 and "set-weights" in p.stdout and "rollback" in p.stdout,
+              "cutoverctl history: %s %s", p.returncode, p.stdout + p.stderr)
+    finally:
+        fl.close()
+
+
+test_fleet_history_is_fleet_wide.timeout = 90
+
+
+def test_fleet_back_to_back_changes_through_different_replicas():
+    """A pipeline behind a Service reaches a different replica for each request: changes without
+    expect_generation, back to back through alternating replicas, all succeed (a replica that
+    has not seen the previous change yet reads the fleet's state and runs the change again), and
+    each gets the next fleet generation."""
+    fl = Fleet()
+    try:
+        for n in ("r1", "r2", "r3"):
+            fl.start(n)
+        g = fl.status("r1")["generation"]
+        for i in range(24):
+            name = ("r1", "r2", "r3")[i % 3]
+            rep = set_weights(fl, name, 10 + i, 90 - i)
+            check(rep.get("ok") is True, "change %d through %s: %r", i, name, rep)
+            check(rep["generation"] == g + i + 1, "change %d: generation %r, expected %d", i,
+                  rep["generation"], g + i + 1)
+        fl.wait_weights(["r1", "r2", "r3"], 33, 67)
+    finally:
+        fl.close()
+
+
+test_fleet_back_to_back_changes_through_different_replicas.timeout = 90
