@@ -14,6 +14,9 @@
 #   make bench-fleet
 #                   fleet propagation: a change on one replica -> every replica serves it, with
 #                   the etcd fleet store vs. today's fan-out (bench/fleet_propagation.py)
+#   make bench-fleet-rollback
+#                   fleet plan rollback: green fails mid-shift -> every replica of 3 back on
+#                   blue, from the first failing request (bench/fleet_rollback.py)
 #   make demo-fleet three replicas sharing their state through etcd (scripts/demo_fleet.py)
 
 SAN ?= 0
@@ -57,7 +60,7 @@ UNIT_SRC := $(shell find tests/unit -name '*.c' | sort)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps deps-test deps-bench deps-fuzz test unit integration demo bench bench-smoke \
-        bench-fleet demo-fleet clean format fuzz fuzz-run
+        bench-fleet bench-fleet-rollback demo-fleet clean format fuzz fuzz-run
 all: $(BUILD)/cutover $(BUILD)/cutoverctl
 
 deps:
@@ -168,6 +171,9 @@ bench-smoke: deps-bench $(BUILD)/cutover
 # N=changes per mode (1000), SMOKE=1 for 50 (nothing recorded); see bench/README.md.
 bench-fleet: deps-bench deps-test $(BUILD)/cutover $(BUILD)/bench/origin
 	@BUILD=$(BUILD) python3 bench/fleet_propagation.py
+
+bench-fleet-rollback: deps-bench deps-test $(BUILD)/cutover $(BUILD)/bench/origin
+	@BUILD=$(BUILD) python3 bench/fleet_rollback.py
 
 format:
 	clang-format -i $$(find core proxy config control tests/unit tests/fuzz -name '*.[ch]')

@@ -11,7 +11,9 @@
  * default, HTTP/1.0 with "Connection: keep-alive"); "Connection: close" closes after the response.
  * Request bodies with Content-Length are read and discarded; chunked request bodies get 501 and
  * the connection is closed. Prints the line "ready" on stdout once it listens; exits 0 on
- * SIGTERM or SIGINT.
+ * SIGTERM or SIGINT. SIGUSR1 makes every listener answer "/" over HTTP/1.1 with
+ * "500 Internal Server Error" (same body, NAME), SIGUSR2 with "200 OK" again (the fleet rollback
+ * benchmark fails green with it; HTTP/2 and /size/N answers are not affected).
  *
  * HTTP/2 cleartext with prior knowledge (h2c): a connection whose first bytes are the HTTP/2
  * connection preface is served by an nghttp2 server session with the same answers (GET /size/N,
@@ -817,6 +819,19 @@ static void usage(void)
 }
 
 /* Adds a listener answering NAME on PORT (bound later). */
+/* (Re)builds l's full responses for "/" with status line code ("200 OK", "500 ..."). */
+static void listener_root(struct listener *l, const char *code)
+{
+    l->root_ka_len = (size_t)snprintf(l->root_ka, sizeof l->root_ka,
+                                      "HTTP/1.1 %s\r\nContent-Type: text/plain\r\n"
+                                      "Content-Length: %zu\r\n\r\n%s\n",
+                                      code, l->name_len + 1, l->name);
+    l->root_close_len = (size_t)snprintf(l->root_close, sizeof l->root_close,
+                                         "HTTP/1.1 %s\r\nContent-Type: text/plain\r\n"
+                                         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                                         code, l->name_len + 1, l->name);
+}
+
 static void add_listener(struct origin *o, long port, const char *name)
 {
     if (o->nls >= ORIGIN_MAX_LISTENERS || port < 1 || port > 65535 || !name || !*name ||
@@ -826,14 +841,7 @@ static void add_listener(struct origin *o, long port, const char *name)
     l->fd = (int)port; /* the port until bind replaces it with the socket */
     l->name = name;
     l->name_len = strlen(name);
-    l->root_ka_len = (size_t)snprintf(l->root_ka, sizeof l->root_ka,
-                                      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                                      "Content-Length: %zu\r\n\r\n%s\n",
-                                      l->name_len + 1, name);
-    l->root_close_len = (size_t)snprintf(l->root_close, sizeof l->root_close,
-                                         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                                         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
-                                         l->name_len + 1, name);
+    listener_root(l, "200 OK");
     l->grpc_msg[0] = 0; /* not compressed */
     for (int i = 0; i < 4; i++)
         l->grpc_msg[1 + i] = (char)((l->name_len >> (8 * (3 - i))) & 0xff);
@@ -901,6 +909,8 @@ int main(int argc, char **argv)
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGUSR1);
+    sigaddset(&mask, SIGUSR2);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     o.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
@@ -924,6 +934,15 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &o.sfd) {
+                struct signalfd_siginfo si;
+                if (read(o.sfd, &si, sizeof si) == (ssize_t)sizeof si &&
+                    (si.ssi_signo == SIGUSR1 || si.ssi_signo == SIGUSR2)) {
+                    for (int k = 0; k < o.nls; k++)
+                        listener_root(&o.ls[k], si.ssi_signo == SIGUSR1
+                                                    ? "500 Internal Server Error"
+                                                    : "200 OK");
+                    continue;
+                }
                 /* Connections are not tracked in a list: the process exit closes them. */
                 for (int k = 0; k < o.nls; k++)
                     close(o.ls[k].fd);
