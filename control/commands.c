@@ -221,6 +221,8 @@ struct cmd_pending {
     struct cmd_res r;
     uint64_t before;
     unsigned retries; /* runs again after losing a compare-and-set it did not ask for */
+    int automatic;    /* a change cutover decided itself (commands_apply_auto): not run again
+                       * through an operator's handler; its plan judges again at the next tick */
 };
 
 /* A change without expect_generation that lost its compare-and-set only because this replica
@@ -294,6 +296,16 @@ static int rollback_again(struct cmd_pending *p, int status)
     if (strcmp(p->op, "rollback") != 0 ||
         (status == FLEET_CONFLICT && json_object_get(p->args, "expect_generation")))
         return 0;
+    if (p->automatic) {
+        /* a failed gate's or the watchdog's rollback: on a conflict the fleet moved and the
+         * next tick judges again on its state; otherwise (the store cannot take it) it is
+         * applied here as decided, as an operator's would be */
+        if (status == FLEET_CONFLICT)
+            return 0;
+        p->r.changed = 1;
+        rollback_locally(p->c, &p->peer, p->op, p->args, &p->r);
+        return 1;
+    }
     struct cmd_res r2 = {0};
     struct cmd_req q = {p->c, &p->peer, p->args};
     cmd_fn fn = cmd_ops_find("rollback");
@@ -332,7 +344,7 @@ static void on_fleet_done(void *ctx, int status, struct state *next, uint64_t ge
     p->r.next = *next; /* taken back */
     memset(next, 0, sizeof *next);
     if (status == FLEET_CONFLICT && !json_object_get(p->args, "expect_generation") &&
-        p->retries < CMD_FLEET_RETRIES) {
+        !p->automatic && cmd_ops_find(p->op) && p->retries < CMD_FLEET_RETRIES) {
         p->retries++; /* stays pending: again once the fleet's state is read */
         fleet_after_resync(c->fleet, on_resynced, p);
         return;
@@ -390,7 +402,8 @@ static void on_resynced(void *ctx, int ok)
         return;
     }
     struct cmd_req q = {c, &p->peer, p->args};
-    int rc = cmd_ops_find(p->op)(&q, &p->r);
+    cmd_fn fn = cmd_ops_find(p->op);
+    int rc = fn ? fn(&q, &p->r) : cmd_fail(&p->r, "conflict", NULL, "the fleet changed");
     snprintf(p->route, sizeof p->route, "%s", p->r.route ? p->r.route : p->route);
     p->r.route = p->route;
     p->before = c->generation(c->ctx);
@@ -472,6 +485,7 @@ static struct cmd_pending *apply_fleet(struct cmd_host *c, const struct cmd_peer
     p->c = c;
     p->later = later;
     p->later_ctx = later_ctx;
+    p->automatic = later == NULL; /* commands_apply_auto: no transport waits for it */
     p->peer = *peer;
     snprintf(p->user, sizeof p->user, "%s", peer->user ? peer->user : "");
     p->peer.user = p->user;

@@ -249,3 +249,46 @@ def test_cutoverctl_shift_through_one_replica_shows_the_fleet():
 
 
 test_cutoverctl_shift_through_one_replica_shows_the_fleet.timeout = 90
+
+
+def test_fleet_plan_steps_while_the_fleet_changes_underneath():
+    """While the leader steps a plan, other replicas keep changing another route through the
+    store: a step that loses its compare-and-set is judged again at the next tick (never run
+    through an operator's handler), and the plan still promotes with every step recorded once."""
+    fl = PlanFleet(lease_ttl_s=3)
+    try:
+        api = {"name": "api", "path_prefix": "/", "hosts": ["api.test"],
+               "pools": {"blue": {"endpoints": [fl.blue_sw.addr]},
+                         "green": {"endpoints": [fl.default_green.addr]}},
+               "weights": {"blue": 100, "green": 0}}
+        base_config = fl.config
+
+        def config(name, port, control=None):
+            cfg = base_config(name, port, control)
+            cfg["routes"].append(json.loads(json.dumps(api)))
+            return cfg
+        fl.config = config
+        for n in ("r1", "r2", "r3"):
+            fl.start(n)
+        fl.load_all()
+        shift(fl, "r1", [20, 40, 60, 80, 100], 1, min_requests=5)
+        i, refused = 0, []
+        deadline = time.monotonic() + 60
+        while fl.plan("r1")["state"] == "running" and time.monotonic() < deadline:
+            name = ("r2", "r3")[i % 2]
+            rep = fl.call(name, "set-weights", {"route": "api", "reason": "churn", "weights": {
+                "blue": 100 - i % 50, "green": i % 50}})
+            if not rep.get("ok"):
+                refused.append(rep)
+            i += 1
+        p = fl.plan("r1")
+        check(p["state"] == "promoted", "the plan under churn: %r", p)
+        check(not refused, "operator changes refused under churn: %r", refused[:3])
+        steps = sorted(r["args"]["step"] for _, r in auto_decisions(fl)
+                       if r["op"] == "shift-step" and r["args"]["route"] == ROUTE)
+        check(steps == [0, 1, 2, 3], "steps %r after %d churning changes", steps, i)
+    finally:
+        fl.close()
+
+
+test_fleet_plan_steps_while_the_fleet_changes_underneath.timeout = 120
