@@ -222,6 +222,7 @@ struct window {
     const char *leader;         /* with fleet: who leads the plan ("" none known) */
 };
 
+_Static_assert(STATE_COHORT_MAX == ROUTE_COHORT_MAX, "a state cohort fits the snapshot's");
 _Static_assert(PLAN_LAT_BUCKETS == SNAP_LAT_BUCKETS + 1, "plan_counts.lat is the histogram");
 
 /* The 99th percentile (gate_p99_ms) of n requests whose per-bucket counts are

@@ -18,6 +18,11 @@
  *     "checksum": "<64 lowercase hex digits>"
  *   }
  *
+ * A route may also hold "plan" (control/plan.c's object) and "cohort": {"countries": ["SG",
+ * "MY"], "weights": {"blue": 5000, "green": 5000}} (1..16 distinct upper-case ISO 3166-1
+ * alpha-2 codes; a weight in basis points for every pool of the route, summing to 10000). Both
+ * are optional, so files without them still load (format 1).
+ *
  * Pools are an object keyed by name (so a name appears once, and a path such as
  * "routes.api.pools.green.weight_bp" names a value) plus an "order" array that carries the pool
  * order, which the checksum covers (the canonical text sorts keys, so object order alone would
@@ -115,6 +120,7 @@ int state_copy(struct state *dst, const struct state *src)
         const struct state_route *sr = &src->routes[i];
         struct state_route *dr = &dst->routes[i];
         memcpy(dr->name, sr->name, sizeof dr->name);
+        dr->cohort = sr->cohort;
         dst->nroutes = i + 1; /* so state_dispose frees what was copied so far */
         if (sr->plan && !(dr->plan = strdup(sr->plan))) {
             state_dispose(dst);
@@ -241,6 +247,35 @@ static json_t *pool_json(const struct state_pool *p)
     return o;
 }
 
+static json_t *cohort_json(const struct state_route *r)
+{
+    json_t *o = json_object(), *cc = json_array(), *w = json_object();
+    if (o == NULL || cc == NULL || w == NULL)
+        goto fail;
+    for (unsigned i = 0; i < r->cohort.ncountries && i < STATE_COHORT_MAX; i++)
+        if (json_array_append_new(cc, json_stringn(r->cohort.countries[i], 2)) != 0)
+            goto fail;
+    for (size_t j = 0; j < r->npools && j < CFG_MAX_POOLS; j++)
+        if (json_object_setn_new(w, r->pools[j].name, strnlen(r->pools[j].name, STATE_MAX_NAME),
+                                 json_integer((json_int_t)r->cohort.weights_bp[j])) != 0)
+            goto fail;
+    if (json_object_set_new(o, "countries", cc) != 0) {
+        cc = NULL;
+        goto fail;
+    }
+    cc = NULL;
+    if (json_object_set_new(o, "weights", w) != 0) {
+        w = NULL;
+        goto fail;
+    }
+    return o;
+fail:
+    json_decref(o);
+    json_decref(cc);
+    json_decref(w);
+    return NULL;
+}
+
 static json_t *route_json(const struct state_route *r)
 {
     json_t *o = json_object(), *pools = json_object(), *order = json_array();
@@ -263,6 +298,11 @@ static json_t *route_json(const struct state_route *r)
     if (json_object_set_new(o, "order", order) != 0) {
         order = NULL;
         goto fail;
+    }
+    if (r->cohort.ncountries > 0) {
+        json_t *c = cohort_json(r);
+        if (c == NULL || json_object_set_new(o, "cohort", c) != 0)
+            return json_decref(o), NULL;
     }
     if (r->plan) {
         json_t *plan = json_loads(r->plan, 0, NULL);
@@ -508,10 +548,93 @@ static int load_pool(const json_t *pj, const char *path, struct state_pool *p, s
     return 0;
 }
 
+int state_country_ok(const char *text, size_t len)
+{
+    return len == 2 && text[0] >= 'A' && text[0] <= 'Z' && text[1] >= 'A' && text[1] <= 'Z';
+}
+
+int state_cohort_has(const struct state_cohort *c, const char *cc)
+{
+    for (unsigned i = 0; i < c->ncountries && i < STATE_COHORT_MAX; i++)
+        if (c->countries[i][0] == cc[0] && c->countries[i][1] == cc[1] && cc[1] != '\0' &&
+            cc[2] == '\0')
+            return 1;
+    return 0;
+}
+
+/* The route's cohort (its pools are loaded): countries and a weight for every pool. */
+static void load_cohort(const json_t *cj, const char *cpath, struct state_route *r,
+                        struct problems *pr)
+{
+    static const char *const keys[] = {"countries", "weights", NULL};
+    char path[STATE_MAX_NAME * 3 + 96];
+    struct state_cohort c = {0};
+    int before = pr->n;
+
+    if (!json_is_object(cj)) {
+        problem(pr, cpath, "must be an object, not %s", type_name(cj));
+        return;
+    }
+    check_keys(cj, cpath, keys, pr);
+    json_t *cc = json_object_get(cj, "countries");
+    snprintf(path, sizeof path, "%s.countries", cpath);
+    if (cc == NULL) {
+        problem(pr, path, "missing");
+    } else if (!json_is_array(cc) || json_array_size(cc) == 0 ||
+               json_array_size(cc) > STATE_COHORT_MAX) {
+        problem(pr, path, "must be an array of 1 to %d country codes", STATE_COHORT_MAX);
+    } else {
+        size_t i;
+        json_t *v;
+        json_array_foreach(cc, i, v)
+        {
+            char ip[sizeof path + 24];
+            snprintf(ip, sizeof ip, "%s[%zu]", path, i);
+            if (!json_is_string(v) || !state_country_ok(json_string_value(v), json_string_length(v))) {
+                problem(pr, ip, "must be an ISO 3166-1 alpha-2 code in upper case (\"SG\")");
+                continue;
+            }
+            if (state_cohort_has(&c, json_string_value(v))) {
+                problem(pr, ip, "country \"%s\" listed twice", json_string_value(v));
+                continue;
+            }
+            memcpy(c.countries[c.ncountries++], json_string_value(v), 3);
+        }
+    }
+    json_t *w = json_object_get(cj, "weights");
+    snprintf(path, sizeof path, "%s.weights", cpath);
+    if (w == NULL) {
+        problem(pr, path, "missing");
+    } else if (!json_is_object(w)) {
+        problem(pr, path, "must be an object keyed by pool name, not %s", type_name(w));
+    } else {
+        unsigned long sum = 0;
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)w, key, v)
+        {
+            int found = 0;
+            for (size_t j = 0; j < r->npools; j++)
+                found |= strcmp(r->pools[j].name, key) == 0;
+            if (!found)
+                problem(pr, path, "names pool \"%.*s\" which is not in pools", STATE_MAX_NAME,
+                        key);
+        }
+        for (size_t j = 0; j < r->npools && j < CFG_MAX_POOLS; j++) {
+            if (load_weight(w, path, r->pools[j].name, &c.weights_bp[j], pr) == 0)
+                sum += c.weights_bp[j];
+        }
+        if (pr->n == before && sum != STATE_MAX_BP)
+            problem(pr, path, "must sum to %d (got %lu)", STATE_MAX_BP, sum);
+    }
+    if (pr->n == before)
+        r->cohort = c;
+}
+
 static int load_route(const json_t *rj, const char *rpath, struct state_route *r,
                       struct problems *pr)
 {
-    static const char *const keys[] = {"pools", "order", "plan", NULL};
+    static const char *const keys[] = {"pools", "order", "plan", "cohort", NULL};
     char path[STATE_MAX_NAME * 2 + 64];
 
     if (!json_is_object(rj)) {
@@ -607,6 +730,11 @@ static int load_route(const json_t *rj, const char *rpath, struct state_route *r
         int rc = load_pool(json_object_get(pools, name), ppath, p, pr);
         if (rc != 0)
             return rc;
+    }
+    json_t *cohort = json_object_get(rj, "cohort");
+    if (cohort != NULL) {
+        snprintf(path, sizeof path, "%s.cohort", rpath);
+        load_cohort(cohort, path, r, pr);
     }
     json_t *plan = json_object_get(rj, "plan");
     if (plan != NULL) {
@@ -759,6 +887,18 @@ void state_weights_json(const struct state_route *r, int stable, char *buf, size
     for (size_t p = 0; p < r->npools && o < cap; p++) {
         char pct[16];
         text_percent(stable ? r->pools[p].stable_bp : r->pools[p].weight_bp, pct, sizeof pct);
+        o += (size_t)snprintf(buf + o, cap - o, "%s\"%s\":%s", p ? "," : "", r->pools[p].name, pct);
+    }
+    if (o < cap)
+        snprintf(buf + o, cap - o, "}");
+}
+
+void state_cohort_weights_json(const struct state_route *r, char *buf, size_t cap)
+{
+    size_t o = (size_t)snprintf(buf, cap, "{");
+    for (size_t p = 0; r->cohort.ncountries && p < r->npools && o < cap; p++) {
+        char pct[16];
+        text_percent(r->cohort.weights_bp[p], pct, sizeof pct);
         o += (size_t)snprintf(buf + o, cap - o, "%s\"%s\":%s", p ? "," : "", r->pools[p].name, pct);
     }
     if (o < cap)

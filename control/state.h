@@ -29,10 +29,22 @@ struct state_pool {
     struct state_addrs removed;
 };
 
+/* A country cohort (docs/operations.md "Cohort release"): clients whose country (GeoIP of the
+ * client address) is one of countries use weights_bp instead of the route's weights. One per
+ * route at most; ncountries 0 means none. */
+#define STATE_COHORT_MAX 16
+
+struct state_cohort {
+    unsigned ncountries;                 /* 0: no cohort; else 1..STATE_COHORT_MAX */
+    char countries[STATE_COHORT_MAX][3]; /* ISO 3166-1 alpha-2, upper case, distinct */
+    unsigned weights_bp[CFG_MAX_POOLS];  /* index as the route's pools[], sum 10000 */
+};
+
 struct state_route {
     char name[STATE_MAX_NAME];
     struct state_pool pools[CFG_MAX_POOLS];
     size_t npools;
+    struct state_cohort cohort; /* ncountries 0: none (everyone uses the pools' weight_bp) */
     char *plan; /* the route's shift plan as compact JSON (control/plan.c owns its shape), or
                  * NULL; kept in the state file so a restart resumes it */
 };
@@ -67,6 +79,17 @@ char *state_to_json(const struct state *st);
 /* Parses text written by state_to_json. Returns 0, CUT_EINVAL with a message in err (cap bytes)
  * for a bad format, wrong checksum, or malformed content. */
 int state_from_json(const char *text, size_t len, struct state *out, char *err, size_t cap);
+
+/* 1 when text (len bytes) is an ISO 3166-1 alpha-2 code as a cohort holds it: two upper-case
+ * letters A-Z. */
+int state_country_ok(const char *text, size_t len);
+
+/* 1 when cc (NUL-terminated) is one of c's countries. */
+int state_cohort_has(const struct state_cohort *c, const char *cc);
+
+/* The cohort's weights of route r as a JSON object text {"blue":50,"green":50} (percent, exact
+ * decimals) into buf, like state_weights_json; "{}" when r has no cohort. */
+void state_cohort_weights_json(const struct state_route *r, char *buf, size_t cap);
 
 /* Weights (stable: the stable weights) of route r as a JSON object text {"blue":90,"green":10},
  * exact decimals, into buf (always NUL-terminated, truncated at cap). */

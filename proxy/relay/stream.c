@@ -221,7 +221,17 @@ void stream_start(struct stream *s, const struct http_req *req)
     route_client_addr(peer, field_value(req, "x-forwarded-for"), &cfg->trusted_proxies,
                       s->client_str, sizeof s->client_str);
 
+    struct wsnap *ws = s->pin->data;
     struct route_pick_in in = {.route = cr, .weights_bp = sr->weights_bp};
+    if (sr->cohort.ncountries > 0) {
+        /* only a route with a cohort pays for the lookup; the access log reuses it */
+        if (snap->geo)
+            geoip_country(snap->geo, s->client_str, s->country);
+        s->country_done = 1;
+        in.cohort = &sr->cohort;
+        in.country = s->country;
+        in.cohort_swrr = &ws->cohort_swrr[s->route];
+    }
     if (cr->override.header) {
         in.override_value = field_value(req, cr->override.header);
         in.override_trusted = in.override_value.n &&
@@ -241,8 +251,8 @@ void stream_start(struct stream *s, const struct http_req *req)
     default:
         break;
     }
-    struct wsnap *ws = s->pin->data;
     s->pool = s->first_pool = route_pick_pool(&in, &ws->swrr[s->route], &s->reason);
+    s->in_cohort = (uint8_t)route_in_cohort(&in);
     if (s->pool < 0) {
         fail(s, 503, "no_endpoint", "every pool of this route is at weight 0");
         return;
@@ -649,10 +659,12 @@ static void write_access_log(struct stream *s)
         to += snprintf(tail + to, sizeof tail - (size_t)to, ",\"failover_from\":\"%.40s\"",
                        s->pin->snap->routes[s->route].pools[s->first_pool].cfg->name);
     if (s->pin && s->pin->snap->geo) { /* the client's country, "" when the database has none */
-        char cc[3];
-        geoip_country(s->pin->snap->geo, s->client_str, cc);
-        snprintf(tail + to, sizeof tail - (size_t)to, ",\"country\":\"%s\"", cc);
+        if (!s->country_done)
+            geoip_country(s->pin->snap->geo, s->client_str, s->country);
+        to += snprintf(tail + to, sizeof tail - (size_t)to, ",\"country\":\"%s\"", s->country);
     }
+    if (s->in_cohort && to < (int)sizeof tail)
+        snprintf(tail + to, sizeof tail - (size_t)to, ",\"cohort\":true");
     char line[2048];
     int n = snprintf(line, sizeof line,
                      "{\"type\":\"access\",\"time\":\"%s\",\"cluster\":\"%s\",\"region\":\"%s\","

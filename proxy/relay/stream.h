@@ -66,6 +66,9 @@ struct stream {
     struct sockaddr_storage peer;
     char peer_str[48];
     char client_str[48];
+    char country[3];               /* the client's country ("" unknown), once looked up */
+    uint8_t country_done;          /* country was looked up (at routing, for a cohort) */
+    uint8_t in_cohort;             /* routed with the route's cohort weights */
 
     /* routing result */
     int route, pool, ep_index;     /* indexes in the pinned snapshot; -1 when unset */

@@ -35,6 +35,7 @@ static void wsnap_free(struct worker *w, struct wsnap *ws, unsigned neps)
         free(ws->eps);
     }
     free(ws->swrr);
+    free(ws->cohort_swrr);
     free(ws->rr);
     free(ws);
 }
@@ -45,14 +46,17 @@ static struct wsnap *wsnap_new(struct worker *w, const struct snapshot *s)
     if (!ws)
         return NULL;
     ws->swrr = calloc(s->nroutes ? s->nroutes : 1, sizeof *ws->swrr);
+    ws->cohort_swrr = calloc(s->nroutes ? s->nroutes : 1, sizeof *ws->cohort_swrr);
     ws->rr = calloc((s->nroutes ? s->nroutes : 1) * CFG_MAX_POOLS, sizeof *ws->rr);
     ws->eps = calloc(s->nendpoints ? s->nendpoints : 1, sizeof *ws->eps);
-    if (!ws->swrr || !ws->rr || !ws->eps) {
+    if (!ws->swrr || !ws->cohort_swrr || !ws->rr || !ws->eps) {
         wsnap_free(w, ws, 0);
         return NULL;
     }
-    for (unsigned r = 0; r < s->nroutes; r++)
+    for (unsigned r = 0; r < s->nroutes; r++) {
         balance_swrr_init(&ws->swrr[r]);
+        balance_swrr_init(&ws->cohort_swrr[r]);
+    }
     /* Every snapshot endpoint belongs to exactly one pool (pools point into s->endpoints). */
     for (unsigned r = 0; r < s->nroutes; r++) {
         for (unsigned p = 0; p < s->routes[r].npools; p++) {

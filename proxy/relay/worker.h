@@ -35,6 +35,7 @@ enum worker_cmd {
 /* Per-worker state derived from one snapshot (pin->data). */
 struct wsnap {
     struct balance_swrr *swrr;  /* one per route */
+    struct balance_swrr *cohort_swrr; /* one per route: its cohort's round robin */
     struct upstream_ep **eps;   /* one per snapshot endpoint */
     unsigned *rr;               /* one cursor per route and pool: [route * CFG_MAX_POOLS + pool] */
 };

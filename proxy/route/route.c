@@ -406,6 +406,19 @@ static int pool_by_name(const struct cfg_route *r, struct cut_slice name)
     return -1;
 }
 
+int route_in_cohort(const struct route_pick_in *in)
+{
+    const struct route_cohort *c = in->cohort;
+    const char *cc = in->country;
+    if (c == NULL || c->ncountries == 0 || cc == NULL || cc[0] == '\0' || cc[1] == '\0' ||
+        cc[2] != '\0')
+        return 0;
+    for (unsigned i = 0; i < c->ncountries && i < ROUTE_COHORT_MAX; i++)
+        if (c->countries[i][0] == cc[0] && c->countries[i][1] == cc[1])
+            return 1;
+    return 0;
+}
+
 int route_pick_pool(const struct route_pick_in *in, struct balance_swrr *swrr,
                     enum route_reason *reason)
 {
@@ -428,6 +441,11 @@ int route_pick_pool(const struct route_pick_in *in, struct balance_swrr *swrr,
         /* naming no pool of this route: ignored */
     }
 
+    if (route_in_cohort(in)) { /* the cohort's own weights and round robin */
+        w = in->cohort->weights_bp;
+        if (in->cohort_swrr != NULL)
+            swrr = in->cohort_swrr;
+    }
     if (w == NULL) { /* no runtime weights yet: the configured ones */
         for (unsigned i = 0; i < n; i++)
             cfg_weights[i] = r->pools[i].weight_bp;

@@ -58,6 +58,17 @@ enum route_reason {
     ROUTE_BY_FAILSAFE = 3
 };
 
+/* A route's country cohort (docs/operations.md "Cohort release"): clients whose country is one
+ * of countries are balanced with weights_bp instead of the route's weights. ncountries 0: none.
+ * One per route; at most ROUTE_COHORT_MAX countries. */
+#define ROUTE_COHORT_MAX 16
+
+struct route_cohort {
+    unsigned ncountries;
+    char countries[ROUTE_COHORT_MAX][3]; /* ISO 3166-1 alpha-2, upper case */
+    unsigned weights_bp[CFG_MAX_POOLS];  /* one per pool, sum 10000 */
+};
+
 /* Everything the pool decision needs, gathered by the caller from the request. */
 struct route_pick_in {
     const struct cfg_route *route;
@@ -65,11 +76,23 @@ struct route_pick_in {
     int override_trusted;           /* the peer may use the override header */
     struct cut_slice override_value; /* the override header's value, empty when absent */
     struct cut_slice sticky_key;    /* the sticky key, empty when absent or not configured */
+    const struct route_cohort *cohort; /* the route's cohort; NULL or ncountries 0: none */
+    const char *country;            /* the client's country (upper case), NULL or "": unknown;
+                                     * only looked at when the route has a cohort */
+    struct balance_swrr *cohort_swrr; /* the caller's per-worker state for the cohort's round
+                                       * robin (NULL: the route's swrr is used) */
 };
 
+/* 1 when the request is in the route's cohort: the route has one and the client's country is
+ * known and one of its countries. An unknown country is never in a cohort. */
+int route_in_cohort(const struct route_pick_in *in);
+
 /* Chooses the pool (DESIGN.md "Choosing blue or green"): a trusted override naming a pool of the
- * route wins (even a pool at weight 0); else a non-empty sticky key picks by bucket; else smooth
- * weighted round robin with swrr (the caller's per-worker state for this route). Sets *reason.
+ * route wins (even a pool at weight 0); else, for a request in the route's cohort
+ * (route_in_cohort), the cohort's weights replace the route's in what follows (and the round
+ * robin uses cohort_swrr); a non-empty sticky key picks by bucket (the same bucket as without a
+ * cohort, so as a pool's weight rises its clients only move towards it); else smooth weighted
+ * round robin with swrr (the caller's per-worker state for this route). Sets *reason.
  * Returns the pool index, or -1 when no pool may be chosen (every weight 0 and no override). */
 int route_pick_pool(const struct route_pick_in *in, struct balance_swrr *swrr,
                     enum route_reason *reason);

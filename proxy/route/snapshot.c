@@ -160,6 +160,15 @@ struct snapshot *snapshot_new(struct cfg_hold *hold, const struct snap_inputs *i
         struct snap_route *sr = &s->routes[r];
         sr->cfg = cr;
         sr->npools = (unsigned)cr->npools;
+        if (overlay && overlay[r].cohort.ncountries > 0 &&
+            overlay[r].cohort.ncountries <= ROUTE_COHORT_MAX) {
+            /* the cohort is taken only when its weights are whole (the control plane checked) */
+            unsigned sum = 0;
+            for (size_t p = 0; p < cr->npools; p++)
+                sum += overlay[r].cohort.weights_bp[p];
+            if (sum == CFG_BP_TOTAL)
+                sr->cohort = overlay[r].cohort;
+        }
         for (size_t p = 0; p < cr->npools; p++) {
             const struct cfg_pool *cp = &cr->pools[p];
             const struct snap_overlay_pool *op = overlay ? &overlay[r].pools[p] : NULL;

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "config/cfg.h"
+#include "proxy/route/route.h"
 
 struct tls_ctx;
 struct geoip;
@@ -85,6 +86,7 @@ struct snap_route {
     struct snap_pool pools[CFG_MAX_POOLS];
     unsigned npools;
     unsigned weights_bp[CFG_MAX_POOLS]; /* runtime weights, sum 10000 */
+    struct route_cohort cohort;         /* the route's country cohort (ncountries 0: none) */
 };
 
 /* Runtime changes laid over the configuration when a snapshot is built (from the control
@@ -102,8 +104,11 @@ struct snap_overlay_pool {
     struct snap_counter_slot *counters;
 };
 
+/* cohort: the route's country cohort (ncountries 0: none), its weights indexed as the
+ * configuration's pools. */
 struct snap_overlay_route {
     struct snap_overlay_pool pools[CFG_MAX_POOLS];
+    struct route_cohort cohort;
 };
 
 struct snapshot {

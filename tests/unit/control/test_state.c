@@ -654,3 +654,112 @@ Test(state, addrs_helpers)
     cr_assert_eq(a.n, 0);
     cr_assert_null(a.v);
 }
+
+/* ---- the country cohort ---- */
+
+static void add_cohort(struct state *st)
+{
+    struct state_route *api = &st->routes[0]; /* pools: green, blue */
+    api->cohort.ncountries = 2;
+    memcpy(api->cohort.countries[0], "SG", 3);
+    memcpy(api->cohort.countries[1], "MY", 3);
+    api->cohort.weights_bp[0] = 2500; /* green */
+    api->cohort.weights_bp[1] = 7500; /* blue */
+}
+
+Test(state, cohort_round_trips)
+{
+    struct state st, back;
+    make_state(&st);
+    add_cohort(&st);
+    char *text = state_to_json(&st);
+    cr_assert_not_null(text);
+    json_t *root = json_loads(text, 0, NULL);
+    json_t *c = json_object_get(json_object_get(json_object_get(root, "routes"), "api"), "cohort");
+    cr_assert(json_is_object(c));
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(c, "countries"), 1)), "MY");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(c, "weights"), "green")), 2500);
+    json_decref(root);
+    char err[512];
+    cr_assert_eq(state_from_json(text, strlen(text), &back, err, sizeof err), 0, "%s", err);
+    const struct state_route *a = &back.routes[0], *b = &back.routes[1];
+    cr_assert_eq(a->cohort.ncountries, 2);
+    cr_assert_str_eq(a->cohort.countries[0], "SG");
+    cr_assert_str_eq(a->cohort.countries[1], "MY");
+    cr_assert_eq(a->cohort.weights_bp[0], 2500);
+    cr_assert_eq(a->cohort.weights_bp[1], 7500);
+    cr_assert_eq(b->cohort.ncountries, 0, "a route without a cohort has none");
+    cr_assert(state_cohort_has(&a->cohort, "MY"));
+    cr_assert(!state_cohort_has(&a->cohort, "US"));
+    char w[128];
+    state_cohort_weights_json(a, w, sizeof w);
+    cr_assert_str_eq(w, "{\"green\":25,\"blue\":75}");
+    struct state copy;
+    cr_assert_eq(state_copy(&copy, &back), 0);
+    cr_assert_eq(memcmp(&copy.routes[0].cohort, &a->cohort, sizeof a->cohort), 0);
+    state_dispose(&copy);
+    state_dispose(&back);
+    state_dispose(&st);
+    free(text);
+}
+
+static json_t *cohort_obj;
+
+static void edit_cohort(json_t *root)
+{
+    json_t *api = json_object_get(json_object_get(root, "routes"), "api");
+    json_object_set(api, "cohort", cohort_obj);
+}
+
+/* Loads the test state with routes.api.cohort set to the JSON text cj; returns the error. */
+static int load_cohort(const char *cj, char *err, size_t cap)
+{
+    struct state st;
+    make_state(&st);
+    char *text = state_to_json(&st);
+    state_dispose(&st);
+    cohort_obj = json_loads(cj, 0, NULL);
+    cr_assert_not_null(cohort_obj, "%s", cj);
+    int rc = load_edited(text, edit_cohort, err, cap);
+    json_decref(cohort_obj);
+    free(text);
+    return rc;
+}
+
+static void cohort_refused(const char *cj, const char *want)
+{
+    char err[1024];
+    cr_assert_eq(load_cohort(cj, err, sizeof err), CUT_EINVAL, "%s", cj);
+    cr_assert(strstr(err, want) != NULL, "%s: %s (want %s)", cj, err, want);
+}
+
+Test(state, cohort_refusals)
+{
+    char err[1024];
+    cr_assert_eq(load_cohort("{\"countries\":[\"SG\"],\"weights\":{\"green\":10000,\"blue\":0}}",
+                             err, sizeof err),
+                 0, "%s", err);
+    cohort_refused("{\"countries\":[\"sg\"],\"weights\":{\"green\":10000,\"blue\":0}}",
+                   "routes.api.cohort.countries[0]: must be an ISO 3166-1 alpha-2");
+    cohort_refused("{\"countries\":[\"SGP\"],\"weights\":{\"green\":10000,\"blue\":0}}",
+                   "routes.api.cohort.countries[0]");
+    cohort_refused("{\"countries\":[\"SG\",\"MY\",\"SG\"],\"weights\":{\"green\":10000,\"blue\":0}}",
+                   "routes.api.cohort.countries[2]: country \"SG\" listed twice");
+    cohort_refused("{\"countries\":[\"AA\",\"AB\",\"AC\",\"AD\",\"AE\",\"AF\",\"AG\",\"AH\",\"AI\","
+                   "\"AJ\",\"AK\",\"AL\",\"AM\",\"AN\",\"AO\",\"AP\",\"AQ\"],"
+                   "\"weights\":{\"green\":10000,\"blue\":0}}",
+                   "routes.api.cohort.countries: must be an array of 1 to 16");
+    cohort_refused("{\"countries\":[],\"weights\":{\"green\":10000,\"blue\":0}}",
+                   "routes.api.cohort.countries: must be an array of 1 to 16");
+    cohort_refused("{\"countries\":[\"SG\"],\"weights\":{\"green\":5000,\"blue\":4000}}",
+                   "routes.api.cohort.weights: must sum to 10000 (got 9000)");
+    cohort_refused("{\"countries\":[\"SG\"],\"weights\":{\"green\":10000}}",
+                   "routes.api.cohort.weights.blue: missing");
+    cohort_refused("{\"countries\":[\"SG\"],\"weights\":{\"green\":10000,\"blue\":0,\"red\":0}}",
+                   "routes.api.cohort.weights: names pool \"red\"");
+    cohort_refused("{\"countries\":[\"SG\"],\"weights\":{\"green\":10001,\"blue\":0}}",
+                   "routes.api.cohort.weights.green: must be 0..10000");
+    cohort_refused("{\"countries\":[\"SG\"],\"weights\":{\"green\":10000,\"blue\":0},\"x\":1}",
+                   "routes.api.cohort: unknown key \"x\"");
+    cohort_refused("[]", "routes.api.cohort: must be an object");
+}
