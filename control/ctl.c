@@ -379,12 +379,17 @@ static int ctl_publish(struct ctl *c)
     for (size_t r = 0; r < cfg->nroutes; r++) {
         const struct cfg_route *cr = &cfg->routes[r];
         struct state_route *sr = state_route_find(&c->rt, cr->name);
+        if (sr) { /* the country cohort, its weights in the configuration's pool order */
+            ov[r].cohort.ncountries = sr->cohort.ncountries;
+            memcpy(ov[r].cohort.countries, sr->cohort.countries, sizeof ov[r].cohort.countries);
+        }
         for (size_t p = 0; p < cr->npools; p++) {
             struct snap_overlay_pool *op = &ov[r].pools[p];
             op->counters = counters_slots(c->counters, cr->name, cr->pools[p].name);
             struct state_pool *sp = sr ? state_pool_find(sr, cr->pools[p].name) : NULL;
             if (!sp)
                 continue;
+            ov[r].cohort.weights_bp[p] = sr->cohort.weights_bp[sp - sr->pools];
             op->has_weight = 1;
             op->weight_bp = sp->weight_bp;
             op->drained = sp->drained.v;
