@@ -132,7 +132,7 @@ int cmd_same_weights(const struct state_route *a, const struct state_route *b)
         if (a->pools[p].weight_bp != b->pools[p].weight_bp ||
             a->pools[p].stable_bp != b->pools[p].stable_bp)
             return 0;
-    return 1;
+    return memcmp(&a->cohort, &b->cohort, sizeof a->cohort) == 0; /* the cohort's too */
 }
 
 /* Parses {"blue": 90, "green": 10} for route sr into bp[]. */

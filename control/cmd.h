@@ -76,7 +76,7 @@ json_t *cmd_weights_obj(const struct state_route *sr, int stable);
  * before. Returns the route inside r->next, or NULL (r says why). */
 struct state_route *cmd_begin_change(struct cmd_req *q, struct cmd_res *r, const char *name);
 
-/* Whether a and b have the same weights and stable weights. */
+/* Whether a and b have the same weights, stable weights and cohort. */
 int cmd_same_weights(const struct state_route *a, const struct state_route *b);
 
 /* Parses {"blue": 90, "green": 10} for route sr into bp[] (basis points, summing to 10000). */

@@ -62,6 +62,23 @@ static void pool_counts(struct cmd_host *c, const char *route, const char *pool,
     *e5 = s.cls[4];
 }
 
+/* The route's country cohort for status: {"countries": [...], "weights": {pool: percent}}, or
+ * null when it has none. */
+static json_t *cohort_obj(const struct state_route *sr)
+{
+    if (sr->cohort.ncountries == 0)
+        return json_null();
+    json_t *cc = json_array(), *w = json_object();
+    for (unsigned i = 0; i < sr->cohort.ncountries && i < STATE_COHORT_MAX; i++)
+        json_array_append_new(cc, json_stringn(sr->cohort.countries[i], 2));
+    for (size_t p = 0; p < sr->npools; p++) {
+        unsigned bp = sr->cohort.weights_bp[p];
+        json_object_set_new(w, sr->pools[p].name,
+                            bp % 100 == 0 ? json_integer(bp / 100) : json_real(bp / 100.0));
+    }
+    return json_pack("{s:o, s:o}", "countries", cc, "weights", w);
+}
+
 static int op_status(struct cmd_req *q, struct cmd_res *r)
 {
     static const char *const keys[] = {"route", NULL};
@@ -88,10 +105,11 @@ static int op_status(struct cmd_req *q, struct cmd_res *r)
                                           plan_pool_windows(c->plans, sr->name, p)));
         }
         json_t *plan = plan_status(c->plans, sr);
-        json_array_append_new(routes, json_pack("{s:s, s:o, s:o, s:o, s:o}", "name", sr->name,
-                                                "weights", cmd_weights_obj(sr, 0), "stable",
-                                                cmd_weights_obj(sr, 1), "pools", pools, "plan",
-                                                plan ? plan : json_null()));
+        json_array_append_new(routes, json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "name",
+                                                sr->name, "weights", cmd_weights_obj(sr, 0),
+                                                "stable", cmd_weights_obj(sr, 1), "pools", pools,
+                                                "plan", plan ? plan : json_null(), "cohort",
+                                                cohort_obj(sr)));
     }
     r->result = json_pack("{s:I, s:s, s:s, s:s, s:o}", "uptime_s",
                           (json_int_t)(time(NULL) - c->started), "config_file", c->config_path,
@@ -149,6 +167,7 @@ static int op_set_weights(struct cmd_req *q, struct cmd_res *r)
         return CUT_EINVAL;
     for (size_t p = 0; p < nr->npools; p++)
         nr->pools[p].weight_bp = bp[p];
+    memset(&nr->cohort, 0, sizeof nr->cohort); /* weights for everyone: no cohort any more */
     r->changed = !cmd_same_weights(cur, nr);
     r->result = json_pack("{s:s, s:o, s:b}", "route", nr->name, "weights", cmd_weights_obj(nr, 0),
                           "changed", r->changed);
@@ -174,6 +193,7 @@ static int op_promote(struct cmd_req *q, struct cmd_res *r)
         return CUT_EINVAL;
     for (size_t i = 0; i < nr->npools; i++)
         nr->pools[i].weight_bp = nr->pools[i].stable_bp = (int)i == p ? CFG_BP_TOTAL : 0;
+    memset(&nr->cohort, 0, sizeof nr->cohort); /* promoted for everyone: no cohort any more */
     r->changed = !cmd_same_weights(cur, nr);
     r->result = json_pack("{s:s, s:o, s:o}", "route", nr->name, "weights", cmd_weights_obj(nr, 0),
                           "stable", cmd_weights_obj(nr, 1));
@@ -196,6 +216,7 @@ static int op_rollback(struct cmd_req *q, struct cmd_res *r)
         return CUT_EINVAL;
     for (size_t i = 0; i < nr->npools; i++)
         nr->pools[i].weight_bp = nr->pools[i].stable_bp;
+    memset(&nr->cohort, 0, sizeof nr->cohort); /* everyone back on the stable weights */
     end_plan_manual(nr);
     int plan_ended = (cur->plan == NULL) != (nr->plan == NULL) ||
                      (cur->plan && strcmp(cur->plan, nr->plan) != 0);
@@ -337,6 +358,50 @@ static int op_reload(struct cmd_req *q, struct cmd_res *r)
 
 /* ---- shift plans ---------------------------------------------------------------------------- */
 
+/* The optional "cohort": {"country": ["SG", "MY"]} of a shift: 1..STATE_COHORT_MAX distinct
+ * upper-case ISO 3166-1 alpha-2 codes. */
+static int parse_cohort_arg(struct cmd_req *q, struct cmd_res *r, struct plan *p)
+{
+    json_t *c = json_object_get(q->args, "cohort");
+    if (c == NULL)
+        return 0;
+    if (!json_is_object(c))
+        return cmd_fail(r, "invalid_argument", "args.cohort",
+                        "expected an object {\"country\": [\"SG\", ...]}");
+    const char *key;
+    json_t *v;
+    json_object_foreach(c, key, v)
+    {
+        if (strcmp(key, "country") != 0) {
+            char path[160];
+            snprintf(path, sizeof path, "args.cohort.%.100s", key);
+            return cmd_fail(r, "invalid_argument", path, "unknown key (a cohort has \"country\")");
+        }
+    }
+    json_t *cc = json_object_get(c, "country");
+    if (!json_is_array(cc) || json_array_size(cc) == 0 ||
+        json_array_size(cc) > STATE_COHORT_MAX)
+        return cmd_fail(r, "invalid_argument", "args.cohort.country",
+                        "expected 1 to %d country codes (one cohort per route, at most %d "
+                        "countries)",
+                        STATE_COHORT_MAX, STATE_COHORT_MAX);
+    size_t i;
+    json_array_foreach(cc, i, v)
+    {
+        char path[48];
+        snprintf(path, sizeof path, "args.cohort.country[%zu]", i);
+        if (!json_is_string(v) || !state_country_ok(json_string_value(v), json_string_length(v)))
+            return cmd_fail(r, "invalid_argument", path,
+                            "expected an ISO 3166-1 alpha-2 code in upper case (\"SG\")");
+        for (unsigned k = 0; k < p->ncohort; k++)
+            if (memcmp(p->cohort[k], json_string_value(v), 3) == 0)
+                return cmd_fail(r, "invalid_argument", path, "country \"%s\" listed twice",
+                                json_string_value(v));
+        memcpy(p->cohort[p->ncohort++], json_string_value(v), 3);
+    }
+    return 0;
+}
+
 static int parse_plan_args(struct cmd_req *q, struct cmd_res *r, const struct state_route *sr,
                            struct plan *p)
 {
@@ -373,6 +438,8 @@ static int parse_plan_args(struct cmd_req *q, struct cmd_res *r, const struct st
     }
     if (prev != CFG_BP_TOTAL)
         return cmd_fail(r, "invalid_argument", "args.steps", "the last step must be 100");
+    if (parse_cohort_arg(q, r, p) < 0)
+        return CUT_EINVAL;
     json_t *hold = json_object_get(q->args, "hold_s");
     if (!json_is_integer(hold) || json_integer_value(hold) < 0 ||
         json_integer_value(hold) > 86400)
@@ -429,8 +496,8 @@ static int parse_plan_args(struct cmd_req *q, struct cmd_res *r, const struct st
 
 static int op_shift(struct cmd_req *q, struct cmd_res *r)
 {
-    static const char *const keys[] = {"route", "to", "steps", "hold_s", "gates", "reason",
-                                       "expect_generation", NULL};
+    static const char *const keys[] = {"route", "to", "steps", "hold_s", "gates", "cohort",
+                                       "reason", "expect_generation", NULL};
     const char *route, *reason;
     if (cmd_check_keys(r, q->args, keys) < 0 || cmd_arg_str(r, q->args, "route", 1, 128, &route) < 0 ||
         cmd_arg_str(r, q->args, "reason", 1, CMD_REASON_MAX, &reason) < 0)

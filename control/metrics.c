@@ -137,6 +137,27 @@ static void render_weights(const struct metrics_source *c, struct evbuffer *b)
             evbuffer_add_printf(b, "} %.4f\n", sr->pools[p].stable_bp / 10000.0);
         }
     }
+    family(b, "cutover_route_cohort_weight_percent", "gauge",
+           "The weights of a route's country cohort (0..100), by route and pool; only routes "
+           "with a cohort.");
+    for (size_t r = 0; r < c->rt->nroutes; r++) {
+        const struct state_route *sr = &c->rt->routes[r];
+        for (size_t p = 0; sr->cohort.ncountries && p < sr->npools; p++) {
+            evbuffer_add_printf(b, "cutover_route_cohort_weight_percent{");
+            route_pool(b, sr->name, sr->pools[p].name);
+            evbuffer_add_printf(b, "} %.2f\n", sr->cohort.weights_bp[p] / 100.0);
+        }
+    }
+    family(b, "cutover_route_cohort_countries", "gauge",
+           "How many countries a route's cohort holds; only routes with a cohort.");
+    for (size_t r = 0; r < c->rt->nroutes; r++) {
+        const struct state_route *sr = &c->rt->routes[r];
+        if (sr->cohort.ncountries == 0)
+            continue;
+        evbuffer_add(b, "cutover_route_cohort_countries{route=\"", 38);
+        label(b, sr->name);
+        evbuffer_add_printf(b, "\"} %u\n", sr->cohort.ncountries);
+    }
     family(b, "cutover_endpoints", "gauge",
            "Endpoints per route and pool in the serving snapshot, by state: serving, "
            "unhealthy (failed active checks or ejected), drained (by an operator).");

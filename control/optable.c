@@ -120,17 +120,18 @@ static const struct optable_op ops[] = {
      .role = CUT_ROLE_DEPLOYER,
      .mutates = 1,
      .args = OPTABLE_MUT | OPTABLE_ARG_TO | OPTABLE_ARG_STEPS | OPTABLE_ARG_INTERVAL |
-             OPTABLE_ARG_GATE | OPTABLE_ARG_MIN_REQUESTS,
+             OPTABLE_ARG_GATE | OPTABLE_ARG_MIN_REQUESTS | OPTABLE_ARG_COHORT,
      .reason_required = 1,
      .min_pos = 1,
      .max_pos = 1,
      .pos_names = {"route"},
      .usage = "shift ROUTE --to POOL --steps 10,25,50,100 --interval 30s [--gate 5xx<=1%] "
-              "[--gate p99<=500ms] [--min-requests N] --reason TEXT [--expect-generation N] "
-              "[--dry-run]",
+              "[--gate p99<=500ms] [--min-requests N] [--cohort country=SG,MY] --reason TEXT "
+              "[--expect-generation N] [--dry-run]",
      .help = "start a plan in cutover (each step held --interval and judged by the gates; a "
              "failed gate rolls back) and watch it; exit 0 promoted, 6 rolled back, Ctrl-C "
-             "aborts it"},
+             "aborts it; --cohort moves only clients from those countries (1..16 ISO codes; "
+             "one cohort per route), a later shift without it widens to everyone"},
     {.op = "shift-pause",
      .role = CUT_ROLE_DEPLOYER,
      .mutates = 1,

@@ -29,6 +29,7 @@ enum {
     OPTABLE_ARG_ROUTE = 1u << 10,       /* args.route, --route (history's filter) */
     OPTABLE_ARG_SINCE = 1u << 11,       /* args.since, --since (history's filter) */
     OPTABLE_ARG_ACTOR = 1u << 12,       /* args.actor, --actor (history's filter) */
+    OPTABLE_ARG_COHORT = 1u << 13,      /* args.cohort, --cohort country=SG,MY */
 };
 
 #define OPTABLE_POS_ANY ((size_t)-1) /* max_pos of an op whose positionals are a list */

@@ -106,6 +106,13 @@ int plan_parse(const char *text, struct plan *p)
     v = json_object_get(o, "rb_limit");
     p->rb_limit = json_is_number(v) ? json_number_value(v) : 0;
     p->rb_at_ms = jint(o, "rb_at_ms");
+    json_t *coh = json_object_get(o, "cohort");
+    for (size_t i = 0; json_is_array(coh) && i < json_array_size(coh) && i < STATE_COHORT_MAX;
+         i++) {
+        json_t *c = json_array_get(coh, i);
+        if (json_is_string(c) && state_country_ok(json_string_value(c), json_string_length(c)))
+            memcpy(p->cohort[p->ncohort++], json_string_value(c), 3);
+    }
     json_decref(o);
     int ok = p->nsteps > 0 && p->step < p->nsteps && p->to[0] && p->state[0];
     return ok ? 0 : -1;
@@ -137,6 +144,12 @@ char *plan_dump(const struct plan *p)
         json_object_set_new(o, "rb_limit", json_real(p->rb_limit));
         json_object_set_new(o, "rb_at_ms", json_integer(p->rb_at_ms));
     }
+    if (p->ncohort > 0) {
+        json_t *coh = json_array();
+        for (unsigned i = 0; i < p->ncohort && i < STATE_COHORT_MAX; i++)
+            json_array_append_new(coh, json_stringn(p->cohort[i], 2));
+        json_object_set_new(o, "cohort", coh);
+    }
     char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     return text;
@@ -160,6 +173,13 @@ void plan_set_weights(struct state_route *sr, const struct plan *p, unsigned to_
             from = (int)i;
     }
     gate_step_weights(stable, n, to, from, to_bp, weight);
+    if (p->ncohort > 0) { /* a cohort plan: only the cohort moves */
+        sr->cohort.ncountries = p->ncohort;
+        memcpy(sr->cohort.countries, p->cohort, sizeof sr->cohort.countries);
+        for (size_t i = 0; i < CFG_MAX_POOLS; i++)
+            sr->cohort.weights_bp[i] = i < n ? weight[i] : 0;
+        return;
+    }
     for (size_t i = 0; i < n; i++)
         sr->pools[i].weight_bp = weight[i];
 }
@@ -223,6 +243,8 @@ struct window {
 };
 
 _Static_assert(STATE_COHORT_MAX == ROUTE_COHORT_MAX, "a state cohort fits the snapshot's");
+_Static_assert(sizeof(((struct plan *)0)->cohort) == sizeof(((struct state_cohort *)0)->countries),
+               "a plan's cohort is a state cohort's countries");
 _Static_assert(PLAN_LAT_BUCKETS == SNAP_LAT_BUCKETS + 1, "plan_counts.lat is the histogram");
 
 /* The 99th percentile (gate_p99_ms) of n requests whose per-bucket counts are
@@ -336,6 +358,16 @@ json_t *plan_status(struct plan_state *ps, const struct state_route *sr)
                                "p99_ms", w.p99_ms),
                      "reason", p.reason, "started_at", started, "actor", p.actor, "rolled_back",
                      rb);
+    if (st) { /* a cohort plan: which countries it moves */
+        json_t *coh = json_null();
+        if (p.ncohort > 0) {
+            json_t *cc = json_array();
+            for (unsigned i = 0; i < p.ncohort; i++)
+                json_array_append_new(cc, json_stringn(p.cohort[i], 2));
+            coh = json_pack("{s:o}", "countries", cc);
+        }
+        json_object_set_new(st, "cohort", coh);
+    }
     if (st && w.fleet) /* the window is the fleet's: say over how many replicas, and who leads */
         json_object_set_new(st, "fleet",
                             json_pack("{s:i, s:i, s:s}", "replicas_at_step", (int)w.at_step,
@@ -366,14 +398,18 @@ static void commit(struct plan_state *ps, const struct state_route *sr, const st
     }
     free(nr->plan);
     nr->plan = text;
-    if (rollback)
+    if (rollback) { /* everyone back on the stable weights: the cohort goes too */
         for (size_t i = 0; i < nr->npools; i++)
             nr->pools[i].weight_bp = nr->pools[i].stable_bp;
-    else
+        memset(&nr->cohort, 0, sizeof nr->cohort);
+    } else {
         plan_set_weights(nr, p, p->steps_bp[p->step]);
-    if (stable_too)
+    }
+    if (stable_too && p->ncohort == 0) { /* a cohort plan's promotion keeps the cohort */
         for (size_t i = 0; i < nr->npools; i++)
             nr->pools[i].stable_bp = nr->pools[i].weight_bp;
+        memset(&nr->cohort, 0, sizeof nr->cohort); /* widened to everyone */
+    }
     ps->env.apply(ps->env.ctx, op, args, &next, sr->name);
     state_dispose(&next);
     json_decref(args);
@@ -490,6 +526,8 @@ static void watchdog(struct plan_state *ps, const struct cfg_route *cr, const st
     struct state_route *nr = state_route_find(&next, sr->name);
     for (size_t k = 0; nr && k < nr->npools; k++)
         nr->pools[k].weight_bp = nr->pools[k].stable_bp;
+    if (nr)
+        memset(&nr->cohort, 0, sizeof nr->cohort);
     const struct watchdog_pool *wp = &pools[v.pool];
     json_t *args = json_pack("{s:s, s:s, s:s, s:f, s:f, s:{s:I, s:I, s:i}, s:s}", "route",
                              sr->name, "pool", sr->pools[v.pool].name, "gate", v.gate, "value",

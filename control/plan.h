@@ -7,7 +7,14 @@
  * percentile, so a conservative value). A failed gate, or "to" having no serving endpoint while
  * it carries weight, rolls the route back to its stable weights at once (one publication),
  * audited with actor "auto" and the measured values. After the last step's hold the pool is
- * promoted (its weights become the stable ones). The plan is part of the route's durable state
+ * promoted (its weights become the stable ones).
+ *
+ * A cohort plan (shift with "cohort") moves only the route's country cohort: its steps set the
+ * cohort's weights, the route's stay; the gates judge "to"'s traffic as usual (the cohort's,
+ * since only the cohort's clients move). A failed gate or any rollback of the route removes the
+ * cohort; its last step's hold ends it "promoted" with the cohort kept at its final weights (the
+ * stable weights do not change). A later plan without cohort widens to everyone; its promotion
+ * removes the cohort. The plan is part of the route's durable state
  * (state file), so a restart resumes it: the hold continues from the persisted step start
  * (wall clock), the step's measurement window restarts (counters start at zero).
  *
@@ -46,6 +53,10 @@ struct plan {
     char rb_gate[24]; /* why it rolled back ("" when it did not) */
     double rb_value, rb_limit;
     int64_t rb_at_ms;
+    /* A cohort plan (ncohort > 0) moves only the clients of these countries: its steps set the
+     * route's cohort (state_route.cohort), the route's own weights stay. */
+    unsigned ncohort;
+    char cohort[16][3];
 };
 
 /* From/to the compact JSON kept in state_route.plan. parse returns 0 or CUT_EINVAL. The caller frees
@@ -65,7 +76,8 @@ json_t *plan_status(struct plan_state *ps, const struct state_route *sr);
 json_t *plan_pool_windows(struct plan_state *ps, const char *route, size_t pool_index);
 
 /* Sets the weights of sr for a plan at percent bp of "to": the other pools share the rest in
- * proportion to their stable weights. */
+ * proportion to their stable weights. For a cohort plan these are the cohort's weights (the
+ * cohort is set to the plan's countries); the route's weights do not change. */
 void plan_set_weights(struct state_route *sr, const struct plan *p, unsigned to_bp);
 
 /* Runs every tick for the configuration in use: steps, gates, promotion; the watchdog once a

@@ -70,6 +70,8 @@ int state_rebase(const struct cfg *cfg, const struct cfg *old_cfg, const struct 
             snprintf(np->name, sizeof np->name, "%s", cr->pools[p].name);
             struct state_pool *op = orr ? state_pool_find(orr, cr->pools[p].name) : NULL;
             np->weight_bp = keep ? op->weight_bp : cr->pools[p].weight_bp;
+            if (keep) /* the country cohort too, its weights in the new pool order */
+                nr->cohort.weights_bp[p] = orr->cohort.weights_bp[op - orr->pools];
             np->stable_bp = keep ? op->stable_bp : cr->pools[p].weight_bp;
             if (op && (copy_addrs(&np->drained, &op->drained) < 0 ||
                        copy_addrs(&np->added, &op->added) < 0 ||
@@ -77,6 +79,10 @@ int state_rebase(const struct cfg *cfg, const struct cfg *old_cfg, const struct 
                 state_dispose(out);
                 return CUT_ENOMEM;
             }
+        }
+        if (keep) {
+            nr->cohort.ncountries = orr->cohort.ncountries;
+            memcpy(nr->cohort.countries, orr->cohort.countries, sizeof nr->cohort.countries);
         }
         /* A shift plan goes on only where the runtime weights are kept (the same rule). */
         if (keep && orr->plan && !(nr->plan = strdup(orr->plan))) {

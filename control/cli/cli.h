@@ -117,6 +117,7 @@ struct cli {
     size_t ngates;
     long long min_requests;
     const char *route, *since, *actor; /* history's filters: --route, --since, --actor */
+    const char *cohort; /* --cohort country=...: the country list after "country=" */
 
     const char *pos[CLI_MAX_POS]; /* positionals, pos[0] is the command */
     size_t npos;

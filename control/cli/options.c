@@ -78,6 +78,7 @@ static const struct optdef optdefs[] = {
     {"--route", 1, OPTABLE_ARG_ROUTE},
     {"--since", 1, OPTABLE_ARG_SINCE},
     {"--actor", 1, OPTABLE_ARG_ACTOR},
+    {"--cohort", 1, OPTABLE_ARG_COHORT},
 };
 
 static int apply_option(struct cli *c, const char *name, const char *val)
@@ -161,6 +162,11 @@ static int apply_option(struct cli *c, const char *name, const char *val)
             c->actor = val;
         else
             c->since = val;
+    } else if (!strcmp(name, "--cohort")) {
+        if (strncmp(val, "country=", 8) != 0 || !val[8])
+            return cli_usage_error(c, "--cohort '%s': expected country=CC[,CC...] (e.g. "
+                                      "country=SG,MY)", val);
+        c->cohort = val + 8;
     }
     return 0;
 }

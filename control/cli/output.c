@@ -185,6 +185,14 @@ static void print_status_route(const json_t *rt)
         printf("   (stable %s%s)", cli_weights_str(st, ws, sizeof ws),
                cli_weights_same(w, st) ? ", at stable" : "");
     putchar('\n');
+    const json_t *coh = json_object_get(rt, "cohort");
+    if (json_is_object(coh)) { /* the country cohort: its countries and own weights */
+        const json_t *cc = json_object_get(coh, "countries");
+        printf("    cohort country=");
+        for (size_t i = 0; i < json_array_size(cc); i++)
+            printf("%s%s", i ? "," : "", json_string_value(json_array_get(cc, i)));
+        printf("   weights %s\n", cli_weights_str(json_object_get(coh, "weights"), ws, sizeof ws));
+    }
     cli_print_status_plan(json_object_get(rt, "plan"));
     size_t pw = 4;
     const char *k;

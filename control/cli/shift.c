@@ -460,6 +460,17 @@ json_t *cli_shift_args(struct cli *c)
         json_object_set_new(args, "gates", gates);
     else
         json_decref(gates);
+    if (c->cohort) { /* "SG,MY" -> {"country": ["SG", "MY"]}; cutover checks the codes */
+        json_t *cc = json_array();
+        for (const char *t = c->cohort; *t;) {
+            size_t n = strcspn(t, ",");
+            json_array_append_new(cc, json_stringn(t, n));
+            t += n;
+            if (*t == ',')
+                t++;
+        }
+        json_object_set_new(args, "cohort", json_pack("{s:o}", "country", cc));
+    }
     json_object_set_new(args, "reason", json_string(c->reason));
     if (c->seen & OPTABLE_ARG_EXPECT)
         json_object_set_new(args, "expect_generation", json_integer(c->expect));
