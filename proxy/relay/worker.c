@@ -81,9 +81,45 @@ static void on_pin_dispose(void *ctx, struct snap_pin *pin)
     pin->data = NULL;
 }
 
+/* Whether route a of one snapshot and route b of another are the same route with the same
+ * pools in the same order (so their balancing state means the same thing). */
+static int same_route(const struct snap_route *a, const struct snap_route *b)
+{
+    if (a->npools != b->npools || strcmp(a->cfg->name, b->cfg->name) != 0)
+        return 0;
+    for (unsigned p = 0; p < a->npools; p++)
+        if (strcmp(a->pools[p].cfg->name, b->pools[p].cfg->name) != 0)
+            return 0;
+    return 1;
+}
+
+/* Carries the round-robin state of every route that is still there from the snapshot in use
+ * (old, its state ows) to the new one: a publication (a change of any route, a reload, a
+ * health or DNS change) must not restart the split of the routes it did not change, or with
+ * frequent publications a pool with a small weight would rarely be picked at all. */
+static void carry_balance(struct wsnap *ws, const struct snapshot *s, const struct snapshot *old,
+                          const struct wsnap *ows)
+{
+    for (unsigned r = 0; r < s->nroutes; r++) {
+        unsigned o = r; /* the usual case: the same routes in the same order */
+        if (o >= old->nroutes || !same_route(&s->routes[r], &old->routes[o]))
+            for (o = 0; o < old->nroutes && !same_route(&s->routes[r], &old->routes[o]); o++)
+                ;
+        if (o == old->nroutes)
+            continue;
+        ws->swrr[r] = ows->swrr[o];
+        ws->cohort_swrr[r] = ows->cohort_swrr[o];
+        memcpy(&ws->rr[r * CFG_MAX_POOLS], &ows->rr[o * CFG_MAX_POOLS],
+               CFG_MAX_POOLS * sizeof *ws->rr);
+    }
+}
+
 static void adopt(struct worker *w, struct snapshot *s)
 {
     struct wsnap *ws = wsnap_new(w, s);
+    const struct snap_pin *cur = w->pins.current;
+    if (ws && cur && cur->data)
+        carry_balance(ws, s, cur->snap, cur->data);
     if (!ws) {
         /* Keep serving on the current snapshot; the next publish tries again. */
         fprintf(stderr, "cutover: worker %u: out of memory adopting generation %llu\n", w->id,

@@ -114,3 +114,50 @@ def test_override():
     check(not leaked, "override header reached an upstream: %r", leaked[:2])
     check(all(x["name"] == "blue" for x in logged if "untrusted" in x["path"]),
           "an untrusted override reached green")
+
+
+def test_split_holds_while_other_routes_change():
+    """A route's 90/10 split holds while another route's weights change as fast as the
+    control socket takes changes (hundreds a second, about one per request): every publication of a snapshot keeps the round-robin state of the routes it did not
+    change (it used to restart it, so the small pool was hardly ever picked)."""
+    import json
+    import threading
+    from test_control import Ctl, control_section, wait_ctl
+    blue, green = _blue_green()
+    port = free_port()
+    cfg = make_config(port, {"blue": [blue], "green": [green]}, {"blue": 90, "green": 10},
+                      hosts=["app.test"], control=control_section())
+    other = json.loads(json.dumps(cfg["routes"][0]))
+    other.update(name="other", hosts=["other.test"], weights={"blue": 100, "green": 0})
+    cfg["routes"].append(other)
+    cx = start_cutover(cfg)
+    path = wait_ctl(cx)
+    stop = threading.Event()
+    churned = []
+
+    def churn():
+        with Ctl(path, timeout=10) as c:
+            i = 0
+            while not stop.is_set() and i < 20000:
+                rep = c.call("set-weights", {"route": "other", "reason": "churn",
+                                             "weights": {"blue": 100 - i % 2, "green": i % 2}})
+                churned.append(rep.get("ok"))
+                i += 1
+    th = threading.Thread(target=churn, daemon=True)
+    th.start()
+    try:
+        counts = {}
+        import time
+        with RawConn(port) as c:
+            for i in range(1000):  # paced: about one request per publication
+                r = c.get("/", host="app.test")
+                check(r.status == 200, "status %s", r.status)
+                counts[r.upstream] = counts.get(r.upstream, 0) + 1
+                time.sleep(0.003)
+    finally:
+        stop.set()
+        th.join(10)
+    check(len(churned) >= 20 and all(churned), "the other route barely changed: %d", len(churned))
+    share = counts.get("green", 0) / 1000.0
+    check(0.08 <= share <= 0.12, "green share %.3f under churn (%d changes): %r", share,
+          len(churned), counts)
