@@ -160,6 +160,7 @@ static uint64_t host_generation(void *ctx)
     return ctl_generation(ctx);
 }
 
+/* ctl_event for the protocol, the services (certs, health) and durable_commit. */
 static void host_event(void *ctx, const char *name, const char *extra)
 {
     ctl_event(ctx, name, extra);
@@ -316,16 +317,11 @@ static void metrics_source(void *ctx, struct metrics_source *out)
 
 /* ---- runtime state ------------------------------------------------------------------------- */
 
-static void on_durable_event(void *ctx, const char *name, const char *extra)
-{
-    ctl_event(ctx, name, extra);
-}
-
 static int ctl_durable_commit(struct ctl *c, const struct state *next, struct audit_record *rec,
                        int *recorded, char *err, size_t cap)
 {
     struct durable_target t = {c->audit, c->hold->cfg->control.state_file, c->generation,
-                               ctl_audit_out, on_durable_event, c};
+                               ctl_audit_out, host_event, c};
     return durable_commit(&t, next, rec, recorded, err, cap);
 }
 
@@ -354,11 +350,6 @@ static int on_certs_rotated(void *ctx)
         return CUT_ENOMEM;
     siem_apply(c);
     return 0;
-}
-
-static void on_service_event(void *ctx, const char *name, const char *extra)
-{
-    ctl_event(ctx, name, extra);
 }
 
 /* ---- publication --------------------------------------------------------------------------- */
@@ -763,9 +754,9 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
     c->ev_delay = evtimer_new(c->base, on_delay, c);
     c->ev_drain = evtimer_new(c->base, on_drain, c);
     c->ev_exit = event_new(c->base, -1, EV_PERSIST, on_exit_poll, c);
-    c->certs = certs_new(c->base, on_certs_rotated, on_service_event, c);
+    c->certs = certs_new(c->base, on_certs_rotated, host_event, c);
     c->ev_tick = event_new(c->base, -1, EV_PERSIST, on_tick, c);
-    c->hs = hstate_new(c->nworkers, on_service_event, c);
+    c->hs = hstate_new(c->nworkers, host_event, c);
     struct plan_env penv = {&c->rt, c->counters, c->hs, on_plan_apply, c,
                             c->fleet ? fleet_plan_leads : NULL,
                             c->fleet ? fleet_plan_window : NULL, c->fleet};
@@ -795,7 +786,7 @@ struct ctl *ctl_new(const char *config_path, struct cfg *cfg, struct logger *lg,
         .started = c->started,
         .fleet = c->fleet,
     };
-    c->hc = healthcheck_new(c->base, on_health_report, on_service_event, c);
+    c->hc = healthcheck_new(c->base, on_health_report, host_event, c);
     if (!c->hc) {
         snprintf(err, cap, "out of memory");
         ctl_free(c);
