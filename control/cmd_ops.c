@@ -728,7 +728,8 @@ static json_t *fleet_history_records(struct cmd_host *c, struct history_ctx *h, 
     if (items && out) {
         for (i = 0; i < n; i++)
             items[i] = json_array_get(h->arr, i);
-        qsort(items, n, sizeof *items, by_time);
+        if (refusals) /* merged by time; the changes alone stay in generation order */
+            qsort(items, n, sizeof *items, by_time);
         for (i = n > limit ? n - limit : 0; i < n; i++)
             json_array_append(out, items[i]);
     }

@@ -408,6 +408,8 @@ static void print_history_record(const json_t *rec)
         printf(" [%s]%s%s", ecode, *cli_jstr(err, "message") ? " " : "", cli_jstr(err, "message"));
     if (*cli_jstr(rec, "reason"))
         printf(" \"%s\"", cli_jstr(rec, "reason"));
+    if (*cli_jstr(rec, "replica")) /* a fleet store's history: the replica that took it */
+        printf(" @%s", cli_jstr(rec, "replica"));
     putchar('\n');
     json_decref(owned);
 }
@@ -423,8 +425,9 @@ void cli_print_history(const struct cli *c)
         }
         const json_t *res = json_object_get(r->reply, "result");
         const json_t *recs = json_is_array(res) ? res : json_object_get(res, "records");
-        printf("replica %s: generation %lld, %zu record(s)%s\n", r->socket, r->generation,
-               json_array_size(recs), c->seen & OPTABLE_ARG_REFUSALS ? ", refusals included" : "");
+        printf("replica %s: generation %lld, %zu record(s)%s%s\n", r->socket, r->generation,
+               json_array_size(recs), c->seen & OPTABLE_ARG_REFUSALS ? ", refusals included" : "",
+               json_is_true(json_object_get(res, "fleet")) ? ", the fleet's changes" : "");
         size_t k;
         json_t *rec;
         json_array_foreach(recs, k, rec)

@@ -549,7 +549,8 @@ def test_fleet_history_is_fleet_wide():
                                           "limit": 2})["result"]["records"]
         check(len(only) == 2 and only[-1]["op"] == "rollback", "filtered: %r", only)
         p = ctl("--socket", fl.sock("r3"), "history", "--route", ROUTE)
-        check(p.returncode == 0 and "set-weights" in p.stdout and "rollback" in p.stdout,
+        check(p.returncode == 0 and "set-weights" in p.stdout and "rollback" in p.stdout and
+              "@r2" in p.stdout,
               "cutoverctl history: %s %s", p.returncode, p.stdout + p.stderr)
     finally:
         fl.close()
