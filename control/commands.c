@@ -525,8 +525,7 @@ static void apply(struct cmd_host *c, const struct cmd_peer *peer, const char *o
 
 /* Reads args.dry_run of a request for cmd: *dry set when true; *handler_args is args without
  * dry_run (a new reference) when it was given, else args itself (borrowed). Refuses
- * (invalid_argument) a dry_run that is not a boolean, on a read, or on reload (which applies
- * itself: it cannot be run dry). */
+ * (invalid_argument) a dry_run that is not a boolean, or on a read. */
 static int dry_run_arg(const struct optable_op *cmd, json_t *args, int *dry,
                        json_t **handler_args, json_t **owned, struct cmd_res *r)
 {
@@ -675,7 +674,7 @@ static char *handle(struct cmd_host *c, const struct cmd_peer *peer, const char 
     if (dry) { /* the record keeps the args as given, dry_run included */
         /* a dry run: validated and refused like the real change, but nothing is applied,
          * nothing reaches the fleet store, and the record is a read */
-        CUT_ASSERT(!r.reloaded && !r.recorded); /* reload refuses dry runs (dry_run_arg) */
+        CUT_ASSERT(!r.reloaded && !r.recorded); /* a reload's dry run is a preview */
         if (rc == 0)
             dry_run_result(c, peer, &r);
         audit_as(c, peer, op, args, &r, before, 1);
