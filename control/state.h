@@ -9,10 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "config/cfg.h"
 
 #define STATE_FORMAT 1
 #define STATE_MAX_NAME 128
+#define STATE_MAX_BP 10000 /* a weight in basis points: 100 % */
 
 /* A list of endpoint addresses ("host:port", as written). Owned strings. */
 struct state_addrs {
@@ -76,7 +79,11 @@ void state_addrs_remove(struct state_addrs *a, const char *addr);
  * Returns NULL on allocation failure. */
 char *state_to_json(const struct state *st);
 
-/* Parses text written by state_to_json. Returns 0, CUT_EINVAL with a message in err (cap bytes)
+/* The SHA-256 (hex, into hex[65]) of tree's canonical compact sorted-key JSON: the "checksum"
+ * of a state document (tree without its "checksum" member). Returns 0 or CUT_ENOMEM. */
+int state_checksum_hex(const json_t *tree, char hex[65]);
+
+/* Parses text written by state_to_json (control/state_load.c). Returns 0, CUT_EINVAL with a message in err (cap bytes)
  * for a bad format, wrong checksum, or malformed content. */
 int state_from_json(const char *text, size_t len, struct state *out, char *err, size_t cap);
 
