@@ -292,3 +292,48 @@ def test_fleet_plan_steps_while_the_fleet_changes_underneath():
 
 
 test_fleet_plan_steps_while_the_fleet_changes_underneath.timeout = 120
+
+
+def test_fleet_cohort_shift_is_the_fleets():
+    """A cohort shift through one replica is the fleet's: every replica (one started mid-plan
+    too) sends the cohort's devices where the leader's steps say and keeps the others on blue;
+    the cohort travels in the store with the route's state."""
+    from harness import unique
+    from test_cohorts import DEVICES, by_country, make_db, pools_seen
+    db = make_db(unique("cohort.mmdb"))
+    fl = PlanFleet(weights={"blue": 100, "green": 0}, sticky={"header": "x-device-id"},
+                   lease_ttl_s=3)
+    base_config = fl.config
+
+    def config(name, port, control=None):
+        cfg = base_config(name, port, control)
+        cfg["trusted_proxies"] = ["127.0.0.1/32"]
+        cfg["access_log"] = {"enabled": True, "country_database": db}
+        cfg["routes"][0].pop("hosts", None)
+        return cfg
+    fl.config = config
+    try:
+        for n in ("r1", "r2"):
+            fl.start(n)
+        rep = fl.call("r1", "shift", {"route": ROUTE, "to": "green", "steps": [50, 100],
+                                      "hold_s": 30, "reason": "cohort", "cohort":
+                                      {"country": ["SG", "MY"]},
+                                      "gates": {"max_5xx_percent": 5, "min_requests": 1}})
+        check(rep.get("ok") is True, "cohort shift: %r", rep)
+        wait_until(lambda: (fl.status("r2")["result"]["routes"][0].get("cohort") or {})
+                   .get("countries") == ["SG", "MY"], 5, what="the cohort on r2")
+        r3 = fl.start("r3")  # joins mid-plan: the fleet's cohort from its first request
+        seen = {n: pools_seen(fl.replicas[n].port) for n in ("r1", "r2", "r3")}
+        for n, s in seen.items():
+            check(set(by_country(s, "US")) == {"blue"} and set(by_country(s, "")) == {"blue"},
+                  "%s sent non-cohort clients to green: %r", n, s)
+            sg = by_country(s, "SG") + by_country(s, "MY")
+            check(0 < sg.count("green") < len(sg), "%s: cohort at 50%%: %r", n, sg)
+        check(seen["r1"] == seen["r2"] == seen["r3"],
+              "the replicas disagree on the cohort's devices: %r", seen)
+        del r3, DEVICES
+    finally:
+        fl.close()
+
+
+test_fleet_cohort_shift_is_the_fleets.timeout = 90
