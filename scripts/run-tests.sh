@@ -31,6 +31,7 @@ test_tls.test_tls_bad_key_does_not_block_a_new_crl
 test_upstream_tls.test_upstream_client_certificate_rotation
 test_admin_https.test_admin_reload_roles_and_rotation
 test_fleet.
+test_fleet_plans.
 test_cohorts.
 test_routing.test_split_holds_while_other_routes_change"
 
