@@ -132,6 +132,19 @@ const char *cli_plan_progress_fit(const json_t *plan, const char *prefix, const 
     const json_t *g = json_object_get(plan, "gates"), *w = json_object_get(plan, "window");
     char a[32], where[200];
     size_t n = add_part(parts, 0, 0, "%s", cli_plan_where(plan, where, sizeof where));
+    const json_t *cc = json_object_get(json_object_get(plan, "cohort"), "countries");
+    if (json_array_size(cc)) { /* a cohort plan moves only these countries' clients */
+        char list[80] = "";
+        size_t i, o = 0;
+        const json_t *x;
+        json_array_foreach(cc, i, x)
+        {
+            if (o < sizeof list)
+                o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? "," : "",
+                                      json_string_value(x) ? json_string_value(x) : "?");
+        }
+        n = add_part(parts, n, 0, " (cohort %s)", list);
+    }
     if (!strcmp(cli_jstr(plan, "state"), "paused"))
         n = add_part(parts, n, 0, "  PAUSED");
     if (json_is_object(w)) {
