@@ -223,6 +223,7 @@ struct cmd_pending {
     unsigned retries; /* runs again after losing a compare-and-set it did not ask for */
     int automatic;    /* a change cutover decided itself (commands_apply_auto): not run again
                        * through an operator's handler; its plan judges again at the next tick */
+    struct cmd_pending *wnext; /* in the host's queue of changes waiting for their turn */
 };
 
 /* A change without expect_generation that lost its compare-and-set only because this replica
@@ -250,6 +251,7 @@ static void pending_free(struct cmd_pending *p)
 
 static void pending_free_all(struct cmd_host *c)
 {
+    c->waiting = NULL; /* every waiting change is on the pending list too */
     while (c->pending) { /* their transactions were cancelled with the store's client */
         struct cmd_pending *p = c->pending;
         c->pending = p->next;
@@ -336,6 +338,60 @@ static void settle(struct cmd_pending *p)
     pending_free(p);
 }
 
+/* ---- changes waiting for their turn --------------------------------------------------------
+ * A replica commits one change at a time, on the fleet's state as it has read it. A change that
+ * comes while another is being committed, or while the replica reads the fleet's state again
+ * (after a lost compare-and-set), waits in this queue (first come, first served) instead of
+ * being refused; its turn comes when the replica is ready again, and it is then judged on the
+ * state in use (it may now be refused, or change nothing) and committed. A change that lost its
+ * compare-and-set only because this replica lagged goes back to the queue's front. */
+
+static void queue_push(struct cmd_host *c, struct cmd_pending *p, int front)
+{
+    p->wnext = NULL;
+    if (front || !c->waiting) {
+        p->wnext = c->waiting;
+        c->waiting = p;
+        return;
+    }
+    struct cmd_pending *t = c->waiting;
+    while (t->wnext)
+        t = t->wnext;
+    t->wnext = p;
+}
+
+static void on_fleet_ready(void *ctx, int ok);
+
+/* Gives the queue's first change its turn when the replica is ready; asks to be told when it
+ * will be if it is reading the fleet's state; fails every waiting change when the store cannot
+ * be reached. */
+static void queue_pump(struct cmd_host *c)
+{
+    while (c->waiting && !fleet_busy(c->fleet)) {
+        if (!fleet_reachable(c->fleet)) {
+            if (fleet_reading(c->fleet)) { /* reading the fleet's state: wait for it */
+                fleet_after_resync(c->fleet, on_fleet_ready, c);
+                return;
+            }
+            while (c->waiting) { /* the store does not answer */
+                struct cmd_pending *p = c->waiting;
+                c->waiting = p->wnext;
+                on_resynced(p, 0);
+            }
+            return;
+        }
+        struct cmd_pending *p = c->waiting;
+        c->waiting = p->wnext;
+        on_resynced(p, 1); /* judged on the state in use, then committed (busy) or settled */
+    }
+}
+
+static void on_fleet_ready(void *ctx, int ok)
+{
+    (void)ok; /* queue_pump sees whether the store answers */
+    queue_pump(ctx);
+}
+
 static void on_fleet_done(void *ctx, int status, struct state *next, uint64_t generation,
                           const char *what)
 {
@@ -345,8 +401,9 @@ static void on_fleet_done(void *ctx, int status, struct state *next, uint64_t ge
     memset(next, 0, sizeof *next);
     if (status == FLEET_CONFLICT && !json_object_get(p->args, "expect_generation") &&
         !p->automatic && cmd_ops_find(p->op) && p->retries < CMD_FLEET_RETRIES) {
-        p->retries++; /* stays pending: again once the fleet's state is read */
-        fleet_after_resync(c->fleet, on_resynced, p);
+        p->retries++; /* stays pending: again once the fleet's state is read, first in line */
+        queue_push(c, p, 1);
+        queue_pump(c);
         return;
     }
     pending_unlink(p);
@@ -379,11 +436,12 @@ static void on_fleet_done(void *ctx, int status, struct state *next, uint64_t ge
                      "but not recorded here: %s", (unsigned long long)c->generation(c->ctx), err);
     }
     settle(p);
+    queue_pump(c); /* the next change's turn */
 }
 
-/* The fleet's state has been read again after a lost compare-and-set: the change is judged
- * again on it (it may now be refused, or change nothing) and, when it still changes something,
- * committed again. */
+/* A waiting change's turn (queue_pump; ok 0: the store does not answer): it is judged on the
+ * state in use (it may now be refused, or change nothing) and, when it still changes
+ * something, committed. */
 static void on_resynced(void *ctx, int ok)
 {
     struct cmd_pending *p = ctx;
@@ -500,6 +558,14 @@ static struct cmd_pending *apply_fleet(struct cmd_host *c, const struct cmd_peer
     p->r = *r; /* takes result, details and next */
     p->r.route = p->route;
     memset(r, 0, sizeof *r);
+    if (!p->automatic && (fleet_busy(c->fleet) || c->waiting ||
+                          (!fleet_reachable(c->fleet) && fleet_reading(c->fleet)))) {
+        p->next = c->pending; /* its turn comes (queue_pump) */
+        c->pending = p;
+        queue_push(c, p, 0);
+        queue_pump(c);
+        return p;
+    }
     int rc = commit_pending(p);
     if (rc < 0) { /* settled at once (commit_pending said why): no callback */
         *r = p->r;

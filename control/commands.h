@@ -59,6 +59,7 @@ struct cmd_host {
     /* the fleet store (control/fleet.h), NULL without one: changes are committed to it first */
     struct fleet *fleet;
     struct cmd_pending *pending; /* changes waiting for the store (commands.c owns the list) */
+    struct cmd_pending *waiting; /* of which those waiting for their turn (commands.c's queue) */
 };
 
 /* A request whose reply comes later: a change waiting for the fleet store's transaction. */

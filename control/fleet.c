@@ -111,6 +111,11 @@ int fleet_commit(struct fleet *f, struct state *next, const char *actor, const c
     return 0;
 }
 
+int fleet_reading(const struct fleet *f)
+{
+    return f->etcd && f->reachable && !f->synced && f->resync_call;
+}
+
 int fleet_busy(const struct fleet *f)
 {
     return f->commit_call != NULL;

@@ -119,6 +119,11 @@ void fleet_pending_flush(struct fleet *f);
 /* Whether a change of this replica is being committed (fleet_commit answers CUT_EAGAIN). */
 int fleet_busy(const struct fleet *f);
 
+/* Whether the store answers and this replica is reading the fleet's state again (after a lost
+ * compare-and-set or an outage): a change can wait for it (fleet_after_resync) rather than be
+ * refused. */
+int fleet_reading(const struct fleet *f);
+
 /* The fleet as this replica sees it, for status: {"store":"ok"|"unreachable","replica":..,
  * "generation":..,"revision":..,"pending":[routes],"invalid":[{key,revision,error}],
  * "replicas":[{"replica","generation","cluster","region","version","started","lagging"}],

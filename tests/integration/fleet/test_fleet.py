@@ -581,3 +581,36 @@ def test_fleet_back_to_back_changes_through_different_replicas():
 
 
 test_fleet_back_to_back_changes_through_different_replicas.timeout = 90
+
+
+def test_fleet_concurrent_changes_on_one_replica_wait_their_turn():
+    """Changes that reach one replica at the same moment (several pipelines, or an operator and
+    a plan) wait for their turn there instead of being refused as busy: each is judged on the
+    state in use when its turn comes and committed, at consecutive fleet generations."""
+    fl = Fleet()
+    try:
+        fl.start("r1")
+        fl.start("r2")
+        g = fl.status("r1")["generation"]
+        conns = [Ctl(fl.sock("r1"), timeout=20) for _ in range(6)]
+        try:
+            for i, c in enumerate(conns):  # all on the wire before any reply is read
+                c.send_raw(json.dumps({"v": 1, "id": "c%d" % i, "op": "set-weights", "args": {
+                    "route": ROUTE, "weights": {"blue": 50 + i, "green": 50 - i},
+                    "reason": "concurrent"}}).encode() + b"\n")
+            reps = [c.read_line() for c in conns]
+        finally:
+            for c in conns:
+                c.close()
+        check(all(r.get("ok") is True for r in reps), "refused: %r",
+              [r for r in reps if not r.get("ok")])
+        gens = sorted(r["generation"] for r in reps)
+        check(gens == list(range(g + 1, g + 7)), "generations %r after %d", gens, g)
+        last = max(reps, key=lambda r: r["generation"])
+        w = weights_bp(last["result"]["weights"])
+        fl.wait_weights(["r1", "r2"], w["blue"] // 100, w["green"] // 100)
+    finally:
+        fl.close()
+
+
+test_fleet_concurrent_changes_on_one_replica_wait_their_turn.timeout = 60
