@@ -558,6 +558,8 @@ static void reload_on_signal(struct ctl *c)
     };
     int recorded = 0;
     int rc = ctl_reload(c, &errs, &r, &recorded);
+    /* counted like a reload through the control socket (cutover_control_operations_total) */
+    counters_count_op(c->counters, "reload", rc == 0);
     if (rc < 0)
         cfg_errors_print(&errs, c->config_path, stderr);
     if (rc < 0 && !recorded) { /* refused before anything changed: the refusal's record */

@@ -218,7 +218,7 @@ static void render_process(const struct metrics_source *c, struct evbuffer *b)
            "fail-safe).");
     evbuffer_add_printf(b, "cutover_failovers_total %llu\n", failovers);
     family(b, "cutover_control_operations_total", "counter",
-           "Control requests (socket and reload), by op and result.");
+           "Control requests (control socket, admin API, SIGHUP reloads), by op and result.");
     unsigned nops;
     const struct counters_op *ops = counters_ops(c->counters, &nops);
     for (unsigned i = 0; i < nops; i++) {
