@@ -10,11 +10,23 @@
 set -euo pipefail
 
 build=(gcc make pkg-config libevent-dev libssl-dev libnghttp2-dev libjansson-dev libmaxminddb-dev libcurl4-openssl-dev)
-test=(libcriterion-dev python3 python3-h2 curl openssl nghttp2-client libmaxmind-db-writer-perl etcd-server etcd-client)
+test=(libcriterion-dev python3 python3-h2 curl openssl nghttp2-client libmaxmind-db-writer-perl etcd-server etcd-client
+      python3-yaml prometheus nodejs)
+# tests/integration/deploy: kubectl renders the Kustomize overlays (`kubectl kustomize`; it needs
+# kustomize v4 or later: kubectl 1.21+). Debian's package is kubernetes-client; a kubectl already
+# on the machine from another package is kept (both ship /usr/bin/kubectl, so installing Debian's
+# over it would fail). Debian 12's kubernetes-client is kubectl 1.20 with kustomize v2.0.3, too
+# old for the overlays: the deploy tests say so. prometheus brings promtool (deploy/alerts).
+# The Kubernetes schema validator is the npm package kubernetes-models, installed from
+# tests/integration/deploy/validator/package-lock.json by `npm ci` (npm: Debian's package when no
+# npm came with the machine's Node.js).
 bench=(haproxy nginx-light nghttp2-client nghttp2-proxy nghttp2-server h2o wrk valgrind util-linux)
 # libFuzzer and the sanitizer runtimes come with clang-14 (libclang-rt-14-dev); llvm provides
 # llvm-symbolizer, so reports name functions and lines.
 fuzz=(clang libclang-rt-14-dev llvm)
+
+command -v kubectl >/dev/null 2>&1 || test+=(kubernetes-client)
+command -v npm >/dev/null 2>&1 || test+=(npm)
 
 want=("${build[@]}")
 case "${1:-build}" in
@@ -35,8 +47,21 @@ find_missing() {
     done
 }
 
+# The deploy tests' validator (npm registry), for the test goals, once the packages are there.
+validator() {
+    case "${1:-build}" in test|bench) ;; *) return 0 ;; esac
+    local d
+    d="$(cd "$(dirname "$0")/.." && pwd)/tests/integration/deploy/validator"
+    [ -d "$d/node_modules/kubernetes-models" ] && return 0
+    echo "cutover: installing the Kubernetes schema validator (npm ci in $d)" >&2
+    (cd "$d" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
 find_missing
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+    validator "${1:-build}"
+    exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "cutover: missing packages: ${missing[*]}" >&2
@@ -55,10 +80,14 @@ if ! flock -w 900 9; then
     exit 1
 fi
 find_missing # another deps.sh may have installed them while this one waited
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+    validator "${1:-build}"
+    exit 0
+fi
 
 echo "cutover: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 # Other apt users (unattended-upgrades) do not take our lock: apt waits for theirs.
 apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null
 apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}" >/dev/null
+validator "${1:-build}"

@@ -44,6 +44,13 @@ def overlays():
     return dirs
 
 
+def kustomize_major():
+    r = subprocess.run(["kubectl", "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, "kubectl is missing or broken (scripts/deps.sh test): %s" % r.stderr
+    v = json.loads(r.stdout).get("kustomizeVersion", "v0")
+    return int(re.match(r"v?(\d+)", v).group(1)), v
+
+
 def render(d):
     r = subprocess.run(["kubectl", "kustomize", d], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, "kubectl kustomize %s failed: %s" % (d, r.stderr)
@@ -314,6 +321,9 @@ def check_objects(objs):
 def test_overlays_render():
     """Every overlay renders with kubectl kustomize into the expected objects, one per region
     at least, each with its own cluster name and fleet prefix."""
+    major, v = kustomize_major()
+    assert major >= 4, ("kubectl's kustomize is %s; the overlays need v4 or later (kubectl 1.21+; Debian 12's "
+                        "kubernetes-client is 1.20 with kustomize v2.0.3)" % v)
     seen_regions, clusters, prefixes = set(), set(), set()
     for d in [os.path.join(DEPLOY, "base")] + overlays():
         objs = render(d)
