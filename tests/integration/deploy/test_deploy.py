@@ -504,3 +504,75 @@ def test_cross_reference_checks_catch_mistakes():
         mutate(o)
         probs = check_objects(o)
         assert any(expect in p for p in probs), "mistake %r not reported: %s" % (expect, probs)
+
+
+def test_etcd_statefulset_args_run_on_etcd_34():
+    """The etcd StatefulSet's own arguments start Debian's etcd 3.4 (one member here, on
+    loopback ports): every flag exists in 3.4, the one-file Key Vault PEM serves as both
+    --cert-file and --key-file, the probe path answers on the metrics URL, and a client
+    certificate without a CN, given to curl (libcurl, as cutover) as one file for cert and key,
+    is served by the HTTP/JSON gateway cutover uses."""
+    import etcd_cluster
+    sts = find(render(os.path.join(DEPLOY, "base")), "StatefulSet", "etcd")
+    c = sts["spec"]["template"]["spec"]["containers"][0]
+    tls_dir = [m["mountPath"] for m in c["volumeMounts"] if m["name"] == "tls"][0]
+    data_dir = [m["mountPath"] for m in c["volumeMounts"] if m["name"] == "data"][0]
+    work = tempfile.mkdtemp(prefix="etcd-", dir=harness.workdir())
+    p = lambda n: os.path.join(work, n)  # noqa: E731
+    sh = lambda *a: subprocess.run(a, check=True, capture_output=True, timeout=60)  # noqa: E731
+    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+       "-keyout", p("ca.key"), "-out", p("corporate-ca.pem"), "-days", "2", "-subj", "/O=Contoso/CN=Corp CA")
+    for name, subj, ext in (("member", "/O=Contoso/CN=etcd-0", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                                                               "extendedKeyUsage=serverAuth,clientAuth\n"),
+                            ("client", "/O=Contoso/OU=cutover-test", "extendedKeyUsage=clientAuth\n")):
+        sh("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+           "-keyout", p(name + ".key"), "-out", p(name + ".csr"), "-subj", subj)
+        with open(p(name + ".ext"), "w") as f:
+            f.write(ext)
+        sh("openssl", "x509", "-req", "-in", p(name + ".csr"), "-CA", p("corporate-ca.pem"), "-CAkey", p("ca.key"),
+           "-CAcreateserial", "-days", "2", "-extfile", p(name + ".ext"), "-out", p(name + ".crt"))
+        with open(p(name + ".pem"), "w") as f:  # objectType secret: key, then chain
+            f.write(open(p(name + ".key")).read() + open(p(name + ".crt")).read())
+    os.rename(p("member.pem"), p("member-kv.pem"))
+    os.symlink("member-kv.pem", p("member.pem"))
+    cp, pp, mp = harness.free_port(), harness.free_port(), harness.free_port()
+    member = "%s.%s.%s.svc.cluster.local" % ("$(POD_NAME)", sts["spec"]["serviceName"], sts["metadata"]["namespace"])
+    args = []
+    for a in c["args"]:
+        if a.startswith("--initial-cluster="):
+            a = "--initial-cluster=etcd-0=https://127.0.0.1:%d" % pp  # one member of the three here
+        a = (a.replace(member + ":2379", "127.0.0.1:%d" % cp).replace(member + ":2380", "127.0.0.1:%d" % pp)
+              .replace("0.0.0.0:2379", "127.0.0.1:%d" % cp).replace("0.0.0.0:2380", "127.0.0.1:%d" % pp)
+              .replace("0.0.0.0:2381", "127.0.0.1:%d" % mp).replace("$(POD_NAME)", "etcd-0")
+              .replace(tls_dir + "/", work + "/").replace(data_dir + "/", p("data") + "/"))
+        assert "cluster.local" not in a and "/mnt/" not in a and "/var/lib/etcd" not in a, a
+        args.append(a)
+    assert os.path.basename(c["command"][0]) == "etcd"
+    out, err = open(p("etcd.stdout"), "w"), open(p("etcd.stderr"), "w")
+    proc = subprocess.Popen([etcd_cluster.ETCD_BIN] + args, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+    m = etcd_cluster.EtcdMember(proc, 0, p("etcd.stdout"), p("etcd.stderr"))
+    harness._register(m)
+    try:
+        probe = c["readinessProbe"]["httpGet"]
+
+        def healthy():
+            assert m.alive(), "etcd exited with the StatefulSet's arguments: %s" % open(p("etcd.stderr")).read()[-2000:]
+            r = subprocess.run(["curl", "-sS", "--max-time", "2", "http://127.0.0.1:%d%s" % (mp, probe["path"])],
+                               capture_output=True, text=True, timeout=10)
+            return r.returncode == 0 and '"health":"true"' in r.stdout
+        harness.wait_until(healthy, 30, interval=0.2, what="etcd to answer its readiness probe")
+        curl = ["curl", "-sS", "--max-time", "5", "--cacert", p("corporate-ca.pem"),
+                "--cert", p("client.pem"), "--key", p("client.pem"), "-w", "\n%{http_code}"]
+        r = subprocess.run(curl + ["https://127.0.0.1:%d/v3/kv/put" % cp, "-d", '{"key":"eA==","value":"eQ=="}'],
+                           capture_output=True, text=True, timeout=15)
+        assert r.stdout.rstrip().endswith("\n200") and '"revision"' in r.stdout, (r.stdout, r.stderr)
+        r = subprocess.run(curl + ["https://127.0.0.1:%d/v3/kv/range" % cp, "-d", '{"key":"eA=="}'],
+                           capture_output=True, text=True, timeout=15)
+        assert '"value":"eQ=="' in r.stdout, (r.stdout, r.stderr)
+        # Without a client certificate the member refuses the handshake (--client-cert-auth).
+        r = subprocess.run(["curl", "-sS", "--max-time", "5", "--cacert", p("corporate-ca.pem"),
+                            "https://127.0.0.1:%d/v3/kv/range" % cp, "-d", '{"key":"eA=="}'],
+                           capture_output=True, text=True, timeout=15)
+        assert r.returncode != 0, r.stdout
+    finally:
+        m.terminate(timeout=5.0)
