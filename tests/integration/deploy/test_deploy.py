@@ -569,6 +569,11 @@ def test_etcd_statefulset_args_run_on_etcd_34():
         r = subprocess.run(curl + ["https://127.0.0.1:%d/v3/kv/range" % cp, "-d", '{"key":"eA=="}'],
                            capture_output=True, text=True, timeout=15)
         assert '"value":"eQ=="' in r.stdout, (r.stdout, r.stderr)
+        # The liveness probe answers too (it must not depend on the quorum).
+        live = c["livenessProbe"]["httpGet"]
+        r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                            "http://127.0.0.1:%d%s" % (mp, live["path"])], capture_output=True, text=True, timeout=10)
+        assert r.stdout == "200" and live["path"] != "/health", (live, r.stdout)
         # Without a client certificate the member refuses the handshake (--client-cert-auth).
         r = subprocess.run(["curl", "-sS", "--max-time", "5", "--cacert", p("corporate-ca.pem"),
                             "https://127.0.0.1:%d/v3/kv/range" % cp, "-d", '{"key":"eA=="}'],

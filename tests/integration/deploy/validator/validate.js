@@ -112,7 +112,7 @@ function main() {
       strict(obj, SPC[""], where, problems);
       continue;
     }
-    const group = obj.apiVersion.includes("/") ? obj.apiVersion : obj.apiVersion; // "v1", "apps/v1"
+    const group = obj.apiVersion; // "v1", "apps/v1", "networking.k8s.io/v1": the package's directories
     let Model;
     try { Model = require(path.join(MODELS, group, obj.kind))[obj.kind]; }
     catch (e) { problems.push(where + ": no schema for " + obj.apiVersion + " " + obj.kind); continue; }
