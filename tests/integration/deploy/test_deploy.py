@@ -372,7 +372,7 @@ def test_objects_validate_against_kubernetes_schemas():
 
 class StandIns:
     """Key Vault stand-ins: a CA and leaf certificates made with openssl, under the file names the
-    SecretProviderClass gives them."""
+    SecretProviderClass gives them, laid out as the Secrets Store CSI driver writes them."""
 
     def __init__(self, names):
         self.dir = tempfile.mkdtemp(prefix="kv-", dir=harness.workdir())
@@ -398,6 +398,14 @@ class StandIns:
             with open(p(n), "w") as f:
                 for part in (n + ".key", n + ".crt", "corporate-ca.pem"):
                     f.write(open(p(part)).read())
+        # The CSI driver's layout: the files in a timestamped directory, "..data" pointing at it,
+        # and each name a symlink through "..data" (what cutover's rotation watch expects).
+        version = p("..2026_12_05_03_00_00.000000001")
+        os.mkdir(version)
+        for n in names:
+            os.rename(p(n), os.path.join(version, n))
+            os.symlink(os.path.join("..data", n), p(n))
+        os.symlink(os.path.basename(version), p("..data"))
 
     def rewrite(self, cfg_text):
         return cfg_text.replace(SECRETS, self.dir + "/")
@@ -432,7 +440,8 @@ def test_configmaps_pass_cutover_check():
     cfg["routes"][0]["weights"]["green"] = 1
     rc, out = cutover_check(kv.rewrite(json.dumps(cfg)))
     assert rc == 1 and "weights sum to 101" in out, out
-    os.unlink(os.path.join(kv.dir, "admin.pem"))
+    assert os.path.islink(os.path.join(kv.dir, "admin.pem"))
+    os.unlink(os.path.join(kv.dir, "..data", "admin.pem"))
     rc, out = cutover_check(kv.rewrite(text))
     assert rc == 1 and "admin.tls" in out, out
 
