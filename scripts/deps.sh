@@ -12,11 +12,12 @@ set -euo pipefail
 build=(gcc make pkg-config libevent-dev libssl-dev libnghttp2-dev libjansson-dev libmaxminddb-dev libcurl4-openssl-dev)
 test=(libcriterion-dev python3 python3-h2 curl openssl nghttp2-client libmaxmind-db-writer-perl etcd-server etcd-client
       python3-yaml prometheus nodejs)
-# tests/integration/deploy: kubectl renders the Kustomize overlays (`kubectl kustomize`; it needs
-# kustomize v4 or later: kubectl 1.21+). Debian's package is kubernetes-client; a kubectl already
-# on the machine from another package is kept (both ship /usr/bin/kubectl, so installing Debian's
-# over it would fail). Debian 12's kubernetes-client is kubectl 1.20 with kustomize v2.0.3, too
-# old for the overlays: the deploy tests say so. prometheus brings promtool (deploy/alerts).
+# tests/integration/deploy: kubectl renders the Kustomize overlays (`kubectl kustomize`). Debian's
+# package is kubernetes-client (kubectl 1.20, kustomize v2.0.3; the overlays are written for it); a
+# kubectl already on the machine from another package is kept (both ship /usr/bin/kubectl, so
+# installing Debian's over it would fail), and the deploy tests then fetch Debian's with
+# `apt-get download` + `dpkg -x` to check both render the same objects. prometheus brings promtool
+# (deploy/alerts).
 # The Kubernetes schema validator is the npm package kubernetes-models, installed from
 # tests/integration/deploy/validator/package-lock.json by `npm ci` (npm: Debian's package when no
 # npm came with the machine's Node.js).

@@ -10,7 +10,10 @@ Every overlay is rendered offline with `kubectl kustomize`, and then:
 - the cross-references hold (check_objects below: ports, probes, mounts, selectors, PDBs,
   the shutdown timeline, the internal load balancer, the fleet store's members).
 Each check is also shown to fail: a mutated copy of a rendered overlay must be reported.
-Needs kubectl (with kustomize v4+), node, python3-yaml, openssl; scripts/deps.sh test installs them
+Every kustomization also renders into the same objects with Debian 12's kubectl 1.20 (kustomize
+v2.0.3) and with a newer kubectl (kustomize v5) when the machine has one.
+Needs kubectl (any: Debian's kubernetes-client or newer), apt-get and dpkg (Debian's kubectl when
+/usr/bin/kubectl is another), node, python3-yaml, openssl; scripts/deps.sh test installs them
 and the validator's npm package.
 """
 import copy
@@ -47,17 +50,55 @@ def overlays():
     return dirs
 
 
-def kustomize_major():
-    r = subprocess.run(["kubectl", "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, "kubectl is missing or broken (scripts/deps.sh test): %s" % r.stderr
-    v = json.loads(r.stdout).get("kustomizeVersion", "v0")
-    return int(re.match(r"v?(\d+)", v).group(1)), v
+def kubectl_version(kubectl):
+    """kubectl's client gitVersion ("v1.20.2")."""
+    r = subprocess.run([kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, "%s is missing or broken (scripts/deps.sh test): %s" % (kubectl, r.stderr)
+    return json.loads(r.stdout)["clientVersion"]["gitVersion"]
 
 
-def render(d):
+def is_debian_kubectl(path):
+    """Whether Debian's kubernetes-client package owns the file behind path."""
+    r = subprocess.run(["dpkg-query", "-S", os.path.realpath(path)], capture_output=True, text=True, timeout=30)
+    return r.returncode == 0 and any(line.split(":")[0] == "kubernetes-client" for line in r.stdout.splitlines())
+
+
+def debian_kubectl():
+    """Debian 12's kubectl (kubernetes-client: kubectl 1.20, kustomize v2.0.3), the project's declared
+    dependency: /usr/bin/kubectl when that package installed it, else the package's binary taken out
+    of `apt-get download kubernetes-client` with dpkg -x into this test's work directory."""
+    if os.path.exists("/usr/bin/kubectl") and is_debian_kubectl("/usr/bin/kubectl"):
+        path = "/usr/bin/kubectl"
+    else:
+        d = tempfile.mkdtemp(prefix="kubernetes-client-", dir=harness.workdir())
+        try:
+            r = subprocess.run(["apt-get", "download", "kubernetes-client"], cwd=d, capture_output=True,
+                               text=True, timeout=300)
+            err = r.stderr if r.returncode != 0 else None
+        except (OSError, subprocess.TimeoutExpired) as e:
+            err = str(e)
+        debs = glob.glob(os.path.join(d, "kubernetes-client_*.deb"))
+        assert err is None and len(debs) == 1, (
+            "cannot get Debian's kubernetes-client (kubectl 1.20, kustomize v2.0.3), which the overlays "
+            "must render with: /usr/bin/kubectl is not from that package and `apt-get download "
+            "kubernetes-client` failed in %s (needs apt sources with Debian 12 main, and the network): %s"
+            % (d, err if err is not None else "no .deb came out: %r" % os.listdir(d)))
+        root = os.path.join(d, "root")
+        r = subprocess.run(["dpkg", "-x", debs[0], root], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, "dpkg -x %s failed: %s" % (debs[0], r.stderr)
+        path = os.path.join(root, "usr", "bin", "kubectl")
+        assert os.access(path, os.X_OK), "%s has no usr/bin/kubectl" % debs[0]
+    v = kubectl_version(path)
+    assert v.startswith("v1.20."), "%s is kubectl %s; Debian 12's kubernetes-client is kubectl 1.20" % (path, v)
+    return path
+
+
+def render(d, kubectl="kubectl"):
+    """The objects `kubectl kustomize d` renders (kustomize v5 warns on stderr about the v2-era
+    fields the kustomizations use: ignored)."""
     assert yaml is not None, "python3-yaml is not installed (scripts/deps.sh test)"
-    r = subprocess.run(["kubectl", "kustomize", d], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, "kubectl kustomize %s failed: %s" % (d, r.stderr)
+    r = subprocess.run([kubectl, "kustomize", d], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, "%s kustomize %s failed: %s" % (kubectl, d, r.stderr)
     return [o for o in yaml.safe_load_all(r.stdout) if o]
 
 
@@ -325,9 +366,6 @@ def check_objects(objs):
 def test_overlays_render():
     """Every overlay renders with kubectl kustomize into the expected objects, one per region
     at least, each with its own cluster name and fleet prefix."""
-    major, v = kustomize_major()
-    assert major >= 4, ("kubectl's kustomize is %s; the overlays need v4 or later (kubectl 1.21+; Debian 12's "
-                        "kubernetes-client is 1.20 with kustomize v2.0.3)" % v)
     seen_regions, clusters, prefixes = set(), set(), set()
     for d in [os.path.join(DEPLOY, "base")] + overlays():
         objs = render(d)
@@ -346,6 +384,86 @@ def test_overlays_render():
     n = len(overlays())
     assert seen_regions == REGIONS, seen_regions
     assert len(clusters) == n and len(prefixes) == n, "cluster names and store prefixes must be unique per overlay"
+
+
+def kustomizations():
+    return sorted(os.path.dirname(p) for p in glob.glob(os.path.join(DEPLOY, "**", "kustomization.yaml"),
+                                                        recursive=True))
+
+
+def comparable(objs):
+    """{(apiVersion, kind, namespace, name): object} with what differs between kustomize versions
+    and not in the objects taken out: a generated ConfigMap's hash suffix (v2.0.3 and v5 hash
+    differently) becomes "<hash>" wherever the exact name is a value (so a reference that does not
+    name the rendered ConfigMap still differs), and an empty metadata.labels or .annotations (v2.0.3
+    leaves {} on a replaced ConfigMap; the API omits empty maps) is dropped."""
+    text = json.dumps(objs)
+    for o in objs:
+        m = re.fullmatch(r"(.+)-[a-z0-9]{10}", o["metadata"]["name"])
+        if o["kind"] == "ConfigMap" and m:
+            text = text.replace(json.dumps(o["metadata"]["name"]), json.dumps(m.group(1) + "-<hash>"))
+    out = {}
+    for o in json.loads(text):
+        for k in ("labels", "annotations"):
+            if o["metadata"].get(k) == {}:
+                del o["metadata"][k]
+        key = (o.get("apiVersion"), o.get("kind"), o["metadata"].get("namespace"), o["metadata"].get("name"))
+        assert key not in out, "rendered twice: %r" % (key,)
+        out[key] = o
+    return out
+
+
+def differences(a, b):
+    """What differs between two renderings, object by object (after comparable())."""
+    a, b = comparable(a), comparable(b)
+    probs = ["only in the first: %r" % (k,) for k in sorted(set(a) - set(b), key=repr)]
+    probs += ["only in the second: %r" % (k,) for k in sorted(set(b) - set(a), key=repr)]
+    for k in sorted(set(a) & set(b), key=repr):
+        if a[k] != b[k]:
+            fa, fb = flat(a[k]), flat(b[k])
+            probs.append("%r differs: %s" % (k, "; ".join("%s: %.200r != %.200r" % (f, fa.get(f), fb.get(f))
+                                                            for f in sorted(set(fa) | set(fb))
+                                                            if fa.get(f) != fb.get(f))))
+    return probs
+
+
+def test_kustomize_v2_and_v5_render_the_same():
+    """Every kustomization under deploy/ renders with Debian 12's kubectl 1.20 (kustomize v2.0.3, the
+    declared dependency) and, where the machine's kubectl is another (kustomize v5), into the same
+    objects with both; a changed object, a missing one and a reference to a ConfigMap that is not
+    the rendered one are reported."""
+    old = debian_kubectl()
+    machine = shutil.which("kubectl")
+    new = machine if machine and not is_debian_kubectl(machine) else None
+    dirs = kustomizations()
+    assert len(dirs) >= 6 and os.path.join(DEPLOY, "base") in dirs, dirs
+    rendered = {}
+    for d in dirs:
+        objs = render(d, old)
+        rendered[d] = objs
+        assert len(objs) >= 5, "%s: %d objects from %s" % (d, len(objs), old)
+        if new is None:
+            continue
+        probs = differences(objs, render(d, new))
+        assert not probs, "%s renders differently with %s (%s) and %s (%s):\n%s" % (
+            d, old, kubectl_version(old), new, kubectl_version(new), "\n".join(probs))
+    if new is None:
+        print("only Debian's kubectl here (%s): rendered with it alone" % old)
+    # The comparison itself can fail.
+    objs = rendered[overlays()[0]]
+    assert not differences(objs, copy.deepcopy(objs))
+    changed = copy.deepcopy(objs)
+    find(changed, "Deployment", "cutover")["spec"]["replicas"] += 1
+    assert any("spec.replicas" in p for p in differences(objs, changed)), differences(objs, changed)
+    assert differences(objs, [o for o in objs if o["kind"] != "PodDisruptionBudget"])
+    stale = copy.deepcopy(objs)
+    for v in find(stale, "Deployment", "cutover")["spec"]["template"]["spec"]["volumes"]:
+        if "configMap" in v:
+            v["configMap"]["name"] = "cutover-config-0000000000"
+    assert any("configMap" in p for p in differences(objs, stale)), differences(objs, stale)
+
+
+test_kustomize_v2_and_v5_render_the_same.timeout = 420
 
 
 def test_objects_validate_against_kubernetes_schemas():
