@@ -18,6 +18,7 @@
 #                   fleet plan rollback: green fails mid-shift -> every replica of 3 back on
 #                   blue, from the first failing request (bench/fleet_rollback.py)
 #   make demo-fleet three replicas sharing their state through etcd (scripts/demo_fleet.py)
+#   make image      the container image cutover:$(VERSION) (Dockerfile; needs a Docker daemon)
 
 SAN ?= 0
 ifeq ($(SAN),1)
@@ -60,7 +61,7 @@ UNIT_SRC := $(shell find tests/unit -name '*.c' | sort)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps deps-test deps-bench deps-fuzz test unit integration demo bench bench-smoke \
-        bench-fleet bench-fleet-rollback demo-fleet clean format fuzz fuzz-run
+        bench-fleet bench-fleet-rollback demo-fleet clean format fuzz fuzz-run image
 all: $(BUILD)/cutover $(BUILD)/cutoverctl
 
 deps:
@@ -174,6 +175,19 @@ bench-fleet: deps-bench deps-test $(BUILD)/cutover $(BUILD)/bench/origin
 
 bench-fleet-rollback: deps-bench deps-test $(BUILD)/cutover $(BUILD)/bench/origin
 	@BUILD=$(BUILD) python3 bench/fleet_rollback.py
+
+# The version core/version.h writes (the image tag).
+VERSION := $(shell sed -n 's/^\#define CUTOVER_VERSION "\(.*\)"/\1/p' core/version.h)
+
+# The Docker build itself compiles (the Dockerfile's build stage); here only the daemon is needed.
+image:
+	@command -v docker >/dev/null 2>&1 || { \
+	    echo "make image: no docker client on this machine (install docker.io, or build the" \
+	         "Dockerfile with another OCI builder)" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { \
+	    echo "make image: no Docker daemon answers (docker info failed): start one, or point" \
+	         "DOCKER_HOST at one; nothing was built" >&2; exit 1; }
+	docker build --build-arg VERSION=$(VERSION) -t cutover:$(VERSION) .
 
 format:
 	clang-format -i $$(find core proxy config control tests/unit tests/fuzz -name '*.[ch]')

@@ -597,17 +597,19 @@ class Cutover(Proc):
             raise HarnessError("cutover did not exit within %.1f s" % timeout)
 
 
-def start_cutover(config, workers=2, wait=True, timeout=10.0):
+def start_cutover(config, workers=2, wait=True, timeout=10.0, prefix=(), config_path=None):
     """Writes config (a dict; its first listener's port is the proxy port), starts
     `cutover -c FILE -w WORKERS` with stdout/stderr to files, waits for it to accept and for its
     "started" event (logged once the control socket, admin API and metrics listener are up: the
-    proxy port accepts before them)."""
+    proxy port accepts before them). prefix: argv words put before the binary, a wrapper that
+    ends by exec'ing it (so the PID stays cutover's: setpriv, unshare); config_path: where the
+    file is written (default: the work directory)."""
     b = require_bin()
-    path = write_config(config)
+    path = write_config(config, config_path)
     base = unique("cutover")
     out, err = base + ".stdout", base + ".stderr"
     with open(out, "wb") as fo, open(err, "wb") as fe:
-        p = subprocess.Popen([b, "-c", path, "-w", str(workers)], stdin=subprocess.DEVNULL,
+        p = subprocess.Popen([*prefix, b, "-c", path, "-w", str(workers)], stdin=subprocess.DEVNULL,
                              stdout=fo, stderr=fe, cwd=workdir())
     port = int(config["listeners"][0]["address"].rsplit(":", 1)[1])
     c = Cutover(p, port, config, path, out, err)
