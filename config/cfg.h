@@ -201,6 +201,10 @@ struct cfg_retries {
     unsigned budget_ms;
 };
 
+/* W3C traceparent handling (proxy/http/trace.h): a valid one is always forwarded; "create" also
+ * makes one for a request that has none (or an invalid one). */
+enum cfg_trace_context { CFG_TRACE_FORWARD = 0, CFG_TRACE_CREATE = 1 };
+
 struct cfg_access_log {
     int enabled;
     char *country_database; /* a MaxMind DB: the client's country in each line; NULL: none */
@@ -308,6 +312,7 @@ struct cfg {
     struct cfg_limits limits;
     struct cfg_retries retries;
     struct cfg_access_log access_log;
+    enum cfg_trace_context trace_context;
     struct cfg_control control;
     struct cfg_metrics metrics;
     struct cfg_admin admin;

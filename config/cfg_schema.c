@@ -331,6 +331,7 @@ static const struct cfg_field metrics_fields[] = {
     {NULL},
 };
 
+static const char *const trace_context_names[] = {"forward", "create", NULL};
 static const char *const framing_names[] = {"octet-counting", "newline", NULL};
 
 static const struct cfg_field siem_fields[] = {
@@ -376,6 +377,9 @@ const struct cfg_field cfg_schema_root[] = {
      .sub = retry_fields},
     {"access_log", CFG_K_OBJ, cfg_types_set_object, offsetof(struct cfg, access_log),
      .sub = access_log_fields},
+    {"trace_context", CFG_K_ENUM, cfg_types_set_enum, offsetof(struct cfg, trace_context),
+     .def = CFG_TRACE_FORWARD, .names = trace_context_names,
+     .msg = "must be \"forward\" or \"create\""},
     {"routes", CFG_K_ARRAY, cfg_types_set_routes, offsetof(struct cfg, routes),
      .flags = CFG_F_REQUIRED, .sub = route_fields, .size = sizeof(struct cfg_route),
      .off2 = offsetof(struct cfg, nroutes)},

@@ -607,6 +607,10 @@ static json_t *record_json(const struct audit_record *r, const char *time, const
     put(o, "type", json_string("audit"), &ok);
     put(o, "kind", json_string(kind_names[r->kind]), &ok);
     put(o, "time", json_string(time), &ok);
+    /* what DataDog and Log Analytics read without a custom pipeline (proxy/log/log.h) */
+    put(o, "timestamp", json_string(time), &ok);
+    put(o, "service", json_string(LOG_SERVICE), &ok);
+    put(o, "level", json_string(r->ok ? "info" : "warn"), &ok);
     put(o, "cluster", str_json(r->cluster, l->str), &ok);
     put(o, "region", str_json(r->region, l->str), &ok);
     if (r->replica)

@@ -189,10 +189,12 @@ void ctl_event(struct ctl *c, const char *name, const char *extra)
     log_time_rfc3339(t, sizeof t);
     const struct cfg *cfg = c->hold ? c->hold->cfg : NULL;
     int n = snprintf(line, sizeof line,
-                     "{\"type\":\"event\",\"time\":\"%s\",\"cluster\":\"%s\",\"region\":\"%s\","
-                     "\"event\":\"%s\",\"generation\":%llu%s}",
-                     t, cfg ? cfg->cluster : "", cfg ? cfg->region : "", name,
-                     (unsigned long long)c->generation, extra ? extra : "");
+                     "{\"type\":\"event\",\"time\":\"%s\",\"timestamp\":\"%s\","
+                     "\"service\":\"" LOG_SERVICE "\",\"level\":\"%s\",\"cluster\":\"%s\","
+                     "\"region\":\"%s\",\"event\":\"%s\",\"generation\":%llu%s}",
+                     t, t, log_event_level(name, extra), cfg ? cfg->cluster : "",
+                     cfg ? cfg->region : "", name, (unsigned long long)c->generation,
+                     extra ? extra : "");
     if (n > 0) {
         size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
         log_line(c->lg, line, len);

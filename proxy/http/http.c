@@ -149,6 +149,8 @@ int http_write_forward(char *buf, size_t cap, const struct http_req *req,
             continue;
         if (is_forwarding_field(f))
             continue; /* rewritten below */
+        if (fwd->drop_trace && (NAME_IS(f, "traceparent") || NAME_IS(f, "tracestate")))
+            continue; /* an invalid trace context goes as a whole */
         f_begin(&w, &r, f->name.p, f->name.n);
         w_slice(&w, f->value);
         f_end(&w, &r, f->id, 0);
@@ -195,6 +197,11 @@ int http_write_forward(char *buf, size_t cap, const struct http_req *req,
     F_BEGIN_LIT(&w, &r, "X-Request-Id");
     w_slice(&w, fwd->request_id);
     f_end(&w, &r, H1_HDR_OTHER, 0);
+    if (fwd->traceparent.n) {
+        F_BEGIN_LIT(&w, &r, "traceparent");
+        w_slice(&w, fwd->traceparent);
+        f_end(&w, &r, H1_HDR_OTHER, 0);
+    }
     switch (req->framing) {
     case HTTP_BODY_LENGTH:
         F_BEGIN_LIT(&w, &r, "Content-Length");

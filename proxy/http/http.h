@@ -64,6 +64,10 @@ struct http_forward {
                                        header; empty for none */
     struct cut_slice default_host;  /* Host to send when the request has no authority (an
                                        HTTP/1.0 request without Host) */
+    int drop_trace;                 /* drop the client's traceparent and tracestate fields (an
+                                       invalid traceparent: trace.h) */
+    struct cut_slice traceparent;   /* a traceparent to send (after X-Request-Id); empty: none
+                                       (the client's, when valid, is forwarded as it came) */
 };
 
 /* Finds the first field named lower (lower-case). Returns its index or -1. */
@@ -73,8 +77,9 @@ int http_find(const struct http_field *fields, unsigned n, const char *lower, si
  * origin-form path, "Host: <authority>" (received Host fields are replaced, so an absolute-form
  * target and the Host sent upstream always agree), every non-hop field except x-forwarded-for /
  * x-forwarded-proto / x-forwarded-host / x-request-id (replaced as the rules say), fwd->strip,
- * and x-original-host / x-original-url unless the peer is trusted, then the forwarding
- * fields, framing (Content-Length or Transfer-Encoding: chunked) and, for an upgrade,
+ * traceparent / tracestate when fwd->drop_trace, and x-original-host / x-original-url unless
+ * the peer is trusted, then the forwarding fields (and fwd->traceparent when set), then
+ * framing (Content-Length or Transfer-Encoding: chunked) and, for an upgrade,
  * "Connection: upgrade" and the Upgrade field. X-Forwarded-For: the client's value(s) joined by
  * ", " with the peer address appended. X-Forwarded-Proto and X-Forwarded-Host: kept when the peer
  * is trusted and sent them, else set (proto; the request's authority). Returns the length, or

@@ -181,3 +181,29 @@ void log_time_rfc3339(char *out, size_t cap)
     snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 }
+
+static int ends_with(const char *s, size_t n, const char *suffix)
+{
+    size_t k = strlen(suffix);
+    return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
+const char *log_event_level(const char *name, const char *extra)
+{
+    static const char *const warn_suffixes[] = {"_refused", "_unreachable", "_timeout",
+                                                "_evicted", "_deadline", "_expired",
+                                                "_discarded", "_torn_line"};
+    size_t n = strlen(name);
+    if (ends_with(name, n, "_failed"))
+        return "error";
+    for (size_t i = 0; i < sizeof warn_suffixes / sizeof warn_suffixes[0]; i++)
+        if (ends_with(name, n, warn_suffixes[i]))
+            return "warn";
+    if (strcmp(name, "pool_failsafe") == 0 || strcmp(name, "audit_gap") == 0 ||
+        strcmp(name, "state_unfinished_change") == 0)
+        return "warn";
+    if (extra && strcmp(name, "endpoint_health") == 0 &&
+        (strstr(extra, "\"state\":\"down\"") || strstr(extra, "\"state\":\"ejected\"")))
+        return "warn";
+    return "info";
+}

@@ -35,6 +35,25 @@ uint64_t log_dropped(struct logger *lg);
  * written (always NUL-terminated; truncated to fit, never mid-escape). */
 size_t log_escape(char *out, size_t cap, const char *s, size_t n);
 
+/* Every stdout line carries "service":"cutover" and a "level" (info, warn, error), the names
+ * DataDog and Log Analytics read without a custom pipeline (docs/operations.md, "Logs"). */
+#define LOG_SERVICE "cutover"
+
+/* The level of an event line by the event's name: "error" for a name ending in "_failed",
+ * "warn" for one ending in "_refused", "_unreachable", "_timeout", "_evicted", "_deadline",
+ * "_expired", "_discarded", "_torn_line", for pool_failsafe, audit_gap and
+ * state_unfinished_change, and for endpoint_health when
+ * extra (the line's remaining fields, may be NULL) says the endpoint is down or ejected; else
+ * "info". Returns a static string. Any thread. */
+const char *log_event_level(const char *name, const char *extra);
+
+/* The level of an access line by its HTTP status: "error" for 5xx, "warn" for 4xx, else
+ * "info". Static string; any thread. */
+static inline const char *log_status_level(int status)
+{
+    return status >= 500 ? "error" : status >= 400 ? "warn" : "info";
+}
+
 /* Writes the current UTC time as RFC 3339 with milliseconds ("2026-11-23T22:30:21.123Z") into
  * out (cap >= 25). */
 void log_time_rfc3339(char *out, size_t cap);

@@ -347,9 +347,11 @@ static void thread_event(struct siem *s, const struct siem_conf *cf, const char 
     log_time_rfc3339(t, sizeof t);
     log_escape(ev, sizeof ev, value, strlen(value));
     int n = snprintf(line, sizeof line,
-                     "{\"type\":\"event\",\"time\":\"%s\",\"cluster\":\"%s\",\"region\":\"%s\","
-                     "\"event\":\"%s\",\"address\":\"%s\",\"%s\":\"%s\"}",
-                     t, cf->cluster, cf->region, name, cf->address, key, ev);
+                     "{\"type\":\"event\",\"time\":\"%s\",\"timestamp\":\"%s\","
+                     "\"service\":\"" LOG_SERVICE "\",\"level\":\"%s\",\"cluster\":\"%s\","
+                     "\"region\":\"%s\",\"event\":\"%s\",\"address\":\"%s\",\"%s\":\"%s\"}",
+                     t, t, log_event_level(name, NULL), cf->cluster, cf->region, name,
+                     cf->address, key, ev);
     if (n > 0)
         log_line(s->lg, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }

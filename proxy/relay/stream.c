@@ -272,6 +272,27 @@ void stream_start(struct stream *s, const struct http_req *req)
         .proto = s->tls ? CUT_SLICE_LIT("https") : CUT_SLICE_LIT("http"),
         .request_id = {s->request_id, strlen(s->request_id)},
     };
+    /* W3C trace context: a valid traceparent (one field) is forwarded as it came; an invalid one
+     * is dropped with its tracestate; with "create", a request left without one gets a fresh
+     * one. Absent and "forward": one scan of the field names, nothing else. */
+    char traceparent[TRACE_PARENT_LEN + 1];
+    int ti = http_find(req->fields, req->nfields, "traceparent", 11);
+    if (ti >= 0) {
+        struct cut_slice tp = req->fields[ti].value;
+        if (trace_parent_ok(tp) &&
+            http_find(req->fields + ti + 1, req->nfields - (unsigned)ti - 1, "traceparent", 11) < 0)
+            copy_slice(s->trace_id, sizeof s->trace_id,
+                       (struct cut_slice){trace_parent_id(tp), TRACE_ID_LEN});
+        else
+            fwd.drop_trace = 1;
+    }
+    if (!s->trace_id[0] && cfg->trace_context == CFG_TRACE_CREATE) {
+        uint64_t r0 = worker_rand(w), r1 = worker_rand(w), r2 = worker_rand(w);
+        trace_parent_make(traceparent, r0, r1, r2);
+        fwd.traceparent = (struct cut_slice){traceparent, TRACE_PARENT_LEN};
+        copy_slice(s->trace_id, sizeof s->trace_id,
+                   (struct cut_slice){trace_parent_id(fwd.traceparent), TRACE_ID_LEN});
+    }
     if (cr->override.header)
         fwd.strip = (struct cut_slice){cr->override.header, strlen(cr->override.header)};
     const struct snap_pool *chosen = &sr->pools[s->pool];
@@ -282,7 +303,7 @@ void stream_start(struct stream *s, const struct http_req *req)
     int fields_wanted = 0;
     for (unsigned p = 0; p < sr->npools; p++)
         fields_wanted |= sr->pools[p].cfg->protocol != CFG_UP_HTTP1;
-    unsigned fmax = fields_wanted ? req->nfields + 8 : 0; /* + the fields written by us */
+    unsigned fmax = fields_wanted ? req->nfields + 9 : 0; /* + the fields written by us */
     struct http_field *fields = fmax ? malloc(fmax * sizeof *fields) : NULL;
     struct http_req out;
     int n = fmax && !fields ? CUT_ENOMEM
@@ -665,19 +686,23 @@ static void write_access_log(struct stream *s)
     }
     if (s->in_cohort && to < (int)sizeof tail)
         snprintf(tail + to, sizeof tail - (size_t)to, ",\"cohort\":true");
-    char line[2048];
+    char line[4096]; /* the worst case (every field at its cap, escaped) is about 3.7 KB */
     int n = snprintf(line, sizeof line,
-                     "{\"type\":\"access\",\"time\":\"%s\",\"cluster\":\"%s\",\"region\":\"%s\","
+                     "{\"type\":\"access\",\"time\":\"%s\",\"timestamp\":\"%s\","
+                     "\"service\":\"" LOG_SERVICE "\",\"level\":\"%s\",\"cluster\":\"%s\","
+                     "\"region\":\"%s\","
                      "\"worker\":%u,\"client\":\"%s\",\"peer\":\"%s\",\"method\":\"%s\","
                      "\"host\":\"%s\",\"path\":\"%s\",\"route\":\"%s\",\"pool\":\"%s\","
                      "\"endpoint\":\"%s\",\"reason\":\"%s\",\"status\":%d,\"bytes_in\":%llu,"
                      "\"bytes_out\":%llu,\"upstream_ms\":%.3f,\"total_ms\":%.3f,"
-                     "\"tries\":%u,\"aborted\":%s,\"request_id\":\"%s\",\"generation\":%llu%s%s}",
-                     s->w->now_str, cfg ? cfg->cluster : "", cfg ? cfg->region : "", s->w->id,
+                     "\"tries\":%u,\"aborted\":%s,\"request_id\":\"%s\",\"trace_id\":\"%s\","
+                     "\"generation\":%llu%s%s}",
+                     s->w->now_str, s->w->now_str, log_status_level(s->status),
+                     cfg ? cfg->cluster : "", cfg ? cfg->region : "", s->w->id,
                      s->client_str, s->peer_str, method, host, path, route, pool, endpoint,
                      reason_name(s->reason), s->status, (unsigned long long)s->bytes_in,
                      (unsigned long long)s->bytes_out, up_ms, ms_between(s->t_start_ns, now),
-                     s->attempts, s->aborted ? "true" : "false", rid,
+                     s->attempts, s->aborted ? "true" : "false", rid, s->trace_id,
                      s->pin ? (unsigned long long)s->pin->snap->generation : 0ULL, cert, tail);
     if (n > 0)
         worker_log(s->w, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);

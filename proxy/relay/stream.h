@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "proxy/http/http.h"
+#include "proxy/http/trace.h"
 #include "proxy/route/route.h"
 
 struct worker;
@@ -120,6 +121,7 @@ struct stream {
     char log_host[STREAM_HOST_MAX];
     char log_path[STREAM_LOG_PATH_MAX];
     char request_id[132];
+    char trace_id[TRACE_ID_LEN + 1]; /* the W3C trace-id sent upstream; "" when none */
 
     /* client transport (stream_set_tls) */
     unsigned tls : 1;              /* X-Forwarded-Proto "https" */

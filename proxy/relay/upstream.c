@@ -183,10 +183,11 @@ void upstream_tls_failed_event(struct worker *w, const struct upstream_ep *ep,
     log_escape(ekey, sizeof ekey, ep->key, strlen(ep->key));
     log_time_rfc3339(now, sizeof now);
     int n = snprintf(line, sizeof line,
-                     "{\"type\":\"event\",\"time\":\"%s\",\"cluster\":\"%s\",\"region\":\"%s\","
-                     "\"event\":\"upstream_tls_failed\",\"worker\":%u,\"upstream\":\"%s\","
-                     "\"reason\":\"%s\"}",
-                     now, cfg ? cfg->cluster : "", cfg ? cfg->region : "", w->id, ekey, ewhy);
+                     "{\"type\":\"event\",\"time\":\"%s\",\"timestamp\":\"%s\","
+                     "\"service\":\"" LOG_SERVICE "\",\"level\":\"error\",\"cluster\":\"%s\","
+                     "\"region\":\"%s\",\"event\":\"upstream_tls_failed\",\"worker\":%u,"
+                     "\"upstream\":\"%s\",\"reason\":\"%s\"}",
+                     now, now, cfg ? cfg->cluster : "", cfg ? cfg->region : "", w->id, ekey, ewhy);
     if (n > 0 && (size_t)n < sizeof line) {
         log_line(w->logger, line, (size_t)n);
         siem_submit(w->siem, LEEF_SECURITY, line, (size_t)n);

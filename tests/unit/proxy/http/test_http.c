@@ -386,3 +386,37 @@ Test(http, forward_content_length_and_limits)
                  "more fields than room");
     cr_assert_eq(http_write_forward(buf, 40, &req, &fw, &out, out_f, 16), CUT_ELIMIT);
 }
+
+Test(http, trace_context_dropped_or_written)
+{
+    struct http_field f[] = {F("traceparent", "00-bad"), F("tracestate", "a=b"),
+                             F("x-keep", "1")};
+    struct http_req req = base_req(f, 3);
+    struct http_forward fw = fwd(0);
+    char buf[1024];
+    int n = http_write_h1_request(buf, sizeof buf, &req, &fw);
+    cr_assert_gt(n, 0);
+    buf[n] = '\0';
+    /* by default everything the client sent goes on */
+    cr_assert(strstr(buf, "traceparent: 00-bad\r\n"));
+    cr_assert(strstr(buf, "tracestate: a=b\r\n"));
+    fw.drop_trace = 1;
+    fw.traceparent = CUT_SLICE_LIT("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    n = http_write_h1_request(buf, sizeof buf, &req, &fw);
+    cr_assert_gt(n, 0);
+    buf[n] = '\0';
+    cr_assert(!strstr(buf, "00-bad"), "%s", buf);
+    cr_assert(!strstr(buf, "tracestate"), "%s", buf);
+    cr_assert(strstr(buf, "x-keep: 1\r\n"));
+    cr_assert(strstr(buf, "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"),
+              "%s", buf);
+    /* the recorded fields (HTTP/2 upstreams) carry it too */
+    struct http_field out_f[16];
+    struct http_req out;
+    n = http_write_forward(buf, sizeof buf, &req, &fw, &out, out_f, 16);
+    cr_assert_gt(n, 0);
+    int seen = 0;
+    for (unsigned i = 0; i < out.nfields; i++)
+        seen += out_f[i].name.n == 11 && memcmp(out_f[i].name.p, "traceparent", 11) == 0;
+    cr_assert_eq(seen, 1);
+}
