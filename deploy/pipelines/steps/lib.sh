@@ -1,5 +1,5 @@
 # Shared by the release steps (sourced, bash). Runs on a build agent, not in the image.
-# The one address: CUTOVER_ENDPOINT, e.g. https://cutover-admin.payments.svc:9443 (a single
+# The one address: CUTOVER_ENDPOINT, e.g. https://cutover-control.cutover.svc.cluster.local:9443 (a single
 # replica's address or a ClusterIP Service: a fleet plan is one, stored once), or unix:PATH.
 # mTLS: cutoverctl reads CUTOVER_CACERT, CUTOVER_CERT, CUTOVER_KEY (the pipeline's secure files).
 set -euo pipefail

@@ -200,13 +200,19 @@ def check_objects(objs):
     want(labels_match(dep["spec"]["selector"]["matchLabels"], pod_labels), "Deployment selector does not match its pods")
     svc = find(objs, "Service", "cutover")
     adm = find(objs, "Service", "cutover-admin")
-    for s, target in ((svc, data_port), (adm, admin_port)):
+    one = find(objs, "Service", "cutover-control")
+    for s, target in ((svc, data_port), (adm, admin_port), (one, admin_port)):
         name = s["metadata"]["name"]
         want(labels_match(s["spec"].get("selector"), pod_labels), "Service %s selects no cutover pod" % name)
         for p in s["spec"]["ports"]:
             want(resolve(p.get("targetPort", p["port"])) == target,
                  "Service %s targetPort %r is not port %d" % (name, p.get("targetPort"), target))
     want(adm["spec"].get("clusterIP") == "None", "Service cutover-admin must be headless")
+    # the fleet's one address (pipelines): a plain ClusterIP, never headless nor exposed
+    want(one["spec"].get("type", "ClusterIP") == "ClusterIP" and
+         one["spec"].get("clusterIP") != "None",
+         "Service cutover-control must be one ClusterIP address (a shift through a headless name "
+         "reaches every replica)")
 
     # No public exposure: every LoadBalancer is internal, any fixed address is private.
     for s in (o for o in objs if o["kind"] == "Service"):
@@ -604,6 +610,7 @@ def test_cross_reference_checks_catch_mistakes():
         ("readinessProbe", lambda o: dep(o)["containers"][0]["readinessProbe"]["httpGet"].update(path="/healthz")),
         ("livenessProbe", lambda o: dep(o)["containers"][0]["livenessProbe"]["httpGet"].update(port=8443)),
         ("Service cutover-admin targetPort", lambda o: find(o, "Service", "cutover-admin")["spec"]["ports"][0].update(targetPort="metrics")),
+        ("Service cutover-control must be one ClusterIP", lambda o: find(o, "Service", "cutover-control")["spec"].update(clusterIP="None")),
         ("Service cutover selects no", lambda o: find(o, "Service", "cutover")["spec"]["selector"].update({"app.kubernetes.io/component": "edge"})),
         ("without the internal annotation", lambda o: find(o, "Service", "cutover")["metadata"]["annotations"].pop(
             "service.beta.kubernetes.io/azure-load-balancer-internal")),
