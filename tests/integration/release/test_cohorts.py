@@ -135,10 +135,13 @@ def test_cohort_release():
     check(15 <= greens <= 45, "SG/MY at 50%%: %d of 60 green", greens)
     again = pools_seen(port)
     check(again == half, "sticky: the same devices, the same pools")
-    acc = wait_until(lambda: [a for a in cx.access() if a["path"] == "/coh/sg-0"], 5.0,
-                     what="access line")[-1]
+    # three requests of sg-0 so far (before the shift, at 50 %, again): the last one's line,
+    # once the workers' buffered access lines are all out
+    acc = wait_until(lambda: (lambda ls: ls if len(ls) >= 3 else None)(
+        [a for a in cx.access() if a["path"] == "/coh/sg-0"]), 5.0, what="access lines")[-1]
     check(acc.get("country") == "SG" and acc.get("cohort") is True, "access line %r", acc)
-    acc = [a for a in cx.access() if a["path"] == "/coh/us-0"][-1]
+    acc = wait_until(lambda: (lambda ls: ls if len(ls) >= 3 else None)(
+        [a for a in cx.access() if a["path"] == "/coh/us-0"]), 5.0, what="access lines")[-1]
     check(acc.get("country") == "US" and "cohort" not in acc, "access line %r", acc)
 
     with Ctl(path) as c:
