@@ -475,6 +475,9 @@ def main():
                                             r["suspicious_event_count"]), flush=True)
             if r["timed_out"]:
                 rc = 1
+        for problem in harness.stop_and_check():  # a replica that crashed fails the run
+            print("fleet_propagation: %s" % problem, flush=True)
+            rc = 1
     finally:
         harness.cleanup_all()
     os.makedirs(os.path.dirname(RESULTS_JSON), exist_ok=True)

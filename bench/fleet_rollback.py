@@ -370,6 +370,10 @@ def main():
             for e in cx.events():
                 counts[e.get("event", "?")] = counts.get(e.get("event", "?"), 0) + 1
         res["event_counts"] = ev
+        # every replica stopped and judged: one that died by a signal fails the run
+        res["crashes"] = harness.stop_and_check()
+        for problem in res["crashes"]:
+            print("fleet_rollback: %s" % problem, flush=True)
     finally:
         if load is not None:
             load.close()
@@ -465,6 +469,7 @@ def write_md(res):
         text = text.rstrip("\n") + "\n\n" + section
     with open(RESULTS_MD, "w") as f:
         f.write(text)
+    return 1 if res.get("crashes") else 0
 
 
 if __name__ == "__main__":

@@ -186,6 +186,13 @@ def main():
             ok &= show(label, *send(REQUESTS), float(green))
         print("audit log: %s" % cfg["control"]["audit_file"])
         print("access log and events: %s" % log.name)
+        # cutover stopped gracefully: any other end (a signal, a non-zero exit) fails the demo
+        stop_all()
+        if cut.returncode != 0:
+            print("demo: cutover ended with %s" % (
+                "signal %d" % -cut.returncode if cut.returncode < 0 else
+                "exit %d" % cut.returncode))
+            ok = False
         print("demo %s" % ("passed: every request answered, every split as configured" if ok
                            else "FAILED"))
         return 0 if ok else 1

@@ -229,6 +229,11 @@ def main():
                     bad.append("%s: %s" % (name, json.dumps(e)))
         if bad:
             print("\nreplica events worth a look:\n  " + "\n  ".join(bad[:20]))
+        # every replica stopped with SIGTERM and judged: a death by a signal (or a sanitizer's
+        # report) fails the demo, whatever it printed before
+        for problem in harness.stop_and_check():
+            print("demo-fleet: %s" % problem)
+            d.ok = False
         print("\nlogs, configurations, state and audit files: %s" % WORK)
         print("demo-fleet %s" % ("passed: every request answered, every split as the fleet's "
                                  "weights say, every replica converged" if d.ok else "FAILED"))
