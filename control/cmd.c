@@ -67,6 +67,16 @@ int cmd_arg_str(struct cmd_res *r, json_t *args, const char *key, int required, 
     return 0;
 }
 
+int cmd_arg_route_filter(struct cmd_req *q, struct cmd_res *r, const char **only)
+{
+    static const char *const keys[] = {"route", NULL};
+    if (cmd_check_keys(r, q->args, keys) < 0 || cmd_arg_str(r, q->args, "route", 0, 128, only) < 0)
+        return CUT_EINVAL;
+    if (*only && !cmd_find_route(q, r, *only))
+        return CUT_EINVAL;
+    return 0;
+}
+
 int cmd_arg_expect(struct cmd_req *q, struct cmd_res *r)
 {
     json_t *v = json_object_get(q->args, "expect_generation");

@@ -60,6 +60,10 @@ int cmd_check_keys(struct cmd_res *r, json_t *args, const char *const *allowed);
 int cmd_arg_str(struct cmd_res *r, json_t *args, const char *key, int required, size_t max,
                 const char **out);
 
+/* The read operations' only argument: an optional args.route naming a route of the state in
+ * use (*only NULL: every route). Refuses unknown keys and an unknown route. */
+int cmd_arg_route_filter(struct cmd_req *q, struct cmd_res *r, const char **only);
+
 /* Checks args.expect_generation (when given) against the generation in use (conflict). */
 int cmd_arg_expect(struct cmd_req *q, struct cmd_res *r);
 

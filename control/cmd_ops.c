@@ -81,11 +81,8 @@ static json_t *cohort_obj(const struct state_route *sr)
 
 static int op_status(struct cmd_req *q, struct cmd_res *r)
 {
-    static const char *const keys[] = {"route", NULL};
     const char *only;
-    if (cmd_check_keys(r, q->args, keys) < 0 || cmd_arg_str(r, q->args, "route", 0, 128, &only) < 0)
-        return CUT_EINVAL;
-    if (only && !cmd_find_route(q, r, only))
+    if (cmd_arg_route_filter(q, r, &only) < 0)
         return CUT_EINVAL;
     struct cmd_host *c = q->c;
     const struct cfg *cfg = c->cfg(c->ctx);

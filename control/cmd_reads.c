@@ -276,11 +276,8 @@ static json_t *diff_route(struct cmd_host *c, const struct state_route *sr)
 
 int cmd_reads_diff(struct cmd_req *q, struct cmd_res *r)
 {
-    static const char *const keys[] = {"route", NULL};
     const char *only;
-    if (cmd_check_keys(r, q->args, keys) < 0 || cmd_arg_str(r, q->args, "route", 0, 128, &only) < 0)
-        return CUT_EINVAL;
-    if (only && !cmd_find_route(q, r, only))
+    if (cmd_arg_route_filter(q, r, &only) < 0)
         return CUT_EINVAL;
     struct cmd_host *c = q->c;
     json_t *routes = json_array();

@@ -263,15 +263,22 @@ static void print_status_fleet(const json_t *fl)
                cli_jstr(x, "error"));
 }
 
+/* A replica that failed: its line and the error's details; 1 when it failed. */
+static int print_failed(const struct cli_replica *r)
+{
+    if (r->ok)
+        return 0;
+    printf("replica %s: FAILED %s: %s\n", r->socket, r->code, r->msg);
+    print_error_details(r, "    ");
+    return 1;
+}
+
 void cli_print_status(const struct cli *c)
 {
     for (size_t i = 0; i < c->n; i++) {
         const struct cli_replica *r = &c->rs[i];
-        if (!r->ok) {
-            printf("replica %s: FAILED %s: %s\n", r->socket, r->code, r->msg);
-            print_error_details(r, "    ");
+        if (print_failed(r))
             continue;
-        }
         const json_t *res = json_object_get(r->reply, "result");
         printf("replica %s: generation %lld", r->socket, r->generation);
         if (*cli_jstr(res, "cluster"))
@@ -418,11 +425,8 @@ void cli_print_history(const struct cli *c)
 {
     for (size_t i = 0; i < c->n; i++) {
         const struct cli_replica *r = &c->rs[i];
-        if (!r->ok) {
-            printf("replica %s: FAILED %s: %s\n", r->socket, r->code, r->msg);
-            print_error_details(r, "    ");
+        if (print_failed(r))
             continue;
-        }
         const json_t *res = json_object_get(r->reply, "result");
         const json_t *recs = json_is_array(res) ? res : json_object_get(res, "records");
         printf("replica %s: generation %lld, %zu record(s)%s%s\n", r->socket, r->generation,
@@ -562,11 +566,8 @@ void cli_print_diff(const struct cli *c)
 {
     for (size_t i = 0; i < c->n; i++) {
         const struct cli_replica *r = &c->rs[i];
-        if (!r->ok) {
-            printf("replica %s: FAILED %s: %s\n", r->socket, r->code, r->msg);
-            print_error_details(r, "    ");
+        if (print_failed(r))
             continue;
-        }
         const json_t *res = json_object_get(r->reply, "result");
         printf("replica %s: generation %lld, against %s\n", r->socket, r->generation,
                *cli_jstr(res, "config_file") ? cli_jstr(res, "config_file") : "(configuration)");
