@@ -17,7 +17,7 @@ FROM debian:12-slim AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         gcc make pkg-config libevent-dev libssl-dev libnghttp2-dev libjansson-dev \
-        libmaxminddb-dev libcurl4-openssl-dev \
+        libmaxminddb-dev libcurl4-openssl-dev libtcmalloc-minimal4 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -36,7 +36,7 @@ LABEL org.opencontainers.image.title="cutover" \
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libevent-2.1-7 libevent-pthreads-2.1-7 libevent-openssl-2.1-7 libssl3 libnghttp2-14 \
-        libjansson4 libmaxminddb0 libcurl4 ca-certificates \
+        libjansson4 libmaxminddb0 libcurl4 libtcmalloc-minimal4 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 65532 cutover \
     && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \

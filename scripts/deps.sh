@@ -9,7 +9,8 @@
 # checked again once the lock is held: whoever waited finds the packages the other installed.
 set -euo pipefail
 
-build=(gcc make pkg-config libevent-dev libssl-dev libnghttp2-dev libjansson-dev libmaxminddb-dev libcurl4-openssl-dev)
+build=(gcc make pkg-config libevent-dev libssl-dev libnghttp2-dev libjansson-dev libmaxminddb-dev libcurl4-openssl-dev
+       libtcmalloc-minimal4)
 test=(libcriterion-dev python3 python3-h2 curl openssl nghttp2-client libmaxmind-db-writer-perl etcd-server etcd-client
       python3-yaml prometheus nodejs)
 # tests/integration/deploy: kubectl renders the Kustomize overlays (`kubectl kustomize`). Debian's
