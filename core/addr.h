@@ -11,6 +11,13 @@
  * CUT_EINVAL when host is not a numeric address (*ss zeroed). */
 int addr_numeric(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
 
+/* The numeric text of sa's address (no port) in out[cap], cap >= 46 (INET6_ADDRSTRLEN): IPv4
+ * as dotted decimal written without printf (the data path formats every client address), an
+ * IPv4-mapped IPv6 address as IPv4 (one client, one text, whichever way it reached us), other
+ * IPv6 as inet_ntop writes it. Returns the length, or CUT_EINVAL (out = "") for another family
+ * or a short buffer. */
+int addr_text(const struct sockaddr *sa, char *out, size_t cap);
+
 /* Is host an IPv4 or IPv6 literal? 1 or 0. */
 int addr_is_numeric(const char *host);
 

@@ -55,6 +55,10 @@ struct cut_slice {
 /* Does s equal lower (a NUL-terminated lower-case ASCII text), ignoring ASCII case in s? */
 int cut_slice_ieq(struct cut_slice s, const char *lower);
 
+/* Copies src[0..n) to dst with ASCII A-Z lowered (other bytes as they are), eight bytes at a
+ * time: header names on their way to HTTP/2. */
+void cut_lower_copy(char *dst, const char *src, size_t n);
+
 /* Significant digits of every real in the JSON cutover writes (audit records, control replies,
  * LEEF): a value given with at most 15 significant digits (every weight, percentage and
  * threshold) is written back exactly as given (97.21, not 97.209999999999994). Use with

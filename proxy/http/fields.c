@@ -323,7 +323,20 @@ int fields_head_response(struct fields_head *h, int end_stream, int head_req,
 
 int fields_value_ok(struct cut_slice v)
 {
-    for (size_t i = 0; i < v.n; i++) {
+    /* Eight bytes at a time while none is below 0x20 or is 0x7f (the usual value); a word with
+     * one is judged byte by byte below (a tab is allowed). */
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= v.n; i += 8) {
+        uint64_t x;
+        memcpy(&x, v.p + i, 8);
+        uint64_t below20 = (x - ones * 0x20) & ~x & highs; /* some byte < 0x20 */
+        uint64_t y = x ^ (ones * 0x7f);
+        uint64_t is7f = (y - ones) & ~y & highs; /* some byte == 0x7f */
+        if (below20 | is7f)
+            break;
+    }
+    for (; i < v.n; i++) {
         unsigned char ch = (unsigned char)v.p[i];
         if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
             return 0;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/text.h"
 #include "proxy/http/h1_parse.h" /* h1_list_has_token */
 
 /* A bounded writer over a caller's buffer; overflow is sticky and reported once at the end. */
@@ -36,8 +37,7 @@ static void w_slice(struct wbuf *w, struct cut_slice s)
 static void w_u64(struct wbuf *w, uint64_t v)
 {
     char tmp[24];
-    int len = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    w_put(w, tmp, (size_t)len);
+    w_put(w, tmp, text_u64(tmp, v));
 }
 
 static int w_done(const struct wbuf *w)
@@ -256,7 +256,9 @@ int http_write_h1_response(char *buf, size_t cap, const struct http_resp *resp, 
     struct cut_slice upgrade_value = {NULL, 0};
     int cl_seen = 0;
 
-    snprintf(status, sizeof status, "%03d ", resp->status);
+    text_status3(status, (unsigned)resp->status);
+    status[3] = ' ';
+    status[4] = '\0';
     w_str(&w, "HTTP/1.1 ");
     w_str(&w, status);
     if (resp->reason.n)

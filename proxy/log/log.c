@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/text.h"
+
 struct logger {
     int fd;
     size_t max_queue;
@@ -128,13 +130,35 @@ uint64_t log_dropped(struct logger *lg)
     return atomic_load(&lg->dropped);
 }
 
+/* Bytes written as they are inside a JSON string: printable ASCII but the quote and backslash
+ * (bytes from the wire are not trusted to be UTF-8: anything >= 0x80 is escaped too). */
+static int json_plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 size_t log_escape(char *out, size_t cap, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     if (cap == 0)
         return 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        while (run < n && json_plain((unsigned char)s[run]))
+            run++;
+        if (run > i) { /* a run of plain bytes at once */
+            size_t take = run - i;
+            if (take > cap - 1 - o)
+                take = cap - 1 - o;
+            memcpy(out + o, s + i, take);
+            o += take;
+            if (i + take < run)
+                break; /* truncated */
+            i = run;
+            continue;
+        }
         unsigned char c = (unsigned char)s[i];
         char esc[6];
         size_t elen;
@@ -142,34 +166,69 @@ size_t log_escape(char *out, size_t cap, const char *s, size_t n)
             esc[0] = '\\';
             esc[1] = (char)c;
             elen = 2;
-        } else if (c < 0x20 || c == 0x7f) {
-            esc[0] = '\\';
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            elen = 6;
-        } else if (c >= 0x80) {
-            /* Bytes from the wire are not trusted to be UTF-8: keep the JSON valid. */
-            esc[0] = '\\';
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            elen = 6;
         } else {
-            esc[0] = (char)c;
-            elen = 1;
+            esc[0] = '\\';
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            elen = 6;
         }
         if (o + elen >= cap)
             break;
         memcpy(out + o, esc, elen);
         o += elen;
+        i++;
     }
     out[o] = '\0';
     return o;
+}
+
+void log_put(struct log_buf *b, const char *s, size_t n)
+{
+    if (b->over || n > b->cap - b->n) {
+        b->over = 1;
+        return;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+
+void log_put_str(struct log_buf *b, const char *s)
+{
+    log_put(b, s, strlen(s));
+}
+
+void log_put_esc(struct log_buf *b, const char *s, size_t n, size_t max)
+{
+    if (b->over)
+        return;
+    size_t room = b->cap - b->n; /* log_escape writes a NUL after what it escapes */
+    if (room < max + 1) {
+        b->over = 1;
+        return;
+    }
+    b->n += log_escape(b->p + b->n, max + 1, s, n);
+}
+
+void log_put_u64(struct log_buf *b, uint64_t v)
+{
+    char tmp[24];
+    log_put(b, tmp, text_u64(tmp, v));
+}
+
+void log_put_ms3(struct log_buf *b, uint64_t ns)
+{
+    uint64_t us = (ns + 500) / 1000;
+    char tmp[32];
+    size_t n = text_u64(tmp, us / 1000);
+    unsigned frac = (unsigned)(us % 1000);
+    tmp[n++] = '.';
+    tmp[n++] = (char)('0' + frac / 100);
+    tmp[n++] = (char)('0' + frac / 10 % 10);
+    tmp[n++] = (char)('0' + frac % 10);
+    log_put(b, tmp, n);
 }
 
 void log_time_rfc3339(char *out, size_t cap)

@@ -35,6 +35,25 @@ uint64_t log_dropped(struct logger *lg);
  * written (always NUL-terminated; truncated to fit, never mid-escape). */
 size_t log_escape(char *out, size_t cap, const char *s, size_t n);
 
+/* A line being written into a caller's buffer without printf (an access line per request is
+ * the data path's largest text: ~13 000 instructions through snprintf, ~2 000 this way). Every
+ * put is bounded by cap; a line that does not fit is marked over and must not be used. */
+struct log_buf {
+    char *p;
+    size_t n, cap;
+    int over;
+};
+
+void log_put(struct log_buf *b, const char *s, size_t n);
+void log_put_str(struct log_buf *b, const char *s);  /* s as is (already JSON-safe) */
+/* s[0..n) escaped like log_escape, at most max bytes of it (cut between escapes) */
+void log_put_esc(struct log_buf *b, const char *s, size_t n, size_t max);
+void log_put_u64(struct log_buf *b, uint64_t v);
+/* A duration in nanoseconds as milliseconds with three decimals, rounded to the microsecond
+ * ("12.345"), what "%.3f" of the same milliseconds prints but for ties. */
+void log_put_ms3(struct log_buf *b, uint64_t ns);
+#define LOG_PUT_LIT(b, lit) log_put((b), (lit), sizeof(lit) - 1)
+
 /* Every stdout line carries "service":"cutover" and a "level" (info, warn, error), the names
  * DataDog and Log Analytics read without a custom pipeline (docs/operations.md, "Logs"). */
 #define LOG_SERVICE "cutover"

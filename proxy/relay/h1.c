@@ -18,6 +18,7 @@
 #include "proxy/relay/h2.h"
 #include "proxy/http/http.h"
 #include "proxy/net/io.h"
+#include "proxy/relay/timer.h"
 #include "proxy/relay/stream.h"
 #include "proxy/relay/worker.h"
 
@@ -52,7 +53,7 @@ union h1c_addr {
 struct h1c {
     struct worker *w;
     struct io io;
-    struct event *tmo;
+    struct ltimer tmo;
     union h1c_addr peer;
     socklen_t peerlen;
     struct h1c *next, *prev; /* the worker's connection list */
@@ -105,15 +106,14 @@ static void conn_free(struct h1c *c)
         c->s = NULL;
     }
     worker_conn_removed(c->w, c);
-    if (c->tmo)
-        event_free(c->tmo);
+    ltimer_dispose(&c->tmo);
     io_dispose(&c->io);
     free(c);
 }
 
 static void arm(struct h1c *c, unsigned ms)
 {
-    evtimer_add(c->tmo, worker_tv(c->w, ms));
+    ltimer_arm(&c->tmo, ms, c->w);
 }
 
 static void pause_read(struct h1c *c)
@@ -165,7 +165,7 @@ static void close_or_linger(struct h1c *c)
         return;
     }
     if (!c->lingering)
-        event_active(c->tmo, EV_TIMEOUT, 1);
+        ltimer_fire(&c->tmo);
 }
 
 /* Flush what is queued, then close. Never frees c synchronously: callers up the stack (stream
@@ -232,7 +232,7 @@ static void exchange_done(struct h1c *c)
         const struct cfg *cfg = cur_cfg(c);
         arm(c, cfg ? cfg->timeouts.client_idle : 120000);
     } else {
-        evtimer_del(c->tmo); /* the write timeout guards the response still being written */
+        ltimer_stop(&c->tmo); /* the write timeout guards the response still being written */
     }
     resume_read(c);
     if (!c->in_read && evbuffer_get_length(c->io.in) > 0)
@@ -463,7 +463,7 @@ static int read_head(struct h1c *c)
             c->keep_alive = 0;
             io_pause_read(&c->io);
             evbuffer_drain(in, evbuffer_get_length(in));
-            event_active(c->tmo, EV_TIMEOUT, 1);
+            ltimer_fire(&c->tmo);
             return 1;
         }
     }
@@ -536,7 +536,7 @@ static int read_head(struct h1c *c)
     c->paused_ns = 0;
     c->io.drain_mark = c->io.read_max / 2;
     s->bytes_in = (uint64_t)n;
-    evtimer_del(c->tmo);
+    ltimer_stop(&c->tmo);
     stream_start(s, &req); /* may answer at once (no route, ...) */
     evbuffer_drain(in, (size_t)n);
     if (c->state == H1C_BODY)
@@ -569,7 +569,7 @@ static int read_body(struct h1c *c)
             if (c->remaining == 0) {
                 c->req_done = 1;
                 c->state = H1C_WAIT;
-                evtimer_del(c->tmo);
+                ltimer_stop(&c->tmo);
             }
             stream_request_body(s, c->req_done);
             continue;
@@ -598,7 +598,7 @@ static int read_body(struct h1c *c)
         s->bytes_in += trailer_len;
         c->req_done = 1;
         c->state = H1C_WAIT;
-        evtimer_del(c->tmo);
+        ltimer_stop(&c->tmo);
         stream_request_body(s, 1);
         return 1;
     }
@@ -693,7 +693,7 @@ static void on_read(struct io *io, void *arg)
         evbuffer_drain(in, evbuffer_get_length(in));
         if (c->discarded > H1C_DISCARD_BYTES || clock_mono_ns() > c->linger_until_ns) {
             io_pause_read(&c->io);
-            event_active(c->tmo, EV_TIMEOUT, 1);
+            ltimer_fire(&c->tmo);
         } else if (c->lingering) {
             arm(c, H1C_LINGER_IDLE_MS); /* still sending: keep reading a while longer */
         }
@@ -750,7 +750,7 @@ static void on_event(struct io *io, int what, void *arg)
         return;
     }
     if (what == IO_EOF && c->state == H1C_CLOSING && c->lingering) {
-        event_active(c->tmo, EV_TIMEOUT, 1);
+        ltimer_fire(&c->tmo);
         return;
     }
     if (what & (IO_EOF | IO_ERROR | IO_TIMEOUT))
@@ -804,14 +804,9 @@ static int accept_conn(struct worker *w, int fd, struct io_transport *tp,
     int one = 1;
     if (!tp)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->tmo = evtimer_new(w->base, on_timeout, c);
-    if (!c->tmo) {
-        close(fd);
-        free(c);
-        return CUT_ENOMEM;
-    }
+    ltimer_init(&c->tmo, w->base, on_timeout, c);
     if (io_init(&c->io, &w->iol, fd, on_read, on_drain, on_event, c) < 0) {
-        event_free(c->tmo);
+        ltimer_dispose(&c->tmo);
         free(c);
         return CUT_ENOMEM;
     }
@@ -819,7 +814,7 @@ static int accept_conn(struct worker *w, int fd, struct io_transport *tp,
         io_set_transport(&c->io, tp);
     if (tls && io_tls_accept(&c->io, tls) < 0) {
         io_dispose(&c->io);
-        event_free(c->tmo);
+        ltimer_dispose(&c->tmo);
         free(c);
         return CUT_ENOMEM;
     }

@@ -87,7 +87,7 @@ void h2c_unlink(struct h2c *c, struct h2c **head)
 
 static void arm(struct h2c *c, unsigned ms)
 {
-    evtimer_add(c->tmo, worker_tv(c->w, ms));
+    ltimer_arm(&c->tmo, ms, c->w);
 }
 
 /* ---- nghttp2 callbacks ------------------------------------------------------------------------ */
@@ -330,8 +330,7 @@ static void conn_free(struct h2c *c)
     if (c->ng)
         nghttp2_session_del(c->ng);
     worker_h2c_removed(c->w, c);
-    if (c->tmo)
-        event_free(c->tmo);
+    ltimer_dispose(&c->tmo);
     if (c->run)
         event_free(c->run);
     io_dispose(&c->io);
@@ -352,7 +351,7 @@ static void close_when_drained(struct h2c *c)
         arm(c, H2C_LINGER_MS);
         return;
     }
-    event_active(c->tmo, EV_TIMEOUT, 1);
+    ltimer_fire(&c->tmo);
 }
 
 /* nghttp2 has nothing more to write: stop reading, flush the socket, close. */
@@ -476,7 +475,7 @@ static void on_event(struct io *io, int what, void *arg)
     struct h2c *c = arg;
     (void)io;
     if (what == IO_EOF && c->finishing) {
-        event_active(c->tmo, EV_TIMEOUT, 1);
+        ltimer_fire(&c->tmo);
         return;
     }
     if (what & (IO_EOF | IO_ERROR | IO_TIMEOUT))
@@ -607,21 +606,21 @@ int h2c_takeover(struct worker *w, struct io *from, const struct sockaddr *peer,
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, win},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)c->max_header_bytes},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     if (ok)
         ok = nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, CUT_ARRAY_LEN(iv)) == 0 &&
              nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0,
                                                    H2C_CONN_WINDOW) == 0;
     if (ok) {
-        c->tmo = evtimer_new(w->base, on_timeout, c);
+        ltimer_init(&c->tmo, w->base, on_timeout, c);
         c->run = event_new(w->base, -1, 0, on_run, c);
-        ok = c->tmo && c->run;
+        ok = c->run != NULL;
     }
     if (!ok) {
         if (c->ng)
             nghttp2_session_del(c->ng);
-        if (c->tmo)
-            event_free(c->tmo);
+        ltimer_dispose(&c->tmo);
         if (c->run)
             event_free(c->run);
         close(fd);
@@ -630,7 +629,7 @@ int h2c_takeover(struct worker *w, struct io *from, const struct sockaddr *peer,
     }
     if (io_init(&c->io, &w->iol, fd, on_read, on_drain, on_event, c) < 0) {
         nghttp2_session_del(c->ng);
-        event_free(c->tmo);
+        ltimer_dispose(&c->tmo);
         event_free(c->run);
         free(c);
         return CUT_ENOMEM;
@@ -638,7 +637,7 @@ int h2c_takeover(struct worker *w, struct io *from, const struct sockaddr *peer,
     if (io_is_tls(from) && io_take_tls(&c->io, from) < 0) {
         io_dispose(&c->io);
         nghttp2_session_del(c->ng);
-        event_free(c->tmo);
+        ltimer_dispose(&c->tmo);
         event_free(c->run);
         free(c);
         return CUT_EIO;
@@ -669,7 +668,7 @@ void h2c_kill(struct h2c *c)
     evbuffer_drain(c->io.out, evbuffer_get_length(c->io.out));
     c->closing = c->finishing = 1;
     io_pause_read(&c->io);
-    event_active(c->tmo, EV_TIMEOUT, 1);
+    ltimer_fire(&c->tmo);
 }
 
 void h2c_kill_now(struct h2c *c)

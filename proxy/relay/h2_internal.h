@@ -18,6 +18,7 @@
 
 #include "proxy/http/fields.h"
 #include "proxy/net/io.h"
+#include "proxy/relay/timer.h"
 
 struct stream;
 struct worker;
@@ -30,7 +31,7 @@ struct h2s;
 struct h2c {
     struct worker *w;
     struct io io;
-    struct event *tmo;  /* idle / stall checks / deferred close */
+    struct ltimer tmo; /* idle / stall checks / deferred close */
     struct event *run;  /* deferred: feed input, send frames */
     nghttp2_session *ng;
     struct sockaddr_storage peer;

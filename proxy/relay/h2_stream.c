@@ -19,6 +19,7 @@
 
 #include "core/clock.h"
 #include "core/cut.h"
+#include "core/text.h"
 #include "proxy/relay/stream.h"
 #include "proxy/relay/worker.h"
 
@@ -185,14 +186,15 @@ static void ds_head(void *ctx, struct stream *s, const struct http_resp *resp)
     if (c->closing || h->resp_submitted)
         return;
     size_t max = resp->nfields + 1;
-    nghttp2_nv *nva = malloc(max * sizeof *nva);
+    nghttp2_nv small[32]; /* the usual response head: no allocation */
+    nghttp2_nv *nva = max <= CUT_ARRAY_LEN(small) ? small : malloc(max * sizeof *nva);
     if (!nva) {
         nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
         h2c_schedule(c);
         return;
     }
     char st[8];
-    snprintf(st, sizeof st, "%03d", resp->status % 1000);
+    text_status3(st, (unsigned)resp->status);
     nva[0] = NV_LIT(":status", st);
     size_t used = 0;
     int k = make_nv(c, nva + 1, max - 1, resp->fields, resp->nfields, &used);
@@ -211,7 +213,8 @@ static void ds_head(void *ctx, struct stream *s, const struct http_resp *resp)
         rv = nghttp2_submit_response(c->ng, h->id, nva, (size_t)k + 1,
                                      h->no_body ? NULL : &dp);
     }
-    free(nva);
+    if (nva != small)
+        free(nva);
     if (rv != 0)
         nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
     h2c_schedule(c);

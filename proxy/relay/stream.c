@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/addr.h"
 #include "core/clock.h"
 #include "proxy/route/balance.h"
 #include "proxy/log/geoip.h"
@@ -20,25 +21,6 @@
 #include "proxy/relay/worker.h"
 
 #define TLS_FAILED_MSG "the TLS handshake with the upstream failed (see the upstream_tls_failed event)"
-
-static void addr_text(const struct sockaddr *sa, char *out, size_t cap)
-{
-    const void *src = NULL;
-    int family = sa->sa_family;
-    if (family == AF_INET6) {
-        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
-        if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
-            family = AF_INET;
-            src = &a6->sin6_addr.s6_addr[12];
-        } else {
-            src = &a6->sin6_addr;
-        }
-    } else if (family == AF_INET) {
-        src = &((const struct sockaddr_in *)sa)->sin_addr;
-    }
-    if (!src || !inet_ntop(family, src, out, (socklen_t)cap))
-        snprintf(out, cap, "unknown");
-}
 
 struct stream *stream_new(struct worker *w, const struct downstream_ops *ops, void *ctx,
                           const struct sockaddr *peer, socklen_t peerlen)
@@ -57,7 +39,8 @@ struct stream *stream_new(struct worker *w, const struct downstream_ops *ops, vo
     if (peerlen > sizeof s->peer)
         peerlen = sizeof s->peer;
     memcpy(&s->peer, peer, peerlen);
-    addr_text(peer, s->peer_str, sizeof s->peer_str);
+    if (addr_text(peer, s->peer_str, sizeof s->peer_str) < 0)
+        snprintf(s->peer_str, sizeof s->peer_str, "unknown");
     memcpy(s->client_str, s->peer_str, sizeof s->client_str);
     s->route = s->pool = s->ep_index = s->first_pool = -1;
     s->health_noted = -1;
@@ -218,8 +201,10 @@ void stream_start(struct stream *s, const struct http_req *req)
     const struct snap_route *sr = &snap->routes[s->route];
     const struct cfg_route *cr = sr->cfg;
 
-    route_client_addr(peer, field_value(req, "x-forwarded-for"), &cfg->trusted_proxies,
-                      s->client_str, sizeof s->client_str);
+    /* without X-Forwarded-For the client is the peer, whose text stream_new wrote */
+    struct cut_slice xff = field_value(req, "x-forwarded-for");
+    if (xff.n)
+        route_client_addr(peer, xff, &cfg->trusted_proxies, s->client_str, sizeof s->client_str);
 
     struct wsnap *ws = s->pin->data;
     struct route_pick_in in = {.route = cr, .weights_bp = sr->weights_bp};
@@ -629,11 +614,6 @@ void stream_on_upstream_drained(struct stream *s)
         s->ops->resume_body(s->ctx, s);
 }
 
-static double ms_between(uint64_t a, uint64_t b)
-{
-    return b > a ? (double)(b - a) / 1e6 : 0.0;
-}
-
 static const char *reason_name(enum route_reason r)
 {
     switch (r) {
@@ -644,22 +624,17 @@ static const char *reason_name(enum route_reason r)
     }
 }
 
+static uint64_t ns_between(uint64_t a, uint64_t b)
+{
+    return b > a ? b - a : 0;
+}
+
+/* One JSON line per request (docs/operations.md, "Access log"), written without printf. */
 static void write_access_log(struct stream *s)
 {
     const struct cfg *cfg = s->pin ? s->pin->snap->cfg : NULL;
     if (cfg && !cfg->access_log.enabled)
         return;
-    char host[STREAM_HOST_MAX * 2], path[STREAM_LOG_PATH_MAX * 2], method[64], rid[280];
-    char cert[sizeof s->client_cert * 2 + 32] = "";
-    if (s->tls) { /* TLS connections only: plain lines keep their shape */
-        size_t o = (size_t)snprintf(cert, sizeof cert, ",\"client_cert\":\"");
-        o += log_escape(cert + o, sizeof cert - o - 2, s->client_cert, strlen(s->client_cert));
-        snprintf(cert + o, sizeof cert - o, "\"");
-    }
-    log_escape(host, sizeof host, s->log_host, strlen(s->log_host));
-    log_escape(path, sizeof path, s->log_path, strlen(s->log_path));
-    log_escape(method, sizeof method, s->log_method, strlen(s->log_method));
-    log_escape(rid, sizeof rid, s->request_id, strlen(s->request_id));
     const char *route = "", *pool = "", *endpoint = "";
     if (s->pin && s->route >= 0) {
         const struct snap_route *sr = &s->pin->snap->routes[s->route];
@@ -670,42 +645,95 @@ static void write_access_log(struct stream *s)
             endpoint = s->pin->snap->endpoints[s->ep_index].key;
     }
     uint64_t now = clock_mono_ns();
-    double up_ms = s->t_upstream_ns ? ms_between(s->t_upstream_ns, s->t_head_ns ? s->t_head_ns : now)
-                                    : 0.0;
-    char tail[192] = ""; /* the optional fields at the end of the line */
-    int to = 0;
-    if (s->error) /* a response cutover made: its X-Cutover-Error code */
-        to = snprintf(tail, sizeof tail, ",\"error\":\"%.40s\"", s->error);
-    if (s->pin && s->route >= 0 && s->first_pool >= 0 && s->pool != s->first_pool)
-        to += snprintf(tail + to, sizeof tail - (size_t)to, ",\"failover_from\":\"%.40s\"",
-                       s->pin->snap->routes[s->route].pools[s->first_pool].cfg->name);
+    uint64_t up_ns = s->t_upstream_ns ? ns_between(s->t_upstream_ns, s->t_head_ns ? s->t_head_ns : now)
+                                      : 0;
+    char line[4096]; /* the worst case (every field at its cap, escaped) is about 3.7 KB */
+    struct log_buf b = {line, 0, sizeof line, 0};
+    LOG_PUT_LIT(&b, "{\"type\":\"access\",\"time\":\"");
+    log_put_str(&b, s->w->now_str);
+    LOG_PUT_LIT(&b, "\",\"timestamp\":\"");
+    log_put_str(&b, s->w->now_str);
+    LOG_PUT_LIT(&b, "\",\"service\":\"" LOG_SERVICE "\",\"level\":\"");
+    log_put_str(&b, log_status_level(s->status));
+    LOG_PUT_LIT(&b, "\",\"cluster\":\"");
+    log_put_str(&b, cfg ? cfg->cluster : "");
+    LOG_PUT_LIT(&b, "\",\"region\":\"");
+    log_put_str(&b, cfg ? cfg->region : "");
+    LOG_PUT_LIT(&b, "\",\"worker\":");
+    log_put_u64(&b, s->w->id);
+    LOG_PUT_LIT(&b, ",\"client\":\"");
+    log_put_str(&b, s->client_str);
+    LOG_PUT_LIT(&b, "\",\"peer\":\"");
+    log_put_str(&b, s->peer_str);
+    LOG_PUT_LIT(&b, "\",\"method\":\"");
+    log_put_esc(&b, s->log_method, strlen(s->log_method), 63);
+    LOG_PUT_LIT(&b, "\",\"host\":\"");
+    log_put_esc(&b, s->log_host, strlen(s->log_host), STREAM_HOST_MAX * 2 - 1);
+    LOG_PUT_LIT(&b, "\",\"path\":\"");
+    log_put_esc(&b, s->log_path, strlen(s->log_path), STREAM_LOG_PATH_MAX * 2 - 1);
+    LOG_PUT_LIT(&b, "\",\"route\":\"");
+    log_put_str(&b, route);
+    LOG_PUT_LIT(&b, "\",\"pool\":\"");
+    log_put_str(&b, pool);
+    LOG_PUT_LIT(&b, "\",\"endpoint\":\"");
+    log_put_str(&b, endpoint);
+    LOG_PUT_LIT(&b, "\",\"reason\":\"");
+    log_put_str(&b, reason_name(s->reason));
+    LOG_PUT_LIT(&b, "\",\"status\":");
+    if (s->status < 0) { /* not answered (never negative in practice; kept exact) */
+        LOG_PUT_LIT(&b, "-");
+        log_put_u64(&b, (uint64_t)-(int64_t)s->status);
+    } else {
+        log_put_u64(&b, (uint64_t)s->status);
+    }
+    LOG_PUT_LIT(&b, ",\"bytes_in\":");
+    log_put_u64(&b, s->bytes_in);
+    LOG_PUT_LIT(&b, ",\"bytes_out\":");
+    log_put_u64(&b, s->bytes_out);
+    LOG_PUT_LIT(&b, ",\"upstream_ms\":");
+    log_put_ms3(&b, up_ns);
+    LOG_PUT_LIT(&b, ",\"total_ms\":");
+    log_put_ms3(&b, ns_between(s->t_start_ns, now));
+    LOG_PUT_LIT(&b, ",\"tries\":");
+    log_put_u64(&b, s->attempts);
+    if (s->aborted)
+        LOG_PUT_LIT(&b, ",\"aborted\":true,\"request_id\":\"");
+    else
+        LOG_PUT_LIT(&b, ",\"aborted\":false,\"request_id\":\"");
+    log_put_esc(&b, s->request_id, strlen(s->request_id), 279);
+    LOG_PUT_LIT(&b, "\",\"trace_id\":\"");
+    log_put_str(&b, s->trace_id);
+    LOG_PUT_LIT(&b, "\",\"generation\":");
+    log_put_u64(&b, s->pin ? s->pin->snap->generation : 0);
+    if (s->tls) { /* TLS connections only: plain lines keep their shape */
+        LOG_PUT_LIT(&b, ",\"client_cert\":\"");
+        log_put_esc(&b, s->client_cert, strlen(s->client_cert), sizeof s->client_cert * 2 + 29);
+        LOG_PUT_LIT(&b, "\"");
+    }
+    /* the optional fields at the end of the line */
+    if (s->error) { /* a response cutover made: its X-Cutover-Error code */
+        LOG_PUT_LIT(&b, ",\"error\":\"");
+        log_put(&b, s->error, strnlen(s->error, 40));
+        LOG_PUT_LIT(&b, "\"");
+    }
+    if (s->pin && s->route >= 0 && s->first_pool >= 0 && s->pool != s->first_pool) {
+        const char *from = s->pin->snap->routes[s->route].pools[s->first_pool].cfg->name;
+        LOG_PUT_LIT(&b, ",\"failover_from\":\"");
+        log_put(&b, from, strnlen(from, 40));
+        LOG_PUT_LIT(&b, "\"");
+    }
     if (s->pin && s->pin->snap->geo) { /* the client's country, "" when the database has none */
         if (!s->country_done)
             geoip_country(s->pin->snap->geo, s->client_str, s->country);
-        to += snprintf(tail + to, sizeof tail - (size_t)to, ",\"country\":\"%s\"", s->country);
+        LOG_PUT_LIT(&b, ",\"country\":\"");
+        log_put_str(&b, s->country);
+        LOG_PUT_LIT(&b, "\"");
     }
-    if (s->in_cohort && to < (int)sizeof tail)
-        snprintf(tail + to, sizeof tail - (size_t)to, ",\"cohort\":true");
-    char line[4096]; /* the worst case (every field at its cap, escaped) is about 3.7 KB */
-    int n = snprintf(line, sizeof line,
-                     "{\"type\":\"access\",\"time\":\"%s\",\"timestamp\":\"%s\","
-                     "\"service\":\"" LOG_SERVICE "\",\"level\":\"%s\",\"cluster\":\"%s\","
-                     "\"region\":\"%s\","
-                     "\"worker\":%u,\"client\":\"%s\",\"peer\":\"%s\",\"method\":\"%s\","
-                     "\"host\":\"%s\",\"path\":\"%s\",\"route\":\"%s\",\"pool\":\"%s\","
-                     "\"endpoint\":\"%s\",\"reason\":\"%s\",\"status\":%d,\"bytes_in\":%llu,"
-                     "\"bytes_out\":%llu,\"upstream_ms\":%.3f,\"total_ms\":%.3f,"
-                     "\"tries\":%u,\"aborted\":%s,\"request_id\":\"%s\",\"trace_id\":\"%s\","
-                     "\"generation\":%llu%s%s}",
-                     s->w->now_str, s->w->now_str, log_status_level(s->status),
-                     cfg ? cfg->cluster : "", cfg ? cfg->region : "", s->w->id,
-                     s->client_str, s->peer_str, method, host, path, route, pool, endpoint,
-                     reason_name(s->reason), s->status, (unsigned long long)s->bytes_in,
-                     (unsigned long long)s->bytes_out, up_ms, ms_between(s->t_start_ns, now),
-                     s->attempts, s->aborted ? "true" : "false", rid, s->trace_id,
-                     s->pin ? (unsigned long long)s->pin->snap->generation : 0ULL, cert, tail);
-    if (n > 0)
-        worker_log(s->w, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    if (s->in_cohort)
+        LOG_PUT_LIT(&b, ",\"cohort\":true");
+    LOG_PUT_LIT(&b, "}");
+    if (!b.over)
+        worker_log(s->w, line, b.n);
 }
 
 /* This worker is the only writer of its slot: a plain load and store, no read-modify-write. */

@@ -17,6 +17,7 @@
 #include "proxy/net/io.h"
 #include "proxy/net/tls.h"
 #include "proxy/relay/stream.h"
+#include "proxy/relay/timer.h"
 #include "proxy/relay/upstream.h"
 #include "proxy/relay/worker.h"
 
@@ -38,7 +39,7 @@ struct upstream_conn {
     struct stream *s;
     struct io io;
     int io_live;         /* io holds a socket */
-    struct event *tmo;
+    struct ltimer tmo;
     struct upstream_conn *inext, *iprev; /* idle list */
     enum uc_state state;
     int reused;
@@ -73,8 +74,7 @@ static void conn_close(struct upstream_conn *c)
         idle_unlink(c);
     struct upstream_ep *ep = c->ep;
     ep->nconns--;
-    if (c->tmo)
-        event_free(c->tmo);
+    ltimer_dispose(&c->tmo);
     if (c->io_live)
         io_dispose(&c->io);
     if (c->tmp)
@@ -86,7 +86,7 @@ static void conn_close(struct upstream_conn *c)
 
 static void arm(struct upstream_conn *c, unsigned ms)
 {
-    evtimer_add(c->tmo, worker_tv(c->w, ms));
+    ltimer_arm(&c->tmo, ms, c->w);
 }
 
 /* Detaches the stream from c (both sides forget each other). */
@@ -275,7 +275,7 @@ static int read_head(struct upstream_conn *c, struct evbuffer *in)
         }
         c->state = UC_TUNNEL;
         c->keep_alive = 0;
-        evtimer_del(c->tmo);
+        ltimer_stop(&c->tmo);
         stream_on_upstream_head(s, &resp);
         evbuffer_drain(in, (size_t)n);
         /* Bytes the upstream sent right behind the 101 (a server-first protocol). */
@@ -499,7 +499,7 @@ struct upstream *upstream_h1_open(struct worker *w, struct upstream_ep *ep, stru
     }
     if (c) {
         idle_unlink(c);
-        evtimer_del(c->tmo);
+        ltimer_stop(&c->tmo);
         c->s = s;
         c->state = UC_WAIT_HEAD;
         c->body_idle_ms = cfg->timeouts.body_idle;
@@ -523,9 +523,9 @@ struct upstream *upstream_h1_open(struct worker *w, struct upstream_ep *ep, stru
     c->idle_ms = cfg->timeouts.upstream_idle;
     c->connect_ms = cfg->timeouts.upstream_connect;
     c->tmp = evbuffer_new();
-    c->tmo = evtimer_new(w->base, on_timeout, c);
+    ltimer_init(&c->tmo, w->base, on_timeout, c);
     ep->nconns++;
-    if (!c->tmp || !c->tmo) {
+    if (!c->tmp) {
         conn_close(c);
         return NULL;
     }
@@ -575,7 +575,7 @@ static void op_pause(struct upstream *u)
         return;
     c->paused = 1;
     io_pause_read(&c->io);
-    evtimer_del(c->tmo);
+    ltimer_stop(&c->tmo);
 }
 
 static void op_resume(struct upstream *u)

@@ -17,6 +17,7 @@
 #include "proxy/route/snapshot.h"
 #include "proxy/relay/stream.h"
 #include "proxy/net/tls.h"
+#include "proxy/relay/timer.h"
 #include "proxy/relay/upstream.h"
 #include "proxy/relay/worker.h"
 
@@ -44,7 +45,7 @@ struct h2up_stream {
     int got_bytes;               /* any frame of the response arrived */
     int grpc;                    /* long-lived: no body idle timeout */
     size_t max_header_bytes;     /* limits.max_header_bytes of the stream's snapshot */
-    struct event *tmo;           /* response head / body idle */
+    struct ltimer tmo;          /* response head / body idle */
     struct evbuffer *tmp;        /* DATA handed to the stream */
     struct evbuffer *sent;       /* request body sent so far, for a resend after a refusal */
     int sent_overflow;           /* more than H2UP_REPLAY_MAX was sent: no resend */
@@ -57,7 +58,7 @@ struct h2up_conn {
     int io_live;
     nghttp2_session *ng;
     struct event *run;   /* deferred send (never from stream.c's call chain) */
-    struct event *tmo;   /* connect / idle */
+    struct ltimer tmo;  /* connect / idle */
     struct h2up_conn *next, *prev; /* ep->h2conns */
     struct h2up_stream *streams;   /* every stream on it, submitted or waiting */
     unsigned nstreams;
@@ -93,8 +94,7 @@ static void conn_free(struct h2up_conn *c)
         nghttp2_session_del(c->ng);
     if (c->run)
         event_free(c->run);
-    if (c->tmo)
-        event_free(c->tmo);
+    ltimer_dispose(&c->tmo);
     if (c->io_live)
         io_dispose(&c->io);
     struct worker *w = c->w;
@@ -118,8 +118,7 @@ static void conn_close(struct h2up_conn *c)
     if (c->busy) {
         if (c->run)
             event_del(c->run);
-        if (c->tmo)
-            evtimer_del(c->tmo);
+        ltimer_stop(&c->tmo);
         return;
     }
     conn_free(c);
@@ -143,7 +142,7 @@ static int conn_leave(struct h2up_conn *c)
 
 static void arm_conn(struct h2up_conn *c, unsigned ms)
 {
-    evtimer_add(c->tmo, worker_tv(c->w, ms));
+    ltimer_arm(&c->tmo, ms, c->w);
 }
 
 /* The connection carries no stream: close it after the idle time. (A dead one is being
@@ -183,8 +182,7 @@ static void stream_obj_free(struct h2up_stream *st)
         if (c->ng && st->id > 0)
             nghttp2_session_set_stream_user_data(c->ng, st->id, NULL);
     }
-    if (st->tmo)
-        event_free(st->tmo);
+    ltimer_dispose(&st->tmo);
     if (st->tmp)
         evbuffer_free(st->tmp);
     if (st->sent)
@@ -207,8 +205,7 @@ static struct stream *unhook(struct h2up_stream *st)
         st->unconsumed = 0;
         schedule(st->c); /* WINDOW_UPDATE */
     }
-    if (st->tmo)
-        evtimer_del(st->tmo);
+    ltimer_stop(&st->tmo);
     if (s)
         s->up = NULL;
     return s;
@@ -341,6 +338,15 @@ static nghttp2_nv nv_make(const char *name, size_t nl, const char *value, size_t
                         NGHTTP2_NV_FLAG_NONE};
 }
 
+/* A field whose value is new on every request (cutover's X-Request-Id, a trace context):
+ * entering it in the HPACK dynamic table would only evict the fields that do repeat (and cost
+ * an insertion and an eviction per request), so it is sent as a literal never indexed. */
+static int unique_value(const char *lower, size_t n)
+{
+    return (n == 12 && memcmp(lower, "x-request-id", 12) == 0) ||
+           (n == 11 && memcmp(lower, "traceparent", 11) == 0);
+}
+
 /* Sends the request of st, built from the stream's forwarded request (s->fwd), and its body
  * provider. Fields: every one written for the upstream except Host (sent as :authority),
  * hop-by-hop ones (Transfer-Encoding, Connection, Upgrade), connection-specific ones and te;
@@ -356,7 +362,9 @@ static int submit(struct h2up_stream *st)
     for (unsigned i = 0; i < r->nfields; i++)
         names += r->fields[i].name.n;
     size_t nv_bytes = (r->nfields + 5) * sizeof(nghttp2_nv);
-    nghttp2_nv *nv = malloc(nv_bytes + names);
+    _Alignas(nghttp2_nv) char small[2048]; /* the usual request head: no allocation */
+    nghttp2_nv *nv = nv_bytes + names <= sizeof small ? (nghttp2_nv *)small
+                                                      : malloc(nv_bytes + names);
     if (!nv)
         return CUT_ENOMEM;
     char *lower = (char *)nv + nv_bytes;
@@ -380,11 +388,11 @@ static int submit(struct h2up_stream *st)
         if ((f->flags & H1_HF_HOP) || fields_conn_specific(f->name) ||
             cut_slice_ieq(f->name, "te"))
             continue;
-        for (size_t k = 0; k < f->name.n; k++) {
-            char ch = f->name.p[k];
-            lower[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
-        }
-        nv[n++] = nv_make(lower, f->name.n, v.p, v.n);
+        cut_lower_copy(lower, f->name.p, f->name.n);
+        nv[n] = nv_make(lower, f->name.n, v.p, v.n);
+        if (unique_value(lower, f->name.n))
+            nv[n].flags = NGHTTP2_NV_FLAG_NO_INDEX;
+        n++;
         lower += f->name.n;
     }
     if (s->te_trailers)
@@ -399,7 +407,8 @@ static int submit(struct h2up_stream *st)
     st->id = id;
     rc = 0;
 out:
-    free(nv);
+    if ((char *)nv != small)
+        free(nv);
     return rc;
 }
 
@@ -463,9 +472,9 @@ static int deliver_head(struct h2up_stream *st, int end_stream)
         return 0;
     }
     st->head_done = 1;
-    evtimer_del(st->tmo);
+    ltimer_stop(&st->tmo);
     if (!end_stream && !st->grpc)
-        evtimer_add(st->tmo, worker_tv(st->c->w, s->pin->snap->cfg->timeouts.body_idle));
+        ltimer_arm(&st->tmo, s->pin->snap->cfg->timeouts.body_idle, st->c->w);
     stream_on_upstream_head(s, &resp);
     fields_head_dispose(&st->head);
     if (st->s && end_stream) {
@@ -518,7 +527,7 @@ static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
         return 0;
     }
     if (!st->grpc)
-        evtimer_add(st->tmo, worker_tv(c->w, st->s->pin->snap->cfg->timeouts.body_idle));
+        ltimer_arm(&st->tmo, st->s->pin->snap->cfg->timeouts.body_idle, c->w);
     evbuffer_add(st->tmp, data, len);
     st->unconsumed += len;
     stream_on_upstream_body(st->s, st->tmp);
@@ -626,6 +635,7 @@ static int start_session(struct h2up_conn *c)
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2UP_STREAM_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, c->max_header_bytes},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, CUT_ARRAY_LEN(iv)) != 0 ||
         nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, H2UP_CONN_WINDOW) != 0)
@@ -647,7 +657,7 @@ static void on_event(struct io *io, int what, void *arg)
             return;
         }
         c->connected = 1;
-        evtimer_del(c->tmo);
+        ltimer_stop(&c->tmo);
         /* A failed stream may be retried on c itself (pushed in front: not visited) or close
          * c (a snapshot released): stop then. */
         for (struct h2up_stream *st = c->streams, *next; st && !c->closed; st = next) {
@@ -732,8 +742,8 @@ static struct h2up_conn *conn_new(struct worker *w, struct upstream_ep *ep, stru
     c->linked = 1;
     ep->nconns++;
     c->run = event_new(w->base, -1, 0, on_run, c);
-    c->tmo = evtimer_new(w->base, on_conn_timeout, c);
-    if (!c->run || !c->tmo ||
+    ltimer_init(&c->tmo, w->base, on_conn_timeout, c);
+    if (!c->run ||
         io_connect(&c->io, &w->iol, (struct sockaddr *)&ep->addr, ep->addrlen, on_read, on_drain,
                    on_event, c) < 0) {
         conn_close(c);
@@ -784,10 +794,10 @@ struct upstream *upstream_h2_open(struct worker *w, struct upstream_ep *ep, stru
     st->s = s;
     st->tmp = evbuffer_new();
     st->sent = evbuffer_new();
-    st->tmo = evtimer_new(w->base, on_stream_timeout, st);
+    ltimer_init(&st->tmo, w->base, on_stream_timeout, st);
     st->grpc = s->grpc;
     st->max_header_bytes = s->pin->snap->cfg->limits.max_header_bytes;
-    if (!st->tmp || !st->sent || !st->tmo) {
+    if (!st->tmp || !st->sent) {
         stream_obj_free(st);
         return NULL;
     }
@@ -801,7 +811,7 @@ struct upstream *upstream_h2_open(struct worker *w, struct upstream_ep *ep, stru
     c->nstreams++;
     s->up = &st->base;
     if (c->connected) {
-        evtimer_del(c->tmo); /* not idle any more */
+        ltimer_stop(&c->tmo); /* not idle any more */
         if (submit(st) < 0) {
             unhook(st);
             stream_obj_free(st);
@@ -810,7 +820,7 @@ struct upstream *upstream_h2_open(struct worker *w, struct upstream_ep *ep, stru
         }
         schedule(c);
     }
-    evtimer_add(st->tmo, worker_tv(w, s->pin->snap->cfg->timeouts.upstream_header));
+    ltimer_arm(&st->tmo, s->pin->snap->cfg->timeouts.upstream_header, w);
     return s->up;
 }
 
@@ -856,7 +866,7 @@ static void op_detach(struct upstream *x)
     unhook(st);
     if (st->id > 0 && c->ng && nghttp2_session_get_stream_user_data(c->ng, st->id)) {
         /* Still open: cancel it; its object goes when nghttp2 reports the close. */
-        evtimer_del(st->tmo);
+        ltimer_stop(&st->tmo);
         nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
         schedule(c);
         return;

@@ -3,6 +3,7 @@
  * request: one pass over the routes, no allocation.
  */
 #include "proxy/route/route.h"
+#include "core/addr.h"
 #include "core/cut.h"
 
 #include <arpa/inet.h>
@@ -314,19 +315,6 @@ int route_parse_addr(struct cut_slice text, struct sockaddr_storage *out)
     return 0;
 }
 
-/* Numeric text of an address, IPv4-mapped IPv6 written as IPv4 so that the same client gives
- * the same text (and sticky bucket) whichever way it reached us. */
-static int addr_text(const struct sockaddr *sa, char *out, size_t cap)
-{
-    struct addr_bytes a;
-
-    if (addr_bytes_of(sa, &a) != 0 || cap < INET6_ADDRSTRLEN)
-        return CUT_EINVAL;
-    if (inet_ntop(a.family, a.b, out, (socklen_t)cap) == NULL)
-        return CUT_EINVAL;
-    return 0;
-}
-
 int route_client_addr(const struct sockaddr *peer, struct cut_slice xff,
                       const struct cfg_cidr_list *trusted, char *out, size_t cap)
 {
@@ -335,7 +323,7 @@ int route_client_addr(const struct sockaddr *peer, struct cut_slice xff,
     if (peer == NULL || out == NULL || cap < INET6_ADDRSTRLEN)
         return CUT_EINVAL;
     if (xff.p == NULL || xff.n == 0 || !route_cidr_contains(trusted, peer))
-        return addr_text(peer, out, cap);
+        return addr_text(peer, out, cap) < 0 ? CUT_EINVAL : 0;
 
     /* hop is the nearest hop known so far; start with the (trusted) peer. */
     const struct sockaddr *last = peer;
@@ -357,7 +345,7 @@ int route_client_addr(const struct sockaddr *peer, struct cut_slice xff,
             break; /* every entry trusted: the leftmost is the client */
         end = start - 1;
     }
-    return addr_text(last, out, cap);
+    return addr_text(last, out, cap) < 0 ? CUT_EINVAL : 0;
 }
 
 /* ---- Cookies ----------------------------------------------------------------------------- */

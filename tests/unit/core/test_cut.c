@@ -37,3 +37,25 @@ Test(clock, monotonic_and_consistent)
         prev = t;
     }
 }
+
+Test(cut, lower_copy_matches_a_byte_loop_on_every_byte)
+{
+    char src[300], dst[300], want[300];
+    for (int i = 0; i < 256; i++)
+        src[i] = (char)i;
+    memcpy(src + 256, "X-Forwarded-FOR: Ab@[`{Zz", 25);
+    size_t n = 281;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)src[i];
+        want[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    /* every length and alignment, so both the 8-byte words and the tail are covered */
+    for (size_t off = 0; off < 8; off++) {
+        for (size_t len = 0; len + off <= n; len += 7) {
+            memset(dst, 0x55, sizeof dst);
+            cut_lower_copy(dst, src + off, len);
+            cr_assert_eq(memcmp(dst, want + off, len), 0, "off %zu len %zu", off, len);
+            cr_assert_eq((unsigned char)dst[len], 0x55, "wrote past the end");
+        }
+    }
+}

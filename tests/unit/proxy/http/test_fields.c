@@ -386,3 +386,20 @@ Test(fields, value_rules)
     cr_assert_eq(fields_value_trim(CUT_SLICE_LIT(" \t ")).n, 0);
     cr_assert(slice_is(fields_value_trim(CUT_SLICE_LIT("x")), "x"));
 }
+
+Test(fields, value_ok_judges_every_byte_at_every_position)
+{
+    /* the 8-byte fast path must agree with the rule byte by byte: CTLs but HTAB, and DEL, are
+     * refused wherever they sit (word or tail); obs-text (>= 0x80) is allowed */
+    char v[24];
+    for (int b = 0; b < 256; b++) {
+        int want = !((b < 0x20 && b != '\t') || b == 0x7f);
+        for (size_t pos = 0; pos < sizeof v; pos++) {
+            memset(v, 'a', sizeof v);
+            v[pos] = (char)b;
+            cr_assert_eq(fields_value_ok((struct cut_slice){v, sizeof v}), want,
+                         "byte 0x%02x at %zu", b, pos);
+        }
+    }
+    cr_assert_eq(fields_value_ok((struct cut_slice){"", 0}), 1);
+}

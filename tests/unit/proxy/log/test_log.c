@@ -57,3 +57,60 @@ Test(log, writer_delivers_lines_in_order_and_bounds_its_queue)
     close(p[0]);
     evbuffer_free(b);
 }
+
+Test(log, escape_runs_of_plain_bytes_and_truncation_inside_a_run)
+{
+    char out[16];
+    cr_assert_eq(log_escape(out, sizeof out, "abc\"def", 7), 8);
+    cr_assert_str_eq(out, "abc\\\"def");
+    /* a run longer than the room is cut to cap - 1 bytes */
+    cr_assert_eq(log_escape(out, 6, "abcdefghij", 10), 5);
+    cr_assert_str_eq(out, "abcde");
+    cr_assert_eq(log_escape(out, sizeof out, "", 0), 0);
+    cr_assert_str_eq(out, "");
+}
+
+Test(log, buf_puts_text_numbers_and_durations)
+{
+    char line[64];
+    struct log_buf b = {line, 0, sizeof line, 0};
+    LOG_PUT_LIT(&b, "{\"a\":");
+    log_put_u64(&b, 18446744073709551615u);
+    LOG_PUT_LIT(&b, ",\"s\":\"");
+    log_put_esc(&b, "x\"\n", 3, 20);
+    LOG_PUT_LIT(&b, "\",\"ms\":");
+    log_put_ms3(&b, 12345678); /* 12.345678 ms */
+    log_put_str(&b, "}");
+    cr_assert_eq(b.over, 0);
+    cr_assert_eq(b.n, strlen("{\"a\":18446744073709551615,\"s\":\"x\\\"\\u000a\",\"ms\":12.346}"));
+    line[b.n] = '\0';
+    cr_assert_str_eq(line, "{\"a\":18446744073709551615,\"s\":\"x\\\"\\u000a\",\"ms\":12.346}");
+}
+
+Test(log, buf_ms3_pads_the_fraction)
+{
+    char line[32];
+    struct log_buf b = {line, 0, sizeof line, 0};
+    log_put_ms3(&b, 0);
+    log_put_str(&b, " ");
+    log_put_ms3(&b, 7000);      /* 0.007 */
+    log_put_str(&b, " ");
+    log_put_ms3(&b, 1050000);   /* 1.050 */
+    log_put_str(&b, " ");
+    log_put_ms3(&b, 999999499); /* 999.999 */
+    line[b.n] = '\0';
+    cr_assert_str_eq(line, "0.000 0.007 1.050 999.999");
+}
+
+Test(log, buf_marks_a_line_that_does_not_fit)
+{
+    char line[8];
+    struct log_buf b = {line, 0, sizeof line, 0};
+    log_put_str(&b, "1234567");
+    cr_assert_eq(b.over, 0);
+    log_put_str(&b, "89");
+    cr_assert_eq(b.over, 1);
+    struct log_buf e = {line, 0, sizeof line, 0};
+    log_put_esc(&e, "abc", 3, 10); /* an escaped field whose cap does not fit */
+    cr_assert_eq(e.over, 1);
+}
