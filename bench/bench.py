@@ -5,12 +5,15 @@ Called by bench/run.sh, which builds the origin first. Environment:
   BUILD   build directory (cutover at $BUILD/cutover, origin at $BUILD/bench/origin)
   SMOKE=1 a short run that only checks the harness works (fails on errors, never on speed)
   ONLY    comma-separated scenario names to run (default: all)
+  ORIGIN  the origin server: "origin" (default, bench/origin.c) or "h2o" (h2o 2.2.5, file.dir)
 
 Every process it starts is stopped by its PID (SIGTERM, then SIGKILL after a grace period), and
 every run is bounded in time. Writes bench/results/latest.json and appends to bench/RESULTS.md.
 """
 import json
+import math
 import os
+import pwd
 import re
 import resource
 import selectors
@@ -31,6 +34,9 @@ SMOKE = os.environ.get("SMOKE", "0") == "1"
 ONLY = [s for s in os.environ.get("ONLY", "").split(",") if s]
 CUTOVER = os.path.join(BUILD, "cutover")
 ORIGIN = os.path.join(BUILD, "bench", "origin")
+# Which server plays blue and green (and the ceiling row): bench/origin.c or h2o 2.2.5.
+ORIGIN_SERVER = os.environ.get("ORIGIN", "origin") or "origin"
+ORIGIN_LABELS = {"origin": "bench/origin.c", "h2o": "h2o 2.2.5 (file.dir)"}
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 NCPU = os.cpu_count() or 1
@@ -50,11 +56,25 @@ P = {
     "switches": 50 if SMOKE else 1000,
     "hs_batch": 20 if SMOKE else 100,  # tls_handshakes: new connections per h2load run
     "hs_loops": 2,  # tls_handshakes: h2load runs in flight at once
+    "cg_pair_counts": (20, 60) if SMOKE else (200, 1200),  # callgrind per protocol pair
+    "lat_fractions": (0.5, 0.8),  # latency: offered rate, share of the best anchor's capacity
+    "lat_client_rps": 100,  # latency: at most this many req/s per h2load client (see README)
+    "lat_max_conns": 1000,
+    "cap_seconds": 1 if SMOKE else 2,  # latency: capacity run when small/h2c did not run
+    "origin": ORIGIN_LABELS.get(ORIGIN_SERVER, ORIGIN_SERVER),
 }
 LARGE = 1048576
+SIZES = (LARGE,)  # /size/N the h2o origin can answer (files written at start)
 
 PROXIES = [p for p in os.environ.get("PROXIES", "cutover,haproxy,nginx,nghttpx,h2o").split(",") if p]
 H2C_CAPABLE = {"cutover", "haproxy", "nginx", "nghttpx", "h2o"}  # cutover: h2c prior knowledge
+# Proxies that can speak HTTP/2 (h2c, prior knowledge) to the origins: the "-h2up" variants.
+# nginx 1.22's proxy module speaks HTTP/1.x upstream only, h2o 2.2.5's proxy.reverse too.
+H2UP_CAPABLE = ("cutover", "haproxy", "nghttpx")
+NO_H2UP = {"nginx": "nginx 1.22 cannot proxy to an HTTP/2 upstream (proxy_pass speaks HTTP/1.x "
+                    "only; grpc_pass speaks HTTP/2 but only as the gRPC module)",
+           "h2o": "h2o 2.2.5 cannot proxy to an HTTP/2 upstream (proxy.reverse speaks HTTP/1.1 "
+                  "only)"}
 TLS_TOOLS = ("h2tls", "handshakes")  # load tools that connect to the proxy's TLS listener
 
 errors = []  # harness failures: a proxy not starting, zero successes, non-2xx
@@ -75,27 +95,44 @@ def fail(msg):
 class Proc:
     """A process we started; stop() ends it by its PID."""
 
-    def __init__(self, name, argv, cpu, logdir, env=None):
+    def __init__(self, name, argv, cpu, logdir, env=None, stdout_path=None):
+        """stdout_path: the program's stdout goes to this file (an access log written to
+        stdout), its stderr to NAME.log; without it both go to NAME.log."""
         self.name = name
+        self.access_log = None  # the file its access log goes to, when on
         cmd = (["taskset", "-c", cpu] if cpu is not None else []) + argv
         self.out = open(os.path.join(logdir, f"{name}.log"), "ab")
-        self.p = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT,
+        self.stdout = open(stdout_path, "ab") if stdout_path else None
+        self.p = subprocess.Popen(cmd, stdout=self.stdout or self.out,
+                                  stderr=self.out if self.stdout else subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, env=env)
         self.pid = self.p.pid  # taskset execs, so this is the program's own PID
 
     def alive(self):
         return self.p.poll() is None
 
-    def stop(self, grace=10.0):
+    def stop(self, grace=10.0, nudge=None):
+        """SIGTERM, SIGKILL after grace seconds. nudge: send SIGTERM again every nudge seconds
+        meanwhile (under valgrind, an nginx with a TLS listener sometimes sleeps through the
+        first SIGTERM until its next timer, 50 s later)."""
         if self.p.poll() is None:
             os.kill(self.pid, signal.SIGTERM)
             try:
-                self.p.wait(timeout=grace)
+                end = time.time() + grace
+                while nudge and time.time() + nudge < end:
+                    try:
+                        self.p.wait(timeout=nudge)
+                        break
+                    except subprocess.TimeoutExpired:
+                        os.kill(self.pid, signal.SIGTERM)
+                self.p.wait(timeout=max(0.0, end - time.time()))
             except subprocess.TimeoutExpired:
                 log(f"{self.name} (pid {self.pid}) ignored SIGTERM for {grace}s; SIGKILL")
                 os.kill(self.pid, signal.SIGKILL)
                 self.p.wait(timeout=5)
         self.out.close()
+        if self.stdout:
+            self.stdout.close()
         return self.p.returncode
 
 
@@ -185,51 +222,72 @@ def make_certs(d):
     return {k: p[k] for k in ("cert", "key", "pem", "ca")}
 
 
-TLS_MARK = "@tls "
+# Line marks of the templates: "@tls " (the TLS listener), "@log " (the access log, on only in
+# access_log_all), "@nolog " (the line that turns it off otherwise).
+MARKS = ("tls", "log", "nolog")
 
 
-def render(template, tls=False, **kw):
+def render(template, tls=False, marks=(), **kw):
     """Fills a template from bench/anchors. A line whose text starts with "@tls " (after its
     indentation) belongs to the TLS listener: kept without the mark when tls, dropped otherwise,
     so the proxies of the cleartext scenarios run exactly the configuration they had before TLS
-    scenarios existed (an idle TLS listener is not free: see nginx.conf.tmpl)."""
+    scenarios existed (an idle TLS listener is not free: see nginx.conf.tmpl). The other marks
+    work alike: "@log " lines are kept when "log" is in marks, "@nolog " lines when it is not."""
+    active = set(marks) | ({"tls"} if tls else set())
+    active |= set() if "log" in active else {"nolog"}
     with open(os.path.join(HERE, "anchors", template)) as f:
         lines = []
         for line in f:
             body = line.lstrip(" ")
-            if body.startswith(TLS_MARK):
-                if not tls:
+            m = re.match(r"@(\w+) ", body)
+            if m and m.group(1) in MARKS:
+                if m.group(1) not in active:
                     continue
-                line = line[:len(line) - len(body)] + body[len(TLS_MARK):]
+                line = line[:len(line) - len(body)] + body[m.end():]
             lines.append(line)
     return string.Template("".join(lines)).substitute(**kw)
 
 
 def start_proxy(kind, ctx, workers=1, cpu=PROXY_CPU, valgrind=None, access_log=False, tls=False):
     """Writes the proxy's configuration for fresh ports and starts it. Returns (Proc, port).
-    tls: also listen with TLS (the "@tls " lines of the template) on ctx["tls_port"][port]."""
+    kind: a proxy ("cutover", "haproxy", "nginx", "nghttpx", "h2o"), its "-h2up" variant (the
+    same configuration with HTTP/2 cleartext, prior knowledge, to the origins) or "origin" (the
+    origin server alone: the ceiling row).
+    tls: also listen with TLS (the "@tls " lines of the template) on ctx["tls_port"][port].
+    access_log: one line per request to a file in the run's directory (the "@log " lines), its
+    path in Proc.access_log."""
     d = ctx["dir"]
     port = free_port()
-    kw = dict(PORT=port, BLUE=ctx["blue"], GREEN=ctx["green"], DIR=d, tls=tls)
+    base, h2up = (kind[:-len("-h2up")], True) if kind.endswith("-h2up") else (kind, False)
+    if h2up and base not in H2UP_CAPABLE:
+        raise RuntimeError(NO_H2UP.get(base, f"{base} has no HTTP/2 upstream variant"))
+    log_path = os.path.join(d, f"{kind}-{port}-access.log") if access_log else None
+    kw = dict(PORT=port, BLUE=ctx["blue"], GREEN=ctx["green"], DIR=d, tls=tls,
+              marks=("log",) if access_log else (), ACCESS_LOG_PATH=log_path or "")
     if tls:
         kw.update(TLS_PORT=free_port(), CERT=ctx["tls"]["cert"], KEY=ctx["tls"]["key"],
                   CERT_PEM=ctx["tls"]["pem"])
         ctx.setdefault("tls_port", {})[port] = kw["TLS_PORT"]
-    if kind == "cutover":
-        path = os.path.join(d, f"cutover-{port}.json")
+    stdout_path = None
+    if base == "cutover":
+        path = os.path.join(d, f"{kind}-{port}.json")
         with open(path, "w") as f:
             f.write(render("cutover.json.tmpl", WORKERS=workers,
-                           ACCESS_LOG="true" if access_log else "false", **kw))
+                           ACCESS_LOG="true" if access_log else "false",
+                           POOL_PROTOCOL="h2c" if h2up else "http1", **kw))
         argv = [CUTOVER, "-c", path, "-w", str(workers)]
-    elif kind == "haproxy":
-        path = os.path.join(d, f"haproxy-{port}.cfg")
+        stdout_path = log_path  # cutover writes its access log (and its events) to stdout
+    elif base == "haproxy":
+        path = os.path.join(d, f"{kind}-{port}.cfg")
         # HAProxy reserves two descriptors per connection: keep maxconn within ulimit -n.
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         maxconn = min(12000, (soft - 220) // 2) if soft != resource.RLIM_INFINITY else 12000
         with open(path, "w") as f:
-            f.write(render("haproxy.cfg.tmpl", MAXCONN=maxconn, **kw))
+            f.write(render("haproxy.cfg.tmpl", MAXCONN=maxconn,
+                           SERVER_PROTO=" proto h2" if h2up else "", **kw))
         argv = ["haproxy", "-db", "-f", path]
-    elif kind == "nginx":
+        stdout_path = log_path  # "log stdout": HAProxy 2.6 does not write files itself
+    elif base == "nginx":
         for sub in ("nginx-body", "nginx-proxy"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
         h2c_port = free_port()
@@ -239,23 +297,25 @@ def start_proxy(kind, ctx, workers=1, cpu=PROXY_CPU, valgrind=None, access_log=F
             f.write(render("nginx.conf.tmpl", **kw))
         argv = ["nginx", "-p", d, "-c", path]
         ctx.setdefault("h2c_port", {})[port] = h2c_port
-    elif kind == "nghttpx":
-        args = render("nghttpx.args.tmpl", **kw).split("\n")
+    elif base == "nghttpx":
+        args = render("nghttpx.args.tmpl", BACKEND_PROTO="h2" if h2up else "http/1.1",
+                      **kw).split("\n")
         argv = ["nghttpx", "--conf=/dev/null"] + [a for a in args if a.strip()]
-    elif kind == "h2o":
+    elif base == "h2o":
         path = os.path.join(d, f"h2o-{port}.conf")
         with open(path, "w") as f:
             f.write(render("h2o.conf.tmpl", **kw))
         argv = ["h2o", "-c", path]
-    elif kind == "origin":
-        argv = [ORIGIN, "--port", str(port), "--name", "direct"]
+    elif base == "origin":
+        argv = origin_argv(d, f"origin-direct-{port}", [(port, "direct")])
     else:
         raise ValueError(kind)
     if valgrind:
         argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={valgrind}",
                 "--dump-line=no", "--dump-instr=no", "--trace-children=no"] + argv
     name = f"{kind}-{port}" + ("-callgrind" if valgrind else "")
-    p = Proc(name, argv, cpu, d)
+    p = Proc(name, argv, cpu, d, stdout_path=stdout_path)
+    p.access_log = log_path
     why = wait_ready(p, port, 60 if valgrind else 15)
     if why:
         p.stop()
@@ -263,15 +323,54 @@ def start_proxy(kind, ctx, workers=1, cpu=PROXY_CPU, valgrind=None, access_log=F
     return p, port
 
 
-def start_origins(d):
+def h2o_origin_config(d, name, listens):
+    """Writes an h2o 2.2.5 origin configuration (anchors/h2o-origin.conf.tmpl) serving each
+    (port, answer) of listens from its own document root: "/" answers "answer\n" (index.html),
+    /size/N answers N bytes of "x" for N in SIZES. Returns the configuration's path."""
+    hosts = []
+    for port, answer in listens:
+        root = os.path.join(d, f"{name}-{answer}")
+        os.makedirs(os.path.join(root, "size"), exist_ok=True)
+        with open(os.path.join(root, "index.html"), "w") as f:
+            f.write(f"{answer}\n")
+        for n in SIZES:
+            with open(os.path.join(root, "size", str(n)), "wb") as f:
+                f.write(b"x" * n)
+        hosts += [f'  "{answer}":', "    listen:", "      host: 127.0.0.1", f"      port: {port}",
+                  "    paths:", "      /:", f"        file.dir: {root}"]
+    # As root, h2o switches to "nobody" unless told a user: keep the one we run as.
+    user = pwd.getpwuid(os.getuid()).pw_name
+    path = os.path.join(d, f"{name}.conf")
+    with open(path, "w") as f:
+        f.write(render("h2o-origin.conf.tmpl", DIR=d, NAME=name, HOSTS="\n".join(hosts),
+                       USER_LINE=f"user: {user}" if os.getuid() == 0 else ""))
+    return path
+
+
+def origin_argv(d, name, listens, server=None, binary=None):
+    """The command line of the origin server answering each (port, answer) of listens: bench/
+    origin.c (one process, one --listen each) or h2o (ORIGIN=h2o, one host each)."""
+    server = server or ORIGIN_SERVER
+    if server == "h2o":
+        return ["h2o", "-c", h2o_origin_config(d, name, listens)]
+    if server == "origin":
+        argv = [binary or ORIGIN]
+        for port, answer in listens:
+            argv += ["--listen", f"{port}:{answer}"]
+        return argv
+    raise ValueError(f"ORIGIN={server}: expected origin or h2o")
+
+
+def start_origins(d, server=None, binary=None, cpu=LOAD_CPU):
     """Blue and green in one origin process (one event loop on the load CPU, not two).
     Returns [(proc, blue_port), (proc, green_port)]; callers stop the process once."""
     blue, green = free_port(), free_port()
-    p = Proc("origins", [ORIGIN, "--listen", f"{blue}:blue", "--listen", f"{green}:green"],
-             LOAD_CPU, d)
+    p = Proc("origins", origin_argv(d, "origins", [(blue, "blue"), (green, "green")],
+                                    server=server, binary=binary), cpu, d)
     for port in (blue, green):
         why = wait_ready(p, port, 10)
         if why:
+            p.stop()
             raise RuntimeError(f"origins did not start: {why}")
     return [(p, blue), (p, green)]
 
@@ -467,15 +566,52 @@ def load(tool, port, path, conns, seconds, cpu=LOAD_CPU, threads=1):
     raise ValueError(tool)
 
 
-def measured_wrk(proc, port, origins, path, conns, tool="wrk", cpu=LOAD_CPU, threads=1):
-    """Warm-up, then one measured run with CPU accounting of the proxy and the origins."""
+def access_lines(path, kind):
+    """Access records in a proxy's access log file: its lines (cutover's stdout also carries its
+    events, so there only the lines with "type":"access")."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if kind.startswith("cutover"):
+        return data.count(b'"type":"access"')
+    return data.count(b"\n")
+
+
+def settled_lines(path, kind, quiet=0.3, timeout=5.0):
+    """access_lines once the count has not moved for `quiet` seconds (cutover's log thread writes
+    the workers' lines a little after the responses), at most `timeout` seconds."""
+    last, t_last = access_lines(path, kind), time.time()
+    deadline = t_last + timeout
+    while time.time() < deadline:
+        time.sleep(0.1)
+        n = access_lines(path, kind)
+        if n != last:
+            last, t_last = n, time.time()
+        elif time.time() - t_last >= quiet:
+            break
+    return last
+
+
+def measured_wrk(proc, port, origins, path, conns, tool="wrk", cpu=LOAD_CPU, threads=1,
+                 log=None):
+    """Warm-up, then one measured run with CPU accounting of the proxy and the origins.
+    log: (access log path, kind): count the lines the run added (r["log_lines"]), waiting until
+    the file stops growing before reading the proxy's CPU, so deferred log writes are counted;
+    the file is emptied afterwards (the next run counts from zero; disk stays small)."""
     load(tool, port, path, conns, P["warmup"], cpu=cpu, threads=threads)
+    l0 = settled_lines(*log) if log else 0
     pids = sorted({o[0].pid for o in origins})
     t0 = time.time()
     c0 = cpu_ticks(proc.pid) if proc else 0
     o0 = sum(cpu_ticks(pid) for pid in pids)
     r = load(tool, port, path, conns, P["duration"], cpu=cpu, threads=threads)
     wall = time.time() - t0
+    if log:
+        r["log_lines"] = settled_lines(*log) - l0
+        with open(log[0], "rb") as f:
+            head = f.read(65536).split(b"\n")
+        rec = [ln for ln in head if b'"type":"access"' in ln or not log[1].startswith("cutover")]
+        r["log_sample"] = (rec[0] if rec else b"").decode(errors="replace").strip()[:2000]
+        os.truncate(log[0], 0)
     o1 = sum(cpu_ticks(pid) for pid in pids)
     if proc:
         c1 = cpu_ticks(proc.pid)
@@ -519,23 +655,46 @@ def check_tls(label, runs):
     return {k: ", ".join(v) for k, v in seen.items()}
 
 
-def scenario_throughput(ctx, name, path, conns, tool="wrk", proxies=None, ceiling=True):
+def check_log_lines(label, runs, conns):
+    """access_log_all: every run must have written about one access line per request: wrk counts
+    the responses it completed, the proxy also logs the requests in flight when wrk stopped
+    (at most one per connection), hence the slack."""
+    for r in runs:
+        n, lines = r["requests"], r.get("log_lines")
+        if lines is None:
+            continue
+        r["log_lines_per_req"] = lines / n if n else None
+        try:
+            json.loads(r.get("log_sample") or "")
+            r["log_json"] = True
+        except ValueError:
+            r["log_json"] = False  # nghttpx and h2o 2.2 cannot escape values: JSON-ish only
+        if abs(lines - n) > max(2 * conns + 10, 0.01 * n):
+            fail(f"{label}: {lines} access log lines for {n} requests (expected about one per "
+                 f"request)")
+
+
+def scenario_throughput(ctx, name, path, conns, tool="wrk", proxies=None, ceiling=True,
+                        access_log=False):
     """Runs one throughput scenario for every proxy and for the origin directly.
 
     Interleaved: every target is started first (idle ones cost nothing on the proxy CPU), then
     each repeat runs every target once, in a rotated order (repeat 1: A B C, repeat 2: B C A,
-    ...), so that a noisy minute of the shared machine hits every proxy rather than one."""
+    ...), so that a noisy minute of the shared machine hits every proxy rather than one.
+    access_log: every proxy writes one line per request to a file (checked per run)."""
     out = {}
     targets = (["origin"] if ceiling else []) + (proxies or PROXIES)
     started = {}
     try:
         for kind in targets:
             label = f"{name}/{kind}"
-            if tool == "h2c" and kind not in H2C_CAPABLE:
+            base = kind[:-len("-h2up")] if kind.endswith("-h2up") else kind
+            if tool == "h2c" and base not in H2C_CAPABLE:
                 out[kind] = {"pending": "no h2c"}
                 continue
             try:
-                proc, port = start_proxy(kind, ctx, tls=tool in TLS_TOOLS)
+                proc, port = start_proxy(kind, ctx, tls=tool in TLS_TOOLS,
+                                         access_log=access_log and kind != "origin")
             except RuntimeError as e:
                 fail(f"{label}: {e}")
                 out[kind] = {"error": str(e)}
@@ -553,7 +712,8 @@ def scenario_throughput(ctx, name, path, conns, tool="wrk", proxies=None, ceilin
                 proc, port, runs = started[kind]
                 if not proc.alive():
                     continue
-                r = measured_wrk(proc, port, ctx["origins"], path, conns, tool=tool)
+                r = measured_wrk(proc, port, ctx["origins"], path, conns, tool=tool,
+                                 log=(proc.access_log, kind) if proc.access_log else None)
                 runs.append(r)
                 log(f"{name}/{kind} run {i + 1}: {r['rps']:.0f} {'handshakes' if unit == 'handshake' else 'req'}/s, p99 {r.get('p99_ms')} ms, "
                     f"proxy {r.get('cpu_us_per_req') or 0:.2f} us/{unit}, "
@@ -563,18 +723,20 @@ def scenario_throughput(ctx, name, path, conns, tool="wrk", proxies=None, ceilin
         for kind, (proc, port, runs) in started.items():
             label = f"{name}/{kind}"
             check_runs(label, runs)
+            if proc.access_log:
+                check_log_lines(label, runs, conns)
             out[kind] = {"runs": runs}
             if tool in TLS_TOOLS:
                 out[kind]["tls"] = check_tls(label, runs)
             for key in ("rps", "p50_ms", "p99_ms", "mean_ms", "cpu_us_per_req", "bytes_per_s",
-                        "proxy_busy", "load_cpu_busy"):
+                        "proxy_busy", "load_cpu_busy", "log_lines_per_req"):
                 s = summarize(runs, key)
                 if s:
                     out[kind][key] = s
     finally:
         for kind, (proc, port, runs) in started.items():
             rc = proc.stop()
-            if rc not in (0, -signal.SIGTERM, 143) and kind == "cutover":
+            if rc not in (0, -signal.SIGTERM, 143) and kind.startswith("cutover"):
                 fail(f"{name}/{kind}: cutover exited with {rc} on SIGTERM")
     return out
 
@@ -807,6 +969,221 @@ def scenario_access_log(ctx):
         proc.stop()
 
 
+def h2up_proxies():
+    """The "-h2up" variants of the proxies this run compares (PROXIES), those that have one."""
+    return [f"{p}-h2up" for p in H2UP_CAPABLE if p in PROXIES or f"{p}-h2up" in PROXIES]
+
+
+def rate_load(url, h1, rate, seconds, log_file=None, cpu=LOAD_CPU):
+    """h2load at a fixed offered rate (open loop): rate * seconds requests at `rate` req/s in
+    total. h2load's per-connection timer ticks every max(10 ms, 1/rps) and submits at once what
+    the elapsed time allows; what a connection cannot send yet waits in h2load, and that wait is
+    not in its latency (it starts the clock when it sends).
+    h1 (h2load --h1 -m1, one request in flight per connection): at most P["lat_client_rps"]
+    (100) req/s per connection, i.e. one request per tick, so a request waits only behind a
+    response slower than its connection's interval (>= 10 ms; counted as "late"); the connection
+    count grows with the rate (capped at P["lat_max_conns"]).
+    h2c (prior knowledge, -m100): P["conns_small"] connections, each sends its tick's requests
+    as concurrent streams (waits only with 100 in flight).
+    Connections are made a few per millisecond (-r N --rate-period 1ms) over about
+    10 ms, so the connections' ticks are spread over the 10 ms instead of all firing together.
+    log_file: h2load's per-request log (start µs, status, duration µs)."""
+    if h1:
+        conns = min(P["lat_max_conns"], max(1, math.ceil(rate / P["lat_client_rps"])))
+    else:
+        conns = P["conns_small"]
+    per = rate / conns
+    n = max(conns, round(rate * seconds))
+    argv = ["h2load", "-t1", f"-c{conns}", f"-n{n}", f"--rps={per:.4f}",
+            f"-r{max(1, math.ceil(conns / 10))}", "--rate-period=1ms"]
+    argv += ["--h1", "-m1"] if h1 else ["-m100"]
+    if log_file:
+        if os.path.exists(log_file):
+            os.remove(log_file)  # h2load appends
+        argv.append(f"--log-file={log_file}")
+    c0 = children_cpu()
+    out, rc = run_load(argv + [url], cpu, seconds)
+    r = {"rc": rc, "wrk_cpu_s": children_cpu() - c0, "conns": conns, "client_rps": per,
+         "sent": n}
+    r.update(parse_h2load(out))
+    m = re.search(r"finished in ([\d.]+)(\w+),", out)
+    r["h2load_s"] = to_ms(m.group(1), m.group(2)) / 1000 if m else None
+    if rc != 0 or r["requests"] == 0:
+        r["raw"] = out[-2000:]
+    return r
+
+
+def nearest_rank(sorted_vals, pct):
+    if not sorted_vals:
+        return None
+    return sorted_vals[max(0, math.ceil(pct / 100 * len(sorted_vals)) - 1)]
+
+
+def latency_cell(proc, port, ctx, h1, rate, tag):
+    """One latency cell: warm-up at the same rate, then P["duration"] s at `rate` with h2load's
+    per-request log; percentiles over every request of the cell (nearest rank)."""
+    url = f"http://127.0.0.1:{port}/"
+    rate_load(url, h1, rate, P["warmup"])
+    lf = os.path.join(ctx["dir"], f"latency-{tag}.tsv")
+    pids = sorted({o[0].pid for o in ctx["origins"]})
+    t0 = time.time()
+    c0, o0 = cpu_ticks(proc.pid), sum(cpu_ticks(pid) for pid in pids)
+    r = rate_load(url, h1, rate, P["duration"], log_file=lf)
+    wall = time.time() - t0
+    c1, o1 = cpu_ticks(proc.pid), sum(cpu_ticks(pid) for pid in pids)
+    durations, non2xx = [], 0
+    try:
+        with open(lf) as f:
+            for line in f:
+                parts = line.split("\t")
+                if len(parts) < 3:
+                    continue
+                st = int(parts[1])
+                if not 200 <= st < 300:
+                    non2xx += 1
+                durations.append(int(parts[2]))
+        os.remove(lf)  # ~30 bytes a request: not kept
+    except (OSError, ValueError) as e:
+        fail(f"latency/{tag}: cannot read h2load's log: {e}")
+    durations.sort()
+    n = len(durations)
+    interval_us = max(1e4, 1e6 / r["client_rps"]) if r["client_rps"] else 0
+    ms = lambda v: v / 1000.0 if v is not None else None  # noqa: E731
+    cpu_s = (c1 - c0) / TICK
+    cell = {"offered_rps": rate, "conns": r["conns"], "client_rps": r["client_rps"],
+            "requests": n, "achieved_rps": n / r["h2load_s"] if r.get("h2load_s") else None,
+            "non2xx": non2xx,
+            "failed": r.get("failed", 0), "rc": r["rc"],
+            "p50_ms": ms(nearest_rank(durations, 50)), "p99_ms": ms(nearest_rank(durations, 99)),
+            "p999_ms": ms(nearest_rank(durations, 99.9)), "max_ms": ms(durations[-1] if n else None),
+            "mean_ms": ms(sum(durations) / n if n else None),
+            # h1: a response slower than its connection's tick delayed that connection's next
+            # request, whose wait in h2load is not in the percentiles (h2c: streams, no wait)
+            "slower_than_interval": sum(1 for d in durations if d > interval_us) if h1 else None,
+            "cpu_us_per_req": cpu_s * 1e6 / n if n else None, "proxy_busy": cpu_s / wall,
+            "load_cpu_busy": ((o1 - o0) / TICK + r["wrk_cpu_s"]) / wall}
+    if "raw" in r:
+        cell["raw"] = r["raw"]
+    return cell
+
+
+def capacity(ctx, proto):
+    """The best anchor's request rate for proto ("h1": wrk small GET, "h2c": h2load -m10): the
+    median of this run's small / h2c scenario when it ran, else a short run per anchor now.
+    Anchors: every proxy of PROXIES but cutover (cutover itself when it is the only one).
+    Returns (req/s, anchor, where it came from)."""
+    sc, tool = ("small", "wrk") if proto == "h1" else ("h2c", "h2c")
+    anchors = [k for k in PROXIES if not k.startswith("cutover")] or list(PROXIES)
+    if proto == "h2c":
+        anchors = [k for k in anchors if k in H2C_CAPABLE]
+    src = ctx.get("results", {}).get(sc) or {}
+    vals = {k: med(src[k], "rps") for k in anchors if med(src.get(k, {}), "rps")}
+    if vals:
+        best = max(vals, key=vals.get)
+        return vals[best], best, f"median of this run's {sc} scenario"
+    for kind in anchors:
+        try:
+            proc, port = start_proxy(kind, ctx)
+        except RuntimeError as e:
+            fail(f"latency/capacity/{kind}: {e}")
+            continue
+        try:
+            if tool == "h2c" and kind == "nginx":
+                port = ctx["h2c_port"][port]
+            load(tool, port, "/", P["conns_small"], P["warmup"])
+            vals[kind] = load(tool, port, "/", P["conns_small"], P["cap_seconds"])["rps"]
+            log(f"latency/capacity/{proto}/{kind}: {vals[kind]:.0f} req/s")
+        finally:
+            proc.stop()
+    if not vals:
+        return None, None, "no anchor answered"
+    best = max(vals, key=vals.get)
+    return vals[best], best, (f"{'wrk' if tool == 'wrk' else 'h2load -m10'} -c{P['conns_small']} "
+                              f"for {P['cap_seconds']} s per anchor, before the cells")
+
+
+def scenario_latency(ctx):
+    """Latency at a fixed offered rate (no coordinated omission from a closed loop): for HTTP/1.1
+    (h2load --h1) and h2c, at each fraction of P["lat_fractions"] of the best anchor's
+    capacity, every proxy (and the origin alone, the floor) gets the same offered rate for
+    P["duration"] s; p50/p99/p99.9/max over every request. Interleaved like the throughput
+    scenarios (one cell per proxy and rate, the order rotated per rate)."""
+    out = {}
+    for proto in ("h1", "h2c"):
+        cap, anchor, src = capacity(ctx, proto)
+        if not cap:
+            fail(f"latency/{proto}: no capacity to derive a rate from ({src})")
+            continue
+        rows = {}
+        out[proto] = {"capacity_rps": cap, "anchor": anchor, "capacity_source": src,
+                      "rows": rows}
+        log(f"latency/{proto}: capacity {cap:.0f} req/s ({anchor}, {src})")
+        started = {}
+        try:
+            # "origin": the origin alone in the proxy's seat at the same rate, the floor that
+            # h2load, the origin and the machine impose.
+            for kind in ["origin"] + PROXIES:
+                if proto == "h2c" and kind not in H2C_CAPABLE | {"origin"}:
+                    continue
+                try:
+                    proc, port = start_proxy(kind, ctx)
+                except RuntimeError as e:
+                    fail(f"latency/{proto}/{kind}: {e}")
+                    rows[kind] = {"error": str(e)}
+                    continue
+                if proto == "h2c" and kind == "nginx":
+                    port = ctx["h2c_port"][port]
+                started[kind] = (proc, port)
+            order = list(started)
+            for i, frac in enumerate(P["lat_fractions"]):
+                k = i % len(order) if order else 0
+                for kind in order[k:] + order[:k]:
+                    proc, port = started[kind]
+                    if not proc.alive():
+                        continue
+                    pc = f"{round(frac * 100)}"
+                    label = f"latency/{proto}/{kind}/{pc}%"
+                    cell = latency_cell(proc, port, ctx, proto == "h1", cap * frac,
+                                        f"{proto}-{kind}-{pc}")
+                    rows.setdefault(kind, {})[pc] = cell
+                    log(f"{label}: offered {cell['offered_rps']:.0f} achieved "
+                        f"{cell['achieved_rps']:.0f} req/s, p50 {fmt(cell['p50_ms'], 3)} p99 "
+                        f"{fmt(cell['p99_ms'], 3)} p99.9 {fmt(cell['p999_ms'], 3)} ms, "
+                        f"{cell['conns']} conns")
+                    if cell["requests"] == 0:
+                        fail(f"{label}: zero requests ({cell.get('raw', '')[-300:]!r})")
+                    elif cell["non2xx"] or cell["failed"]:
+                        fail(f"{label}: {cell['non2xx']} non-2xx, {cell['failed']} failed")
+                    if not proc.alive():
+                        fail(f"{label}: {kind} died during the run (exit {proc.p.returncode})")
+        finally:
+            for kind, (proc, port) in started.items():
+                rc = proc.stop()
+                if rc not in (0, -signal.SIGTERM, 143) and kind.startswith("cutover"):
+                    fail(f"latency/{proto}/{kind}: cutover exited with {rc} on SIGTERM")
+    return out
+
+
+def scenario_callgrind_pairs(ctx):
+    """Instructions per request per protocol pair for every proxy (bench/instr.py's matrix):
+    PROXIES and the -h2up variants of HAProxy and nghttpx, pairs h1-h1, h2c-h1, h1-h2c,
+    h2c-h2c, h2tls-h1; the run's origins; two callgrind runs at a time (not timed)."""
+    sys.path.insert(0, HERE)
+    import instr
+    proxies = list(PROXIES) + [f"{p}-h2up" for p in ("haproxy", "nghttpx") if p in PROXIES]
+    n1, n2 = P["cg_pair_counts"]
+    d = os.path.join(ctx["dir"], "instr")
+    os.makedirs(d, exist_ok=True)
+    res = instr.matrix(proxies, list(instr.PAIRS), n1, n2,
+                       {"dir": d, "blue": ctx["blue"], "green": ctx["green"], "tls": ctx["tls"]},
+                       jobs=max(1, min(2, NCPU)), cutover=CUTOVER, say=log)
+    for pair, row in res["cells"].items():
+        for name, cell in row.items():
+            if "error" in cell:
+                fail(f"callgrind_pairs/{pair}/{name}: {cell['error']}")
+    return res
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -886,16 +1263,21 @@ def origin_us(entry):
     return statistics.median(vals) if vals else None
 
 
-def table_throughput(title, res, note, mib=False, unit="req", p50_hdr="p50 ms"):
+def table_throughput(title, res, note, mib=False, unit="req", p50_hdr="p50 ms", ref="haproxy",
+                     extra=None):
     """unit: what rps and the CPU column count ("req", or "handshake" for tls_handshakes);
-    p50_hdr: the header of the p50 column (h2load rows fill it with a mean)."""
+    p50_hdr: the header of the p50 column (h2load rows fill it with a mean); ref: the row the
+    "×" columns divide by; extra: (header, function(kind, entry) -> text), one more column."""
     lines = [f"### {title}", "", note, ""]
-    hdr = f"| server | {unit}/s median (min..max) | × HAProxy | × ceiling | {p50_hdr} | p99 ms | " \
-          f"proxy CPU µs/{unit} | × HAProxy | proxy CPU busy | origins CPU µs/req | load CPU busy |"
+    refname = "HAProxy" if ref == "haproxy" else ref
+    hdr = f"| server | {unit}/s median (min..max) | × {refname} | × ceiling | {p50_hdr} | p99 ms | " \
+          f"proxy CPU µs/{unit} | × {refname} | proxy CPU busy | origins CPU µs/req | load CPU busy |"
     if mib:
         hdr = hdr.replace(f"| {p50_hdr}", f"| MiB/s | {p50_hdr}")
+    if extra:
+        hdr += f" {extra[0]} |"
     lines += [hdr, "|" + "---|" * (hdr.count("|") - 1)]
-    ha = res.get("haproxy", {})
+    ha = res.get(ref, {})
     ceil = res.get("origin", {})
     for kind, e in res.items():
         name = "origin direct (ceiling)" if kind == "origin" else kind
@@ -918,8 +1300,10 @@ def table_throughput(title, res, note, mib=False, unit="req", p50_hdr="p50 ms"):
                 fmt(med(e, "proxy_busy"), 2),
                 fmt(origin_us(e), 2) if kind != "origin" else "–",
                 fmt(med(e, "load_cpu_busy"), 2)]
+        if extra:
+            row.append(extra[1](kind, e))
         lines.append("| " + " | ".join(row) + " |")
-    lines += [""] + paired_note(res, unit)
+    lines += [""] + paired_note(res, unit, ref)
     return lines + [""]
 
 
@@ -931,13 +1315,13 @@ def paired(e, ha, key):
     return statistics.median(rs) if rs else None
 
 
-def paired_note(res, unit):
-    """Per proxy, the paired ratios to HAProxy: a shared host's slow drift cancels in each pair,
-    where the ratio of the medians above mixes repeats run minutes apart."""
-    ha = res.get("haproxy", {})
+def paired_note(res, unit, ref="haproxy"):
+    """Per proxy, the paired ratios to HAProxy (or ref): a shared host's slow drift cancels in
+    each pair, where the ratio of the medians above mixes repeats run minutes apart."""
+    ha = res.get(ref, {})
     parts = []
     for kind, e in res.items():
-        if kind in ("origin", "haproxy") or "runs" not in e:
+        if kind in ("origin", ref) or "runs" not in e:
             continue
         vals = [(lbl, paired(e, ha, key)) for lbl, key in
                 ((f"{unit}/s", "rps"), ("p99", "p99_ms"), (f"CPU µs/{unit}", "cpu_us_per_req"))]
@@ -946,8 +1330,9 @@ def paired_note(res, unit):
             parts.append(f"{kind}: {txt}")
     if not parts or "runs" not in ha:
         return []
-    return ["Paired × HAProxy (median over the repeats of each proxy's run divided by HAProxy's run "
-            "of the same repeat, which ran next to it): " + "; ".join(parts) + "."]
+    refname = "HAProxy" if ref == "haproxy" else ref
+    return [f"Paired × {refname} (median over the repeats of each proxy's run divided by "
+            f"{refname}'s run of the same repeat, which ran next to it): " + "; ".join(parts) + "."]
 
 
 def tls_params(res):
@@ -957,8 +1342,63 @@ def tls_params(res):
     return (["Negotiated: " + "; ".join(parts) + ".", ""]) if parts else []
 
 
+def origin_label(results):
+    return (results.get("origin") or {}).get("label") or \
+        results.get("params", {}).get("origin") or ORIGIN_LABELS["origin"]
+
+
+def table_latency(proto, e, olabel):
+    """One latency table (h1 or h2c): a row per proxy and offered rate."""
+    tool = "h2load --h1 -m1" if proto == "h1" else "h2load -m100 (h2c, prior knowledge)"
+    L = [f"### Latency at a fixed offered rate, {'HTTP/1.1' if proto == 'h1' else 'h2c'} "
+         f"({tool} --rps, {P['duration']} s per cell)", "",
+         f"Offered rate = {', '.join(f'{round(f * 100)} %' for f in P['lat_fractions'])} of the "
+         f"best anchor's capacity, {fmt(e['capacity_rps'])} req/s ({e['anchor']}, "
+         f"{e['capacity_source']}); the same rate for every proxy, and for the origin alone in "
+         f"the proxy's seat (the floor of h2load + origin + machine). Open loop: h2load sends "
+         f"on schedule whether or not earlier responses came back; its per-connection timer "
+         f"ticks every 10 ms at most, connections are made over ~10 ms so their ticks are "
+         f"spread. " + (f"HTTP/1.1: at most {P['lat_client_rps']} req/s per connection (one "
+                        f"request per tick), so the connection count grows with the rate; a "
+                        f"response slower than its connection's interval delays that "
+                        f"connection's next request, whose wait in h2load is not counted: "
+                        f"column \"late\" counts them (0 = no coordinated omission). "
+                        if proto == "h1" else
+                        f"h2c: {P['conns_small']} connections, each tick's requests sent as "
+                        f"concurrent streams (up to 100 per connection), so none waits in "
+                        f"h2load. ") +
+         f"Latency = h2load's per-request log (request sent -> response complete), "
+         f"percentiles over every request of the cell (nearest rank). Achieved = responses / "
+         f"h2load's run time. Origin: {olabel}.", "",
+         "| server | offered | offered req/s | achieved req/s | conns | p50 ms | p99 ms | "
+         "p99.9 ms | max ms | proxy CPU µs/req | proxy CPU busy | late |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for kind, cells in e["rows"].items():
+        name = "origin direct (floor)" if kind == "origin" else kind
+        if "error" in cells:
+            L.append(f"| {name} | error: {cells['error']} |" + " |" * 10)
+            continue
+        for pc, c in cells.items():
+            L.append(f"| {name} | {pc} % | {fmt(c['offered_rps'])} | {fmt(c['achieved_rps'])} | "
+                     f"{c['conns']} | {fmt(c['p50_ms'], 3)} | {fmt(c['p99_ms'], 3)} | "
+                     f"{fmt(c['p999_ms'], 3)} | {fmt(c['max_ms'], 2)} | "
+                     f"{fmt(c['cpu_us_per_req'], 2)} | {fmt(c['proxy_busy'], 2)} | "
+                     f"{fmt(c['slower_than_interval'])} |")
+    return L + [""]
+
+
+def base_ratio(R, sc, key):
+    """extra column for the h2up and access_log_all tables: the proxy's CPU µs/req divided by
+    the same proxy's in scenario sc of this run (HTTP/1.1 upstream / no access log)."""
+    def col(kind, e):
+        base = kind[:-len("-h2up")] if kind.endswith("-h2up") else kind
+        return ratio(med(e, key), med(R.get(sc, {}).get(base, {}), key))
+    return col
+
+
 def report(results):
     R = results["scenarios"]
+    olabel = origin_label(results)
     smoke = results.get("smoke", SMOKE)
     L = [f"## Run of {results['date']}" + (" (SMOKE: harness check only, numbers meaningless)"
                                            if smoke else ""), ""]
@@ -969,6 +1409,7 @@ def report(results):
                                      "generator share about this much CPU in total, so req/s is "
                                      "bounded by the sum; compare CPU µs/request and instructions/"
                                      "request first." if m['effective_cpus'] < NCPU - 0.3 else ""),
+          f"- origin (blue and green, and the ceiling rows): {olabel}",
           f"- parameters: {results['params']}",
           "- versions:"]
     L += [f"  - {k}: `{v}`" for k, v in results["versions"].items()]
@@ -989,6 +1430,22 @@ def report(results):
         L += ["### cutover with its access log on (small GET, JSON lines to a file)", "",
               f"{spread(e, 'rps')} req/s ({ratio(med(e, 'rps'), med(base, 'rps'))} × cutover without log), "
               f"{spread(e, 'cpu_us_per_req', 2)} CPU µs/req.", ""]
+    if "access_log_all" in R:
+        L += table_throughput(
+            f"Access log on in every proxy, HTTP/1.1 small GET (wrk -t1 -c{P['conns_small']}, "
+            f"{P['duration']} s)", R["access_log_all"],
+            "Every proxy writes one line per request to a file in the run's directory: cutover "
+            "its JSON access log (stdout redirected to the file), HAProxy `log stdout format raw` "
+            "with a JSON log-format (stdout redirected to the file: HAProxy 2.6 cannot write a "
+            "file itself), nginx `access_log` with `log_format escape=json`, nghttpx "
+            "`--accesslog-file` with a JSON-shaped `--accesslog-format` (values not escaped), h2o "
+            "`access-log` with a JSON-shaped format (h2o 2.2 cannot escape). Each run is checked "
+            "to have written about one line per request (the column \"log lines/req\"). "
+            "\"CPU × no log\": CPU µs/req divided by the same proxy's in the small GET table of "
+            "this run.",
+            extra=("log lines/req | CPU × no log",
+                   lambda k, e: f"{fmt(med(e, 'log_lines_per_req'), 3)} | "
+                                f"{base_ratio(R, 'small', 'cpu_us_per_req')(k, e)}"))
     if "large" in R:
         L += table_throughput(
             f"HTTP/1.1 1 MiB responses (wrk -t1 -c{P['conns_large']}, {P['duration']} s)",
@@ -998,6 +1455,25 @@ def report(results):
             f"h2c (prior knowledge) small GET (h2load -t1 -c{P['conns_small']} -m10, {P['duration']} s)",
             R["h2c"], "Downstream HTTP/2 cleartext, upstream HTTP/1.1. p50 column shows h2load's "
             "mean (h2load prints no percentiles); no origin ceiling (the origin speaks HTTP/1.1).")
+    no_h2up = "; ".join(NO_H2UP.values())
+    if "h1_h2up" in R:
+        L += table_throughput(
+            f"HTTP/1.1 small GET, HTTP/2 (h2c) upstream (wrk -t1 -c{P['conns_small']}, "
+            f"{P['duration']} s)", R["h1_h2up"],
+            "The -h2up variants: cutover pools `\"protocol\": \"h2c\"`, HAProxy servers "
+            "`proto h2`, nghttpx backends `proto=h2`; the origins answer HTTP/2 with prior "
+            f"knowledge. No nginx or h2o row: {no_h2up}. No ceiling row (the origin's own rate is "
+            "in the small GET table). \"CPU × h1 upstream\": CPU µs/req divided by the same "
+            "proxy's in the small GET table of this run.", ref="haproxy-h2up",
+            extra=("CPU × h1 upstream", base_ratio(R, "small", "cpu_us_per_req")))
+    if "h2c_h2up" in R:
+        L += table_throughput(
+            f"h2c small GET, HTTP/2 (h2c) upstream (h2load -t1 -c{P['conns_small']} -m10, "
+            f"{P['duration']} s)", R["h2c_h2up"],
+            "Downstream and upstream HTTP/2 cleartext (prior knowledge); the -h2up variants as "
+            f"above. No nginx or h2o row: {no_h2up}. p50 column: h2load's mean. \"CPU × h1 "
+            "upstream\": CPU µs/req divided by the same proxy's in the h2c table of this run.",
+            ref="haproxy-h2up", extra=("CPU × h1 upstream", base_ratio(R, "h2c", "cpu_us_per_req")))
     if "h2tls" in R:
         L += table_throughput(
             f"HTTP/2 over TLS small GET (h2load -t1 -c{P['conns_small']} -m10, {P['duration']} s)",
@@ -1016,6 +1492,9 @@ def report(results):
             "h2load, not the proxy, sets the rate: compare the CPU column. Mean ms: time to the "
             "first response byte (connect + handshake + request).", unit="handshake",
             p50_hdr="mean ms") + tls_params(R["tls_handshakes"])
+    if "latency" in R:
+        for proto, e in R["latency"].items():
+            L += table_latency(proto, e, olabel)
     if "idle" in R:
         L += [f"### {P['idle_conns']} idle keep-alive connections: resident memory per connection", "",
               "Each connection made one GET, then stays open. RSS from /proc/PID/status after "
@@ -1044,6 +1523,20 @@ def report(results):
             L.append(f"| {k} | {v['totals'][0]:,} | {v['totals'][1]:,} | {fmt(v['instr_per_req'])} | "
                      f"{ratio(v['instr_per_req'], ha)} |")
         L += [""]
+    if "callgrind_pairs" in R and R["callgrind_pairs"].get("cells"):
+        sys.path.insert(0, HERE)
+        import instr
+        cp = R["callgrind_pairs"]
+        n1, n2 = cp["counts"]
+        L += [f"### Instructions per request by protocol pair (callgrind, ({n2} − {n1}) sequential "
+              "requests on one connection)", "",
+              "bench/instr.py: every proxy under callgrind with one worker/thread and its "
+              "configuration from bench/anchors; h1: a socket loop, h2c: `h2load -c1 -m1` (prior "
+              "knowledge), h2tls: the same over TLS 1.3 (the handshake cancels in the difference). "
+              "An h2c upstream is the proxy's -h2up configuration. Last column: cutover divided "
+              "by the lowest of HAProxy, nginx, nghttpx (and their -h2up variants) in the row "
+              f"(lower is better). Origin: {olabel}.", ""]
+        L += instr.table(cp) + [""]
     if "scaling" in R:
         L += [f"### cutover -w 1 vs -w 2 (nothing pinned; wrk -t2 -c{P['conns_small'] * 2})", "",
               "| workers | req/s median (min..max) | p99 ms | proxy CPU busy (CPUs) | load CPU busy (CPUs) |",
@@ -1053,12 +1546,16 @@ def report(results):
                      f"{fmt(med(v, 'proxy_busy'), 2)} | {fmt(med(v, 'load_cpu_busy'), 2)} |")
         L += ["", f"On {NCPU} CPUs, wrk and the origins compete with the workers for the same cores, "
               "so this shows contention more than scaling.", ""]
+    # Every table says which origin served it (the switch benchmark has its own, below).
+    L = [f"{ln} — origin: {olabel}" if ln.startswith("### ") else ln for ln in L]
     if "switch" in R:
         sys.path.insert(0, HERE)
         import switch_latency
         sw = R["switch"]
         # switch_latency.py --record stores {"date", "machine", "switches", "modes": {...}}
-        L += switch_latency.table(sw.get("modes", sw), sw.get("switches", P["switches"]))
+        L += [f"{ln} — origin: bench/origin.c (the switch benchmark's own, whatever ORIGIN)"
+              if ln.startswith("### ") else ln
+              for ln in switch_latency.table(sw.get("modes", sw), sw.get("switches", P["switches"]))]
     if results.get("notes"):
         L += ["### Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
     if results["errors"]:
@@ -1095,8 +1592,14 @@ def main():
     if P["idle_conns"] > cap:
         P["idle_conns"] = max(100, cap)
         log(f"ulimit -n {hard}: idle connections reduced to {P['idle_conns']} (HAProxy maxconn)")
-    wanted = ONLY or ["split", "small", "access_log", "large", "h2c", "h2tls", "tls_handshakes",
-                      "idle", "callgrind", "scaling", "switch"]
+    if ORIGIN_SERVER not in ORIGIN_LABELS:
+        print(f"bench: ORIGIN={ORIGIN_SERVER}: expected one of {', '.join(ORIGIN_LABELS)}",
+              file=sys.stderr)
+        return 1
+    # callgrind also runs callgrind_pairs (bench/instr.py's matrix); ONLY=callgrind_pairs alone.
+    wanted = ONLY or ["split", "small", "access_log", "access_log_all", "large", "h2c", "h1_h2up",
+                      "h2c_h2up", "h2tls", "tls_handshakes", "latency", "idle", "callgrind",
+                      "scaling", "switch"]
     if SMOKE and not ONLY:
         wanted = [w for w in wanted if w != "access_log"]
 
@@ -1104,14 +1607,21 @@ def main():
     log(f"work directory {d}{' (SMOKE)' if SMOKE else ''}")
     t_start = time.time()
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "smoke": SMOKE, "params": dict(P),
+               "origin": {"server": ORIGIN_SERVER, "label": ORIGIN_LABELS[ORIGIN_SERVER]},
                "versions": versions(), "machine": machine(), "scenarios": {}, "errors": errors}
     try:
         tls = make_certs(d)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
         print(f"bench: cannot make the TLS certificates: {e}", file=sys.stderr)
         return 1
-    origins = start_origins(d)
-    ctx = {"dir": d, "blue": origins[0][1], "green": origins[1][1], "origins": origins, "tls": tls}
+    try:
+        origins = start_origins(d)
+    except (RuntimeError, OSError) as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 1
+    log(f"origin: {ORIGIN_LABELS[ORIGIN_SERVER]} (pid {origins[0][0].pid})")
+    ctx = {"dir": d, "blue": origins[0][1], "green": origins[1][1], "origins": origins, "tls": tls,
+           "results": results["scenarios"]}
     try:
         for sc in wanted:
             t0 = time.time()
@@ -1122,12 +1632,24 @@ def main():
                 results["scenarios"]["small"] = scenario_throughput(ctx, "small", "/", P["conns_small"])
             elif sc == "access_log":
                 results["scenarios"]["access_log"] = scenario_access_log(ctx)
+            elif sc == "access_log_all":
+                results["scenarios"]["access_log_all"] = scenario_throughput(
+                    ctx, "access_log_all", "/", P["conns_small"], ceiling=False, access_log=True)
             elif sc == "large":
                 results["scenarios"]["large"] = scenario_throughput(
                     ctx, "large", f"/size/{LARGE}", P["conns_large"])
             elif sc == "h2c":
                 results["scenarios"]["h2c"] = scenario_throughput(
                     ctx, "h2c", "/", P["conns_small"], tool="h2c", ceiling=False)
+            elif sc == "h1_h2up":
+                results["scenarios"]["h1_h2up"] = scenario_throughput(
+                    ctx, "h1_h2up", "/", P["conns_small"], proxies=h2up_proxies(), ceiling=False)
+            elif sc == "h2c_h2up":
+                results["scenarios"]["h2c_h2up"] = scenario_throughput(
+                    ctx, "h2c_h2up", "/", P["conns_small"], tool="h2c", proxies=h2up_proxies(),
+                    ceiling=False)
+            elif sc == "latency":
+                results["scenarios"]["latency"] = scenario_latency(ctx)
             elif sc == "h2tls":
                 results["scenarios"]["h2tls"] = scenario_throughput(
                     ctx, "h2tls", "/", P["conns_small"], tool="h2tls", ceiling=False)
@@ -1138,6 +1660,9 @@ def main():
                 results["scenarios"]["idle"] = scenario_idle(ctx)
             elif sc == "callgrind":
                 results["scenarios"]["callgrind"] = scenario_callgrind(ctx)
+                results["scenarios"]["callgrind_pairs"] = scenario_callgrind_pairs(ctx)
+            elif sc == "callgrind_pairs":
+                results["scenarios"]["callgrind_pairs"] = scenario_callgrind_pairs(ctx)
             elif sc == "scaling":
                 results["scenarios"]["scaling"] = scenario_scaling(ctx)
             elif sc == "switch":
