@@ -465,7 +465,8 @@ struct ctlsock *ctlsock_new(struct cmd_host *host, struct event_base *base, char
         free(s);
         return NULL;
     }
-    s->listener = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    /* backlog 0: listen(fd, 64) above stands (-1 would listen again with 128) */
+    s->listener = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
     if (!s->listener) {
         snprintf(err, cap, "control.socket: cannot listen");
         close(fd);

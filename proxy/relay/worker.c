@@ -406,8 +406,10 @@ struct worker *worker_new(unsigned id, struct logger *logger, int *fds, unsigned
     event_add(w->log_timer, &tv);
     event_add(w->wake, NULL);
     for (unsigned i = 0; i < nfds; i++) {
+        /* backlog 0: the socket listens already (proxy/main.c, 4096); -1 would make libevent
+         * call listen(fd, 128) again and cut the accept queue to 128 */
         w->listeners[i] = evconnlistener_new(w->base, on_accept, w,
-                                             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+                                             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
                                              fds[i]);
         if (!w->listeners[i]) {
             for (unsigned j = i; j < nfds; j++)

@@ -170,3 +170,24 @@ def test_check():
 
     code, out, err = run_check(os.path.join(os.path.dirname(p), "does-not-exist.json"))
     check(code == 1, "--check on a missing file exited %s", code)
+
+
+def test_listener_accept_queue_is_4096():
+    """Each listener keeps the accept queue cutover asked for (4096, or the kernel's somaxconn
+    when that is lower), as `ss` reports it (Send-Q of a listening socket). libevent, given -1,
+    listened again with 128: a burst of new connections (a pod restart behind the gateway)
+    overflowed it and clients waited for SYN retries."""
+    import subprocess
+    blue, green = start_upstream("blue"), start_upstream("green")
+    port = free_port()
+    cx = start_cutover(_cfg(port, blue, green, 100, 0), workers=2)
+    with open("/proc/sys/net/core/somaxconn") as f:
+        want = min(4096, int(f.read()))
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True,
+                         timeout=10).stdout
+    rows = [l.split() for l in out.splitlines() if l.strip()]
+    check(rows, "ss shows no listener on port %d: %r", port, out)
+    for r in rows:
+        check(r[0] == "LISTEN" and int(r[2]) == want,
+              "listener backlog %s, want %d (ss: %r)", r[2], want, out)
+    check(cx.alive(), "cutover died")
