@@ -35,6 +35,11 @@
 #include "control/commands.h"
 #include "control/connslots.h"
 
+/* Connections the kernel queues before cutover accepts them. A flood of silent clients is
+ * handled after accept (the idlest connection gives way, docs/control-protocol.md): the queue
+ * must hold the burst, or connect() fails with EAGAIN and a rollback never reaches that logic. */
+#define CTLSOCK_BACKLOG 1024
+
 enum client_state {
     CS_READING, /* a request is due: the first since the accept, or one whose first byte came */
     CS_WRITING, /* replies are queued that the client has not taken yet */
@@ -458,14 +463,14 @@ struct ctlsock *ctlsock_new(struct cmd_host *host, struct event_base *base, char
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
         chmod(s->path, cc->mode) < 0 ||
-        (cc->group >= 0 && chown(s->path, (uid_t)-1, (gid_t)cc->group) < 0) || listen(fd, 64) < 0) {
+        (cc->group >= 0 && chown(s->path, (uid_t)-1, (gid_t)cc->group) < 0) || listen(fd, CTLSOCK_BACKLOG) < 0) {
         snprintf(err, cap, "control.socket: %s: %s", s->path, strerror(errno));
         if (fd >= 0)
             close(fd);
         free(s);
         return NULL;
     }
-    /* backlog 0: listen(fd, 64) above stands (-1 would listen again with 128) */
+    /* backlog 0: the listen() above stands (-1 would make libevent listen again with 128) */
     s->listener = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
     if (!s->listener) {
         snprintf(err, cap, "control.socket: cannot listen");
