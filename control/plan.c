@@ -443,6 +443,19 @@ static void roll_back(struct plan_state *ps, const struct state_route *sr, struc
     commit(ps, sr, p, "rollback", args, 0, 1);
 }
 
+/* A fleet plan's window that does not hold every registered replica's counts for the step yet
+ * (a replica publishes its first counts at its first tick on the step, then every
+ * FLEET_COUNTS_MS): the leader's own requests, counted as they happen, would weigh more than
+ * the others' and a failure on the leader's replica alone would read as the fleet's. A gate on
+ * the window (not "unhealthy", which needs no window) waits for the rest, at most until the
+ * step's hold is over; then what was counted is judged. */
+static int fleet_window_partial(const struct window *w, const struct gate_step *st,
+                                const char *gate)
+{
+    return w->fleet && w->at_step < w->replicas && strcmp(gate, "unhealthy") != 0 &&
+           st->now_ms < st->step_started_ms + (int64_t)st->hold_s * 1000;
+}
+
 /* Judges the plan's current step (gate.h) and applies the decision. */
 static void run_plan(struct plan_state *ps, const struct state_route *sr, struct plan *p)
 {
@@ -469,6 +482,8 @@ static void run_plan(struct plan_state *ps, const struct state_route *sr, struct
         .requests = w.req, .errors_5xx = w.e5, .ratio_pct = w.ratio_pct, .p99_ms = w.p99_ms};
     struct gate_decision d;
     gate_judge(&lim, &st, &gw, &d);
+    if (d.verdict == GATE_ROLLBACK && fleet_window_partial(&w, &st, d.gate))
+        return; /* judge the fleet's window, not the part of it counted so far */
     if (d.verdict == GATE_ROLLBACK) {
         roll_back(ps, sr, p, &d, &w);
         return;
