@@ -180,6 +180,14 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime + stime (fields 14, 15)
 
 
+def cpu_split(pid):
+    """(utime, stime) in ticks: the proxy's own code and libraries vs. the kernel's work for it
+    (system calls, TCP)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -602,6 +610,7 @@ def measured_wrk(proc, port, origins, path, conns, tool="wrk", cpu=LOAD_CPU, thr
     pids = sorted({o[0].pid for o in origins})
     t0 = time.time()
     c0 = cpu_ticks(proc.pid) if proc else 0
+    u0, s0 = cpu_split(proc.pid) if proc else (0, 0)
     o0 = sum(cpu_ticks(pid) for pid in pids)
     r = load(tool, port, path, conns, P["duration"], cpu=cpu, threads=threads)
     wall = time.time() - t0
@@ -619,6 +628,10 @@ def measured_wrk(proc, port, origins, path, conns, tool="wrk", cpu=LOAD_CPU, thr
         r["proxy_cpu_s"] = cpu_s
         r["proxy_busy"] = cpu_s / wall
         r["cpu_us_per_req"] = cpu_s * 1e6 / r["requests"] if r["requests"] else None
+        u1, s1 = cpu_split(proc.pid)
+        if r["requests"]:
+            r["user_us_per_req"] = (u1 - u0) / TICK * 1e6 / r["requests"]
+            r["sys_us_per_req"] = (s1 - s0) / TICK * 1e6 / r["requests"]
     r["origin_cpu_s"] = (o1 - o0) / TICK
     # How busy the load CPU was (origins + load generator): near 1.0 means the load side, not
     # the proxy, may be the limit.
@@ -729,7 +742,8 @@ def scenario_throughput(ctx, name, path, conns, tool="wrk", proxies=None, ceilin
             if tool in TLS_TOOLS:
                 out[kind]["tls"] = check_tls(label, runs)
             for key in ("rps", "p50_ms", "p99_ms", "mean_ms", "cpu_us_per_req", "bytes_per_s",
-                        "proxy_busy", "load_cpu_busy", "log_lines_per_req"):
+                        "proxy_busy", "load_cpu_busy", "log_lines_per_req", "user_us_per_req",
+                        "sys_us_per_req"):
                 s = summarize(runs, key)
                 if s:
                     out[kind][key] = s
@@ -1002,7 +1016,9 @@ def rate_load(url, h1, rate, seconds, log_file=None, cpu=LOAD_CPU):
             os.remove(log_file)  # h2load appends
         argv.append(f"--log-file={log_file}")
     c0 = children_cpu()
-    out, rc = run_load(argv + [url], cpu, seconds)
+    # a rate the machine cannot sustain takes longer than `seconds`: that is a result (the
+    # achieved rate says it), not a hung load generator
+    out, rc = run_load(argv + [url], cpu, 4 * seconds)
     r = {"rc": rc, "wrk_cpu_s": children_cpu() - c0, "conns": conns, "client_rps": per,
          "sent": n}
     r.update(parse_h2load(out))
@@ -1146,8 +1162,8 @@ def scenario_latency(ctx):
                     cell = latency_cell(proc, port, ctx, proto == "h1", cap * frac,
                                         f"{proto}-{kind}-{pc}")
                     rows.setdefault(kind, {})[pc] = cell
-                    log(f"{label}: offered {cell['offered_rps']:.0f} achieved "
-                        f"{cell['achieved_rps']:.0f} req/s, p50 {fmt(cell['p50_ms'], 3)} p99 "
+                    log(f"{label}: offered {fmt(cell['offered_rps'])} achieved "
+                        f"{fmt(cell['achieved_rps'])} req/s, p50 {fmt(cell['p50_ms'], 3)} p99 "
                         f"{fmt(cell['p99_ms'], 3)} p99.9 {fmt(cell['p999_ms'], 3)} ms, "
                         f"{cell['conns']} conns")
                     if cell["requests"] == 0:
@@ -1396,6 +1412,31 @@ def base_ratio(R, sc, key):
     return col
 
 
+def cpu_split_table(R):
+    """Where each proxy's CPU per request goes: its own code and libraries (user) and the
+    kernel's work for it (system: the system calls and TCP). The kernel part has a floor every
+    proxy pays (two reads and two writes per proxied exchange, the event wait), so the user part
+    is where one proxy can be cheaper than another."""
+    scen = [("small", "h1 → h1"), ("h2c", "h2c → h1"), ("h2tls", "h2 TLS → h1"),
+            ("h1_h2up", "h1 → h2c"), ("h2c_h2up", "h2c → h2c")]
+    rows = []
+    for key, label in scen:
+        for name, e in (R.get(key) or {}).items():
+            if not isinstance(e, dict) or "user_us_per_req" not in e or name == "origin":
+                continue
+            u, k = e["user_us_per_req"]["median"], e["sys_us_per_req"]["median"]
+            rows.append(f"| {label} | {name} | {u:.2f} | {k:.2f} | {u + k:.2f} | "
+                        f"{100 * k / (u + k) if u + k else 0:.0f} % |")
+    if not rows:
+        return []
+    return ["### CPU per request: the proxy's own (user) and the kernel's (system)", "",
+            "Medians of the throughput runs above (/proc/PID/stat utime and stime over the "
+            "measured run, divided by the requests). The system part is the kernel's work for the "
+            "proxy's sockets: a floor every proxy pays for the same exchanges.", "",
+            "| pair | server | user µs/req | system µs/req | total | system share |",
+            "|---|---|---|---|---|---|"] + rows + [""]
+
+
 def report(results):
     R = results["scenarios"]
     olabel = origin_label(results)
@@ -1481,6 +1522,7 @@ def report(results):
             "HTTP/1.1 in clear. Connections are opened once, so handshakes are not measured here. "
             "p50 column: h2load's mean; no origin ceiling (the origin has no TLS).",
             p50_hdr="mean ms") + tls_params(R["h2tls"])
+    L += cpu_split_table(R)
     if "tls_handshakes" in R:
         L += table_throughput(
             f"New TLS connections, full handshakes ({P['hs_loops']} × h2load -n{P['hs_batch']} "
@@ -1626,49 +1668,54 @@ def main():
         for sc in wanted:
             t0 = time.time()
             log(f"scenario {sc}")
-            if sc == "split":
-                results["scenarios"]["split"] = scenario_split(ctx)
-            elif sc == "small":
-                results["scenarios"]["small"] = scenario_throughput(ctx, "small", "/", P["conns_small"])
-            elif sc == "access_log":
-                results["scenarios"]["access_log"] = scenario_access_log(ctx)
-            elif sc == "access_log_all":
-                results["scenarios"]["access_log_all"] = scenario_throughput(
-                    ctx, "access_log_all", "/", P["conns_small"], ceiling=False, access_log=True)
-            elif sc == "large":
-                results["scenarios"]["large"] = scenario_throughput(
-                    ctx, "large", f"/size/{LARGE}", P["conns_large"])
-            elif sc == "h2c":
-                results["scenarios"]["h2c"] = scenario_throughput(
-                    ctx, "h2c", "/", P["conns_small"], tool="h2c", ceiling=False)
-            elif sc == "h1_h2up":
-                results["scenarios"]["h1_h2up"] = scenario_throughput(
-                    ctx, "h1_h2up", "/", P["conns_small"], proxies=h2up_proxies(), ceiling=False)
-            elif sc == "h2c_h2up":
-                results["scenarios"]["h2c_h2up"] = scenario_throughput(
-                    ctx, "h2c_h2up", "/", P["conns_small"], tool="h2c", proxies=h2up_proxies(),
-                    ceiling=False)
-            elif sc == "latency":
-                results["scenarios"]["latency"] = scenario_latency(ctx)
-            elif sc == "h2tls":
-                results["scenarios"]["h2tls"] = scenario_throughput(
-                    ctx, "h2tls", "/", P["conns_small"], tool="h2tls", ceiling=False)
-            elif sc == "tls_handshakes":
-                results["scenarios"]["tls_handshakes"] = scenario_throughput(
-                    ctx, "tls_handshakes", "/", P["hs_batch"], tool="handshakes", ceiling=False)
-            elif sc == "idle":
-                results["scenarios"]["idle"] = scenario_idle(ctx)
-            elif sc == "callgrind":
-                results["scenarios"]["callgrind"] = scenario_callgrind(ctx)
-                results["scenarios"]["callgrind_pairs"] = scenario_callgrind_pairs(ctx)
-            elif sc == "callgrind_pairs":
-                results["scenarios"]["callgrind_pairs"] = scenario_callgrind_pairs(ctx)
-            elif sc == "scaling":
-                results["scenarios"]["scaling"] = scenario_scaling(ctx)
-            elif sc == "switch":
-                results["scenarios"]["switch"] = scenario_switch(ctx)
-            else:
-                fail(f"unknown scenario {sc}")
+            try:
+                if sc == "split":
+                    results["scenarios"]["split"] = scenario_split(ctx)
+                elif sc == "small":
+                    results["scenarios"]["small"] = scenario_throughput(ctx, "small", "/", P["conns_small"])
+                elif sc == "access_log":
+                    results["scenarios"]["access_log"] = scenario_access_log(ctx)
+                elif sc == "access_log_all":
+                    results["scenarios"]["access_log_all"] = scenario_throughput(
+                        ctx, "access_log_all", "/", P["conns_small"], ceiling=False, access_log=True)
+                elif sc == "large":
+                    results["scenarios"]["large"] = scenario_throughput(
+                        ctx, "large", f"/size/{LARGE}", P["conns_large"])
+                elif sc == "h2c":
+                    results["scenarios"]["h2c"] = scenario_throughput(
+                        ctx, "h2c", "/", P["conns_small"], tool="h2c", ceiling=False)
+                elif sc == "h1_h2up":
+                    results["scenarios"]["h1_h2up"] = scenario_throughput(
+                        ctx, "h1_h2up", "/", P["conns_small"], proxies=h2up_proxies(), ceiling=False)
+                elif sc == "h2c_h2up":
+                    results["scenarios"]["h2c_h2up"] = scenario_throughput(
+                        ctx, "h2c_h2up", "/", P["conns_small"], tool="h2c", proxies=h2up_proxies(),
+                        ceiling=False)
+                elif sc == "latency":
+                    results["scenarios"]["latency"] = scenario_latency(ctx)
+                elif sc == "h2tls":
+                    results["scenarios"]["h2tls"] = scenario_throughput(
+                        ctx, "h2tls", "/", P["conns_small"], tool="h2tls", ceiling=False)
+                elif sc == "tls_handshakes":
+                    results["scenarios"]["tls_handshakes"] = scenario_throughput(
+                        ctx, "tls_handshakes", "/", P["hs_batch"], tool="handshakes", ceiling=False)
+                elif sc == "idle":
+                    results["scenarios"]["idle"] = scenario_idle(ctx)
+                elif sc == "callgrind":
+                    results["scenarios"]["callgrind"] = scenario_callgrind(ctx)
+                    results["scenarios"]["callgrind_pairs"] = scenario_callgrind_pairs(ctx)
+                elif sc == "callgrind_pairs":
+                    results["scenarios"]["callgrind_pairs"] = scenario_callgrind_pairs(ctx)
+                elif sc == "scaling":
+                    results["scenarios"]["scaling"] = scenario_scaling(ctx)
+                elif sc == "switch":
+                    results["scenarios"]["switch"] = scenario_switch(ctx)
+                else:
+                    fail(f"unknown scenario {sc}")
+            except Exception as e:  # noqa: BLE001 - one scenario's bug must not lose the run
+                import traceback
+                fail(f"scenario {sc} stopped: {type(e).__name__}: {e}")
+                log(traceback.format_exc())
             log(f"scenario {sc} took {time.time() - t0:.0f} s")
     finally:
         for p in {id(o[0]): o[0] for o in origins}.values():
