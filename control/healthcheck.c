@@ -164,6 +164,10 @@ static void close_round(struct hc_checker *k)
         k->ng = NULL;
     }
     if (k->bev) {
+        /* bufferevent_free() removes the bufferevent's events from the loop later, in a
+         * finalizer: take them out now, before the fd is closed below, or the loop would later
+         * touch an fd number a worker may already have been given again by accept() */
+        bufferevent_disable(k->bev, EV_READ | EV_WRITE);
         bufferevent_free(k->bev); /* neither BEV_OPT_CLOSE_ON_FREE: fd and SSL are ours */
         k->bev = NULL;
     }
