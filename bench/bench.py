@@ -136,6 +136,16 @@ class Proc:
         return self.p.returncode
 
 
+def stop_judged(proc, label, kind, grace=10.0):
+    """Stops a proxy by PID; a cutover that did not end by the SIGTERM it was sent (died by
+    another signal, or exited non-zero) is a harness error: a crash must not pass unnoticed in
+    a benchmark either."""
+    rc = proc.stop(grace=grace)
+    if rc not in (0, -signal.SIGTERM, 143) and kind.startswith("cutover"):
+        fail(f"{label}: cutover exited with {rc} on SIGTERM")
+    return rc
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -749,9 +759,7 @@ def scenario_throughput(ctx, name, path, conns, tool="wrk", proxies=None, ceilin
                     out[kind][key] = s
     finally:
         for kind, (proc, port, runs) in started.items():
-            rc = proc.stop()
-            if rc not in (0, -signal.SIGTERM, 143) and kind.startswith("cutover"):
-                fail(f"{name}/{kind}: cutover exited with {rc} on SIGTERM")
+            stop_judged(proc, f"{name}/{kind}", kind)
     return out
 
 
@@ -773,7 +781,7 @@ def scenario_split(ctx):
         except (OSError, RuntimeError, AttributeError) as e:
             fail(f"split/{kind}: {e}")
         finally:
-            proc.stop()
+            stop_judged(proc, f"split/{kind}", kind)
     return out
 
 
@@ -868,7 +876,7 @@ def scenario_idle(ctx):
         finally:
             for s in socks:
                 s.close()
-            proc.stop()
+            stop_judged(proc, f"idle/{kind}", kind)
     return out
 
 
@@ -896,7 +904,7 @@ def scenario_callgrind(ctx):
                     if ok != n:
                         fail(f"{label}: {ok}/{n} 2xx")
                 finally:
-                    proc.stop(grace=60)
+                    stop_judged(proc, label, kind, grace=60)
                 totals.append(callgrind_total(cg))
                 log(f"{label}: {n} requests -> {totals[-1]} instructions ({time.time() - t0:.0f} s)")
             per = (totals[1] - totals[0]) / (n2 - n1)
@@ -932,7 +940,7 @@ def scenario_scaling(ctx):
                 if s:
                     out[f"w{workers}"][k] = s
         finally:
-            proc.stop()
+            stop_judged(proc, f"scaling/w{workers}", "cutover")
     return out
 
 
@@ -980,7 +988,7 @@ def scenario_access_log(ctx):
         log(f"access_log/cutover: {res['rps']['median']:.0f} req/s")
         return {"cutover+log": res}
     finally:
-        proc.stop()
+        stop_judged(proc, "access_log/cutover", "cutover")
 
 
 def h2up_proxies():
@@ -1110,7 +1118,7 @@ def capacity(ctx, proto):
             vals[kind] = load(tool, port, "/", P["conns_small"], P["cap_seconds"])["rps"]
             log(f"latency/capacity/{proto}/{kind}: {vals[kind]:.0f} req/s")
         finally:
-            proc.stop()
+            stop_judged(proc, f"latency/capacity/{proto}/{kind}", kind)
     if not vals:
         return None, None, "no anchor answered"
     best = max(vals, key=vals.get)

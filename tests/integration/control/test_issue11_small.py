@@ -26,8 +26,8 @@ import termios
 import threading
 import time
 
-from harness import (HarnessError, check, free_port, run_check, start_cutover, start_upstream,
-                     unique, write_config, run_bin)
+from harness import (HarnessError, check, exit_problem, free_port, run_bin, run_check,
+                     start_cutover, start_upstream, unique, write_config)
 from test_control import Ctl, control_section, proxy_config, wait_ctl
 from test_cutoverctl import ctl, ctl_bin, sockdir, start_fake
 
@@ -266,7 +266,11 @@ def run_on_pty(argv, cols, rows=24, env=None, timeout=30.0):
             p.kill()
             p.wait()
         os.close(master)
-    return p.returncode, out.decode("utf-8", "replace") + p.stderr.read().decode()
+    err = p.stderr.read().decode("utf-8", "replace")
+    why = exit_problem(p.returncode, err)  # a refused command's exit code must not hide a crash
+    if why:
+        raise HarnessError("cutoverctl %s" % why)
+    return p.returncode, out.decode("utf-8", "replace") + err
 
 
 def drawn_lines(out):

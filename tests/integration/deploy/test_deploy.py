@@ -543,7 +543,9 @@ def cutover_check(text):
     path = os.path.join(harness.workdir(), "check-%d.json" % abs(hash(text)))
     with open(path, "w") as f:
         f.write(text)
-    r = subprocess.run([harness.require_bin(), "--check", "-c", path], capture_output=True, text=True, timeout=60)
+    # run_bin: a refusal's non-zero exit must not hide a crash of --check
+    r = harness.run_bin([harness.require_bin(), "--check", "-c", path], capture_output=True,
+                        text=True, timeout=60)
     return r.returncode, r.stdout + r.stderr
 
 
