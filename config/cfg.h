@@ -177,6 +177,7 @@ struct cfg_timeouts { /* all milliseconds */
     unsigned request_body;    /* a request body's grace after its head (0: no deadline); it
                                * grows by 1 s per limits.min_body_rate bytes received */
     unsigned upstream_idle;   /* idle pooled upstream connection is closed after this */
+    unsigned upstream_queue;  /* longest wait for a connection to a busy endpoint (-> 503) */
     unsigned shutdown_delay;  /* SIGTERM: keep accepting this long before closing listeners */
     unsigned drain;           /* SIGTERM: in-flight requests get this long to finish */
     unsigned dns_refresh;     /* re-resolve endpoint names this often */
@@ -188,6 +189,10 @@ struct cfg_limits {
     unsigned max_headers;        /* count -> 431 */
     unsigned max_connections;    /* per worker */
     unsigned upstream_idle_per_endpoint; /* idle connections kept per endpoint per worker */
+    unsigned upstream_connections_per_endpoint; /* HTTP/1.1 connections open to one endpoint
+                                                 * per worker (0: no limit); beyond, requests
+                                                 * wait for one */
+    unsigned upstream_queue_per_endpoint; /* requests waiting per endpoint per worker (-> 503) */
     unsigned buffer_bytes;       /* high-water mark per direction before reading stops */
     unsigned min_body_rate;      /* bytes/s a request body must average after
                                   * timeouts.request_body (0: that is a fixed total deadline) */

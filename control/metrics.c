@@ -217,6 +217,26 @@ static void render_process(const struct metrics_source *c, struct evbuffer *b)
            "Requests moved to another pool because theirs had no endpoint left (per-request "
            "fail-safe).");
     evbuffer_add_printf(b, "cutover_failovers_total %llu\n", failovers);
+    unsigned long long queued = 0, qfull = 0, qtimeout = 0, qnow = 0;
+    for (unsigned i = 0; i < c->nworkers; i++) {
+        queued += atomic_load_explicit(&c->workers[i]->queued, memory_order_relaxed);
+        qfull += atomic_load_explicit(&c->workers[i]->queue_full, memory_order_relaxed);
+        qtimeout += atomic_load_explicit(&c->workers[i]->queue_timeouts, memory_order_relaxed);
+        qnow += atomic_load_explicit(&c->workers[i]->queued_now, memory_order_relaxed);
+    }
+    family(b, "cutover_upstream_queued_total", "counter",
+           "Requests that waited for a connection to an endpoint at "
+           "limits.upstream_connections_per_endpoint.");
+    evbuffer_add_printf(b, "cutover_upstream_queued_total %llu\n", queued);
+    family(b, "cutover_upstream_queue_length", "gauge",
+           "Requests waiting for an upstream connection now, all workers.");
+    evbuffer_add_printf(b, "cutover_upstream_queue_length %llu\n", qnow);
+    family(b, "cutover_upstream_queue_refusals_total", "counter",
+           "Requests answered 503 upstream_busy: the endpoint's queue was full, or the wait "
+           "passed timeouts.upstream_queue_ms.");
+    evbuffer_add_printf(b, "cutover_upstream_queue_refusals_total{reason=\"full\"} %llu\n", qfull);
+    evbuffer_add_printf(b, "cutover_upstream_queue_refusals_total{reason=\"timeout\"} %llu\n",
+                        qtimeout);
     family(b, "cutover_control_operations_total", "counter",
            "Control requests (control socket, admin API, SIGHUP reloads), by op and result.");
     unsigned nops;

@@ -129,6 +129,8 @@ static void stream_fwd_rebase(struct stream *s, const char *from)
 
 static void release_ep(struct stream *s)
 {
+    if (s->queued)
+        upstream_unwait(s->ep, s);
     if (s->ep) {
         CUT_ASSERT(s->ep->outstanding > 0);
         s->ep->outstanding--;
@@ -137,6 +139,7 @@ static void release_ep(struct stream *s)
 }
 
 static void connect_next(struct stream *s);
+static void open_try(struct stream *s, uint64_t now);
 /* connect_phase value of a try whose connection could not even be started (connect_next). */
 #define CONNECT_NOT_STARTED 2
 static void note_health(struct stream *s, int ep_index, int failed);
@@ -457,8 +460,30 @@ static void connect_next(struct stream *s)
     s->attempts++;
     if (s->attempts > 1)
         worker_count(&s->w->retries);
+    const struct cfg *cfg = s->pin->snap->cfg;
+    switch (upstream_admit(s->ep, cfg)) {
+    case BALANCE_ADMIT_OPEN:
+        break;
+    case BALANCE_ADMIT_QUEUE:
+        s->state = STREAM_QUEUED;
+        worker_count(&s->w->queued);
+        upstream_wait(s->ep, s, cfg->timeouts.upstream_queue);
+        return;
+    case BALANCE_ADMIT_REFUSE:
+        release_ep(s);
+        worker_count(&s->w->queue_full);
+        fail(s, 503, "upstream_busy",
+             "every connection to the upstream endpoint is busy and its queue is full");
+        return;
+    }
+    open_try(s, now);
+}
+
+/* The try on s->ep starts: an idle pooled connection or a new one (upstream_open). */
+static void open_try(struct stream *s, uint64_t now)
+{
     if (!s->t_first_try_ns)
-        s->t_first_try_ns = now;
+        s->t_first_try_ns = now; /* time spent waiting in a queue is not in retries.budget_ms */
     s->state = STREAM_CONNECTING;
     s->t_upstream_ns = now;
     s->uc_reused = 0;
@@ -606,6 +631,19 @@ void stream_on_upstream_error(struct stream *s, int err, int retryable, int conn
         fail(s, 502, "upstream_protocol", "the upstream sent an invalid response");
     else
         fail(s, 502, "upstream_reset", "the upstream closed the connection without answering");
+}
+
+void stream_on_upstream_ready(struct stream *s)
+{
+    open_try(s, clock_mono_ns());
+}
+
+void stream_on_upstream_queue_timeout(struct stream *s)
+{
+    release_ep(s);
+    worker_count(&s->w->queue_timeouts);
+    fail(s, 503, "upstream_busy",
+         "waited longer than timeouts.upstream_queue_ms for a connection to the upstream");
 }
 
 void stream_on_upstream_drained(struct stream *s)

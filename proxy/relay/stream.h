@@ -46,6 +46,7 @@ struct downstream_ops {
 
 enum stream_state {
     STREAM_ROUTING = 0,
+    STREAM_QUEUED,     /* waiting for a connection to a busy endpoint (upstream_wait) */
     STREAM_CONNECTING,
     STREAM_WAITING,    /* request sent (or sending), no response head yet */
     STREAM_RESPONDING,
@@ -89,6 +90,9 @@ struct stream {
     int health_noted;              /* ep_index whose failure was already noted, or -1 */
     int idempotent;                /* the method may be sent again (RFC 9110 section 9.2.2) */
     int last_err;
+    int queued;                    /* in s->ep's queue (upstream_wait) */
+    struct stream *qnext, *qprev;  /* the endpoint's queue */
+    uint64_t queue_deadline_ns;
 
     /* request */
     char *head;                    /* the upstream HTTP/1.1 request head, kept for a retry */
@@ -170,5 +174,9 @@ void stream_on_upstream_end(struct stream *s, const struct http_field *trailers,
 #define STREAM_RETRY_UNPROCESSED 2
 void stream_on_upstream_error(struct stream *s, int err, int retryable, int connect_phase);
 void stream_on_upstream_drained(struct stream *s);
+/* A connection to s->ep is free (the stream waited in its queue): the try starts now. */
+void stream_on_upstream_ready(struct stream *s);
+/* s waited in s->ep's queue for timeouts.upstream_queue_ms: answered 503. */
+void stream_on_upstream_queue_timeout(struct stream *s);
 
 #endif

@@ -7,7 +7,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "config/cfg.h"
+#include "core/clock.h"
 #include "core/cut.h"
+#include "proxy/relay/stream.h"
 #include "proxy/relay/upstream_h1.h"
 #include "proxy/relay/upstream_h2.h"
 #include "proxy/net/io.h"
@@ -26,16 +29,20 @@ static unsigned key_hash(const char *k)
     return h;
 }
 
-int upstream_table_init(struct upstream_table *t)
+int upstream_table_init(struct upstream_table *t, struct worker *w)
 {
     t->nbuckets = 256;
     t->n = 0;
+    t->w = w;
+    t->nqueued = 0;
     t->buckets = calloc(t->nbuckets, sizeof *t->buckets);
     return t->buckets ? 0 : CUT_ENOMEM;
 }
 
 static void ep_free(struct upstream_ep *ep)
 {
+    CUT_ASSERT(ep->nqueued == 0);
+    ltimer_dispose(&ep->qtmo);
     if (ep->tls_session)
         tls_session_free(ep->tls_session);
     free(ep);
@@ -43,7 +50,7 @@ static void ep_free(struct upstream_ep *ep)
 
 static void ep_maybe_free(struct upstream_table *t, struct upstream_ep *ep)
 {
-    if (ep->refs || ep->nconns || ep->outstanding || ep->h2conns)
+    if (ep->refs || ep->nconns || ep->outstanding || ep->h2conns || ep->nqueued)
         return;
     struct upstream_ep **pp = &t->buckets[key_hash(ep->key) % t->nbuckets];
     for (; *pp; pp = &(*pp)->hnext) {
@@ -81,6 +88,115 @@ static uint64_t tls_trust_hash(const struct cfg_upstream_tls *t)
     return fnv64(h, cc ? cc->pem : NULL);
 }
 
+/* ---- waiting for a connection ------------------------------------------------------------- */
+
+enum balance_admit upstream_admit(const struct upstream_ep *ep, const struct cfg *cfg)
+{
+    if (ep->proto != CFG_UP_HTTP1)
+        return BALANCE_ADMIT_OPEN;
+    return balance_admit(cfg->limits.upstream_connections_per_endpoint, ep->nconns, ep->nidle,
+                         ep->nqueued, cfg->limits.upstream_queue_per_endpoint);
+}
+
+static void publish_queued(struct upstream_table *t)
+{
+    atomic_store_explicit(&t->w->queued_now, t->nqueued, memory_order_relaxed);
+}
+
+static void queue_unlink(struct upstream_ep *ep, struct stream *s)
+{
+    CUT_ASSERT(s->queued && ep->nqueued > 0);
+    if (s->qprev)
+        s->qprev->qnext = s->qnext;
+    else
+        ep->qhead = s->qnext;
+    if (s->qnext)
+        s->qnext->qprev = s->qprev;
+    else
+        ep->qtail = s->qprev;
+    s->qnext = s->qprev = NULL;
+    s->queued = 0;
+    ep->nqueued--;
+    ep->table->nqueued--;
+    publish_queued(ep->table);
+}
+
+/* Wakes the queue's timer when its head's deadline comes (the head is the oldest, so the
+ * first deadline in FIFO order; a reload that shortened timeouts.upstream_queue_ms applies to
+ * requests queued after it). */
+static void arm_for_head(struct upstream_ep *ep, uint64_t now)
+{
+    uint64_t dl = ep->qhead->queue_deadline_ns;
+    uint64_t ms = dl > now ? (dl - now + 999999u) / 1000000u : 1;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+    ltimer_arm_tv(&ep->qtmo, (unsigned)ms, &tv);
+}
+
+/* The queue's turn: as many of the oldest requests as there is room for get a connection,
+ * those past their deadline are answered 503, the rest wait on. Each request leaves the queue
+ * before its callback runs; a callback may queue a request again (a retry): the loop is
+ * bounded by the count it started with. */
+static void on_queue(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct upstream_ep *ep = arg;
+    struct upstream_table *t = ep->table;
+    const struct cfg *cfg = t->w->pins.current ? t->w->pins.current->snap->cfg : NULL;
+    unsigned limit = cfg ? cfg->limits.upstream_connections_per_endpoint : 0;
+    uint64_t now = clock_mono_ns();
+    ep->refs++; /* a request answered here may free ep's last reference */
+    for (unsigned n = ep->nqueued; n > 0 && ep->qhead; n--) {
+        struct stream *s = ep->qhead;
+        int room = ep->idle != NULL || limit == 0 || ep->nconns < limit;
+        if (!room && now < s->queue_deadline_ns)
+            break;
+        queue_unlink(ep, s);
+        if (room)
+            stream_on_upstream_ready(s);
+        else
+            stream_on_upstream_queue_timeout(s);
+    }
+    /* a timer callback: write what the requests sent (io.h); a failed socket reported here
+     * may end more waits, so the queue is looked at afterwards */
+    io_loop_flush(&t->w->iol);
+    if (ep->qhead)
+        arm_for_head(ep, clock_mono_ns());
+    ep->refs--;
+    ep_maybe_free(t, ep);
+}
+
+void upstream_wait(struct upstream_ep *ep, struct stream *s, unsigned wait_ms)
+{
+    CUT_ASSERT(!s->queued);
+    uint64_t now = clock_mono_ns();
+    s->queue_deadline_ns = now + (uint64_t)wait_ms * 1000000u;
+    s->queued = 1;
+    s->qnext = NULL;
+    s->qprev = ep->qtail;
+    if (ep->qtail)
+        ep->qtail->qnext = s;
+    else
+        ep->qhead = s;
+    ep->qtail = s;
+    ep->nqueued++;
+    ep->table->nqueued++;
+    publish_queued(ep->table);
+    if (ep->qhead == s)
+        arm_for_head(ep, now);
+}
+
+void upstream_unwait(struct upstream_ep *ep, struct stream *s)
+{
+    queue_unlink(ep, s);
+}
+
+void upstream_slot_freed(struct upstream_ep *ep)
+{
+    if (ep->qhead)
+        ltimer_fire(&ep->qtmo);
+}
+
 struct upstream_ep *upstream_ep_get(struct upstream_table *t, const struct snap_endpoint *se,
                                     const struct snap_pool *sp)
 {
@@ -113,6 +229,8 @@ struct upstream_ep *upstream_ep_get(struct upstream_table *t, const struct snap_
     ep->addr = se->addr;
     ep->addrlen = se->addrlen;
     ep->refs = 1;
+    ep->table = t;
+    ltimer_init(&ep->qtmo, t->w->base, on_queue, ep);
     ep->hnext = t->buckets[b];
     t->buckets[b] = ep;
     t->n++;

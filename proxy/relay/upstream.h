@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "proxy/relay/timer.h"
+#include "proxy/route/balance.h"
 #include "proxy/route/snapshot.h"
 
 struct worker;
@@ -26,6 +28,8 @@ struct upstream_conn;
 struct h2up_conn;
 struct io;
 struct upstream;
+struct upstream_table;
+struct cfg;
 
 /* What a stream asks of the upstream side of its exchange. Every op takes the handle
  * upstream_open() returned; none of them calls back into the stream from inside the call
@@ -78,6 +82,13 @@ struct upstream_ep {
      * else can serve; the first response from it clears both. */
     uint64_t hold_until_ns;
     unsigned connect_failures;
+    /* Requests waiting for a connection (limits.upstream_connections_per_endpoint), oldest
+     * first, linked through stream.qnext/qprev; qtmo hands them connections as they free and
+     * ends the wait of those past their deadline. */
+    struct stream *qhead, *qtail;
+    unsigned nqueued;
+    struct ltimer qtmo;
+    struct upstream_table *table;
     struct upstream_ep *hnext;
 };
 
@@ -85,9 +96,11 @@ struct upstream_table {
     struct upstream_ep **buckets;
     unsigned nbuckets;
     unsigned n;
+    struct worker *w;
+    unsigned nqueued; /* requests waiting on every endpoint (published as w->queued_now) */
 };
 
-int upstream_table_init(struct upstream_table *t);
+int upstream_table_init(struct upstream_table *t, struct worker *w);
 /* Closes every idle connection and frees the endpoints. Busy connections are a bug. */
 void upstream_table_dispose(struct upstream_table *t);
 
@@ -114,6 +127,27 @@ void upstream_close_idle(struct upstream_table *t);
  * reports through the stream_on_upstream_* callbacks; s->up is the handle returned. Returns
  * NULL when the exchange could not even be started (no socket, no memory, an Upgrade towards
  * HTTP/2): the caller treats that as a failed connect. */
+/* ---- waiting for a connection ----------------------------------------------------------------
+ * An HTTP/1.1 endpoint has at most limits.upstream_connections_per_endpoint connections per
+ * worker. A request that finds them all busy waits in the endpoint's queue, first come first
+ * served, for at most timeouts.upstream_queue_ms; at most limits.upstream_queue_per_endpoint
+ * wait. HTTP/2 endpoints multiplex and never queue here. */
+
+/* What a request to ep may do now under cfg's limits (balance_admit). */
+enum balance_admit upstream_admit(const struct upstream_ep *ep, const struct cfg *cfg);
+
+/* s waits in ep's queue for wait_ms at most. It leaves it through stream_on_upstream_ready
+ * (a connection is free: open the exchange now), stream_on_upstream_queue_timeout, or
+ * upstream_unwait. Neither callback is made from inside this call. */
+void upstream_wait(struct upstream_ep *ep, struct stream *s, unsigned wait_ms);
+
+/* s leaves ep's queue without a connection (the client went away). */
+void upstream_unwait(struct upstream_ep *ep, struct stream *s);
+
+/* A connection of ep went idle or closed: the oldest waiting request gets the room at the next
+ * turn of the loop (never from inside the caller's call). */
+void upstream_slot_freed(struct upstream_ep *ep);
+
 struct upstream *upstream_open(struct worker *w, struct upstream_ep *ep, struct stream *s,
                                int *reused);
 

@@ -81,6 +81,7 @@ static void conn_close(struct upstream_conn *c)
         evbuffer_free(c->tmp);
     struct worker *w = c->w;
     free(c);
+    upstream_slot_freed(ep); /* a waiting request may open one in its place */
     upstream_ep_release(&w->ups, ep);
 }
 
@@ -165,8 +166,9 @@ static void pool_or_close(struct upstream_conn *c, int reusable)
         }
         c->session_saved = 1;
     }
+    /* Kept beyond the idle limit when a request waits for it (upstream_wait). */
     if (!reusable || evbuffer_get_length(c->io.in) > 0 || c->w->stopping ||
-        c->ep->nidle >= limit || c->ep->refs == 0) {
+        (c->ep->nidle >= limit && !c->ep->qhead) || c->ep->refs == 0) {
         conn_close(c);
         return;
     }
@@ -177,6 +179,7 @@ static void pool_or_close(struct upstream_conn *c, int reusable)
     c->ep->nidle++;
     io_resume_read(&c->io);
     arm(c, c->idle_ms);
+    upstream_slot_freed(c->ep);
 }
 
 static void finish_response(struct upstream_conn *c, const struct http_field *trailers,

@@ -390,7 +390,7 @@ struct worker *worker_new(unsigned id, struct logger *logger, int *fds, unsigned
     w->logbuf = evbuffer_new();
     w->listeners = calloc(nfds ? nfds : 1, sizeof *w->listeners);
     if (!w->scratch || !w->base || w->wake_fd < 0 || !w->logbuf || !w->listeners ||
-        upstream_table_init(&w->ups) < 0) {
+        upstream_table_init(&w->ups, w) < 0) {
         worker_free(w);
         return NULL;
     }

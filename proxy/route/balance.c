@@ -128,3 +128,11 @@ int balance_pick_endpoint(enum balance_mode mode, const unsigned *outstanding,
         *cursor = (unsigned)best + 1 < n ? (unsigned)best + 1 : 0;
     return best;
 }
+
+enum balance_admit balance_admit(unsigned limit, unsigned conns, unsigned idle, unsigned queued,
+                                 unsigned max_queued)
+{
+    if (queued == 0 && (idle > 0 || limit == 0 || conns < limit))
+        return BALANCE_ADMIT_OPEN;
+    return queued < max_queued ? BALANCE_ADMIT_QUEUE : BALANCE_ADMIT_REFUSE;
+}

@@ -46,4 +46,14 @@ enum balance_mode { BALANCE_LEAST_OUTSTANDING = 0, BALANCE_ROUND_ROBIN = 1 };
 int balance_pick_endpoint(enum balance_mode mode, const unsigned *outstanding,
                           const uint8_t *usable, unsigned n, unsigned *cursor);
 
+/* Whether a request may have a connection to an endpoint now (per worker): OPEN when an idle
+ * connection waits, when no limit is set (limit 0) or when fewer than limit connections are
+ * open; otherwise QUEUE while fewer than max_queued requests already wait for one, else
+ * REFUSE (answered 503). queued > 0 with room is still QUEUE: a waiting request goes first,
+ * so that nobody overtakes the queue. */
+enum balance_admit { BALANCE_ADMIT_OPEN = 0, BALANCE_ADMIT_QUEUE, BALANCE_ADMIT_REFUSE };
+
+enum balance_admit balance_admit(unsigned limit, unsigned conns, unsigned idle, unsigned queued,
+                                 unsigned max_queued);
+
 #endif

@@ -371,7 +371,8 @@ server_name shutdown_delay_ms siem slow_start_ms socket state_file sticky subjec
 timeouts tls trusted_peers trusted_proxies trusted_subjects uid unhealthy_threshold
 upstream_connect_ms upstream_header_ms upstream_idle_ms vendor watchdog weights window_s workers
 write_timeout_ms max_request_line max_headers max_connections upstream_idle_per_endpoint
-buffer_bytes max_5xx_bp""".split()
+buffer_bytes max_5xx_bp upstream_queue_ms upstream_connections_per_endpoint
+upstream_queue_per_endpoint""".split()
 CFG_VALUES = ["least_outstanding", "round_robin", "http1", "h2c", "h2", "http/1.1", "required",
               "optional", "none", "octet-counting", "newline", "viewer", "operator", "deployer",
               "admin", "0660", "x09", "127.0.0.1:8080", "[::1]:8443", "10.0.0.0/8", "::1/128",

@@ -310,3 +310,26 @@ Test(balance, pick_none_usable)
     cr_assert_eq(cursor, 1u, "cursor unchanged when nothing is chosen");
     cr_assert_eq(balance_pick_endpoint(BALANCE_ROUND_ROBIN, out, usable, 0, &cursor), -1);
 }
+
+Test(balance, admit_opens_with_room_or_an_idle_connection)
+{
+    cr_assert_eq(balance_admit(0, 5000, 0, 0, 10), BALANCE_ADMIT_OPEN, "no limit");
+    cr_assert_eq(balance_admit(4, 3, 0, 0, 10), BALANCE_ADMIT_OPEN, "under the limit");
+    cr_assert_eq(balance_admit(4, 4, 1, 0, 10), BALANCE_ADMIT_OPEN, "an idle one to reuse");
+}
+
+Test(balance, admit_queues_at_the_limit_until_the_queue_is_full)
+{
+    cr_assert_eq(balance_admit(4, 4, 0, 0, 10), BALANCE_ADMIT_QUEUE);
+    cr_assert_eq(balance_admit(4, 4, 0, 9, 10), BALANCE_ADMIT_QUEUE);
+    cr_assert_eq(balance_admit(4, 4, 0, 10, 10), BALANCE_ADMIT_REFUSE);
+    cr_assert_eq(balance_admit(4, 5, 0, 0, 0), BALANCE_ADMIT_REFUSE, "no queue: refused at once");
+}
+
+Test(balance, admit_never_overtakes_a_waiting_request)
+{
+    /* a connection just freed, the waiting request not dispatched yet: the newcomer queues */
+    cr_assert_eq(balance_admit(4, 3, 0, 1, 10), BALANCE_ADMIT_QUEUE);
+    cr_assert_eq(balance_admit(4, 4, 1, 2, 10), BALANCE_ADMIT_QUEUE);
+    cr_assert_eq(balance_admit(0, 1, 0, 1, 10), BALANCE_ADMIT_QUEUE);
+}
