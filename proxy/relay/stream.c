@@ -573,9 +573,15 @@ void stream_on_upstream_end(struct stream *s, const struct http_field *trailers,
 void stream_on_upstream_error(struct stream *s, int err, int retryable, int connect_phase)
 {
     int failed_ep = s->ep_index;
-    if (retryable != STREAM_RETRY_UNPROCESSED) /* a refusal says nothing about its health */
+    /* A refusal says nothing about the endpoint's health, nor does a pooled connection that
+     * the upstream had closed (a keep-alive race, RFC 9112 section 9.3.1): the stale retry
+     * below tries a fresh connection, whose failure counts. */
+    int stale = retryable == 1 && !connect_phase && s->uc_reused && !s->stale_retried &&
+                s->idempotent && !s->req_body_sent_any;
+    if (retryable != STREAM_RETRY_UNPROCESSED && !stale)
         note_health(s, failed_ep, 1);
-    s->health_noted = failed_ep;
+    if (!stale)
+        s->health_noted = failed_ep;
     if (connect_phase && connect_phase != CONNECT_NOT_STARTED && s->ep)
         hold_down(s->ep);
     release_ep(s);

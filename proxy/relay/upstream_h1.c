@@ -491,12 +491,23 @@ static int idle_alive(struct upstream_conn *c)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+/* Whether a pooled connection found dead only when the request is written costs this request
+ * nothing: it is sent again on a new connection (stream.c's stale retry: idempotent, no body,
+ * a try and the first stale retry left). Then the liveness peek, one failing system call per
+ * request, is skipped. */
+static int reuse_retry_safe(const struct stream *s, const struct cfg *cfg)
+{
+    return s->idempotent && s->req_framing == HTTP_BODY_NONE && !s->stale_retried &&
+           s->tries < cfg->retries.max_tries;
+}
+
 struct upstream *upstream_h1_open(struct worker *w, struct upstream_ep *ep, struct stream *s,
                                   int *reused)
 {
     const struct cfg *cfg = s->pin->snap->cfg;
     struct upstream_conn *c = ep->idle;
-    while (c && !idle_alive(c)) { /* closed by the upstream, its event not handled yet */
+    int peek = !reuse_retry_safe(s, cfg);
+    while (c && peek && !idle_alive(c)) { /* closed by the upstream, its event not handled yet */
         conn_close(c);
         c = ep->idle;
     }

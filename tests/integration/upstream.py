@@ -16,6 +16,8 @@ Endpoints (the dispatch uses the path without its query string):
                         one, chunked otherwise), never held in memory as a whole
   *    /sha256          JSON {"sha256": hex, "length": n} of the request body (CL or chunked)
   *    /slow/MS         waits MS milliseconds, then 200 "NAME\\n"
+  *    /hangup          200 "NAME\\n" without Connection: close, then closes the connection (a
+                        keep-alive connection the upstream drops while the proxy pools it)
   *    /headers         JSON of the request line and header fields as received
   *    /status/N        status N (204 and 304 without a body)
   GET  /healthz[/...]   with --health-file F: 200 "ok" while F contains "ok", 503 otherwise
@@ -294,6 +296,11 @@ class Server:
                     break
                 writer.write(data)
                 await writer.drain()
+            return False
+
+        if path == "/hangup":
+            await body.drain()
+            await self.simple(writer, req, 200, (self.name + "\n").encode())
             return False
 
         if path == "/echo" and req.method in ("POST", "PUT"):

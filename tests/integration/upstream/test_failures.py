@@ -64,3 +64,39 @@ def test_upstream_header_timeout():
     with RawConn(port) as c:
         r = c.get("/")
         check(r.status == 200 and r.upstream == "blue", "after the timeout: %r", r)
+
+
+def test_upstream_dropping_pooled_connections_fails_nothing():
+    """The upstream closes every keep-alive connection right after its response (/hangup, no
+    Connection: close), one worker, outlier detection ejecting at the first failure: 150
+    requests (GET /hangup, GET /, POST /echo in turn, one client connection) are all answered 200
+    by blue, and the endpoint is never ejected: a pooled connection the upstream dropped is a
+    keep-alive race, not a failure of the endpoint."""
+    blue, green = start_upstream("blue"), start_upstream("green")
+    port = free_port()
+    cfg = make_config(port, {"blue": [blue], "green": [green]}, {"blue": 100, "green": 0},
+                      workers=1)
+    cfg["routes"][0]["outlier_detection"] = {"consecutive_failures": 1,
+                                             "base_ejection_ms": 30000}
+    cx = start_cutover(cfg, workers=1)
+    c = RawConn(port)
+    try:
+        for i in range(150):
+            kind = i % 3
+            if kind == 2:
+                r = c.request("POST", "/echo", {"Content-Type": "text/plain"}, b"x" * 100)
+                ok = r.status == 200 and r.body == b"x" * 100
+            else:
+                r = c.get("/hangup" if kind == 0 else "/")
+                ok = r.status == 200 and r.body == b"blue\n"
+            check(ok and r.upstream == "blue", "request %d: %s %r %r", i, r.status, r.upstream,
+                  r.body[:200])
+            if not r.keep_alive or c.eof:
+                c.close()
+                c = RawConn(port)
+    finally:
+        c.close()
+    check(len(blue.requests()) == 150, "blue logged %d requests", len(blue.requests()))
+    time.sleep(0.3)
+    ej = [e for e in cx.events("endpoint_health") if e.get("state") == "ejected"]
+    check(not ej, "ejected: %r", ej)
