@@ -26,6 +26,7 @@
 #define H2UP_CONN_WINDOW (16u << 20)    /* connection receive window */
 #define H2UP_OUT_CAP (256u << 10)       /* socket output queued before DATA waits */
 #define H2UP_REPLAY_MAX (64u << 10) /* request body kept to resend a refused stream */
+#define H2UP_NAMES_INLINE 512       /* lower-case field names kept in the stream object */
 
 struct h2up_conn;
 
@@ -49,6 +50,12 @@ struct h2up_stream {
     struct evbuffer *tmp;        /* DATA handed to the stream */
     struct evbuffer *sent;       /* request body sent so far, for a resend after a refusal */
     int sent_overflow;           /* more than H2UP_REPLAY_MAX was sent: no resend */
+    /* The request HEADERS is submitted without copies (NGHTTP2_NV_FLAG_NO_COPY_*): nghttp2 reads
+     * the names and values when it packs the frame, which can be loop turns later. Values are
+     * slices of s->head (owned by s) or literals; the lower-case names live here, in names
+     * (names_inline, or malloc'd for a larger head). See "borrowed request bytes" below. */
+    char *names;
+    char names_inline[H2UP_NAMES_INLINE];
 };
 
 struct h2up_conn {
@@ -69,6 +76,7 @@ struct h2up_conn {
     int session_saved; /* the TLS session was offered to the endpoint */
     unsigned connect_ms, idle_ms;
     uint32_t max_header_bytes; /* limits.max_header_bytes: SETTINGS_MAX_HEADER_LIST_SIZE */
+    int32_t hd_out_id; /* request HEADERS up to this stream id are packed or dropped by nghttp2 */
 };
 
 /* ---- connection lifetime -------------------------------------------------------------------
@@ -188,18 +196,53 @@ static void stream_obj_free(struct h2up_stream *st)
     if (st->sent)
         evbuffer_free(st->sent);
     fields_head_dispose(&st->head);
+    if (st->names != st->names_inline)
+        free(st->names);
     free(st);
     if (c)
         maybe_idle(c);
 }
 
-/* Detaches the stream.c side (both forget each other). DATA received while the client was
+/* ---- borrowed request bytes ---------------------------------------------------------------
+ *
+ * submit() hands nghttp2 the request's names and values without copies. nghttp2 keeps only the
+ * pointers (nghttp2_nv_array_copy with both NO_COPY flags copies the nghttp2_nv array, not the
+ * bytes) and reads the bytes once, when it packs the HEADERS (session_prep_frame, inside
+ * nghttp2_session_mem_send). Until then the frame waits in the session's ob_syn queue: a
+ * turn of the loop at least (submit only schedules the send), longer when the socket output is
+ * full (pump) or the peer's stream limit is reached. The bytes belong to s (s->head, freed by
+ * stream_free) and to st (names), so neither may go while the frame waits with them:
+ *
+ * - Whichever way st lets go of s (unhook: a detach, a failure, a retry elsewhere) while its
+ *   HEADERS waits, it first cancels it with RST_STREAM. In nghttp2 1.52 an RST_STREAM for a
+ *   stream whose request HEADERS is still in ob_syn only marks that item canceled
+ *   (nghttp2_session_add_rst_stream: it allocates nothing then, so it cannot fail); when the
+ *   item comes up, session_prep_frame opens the stream, finds it canceled
+ *   (session_predicate_request_headers_send) before it estimates or packs anything, and closes
+ *   it again (on_stream_close, with whatever stream user data is left: NULL once st is freed).
+ *   The bytes are never read, so s and st may go right after. Nothing goes on the wire for a
+ *   canceled request, so no second RST_STREAM may follow (a reset of a stream the peer never
+ *   saw is a connection error): see on_stream_timeout.
+ * - nghttp2_session_del frees queued items without reading them either, so a connection that
+ *   dies (conn_fail) needs nothing more.
+ * - "Waits" is c->hd_out_id < st->id: request HEADERS leave ob_syn in stream id order, and
+ *   before_frame_send (right after packing) and on_stream_close (a stream closes only after its
+ *   HEADERS was packed or dropped) move hd_out_id forward. */
+static int headers_waiting(const struct h2up_stream *st)
+{
+    return st->id > st->c->hd_out_id && st->c->ng;
+}
+
+/* Detaches the stream.c side (both forget each other). A request HEADERS still waiting to be
+ * packed is canceled (see "borrowed request bytes"). DATA received while the client was
  * paused and not yet returned to the windows is returned now: nobody will resume it, and the
  * connection window is shared by every stream. */
 static struct stream *unhook(struct h2up_stream *st)
 {
     struct stream *s = st->s;
     st->s = NULL;
+    if (s && st->c && headers_waiting(st))
+        nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
     if (st->unconsumed && st->c && st->c->ng && st->id > 0) {
         nghttp2_session_consume(st->c->ng, st->id, st->unconsumed);
         st->unconsumed = 0;
@@ -302,12 +345,18 @@ static void on_run(evutil_socket_t fd, short what, void *arg)
     conn_leave(c);
 }
 
-/* Request body from s->req_body, as DATA frames. */
+/* Request body from s->req_body, as DATA frames written without copies: body_read says how
+ * much the next frame carries (NGHTTP2_DATA_FLAG_NO_COPY), send_data moves it. nghttp2 calls
+ * send_data right after body_read in the same nghttp2_session_mem_send, with nothing of ours
+ * in between, and send_data never answers NGHTTP2_ERR_WOULDBLOCK: so s->req_body still holds
+ * the bytes, and no DATA item stays half sent in nghttp2 across calls (it would outlive st
+ * when the stream fails). */
 static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                          uint32_t *flags, nghttp2_data_source *src, void *arg)
 {
     (void)ng;
     (void)id;
+    (void)buf;
     (void)arg;
     struct h2up_stream *st = src->ptr;
     struct stream *s = st->s;
@@ -319,23 +368,61 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         return NGHTTP2_ERR_DEFERRED;
     }
     size_t n = have < len ? have : len;
-    if (n) {
-        evbuffer_remove(s->req_body, buf, n);
-        s->req_body_sent_any = 1;
-        if (!st->sent_overflow && evbuffer_get_length(st->sent) + n <= H2UP_REPLAY_MAX)
-            evbuffer_add(st->sent, buf, n);
-        else
-            st->sent_overflow = 1;
-    }
-    if (s->req_done && evbuffer_get_length(s->req_body) == 0)
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (s->req_done && n == have)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
     return (ssize_t)n;
 }
 
+/* Writes one DATA frame of st's body straight to the socket output: the frame header nghttp2
+ * made, then len bytes moved out of s->req_body (and padding, which cutover never asks for).
+ * The first H2UP_REPLAY_MAX bytes are also kept in st->sent for a resend. Past H2UP_OUT_CAP
+ * of output, nghttp2_session_mem_send returns (NGHTTP2_ERR_PAUSE) so that pump stops. */
+static int send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd, size_t len,
+                     nghttp2_data_source *src, void *arg)
+{
+    (void)ng;
+    struct h2up_conn *c = arg;
+    struct h2up_stream *st = src->ptr;
+    struct stream *s = st->s;
+    CUT_ASSERT(s && evbuffer_get_length(s->req_body) >= len); /* as body_read just saw */
+    struct evbuffer *out = c->io.out;
+    size_t pad = f->data.padlen;
+    if (evbuffer_add(out, framehd, 9) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (pad) {
+        uint8_t padlen = (uint8_t)(pad - 1);
+        if (evbuffer_add(out, &padlen, 1) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (len) {
+        if (!st->sent_overflow && evbuffer_get_length(st->sent) + len <= H2UP_REPLAY_MAX) {
+            struct evbuffer_iovec v;
+            if (evbuffer_reserve_space(st->sent, (ev_ssize_t)len, &v, 1) != 1 ||
+                evbuffer_copyout(s->req_body, v.iov_base, len) != (ev_ssize_t)len)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+            v.iov_len = len;
+            evbuffer_commit_space(st->sent, &v, 1);
+        } else {
+            st->sent_overflow = 1;
+        }
+        if (evbuffer_remove_buffer(s->req_body, out, len) != (int)len)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        s->req_body_sent_any = 1;
+    }
+    if (pad > 1) {
+        static const uint8_t zeros[256];
+        if (evbuffer_add(out, zeros, pad - 1) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return io_pending(&c->io) >= H2UP_OUT_CAP ? NGHTTP2_ERR_PAUSE : 0;
+}
+
+/* Names and values are borrowed until the HEADERS is packed (see "borrowed request bytes"). */
 static nghttp2_nv nv_make(const char *name, size_t nl, const char *value, size_t vl)
 {
     return (nghttp2_nv){(uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)value, nl, vl,
-                        NGHTTP2_NV_FLAG_NONE};
+                        NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
 }
 
 /* A field whose value is new on every request (cutover's X-Request-Id, a trace context):
@@ -350,7 +437,9 @@ static int unique_value(const char *lower, size_t n)
 /* Sends the request of st, built from the stream's forwarded request (s->fwd), and its body
  * provider. Fields: every one written for the upstream except Host (sent as :authority),
  * hop-by-hop ones (Transfer-Encoding, Connection, Upgrade), connection-specific ones and te;
- * names in lower case (nghttp2 copies names and values during the submit). */
+ * names in lower case. nghttp2 copies neither names nor values: values point into s->head,
+ * names into st->names, and both stay until the HEADERS is packed or canceled (see "borrowed
+ * request bytes"). Called once per st. */
 static int submit(struct h2up_stream *st)
 {
     struct h2up_conn *c = st->c;
@@ -358,16 +447,21 @@ static int submit(struct h2up_stream *st)
     const struct http_req *r = &s->fwd;
     if (!r->fields || !http_path_ok(r->path))
         return CUT_EPROTO;
+    CUT_ASSERT(st->id == 0 && !st->names);
     size_t names = 0;
     for (unsigned i = 0; i < r->nfields; i++)
         names += r->fields[i].name.n;
+    st->names = names <= sizeof st->names_inline ? st->names_inline : malloc(names);
     size_t nv_bytes = (r->nfields + 5) * sizeof(nghttp2_nv);
-    _Alignas(nghttp2_nv) char small[2048]; /* the usual request head: no allocation */
-    nghttp2_nv *nv = nv_bytes + names <= sizeof small ? (nghttp2_nv *)small
-                                                      : malloc(nv_bytes + names);
-    if (!nv)
-        return CUT_ENOMEM;
-    char *lower = (char *)nv + nv_bytes;
+    _Alignas(nghttp2_nv) char small[2048]; /* the usual request head: no allocation (nghttp2
+                                            * copies the array itself) */
+    nghttp2_nv *nv = nv_bytes <= sizeof small ? (nghttp2_nv *)small : malloc(nv_bytes);
+    if (!nv || !st->names) {
+        if ((char *)nv != small)
+            free(nv);
+        return CUT_ENOMEM; /* st->names goes with st */
+    }
+    char *lower = st->names;
     int rc = CUT_EPROTO;
     size_t n = 0;
     nv[n++] = nv_make(":method", 7, r->method.p, r->method.n);
@@ -391,7 +485,7 @@ static int submit(struct h2up_stream *st)
         cut_lower_copy(lower, f->name.p, f->name.n);
         nv[n] = nv_make(lower, f->name.n, v.p, v.n);
         if (unique_value(lower, f->name.n))
-            nv[n].flags = NGHTTP2_NV_FLAG_NO_INDEX;
+            nv[n].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
         n++;
         lower += f->name.n;
     }
@@ -539,10 +633,24 @@ static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
     return 0;
 }
 
+/* nghttp2 has just packed a frame; for a request HEADERS, the borrowed bytes are read. */
+static int before_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
+{
+    (void)ng;
+    struct h2up_conn *c = arg;
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST &&
+        f->hd.stream_id > c->hd_out_id)
+        c->hd_out_id = f->hd.stream_id;
+    return 0;
+}
+
 static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *arg)
 {
     (void)ng;
-    struct h2up_stream *st = stream_of(arg, id);
+    struct h2up_conn *c = arg;
+    if (id > c->hd_out_id) /* its HEADERS was dropped (canceled, refused): not waiting now */
+        c->hd_out_id = id;
+    struct h2up_stream *st = stream_of(c, id);
     if (!st)
         return 0;
     if (!st->s) { /* finished or detached */
@@ -621,6 +729,8 @@ static int start_session(struct h2up_conn *c)
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+        nghttp2_session_callbacks_set_before_frame_send_callback(cbs, before_frame_send);
+        nghttp2_session_callbacks_set_send_data_callback(cbs, send_data);
         nghttp2_option_set_no_auto_window_update(opt, 1);
         nghttp2_option_set_peer_max_concurrent_streams(opt, H2UP_DEFAULT_MAX_STREAMS);
         ok = nghttp2_session_client_new2(&c->ng, cbs, c, opt) == 0;
@@ -717,7 +827,8 @@ static void on_stream_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     conn_enter(c);
-    if (st->id > 0 && c->ng)
+    /* A request still waiting to be packed is canceled by stream_fail (unhook) instead. */
+    if (st->id > 0 && c->ng && !headers_waiting(st))
         nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
     stream_fail(st, CUT_ETIMEDOUT, 0); /* the answer may release a snapshot: c is held */
     schedule(c);
