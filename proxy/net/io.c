@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -24,6 +25,70 @@ void io_loop_init(struct io_loop *l, struct event_base *base)
 {
     l->base = base;
     l->dirty = NULL;
+    l->nbufs = l->nevs = 0;
+}
+
+void io_loop_dispose(struct io_loop *l)
+{
+    while (l->nbufs)
+        evbuffer_free(l->bufs[--l->nbufs]);
+    while (l->nevs)
+        free(l->evs[--l->nevs]);
+}
+
+/* ---- spares: what an idle io gives back ----------------------------------------------------- */
+
+static struct evbuffer *buf_take(struct io_loop *l)
+{
+    return l->nbufs ? l->bufs[--l->nbufs] : evbuffer_new();
+}
+
+/* b holds no chain: a spare is as good as a new buffer. */
+static void buf_give(struct io_loop *l, struct evbuffer *b)
+{
+    if (l->nbufs < IO_SPARES)
+        l->bufs[l->nbufs++] = b;
+    else
+        evbuffer_free(b);
+}
+
+/* A buffer that may still hold data or an empty chain is freed, never kept. */
+static void buf_release(struct io_loop *l, struct evbuffer *b, int clean)
+{
+    if (!b)
+        return;
+    if (clean && evbuffer_get_length(b) == 0)
+        buf_give(l, b);
+    else
+        evbuffer_free(b);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg);
+
+/* The write event, taken the first time a write must wait. 0 or -1 (no memory). */
+static int wev_take(struct io *io)
+{
+    struct io_loop *l = io->loop;
+    struct event *e = l->nevs ? l->evs[--l->nevs] : malloc(event_get_struct_event_size());
+    if (!e)
+        return -1;
+    event_assign(e, l->base, io->fd, EV_WRITE, on_writable, io);
+    io->wev = e;
+    return 0;
+}
+
+static void wev_release(struct io *io)
+{
+    struct io_loop *l = io->loop;
+    struct event *e = io->wev;
+    if (!e)
+        return;
+    io->wev = NULL;
+    event_del(e);
+    if (l->nevs < IO_SPARES)
+        l->evs[l->nevs++] = e;
+    else
+        free(e);
 }
 
 static void dirty_unlink(struct io *io)
@@ -52,19 +117,23 @@ void io_mark(struct io *io)
     io->loop->dirty = io;
 }
 
-static void arm_write(struct io *io)
+/* 0, or -1 when no write event could be had (out of memory: the caller fails the io). */
+static int arm_write(struct io *io)
 {
     if (!io->write_armed) {
+        if (!io->wev && wev_take(io) < 0)
+            return -1;
         io->write_armed = 1;
-        event_add(&io->wev, io->write_timeout);
+        event_add(io->wev, io->write_timeout);
     }
+    return 0;
 }
 
 static void disarm_write(struct io *io)
 {
     if (io->write_armed) {
         io->write_armed = 0;
-        event_del(&io->wev);
+        event_del(io->wev);
     }
 }
 
@@ -110,9 +179,10 @@ static int do_write(struct io *io)
         if (n < 0 && errno == EINTR)
             continue;
         if (n > 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
-            arm_write(io);
-            return evbuffer_get_length(io->out) < before &&
-                   evbuffer_get_length(io->out) <= io->drain_mark;
+            if (arm_write(io) == 0)
+                return evbuffer_get_length(io->out) < before &&
+                       evbuffer_get_length(io->out) <= io->drain_mark;
+            errno = ENOMEM;
         }
         io->err = errno;
         io->failed = 1;
@@ -172,10 +242,12 @@ static int tls_write(struct io *io)
         }
         int e = SSL_get_error(io->ssl, w);
         if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-            if (e == SSL_ERROR_WANT_READ)
+            if (e == SSL_ERROR_WANT_READ) {
                 io->tls_write_wants_read = 1; /* retried from the read event */
-            else
-                arm_write(io);
+            } else if (arm_write(io) < 0) {
+                tls_fail(io, ENOMEM);
+                return -1;
+            }
             return evbuffer_get_length(io->out) < before &&
                    evbuffer_get_length(io->out) <= io->drain_mark;
         }
@@ -214,11 +286,9 @@ static int tls_handshake(struct io *io)
     int e = SSL_get_error(io->ssl, r);
     if (e == SSL_ERROR_WANT_READ)
         return 0;
-    if (e == SSL_ERROR_WANT_WRITE) {
-        arm_write(io);
+    if (e == SSL_ERROR_WANT_WRITE && arm_write(io) == 0)
         return 0;
-    }
-    tls_fail(io, EPROTO); /* protocol version, no shared cipher, bad client certificate, ... */
+    tls_fail(io, e == SSL_ERROR_WANT_WRITE ? ENOMEM : EPROTO); /* protocol version, no shared cipher, bad client certificate, ... */
     return -1;
 }
 
@@ -237,7 +307,11 @@ static ssize_t tls_read(struct io *io, void *p, size_t cap)
         return -1;
     case SSL_ERROR_WANT_WRITE: /* a post-handshake message to send first */
         io->tls_read_wants_write = 1;
-        arm_write(io);
+        if (arm_write(io) < 0) {
+            io->tls_dead = 1;
+            errno = ENOMEM;
+            return -1;
+        }
         errno = EAGAIN;
         return -1;
     case SSL_ERROR_ZERO_RETURN: /* close_notify, or a bare TCP close (IGNORE_UNEXPECTED_EOF) */
@@ -387,6 +461,14 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             }
         }
     }
+    if (!io->in && io_wake(io) < 0) { /* asleep: buffers again */
+        io->err = ENOMEM;
+        io->failed = 1;
+        io_pause_read(io);
+        io->on_event(io, IO_ERROR, io->arg);
+        io_loop_flush(l);
+        return;
+    }
     for (int i = 0; i < IO_READS_PER_EVENT; i++) {
         if (io->read_max && evbuffer_get_length(io->in) >= io->read_max) {
             io_pause_read(io); /* the owner resumes once it consumed enough */
@@ -416,6 +498,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
                 left -= v[k].iov_len;
             }
             evbuffer_commit_space(io->in, v, nv);
+            io->in_chain = 0; /* the chain holds data now: draining it frees it */
             got += (size_t)n;
             if (io->ssl) {
                 if (!SSL_has_pending(io->ssl) && (size_t)n < IO_TLS_RECORD)
@@ -428,6 +511,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         evbuffer_commit_space(io->in, v, 0);
+        if (evbuffer_get_length(io->in) == 0)
+            io->in_chain = 1; /* the reserved chain stays, empty: io_sleep frees it */
         if (n == 0) {
             io->eof = 1;
             io_pause_read(io);
@@ -528,18 +613,11 @@ static int setup(struct io *io, struct io_loop *l, int fd, io_read_fn r, io_drai
     io->on_drain = d;
     io->on_event = e;
     io->arg = arg;
-    io->in = evbuffer_new();
-    io->out = evbuffer_new();
-    if (!io->in || !io->out) {
-        if (io->in)
-            evbuffer_free(io->in);
-        if (io->out)
-            evbuffer_free(io->out);
+    if (io_wake(io) < 0) {
         close(fd);
         return CUT_ENOMEM;
     }
     event_assign(&io->rev, l->base, fd, EV_READ | EV_PERSIST, on_readable, io);
-    event_assign(&io->wev, l->base, fd, EV_WRITE, on_writable, io);
     return 0;
 }
 
@@ -563,7 +641,7 @@ void io_set_transport(struct io *io, struct io_transport *t)
 void io_transport_writable(struct io_transport *t)
 {
     if (t->io && t->io->write_armed)
-        event_active(&t->io->wev, EV_WRITE, 1);
+        event_active(t->io->wev, EV_WRITE, 1);
 }
 
 int io_connect(struct io *io, struct io_loop *l, const struct sockaddr *addr, socklen_t len,
@@ -576,6 +654,10 @@ int io_connect(struct io *io, struct io_loop *l, const struct sockaddr *addr, so
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (setup(io, l, fd, r, d, e, arg) < 0)
         return CUT_EIO;
+    if (wev_take(io) < 0) {
+        io_dispose(io);
+        return CUT_EIO;
+    }
     io->connecting = 1;
     if (connect(fd, addr, len) < 0 && errno != EINPROGRESS) {
         /* Reported from the loop like any other failure, never from inside this call. */
@@ -583,9 +665,9 @@ int io_connect(struct io *io, struct io_loop *l, const struct sockaddr *addr, so
     }
     io->write_armed = 1;
     if (io->err)
-        event_active(&io->wev, EV_WRITE, 1);
+        event_active(io->wev, EV_WRITE, 1);
     else
-        event_add(&io->wev, NULL);
+        event_add(io->wev, NULL);
     return 0;
 }
 
@@ -595,7 +677,8 @@ void io_dispose(struct io *io)
         *io->alive = 0;
     dirty_unlink(io);
     event_del(&io->rev);
-    event_del(&io->wev);
+    io->write_armed = 0;
+    wev_release(io);
     if (io->ssl) {
         tls_close_notify(io);
         tls_ssl_free(io->ssl);
@@ -606,9 +689,46 @@ void io_dispose(struct io *io)
     if (io->fd >= 0)
         close(io->fd);
     io->fd = -1;
-    evbuffer_free(io->in);
-    evbuffer_free(io->out);
+    buf_release(io->loop, io->in, !io->in_chain);
+    buf_release(io->loop, io->out, 1);
     io->in = io->out = NULL;
+    io->in_chain = 0;
+}
+
+int io_sleep(struct io *io)
+{
+    struct evbuffer *in = io->in, *out = io->out;
+    if (!in || io->dirty || io->write_armed || io->connecting || io->tls_write_wants_read ||
+        evbuffer_get_length(out) || evbuffer_get_length(in))
+        return 0;
+    struct io_loop *l = io->loop;
+    io->in = io->out = NULL;
+    if (io->in_chain) { /* an empty chain is no spare: free it with its buffer */
+        io->in_chain = 0;
+        evbuffer_free(in);
+    } else {
+        buf_give(l, in);
+    }
+    buf_give(l, out);
+    if (io->wev)
+        wev_release(io);
+    return 1;
+}
+
+int io_wake(struct io *io)
+{
+    if (io->in)
+        return 0;
+    struct io_loop *l = io->loop;
+    io->in = buf_take(l);
+    io->out = buf_take(l);
+    if (!io->in || !io->out) {
+        buf_release(l, io->in, 1);
+        buf_release(l, io->out, 1);
+        io->in = io->out = NULL;
+        return CUT_ENOMEM;
+    }
+    return 0;
 }
 
 void io_pause_read(struct io *io)
@@ -631,7 +751,7 @@ void io_resume_read(struct io *io)
 
 size_t io_pending(const struct io *io)
 {
-    return evbuffer_get_length(io->out);
+    return io->out ? evbuffer_get_length(io->out) : 0;
 }
 
 int io_parse_front(struct evbuffer *in, size_t max, io_parse_fn fn, void *ctx)

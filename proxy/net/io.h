@@ -9,6 +9,11 @@
  * Ownership: struct io is embedded in its owner (client or upstream connection), which calls
  * io_dispose() exactly once. Callbacks may dispose of their own io (or another one); io.c
  * touches nothing after calling back. Worker thread only.
+ *
+ * Idle connections: an owner that waits for its peer with nothing buffered puts its io to sleep
+ * (io_sleep): the two buffers and the write event go back to the loop's spares, and only the
+ * struct io and its read event stay (nginx frees an idle keep-alive connection's buffer the same
+ * way). The next readable byte wakes it with spare (or new) buffers before on_read is called.
  */
 #ifndef CUT_IO_H
 #define CUT_IO_H
@@ -26,10 +31,16 @@ struct iovec;
 struct ssl_st;
 struct tls_ctx;
 
-/* One per worker: the sockets with output to write at the end of the current callback. */
+#define IO_SPARES 32 /* empty buffers and write events a loop keeps for the next io to wake */
+
+/* One per worker: the sockets with output to write at the end of the current callback, and the
+ * spares that sleeping ios gave back (bounded: beyond IO_SPARES they are freed). */
 struct io_loop {
     struct event_base *base;
     struct io *dirty;
+    unsigned nbufs, nevs;
+    struct evbuffer *bufs[IO_SPARES];
+    struct event *evs[IO_SPARES];
 };
 
 enum io_what {
@@ -64,26 +75,30 @@ struct io {
     int fd;
     int err;
     struct io_loop *loop;
-    struct evbuffer *in, *out;
-    struct event rev, wev;
+    struct evbuffer *in, *out; /* both NULL while asleep (io_sleep) */
+    struct event rev;
+    struct event *wev;    /* taken the first time a write must wait; NULL while asleep */
     io_read_fn on_read;   /* bytes were added to in */
     io_drain_fn on_drain; /* out shrank to drain_mark or below after a write */
     io_event_fn on_event;
     void *arg;
-    size_t read_max;      /* stop reading while in holds this much (0: no limit) */
-    size_t drain_mark;
+    unsigned read_max;    /* stop reading while in holds this much (0: no limit) */
+    unsigned drain_mark;
     const struct timeval *write_timeout;
     struct io *dnext, *dprev;
     int *alive;           /* set while io.c calls back, cleared by io_dispose */
     struct ssl_st *ssl;   /* TLS mode (io_tls_accept); NULL: plain socket */
     struct io_transport *tp; /* NULL: a socket (tests only: io_set_transport) */
     unsigned reading : 1, read_armed : 1, write_armed : 1, connecting : 1, dirty : 1,
-        eof : 1, failed : 1;
+        eof : 1, failed : 1, in_chain : 1; /* in_chain: in may hold an empty chain */
     unsigned tls_handshaking : 1, tls_read_wants_write : 1, tls_write_wants_read : 1,
         tls_dead : 1, tls_client : 1;
 };
 
 void io_loop_init(struct io_loop *l, struct event_base *base);
+
+/* Frees the spares (after every io of the loop was disposed, before the base is freed). */
+void io_loop_dispose(struct io_loop *l);
 
 /* Takes a connected non-blocking socket. Reading starts at once. Returns 0 or CUT_ENOMEM (the
  * socket is then closed and io_dispose must not be called). */
@@ -162,7 +177,18 @@ void io_resume_read(struct io *io);
 typedef int (*io_parse_fn)(const char *p, size_t n, void *ctx);
 int io_parse_front(struct evbuffer *in, size_t max, io_parse_fn fn, void *ctx);
 
-/* Bytes waiting to be written. */
+/* Bytes waiting to be written (0 while asleep). */
 size_t io_pending(const struct io *io);
+
+/* The owner waits for the peer with nothing buffered either way: the buffers and the write
+ * event go back to the loop's spares and in/out become NULL; reading goes on. The next read
+ * wakes the io (buffers again) before on_read; the owner calls io_wake() itself before it
+ * touches in/out for any other reason. Does nothing and returns 0 unless in and out are empty
+ * and no write is queued or waiting (nor a connect); returns 1 when the io sleeps. */
+int io_sleep(struct io *io);
+
+/* Takes buffers again after io_sleep (nothing to do when awake). 0 or CUT_ENOMEM (the io stays
+ * asleep). */
+int io_wake(struct io *io);
 
 #endif

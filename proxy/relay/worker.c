@@ -459,6 +459,7 @@ void worker_free(struct worker *w)
             log_submit(w->logger, w->logbuf);
         evbuffer_free(w->logbuf);
     }
+    io_loop_dispose(&w->iol); /* the spare buffers and events the connections gave back */
     if (w->base)
         event_base_free(w->base);
     free(w->listeners);

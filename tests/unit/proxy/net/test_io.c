@@ -95,6 +95,7 @@ Test(io_fake, echo_and_eof)
     cr_assert(f.write_shut);
     io_dispose(&io);
     fake_io_dispose(&f);
+    io_loop_dispose(&l);
     event_base_free(b);
 }
 
@@ -138,5 +139,6 @@ Test(io_fake, full_peer_waits_for_write_event)
     cr_assert_geq(e.drains, 1);
     io_dispose(&io);
     fake_io_dispose(&f);
+    io_loop_dispose(&l);
     event_base_free(b);
 }
