@@ -48,8 +48,24 @@ union h1c_addr {
     struct sockaddr_in6 in6;
 };
 
-/* Kept small: an idle keep-alive connection costs this struct, its timer and two empty buffers
- * (bench: resident memory per idle connection). */
+/* What only a request body or a lingering close needs: allocated for them, freed once the
+ * exchange is over, so that an idle connection carries none of it. */
+struct h1x {
+    enum h1_body req_body;
+    struct chunked chunk;
+    uint64_t remaining;
+    /* The request body's deadline (timeouts.request_body_ms + limits.min_body_rate): when it
+     * started (moved forward by the time reading was paused for the upstream), the bytes it
+     * earned credit for, and when reading was paused (0: not paused). */
+    uint64_t body_start_ns, body_bytes, paused_ns;
+    /* Lingering close: bytes read and dropped, and when it ends at the latest. */
+    size_t discarded;
+    uint64_t linger_until_ns;
+};
+
+/* Kept small: an idle keep-alive connection costs this struct, its read event and its timer
+ * (its io sleeps: no buffers, no write event). 512 bytes is one of tcmalloc's size classes;
+ * bench.py's idle scenario measures the resident memory per idle connection. */
 struct h1c {
     struct worker *w;
     struct io io;
@@ -58,9 +74,8 @@ struct h1c {
     socklen_t peerlen;
     struct h1c *next, *prev; /* the worker's connection list */
     struct stream *s;
+    struct h1x *x;           /* while a request body is read or the connection lingers */
     enum h1c_state state;
-    enum h1_body req_body;
-    struct chunked chunk;
     unsigned minor : 1;          /* the current request's HTTP/1.x minor version */
     unsigned keep_alive : 1;     /* the connection survives the current exchange */
     unsigned head_started : 1;   /* bytes of a new request head arrived (header timer armed) */
@@ -74,14 +89,8 @@ struct h1c {
     unsigned lingering : 1;
     unsigned peer_eof : 1;       /* the client half-closed after a complete request */
     unsigned used : 1;           /* a request was read: an HTTP/2 preface is no longer one */
-    size_t discarded;
-    uint64_t linger_until_ns;
-    uint64_t remaining;
-    /* The request body's deadline (timeouts.request_body_ms + limits.min_body_rate): when it
-     * started (moved forward by the time reading was paused for the upstream), the bytes it
-     * earned credit for, and when reading was paused (0: not paused). */
-    uint64_t body_start_ns, body_bytes, paused_ns;
 };
+_Static_assert(sizeof(struct h1c) <= 512, "an idle connection grew out of its size class");
 
 static void on_read(struct io *io, void *arg);
 static void process(struct h1c *c);
@@ -108,6 +117,7 @@ static void conn_free(struct h1c *c)
     worker_conn_removed(c->w, c);
     ltimer_dispose(&c->tmo);
     io_dispose(&c->io);
+    free(c->x);
     free(c);
 }
 
@@ -120,7 +130,8 @@ static void pause_read(struct h1c *c)
 {
     if (!c->read_paused) {
         c->read_paused = 1;
-        c->paused_ns = clock_mono_ns();
+        if (c->x)
+            c->x->paused_ns = clock_mono_ns();
         io_pause_read(&c->io);
     }
 }
@@ -130,9 +141,11 @@ static void resume_read(struct h1c *c)
     if (c->read_paused) {
         c->read_paused = 0;
         /* Time the upstream held the body back does not count against the client. */
-        if (c->paused_ns)
-            c->body_start_ns += clock_mono_ns() - c->paused_ns;
-        c->paused_ns = 0;
+        struct h1x *x = c->x;
+        if (x && x->paused_ns) {
+            x->body_start_ns += clock_mono_ns() - x->paused_ns;
+            x->paused_ns = 0;
+        }
         io_resume_read(&c->io);
     }
 }
@@ -145,10 +158,10 @@ static int body_too_slow(const struct h1c *c, const struct cfg *cfg)
     if (!cfg || c->state != H1C_BODY || c->read_paused)
         return 0;
     uint64_t allowed = http_body_allowance_ms(cfg->timeouts.request_body,
-                                              cfg->limits.min_body_rate, c->body_bytes);
+                                              cfg->limits.min_body_rate, c->x->body_bytes);
     if (allowed == UINT64_MAX)
         return 0;
-    return (clock_mono_ns() - c->body_start_ns) / 1000000u > allowed;
+    return (clock_mono_ns() - c->x->body_start_ns) / 1000000u > allowed;
 }
 
 /* The output is empty: close, or first half-close and read what the client is still sending
@@ -156,9 +169,11 @@ static int body_too_slow(const struct h1c *c, const struct cfg *cfg)
  * sent: RFC 9112 section 9.6). The free itself is always deferred to the timer. */
 static void close_or_linger(struct h1c *c)
 {
-    if (c->linger && !c->lingering && !c->io.eof && !c->io.failed) {
+    if (c->linger && !c->lingering && !c->io.eof && !c->io.failed &&
+        (c->x || (c->x = malloc(sizeof *c->x)) != NULL)) { /* no memory: a plain close */
         c->lingering = 1;
-        c->linger_until_ns = clock_mono_ns() + (uint64_t)H1C_LINGER_MAX_MS * 1000000u;
+        c->x->discarded = 0;
+        c->x->linger_until_ns = clock_mono_ns() + (uint64_t)H1C_LINGER_MAX_MS * 1000000u;
         io_shutdown_write(&c->io); /* close_notify first on TLS */
         io_resume_read(&c->io);
         arm(c, H1C_LINGER_IDLE_MS);
@@ -179,10 +194,11 @@ static void start_closing(struct h1c *c, int linger)
     c->keep_alive = 0;
     c->linger |= linger;
     io_pause_read(&c->io);
-    struct evbuffer *in = c->io.in;
-    evbuffer_drain(in, evbuffer_get_length(in));
+    struct evbuffer *in = c->io.in; /* NULL when the io sleeps: nothing buffered either way */
+    if (in)
+        evbuffer_drain(in, evbuffer_get_length(in));
     c->io.drain_mark = 0;
-    if (evbuffer_get_length(c->io.out) == 0) {
+    if (io_pending(&c->io) == 0) {
         close_or_linger(c);
     } else {
         io_mark(&c->io);
@@ -195,7 +211,7 @@ static void reject(struct h1c *c, int status, const char *code, const char *msg)
 {
     char buf[1024];
     int n = http_write_error(buf, sizeof buf, status, code, msg, 1);
-    if (n > 0)
+    if (n > 0 && io_wake(&c->io) == 0)
         evbuffer_add(c->io.out, buf, (size_t)n);
     start_closing(c, 1); /* marks the output for writing */
 }
@@ -220,7 +236,11 @@ static void exchange_done(struct h1c *c)
     c->s = NULL;
     stream_free(s);
     if (c->state == H1C_CLOSING)
-        return;
+        return; /* c->x stays for a lingering close */
+    if (c->x) { /* the request body is complete */
+        free(c->x);
+        c->x = NULL;
+    }
     if (!c->keep_alive || c->w->stopping) {
         start_closing(c, c->linger);
         return;
@@ -235,8 +255,12 @@ static void exchange_done(struct h1c *c)
         ltimer_stop(&c->tmo); /* the write timeout guards the response still being written */
     }
     resume_read(c);
-    if (!c->in_read && evbuffer_get_length(c->io.in) > 0)
+    if (c->in_read)
+        return;
+    if (evbuffer_get_length(c->io.in) > 0)
         process(c); /* a pipelined request is already waiting */
+    else
+        io_sleep(&c->io); /* when the response is already out: idle, no buffers */
 }
 
 /* ---- stream -> client ---------------------------------------------------------------------- */
@@ -384,7 +408,7 @@ static size_t ds_pending(void *ctx, struct stream *s)
 {
     struct h1c *c = ctx;
     (void)s;
-    return evbuffer_get_length(c->io.out);
+    return io_pending(&c->io);
 }
 
 static void ds_tunnel(void *ctx, struct stream *s)
@@ -515,6 +539,11 @@ static int read_head(struct h1c *c)
             req.flags &= ~HTTP_RF_UPGRADE;
     }
 
+    int body = !(r.body == H1_BODY_NONE || (r.body == H1_BODY_LENGTH && r.content_length == 0));
+    if (body && !c->x && (c->x = malloc(sizeof *c->x)) == NULL) {
+        reject(c, 503, "overloaded", "out of memory");
+        return 1;
+    }
     struct stream *s = stream_new(w, &h1c_ops, c, (struct sockaddr *)&c->peer, c->peerlen);
     if (!s) {
         reject(c, 503, "overloaded", "out of memory");
@@ -525,15 +554,18 @@ static int read_head(struct h1c *c)
     stream_set_tls(s, &c->io);
     c->minor = r.minor_version == 1;
     c->keep_alive = (r.conn_flags & H1_CF_KEEP_ALIVE) != 0 && !c->shutting_down;
-    c->req_body = r.body;
-    c->remaining = r.content_length;
-    chunked_init(&c->chunk);
-    c->req_done = r.body == H1_BODY_NONE || (r.body == H1_BODY_LENGTH && r.content_length == 0);
+    if (body) {
+        struct h1x *x = c->x;
+        x->req_body = r.body;
+        x->remaining = r.content_length;
+        chunked_init(&x->chunk);
+        x->body_start_ns = clock_mono_ns();
+        x->body_bytes = 0;
+        x->paused_ns = 0;
+    }
+    c->req_done = !body;
     c->resp_done = 0;
     c->state = c->req_done ? H1C_WAIT : H1C_BODY;
-    c->body_start_ns = clock_mono_ns();
-    c->body_bytes = 0;
-    c->paused_ns = 0;
     c->io.drain_mark = c->io.read_max / 2;
     s->bytes_in = (uint64_t)n;
     ltimer_stop(&c->tmo);
@@ -549,6 +581,7 @@ static int read_body(struct h1c *c)
 {
     struct evbuffer *in = c->io.in;
     struct stream *s = c->s;
+    struct h1x *x = c->x;
     const struct cfg *cfg = cur_cfg(c);
     for (;;) {
         size_t len = evbuffer_get_length(in);
@@ -560,13 +593,13 @@ static int read_body(struct h1c *c)
         }
         if (len == 0)
             return 0;
-        if (c->req_body == H1_BODY_LENGTH) {
-            size_t n = len < c->remaining ? len : (size_t)c->remaining;
+        if (x->req_body == H1_BODY_LENGTH) {
+            size_t n = len < x->remaining ? len : (size_t)x->remaining;
             evbuffer_remove_buffer(in, s->req_body, n);
             s->bytes_in += n;
-            c->body_bytes += n;
-            c->remaining -= n;
-            if (c->remaining == 0) {
+            x->body_bytes += n;
+            x->remaining -= n;
+            if (x->remaining == 0) {
                 c->req_done = 1;
                 c->state = H1C_WAIT;
                 ltimer_stop(&c->tmo);
@@ -580,10 +613,10 @@ static int read_body(struct h1c *c)
         struct http_field tr[CUT_MAX_FIELDS];
         unsigned ntr = 0;
         size_t moved = 0, trailer_len = 0, framing = 0;
-        int r = chunked_step(&c->chunk, in, s->req_body, &lim, tr, CUT_MAX_FIELDS, &ntr, &moved,
+        int r = chunked_step(&x->chunk, in, s->req_body, &lim, tr, CUT_MAX_FIELDS, &ntr, &moved,
                              &trailer_len, &framing);
         s->bytes_in += framing + moved;
-        c->body_bytes += moved;
+        x->body_bytes += moved;
         if (r < 0)
             goto bad;
         if (r == CHUNKED_NEED_MORE)
@@ -625,6 +658,8 @@ bad:
  * are deferred), but may be closing. */
 static void process(struct h1c *c)
 {
+    if (!c->io.in)
+        return; /* asleep: nothing to parse */
     c->in_read = 1;
     const struct cfg *cfg = cur_cfg(c);
     for (;;) {
@@ -689,12 +724,13 @@ static void on_read(struct io *io, void *arg)
     }
     if (c->state == H1C_CLOSING) {
         struct evbuffer *in = c->io.in;
-        c->discarded += evbuffer_get_length(in);
-        evbuffer_drain(in, evbuffer_get_length(in));
-        if (c->discarded > H1C_DISCARD_BYTES || clock_mono_ns() > c->linger_until_ns) {
+        size_t n = evbuffer_get_length(in);
+        evbuffer_drain(in, n);
+        if (!c->lingering || (c->x->discarded += n) > H1C_DISCARD_BYTES ||
+            clock_mono_ns() > c->x->linger_until_ns) {
             io_pause_read(&c->io);
             ltimer_fire(&c->tmo);
-        } else if (c->lingering) {
+        } else {
             arm(c, H1C_LINGER_IDLE_MS); /* still sending: keep reading a while longer */
         }
         return;
@@ -733,6 +769,8 @@ static void on_drain(struct io *io, void *arg)
             c->out_blocked = 0;
             process(c);
         }
+        if (c->state == H1C_IDLE && !c->head_started)
+            io_sleep(&c->io); /* idle: no buffers until the next request arrives */
         return;
     }
     if (c->s)
@@ -833,6 +871,7 @@ static int accept_conn(struct worker *w, int fd, struct io_transport *tp,
         arm(c, cfg->timeouts.client_header);
     else
         arm(c, cfg ? cfg->timeouts.client_idle : 120000);
+    io_sleep(&c->io); /* buffers come with the first byte */
     return 0;
 }
 
@@ -865,7 +904,8 @@ void h1c_shutdown(struct h1c *c)
 void h1c_kill(struct h1c *c)
 {
     struct evbuffer *out = c->io.out;
-    evbuffer_drain(out, evbuffer_get_length(out));
+    if (out)
+        evbuffer_drain(out, evbuffer_get_length(out));
     start_closing(c, 0);
 }
 
