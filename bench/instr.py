@@ -5,14 +5,15 @@ anchors (HAProxy, nginx, nghttpx, h2o).
     instr.py --cutover build/cutover --origin build/bench/origin [--n1 200] [--n2 1200]
              [--pairs h1-h1,h2c-h1,h1-h2c,h2c-h2c,h2tls-h1]
              [--proxies cutover,haproxy,nginx,nghttpx,haproxy-h2up,nghttpx-h2up]
-             [--jobs 2] [--dir /tmp/instr] [--json out.json]
+             [--jobs 2] [--dir /tmp/instr] [--json out.json] [--path /size/65536]
 
 For each pair (client protocol - upstream protocol) and proxy, the proxy runs under
 `valgrind --tool=callgrind` with one worker/thread (cutover -w 1; haproxy -db, nbthread 1;
 nginx master_process off, daemon off; nghttpx --single-process --workers=1; h2o num-threads 1);
 a client sends n1 sequential keep-alive requests (one connection, one request at a time), then
 in a separate run n2. Instructions per request = (total(n2) - total(n1)) / (n2 - n1), so start-
-up, configuration, the TLS handshake and shutdown cancel out. Clients: HTTP/1.1, a socket loop
+up, configuration, the TLS handshake and shutdown cancel out. Every request is a GET of --path
+("/", a 5-byte body; the origins answer /size/N with N bytes, to weigh the body's path). Clients: HTTP/1.1, a socket loop
 (bench.py's `sequential`); h2c with prior knowledge, `h2load -n N -c 1 -m 1`; h2tls, the same
 over TLS 1.3 (ALPN h2, TLS_AES_128_GCM_SHA256, the run's ECDSA P-256 certificate).
 
@@ -100,17 +101,18 @@ def run_one(ctx, kind, pair, n):
     """One callgrind run of bench kind `kind` serving n requests of pair's client. Returns the
     total instruction count (every thread of the process)."""
     client = pair.split("-")[0]
+    path = ctx.get("path", "/")
     out = os.path.join(ctx["dir"], f"callgrind-{kind}-{pair}-{n}.out")
     proc, port = bench.start_proxy(kind, ctx, cpu=None, valgrind=out, tls=client == "h2tls")
     try:
         if client == "h1":
-            ok, _ = bench.sequential(port, n)
+            ok, _ = bench.sequential(port, n, path)
         elif client == "h2c":
             if split_name(kind)[0] == "nginx":
                 port = ctx["h2c_port"][port]
-            ok = h2load_count(f"http://127.0.0.1:{port}/", n, tls=False)
+            ok = h2load_count(f"http://127.0.0.1:{port}{path}", n, tls=False)
         else:
-            ok = h2load_count(f"https://127.0.0.1:{ctx['tls_port'][port]}/", n, tls=True)
+            ok = h2load_count(f"https://127.0.0.1:{ctx['tls_port'][port]}{path}", n, tls=True)
         if ok != n:
             raise RuntimeError(f"{ok}/{n} 2xx")
     finally:
@@ -242,7 +244,10 @@ def main():
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--dir", default="/tmp/instr")
     ap.add_argument("--json")
+    ap.add_argument("--path", default="/", help="the path every request GETs (/size/N: N bytes)")
     args = ap.parse_args()
+    if not args.path.startswith("/"):
+        ap.error("--path must start with /")
     pairs = [p for p in args.pairs.split(",") if p]
     proxies = [p for p in args.proxies.split(",") if p]
     for p in pairs:
@@ -254,7 +259,7 @@ def main():
         if split_name(p)[0] not in FAMILIES:
             ap.error(f"unknown proxy {p} ({', '.join(FAMILIES)}, optionally -h2up)")
     os.makedirs(args.dir, exist_ok=True)
-    ctx = {"dir": args.dir}
+    ctx = {"dir": args.dir, "path": args.path}
     if any(p.startswith("h2tls") for p in pairs):
         ctx["tls"] = bench.make_certs(args.dir)
     server = "h2o" if args.origin == "h2o" else "origin"
@@ -272,7 +277,7 @@ def main():
             if "instr_per_req" in c:
                 print(f"{pair} {name}: {c['totals'][0]} / {c['totals'][1]} instructions -> "
                       f"{c['instr_per_req']:.0f} instructions/request")
-    print(f"\ninstructions/request, ({args.n2} - {args.n1}) sequential requests, origin "
+    print(f"\ninstructions/request, ({args.n2} - {args.n1}) sequential GETs of {args.path}, origin "
           f"{res['origin']}, {res['elapsed_s']} s\n")
     print("\n".join(table(res)))
     if args.json:
