@@ -13,7 +13,8 @@
  * Flow control, both ways:
  *  - response: each stream queues at most limits.buffer_bytes in h->out (stream.c pauses the
  *    upstream past it via ds_pending; we resume it once h->out drained to half); the socket
- *    output holds at most out_cap (the send callback returns WOULDBLOCK past it).
+ *    output holds at most out_cap (the send callback returns WOULDBLOCK past it, DATA is
+ *    written by h2s_send_data, which pauses the send past it).
  *  - request: NGHTTP2_OPT_NO_AUTO_WINDOW_UPDATE; DATA is consumed into the window only as the
  *    upstream drains it (ds_resume_body), so a slow upstream stalls the client's window.
  */
@@ -590,6 +591,7 @@ int h2c_takeover(struct worker *w, struct io *from, const struct sockaddr *peer,
         nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
         nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+        nghttp2_session_callbacks_set_send_data_callback(cbs, h2s_send_data);
         nghttp2_option_set_no_auto_window_update(opt, 1);
         nghttp2_option_set_max_outbound_ack(opt, 100); /* SETTINGS/PING ACKs not read */
         nghttp2_option_set_max_settings(opt, 32);

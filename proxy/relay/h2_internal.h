@@ -104,6 +104,13 @@ void h2s_start_request(struct h2s *h, int end_stream);
 /* The exchange of h is over (response complete or failed): log it and let go of it. */
 void h2s_exchange_over(struct h2s *h);
 
+/* nghttp2's send_data_callback (set by h2.c): writes one DATA frame of the stream whose provider
+ * data_read just answered NGHTTP2_DATA_FLAG_NO_COPY: the frame header, then len bytes moved out
+ * of h->out into c's socket output. NGHTTP2_ERR_PAUSE once that output reaches c->out_cap (the
+ * send stops as on_send's WOULDBLOCK would); never NGHTTP2_ERR_WOULDBLOCK. */
+int h2s_send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd, size_t len,
+                  nghttp2_data_source *src, void *ud);
+
 /* A response cutover makes itself (text/plain, x-cutover-error: code unless NULL); RST_STREAM
  * when a response was already submitted. */
 void h2s_submit_error(struct h2s *h, int status, const char *code, const char *msg);

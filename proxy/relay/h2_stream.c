@@ -80,9 +80,20 @@ void h2s_exchange_over(struct h2s *h)
 
 /* ---- response side -------------------------------------------------------------------------- */
 
+#define H2S_COPY_MAX 256 /* DATA payloads up to this size are copied (cheaper than moving) */
+
+/* Response body from h->out, as DATA frames written without copies: data_read only says how much
+ * the next frame carries (NGHTTP2_DATA_FLAG_NO_COPY), h2s_send_data moves it. nghttp2 calls
+ * h2s_send_data right after data_read, inside the same nghttp2_session_send (session_prep_frame
+ * packs the frame header, then the NGHTTP2_OB_SEND_NO_COPY state sends it), with nothing of ours
+ * in between: so h->out still holds the n bytes. h2s_send_data never answers
+ * NGHTTP2_ERR_WOULDBLOCK: the DATA item would stay half sent inside nghttp2 across calls, and
+ * h (its data source) could be freed meanwhile. Payloads of H2S_COPY_MAX bytes or less are
+ * still copied into nghttp2's frame buffer (measured: moving a buffer chain costs more then). */
 static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                          uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
+    (void)buf;
     struct h2s *h = src->ptr;
     struct h2c *c = ud;
     size_t avail = evbuffer_get_length(h->out);
@@ -91,7 +102,9 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         return NGHTTP2_ERR_DEFERRED;
     }
     size_t n = avail < len ? avail : len;
-    if (n) {
+    if (n > H2S_COPY_MAX) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    } else if (n) {
         evbuffer_remove(h->out, buf, n);
         h->last_tx_ns = clock_mono_ns();
     }
@@ -106,6 +119,35 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         c->want_drain = 1;
     }
     return (ssize_t)n;
+}
+
+int h2s_send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd, size_t len,
+                  nghttp2_data_source *src, void *ud)
+{
+    (void)ng;
+    struct h2c *c = ud;
+    struct h2s *h = src->ptr;
+    CUT_ASSERT(evbuffer_get_length(h->out) >= len); /* as data_read just saw */
+    struct evbuffer *out = c->io.out;
+    size_t pad = f->data.padlen;
+    if (evbuffer_add(out, framehd, 9) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (pad) {
+        uint8_t padlen = (uint8_t)(pad - 1);
+        if (evbuffer_add(out, &padlen, 1) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (len) {
+        if (evbuffer_remove_buffer(h->out, out, len) != (int)len)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        h->last_tx_ns = clock_mono_ns();
+    }
+    if (pad > 1) {
+        static const uint8_t zeros[256];
+        if (evbuffer_add(out, zeros, pad - 1) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return io_pending(&c->io) >= c->out_cap ? NGHTTP2_ERR_PAUSE : 0;
 }
 
 /* Response fields as HTTP/2 wants them: lower-case names, no connection-specific fields.
@@ -249,7 +291,14 @@ static void ds_end(void *ctx, struct stream *s, const struct http_field *trailer
     (void)s;
     h->resp_eof = 1;
     if (n && !h->no_body && !c->closing) {
-        /* Trailers go out from the data callback once the body is sent: keep a copy. */
+        /* Trailers go out from the data callback once the body is sent: keep a copy, which
+         * nghttp2 borrows (NGHTTP2_NV_FLAG_NO_COPY_*) until it packs the trailer HEADERS. The
+         * copy lives as long as h, and h as long as the stream is open in nghttp2 (h2s_free
+         * runs from on_stream_close, or from conn_free before nghttp2_session_del). nghttp2
+         * 1.52 packs a queued HEADERS only for a stream still open (session_prep_frame: the
+         * stream predicates fail for a closed one before the fields are estimated or packed,
+         * and the item is dropped), and nghttp2_session_del frees queued items unread. An
+         * RST_STREAM we submit is queued behind the trailers, so they are packed first. */
         size_t bytes = 0;
         for (unsigned i = 0; i < n; i++)
             bytes += trailers[i].name.n + trailers[i].value.n;
@@ -273,7 +322,7 @@ static void ds_end(void *ctx, struct stream *s, const struct http_field *trailer
                 nv->namelen = f->name.n;
                 nv->value = (uint8_t *)p + f->name.n;
                 nv->valuelen = f->value.n;
-                nv->flags = NGHTTP2_NV_FLAG_NONE;
+                nv->flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
             }
         } else {
             h->ntrailers = 0;
