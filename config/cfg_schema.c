@@ -215,7 +215,7 @@ static const struct cfg_field limit_fields[] = {
     LIMIT(max_headers, 8, 1000, 100),
     LIMIT(max_connections, 1, 1000000, 10000),
     LIMIT(upstream_idle_per_endpoint, 0, 10000, 128),
-    LIMIT(upstream_connections_per_endpoint, 0, 100000, 256),
+    LIMIT(upstream_connections_per_endpoint, 0, 100000, 1024),
     LIMIT(upstream_queue_per_endpoint, 0, 1000000, 10000),
     LIMIT(buffer_bytes, 4096, 67108864, 262144),
     LIMIT(min_body_rate, 0, 1073741824, 1024),

@@ -7,6 +7,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +179,27 @@ static void render_weights(const struct metrics_source *c, struct evbuffer *b)
     }
 }
 
+/* The sum over the workers of the counter at offset off of struct worker (an _Atomic uint64_t
+ * only its worker writes). */
+static unsigned long long workers_sum(const struct metrics_source *c, size_t off)
+{
+    unsigned long long n = 0;
+    for (unsigned i = 0; i < c->nworkers; i++) {
+        const _Atomic uint64_t *v =
+            (const _Atomic uint64_t *)(const void *)((const char *)c->workers[i] + off);
+        n += atomic_load_explicit(v, memory_order_relaxed);
+    }
+    return n;
+}
+
+/* A family without labels whose one value is workers_sum(c, off). */
+static void worker_family(struct evbuffer *b, const struct metrics_source *c, const char *name,
+                          const char *type, const char *help, size_t off)
+{
+    family(b, name, type, help);
+    evbuffer_add_printf(b, "%s %llu\n", name, workers_sum(c, off));
+}
+
 static void render_process(const struct metrics_source *c, struct evbuffer *b)
 {
     const struct cfg *cfg = c->cfg;
@@ -199,44 +221,32 @@ static void render_process(const struct metrics_source *c, struct evbuffer *b)
     for (unsigned i = 0; i < c->nworkers; i++)
         conns += atomic_load_explicit(&c->workers[i]->open_conns, memory_order_relaxed);
     evbuffer_add_printf(b, "cutover_open_connections %llu\n", conns);
-    unsigned long long body = 0, retries = 0, failovers = 0;
-    for (unsigned i = 0; i < c->nworkers; i++) {
-        body += atomic_load_explicit(&c->workers[i]->body_timeouts, memory_order_relaxed);
-        retries += atomic_load_explicit(&c->workers[i]->retries, memory_order_relaxed);
-        failovers += atomic_load_explicit(&c->workers[i]->failovers, memory_order_relaxed);
-    }
-    family(b, "cutover_request_body_timeouts_total", "counter",
-           "Requests answered 408 because their body was too slow (timeouts.request_body_ms, "
-           "limits.min_body_rate).");
-    evbuffer_add_printf(b, "cutover_request_body_timeouts_total %llu\n", body);
-    family(b, "cutover_upstream_retries_total", "counter",
-           "Upstream tries after a request's first (a connect that failed, a connection lost "
-           "before any response byte).");
-    evbuffer_add_printf(b, "cutover_upstream_retries_total %llu\n", retries);
-    family(b, "cutover_failovers_total", "counter",
-           "Requests moved to another pool because theirs had no endpoint left (per-request "
-           "fail-safe).");
-    evbuffer_add_printf(b, "cutover_failovers_total %llu\n", failovers);
-    unsigned long long queued = 0, qfull = 0, qtimeout = 0, qnow = 0;
-    for (unsigned i = 0; i < c->nworkers; i++) {
-        queued += atomic_load_explicit(&c->workers[i]->queued, memory_order_relaxed);
-        qfull += atomic_load_explicit(&c->workers[i]->queue_full, memory_order_relaxed);
-        qtimeout += atomic_load_explicit(&c->workers[i]->queue_timeouts, memory_order_relaxed);
-        qnow += atomic_load_explicit(&c->workers[i]->queued_now, memory_order_relaxed);
-    }
-    family(b, "cutover_upstream_queued_total", "counter",
-           "Requests that waited for a connection to an endpoint at "
-           "limits.upstream_connections_per_endpoint.");
-    evbuffer_add_printf(b, "cutover_upstream_queued_total %llu\n", queued);
-    family(b, "cutover_upstream_queue_length", "gauge",
-           "Requests waiting for an upstream connection now, all workers.");
-    evbuffer_add_printf(b, "cutover_upstream_queue_length %llu\n", qnow);
+    worker_family(b, c, "cutover_request_body_timeouts_total", "counter",
+                  "Requests answered 408 because their body was too slow "
+                  "(timeouts.request_body_ms, limits.min_body_rate).",
+                  offsetof(struct worker, body_timeouts));
+    worker_family(b, c, "cutover_upstream_retries_total", "counter",
+                  "Upstream tries after a request's first (a connect that failed, a connection "
+                  "lost before any response byte).",
+                  offsetof(struct worker, retries));
+    worker_family(b, c, "cutover_failovers_total", "counter",
+                  "Requests moved to another pool because theirs had no endpoint left "
+                  "(per-request fail-safe).",
+                  offsetof(struct worker, failovers));
+    worker_family(b, c, "cutover_upstream_queued_total", "counter",
+                  "Requests that waited for a connection to an endpoint at "
+                  "limits.upstream_connections_per_endpoint.",
+                  offsetof(struct worker, queued));
+    worker_family(b, c, "cutover_upstream_queue_length", "gauge",
+                  "Requests waiting for an upstream connection now, all workers.",
+                  offsetof(struct worker, queued_now));
     family(b, "cutover_upstream_queue_refusals_total", "counter",
            "Requests answered 503 upstream_busy: the endpoint's queue was full, or the wait "
            "passed timeouts.upstream_queue_ms.");
-    evbuffer_add_printf(b, "cutover_upstream_queue_refusals_total{reason=\"full\"} %llu\n", qfull);
+    evbuffer_add_printf(b, "cutover_upstream_queue_refusals_total{reason=\"full\"} %llu\n",
+                        workers_sum(c, offsetof(struct worker, queue_full)));
     evbuffer_add_printf(b, "cutover_upstream_queue_refusals_total{reason=\"timeout\"} %llu\n",
-                        qtimeout);
+                        workers_sum(c, offsetof(struct worker, queue_timeouts)));
     family(b, "cutover_control_operations_total", "counter",
            "Control requests (control socket, admin API, SIGHUP reloads), by op and result.");
     unsigned nops;

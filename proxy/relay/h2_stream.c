@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/cut.h"
 #include "core/text.h"
+#include "proxy/relay/h2_data.h"
 #include "proxy/relay/stream.h"
 #include "proxy/relay/worker.h"
 
@@ -128,25 +129,10 @@ int h2s_send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd,
     struct h2c *c = ud;
     struct h2s *h = src->ptr;
     CUT_ASSERT(evbuffer_get_length(h->out) >= len); /* as data_read just saw */
-    struct evbuffer *out = c->io.out;
-    size_t pad = f->data.padlen;
-    if (evbuffer_add(out, framehd, 9) != 0)
+    if (h2_data_write(c->io.out, framehd, f->data.padlen, h->out, len) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (pad) {
-        uint8_t padlen = (uint8_t)(pad - 1);
-        if (evbuffer_add(out, &padlen, 1) != 0)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-    }
-    if (len) {
-        if (evbuffer_remove_buffer(h->out, out, len) != (int)len)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (len)
         h->last_tx_ns = clock_mono_ns();
-    }
-    if (pad > 1) {
-        static const uint8_t zeros[256];
-        if (evbuffer_add(out, zeros, pad - 1) != 0)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-    }
     return io_pending(&c->io) >= c->out_cap ? NGHTTP2_ERR_PAUSE : 0;
 }
 

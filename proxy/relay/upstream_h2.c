@@ -13,6 +13,7 @@
 #include "proxy/http/fields.h"
 #include "proxy/http/h1_parse.h"
 #include "proxy/net/io.h"
+#include "proxy/relay/h2_data.h"
 #include "core/list.h"
 #include "proxy/route/snapshot.h"
 #include "proxy/relay/stream.h"
@@ -386,16 +387,7 @@ static int send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *frame
     struct h2up_stream *st = src->ptr;
     struct stream *s = st->s;
     CUT_ASSERT(s && evbuffer_get_length(s->req_body) >= len); /* as body_read just saw */
-    struct evbuffer *out = c->io.out;
-    size_t pad = f->data.padlen;
-    if (evbuffer_add(out, framehd, 9) != 0)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (pad) {
-        uint8_t padlen = (uint8_t)(pad - 1);
-        if (evbuffer_add(out, &padlen, 1) != 0)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-    }
-    if (len) {
+    if (len) { /* the replay copy first: the payload is moved out below */
         if (!st->sent_overflow && evbuffer_get_length(st->sent) + len <= H2UP_REPLAY_MAX) {
             struct evbuffer_iovec v;
             if (evbuffer_reserve_space(st->sent, (ev_ssize_t)len, &v, 1) != 1 ||
@@ -406,15 +398,10 @@ static int send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *frame
         } else {
             st->sent_overflow = 1;
         }
-        if (evbuffer_remove_buffer(s->req_body, out, len) != (int)len)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
         s->req_body_sent_any = 1;
     }
-    if (pad > 1) {
-        static const uint8_t zeros[256];
-        if (evbuffer_add(out, zeros, pad - 1) != 0)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-    }
+    if (h2_data_write(c->io.out, framehd, f->data.padlen, s->req_body, len) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     return io_pending(&c->io) >= H2UP_OUT_CAP ? NGHTTP2_ERR_PAUSE : 0;
 }
 

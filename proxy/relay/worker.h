@@ -87,7 +87,7 @@ struct worker {
     _Atomic uint64_t queued;        /* requests that waited for an upstream connection */
     _Atomic uint64_t queue_full;    /* answered 503: the endpoint's queue was full */
     _Atomic uint64_t queue_timeouts; /* answered 503: waited timeouts.upstream_queue_ms */
-    _Atomic unsigned queued_now;    /* requests waiting now (upstream_table.nqueued) */
+    _Atomic uint64_t queued_now;    /* requests waiting now (upstream_table.nqueued) */
     int stopping;
     int listeners_paused; /* max_connections reached */
     _Atomic int draining; /* SIGTERM seen (set by the control thread): the probe path says 503 */
