@@ -148,7 +148,8 @@ static void on_queue(evutil_socket_t fd, short what, void *arg)
     ep->refs++; /* a request answered here may free ep's last reference */
     for (unsigned n = ep->nqueued; n > 0 && ep->qhead; n--) {
         struct stream *s = ep->qhead;
-        int room = ep->idle != NULL || limit == 0 || ep->nconns < limit;
+        /* the admission rule with nobody ahead of s (it is the head) */
+        int room = balance_admit(limit, ep->nconns, ep->nidle, 0, 1) == BALANCE_ADMIT_OPEN;
         if (!room && now < s->queue_deadline_ns)
             break;
         queue_unlink(ep, s);
